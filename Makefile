@@ -1,0 +1,24 @@
+# ferry — top-level targets. `make demo` and `make test` work on a fresh
+# Debian 12 machine as root: `deps` installs what is missing.
+SWIFT ?= swift
+SWIFT_FLAGS ?=
+APT_PKGS := libelf-dev libbsd-dev gcc make iproute2 python3-pip
+.PHONY: all deps build test demo bench clean
+
+all: build
+
+deps:
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+	@python3 -c 'import ziglang' 2>/dev/null || pip install -q ziglang 2>/dev/null || pip install -q --break-system-packages ziglang
+
+build: deps
+	$(SWIFT) build $(SWIFT_FLAGS)
+
+test: deps
+	$(SWIFT) build --build-tests $(SWIFT_FLAGS)
+	$(SWIFT) test --skip-build $(SWIFT_FLAGS)
+
+clean:
+	rm -rf .build
