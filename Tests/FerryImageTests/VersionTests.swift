@@ -1,0 +1,4 @@
+import Testing
+@testable import FerryImage
+
+@Test func versionIsSet() { #expect(!FerryVersion.string.isEmpty) }
