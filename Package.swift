@@ -11,7 +11,8 @@ let package = Package(
     ],
     targets: [
         // OS-neutral image: model, encodings. Imports no OS module.
-        .target(name: "FerryImage"),
+        .target(name: "CFerryCRC"),
+        .target(name: "FerryImage", dependencies: ["CFerryCRC"]),
         .executableTarget(
             name: "ferry",
             dependencies: [

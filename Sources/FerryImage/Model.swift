@@ -1,0 +1,387 @@
+// The OS-neutral image model. Everything here is meaningful on Linux and on
+// FreeBSD's Linuxulator alike. ABI constants (signal numbers, open flags,
+// syscall numbers, errno values, rlimit resources, mmap/prot bits) are those of
+// the Linux x86-64 ABI, because a migrated process is always a Linux-ABI
+// process on both systems; nothing kernel-internal (segment selectors,
+// -ERESTARTSYS codes, orig_rax) is stored.
+
+/// The host an image was taken on.
+public struct SourceHost: Codable, Equatable, Sendable {
+    /// "linux" or "freebsd".
+    public var os: String
+    public var kernelRelease: String
+    /// Always "x86_64" in version 1; readers refuse anything else.
+    public var arch: String
+    public var pageSize: UInt32
+    public var cpu: CPUFeatures
+    public var ferryVersion: String
+    public var hostname: String
+    /// Seconds since the epoch when the checkpoint was taken.
+    public var createdAt: Double
+
+    public init(os: String, kernelRelease: String, arch: String = "x86_64", pageSize: UInt32 = 4096,
+                cpu: CPUFeatures, ferryVersion: String = FerryVersion.string, hostname: String = "",
+                createdAt: Double = 0) {
+        self.os = os; self.kernelRelease = kernelRelease; self.arch = arch; self.pageSize = pageSize
+        self.cpu = cpu; self.ferryVersion = ferryVersion; self.hostname = hostname; self.createdAt = createdAt
+    }
+}
+
+/// What the CPU offers a user process, in the terms both OSes share.
+public struct CPUFeatures: Codable, Equatable, Sendable {
+    /// XCR0: the XSAVE state components the kernel enabled.
+    public var xcr0: UInt64
+    /// Size of the standard-format XSAVE area for `xcr0` (CPUID 0xD.0 EBX).
+    public var xsaveSize: UInt32
+    /// CPUID feature names (lower-case, as in /proc/cpuinfo: "sse4_2", "avx2", "avx512f", …).
+    public var flags: [String]
+    public var vendor: String
+    public var model: String
+
+    public init(xcr0: UInt64, xsaveSize: UInt32, flags: [String], vendor: String = "", model: String = "") {
+        self.xcr0 = xcr0; self.xsaveSize = xsaveSize; self.flags = flags; self.vendor = vendor; self.model = model
+    }
+}
+
+/// A reference to a file as it was when the image was taken, so the restorer
+/// can check it maps the same file.
+public struct FileIdentity: Codable, Equatable, Sendable {
+    public var path: String
+    public var size: UInt64
+    /// Modification time, nanoseconds since the epoch.
+    public var mtimeNs: Int64
+    public var device: UInt64
+    public var inode: UInt64
+    /// GNU build-id (hex) for ELF files, when present: preferred over size+mtime.
+    public var buildID: String?
+
+    public init(path: String, size: UInt64, mtimeNs: Int64, device: UInt64 = 0, inode: UInt64 = 0, buildID: String? = nil) {
+        self.path = path; self.size = size; self.mtimeNs = mtimeNs; self.device = device; self.inode = inode; self.buildID = buildID
+    }
+}
+
+public struct Credentials: Codable, Equatable, Sendable {
+    public var uid: UInt32, euid: UInt32, suid: UInt32, fsuid: UInt32
+    public var gid: UInt32, egid: UInt32, sgid: UInt32, fsgid: UInt32
+    public var groups: [UInt32]
+    public init(uid: UInt32 = 0, euid: UInt32 = 0, suid: UInt32 = 0, fsuid: UInt32 = 0,
+                gid: UInt32 = 0, egid: UInt32 = 0, sgid: UInt32 = 0, fsgid: UInt32 = 0, groups: [UInt32] = []) {
+        self.uid = uid; self.euid = euid; self.suid = suid; self.fsuid = fsuid
+        self.gid = gid; self.egid = egid; self.sgid = sgid; self.fsgid = fsgid; self.groups = groups
+    }
+}
+
+/// One resource limit. `UInt64.max` is "unlimited" on both systems.
+public struct ResourceLimit: Codable, Equatable, Sendable {
+    /// Linux resource number (RLIMIT_NOFILE = 7, …).
+    public var resource: Int32
+    public var soft: UInt64
+    public var hard: UInt64
+    public init(resource: Int32, soft: UInt64, hard: UInt64) { self.resource = resource; self.soft = soft; self.hard = hard }
+}
+
+/// The address-space layout fields the kernel keeps for a process (the
+/// fields of Linux's `prctl_mm_map`; FreeBSD holds a subset, set by the
+/// ferry kernel module).
+public struct LayoutFields: Codable, Equatable, Sendable {
+    public var startCode: UInt64, endCode: UInt64
+    public var startData: UInt64, endData: UInt64
+    public var startBrk: UInt64, brk: UInt64
+    public var startStack: UInt64
+    public var argStart: UInt64, argEnd: UInt64
+    public var envStart: UInt64, envEnd: UInt64
+    /// The auxiliary vector as (type, value) pairs flattened, ending with AT_NULL.
+    public var auxv: [UInt64]
+
+    public init(startCode: UInt64 = 0, endCode: UInt64 = 0, startData: UInt64 = 0, endData: UInt64 = 0,
+                startBrk: UInt64 = 0, brk: UInt64 = 0, startStack: UInt64 = 0,
+                argStart: UInt64 = 0, argEnd: UInt64 = 0, envStart: UInt64 = 0, envEnd: UInt64 = 0, auxv: [UInt64] = []) {
+        self.startCode = startCode; self.endCode = endCode; self.startData = startData; self.endData = endData
+        self.startBrk = startBrk; self.brk = brk; self.startStack = startStack
+        self.argStart = argStart; self.argEnd = argEnd; self.envStart = envStart; self.envEnd = envEnd; self.auxv = auxv
+    }
+}
+
+/// Page protection, in PROT_* bits.
+public struct Protection: OptionSet, Codable, Hashable, Sendable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    public static let read = Protection(rawValue: 1)
+    public static let write = Protection(rawValue: 2)
+    public static let exec = Protection(rawValue: 4)
+
+    /// "rwx" / "r--" form as in /proc/PID/maps.
+    public var description: String {
+        (contains(.read) ? "r" : "-") + (contains(.write) ? "w" : "-") + (contains(.exec) ? "x" : "-")
+    }
+}
+
+/// What a mapping is. The restorer decides from this how to recreate it.
+public enum MappingKind: String, Codable, Sendable, CaseIterable {
+    /// Private anonymous memory.
+    case anonymous
+    /// Shared anonymous memory (MAP_SHARED|MAP_ANONYMOUS, or a deleted/SysV shm file).
+    case sharedAnonymous
+    /// A private mapping of a file (code, data, copy-on-write).
+    case privateFile
+    /// A shared mapping of a file; writes reach the file.
+    case sharedFile
+    /// The main thread's stack.
+    case stack
+    /// The brk heap.
+    case heap
+    /// The kernel-provided vDSO code.
+    case vdso
+    /// The kernel-provided vDSO data pages ([vvar], [vvar_vclock]).
+    case vvar
+    /// The legacy vsyscall page: not restorable, never recreated.
+    case vsyscall
+}
+
+public struct Mapping: Codable, Equatable, Sendable {
+    public var start: UInt64
+    public var end: UInt64
+    public var protection: Protection
+    public var kind: MappingKind
+    /// Mapping flags that matter for restore (see `MappingFlags`).
+    public var flags: MappingFlags
+    /// Offset into the file, for file mappings.
+    public var fileOffset: UInt64
+    /// The mapped file, for file mappings.
+    public var file: FileIdentity?
+    /// The name the kernel shows ("[heap]", "[stack]", "[vvar]", …) or "".
+    public var name: String
+
+    public init(start: UInt64, end: UInt64, protection: Protection, kind: MappingKind, flags: MappingFlags = [],
+                fileOffset: UInt64 = 0, file: FileIdentity? = nil, name: String = "") {
+        self.start = start; self.end = end; self.protection = protection; self.kind = kind; self.flags = flags
+        self.fileOffset = fileOffset; self.file = file; self.name = name
+    }
+
+    public var size: UInt64 { end - start }
+    public func contains(_ address: UInt64) -> Bool { address >= start && address < end }
+}
+
+public struct MappingFlags: OptionSet, Codable, Hashable, Sendable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    public static let shared = MappingFlags(rawValue: 1 << 0)
+    public static let growsDown = MappingFlags(rawValue: 1 << 1)
+    /// The file was deleted while mapped: contents are in the image.
+    public static let deletedFile = MappingFlags(rawValue: 1 << 2)
+    public static let locked = MappingFlags(rawValue: 1 << 3)
+    public static let dontDump = MappingFlags(rawValue: 1 << 4)
+}
+
+/// General-purpose registers in a neutral x86-64 form: no segment selectors,
+/// no orig_rax, no kernel restart codes (see `SyscallState`).
+public struct Registers: Codable, Equatable, Sendable {
+    public var rax: UInt64 = 0, rbx: UInt64 = 0, rcx: UInt64 = 0, rdx: UInt64 = 0
+    public var rsi: UInt64 = 0, rdi: UInt64 = 0, rbp: UInt64 = 0, rsp: UInt64 = 0
+    public var r8: UInt64 = 0, r9: UInt64 = 0, r10: UInt64 = 0, r11: UInt64 = 0
+    public var r12: UInt64 = 0, r13: UInt64 = 0, r14: UInt64 = 0, r15: UInt64 = 0
+    public var rip: UInt64 = 0
+    public var rflags: UInt64 = 0
+    public var fsBase: UInt64 = 0
+    public var gsBase: UInt64 = 0
+    public init() {}
+}
+
+/// The FPU/SSE/AVX state: an XSAVE area in the standard (non-compacted)
+/// format, with the XCR0 mask it was saved under. The first 512 bytes are
+/// the FXSAVE image both OSes share.
+public struct ExtendedState: Codable, Equatable, Sendable {
+    public var xcr0: UInt64
+    public var area: Bytes
+    public init(xcr0: UInt64, area: [UInt8]) { self.xcr0 = xcr0; self.area = Bytes(area) }
+}
+
+/// How a thread that was stopped inside a system call continues.
+public enum SyscallRestart: String, Codable, Sendable {
+    /// Not inside a syscall, or the syscall completed: nothing to redo.
+    case none
+    /// Re-issue the same syscall with the same arguments (restart semantics).
+    case restart
+    /// Re-issue as `restart_syscall`-style with the remaining time (nanosleep, clock_nanosleep, poll…):
+    /// the restorer re-issues the syscall; the arguments already hold what remains where the kernel
+    /// updated them.
+    case restartWithRemaining
+    /// Return EINTR to the program (the kernel would have: a handler ran without SA_RESTART, …).
+    case interrupted
+}
+
+public struct SyscallState: Codable, Equatable, Sendable {
+    /// Linux x86-64 syscall number.
+    public var number: Int64
+    public var args: [UInt64]
+    public var restart: SyscallRestart
+    public init(number: Int64, args: [UInt64], restart: SyscallRestart) { self.number = number; self.args = args; self.restart = restart }
+}
+
+public struct SignalStack: Codable, Equatable, Sendable {
+    public var sp: UInt64, size: UInt64, flags: Int32
+    public init(sp: UInt64 = 0, size: UInt64 = 0, flags: Int32 = 2 /* SS_DISABLE */) { self.sp = sp; self.size = size; self.flags = flags }
+}
+
+/// A registered restartable-sequences area.
+public struct RseqArea: Codable, Equatable, Sendable {
+    public var address: UInt64, length: UInt32, signature: UInt32
+    public init(address: UInt64, length: UInt32, signature: UInt32) { self.address = address; self.length = length; self.signature = signature }
+}
+
+/// A pending signal with its siginfo (128 bytes, Linux layout).
+public struct PendingSignal: Codable, Equatable, Sendable {
+    public var signo: Int32
+    public var info: Bytes
+    public init(signo: Int32, info: [UInt8]) { self.signo = signo; self.info = Bytes(info) }
+}
+
+public struct ThreadImage: Codable, Equatable, Sendable {
+    public var tid: Int32
+    /// The tid in each pid namespace, outermost first (last = innermost).
+    public var nsTids: [Int32]
+    public var registers: Registers
+    public var extendedState: ExtendedState?
+    /// Blocked-signal mask, bit (signo-1).
+    public var sigmask: UInt64
+    public var sigaltstack: SignalStack
+    public var rseq: RseqArea?
+    public var syscall: SyscallState?
+    public var pendingSignals: [PendingSignal]
+    /// set_tid_address() pointer, 0 if unknown.
+    public var clearChildTid: UInt64
+    public var name: String
+
+    public init(tid: Int32, nsTids: [Int32] = [], registers: Registers = Registers(), extendedState: ExtendedState? = nil,
+                sigmask: UInt64 = 0, sigaltstack: SignalStack = SignalStack(), rseq: RseqArea? = nil,
+                syscall: SyscallState? = nil, pendingSignals: [PendingSignal] = [], clearChildTid: UInt64 = 0, name: String = "") {
+        self.tid = tid; self.nsTids = nsTids; self.registers = registers; self.extendedState = extendedState
+        self.sigmask = sigmask; self.sigaltstack = sigaltstack; self.rseq = rseq; self.syscall = syscall
+        self.pendingSignals = pendingSignals; self.clearChildTid = clearChildTid; self.name = name
+    }
+}
+
+public struct SignalAction: Codable, Equatable, Sendable {
+    public var signo: Int32
+    /// Handler address; 0 = SIG_DFL, 1 = SIG_IGN.
+    public var handler: UInt64
+    /// SA_* flags, Linux values.
+    public var flags: UInt64
+    public var restorer: UInt64
+    public var mask: UInt64
+    public init(signo: Int32, handler: UInt64, flags: UInt64, restorer: UInt64, mask: UInt64) {
+        self.signo = signo; self.handler = handler; self.flags = flags; self.restorer = restorer; self.mask = mask
+    }
+}
+
+public enum FileKind: String, Codable, Sendable {
+    case regular, directory, pipe, fifo, characterDevice, socket, other
+}
+
+public struct FileDescriptorImage: Codable, Equatable, Sendable {
+    public var fd: Int32
+    public var kind: FileKind
+    /// open(2) flags, Linux values (access mode, O_APPEND, O_NONBLOCK, …).
+    public var flags: Int32
+    public var closeOnExec: Bool
+    public var offset: Int64
+    /// Path for files, directories, fifos and devices.
+    public var path: String
+    /// For pipes: an id shared by both ends within the image (the pipe's inode).
+    public var pipeID: UInt64
+    /// For regular files, identity when opened.
+    public var file: FileIdentity?
+
+    public init(fd: Int32, kind: FileKind, flags: Int32, closeOnExec: Bool = false, offset: Int64 = 0,
+                path: String = "", pipeID: UInt64 = 0, file: FileIdentity? = nil) {
+        self.fd = fd; self.kind = kind; self.flags = flags; self.closeOnExec = closeOnExec; self.offset = offset
+        self.path = path; self.pipeID = pipeID; self.file = file
+    }
+}
+
+public struct IntervalTimer: Codable, Equatable, Sendable {
+    /// 0 ITIMER_REAL, 1 ITIMER_VIRTUAL, 2 ITIMER_PROF.
+    public var which: Int32
+    public var intervalNs: UInt64
+    public var valueNs: UInt64
+    public init(which: Int32, intervalNs: UInt64, valueNs: UInt64) { self.which = which; self.intervalNs = intervalNs; self.valueNs = valueNs }
+}
+
+public struct ProcessImage: Codable, Equatable, Sendable {
+    public var pid: Int32
+    /// The pid in each pid namespace, outermost first.
+    public var nsPids: [Int32]
+    public var ppid: Int32
+    public var pgid: Int32
+    public var sid: Int32
+    public var comm: String
+    public var credentials: Credentials
+    public var exe: FileIdentity?
+    public var cwd: String
+    public var root: String
+    public var umask: UInt32
+    public var rlimits: [ResourceLimit]
+    public var layout: LayoutFields
+    public var mappings: [Mapping]
+    public var threads: [ThreadImage]
+    public var signalActions: [SignalAction]
+    /// Signals pending for the whole process (shared pending queue).
+    public var sharedPendingSignals: [PendingSignal]
+    public var files: [FileDescriptorImage]
+    public var timers: [IntervalTimer]
+    /// Which kernel personality the process runs under.
+    public var personality: UInt32
+
+    public init(pid: Int32, nsPids: [Int32] = [], ppid: Int32 = 0, pgid: Int32 = 0, sid: Int32 = 0, comm: String = "",
+                credentials: Credentials = Credentials(), exe: FileIdentity? = nil, cwd: String = "/", root: String = "/",
+                umask: UInt32 = 0o22, rlimits: [ResourceLimit] = [], layout: LayoutFields = LayoutFields(),
+                mappings: [Mapping] = [], threads: [ThreadImage] = [], signalActions: [SignalAction] = [],
+                sharedPendingSignals: [PendingSignal] = [], files: [FileDescriptorImage] = [], timers: [IntervalTimer] = [],
+                personality: UInt32 = 0) {
+        self.pid = pid; self.nsPids = nsPids; self.ppid = ppid; self.pgid = pgid; self.sid = sid; self.comm = comm
+        self.credentials = credentials; self.exe = exe; self.cwd = cwd; self.root = root; self.umask = umask
+        self.rlimits = rlimits; self.layout = layout; self.mappings = mappings; self.threads = threads
+        self.signalActions = signalActions; self.sharedPendingSignals = sharedPendingSignals; self.files = files
+        self.timers = timers; self.personality = personality
+    }
+}
+
+/// Data kept in the kernel rather than in the process's memory, stored once
+/// per image and referred to by id: the bytes in flight in a pipe.
+public struct PipeData: Codable, Equatable, Sendable {
+    public var pipeID: UInt64
+    public var bytes: Bytes
+    public init(pipeID: UInt64, bytes: [UInt8]) { self.pipeID = pipeID; self.bytes = Bytes(bytes) }
+}
+
+/// The metadata of a whole image (everything but page contents).
+public struct ImageMetadata: Codable, Equatable, Sendable {
+    public var source: SourceHost
+    public var processes: [ProcessImage]
+    public var pipes: [PipeData]
+    /// Container spec as JSON (FerryContainer's neutral spec), when the processes ran in a container.
+    public var container: Bytes?
+
+    public init(source: SourceHost, processes: [ProcessImage], pipes: [PipeData] = [], container: [UInt8]? = nil) {
+        self.source = source; self.processes = processes; self.pipes = pipes; self.container = container.map(Bytes.init)
+    }
+}
+
+/// Raw bytes that encode as base64 in JSON (XSAVE areas, siginfo, pipe data).
+public struct Bytes: Codable, Equatable, Sendable {
+    public var value: [UInt8]
+    public init(_ value: [UInt8]) { self.value = value }
+    public var count: Int { value.count }
+
+    public init(from decoder: Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let decoded = Base64.decode(text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "invalid base64"))
+        }
+        value = decoded
+    }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(Base64.encode(value))
+    }
+}

@@ -1,0 +1,276 @@
+/// A run of pages read from an image.
+public struct PageRun: Sendable, Equatable {
+    public var pid: Int32
+    public var address: UInt64
+    public var pageCount: Int
+    /// `nil` for a ZERO record.
+    public var data: [UInt8]?
+    public var byteCount: Int { pageCount * ImageFormat.pageSize }
+}
+
+public enum ImageRecord: Sendable {
+    case source(SourceHost)
+    case process(ProcessImage)
+    case pipe(PipeData)
+    case container([UInt8])
+    case pages(PageRun)
+    case end(recordCount: UInt64, pageBytes: UInt64)
+}
+
+/// Reads the header and records of one file or stream, strictly: every
+/// length is checked against its cap before allocation, every checksum is
+/// verified, and input that ends before END is reported as truncated.
+public final class RecordReader {
+    public let source: ByteSource
+    public let kind: EncodingKind
+    public private(set) var offset: Int64 = 0
+    private var records: UInt64 = 0
+    private var pageBytes: UInt64 = 0
+    private var ended = false
+
+    public init(source: ByteSource, expecting expected: EncodingKind? = nil) throws {
+        self.source = source
+        var header = [UInt8](repeating: 0, count: ImageFormat.headerSize)
+        var off: Int64 = 0
+        try RecordReader.readExactly(source, into: &header, at: &off, what: "the image header")
+        offset = off
+        guard Array(header[0..<8]) == ImageFormat.magic else {
+            throw ImageError(file: source.name, offset: 0, "not a ferry image (bad magic)")
+        }
+        let (version, hsize, rawKind, caps, crc, sum) = header.withUnsafeBytes { b in
+            (b.le16(8), b.le16(10), b.le32(12), b.le64(16), b.le32(28), crc32c(UnsafeRawBufferPointer(rebasing: b[0..<28])))
+        }
+        guard crc == sum else { throw ImageError(file: source.name, offset: 28, "header checksum mismatch (corrupted)") }
+        guard version == ImageFormat.version else {
+            throw ImageError(file: source.name, offset: 8,
+                             "image version \(version) is not supported (this ferry reads version \(ImageFormat.version)); use a matching ferry")
+        }
+        guard Int(hsize) == ImageFormat.headerSize else {
+            throw ImageError(file: source.name, offset: 10, "header size \(hsize) is wrong for version 1")
+        }
+        guard let k = EncodingKind(rawValue: rawKind) else {
+            throw ImageError(file: source.name, offset: 12, "unknown encoding \(rawKind)")
+        }
+        if let expected, expected != k {
+            throw ImageError(file: source.name, offset: 12, "holds encoding \(k) where \(expected) was expected")
+        }
+        let unknown = caps & ~ImageFormat.knownCapabilities
+        guard unknown == 0 else {
+            throw ImageError(file: source.name, offset: 16,
+                             "requires capabilities 0x\(String(unknown, radix: 16)) this ferry does not understand; use a newer ferry")
+        }
+        kind = k
+    }
+
+    static func readExactly(_ source: ByteSource, into buffer: inout [UInt8], at offset: inout Int64, what: String) throws {
+        var done = 0
+        let count = buffer.count
+        try buffer.withUnsafeMutableBytes { b in
+            while done < count {
+                let n = try source.read(into: UnsafeMutableRawBufferPointer(rebasing: b[done..<count]))
+                if n == 0 {
+                    throw ImageError(file: source.name, offset: offset + Int64(done),
+                                     "truncated: ended inside \(what) (\(done) of \(count) bytes)")
+                }
+                done += n
+            }
+        }
+        offset += Int64(count)
+    }
+
+    /// The next record, or nil after END. Throws on anything malformed.
+    public func next() throws -> ImageRecord? {
+        if ended { return nil }
+        let recordOffset = offset
+        var head = [UInt8](repeating: 0, count: 8)
+        do {
+            try RecordReader.readExactly(source, into: &head, at: &offset, what: "a record header")
+        } catch let e as ImageError where e.message.hasPrefix("truncated") && e.offset == recordOffset {
+            throw ImageError(file: source.name, offset: recordOffset, "truncated: no END record (the image is incomplete)")
+        }
+        let rawType = head.le32(0)
+        let length = head.le32(4)
+        guard let type = RecordType(rawValue: rawType) else {
+            throw ImageError(file: source.name, offset: recordOffset, "unknown record type \(rawType)")
+        }
+        guard length <= type.maxLength else {
+            throw ImageError(file: source.name, offset: recordOffset + 4,
+                             "\(type) record claims \(length) bytes, more than its cap of \(type.maxLength)")
+        }
+        var payload = [UInt8](repeating: 0, count: Int(length))
+        try RecordReader.readExactly(source, into: &payload, at: &offset, what: "a \(type) record")
+        var tail = [UInt8](repeating: 0, count: 4)
+        try RecordReader.readExactly(source, into: &tail, at: &offset, what: "a record checksum")
+        let sum = crc32c(payload, crc32c(head))
+        guard tail.le32(0) == sum else {
+            throw ImageError(file: source.name, offset: recordOffset, "\(type) record checksum mismatch (corrupted)")
+        }
+        let record = try decode(type, payload, at: recordOffset)
+        if case .end(let count, let bytes) = record {
+            guard count == records, bytes == pageBytes else {
+                throw ImageError(file: source.name, offset: recordOffset,
+                                 "END says \(count) records / \(bytes) page bytes but \(records) / \(pageBytes) were read")
+            }
+            ended = true
+        } else {
+            records += 1
+        }
+        return record
+    }
+
+    private func decode(_ type: RecordType, _ p: [UInt8], at off: Int64) throws -> ImageRecord {
+        func fail(_ msg: String) -> ImageError { ImageError(file: source.name, offset: off, msg) }
+        func json<T: Decodable>(_ t: T.Type) throws -> T {
+            do { return try ImageJSON.decode(t, from: p) } catch { throw fail("\(type) record is not valid: \(oneLine(error))") }
+        }
+        switch type {
+        case .source: return .source(try json(SourceHost.self))
+        case .process: return .process(try json(ProcessImage.self))
+        case .container: return .container(p)
+        case .pipe:
+            guard p.count >= 8 else { throw fail("pipe record shorter than its id") }
+            return .pipe(PipeData(pipeID: p.le64(0), bytes: Array(p[8...])))
+        case .pages, .zero:
+            guard p.count >= 16 else { throw fail("\(type) record shorter than its header") }
+            let pid = Int32(bitPattern: p.le32(0))
+            let n = Int(p.le32(4))
+            let addr = p.le64(8)
+            let limit = type == .pages ? PageRecord.maxPages : PageRecord.maxZeroPages
+            guard n >= 1, n <= limit else { throw fail("\(type) record with \(n) pages (allowed 1…\(limit))") }
+            guard addr % UInt64(ImageFormat.pageSize) == 0 else { throw fail("page address 0x\(String(addr, radix: 16)) is not page-aligned") }
+            let (end, overflow) = addr.addingReportingOverflow(UInt64(n) * UInt64(ImageFormat.pageSize))
+            guard !overflow, end <= Validation.userAddressLimit else {
+                throw fail("pages at 0x\(String(addr, radix: 16)) run outside the user address space")
+            }
+            if type == .zero {
+                guard p.count == 16 else { throw fail("zero record has \(p.count - 16) stray bytes") }
+                return .pages(PageRun(pid: pid, address: addr, pageCount: n, data: nil))
+            }
+            guard p.count == 16 + n * ImageFormat.pageSize else {
+                throw fail("pages record holds \(p.count - 16) bytes for \(n) pages")
+            }
+            pageBytes += UInt64(n * ImageFormat.pageSize)
+            return .pages(PageRun(pid: pid, address: addr, pageCount: n, data: Array(p[16...])))
+        case .end:
+            guard p.count == 16 else { throw fail("END record has the wrong size") }
+            return .end(recordCount: p.le64(0), pageBytes: p.le64(8))
+        }
+    }
+}
+
+func oneLine(_ error: Error) -> String {
+    String(describing: error).split(whereSeparator: \.isNewline).joined(separator: " ")
+}
+
+/// Accumulates metadata records into `ImageMetadata`.
+struct MetadataCollector {
+    var source: SourceHost?
+    var processes: [ProcessImage] = []
+    var pipes: [PipeData] = []
+    var container: [UInt8]?
+
+    mutating func take(_ record: ImageRecord, from name: String) throws {
+        switch record {
+        case .source(let s):
+            guard source == nil else { throw ImageError(file: name, "two SOURCE records") }
+            source = s
+        case .process(let p): processes.append(p)
+        case .pipe(let p): pipes.append(p)
+        case .container(let c): container = c
+        case .pages, .end: break
+        }
+    }
+
+    func metadata(from name: String) throws -> ImageMetadata {
+        guard let source else { throw ImageError(file: name, "no SOURCE record") }
+        let meta = ImageMetadata(source: source, processes: processes, pipes: pipes, container: container)
+        try Validation.validate(meta, name: name)
+        return meta
+    }
+}
+
+/// Reads a directory image: the metadata at once, the pages on demand.
+public final class DirectoryImageReader {
+    public let directory: String
+    public let metadata: ImageMetadata
+
+    public init(directory: String) throws {
+        self.directory = directory
+        let metaPath = directory + "/" + ImageFormat.metaFileName
+        let reader = try RecordReader(source: try FileSource(path: metaPath), expecting: .directoryMeta)
+        var collector = MetadataCollector()
+        while let r = try reader.next() {
+            if case .pages = r { throw ImageError(file: metaPath, offset: reader.offset, "page record in the metadata file") }
+            try collector.take(r, from: metaPath)
+        }
+        metadata = try collector.metadata(from: metaPath)
+        // Open pages.img now so a missing file is reported before any work starts.
+        _ = try FileSource(path: directory + "/" + ImageFormat.pagesFileName)
+    }
+
+    /// Calls `body` for every page run in pages.img, checking each lies in a
+    /// mapping of its process.
+    public func forEachPageRun(_ body: (PageRun) throws -> Void) throws {
+        let path = directory + "/" + ImageFormat.pagesFileName
+        let reader = try RecordReader(source: try FileSource(path: path), expecting: .directoryPages)
+        let index = MappingIndex(metadata)
+        while let r = try reader.next() {
+            switch r {
+            case .pages(let run):
+                try index.check(run, file: path, offset: reader.offset)
+                try body(run)
+            case .end: break
+            default: throw ImageError(file: path, offset: reader.offset, "metadata record in the pages file")
+            }
+        }
+    }
+}
+
+/// Reads a whole stream image: metadata collected, page runs handed to `onPages` as they arrive.
+public enum StreamImageReader {
+    public static func read(from source: ByteSource, onPages: (PageRun) throws -> Void) throws -> ImageMetadata {
+        let reader = try RecordReader(source: source, expecting: .stream)
+        var collector = MetadataCollector()
+        var first = true
+        while let r = try reader.next() {
+            if first {
+                guard case .source = r else { throw ImageError(file: source.name, offset: ImageFormat.headerSize.int64, "stream does not start with SOURCE") }
+                first = false
+            }
+            if case .pages(let run) = r { try onPages(run) } else { try collector.take(r, from: source.name) }
+        }
+        return try collector.metadata(from: source.name)
+    }
+}
+
+extension Int { var int64: Int64 { Int64(self) } }
+
+/// Finds the mapping holding an address, to check page runs.
+public struct MappingIndex: Sendable {
+    private var byPid: [Int32: [Mapping]] = [:]
+
+    public init(_ meta: ImageMetadata) {
+        for p in meta.processes { byPid[p.pid] = p.mappings.sorted { $0.start < $1.start } }
+    }
+
+    public func mapping(pid: Int32, containing address: UInt64) -> Mapping? {
+        guard let maps = byPid[pid] else { return nil }
+        var lo = 0, hi = maps.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if maps[mid].end <= address { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < maps.count && maps[lo].contains(address) ? maps[lo] : nil
+    }
+
+    public func check(_ run: PageRun, file: String, offset: Int64) throws {
+        guard byPid[run.pid] != nil else {
+            throw ImageError(file: file, offset: offset, "pages for pid \(run.pid), which is not in the image")
+        }
+        let last = run.address + UInt64(run.byteCount) - 1
+        guard let m = mapping(pid: run.pid, containing: run.address), m.contains(last) else {
+            throw ImageError(file: file, offset: offset,
+                             "pages at 0x\(String(run.address, radix: 16))+\(run.byteCount) lie outside every mapping of pid \(run.pid)")
+        }
+    }
+}

@@ -1,0 +1,91 @@
+/// Semantic checks every reader runs on metadata, whether it came from a
+/// directory or a stream: what a well-formed image must satisfy before any
+/// restore work starts.
+public enum Validation {
+    /// End of the x86-64 user address space with 4-level paging (47 bits).
+    public static let userAddressLimit: UInt64 = 0x0000_8000_0000_0000
+    public static let maxProcesses = 4096
+    public static let maxThreads = 8192
+    public static let maxMappings = 1 << 16
+    public static let maxFiles = 1 << 16
+    public static let maxXSaveSize = 64 << 10
+
+    public static func validate(_ meta: ImageMetadata, name: String) throws {
+        func fail(_ msg: String) -> ImageError { ImageError(file: name, msg) }
+        let s = meta.source
+        guard s.arch == "x86_64" else {
+            throw fail("the image is for arch \(s.arch); ferry restores x86_64 images only")
+        }
+        guard s.pageSize == UInt32(ImageFormat.pageSize) else {
+            throw fail("the image has page size \(s.pageSize); ferry handles 4096 only")
+        }
+        guard s.os == "linux" || s.os == "freebsd" else { throw fail("unknown source OS \"\(s.os)\"") }
+        guard !meta.processes.isEmpty else { throw fail("the image holds no process") }
+        guard meta.processes.count <= maxProcesses else { throw fail("\(meta.processes.count) processes exceed the limit of \(maxProcesses)") }
+        var pids = Set<Int32>()
+        var pipeIDs = Set<UInt64>()
+        for pipe in meta.pipes {
+            guard pipeIDs.insert(pipe.pipeID).inserted else { throw fail("pipe \(pipe.pipeID) appears twice") }
+        }
+        var threadCount = 0
+        for p in meta.processes {
+            let who = "process \(p.pid)"
+            guard p.pid > 0 else { throw fail("\(who): invalid pid") }
+            guard pids.insert(p.pid).inserted else { throw fail("\(who) appears twice") }
+            guard !p.threads.isEmpty else { throw fail("\(who) has no threads") }
+            threadCount += p.threads.count
+            guard threadCount <= maxThreads else { throw fail("more than \(maxThreads) threads") }
+            guard p.mappings.count <= maxMappings else { throw fail("\(who) has \(p.mappings.count) mappings, over the limit") }
+            guard p.files.count <= maxFiles else { throw fail("\(who) has \(p.files.count) files, over the limit") }
+            try validateMappings(p.mappings, who: who, fail: fail)
+            var tids = Set<Int32>()
+            for t in p.threads {
+                guard t.tid > 0, tids.insert(t.tid).inserted else { throw fail("\(who): thread \(t.tid) invalid or repeated") }
+                if let x = t.extendedState {
+                    guard x.area.count >= 512, x.area.count <= maxXSaveSize else {
+                        throw fail("\(who) thread \(t.tid): XSAVE area of \(x.area.count) bytes (expected 512…\(maxXSaveSize))")
+                    }
+                }
+                if let sc = t.syscall, sc.args.count != 6 {
+                    throw fail("\(who) thread \(t.tid): syscall state needs 6 arguments, has \(sc.args.count)")
+                }
+                for sig in t.pendingSignals where !(1...64).contains(sig.signo) || sig.info.count != 128 {
+                    throw fail("\(who) thread \(t.tid): bad pending signal \(sig.signo)")
+                }
+            }
+            var fds = Set<Int32>()
+            for f in p.files {
+                guard f.fd >= 0, fds.insert(f.fd).inserted else { throw fail("\(who): fd \(f.fd) invalid or repeated") }
+                if f.kind == .pipe, f.pipeID == 0 { throw fail("\(who): pipe fd \(f.fd) without a pipe id") }
+            }
+            for a in p.signalActions where !(1...64).contains(a.signo) {
+                throw fail("\(who): signal action for invalid signal \(a.signo)")
+            }
+        }
+        for p in meta.processes.dropFirst() where !pids.contains(p.ppid) {
+            // Children must hang below a process of the image (the first is the root).
+            throw fail("process \(p.pid): parent \(p.ppid) is not in the image")
+        }
+    }
+
+    static func validateMappings(_ maps: [Mapping], who: String, fail: (String) -> ImageError) throws {
+        let page = UInt64(ImageFormat.pageSize)
+        var previousEnd: UInt64 = 0
+        for m in maps {
+            let range = "0x\(String(m.start, radix: 16))-0x\(String(m.end, radix: 16))"
+            guard m.start % page == 0, m.end % page == 0 else { throw fail("\(who): mapping \(range) is not page-aligned") }
+            guard m.start < m.end else { throw fail("\(who): mapping \(range) is empty or reversed") }
+            // The vsyscall page lives above the user limit and is never restored.
+            guard m.end <= userAddressLimit || m.kind == .vsyscall else {
+                throw fail("\(who): mapping \(range) lies outside the user address space")
+            }
+            guard m.start >= previousEnd else { throw fail("\(who): mapping \(range) overlaps the one before or is out of order") }
+            previousEnd = m.end
+            switch m.kind {
+            case .privateFile, .sharedFile:
+                guard m.file != nil || m.flags.contains(.deletedFile) else { throw fail("\(who): file mapping \(range) names no file") }
+            default: break
+            }
+        }
+    }
+}

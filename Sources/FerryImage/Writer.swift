@@ -1,0 +1,198 @@
+import Foundation
+
+/// Writes the header and records of one file or stream (see `ImageFormat`).
+public final class RecordWriter {
+    public let sink: ByteSink
+    public private(set) var recordCount: UInt64 = 0
+    public private(set) var pageBytes: UInt64 = 0
+    private var finished = false
+
+    public init(sink: ByteSink, kind: EncodingKind, capabilities: UInt64 = ImageFormat.knownCapabilities) throws {
+        self.sink = sink
+        var h = LEWriter()
+        h.bytes.append(contentsOf: ImageFormat.magic)
+        h.u16(ImageFormat.version)
+        h.u16(UInt16(ImageFormat.headerSize))
+        h.u32(kind.rawValue)
+        h.u64(capabilities)
+        h.u32(0)
+        h.u32(crc32c(h.bytes))
+        try h.bytes.withUnsafeBytes { try sink.write($0) }
+    }
+
+    /// Writes one record whose payload is `prefix` followed by `body`.
+    public func writeRecord(_ type: RecordType, prefix: [UInt8], body: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) throws {
+        precondition(!finished, "record after END")
+        let length = prefix.count + body.count
+        guard length <= type.maxLength else {
+            throw ImageError(file: "<writer>", "record \(type) of \(length) bytes exceeds its cap of \(type.maxLength)")
+        }
+        var h = LEWriter()
+        h.u32(type.rawValue)
+        h.u32(UInt32(length))
+        h.bytes.append(contentsOf: prefix)
+        var crc = crc32c(h.bytes)
+        if body.count > 0 { crc = crc32c(body, crc) }
+        try h.bytes.withUnsafeBytes { try sink.write($0) }
+        if body.count > 0 { try sink.write(body) }
+        var t = LEWriter()
+        t.u32(crc)
+        try t.bytes.withUnsafeBytes { try sink.write($0) }
+        recordCount += 1
+    }
+
+    public func writeJSON<T: Encodable>(_ type: RecordType, _ value: T) throws {
+        try writeRecord(type, prefix: try ImageJSON.encode(value))
+    }
+
+    /// Writes `data` (a whole number of pages at `address`) as PAGES records.
+    public func writePages(pid: Int32, address: UInt64, data: UnsafeRawBufferPointer) throws {
+        let page = ImageFormat.pageSize
+        precondition(data.count % page == 0 && address % UInt64(page) == 0)
+        var offset = 0
+        while offset < data.count {
+            let n = min(data.count - offset, PageRecord.maxPages * page)
+            var p = LEWriter()
+            p.u32(UInt32(bitPattern: pid))
+            p.u32(UInt32(n / page))
+            p.u64(address + UInt64(offset))
+            try writeRecord(.pages, prefix: p.bytes, body: UnsafeRawBufferPointer(rebasing: data[offset..<offset + n]))
+            pageBytes += UInt64(n)
+            offset += n
+        }
+    }
+
+    public func writeZeroPages(pid: Int32, address: UInt64, count: Int) throws {
+        var left = count
+        var addr = address
+        while left > 0 {
+            let n = min(left, PageRecord.maxZeroPages)
+            var p = LEWriter()
+            p.u32(UInt32(bitPattern: pid))
+            p.u32(UInt32(n))
+            p.u64(addr)
+            try writeRecord(.zero, prefix: p.bytes)
+            left -= n
+            addr += UInt64(n * ImageFormat.pageSize)
+        }
+    }
+
+    public func writePipe(_ pipe: PipeData) throws {
+        var p = LEWriter()
+        p.u64(pipe.pipeID)
+        try pipe.bytes.value.withUnsafeBytes { try writeRecord(.pipe, prefix: p.bytes, body: $0) }
+    }
+
+    /// Writes END and flushes. Nothing may follow.
+    public func finish() throws {
+        var p = LEWriter()
+        p.u64(recordCount)
+        p.u64(pageBytes)
+        try writeRecord(.end, prefix: p.bytes)
+        finished = true
+        try sink.flush()
+    }
+}
+
+/// JSON as used in metadata records: sorted keys, so the same metadata always
+/// encodes to the same bytes.
+public enum ImageJSON {
+    public static func encode<T: Encodable>(_ value: T, pretty: Bool = false) throws -> [UInt8] {
+        let e = JSONEncoder()
+        e.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted] : [.sortedKeys]
+        return Array(try e.encode(value))
+    }
+
+    public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
+        try JSONDecoder().decode(type, from: Data(bytes))
+    }
+}
+
+/// Writes everything that is not page contents.
+extension RecordWriter {
+    public func writeMetadata(_ meta: ImageMetadata) throws {
+        try writeJSON(.source, meta.source)
+        if let c = meta.container { try writeRecord(.container, prefix: c.value) }
+        for p in meta.processes { try writeJSON(.process, p) }
+        for pipe in meta.pipes { try writePipe(pipe) }
+    }
+}
+
+/// Where a checkpoint writes: a directory image or a stream. Page contents
+/// are streamed (never collected in memory).
+public protocol ImageSink: AnyObject {
+    func writePages(pid: Int32, address: UInt64, data: UnsafeRawBufferPointer) throws
+    func writeZeroPages(pid: Int32, address: UInt64, count: Int) throws
+    /// Writes the metadata and completes the image.
+    func finish(metadata: ImageMetadata) throws
+}
+
+/// `DIR/meta.img` + `DIR/pages.img`.
+public final class DirectoryImageWriter: ImageSink {
+    public let directory: String
+    private let pages: RecordWriter
+
+    public init(directory: String) throws {
+        self.directory = directory
+        var isDir: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: directory, isDirectory: &isDir) {
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            } catch {
+                throw ImageError(file: directory, "cannot create the image directory: \(error.localizedDescription)")
+            }
+        } else if !isDir.boolValue {
+            throw ImageError(file: directory, "exists and is not a directory; choose another -o path")
+        }
+        // A stale meta.img from an earlier run must not pair with new pages.
+        unlink(directory + "/" + ImageFormat.metaFileName)
+        pages = try RecordWriter(sink: try FileSink(path: directory + "/" + ImageFormat.pagesFileName), kind: .directoryPages)
+    }
+
+    public var pageBytes: UInt64 { pages.pageBytes }
+
+    public func writePages(pid: Int32, address: UInt64, data: UnsafeRawBufferPointer) throws {
+        try pages.writePages(pid: pid, address: address, data: data)
+    }
+
+    public func writeZeroPages(pid: Int32, address: UInt64, count: Int) throws {
+        try pages.writeZeroPages(pid: pid, address: address, count: count)
+    }
+
+    /// Completes pages.img, then writes meta.img last: a directory without
+    /// meta.img is an unfinished checkpoint.
+    public func finish(metadata: ImageMetadata) throws {
+        try pages.finish()
+        let meta = try RecordWriter(sink: try FileSink(path: directory + "/" + ImageFormat.metaFileName), kind: .directoryMeta)
+        try meta.writeMetadata(metadata)
+        try meta.finish()
+    }
+}
+
+/// One stream holding everything (migration, or `--stream` to a pipe).
+public final class StreamImageWriter: ImageSink {
+    public let records: RecordWriter
+
+    /// Writes the header and the SOURCE record at once, so the stream can
+    /// carry pages before the rest of the metadata is known.
+    public init(sink: ByteSink, source: SourceHost) throws {
+        records = try RecordWriter(sink: sink, kind: .stream)
+        try records.writeJSON(.source, source)
+    }
+
+    public func writePages(pid: Int32, address: UInt64, data: UnsafeRawBufferPointer) throws {
+        try records.writePages(pid: pid, address: address, data: data)
+    }
+
+    public func writeZeroPages(pid: Int32, address: UInt64, count: Int) throws {
+        try records.writeZeroPages(pid: pid, address: address, count: count)
+    }
+
+    /// Writes the processes, pipes and container, then END.
+    public func finish(metadata: ImageMetadata) throws {
+        if let c = metadata.container { try records.writeRecord(.container, prefix: c.value) }
+        for p in metadata.processes { try records.writeJSON(.process, p) }
+        for pipe in metadata.pipes { try records.writePipe(pipe) }
+        try records.finish()
+    }
+}
