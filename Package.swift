@@ -13,10 +13,14 @@ let package = Package(
         // OS-neutral image: model, encodings. Imports no OS module.
         .target(name: "CFerryCRC"),
         .target(name: "FerryImage", dependencies: ["CFerryCRC"]),
+        // Linux backend: C shims for what Swift cannot call, then /proc, ptrace, injection.
+        .target(name: "CFerryLinux"),
+        .target(name: "FerryLinux", dependencies: ["FerryImage", "CFerryLinux"]),
         .executableTarget(
             name: "ferry",
             dependencies: [
                 "FerryImage",
+                .target(name: "FerryLinux", condition: .when(platforms: [.linux])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "FerryImageTests", dependencies: ["FerryImage"]),

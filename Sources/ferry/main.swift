@@ -6,7 +6,15 @@ struct Ferry: ParsableCommand {
         commandName: "ferry",
         abstract: "Checkpoint, restore and live-migrate Linux-ABI processes between Linux and FreeBSD.",
         version: FerryVersion.string,
-        subcommands: [])
+        subcommands: Ferry.platformCommands)
+}
+
+extension Ferry {
+    #if os(Linux)
+    static let platformCommands: [ParsableCommand.Type] = [CheckpointCommand.self]
+    #else
+    static let platformCommands: [ParsableCommand.Type] = []
+    #endif
 }
 
 Ferry.main()

@@ -1,0 +1,59 @@
+#ifndef CFERRYLINUX_H
+#define CFERRYLINUX_H
+/* Fixed-argument wrappers for what Swift cannot call directly on Linux
+ * (variadic ptrace/prctl/syscall, GNU-only process_vm_*, clone3).
+ * Every function returns -errno on failure unless said otherwise. */
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+long ferry_ptrace(long request, pid_t pid, uint64_t addr, uint64_t data);
+long ferry_syscall6(long nr, uint64_t a1, uint64_t a2, uint64_t a3,
+    uint64_t a4, uint64_t a5, uint64_t a6);
+
+/* Vectored copies between this process and pid: n pairs of
+ * (local, remote, len). Returns bytes moved or -errno. */
+struct ferry_iov {
+	uint64_t local;
+	uint64_t remote;
+	uint64_t len;
+};
+long ferry_vm_readv(pid_t pid, const struct ferry_iov *iov, size_t n);
+long ferry_vm_writev(pid_t pid, const struct ferry_iov *iov, size_t n);
+
+/* Starts `path` as a traced child stopped at its exec (SIGTRAP), with
+ * clone3: set_tid (n entries, innermost namespace first) gives exact pids;
+ * new_pidns != 0 adds CLONE_NEWPID; pidns_fd >= 0 first joins that pid
+ * namespace for children (setns on this thread, undone afterwards).
+ * Returns the child's pid in our namespace or -errno. The child is traced
+ * by the calling thread. */
+pid_t ferry_spawn_traced(const char *path, char *const argv[],
+    char *const envp[], const pid_t *set_tid, size_t n_set_tid,
+    int new_pidns, int pidns_fd);
+
+/* Starts `path` detached (not traced) in a new pid namespace as its init,
+ * with argv/envp; returns its pid in our namespace or -errno. */
+pid_t ferry_spawn_pidns_init(const char *path, char *const argv[],
+    char *const envp[]);
+
+/* waitpid with __WALL; returns pid, status in *status, or -errno. */
+long ferry_wait(pid_t pid, int *status, int nohang);
+
+/* CPU: XCR0 (0 if no OSXSAVE), XSAVE standard-format size for XCR0,
+ * and raw cpuid. */
+uint64_t ferry_xgetbv0(void);
+void ferry_cpuid(uint32_t leaf, uint32_t sub, uint32_t out[4]);
+
+/* Makes a pipe; fds[0] read end, fds[1] write end. */
+int ferry_pipe(int fds[2], int flags);
+/* tee(2) from fd_in to fd_out without consuming: bytes or -errno. */
+long ferry_tee(int fd_in, int fd_out, size_t len, unsigned flags);
+
+/* prlimit64: limits as {soft, hard}; either pointer may be NULL. */
+int ferry_prlimit(pid_t pid, int resource, const uint64_t *new_limit,
+    uint64_t *old_limit);
+
+/* errno of the calling thread. */
+int ferry_errno(void);
+
+#endif

@@ -1,0 +1,138 @@
+#if os(Linux)
+import Glibc
+import FerryImage
+
+public struct CheckpointOptions: Sendable {
+    public var leaveRunning: Bool
+    public init(leaveRunning: Bool = false) { self.leaveRunning = leaveRunning }
+}
+
+public struct CheckpointResult: Sendable {
+    public var processes = 0
+    public var threads = 0
+    public var dataPages = 0
+    public var zeroPages = 0
+    /// Time from the first thread frozen to the image complete.
+    public var frozenSeconds = 0.0
+}
+
+/// `ferry checkpoint`: freeze a process tree, capture it into an image sink,
+/// then kill it or let it go. On any failure every thread is let go with
+/// its registers and memory as they were.
+public enum Checkpoint {
+    public static func run(pid: Int32, sink: ImageSink, options: CheckpointOptions = .init()) throws -> CheckpointResult {
+        try Preflight.checkCheckpointable(pid)
+        let freezer = Freezer()
+        var done = false
+        defer { if !done { freezer.thaw() } }
+        let start = Host.now()
+        // Freeze the root first so it cannot fork; then its descendants, level by level.
+        var tree: [Int32] = []
+        var queue = [pid]
+        while !queue.isEmpty {
+            let p = queue.removeFirst()
+            if p != pid { try Preflight.checkCheckpointable(p) }
+            try freezer.freeze(process: p)
+            tree.append(p)
+            queue += ProcFS.children(p)
+        }
+        var result = CheckpointResult()
+        var processes: [ProcessImage] = []
+        var pipes: [UInt64: PipeData] = [:]
+        for p in tree {
+            let threads = freezer.threads.filter { $0.pid == p }.map(\.tid)
+            let (image, stats) = try ProcessDump.dump(pid: p, threads: threads, sink: sink, pipes: &pipes)
+            processes.append(image)
+            result.threads += image.threads.count
+            result.dataPages += stats.dataPages
+            result.zeroPages += stats.zeroPages
+        }
+        result.processes = processes.count
+        let meta = ImageMetadata(source: Host.describe(), processes: processes,
+                                 pipes: pipes.values.sorted { $0.pipeID < $1.pipeID })
+        try Validation.validate(meta, name: "checkpoint of \(pid)")
+        try sink.finish(metadata: meta)
+        result.frozenSeconds = Host.now() - start
+        done = true
+        if options.leaveRunning { freezer.thaw() } else { freezer.kill() }
+        return result
+    }
+}
+
+/// One frozen process → ProcessImage + its pages in the sink.
+enum ProcessDump {
+    static func dump(pid: Int32, threads: [Int32], sink: ImageSink, pipes: inout [UInt64: PipeData]) throws
+        -> (ProcessImage, MemoryState.DumpStats) {
+        let stat = try ProcFS.stat(pid)
+        let status = try ProcFS.status(pid)
+        // Mappings first: the scratch area ferry adds below must not be in the image.
+        let mappings = try MemoryState.mappings(of: pid)
+        var image = ProcessImage(pid: pid)
+        image.nsPids = (status["NSpid"] ?? "\(pid)").split(whereSeparator: { $0 == "\t" || $0 == " " }).compactMap { Int32($0) }
+        image.ppid = Int32(stat.field(4))
+        image.pgid = Int32(stat.field(5))
+        image.sid = Int32(stat.field(6))
+        image.comm = stat.comm
+        image.umask = UInt32(status["Umask"] ?? "022", radix: 8) ?? 0o22
+        image.credentials = try ProcessMisc.credentials(pid)
+        image.rlimits = try ProcessMisc.rlimits(pid)
+        image.cwd = try ProcFS.readlink("/proc/\(pid)/cwd")
+        image.root = try ProcFS.readlink("/proc/\(pid)/root")
+        image.personality = UInt32((try? ProcFS.text("/proc/\(pid)/personality"))?.trimmingWhitespace() ?? "0", radix: 16) ?? 0
+        let exePath = try ProcFS.readlink("/proc/\(pid)/exe")
+        image.exe = try? MemoryState.identity(ofMappedFile: "/proc/\(pid)/exe", path: exePath)
+        image.mappings = mappings
+        image.files = try FileState.dump(pid: pid)
+        try FileState.dumpPipes(pid: pid, files: image.files, into: &pipes)
+
+        try ScratchSession.with(pid: pid, tid: threads[0]) { injector, scratch in
+            image.layout = try LayoutState.dump(pid: pid, injector: injector)
+            image.signalActions = try SignalState.dumpActions(injector: injector, scratch: scratch)
+            image.timers = try ProcessMisc.dumpTimers(injector: injector, scratch: scratch)
+            image.sharedPendingSignals = try SignalState.dumpSharedPending(tid: threads[0])
+            for tid in threads {
+                let t = Tracee(tid)
+                let inj = tid == threads[0] ? injector : Injector(tracee: t, pid: pid, base: try t.getRegs(), trampoline: scratch.address)
+                image.threads.append(try ThreadState.dump(tid: tid, injector: inj, scratch: scratch))
+            }
+        }
+        let stats = try MemoryState.dumpPages(pid: pid, mappings: mappings, to: sink)
+        return (image, stats)
+    }
+}
+
+/// A scratch mapping in a frozen process for the duration of `body`:
+/// created by a syscall injected at the thread's own rip (the instruction
+/// bytes there are put back at once), removed the same way afterwards. The
+/// thread's registers are restored whatever happens.
+enum ScratchSession {
+    static func with(pid: Int32, tid: Int32, _ body: (Injector, ScratchArea) throws -> Void) throws {
+        let t = Tracee(tid)
+        let saved = try t.getRegs()
+        defer { try? t.setRegs(saved) }
+        let size = ScratchArea.defaultSize
+        let address = try atRip(t, saved: saved, pid: pid) { inj in
+            try inj.call(SYS.mmap, [0, UInt64(size), 7 /* rwx */, 0x22 /* PRIVATE|ANON */, UInt64.max, 0], "mmap(scratch)")
+        }
+        let scratch = ScratchArea(address: UInt64(bitPattern: address), size: size)
+        defer {
+            _ = try? atRip(t, saved: saved, pid: pid) { inj in
+                try inj.call(SYS.munmap, [scratch.address, UInt64(size)], "munmap(scratch)")
+            }
+        }
+        try RemoteMemory(pid: pid).write(scratch.address, syscallTrap)
+        let injector = Injector(tracee: t, pid: pid, base: saved, trampoline: scratch.address)
+        try body(injector, scratch)
+    }
+
+    /// Runs one injected call with `syscall; int3` written over the bytes at rip, then puts them back.
+    private static func atRip(_ t: Tracee, saved: LinuxRegs, pid: Int32, _ body: (Injector) throws -> Int64) throws -> Int64 {
+        let word = try t.peek(saved.rip)
+        var patched = word & ~UInt64(0xff_ffff)
+        patched |= 0xcc_050f
+        try t.poke(saved.rip, patched)
+        defer { try? t.poke(saved.rip, word) }
+        return try body(Injector(tracee: t, pid: pid, base: saved, trampoline: saved.rip))
+    }
+}
+#endif

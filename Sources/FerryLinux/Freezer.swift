@@ -1,0 +1,98 @@
+#if os(Linux)
+import Glibc
+import CFerryLinux
+
+/// Checks done before anything is frozen: the process exists, is a user
+/// process, is not a zombie and is not already traced.
+public enum Preflight {
+    public static func checkCheckpointable(_ pid: Int32) throws {
+        guard pid > 0 else { throw FerryError("cannot checkpoint pid \(pid): not a valid pid") }
+        guard pid != getpid() else { throw FerryError("cannot checkpoint ferry itself (pid \(pid))") }
+        guard ProcFS.exists("/proc/\(pid)") else {
+            throw FerryError("cannot checkpoint pid \(pid): no such process")
+        }
+        let stat = try ProcFS.stat(pid)
+        switch stat.state {
+        case "Z", "X": throw FerryError("cannot checkpoint pid \(pid) (\(stat.comm)): it is a zombie; its parent has not reaped it")
+        default: break
+        }
+        // PF_KTHREAD = 0x00200000 in the flags field (9).
+        if stat.field(9) & 0x0020_0000 != 0 || stat.field(26) == 0 && stat.field(27) == 0 {
+            throw FerryError("cannot checkpoint pid \(pid) (\(stat.comm)): it is a kernel thread")
+        }
+        let status = try ProcFS.status(pid)
+        if let tracer = status["TracerPid"], tracer != "0" {
+            throw FerryError("cannot checkpoint pid \(pid) (\(stat.comm)): it is already traced by pid \(tracer) (a debugger?); detach it first")
+        }
+    }
+}
+
+/// Holds every thread of a set of processes in ptrace stops
+/// (PTRACE_SEIZE + PTRACE_INTERRUPT) and lets them go unchanged.
+public final class Freezer {
+    /// tid → tgid for every thread held.
+    public private(set) var threads: [(tid: Int32, pid: Int32)] = []
+    private var seized = Set<Int32>()
+
+    public init() {}
+
+    /// Freezes all threads of `pid`, repeating until no new thread appears.
+    public func freeze(process pid: Int32) throws {
+        var rounds = 0
+        while true {
+            let tids = try ProcFS.threads(pid)
+            let fresh = tids.filter { !seized.contains($0) }
+            if fresh.isEmpty { break }
+            rounds += 1
+            if rounds > 50 { throw FerryError("process \(pid) keeps creating threads; cannot freeze it") }
+            for tid in fresh {
+                let t = Tracee(tid)
+                do {
+                    try t.seize()
+                } catch let e as SystemError where e.errno == ESRCH {
+                    continue // the thread exited meanwhile
+                } catch let e as SystemError where e.errno == EPERM {
+                    throw FerryError("cannot freeze thread \(tid) of \(pid): ptrace is not permitted (already traced, or Yama ptrace_scope?)")
+                }
+                seized.insert(tid)
+                threads.append((tid, pid))
+                try t.interrupt()
+                try waitForStop(t)
+            }
+        }
+    }
+
+    private func waitForStop(_ t: Tracee) throws {
+        while true {
+            let st = WaitStatus(try t.wait())
+            switch st {
+            case .stopped(let sig, let event):
+                if event == PT.eventStop { return }
+                // A signal arrived before our interrupt: leave it pending
+                // for the process (re-inject it when we let go) — here, keep
+                // waiting for the interrupt stop and remember nothing: the
+                // signal is re-delivered by continuing with it.
+                try t.cont(signal: sig)
+            case .exited, .killed:
+                throw FerryError("thread \(t.tid) \(st.description) while being frozen")
+            }
+        }
+    }
+
+    /// Lets every thread go; registers must already be as they were.
+    public func thaw() {
+        for (tid, _) in threads.reversed() { try? Tracee(tid).detach() }
+        threads.removeAll()
+        seized.removeAll()
+    }
+
+    /// Kills the frozen processes (after a checkpoint without --leave-running).
+    public func kill() {
+        let pids = Set(threads.map(\.pid))
+        for pid in pids { Glibc.kill(pid, SIGKILL) }
+        for (tid, _) in threads { try? Tracee(tid).detach() }
+        threads.removeAll()
+        seized.removeAll()
+    }
+}
+#endif

@@ -1,0 +1,46 @@
+#if os(Linux)
+import Glibc
+import CFerryLinux
+import FerryImage
+
+/// What this machine is: recorded in images as their source, and offered to
+/// migration peers as the target's capabilities.
+public enum Host {
+    public static func describe() -> SourceHost {
+        var u = utsname()
+        uname(&u)
+        func field<T>(_ v: T) -> String {
+            withUnsafeBytes(of: v) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+        }
+        return SourceHost(os: "linux", kernelRelease: field(u.release), arch: field(u.machine), pageSize: UInt32(sysconf(Int32(_SC_PAGESIZE))),
+                          cpu: cpu(), hostname: field(u.nodename), createdAt: now())
+    }
+
+    static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    public static func cpu() -> CPUFeatures {
+        let xcr0 = ferry_xgetbv0()
+        var r: [UInt32] = [0, 0, 0, 0]
+        ferry_cpuid(0xd, 0, &r)
+        let size = xcr0 == 0 ? 512 : r[1]
+        var flags: [String] = []
+        var vendor = "", model = ""
+        if let text = try? ProcFS.text("/proc/cpuinfo") {
+            for line in text.split(separator: "\n") {
+                if line.hasPrefix("flags"), flags.isEmpty, let c = line.firstIndex(of: ":") {
+                    flags = line[line.index(after: c)...].split(separator: " ").map(String.init)
+                } else if line.hasPrefix("vendor_id"), vendor.isEmpty, let c = line.firstIndex(of: ":") {
+                    vendor = line[line.index(after: c)...].trimmingWhitespace()
+                } else if line.hasPrefix("model name"), model.isEmpty, let c = line.firstIndex(of: ":") {
+                    model = line[line.index(after: c)...].trimmingWhitespace()
+                }
+            }
+        }
+        return CPUFeatures(xcr0: xcr0, xsaveSize: size, flags: flags.sorted(), vendor: vendor, model: model)
+    }
+}
+#endif

@@ -1,0 +1,184 @@
+#if os(Linux)
+import Glibc
+import CFerryLinux
+import FerryImage
+
+/// Mappings and their contents: dump (maps + pagemap + process_vm_readv →
+/// PAGES/ZERO records) and restore (mmap in the new process + process_vm_writev).
+public enum MemoryState {
+    // MARK: dump
+
+    /// The process's mappings in neutral form.
+    public static func mappings(of pid: Int32) throws -> [Mapping] {
+        try ProcFS.maps(pid).map { entry in try mapping(from: entry, pid: pid) }
+    }
+
+    static func mapping(from e: ProcFS.MapEntry, pid: Int32) throws -> Mapping {
+        var flags: MappingFlags = e.shared ? [.shared] : []
+        if e.vmFlags.contains("gd") { flags.insert(.growsDown) }
+        if e.vmFlags.contains("lo") { flags.insert(.locked) }
+        if e.vmFlags.contains("dd") { flags.insert(.dontDump) }
+        var path = e.path
+        let deleted = path.hasSuffix(" (deleted)")
+        if deleted { path = String(path.dropLast(10)) }
+        let kind: MappingKind
+        var file: FileIdentity? = nil
+        switch path {
+        case "[heap]": kind = .heap
+        case "[stack]": kind = .stack
+        case "[vdso]": kind = .vdso
+        case "[vvar]", "[vvar_vclock]": kind = .vvar
+        case "[vsyscall]": kind = .vsyscall
+        default:
+            if e.inode == 0 || path.isEmpty || path.hasPrefix("[") {
+                kind = e.shared ? .sharedAnonymous : .anonymous
+            } else if path.hasPrefix("/dev/zero") || path.hasPrefix("/SYSV") || path.hasPrefix("/memfd:") || deleted {
+                // Contents live only in memory: kept in the image.
+                kind = e.shared ? .sharedAnonymous : .anonymous
+                if deleted || path.hasPrefix("/memfd:") { flags.insert(.deletedFile) }
+            } else {
+                kind = e.shared ? .sharedFile : .privateFile
+                file = try identity(ofMappedFile: "/proc/\(pid)/map_files/\(String(e.start, radix: 16))-\(String(e.end, radix: 16))",
+                                    path: path)
+            }
+        }
+        return Mapping(start: e.start, end: e.end, protection: e.protection, kind: kind, flags: flags,
+                       fileOffset: e.offset, file: file, name: e.path)
+    }
+
+    static func identity(ofMappedFile link: String, path: String) throws -> FileIdentity {
+        var st = stat()
+        if stat(link, &st) != 0 && stat(path, &st) != 0 {
+            throw SystemError("stat(\(path))", errno: errno, "identifying a mapped file")
+        }
+        return FileIdentity(path: path, size: UInt64(st.st_size),
+                            mtimeNs: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec),
+                            device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+    }
+
+    /// Which pages of a mapping go into the image.
+    enum DumpPolicy { case none, present, presentAnonymous, all }
+
+    static func policy(for m: Mapping) -> DumpPolicy {
+        switch m.kind {
+        case .vvar, .vsyscall: return .none
+        case .sharedFile: return m.flags.contains(.deletedFile) ? .all : .none
+        case .privateFile: return .presentAnonymous
+        case .sharedAnonymous, .vdso: return .all
+        case .anonymous, .heap, .stack: return m.flags.contains(.deletedFile) ? .all : .present
+        }
+    }
+
+    public struct DumpStats: Sendable {
+        public var dataPages = 0
+        public var zeroPages = 0
+    }
+
+    /// Streams the contents of every mapping of `pid` into `sink`.
+    public static func dumpPages(pid: Int32, mappings: [Mapping], to sink: ImageSink) throws -> DumpStats {
+        let pagemapFD = open("/proc/\(pid)/pagemap", O_RDONLY | O_CLOEXEC)
+        guard pagemapFD >= 0 else { throw SystemError("open(/proc/\(pid)/pagemap)", errno: errno, "dumping memory of \(pid)") }
+        defer { close(pagemapFD) }
+        let memory = RemoteMemory(pid: pid)
+        let page = ImageFormat.pageSize
+        let chunkPages = PageRecord.maxPages
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkPages * page, alignment: page)
+        defer { buffer.deallocate() }
+        var entries = [UInt64](repeating: 0, count: chunkPages)
+        var stats = DumpStats()
+
+        for m in mappings {
+            let policy = policy(for: m)
+            if policy == .none { continue }
+            var addr = m.start
+            while addr < m.end {
+                let n = Int(min(UInt64(chunkPages), (m.end - addr) / UInt64(page)))
+                // pagemap: one u64 per page.
+                let want = n * 8
+                let got = entries.withUnsafeMutableBytes { pread(pagemapFD, $0.baseAddress, want, off_t(addr / UInt64(page) * 8)) }
+                guard got == want else { throw SystemError("pread(/proc/\(pid)/pagemap)", errno: errno, "dumping memory of \(pid)") }
+                var i = 0
+                while i < n {
+                    // Find a run of pages to dump.
+                    func wanted(_ e: UInt64) -> Bool {
+                        let present = e & (1 << 63) != 0, swapped = e & (1 << 62) != 0, fileOrShared = e & (1 << 61) != 0
+                        switch policy {
+                        case .all: return true
+                        case .present: return present || swapped
+                        case .presentAnonymous: return (present && !fileOrShared) || swapped
+                        case .none: return false
+                        }
+                    }
+                    guard wanted(entries[i]) else { i += 1; continue }
+                    var j = i
+                    while j < n && wanted(entries[j]) { j += 1 }
+                    let runAddr = addr + UInt64(i * page)
+                    let runBytes = (j - i) * page
+                    try readRun(memory: memory, pid: pid, address: runAddr, into: buffer.baseAddress!, count: runBytes,
+                                readable: m.protection.contains(.read))
+                    try emit(pid: pid, address: runAddr, data: UnsafeRawBufferPointer(start: buffer.baseAddress, count: runBytes),
+                             sink: sink, stats: &stats)
+                    i = j
+                }
+                addr += UInt64(n * page)
+            }
+        }
+        return stats
+    }
+
+    private static func readRun(memory: RemoteMemory, pid: Int32, address: UInt64, into: UnsafeMutableRawPointer,
+                                count: Int, readable: Bool) throws {
+        if readable {
+            let n = try memory.read(address, into: into, count: count)
+            if n == count { return }
+        }
+        // Unreadable protection (or a short read): /proc/PID/mem reads with FOLL_FORCE.
+        let fd = open("/proc/\(pid)/mem", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw SystemError("open(/proc/\(pid)/mem)", errno: errno, "reading memory of \(pid)") }
+        defer { close(fd) }
+        var done = 0
+        while done < count {
+            let r = pread(fd, into + done, count - done, off_t(Int64(bitPattern: address + UInt64(done))))
+            if r <= 0 {
+                throw SystemError("pread(/proc/\(pid)/mem, \(hex(address + UInt64(done))))", errno: r < 0 ? errno : EIO,
+                                  "reading memory of \(pid)")
+            }
+            done += r
+        }
+    }
+
+    /// Splits a run into PAGES and ZERO records.
+    private static func emit(pid: Int32, address: UInt64, data: UnsafeRawBufferPointer, sink: ImageSink, stats: inout DumpStats) throws {
+        let page = ImageFormat.pageSize
+        let pages = data.count / page
+        var i = 0
+        while i < pages {
+            let zero = isZero(UnsafeRawBufferPointer(rebasing: data[i * page..<(i + 1) * page]))
+            var j = i + 1
+            while j < pages && isZero(UnsafeRawBufferPointer(rebasing: data[j * page..<(j + 1) * page])) == zero { j += 1 }
+            let a = address + UInt64(i * page)
+            if zero {
+                try sink.writeZeroPages(pid: pid, address: a, count: j - i)
+                stats.zeroPages += j - i
+            } else {
+                try sink.writePages(pid: pid, address: a, data: UnsafeRawBufferPointer(rebasing: data[i * page..<j * page]))
+                stats.dataPages += j - i
+            }
+            i = j
+        }
+    }
+
+    static func isZero(_ p: UnsafeRawBufferPointer) -> Bool {
+        let words = p.count / 8
+        let base = p.baseAddress!
+        var acc: UInt64 = 0
+        var k = 0
+        while k < words {
+            acc |= base.loadUnaligned(fromByteOffset: k * 8, as: UInt64.self)
+            if k & 63 == 63 && acc != 0 { return false }
+            k += 1
+        }
+        return acc == 0
+    }
+}
+#endif
