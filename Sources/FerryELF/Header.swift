@@ -85,15 +85,21 @@ extension LibElfReader {
         return ehdr
     }
 
-    /// Checks that a table of `count` entries of `entrySize` bytes at `offset`
-    /// lies inside the file, and that entries have the ELF64 size `expected`.
-    func checkTable(_ what: String, offset: UInt64, count: Int, entrySize: UInt64, expected: UInt64) throws(ELFError) {
-        guard count > 0 else { return }
-        guard entrySize == expected else {
+    /// The number of entries in the program or section header table, checked
+    /// to lie inside the file. `libelfCount` is what libelf reports (it
+    /// resolves extended numbering, and quietly shrinks a table that does
+    /// not fit); `declared` is the header's own count, 0 when extended.
+    func checkedTableCount(_ what: String, offset: UInt64, declared: UInt16, libelfCount: Int,
+                           entrySize: UInt16, expected: UInt64) throws(ELFError) -> Int {
+        let count = declared > 0 ? Int(declared) : libelfCount
+        guard count > 0 else { return 0 }
+        guard UInt64(entrySize) == expected else {
             throw error(.malformed("\(what) entries are \(entrySize) bytes, ELF64 needs \(expected)"))
         }
-        let (total, overflow) = UInt64(count).multipliedReportingOverflow(by: entrySize)
-        guard !overflow else { throw error(.malformed("\(what) has an impossible \(count) entries")) }
-        try checkInFile(offset: offset, size: total, "\(what) (\(count) entries)")
+        try checkInFile(offset: offset, size: UInt64(count) * expected, "\(what) (\(count) entries)")
+        guard libelfCount == count else {
+            throw error(.malformed("\(what) has \(count) entries but libelf sees \(libelfCount)"))
+        }
+        return count
     }
 }

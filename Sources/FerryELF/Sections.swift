@@ -96,12 +96,13 @@ extension ELFFile {
 extension LibElfReader {
     /// Reads every section header and its name, checking each against the file size.
     func readSections() throws(ELFError) -> [Section] {
-        var count = 0
-        guard elf_getshdrnum(elf, &count) == 0 else { throw libelfFailure("elf_getshdrnum") }
-        guard count > 0 else { return [] }
+        var libelfCount = 0
+        guard elf_getshdrnum(elf, &libelfCount) == 0 else { throw libelfFailure("elf_getshdrnum") }
         let ehdr = try rawHeader()
-        try checkTable("the section header table", offset: ehdr.e_shoff, count: count,
-                       entrySize: UInt64(ehdr.e_shentsize), expected: 64)
+        let count = try checkedTableCount(
+            "the section header table", offset: ehdr.e_shoff, declared: ehdr.e_shoff == 0 ? 0 : ehdr.e_shnum,
+            libelfCount: libelfCount, entrySize: ehdr.e_shentsize, expected: 64)
+        guard count > 0 else { return [] }
         var namesIndex = 0
         guard elf_getshdrstrndx(elf, &namesIndex) == 0 else { throw libelfFailure("elf_getshdrstrndx") }
         guard namesIndex < count else {

@@ -91,11 +91,12 @@ extension ELFFile {
 extension LibElfReader {
     /// Reads every program header, checking each against the file size.
     func readSegments() throws(ELFError) -> [Segment] {
-        var count = 0
-        guard elf_getphdrnum(elf, &count) == 0 else { throw libelfFailure("elf_getphdrnum") }
+        var libelfCount = 0
+        guard elf_getphdrnum(elf, &libelfCount) == 0 else { throw libelfFailure("elf_getphdrnum") }
         let ehdr = try rawHeader()
-        try checkTable("the program header table", offset: ehdr.e_phoff, count: count,
-                       entrySize: UInt64(ehdr.e_phentsize), expected: 56)
+        let count = try checkedTableCount(
+            "the program header table", offset: ehdr.e_phoff, declared: ehdr.e_phnum == 0xffff ? 0 : ehdr.e_phnum,
+            libelfCount: libelfCount, entrySize: ehdr.e_phentsize, expected: 56)
         var segments: [Segment] = []
         segments.reserveCapacity(count)
         for index in 0..<count {
