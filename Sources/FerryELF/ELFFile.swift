@@ -22,7 +22,8 @@ public struct ELFFile: Sendable {
     /// empty if the file has none.
     public let sections: [Section]
     /// The symbols of `.symtab` (if not stripped) then `.dynsym`, without
-    /// each table's null entry.
+    /// each table's null entry. Found through the section headers, so empty
+    /// for a file without them.
     public let symbols: [Symbol]
     /// The dynamic table up to DT_NULL; empty for a static file.
     public let dynamicEntries: [DynamicEntry]

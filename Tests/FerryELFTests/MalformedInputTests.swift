@@ -146,6 +146,25 @@ struct MalformedInputTests {
         }
     }
 
+    @Test func withoutSectionHeadersTheProgramHeadersStillServe() throws {
+        // Like a memory dump that lost its section headers: e_shoff, e_shnum
+        // and e_shstrndx zeroed. The dynamic table then comes from PT_DYNAMIC
+        // and its strings from DT_STRTAB through the PT_LOAD that maps it.
+        var bytes = sample
+        poke(&bytes, 0x28, UInt64(0))
+        poke(&bytes, 0x3c, UInt16(0))
+        poke(&bytes, 0x3e, UInt16(0))
+        let stripped = try ELFFile(bytes: bytes)
+        let original = try ELFFile(bytes: sample)
+        #expect(stripped.sections.isEmpty)
+        #expect(stripped.symbols.isEmpty)
+        #expect(stripped.segments == original.segments)
+        #expect(stripped.dynamicEntries == original.dynamicEntries)
+        #expect(stripped.neededLibraries == original.neededLibraries)
+        #expect(stripped.buildID == original.buildID)
+        #expect(stripped.interpreter == original.interpreter)
+    }
+
     @Test func errorMessagesAreOneLineAndSayWhat() {
         let cases: [(ELFError.Kind, String)] = [
             (.truncated("the file is empty"), "<memory>: truncated: the file is empty"),
