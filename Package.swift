@@ -24,6 +24,13 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "FerryImageTests", dependencies: ["FerryImage"]),
+        // ELF64 reading over libelf/gelf (elfutils on Linux, base libelf on FreeBSD).
+        .systemLibrary(
+            name: "CLibElf",
+            path: "Sources/CLibElf",
+            providers: [.apt(["libelf-dev"])]),
+        .target(name: "FerryELF", dependencies: ["CLibElf"]),
+        .testTarget(name: "FerryELFTests", dependencies: ["FerryELF"]),
     ],
     swiftLanguageModes: [.v6]
 )
