@@ -85,15 +85,16 @@ enum ProcessDump {
         image.files = try FileState.dump(pid: pid)
         try FileState.dumpPipes(pid: pid, files: image.files, into: &pipes)
 
-        try ScratchSession.with(pid: pid, tid: threads[0]) { injector, scratch in
+        try ScratchSession.with(pid: pid, tid: threads[0]) { injector, scratch, mainRegs in
             image.layout = try LayoutState.dump(pid: pid, injector: injector)
             image.signalActions = try SignalState.dumpActions(injector: injector, scratch: scratch)
             image.timers = try ProcessMisc.dumpTimers(injector: injector, scratch: scratch)
             image.sharedPendingSignals = try SignalState.dumpSharedPending(tid: threads[0])
             for tid in threads {
                 let t = Tracee(tid)
-                let inj = tid == threads[0] ? injector : Injector(tracee: t, pid: pid, base: try t.getRegs(), trampoline: scratch.address)
-                image.threads.append(try ThreadState.dump(tid: tid, injector: inj, scratch: scratch))
+                let regs = tid == threads[0] ? mainRegs : try t.getRegs()
+                let inj = tid == threads[0] ? injector : Injector(tracee: t, pid: pid, base: regs, trampoline: scratch.address)
+                image.threads.append(try ThreadState.dump(tid: tid, regs: regs, injector: inj, scratch: scratch))
             }
         }
         let stats = try MemoryState.dumpPages(pid: pid, mappings: mappings, to: sink)
@@ -106,7 +107,7 @@ enum ProcessDump {
 /// bytes there are put back at once), removed the same way afterwards. The
 /// thread's registers are restored whatever happens.
 enum ScratchSession {
-    static func with(pid: Int32, tid: Int32, _ body: (Injector, ScratchArea) throws -> Void) throws {
+    static func with(pid: Int32, tid: Int32, _ body: (Injector, ScratchArea, LinuxRegs) throws -> Void) throws {
         let t = Tracee(tid)
         let saved = try t.getRegs()
         defer { try? t.setRegs(saved) }
@@ -122,7 +123,7 @@ enum ScratchSession {
         }
         try RemoteMemory(pid: pid).write(scratch.address, syscallTrap)
         let injector = Injector(tracee: t, pid: pid, base: saved, trampoline: scratch.address)
-        try body(injector, scratch)
+        try body(injector, scratch, saved)
     }
 
     /// Runs one injected call with `syscall; int3` written over the bytes at rip, then puts them back.

@@ -93,6 +93,10 @@ public final class Freezer {
         for (tid, _) in threads { try? Tracee(tid).detach() }
         threads.removeAll()
         seized.removeAll()
+        // Give the parents a moment to reap them so their pids are free again.
+        for _ in 0..<300 where pids.contains(where: { ProcFS.exists("/proc/\($0)") }) {
+            usleep(10_000)
+        }
     }
 }
 #endif

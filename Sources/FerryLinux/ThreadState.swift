@@ -7,9 +7,9 @@ import FerryImage
 public enum ThreadState {
     // MARK: dump
 
-    static func dump(tid: Int32, injector: Injector, scratch: ScratchArea) throws -> ThreadImage {
+    /// `regs` are the thread's registers as frozen (before any injection).
+    static func dump(tid: Int32, regs: LinuxRegs, injector: Injector, scratch: ScratchArea) throws -> ThreadImage {
         let t = Tracee(tid)
-        let regs = try t.getRegs()
         let xstate = try t.getXState()
         let xcr0 = xstate.count >= 472 ? xstate.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 464, as: UInt64.self) } : 0
         let (neutral, syscall) = LinuxRegisters.toNeutral(regs)

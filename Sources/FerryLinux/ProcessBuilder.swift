@@ -1,0 +1,265 @@
+#if os(Linux)
+import Glibc
+import CFerryLinux
+import FerryImage
+
+/// Turns a freshly exec'd, stopped process into the image's process, step
+/// by step, from the tracer: scratch area, address space, contents, kernel
+/// state, threads, registers.
+final class ProcessBuilder {
+    let child: SpawnedProcess
+    let image: ProcessImage
+    let meta: ImageMetadata
+    let memory: RemoteMemory
+    let scratch: ScratchArea
+    let main: Injector
+    /// Mappings created writable for filling, to be given their final protection.
+    private var pendingProtect: [Mapping] = []
+    /// image tid → Tracee of the restored thread.
+    private var threads: [Int32: Tracee] = [:]
+    private let index: MappingIndex
+    /// The kernel's own vDSO was moved to the image's address: its pages in the image are not written.
+    private var kernelVDSO = false
+
+    static let MAP_PRIVATE: UInt64 = 0x02, MAP_SHARED: UInt64 = 0x01, MAP_FIXED: UInt64 = 0x10, MAP_ANON: UInt64 = 0x20
+    static let MAP_GROWSDOWN: UInt64 = 0x100, MAP_FIXED_NOREPLACE: UInt64 = 0x100000
+
+    init(child: SpawnedProcess, image: ProcessImage, meta: ImageMetadata) throws {
+        self.child = child
+        self.image = image
+        self.meta = meta
+        self.memory = RemoteMemory(pid: child.pid)
+        self.index = MappingIndex(ImageMetadata(source: meta.source, processes: [image]))
+        let t = child.tracee
+        let regs = try t.getRegs()
+        let current = try ProcFS.maps(child.pid, withFlags: false)
+        // A 64 KiB home for the injected code, free now and in the image.
+        let busy = (image.mappings.map { ($0.start, $0.end) } + current.map { ($0.start, $0.end) }).sorted { $0.0 < $1.0 }
+        var candidate: UInt64 = 0x1_0000_0000
+        for (s, e) in busy where e > candidate {
+            if s >= candidate + UInt64(ScratchArea.defaultSize) { break }
+            candidate = (e + 0xffff) & ~UInt64(0xffff)
+        }
+        // Create it with a syscall poked at the exec entry point (that code is unmapped later anyway).
+        let word = try t.peek(regs.rip)
+        try t.poke(regs.rip, (word & ~UInt64(0xff_ffff)) | 0xcc_050f)
+        let boot = Injector(tracee: t, pid: child.pid, base: regs, trampoline: regs.rip)
+        let addr = try boot.call(SYS.mmap, [candidate, UInt64(ScratchArea.defaultSize), 7,
+                                            ProcessBuilder.MAP_PRIVATE | ProcessBuilder.MAP_ANON | ProcessBuilder.MAP_FIXED_NOREPLACE,
+                                            UInt64.max, 0], "mmap(ferry scratch at \(hex(candidate)))")
+        scratch = ScratchArea(address: UInt64(bitPattern: addr), size: ScratchArea.defaultSize)
+        try memory.write(scratch.address, syscallTrap)
+        main = Injector(tracee: t, pid: child.pid, base: regs, trampoline: scratch.address)
+        threads[image.threads[0].tid] = t
+    }
+
+    // MARK: address space
+
+    func buildAddressSpace() throws {
+        let current = try ProcFS.maps(child.pid, withFlags: false)
+        let vdsoPlan = VDSOPlacement.plan(image: image.mappings, current: current)
+        // Everything of the exec'd program goes, except our scratch and the kernel's vDSO block.
+        for m in current where m.start != scratch.address && !VDSOPlacement.isVDSO(m.path) && m.path != "[vsyscall]" {
+            try main.call(SYS.munmap, [m.start, m.end - m.start], "munmap(\(hex(m.start))) of the exec'd program")
+        }
+        for move in vdsoPlan.moves {
+            try main.call(SYS.mremap, [move.from, move.size, move.size, 3 /* MAYMOVE|FIXED */, move.to],
+                          "mremap of the vDSO from \(hex(move.from)) to \(hex(move.to))")
+        }
+        kernelVDSO = vdsoPlan.kernelVDSOAtImageAddress
+        for m in image.mappings {
+            try create(m, keepKernelVDSO: kernelVDSO)
+        }
+    }
+
+    private func create(_ m: Mapping, keepKernelVDSO: Bool) throws {
+        let size = m.end - m.start
+        let what = "mapping \(hex(m.start))-\(hex(m.end)) \(m.name)"
+        var prot = UInt64(m.protection.rawValue)
+        var needsProtect = false
+        switch m.kind {
+        case .vsyscall, .vvar:
+            return
+        case .vdso:
+            if keepKernelVDSO { return }
+            throw FerryError("cannot restore: this kernel's vDSO layout differs from the image's and vDSO proxying is not available in this build")
+        case .anonymous, .heap, .stack, .sharedAnonymous:
+            var flags = ProcessBuilder.MAP_FIXED_NOREPLACE | ProcessBuilder.MAP_ANON
+            flags |= m.kind == .sharedAnonymous ? ProcessBuilder.MAP_SHARED : ProcessBuilder.MAP_PRIVATE
+            if m.flags.contains(.growsDown) { flags |= ProcessBuilder.MAP_GROWSDOWN }
+            if !m.protection.contains(.write) { prot |= 3; needsProtect = true }
+            try main.call(SYS.mmap, [m.start, size, prot, flags, UInt64.max, 0], "mmap(\(what))")
+        case .privateFile, .sharedFile:
+            guard let file = m.file else { throw FerryError("cannot restore \(what): no file recorded") }
+            let shared = m.kind == .sharedFile
+            let openFlags: UInt64 = shared && m.protection.contains(.write) ? UInt64(O_RDWR) : UInt64(O_RDONLY)
+            let path = try ProcessMisc.put(file.path, injector: main, scratch: scratch)
+            let fd = try main.call(SYS.open, [path, openFlags | UInt64(O_CLOEXEC), 0], "open(\(file.path)) for \(what)")
+            defer { _ = try? main.call(SYS.close, [UInt64(fd)], "close") }
+            if !shared && !m.protection.contains(.write) { prot |= 3; needsProtect = true }
+            let flags = (shared ? ProcessBuilder.MAP_SHARED : ProcessBuilder.MAP_PRIVATE) | ProcessBuilder.MAP_FIXED_NOREPLACE
+            try main.call(SYS.mmap, [m.start, size, prot, flags, UInt64(fd), m.fileOffset], "mmap(\(what) of \(file.path))")
+        }
+        if needsProtect { pendingProtect.append(m) }
+    }
+
+    /// Writes one run of pages from the image.
+    func fill(_ run: PageRun) throws {
+        guard run.pid == image.pid else { return }
+        let m = index.mapping(pid: run.pid, containing: run.address)
+        if m?.kind == .vdso && kernelVDSO { return }
+        if let data = run.data {
+            try data.withUnsafeBytes { try memory.write(run.address, from: $0.baseAddress!, count: $0.count) }
+        } else if let m, m.kind == .privateFile || m.kind == .sharedAnonymous {
+            // Zero pages over file contents (or shared memory) must be written; anonymous memory is already zero.
+            let zeros = [UInt8](repeating: 0, count: run.byteCount)
+            try memory.write(run.address, zeros)
+        }
+    }
+
+    func finishAddressSpace() throws {
+        for m in pendingProtect {
+            try main.call(SYS.mprotect, [m.start, m.end - m.start, UInt64(m.protection.rawValue)], "mprotect(\(hex(m.start)))")
+        }
+        pendingProtect.removeAll()
+    }
+
+    // MARK: kernel state
+
+    func restoreProcessState(pipes: [UInt64: PipeData]) throws -> [String] {
+        // Descriptors ferry's own process lent the exec'd program are closed first.
+        try main.call(436 /* close_range */, [0, UInt64(UInt32.max), 0], "close_range")
+        try FileState.restore(image.files, pipes: pipes, injector: main, scratch: scratch)
+        let cwd = try ProcessMisc.put(image.cwd, injector: main, scratch: scratch)
+        try main.call(SYS.chdir, [cwd], "chdir(\(image.cwd))")
+        try main.call(SYS.umask, [UInt64(image.umask)], "umask")
+        let name = try ProcessMisc.put(image.comm, injector: main, scratch: scratch)
+        try main.call(SYS.prctl, [15 /* PR_SET_NAME */, name], "prctl(PR_SET_NAME)")
+        try SignalState.restoreActions(image.signalActions, injector: main, scratch: scratch)
+        try LayoutState.restore(image.layout, exeFD: -1, injector: main, scratch: scratch)
+        let notes = try ProcessMisc.restoreRlimits(image.rlimits, pid: child.pid)
+        return notes
+    }
+
+    // MARK: threads
+
+    func createThreads() throws {
+        let flags: UInt64 = 0x100 | 0x200 | 0x400 | 0x800 | 0x10000 | 0x40000 // VM FS FILES SIGHAND THREAD SYSVSEM
+        let nsLevel = child.reaper != nil || image.nsPids.count > 1
+        for t in image.threads.dropFirst() {
+            let wanted = nsLevel ? (t.nsTids.last ?? t.tid) : t.tid
+            // struct clone_args, then the set_tid array.
+            var a = LEBytes()
+            a.u64(flags); for _ in 0..<4 { a.u64(0) } // pidfd, child_tid, parent_tid, exit_signal
+            a.u64(0); a.u64(0); a.u64(0)              // stack, stack_size, tls
+            a.u64(scratch.data + 128); a.u64(1)       // set_tid, set_tid_size
+            try memory.write(scratch.data, a.bytes)
+            var tid = LEBytes(); tid.i32(wanted)
+            try memory.write(scratch.data + 128, tid.bytes)
+            let newTid = try cloneThread(argsSize: UInt64(a.bytes.count), wanted: wanted)
+            threads[t.tid] = Tracee(newTid)
+        }
+        for t in image.threads {
+            let tracee = threads[t.tid]!
+            let inj = tracee.tid == child.pid ? main
+                : Injector(tracee: tracee, pid: child.pid, base: try tracee.getRegs(), trampoline: scratch.address)
+            try ThreadState.restoreInside(t, injector: inj, scratch: scratch)
+        }
+        try ProcessMisc.restoreTimers(image.timers, injector: main, scratch: scratch)
+        var tidMap: [Int32: Int32] = [:]
+        for (k, v) in threads { tidMap[k] = v.tid }
+        try SignalState.restorePending(process: image, pid: child.pid, tidMap: tidMap, injector: main, scratch: scratch)
+        try ProcessMisc.restoreCredentials(image.credentials, injector: main, scratch: scratch)
+    }
+
+    /// clone3 injected in the main thread; returns the new thread's tid (in our namespace) once it is stopped.
+    private func cloneThread(argsSize: UInt64, wanted: Int32) throws -> Int32 {
+        let t = child.tracee
+        var r = main.base
+        r.rip = scratch.address
+        r.rax = UInt64(SYS.clone3)
+        r.origRax = UInt64.max
+        r.rdi = scratch.data; r.rsi = argsSize
+        try t.setRegs(r)
+        try t.cont()
+        var newTid: Int32 = 0
+        var parentDone = false
+        while !parentDone {
+            let st = WaitStatus(try t.wait())
+            guard case .stopped(let sig, let event) = st else { throw FerryError("process \(child.pid) \(st.description) while creating thread \(wanted)") }
+            if event == PT.eventClone {
+                newTid = Int32(truncatingIfNeeded: try t.eventMessage())
+                try t.cont()
+            } else if sig == SIGTRAP {
+                let after = try t.getRegs()
+                let rax = Int64(bitPattern: after.rax)
+                if rax < 0 {
+                    if rax == -Int64(EEXIST) { throw FerryError("cannot restore thread \(wanted): that tid is in use") }
+                    throw SystemError("clone3(set_tid=\(wanted))", errno: Int32(-rax), "creating thread \(wanted)")
+                }
+                parentDone = true
+            } else {
+                throw FerryError("process \(child.pid) stopped by signal \(sig) while creating thread \(wanted)")
+            }
+        }
+        guard newTid > 0 else { throw FerryError("clone3 for thread \(wanted) reported no new thread") }
+        let nt = Tracee(newTid)
+        let st = WaitStatus(try nt.wait())
+        guard case .stopped = st else { throw FerryError("new thread \(newTid) \(st.description)") }
+        return newTid
+    }
+
+    // MARK: go
+
+    /// Loads every thread's registers, removes the scratch area and lets the process run.
+    func release() throws {
+        for t in image.threads.dropFirst() {
+            try ThreadState.restoreRegisters(t, tracee: threads[t.tid]!)
+        }
+        // munmap of the scratch area from inside it: the return lands on unmapped memory, the
+        // SIGSEGV stops the thread before anything runs, and the final registers replace it.
+        let t = child.tracee
+        var r = main.base
+        r.rip = scratch.address
+        r.rax = UInt64(SYS.munmap); r.origRax = UInt64.max
+        r.rdi = scratch.address; r.rsi = UInt64(scratch.size)
+        try t.setRegs(r)
+        try t.cont()
+        let st = WaitStatus(try t.wait())
+        guard case .stopped(let sig, _) = st, sig == SIGSEGV else {
+            throw FerryError("process \(child.pid) \(st.description) while removing ferry's scratch area")
+        }
+        try ThreadState.restoreRegisters(image.threads[0], tracee: t)
+        for tr in threads.values { try tr.detach() }
+    }
+}
+
+/// Where the kernel's vDSO block ([vvar], [vvar_vclock], [vdso]) goes.
+enum VDSOPlacement {
+    struct Move { var from: UInt64, to: UInt64, size: UInt64 }
+    struct Plan {
+        var moves: [Move] = []
+        /// The kernel's vDSO now sits exactly where the image had its own.
+        var kernelVDSOAtImageAddress = false
+    }
+
+    static func isVDSO(_ path: String) -> Bool { path == "[vdso]" || path == "[vvar]" || path == "[vvar_vclock]" }
+
+    /// Same layout (sizes and order of the three areas): move the kernel's
+    /// block to the image's addresses.
+    static func plan(image: [Mapping], current: [ProcFS.MapEntry]) -> Plan {
+        let old = image.filter { $0.kind == .vdso || $0.kind == .vvar }.sorted { $0.start < $1.start }
+        let new = current.filter { isVDSO($0.path) }.sorted { $0.start < $1.start }
+        guard !old.isEmpty, old.count == new.count,
+              zip(old, new).allSatisfy({ $0.size == $1.end - $1.start && $0.name == $1.path }) else { return Plan() }
+        var plan = Plan(kernelVDSOAtImageAddress: true)
+        // Move in an order that never lands on a part not yet moved.
+        let pairs = Array(zip(new, old))
+        let ordered = old[0].start > new[0].start ? pairs.reversed() : pairs
+        for (n, o) in ordered where n.start != o.start {
+            plan.moves.append(Move(from: n.start, to: o.start, size: o.size))
+        }
+        return plan
+    }
+}
+#endif

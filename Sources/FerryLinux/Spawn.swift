@@ -1,0 +1,114 @@
+#if os(Linux)
+import Glibc
+import CFerryLinux
+import FerryImage
+
+/// The new process a restore fills: the image's executable started traced
+/// and stopped at its exec, with the image's pid (clone3 set_tid), in our pid
+/// namespace or a fresh one.
+struct SpawnedProcess {
+    /// Its pid in ferry's namespace.
+    let pid: Int32
+    /// The init ferry started for a fresh pid namespace, if any.
+    let reaper: Int32?
+    let tracee: Tracee
+
+    /// Starts `exe` stopped at exec. `wantedPid` is the pid to take (in the
+    /// fresh namespace when `newPidNamespace`).
+    static func start(exe: String, wantedPid: Int32, newPidNamespace: Bool, reaperPath: String) throws -> SpawnedProcess {
+        let argv = [exe]
+        var reaper: Int32? = nil
+        var pidnsFD: Int32 = -1
+        var setTid = [wantedPid]
+        var newNS: Int32 = 0
+        if newPidNamespace {
+            if wantedPid == 1 {
+                newNS = 1 // the process is its namespace's init
+            } else {
+                let r = try withCStrings([reaperPath, "__pidns-init"]) { rargv in
+                    try withCStrings([]) { envp in ferry_spawn_pidns_init(reaperPath, rargv, envp) }
+                }
+                try check(Int(r), "clone3(CLONE_NEWPID)", "starting the init of a new pid namespace")
+                reaper = r
+                pidnsFD = open("/proc/\(r)/ns/pid", O_RDONLY | O_CLOEXEC)
+                if pidnsFD < 0 {
+                    kill(r, SIGKILL)
+                    throw SystemError("open(/proc/\(r)/ns/pid)", errno: errno, "joining the new pid namespace")
+                }
+            }
+        }
+        defer { if pidnsFD >= 0 { close(pidnsFD) } }
+        let pid = try withCStrings(argv) { a in
+            try withCStrings([]) { e in
+                setTid.withUnsafeMutableBufferPointer { ferry_spawn_traced(exe, a, e, $0.baseAddress, 1, newNS, pidnsFD) }
+            }
+        }
+        if pid < 0 {
+            if let reaper { kill(reaper, SIGKILL); _ = ferry_wait(reaper, nil, 0) }
+            if pid == -EEXIST {
+                throw FerryError("cannot restore: pid \(wantedPid) is in use on this host; free it or restore with --new-pidns")
+            }
+            throw SystemError("clone3(set_tid=\(wantedPid))", errno: -pid, "starting the process to restore into")
+        }
+        let t = Tracee(pid)
+        let st = WaitStatus(try t.wait())
+        guard case .stopped(let sig, _) = st, sig == SIGTRAP else {
+            if let reaper { kill(reaper, SIGKILL) }
+            throw FerryError("the new process for \(exe) \(st.description) instead of stopping at exec (is the file executable?)")
+        }
+        try t.setOptions(PT.oTraceClone | PT.oExitKill)
+        return SpawnedProcess(pid: pid, reaper: reaper, tracee: t)
+    }
+
+    /// Kills the half-built process (and its namespace's init).
+    func abandon() {
+        kill(pid, SIGKILL)
+        _ = ferry_wait(pid, nil, 0)
+        if let reaper { kill(reaper, SIGKILL); _ = ferry_wait(reaper, nil, 0) }
+    }
+}
+
+/// Calls `body` with a NULL-terminated C array of the strings.
+func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) throws -> R) rethrows -> R {
+    var ptrs: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
+    ptrs.append(nil)
+    defer { for p in ptrs { free(p) } }
+    return try ptrs.withUnsafeBufferPointer { try body($0.baseAddress!) }
+}
+
+/// The init of a pid namespace made by `--new-pidns`. The restored process
+/// is created by ferry (its parent until ferry exits, when it is reparented
+/// here), so the init stays while any process shares its namespace, reaping
+/// what it inherits, and leaves when it is alone.
+public enum PidNamespaceInit {
+    public static func run() -> Never {
+        signal(SIGTERM, SIG_IGN)
+        signal(SIGINT, SIG_IGN)
+        let mine = (try? ProcFS.readlink("/proc/self/ns/pid")) ?? ""
+        while true {
+            var status: Int32 = 0
+            if waitpid(-1, &status, __WALL) > 0 { continue }
+            if errno == EINTR { continue }
+            if !othersShare(namespace: mine) { exit(0) }
+            sleep(1)
+        }
+    }
+
+    static func othersShare(namespace: String) -> Bool {
+        guard let dir = opendir("/proc") else { return false }
+        defer { closedir(dir) }
+        let me = getpid()
+        // Our own pid as the host sees it differs from getpid() (1); compare by namespace only.
+        while let ent = readdir(dir) {
+            let name = withUnsafeBytes(of: ent.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            guard let pid = Int32(name), pid != me else { continue }
+            if let ns = try? ProcFS.readlink("/proc/\(pid)/ns/pid"), ns == namespace,
+               let stat = try? ProcFS.stat(pid), stat.field(4) != 0 || stat.state != "Z" {
+                if (try? ProcFS.text("/proc/\(pid)/status"))?.contains("NSpid:\t\(pid)\t1\n") == true { continue } // that is us
+                return true
+            }
+        }
+        return false
+    }
+}
+#endif

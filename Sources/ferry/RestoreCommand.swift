@@ -1,0 +1,33 @@
+#if os(Linux)
+import ArgumentParser
+import FerryImage
+import FerryLinux
+
+struct RestoreCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "restore",
+        abstract: "Recreate a checkpointed process from an image directory; prints its pid once it runs.")
+
+    @Argument(help: "The image directory written by `ferry checkpoint`.") var directory: String
+    @Flag(help: "Restore into a fresh pid namespace (the process keeps its pid inside it).") var newPidns = false
+
+    func run() throws {
+        try reportingErrors {
+            let image = try DirectoryImageReader(directory: directory)
+            let r = try Restore.run(image: image, options: RestoreOptions(newPidNamespace: newPidns))
+            for note in r.notes { print("note: \(note)") }
+            if let ns = r.namespaceInit {
+                print("restored pid \(r.pids[0]) (namespace init \(ns))")
+            } else {
+                print("restored pid \(r.pids[0])")
+            }
+        }
+    }
+}
+
+/// Hidden: the init process of a pid namespace made by `restore --new-pidns`.
+struct PidnsInitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "__pidns-init", shouldDisplay: false)
+    func run() throws { PidNamespaceInit.run() }
+}
+#endif
