@@ -104,9 +104,9 @@ static inline __attribute__((noreturn)) void wl_finish(void)
 		snprintf(line, sizeof(line), "FAIL: %s\n", wl_reason);
 	else
 		snprintf(line, sizeof(line), "PASS\n");
+	/* Only the file: stderr may be a closed pipe after restore. */
 	if (wl_write_atomic("result", line) != 0)
 		_exit(2);
-	(void)!write(STDERR_FILENO, line, strlen(line));
 	_exit(wl_has_failed() ? 1 : 0);
 }
 
