@@ -19,6 +19,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "FerryImageTests", dependencies: ["FerryImage"]),
+        // FreeBSD backend: C shim (empty on Linux) and thin Swift over it.
+        .target(name: "CFerryFreeBSD"),
+        .target(name: "FerryFreeBSD", dependencies: ["CFerryFreeBSD"]),
     ],
     swiftLanguageModes: [.v6]
 )

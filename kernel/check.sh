@@ -8,6 +8,9 @@
 #     -DKLD_MODULE, kernel code-model flags, -Wall -Werror, object files
 #     only (zig sanitizers off, as in a kernel build).  Nothing is linked and nothing is loaded: that needs FreeBSD
 #     (vm/freebsd/run.sh).
+#  3. Compile Sources/CFerryFreeBSD/ferry_freebsd.c on Linux (it must be
+#     empty there), and cross-compile + link it for FreeBSD with
+#     tests/link_userland.c and -lutil.
 #
 # Caveat: the headers are the ones the ziglang wheel ships for FreeBSD
 # (installed /usr/include headers, not /usr/src/sys).  With zig 0.17.1 they
@@ -66,3 +69,39 @@ assert int.from_bytes(d[18:20], 'little') == 62, 'not x86-64'
 PY
 done
 echo "kernel-check: FreeBSD compile-check passed (objects only; not linked, not loaded)"
+
+# 3. The userland shim, Sources/CFerryFreeBSD: empty on Linux, and
+#    cross-compiled and linked for FreeBSD with a main that references
+#    every wrapper (libc + libutil, from zig's FreeBSD stubs).
+shim=$here/../Sources/CFerryFreeBSD
+echo "kernel-check: CFerryFreeBSD compiles to nothing on Linux (gcc)"
+${CC:-gcc} -std=c11 -Wall -Wextra -Werror -I"$shim/include" \
+    -c "$shim/ferry_freebsd.c" -o "$out/ferry_freebsd_linux.o"
+if nm "$out/ferry_freebsd_linux.o" | grep -q ' T '; then
+	echo "kernel-check: ferry_freebsd.c defines symbols on Linux" >&2
+	exit 1
+fi
+echo "kernel-check: cross-compile + link CFerryFreeBSD for x86_64-freebsd.14.0"
+python3 -m ziglang cc -target x86_64-freebsd.14.0 -std=c11 -O2 \
+    -Wall -Wextra -Werror -I"$shim/include" \
+    "$here/tests/link_userland.c" "$shim/ferry_freebsd.c" \
+    "$here/ferry_validate.c" -lutil -o "$out/link_userland"
+python3 - "$out/link_userland" <<'PY'
+import sys
+b = open(sys.argv[1], 'rb').read()
+d = b[:20]
+assert d[:4] == b'\x7fELF' and d[4] == 2, 'not ELF64'
+assert int.from_bytes(d[16:18], 'little') in (2, 3), 'not an executable'
+assert int.from_bytes(d[18:20], 'little') == 62, 'not x86-64'
+# FreeBSD branding: its dynamic linker, a FreeBSD note, libutil needed.
+assert b'/libexec/ld-elf.so.1\0' in b, 'interpreter is not ld-elf.so.1'
+assert b'FreeBSD\0' in b, 'no FreeBSD note'
+assert b'libutil.so' in b, 'libutil not linked'
+PY
+echo "kernel-check: CFerryFreeBSD linked for FreeBSD (not run: needs FreeBSD)"
+echo "kernel-check: cross-compile + link vm/freebsd/guest_module_test.c"
+python3 -m ziglang cc -target x86_64-freebsd.14.0 -std=c11 -O2 \
+    -Wall -Wextra -Werror -I"$shim/include" \
+    "$here/../vm/freebsd/guest_module_test.c" "$shim/ferry_freebsd.c" \
+    "$here/ferry_validate.c" -lutil -o "$out/guest_module_test"
+echo "kernel-check: guest_module_test linked for FreeBSD (not run: needs FreeBSD)"
