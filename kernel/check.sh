@@ -57,7 +57,7 @@ for src in ferry_kmod.c ferry_validate.c; do
 	    -mcmodel=kernel -mno-red-zone -mno-mmx -mno-sse -msoft-float \
 	    -mno-aes -mno-avx -fno-asynchronous-unwind-tables \
 	    -fstack-protector -Wall -Werror -Wmissing-prototypes \
-	    -Wstrict-prototypes -Wpointer-arith \
+	    -Wstrict-prototypes -Wpointer-arith -Wcast-qual -Wundef \
 	    -c "$here/$src" -o "$obj"
 	# An object for amd64 FreeBSD, or fail.
 	python3 - "$obj" <<'PY'
