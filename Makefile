@@ -3,7 +3,7 @@
 SWIFT ?= swift
 SWIFT_FLAGS ?=
 APT_PKGS := libelf-dev libbsd-dev gcc make iproute2 python3-pip
-.PHONY: all deps build test demo bench clean
+.PHONY: all deps build test demo bench clean kernel-check
 
 all: build
 
@@ -16,9 +16,14 @@ deps:
 build: deps
 	$(SWIFT) build $(SWIFT_FLAGS)
 
-test: deps
+test: deps kernel-check
 	$(SWIFT) build --build-tests $(SWIFT_FLAGS)
 	$(SWIFT) test --skip-build $(SWIFT_FLAGS)
+
+# FreeBSD module: Linux unit tests + compile-check against FreeBSD headers,
+# and the CFerryFreeBSD shim cross-compiled and linked for FreeBSD (zig).
+kernel-check: deps
+	sh kernel/check.sh
 
 clean:
 	rm -rf .build

@@ -31,6 +31,9 @@ let package = Package(
             providers: [.apt(["libelf-dev"])]),
         .target(name: "FerryELF", dependencies: ["CLibElf"]),
         .testTarget(name: "FerryELFTests", dependencies: ["FerryELF"]),
+        // FreeBSD backend: C shim (empty on Linux) and thin Swift over it.
+        .target(name: "CFerryFreeBSD"),
+        .target(name: "FerryFreeBSD", dependencies: ["CFerryFreeBSD"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,1 @@
+../../../kernel/ferry_validate.h
