@@ -1,0 +1,46 @@
+#!/bin/bash
+# Checkpoint → restore → verify, for one workload:
+#   run_cr.sh FERRY OUT NAME [ARGS...]
+# Starts OUT/wl_NAME CTLDIR ARGS, waits for ready, runs `FERRY checkpoint`
+# (which kills it), reaps it, runs `FERRY restore $RESTORE_ARGS`, lets the
+# restored process run, asks for its verdict and prints one line:
+#   PASS NAME  |  FAIL NAME: reason
+# Exit status 0 on PASS. Leaves nothing running.
+set -u
+FERRY="$1" OUT="$2" NAME="$3"
+shift 3
+bin="$OUT/wl_$NAME"
+[ "$NAME" = python_loop ] && bin="$OUT/wl_python_loop.py"
+ctl="$(mktemp -d /tmp/ferry_wl.XXXXXX)"
+img="$ctl/image"
+restored=""
+cleanup() {
+	[ -n "$restored" ] && kill -9 "$restored" 2>/dev/null
+	[ -n "${pid:-}" ] && kill -9 "$pid" 2>/dev/null
+	rm -rf "$ctl"
+}
+trap cleanup EXIT
+wait_for() { local i; for ((i = 0; i < $2; i++)); do [ -e "$1" ] && return 0; sleep 0.1; done; return 1; }
+fail() { echo "FAIL $NAME: $*"; exit 1; }
+
+"$bin" "$ctl" "$@" >/dev/null 2>&1 </dev/null &
+pid=$!
+wait_for "$ctl/ready" 100 || fail "no ready within 10 s"
+sleep "${SETTLE:-0.3}"
+out="$("$FERRY" checkpoint "$pid" -o "$img" 2>&1)" || fail "checkpoint: $out"
+wait "$pid" 2>/dev/null
+origpid=$pid
+pid=""
+# shellcheck disable=SC2086
+out="$("$FERRY" restore "$img" ${RESTORE_ARGS:-} 2>&1)" || fail "restore: $out"
+restored="$(echo "$out" | sed -n 's/^restored pid \([0-9]*\).*/\1/p')"
+[ -n "$restored" ] || fail "restore printed no pid: $out"
+sleep "${RUN_AFTER:-0.5}"
+touch "$ctl/stop"
+if ! wait_for "$ctl/result" 150; then
+	if kill -0 "$restored" 2>/dev/null; then fail "no result within 15 s (restored pid $restored still running)"; fi
+	fail "no result: the restored process (pid $restored, was $origpid) died"
+fi
+res="$(head -n1 "$ctl/result")"
+[ "$res" = PASS ] || fail "$res"
+echo "PASS $NAME"
