@@ -19,7 +19,11 @@ let package = Package(
                 "FerryImage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
-        .testTarget(name: "FerryImageTests", dependencies: ["FerryImage"]),
+        // Seeded image generator and record-level helpers shared by the image and CLI tests.
+        .target(name: "FerryImageFixtures", dependencies: ["FerryImage"], path: "Tests/FerryImageFixtures"),
+        .testTarget(name: "FerryImageTests", dependencies: ["FerryImage", "FerryImageFixtures"]),
+        // Runs the built `ferry` binary (so `swift build` must have built it).
+        .testTarget(name: "FerryCLITests", dependencies: ["FerryImage", "FerryImageFixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )

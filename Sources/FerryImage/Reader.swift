@@ -6,6 +6,10 @@ public struct PageRun: Sendable, Equatable {
     /// `nil` for a ZERO record.
     public var data: [UInt8]?
     public var byteCount: Int { pageCount * ImageFormat.pageSize }
+
+    public init(pid: Int32, address: UInt64, pageCount: Int, data: [UInt8]?) {
+        self.pid = pid; self.address = address; self.pageCount = pageCount; self.data = data
+    }
 }
 
 public enum ImageRecord: Sendable {
