@@ -146,7 +146,7 @@ public final class RecordReader {
         case .process: return .process(try json(ProcessImage.self))
         case .container: return .container(p)
         case .pipe:
-            guard p.count >= 8 else { throw fail("pipe record shorter than its id") }
+            guard p.count >= 8 else { throw fail("PIPE record shorter than its id") }
             return .pipe(PipeData(pipeID: p.le64(0), bytes: Array(p[8...])))
         case .pages, .zero:
             guard p.count >= 16 else { throw fail("\(type) record shorter than its header") }
@@ -161,11 +161,11 @@ public final class RecordReader {
                 throw fail("pages at 0x\(String(addr, radix: 16)) run outside the user address space")
             }
             if type == .zero {
-                guard p.count == 16 else { throw fail("zero record has \(p.count - 16) stray bytes") }
+                guard p.count == 16 else { throw fail("ZERO record has \(p.count - 16) stray bytes") }
                 return .pages(PageRun(pid: pid, address: addr, pageCount: n, data: nil))
             }
             guard p.count == 16 + n * ImageFormat.pageSize else {
-                throw fail("pages record holds \(p.count - 16) bytes for \(n) pages")
+                throw fail("PAGES record holds \(p.count - 16) bytes for \(n) pages")
             }
             pageBytes += UInt64(n * ImageFormat.pageSize)
             return .pages(PageRun(pid: pid, address: addr, pageCount: n, data: Array(p[16...])))
