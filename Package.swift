@@ -13,27 +13,40 @@ let package = Package(
         // OS-neutral image: model, encodings. Imports no OS module.
         .target(name: "CFerryCRC"),
         .target(name: "FerryImage", dependencies: ["CFerryCRC"]),
-        // Linux backend: C shims for what Swift cannot call, then /proc, ptrace, injection.
-        .target(name: "CFerryLinux"),
-        .target(name: "FerryLinux", dependencies: ["FerryImage", "CFerryLinux"]),
-        .executableTarget(
-            name: "ferry",
-            dependencies: [
-                "FerryImage",
-                .target(name: "FerryLinux", condition: .when(platforms: [.linux])),
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]),
-        .testTarget(name: "FerryImageTests", dependencies: ["FerryImage"]),
         // ELF64 reading over libelf/gelf (elfutils on Linux, base libelf on FreeBSD).
         .systemLibrary(
             name: "CLibElf",
             path: "Sources/CLibElf",
             providers: [.apt(["libelf-dev"])]),
         .target(name: "FerryELF", dependencies: ["CLibElf"]),
-        .testTarget(name: "FerryELFTests", dependencies: ["FerryELF"]),
+        // OS-neutral logic: register conversion, XSAVE, syscall restart, layout, relocation, vDSO plans.
+        .target(name: "FerryCore", dependencies: ["FerryImage"]),
+        // Neutral container spec and its Linux / FreeBSD / OCI translations.
+        .target(name: "FerryContainer"),
+        // Linux backend: C shims for what Swift cannot call, then /proc, ptrace, injection.
+        .target(name: "CFerryLinux"),
+        .target(name: "FerryLinux", dependencies: ["FerryImage", "FerryCore", "FerryELF", "CFerryLinux"]),
         // FreeBSD backend: C shim (empty on Linux) and thin Swift over it.
         .target(name: "CFerryFreeBSD"),
         .target(name: "FerryFreeBSD", dependencies: ["CFerryFreeBSD"]),
+        .executableTarget(
+            name: "ferry",
+            dependencies: [
+                "FerryImage",
+                "FerryContainer",
+                .target(name: "FerryLinux", condition: .when(platforms: [.linux])),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        // Seeded image generator and record-level helpers shared by the image and CLI tests.
+        .target(name: "FerryImageFixtures", dependencies: ["FerryImage"], path: "Tests/FerryImageFixtures"),
+        .testTarget(name: "FerryImageTests", dependencies: ["FerryImage", "FerryImageFixtures"]),
+        // Runs the built `ferry` binary (so `swift build` must have built it).
+        .testTarget(name: "FerryCLITests", dependencies: ["FerryImage", "FerryImageFixtures"]),
+        .testTarget(name: "FerryELFTests", dependencies: ["FerryELF"]),
+        .testTarget(name: "FerryCoreTests", dependencies: ["FerryCore", "FerryImage"]),
+        .testTarget(name: "FerryContainerTests", dependencies: ["FerryContainer"]),
+        // Real processes: workloads checkpointed and restored (root).
+        .testTarget(name: "FerryLinuxTests", dependencies: ["FerryLinux", "FerryImage"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -133,3 +133,28 @@ extension Array where Element == UInt8 {
     func le32(_ at: Int) -> UInt32 { withUnsafeBytes { $0.le32(at) } }
     func le64(_ at: Int) -> UInt64 { withUnsafeBytes { $0.le64(at) } }
 }
+
+extension RecordType: CustomStringConvertible {
+    /// The record's name as the format spells it ("PROCESS"), for messages.
+    public var description: String {
+        switch self {
+        case .source: return "SOURCE"
+        case .process: return "PROCESS"
+        case .pipe: return "PIPE"
+        case .container: return "CONTAINER"
+        case .pages: return "PAGES"
+        case .zero: return "ZERO"
+        case .end: return "END"
+        }
+    }
+}
+
+extension EncodingKind: CustomStringConvertible {
+    public var description: String {
+        switch self {
+        case .directoryMeta: return "1 (directory metadata, meta.img)"
+        case .directoryPages: return "2 (directory pages, pages.img)"
+        case .stream: return "3 (stream)"
+        }
+    }
+}

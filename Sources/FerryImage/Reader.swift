@@ -6,6 +6,10 @@ public struct PageRun: Sendable, Equatable {
     /// `nil` for a ZERO record.
     public var data: [UInt8]?
     public var byteCount: Int { pageCount * ImageFormat.pageSize }
+
+    public init(pid: Int32, address: UInt64, pageCount: Int, data: [UInt8]?) {
+        self.pid = pid; self.address = address; self.pageCount = pageCount; self.data = data
+    }
 }
 
 public enum ImageRecord: Sendable {
@@ -24,6 +28,8 @@ public final class RecordReader {
     public let source: ByteSource
     public let kind: EncodingKind
     public private(set) var offset: Int64 = 0
+    /// Where the record last returned by `next()` starts (for error messages).
+    public private(set) var recordOffset: Int64 = 0
     private var records: UInt64 = 0
     private var pageBytes: UInt64 = 0
     private var ended = false
@@ -37,8 +43,9 @@ public final class RecordReader {
         guard Array(header[0..<8]) == ImageFormat.magic else {
             throw ImageError(file: source.name, offset: 0, "not a ferry image (bad magic)")
         }
-        let (version, hsize, rawKind, caps, crc, sum) = header.withUnsafeBytes { b in
-            (b.le16(8), b.le16(10), b.le32(12), b.le64(16), b.le32(28), crc32c(UnsafeRawBufferPointer(rebasing: b[0..<28])))
+        let (version, hsize, rawKind, caps, reserved, crc, sum) = header.withUnsafeBytes { b in
+            (b.le16(8), b.le16(10), b.le32(12), b.le64(16), b.le32(24), b.le32(28),
+             crc32c(UnsafeRawBufferPointer(rebasing: b[0..<28])))
         }
         guard crc == sum else { throw ImageError(file: source.name, offset: 28, "header checksum mismatch (corrupted)") }
         guard version == ImageFormat.version else {
@@ -59,7 +66,17 @@ public final class RecordReader {
             throw ImageError(file: source.name, offset: 16,
                              "requires capabilities 0x\(String(unknown, radix: 16)) this ferry does not understand; use a newer ferry")
         }
+        guard reserved == 0 else {
+            throw ImageError(file: source.name, offset: 24, "reserved header field is 0x\(String(reserved, radix: 16)), not 0")
+        }
         kind = k
+    }
+
+    /// Throws unless the input ends right after END (files hold nothing after it).
+    public func expectEndOfInput() throws {
+        var byte = [UInt8](repeating: 0, count: 1)
+        let n = try byte.withUnsafeMutableBytes { try source.read(into: $0) }
+        guard n == 0 else { throw ImageError(file: source.name, offset: offset, "bytes after the END record") }
     }
 
     static func readExactly(_ source: ByteSource, into buffer: inout [UInt8], at offset: inout Int64, what: String) throws {
@@ -82,6 +99,7 @@ public final class RecordReader {
     public func next() throws -> ImageRecord? {
         if ended { return nil }
         let recordOffset = offset
+        self.recordOffset = recordOffset
         var head = [UInt8](repeating: 0, count: 8)
         do {
             try RecordReader.readExactly(source, into: &head, at: &offset, what: "a record header")
@@ -128,7 +146,7 @@ public final class RecordReader {
         case .process: return .process(try json(ProcessImage.self))
         case .container: return .container(p)
         case .pipe:
-            guard p.count >= 8 else { throw fail("pipe record shorter than its id") }
+            guard p.count >= 8 else { throw fail("PIPE record shorter than its id") }
             return .pipe(PipeData(pipeID: p.le64(0), bytes: Array(p[8...])))
         case .pages, .zero:
             guard p.count >= 16 else { throw fail("\(type) record shorter than its header") }
@@ -143,11 +161,11 @@ public final class RecordReader {
                 throw fail("pages at 0x\(String(addr, radix: 16)) run outside the user address space")
             }
             if type == .zero {
-                guard p.count == 16 else { throw fail("zero record has \(p.count - 16) stray bytes") }
+                guard p.count == 16 else { throw fail("ZERO record has \(p.count - 16) stray bytes") }
                 return .pages(PageRun(pid: pid, address: addr, pageCount: n, data: nil))
             }
             guard p.count == 16 + n * ImageFormat.pageSize else {
-                throw fail("pages record holds \(p.count - 16) bytes for \(n) pages")
+                throw fail("PAGES record holds \(p.count - 16) bytes for \(n) pages")
             }
             pageBytes += UInt64(n * ImageFormat.pageSize)
             return .pages(PageRun(pid: pid, address: addr, pageCount: n, data: Array(p[16...])))
@@ -169,14 +187,16 @@ struct MetadataCollector {
     var pipes: [PipeData] = []
     var container: [UInt8]?
 
-    mutating func take(_ record: ImageRecord, from name: String) throws {
+    mutating func take(_ record: ImageRecord, from name: String, at offset: Int64) throws {
         switch record {
         case .source(let s):
-            guard source == nil else { throw ImageError(file: name, "two SOURCE records") }
+            guard source == nil else { throw ImageError(file: name, offset: offset, "two SOURCE records") }
             source = s
         case .process(let p): processes.append(p)
         case .pipe(let p): pipes.append(p)
-        case .container(let c): container = c
+        case .container(let c):
+            guard container == nil else { throw ImageError(file: name, offset: offset, "two CONTAINER records") }
+            container = c
         case .pages, .end: break
         }
     }
@@ -200,9 +220,10 @@ public final class DirectoryImageReader {
         let reader = try RecordReader(source: try FileSource(path: metaPath), expecting: .directoryMeta)
         var collector = MetadataCollector()
         while let r = try reader.next() {
-            if case .pages = r { throw ImageError(file: metaPath, offset: reader.offset, "page record in the metadata file") }
-            try collector.take(r, from: metaPath)
+            if case .pages = r { throw ImageError(file: metaPath, offset: reader.recordOffset, "page record in the metadata file") }
+            try collector.take(r, from: metaPath, at: reader.recordOffset)
         }
+        try reader.expectEndOfInput()
         metadata = try collector.metadata(from: metaPath)
         // Open pages.img now so a missing file is reported before any work starts.
         _ = try FileSource(path: directory + "/" + ImageFormat.pagesFileName)
@@ -217,29 +238,45 @@ public final class DirectoryImageReader {
         while let r = try reader.next() {
             switch r {
             case .pages(let run):
-                try index.check(run, file: path, offset: reader.offset)
+                try index.check(run, file: path, offset: reader.recordOffset)
                 try body(run)
             case .end: break
-            default: throw ImageError(file: path, offset: reader.offset, "metadata record in the pages file")
+            default: throw ImageError(file: path, offset: reader.recordOffset, "metadata record in the pages file")
             }
         }
+        try reader.expectEndOfInput()
     }
 }
 
 /// Reads a whole stream image: metadata collected, page runs handed to `onPages` as they arrive.
+///
+/// The PROCESS records (and so the mappings) may come after the pages, so
+/// each run is checked against the mappings only once END has been read:
+/// a caller must not commit what `onPages` received until `read` returns.
+/// Only each run's extent is kept for that check (24 bytes a record), never
+/// page contents.
 public enum StreamImageReader {
     public static func read(from source: ByteSource, onPages: (PageRun) throws -> Void) throws -> ImageMetadata {
         let reader = try RecordReader(source: source, expecting: .stream)
         var collector = MetadataCollector()
+        var extents: [(run: PageRun, offset: Int64)] = []
         var first = true
         while let r = try reader.next() {
             if first {
                 guard case .source = r else { throw ImageError(file: source.name, offset: ImageFormat.headerSize.int64, "stream does not start with SOURCE") }
                 first = false
             }
-            if case .pages(let run) = r { try onPages(run) } else { try collector.take(r, from: source.name) }
+            if case .pages(let run) = r {
+                try onPages(run)
+                extents.append((PageRun(pid: run.pid, address: run.address, pageCount: run.pageCount, data: nil), reader.recordOffset))
+            } else {
+                try collector.take(r, from: source.name, at: reader.recordOffset)
+            }
         }
-        return try collector.metadata(from: source.name)
+        let meta = try collector.metadata(from: source.name)
+        let index = MappingIndex(meta)
+        for (run, offset) in extents { try index.check(run, file: source.name, offset: offset) }
+        return meta
     }
 }
 

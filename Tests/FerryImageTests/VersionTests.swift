@@ -1,4 +1,0 @@
-import Testing
-@testable import FerryImage
-
-@Test func versionIsSet() { #expect(!FerryVersion.string.isEmpty) }
