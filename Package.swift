@@ -16,9 +16,13 @@ let package = Package(
             name: "ferry",
             dependencies: [
                 "FerryImage",
+                "FerryContainer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "FerryImageTests", dependencies: ["FerryImage"]),
+        // Neutral container spec and its Linux/OCI/FreeBSD translations. Foundation only.
+        .target(name: "FerryContainer"),
+        .testTarget(name: "FerryContainerTests", dependencies: ["FerryContainer"]),
     ],
     swiftLanguageModes: [.v6]
 )
