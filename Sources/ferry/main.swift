@@ -6,7 +6,7 @@ struct Ferry: ParsableCommand {
         commandName: "ferry",
         abstract: "Checkpoint, restore and live-migrate Linux-ABI processes between Linux and FreeBSD.",
         version: FerryVersion.string,
-        subcommands: [])
+        subcommands: [ContainerCommand.self])
 }
 
 Ferry.main()
