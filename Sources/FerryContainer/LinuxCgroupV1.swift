@@ -76,8 +76,9 @@ public enum CgroupV1 {
 
     /// devices.list holds the allow-list; `a *:* rwm` alone means no restriction.
     static func readDevices(_ text: String?, field: String) throws -> [DeviceRule] {
+        guard let text else { return [] }
         let lines = CgroupValue.lines(text)
-        if lines.isEmpty || lines == ["a *:* rwm"] { return [] }
+        if lines == ["a *:* rwm"] { return [] }  // an empty list means everything is denied
         let allowed = try lines.map { line -> DeviceRule in
             let parts = line.split(separator: " ")
             guard parts.count == 3, let type = DeviceRule.DeviceType(rawValue: String(parts[0])) else {

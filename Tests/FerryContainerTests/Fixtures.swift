@@ -39,6 +39,15 @@ func applyWrites(_ writes: [CgroupWrite]) -> [String: [String: String]] {
     var dirs: [String: [String: String]] = [:]
     for w in writes {
         let dir = w.controller ?? ""
+        // The kernel turns devices.deny/allow writes into devices.list (deny-all empties it).
+        if w.file == "devices.deny" {
+            dirs[dir, default: [:]]["devices.list"] = ""
+            continue
+        }
+        if w.file == "devices.allow" {
+            dirs[dir, default: [:]]["devices.list", default: ""] += w.value + "\n"
+            continue
+        }
         let existing = dirs[dir, default: [:]][w.file]
         // blkio throttle files and io.max accumulate one line per write; others are replaced.
         let accumulates = w.file.hasSuffix("_device") || w.file == "io.max"
