@@ -6,7 +6,8 @@ import Foundation
 /// at a fake tree.
 ///
 /// - Namespaces: a namespace counts as the container's own when the link in
-///   /proc/PID/ns/ differs from the reference process's (pid 1 by default).
+///   /proc/PID/ns/ differs from the reference process's (pid 1 by default;
+///   ferry's own process, with a note, when pid 1's links are unreadable).
 /// - Hostname: from PID's root at /etc/hostname (another uts namespace's
 ///   hostname cannot be read without setns); domainname is not read.
 /// - Root: the target of /proc/PID/root when it is not "/".
@@ -34,15 +35,11 @@ public struct LinuxLive: Sendable {
         }
         var spec = ContainerSpec()
         var notes = NoteList()
+        let reference = try referenceNamespaces(notes: &notes)
         for kind in NamespaceKind.allCases {
-            let mine = link("/proc/\(pid)/ns/\(kind.procName)")
-            let reference = link("/proc/\(referencePID)/ns/\(kind.procName)")
-            guard let mine else { continue }  // kernel without this namespace kind
-            guard let reference else {
-                throw ContainerError.unreadable(path: path("/proc/\(referencePID)/ns/\(kind.procName)"),
-                                                reason: "the reference process's namespaces are needed to tell the container's apart")
-            }
-            if mine != reference { try spec.isolation.add(Namespace(kind), field: "/proc/\(pid)/ns/\(kind.procName)") }
+            // A kernel without this namespace kind has no link.
+            guard let mine = link("/proc/\(pid)/ns/\(kind.procName)") else { continue }
+            if mine != reference[kind] { try spec.isolation.add(Namespace(kind), field: "/proc/\(pid)/ns/\(kind.procName)") }
         }
         if spec.isolation.has(.user) {
             spec.isolation.uidMappings = try Self.idMap(readText("/proc/\(pid)/uid_map"), field: "/proc/\(pid)/uid_map")
@@ -65,6 +62,27 @@ public struct LinuxLive: Sendable {
         }
         try spec.validate()
         return Translated(spec, notes: notes.items)
+    }
+
+    /// The reference process's namespace links: pid 1's, or, where those
+    /// cannot be read (no CAP_SYS_PTRACE over pid 1, as in some sandboxes),
+    /// this process's own, with a note.
+    private func referenceNamespaces(notes: inout NoteList) throws -> [NamespaceKind: String] {
+        func links(_ proc: String) -> [NamespaceKind: String] {
+            var result: [NamespaceKind: String] = [:]
+            for kind in NamespaceKind.allCases { result[kind] = link("/proc/\(proc)/ns/\(kind.procName)") }
+            return result
+        }
+        let primary = links(String(referencePID))
+        if !primary.isEmpty { return primary }
+        let own = links("self")
+        guard !own.isEmpty else {
+            throw ContainerError.unreadable(path: path("/proc/\(referencePID)/ns/"),
+                                            reason: "the reference process's namespaces are needed to tell the container's apart")
+        }
+        notes.approximate("/proc/\(referencePID)/ns", "unreadable",
+                          "namespaces were compared with ferry's own, not pid \(referencePID)'s: run ferry in the host's namespaces")
+        return own
     }
 
     func readCgroups(pid: Int32) throws -> Translated<Limits> {
