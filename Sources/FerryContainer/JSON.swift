@@ -50,7 +50,7 @@ enum JSONValue: Codable, Equatable, Sendable, CustomStringConvertible {
         do {
             return try JSONDecoder().decode(JSONValue.self, from: data)
         } catch {
-            throw ContainerError.malformed(source: source, reason: "not valid JSON (\(Self.brief(error)))")
+            throw ContainerError.malformed(source: source, reason: "not valid JSON (\(Self.brief(error, data)))")
         }
     }
 
@@ -60,10 +60,12 @@ enum JSONValue: Codable, Equatable, Sendable, CustomStringConvertible {
         return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
     }
 
-    private static func brief(_ error: Error) -> String {
-        if case let DecodingError.dataCorrupted(context) = error {
-            let underlying = (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
-            return underlying ?? context.debugDescription
+    /// JSONDecoder says only "not valid JSON"; JSONSerialization says where.
+    private static func brief(_ error: Error, _ data: Data) -> String {
+        do {
+            _ = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+        } catch {
+            if let where_ = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String { return where_ }
         }
         return "\(error)"
     }
