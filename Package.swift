@@ -20,6 +20,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "FerryImageTests", dependencies: ["FerryImage"]),
+        // OS-neutral restore logic: register tables, XSAVE, syscall restart,
+        // layout planning, stack relocation, vDSO proxying. Pure: no syscalls.
+        .target(name: "FerryCore", dependencies: ["FerryImage"]),
+        .testTarget(name: "FerryCoreTests", dependencies: ["FerryCore", "FerryImage"]),
     ],
     swiftLanguageModes: [.v6]
 )
