@@ -25,5 +25,8 @@ test: deps kernel-check
 kernel-check: deps
 	sh kernel/check.sh
 
+demo: build
+	bash scripts/demo.sh
+
 clean:
 	rm -rf .build

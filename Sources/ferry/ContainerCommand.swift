@@ -81,7 +81,3 @@ extension ContainerCommand.Translate.Target {
         }
     }
 }
-
-struct StandardError: TextOutputStream {
-    mutating func write(_ string: String) { FileHandle.standardError.write(Data(string.utf8)) }
-}

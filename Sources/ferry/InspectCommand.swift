@@ -96,10 +96,3 @@ final class PeekedSource: ByteSource {
         return try inner.read(into: buffer)
     }
 }
-
-struct StandardError: TextOutputStream {
-    mutating func write(_ string: String) {
-        var s = string
-        s.withUTF8 { b in _ = Glibc.write(2, b.baseAddress, b.count) }
-    }
-}

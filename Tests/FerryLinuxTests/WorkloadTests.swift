@@ -1,0 +1,104 @@
+import Foundation
+import Testing
+
+/// Real processes: each workload is started, checkpointed (which kills it),
+/// restored by the built `ferry`, and asked to verify its own state.
+/// Needs root (ptrace of any process, clone3 set_tid, PR_SET_MM_MAP); CI runs as root.
+@Suite(.serialized, .enabled(if: getuid() == 0, "checkpoint/restore needs root"))
+struct WorkloadTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let ferry = root.appendingPathComponent(".build/debug/ferry").path
+    static let workloads = root.appendingPathComponent("Tests/Workloads").path
+    static let out = root.appendingPathComponent(".build/workloads").path
+
+    /// (name, arguments) — every workload of Tests/Workloads.
+    static let cases: [String] = [
+        "anon_pattern", "anon_pattern 256 32", "heap_grow", "file_map_private", "file_map_shared", "mprotect",
+        "threads_tls", "append_log", "pipe_inflight", "signals", "sigaltstack", "sleep_syscall", "fpu_regs",
+        "fpu_regs sse", "rseq_cpu", "getpid_same", "cmdline_same", "itimer", "stack_pointers", "clock_loop", "python_loop",
+    ]
+
+    static func run(_ args: [String], env: [String: String] = [:]) throws -> (status: Int32, output: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: args[0])
+        p.arguments = Array(args.dropFirst())
+        p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    static func buildWorkloads() throws {
+        let r = try run(["/usr/bin/make", "-s", "-C", workloads, "OUT=\(out)"])
+        #expect(r.status == 0, "building the workloads failed: \(r.output)")
+    }
+
+    @Test("checkpoint → restore → self-check", arguments: cases)
+    func checkpointRestore(_ spec: String) throws {
+        try Self.buildWorkloads()
+        let parts = spec.split(separator: " ").map(String.init)
+        let r = try Self.run(["/bin/bash", Self.workloads + "/run_cr.sh", Self.ferry, Self.out] + parts)
+        #expect(r.status == 0 && r.output.hasPrefix("PASS"), "\(spec): \(r.output)")
+    }
+
+    @Test("checkpoint → restore into a fresh pid namespace", arguments: ["getpid_same", "threads_tls", "sleep_syscall"])
+    func checkpointRestoreNewPidns(_ name: String) throws {
+        try Self.buildWorkloads()
+        let r = try Self.run(["/bin/bash", Self.workloads + "/run_cr.sh", Self.ferry, Self.out, name],
+                             env: ["RESTORE_ARGS": "--new-pidns"])
+        #expect(r.status == 0 && r.output.hasPrefix("PASS"), "\(name): \(r.output)")
+    }
+
+    @Test("--leave-running leaves the process running and correct")
+    func leaveRunning() throws {
+        try Self.buildWorkloads()
+        let ctl = try FileManager.default.url(for: .itemReplacementDirectory, in: .userDomainMask,
+                                              appropriateFor: URL(fileURLWithPath: "/tmp"), create: true).path
+        defer { try? FileManager.default.removeItem(atPath: ctl) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.out + "/wl_threads_tls")
+        p.arguments = [ctl]
+        try p.run()
+        defer { if p.isRunning { p.terminate() }; p.waitUntilExit() }
+        try waitFor(ctl + "/ready")
+        let r = try Self.run([Self.ferry, "checkpoint", "\(p.processIdentifier)", "-o", ctl + "/img", "--leave-running"])
+        #expect(r.status == 0, "\(r.output)")
+        #expect(p.isRunning)
+        FileManager.default.createFile(atPath: ctl + "/stop", contents: nil)
+        try waitFor(ctl + "/result")
+        let result = try String(contentsOfFile: ctl + "/result", encoding: .utf8)
+        #expect(result == "PASS\n")
+    }
+
+    @Test("bad input is refused with one line and leaves the process alone", arguments: [
+        (["checkpoint", "999999999", "-o", "/tmp/ferry-nope"], "no such process"),
+        (["checkpoint", "2", "-o", "/tmp/ferry-nope"], "kernel thread"),
+        (["restore", "/tmp/ferry-no-such-image"], "meta.img"),
+    ])
+    func badInput(_ args: [String], _ expected: String) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.ferry)
+        p.arguments = args
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus != 0)
+        #expect(text.split(separator: "\n").count == 1, "\(text)")
+        #expect(text.contains(expected), "\(text)")
+    }
+}
+
+func waitFor(_ path: String, seconds: Double = 10) throws {
+    let deadline = Date().addingTimeInterval(seconds)
+    while !FileManager.default.fileExists(atPath: path) {
+        if Date() > deadline { throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: path]) }
+        usleep(50_000)
+    }
+}
