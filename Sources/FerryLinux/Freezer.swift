@@ -87,16 +87,17 @@ public final class Freezer {
     }
 
     /// Kills the frozen processes (after a checkpoint without --leave-running).
+    /// ferry, as their tracer, collects each thread's exit so the real parent
+    /// can reap the process at once.
     public func kill() {
         let pids = Set(threads.map(\.pid))
         for pid in pids { Glibc.kill(pid, SIGKILL) }
-        for (tid, _) in threads { try? Tracee(tid).detach() }
+        for (tid, _) in threads.reversed() {
+            var status: Int32 = 0
+            _ = ferry_wait(tid, &status, 0)
+        }
         threads.removeAll()
         seized.removeAll()
-        // Give the parents a moment to reap them so their pids are free again.
-        for _ in 0..<300 where pids.contains(where: { ProcFS.exists("/proc/\($0)") }) {
-            usleep(10_000)
-        }
     }
 }
 #endif

@@ -63,8 +63,18 @@ struct SpawnedProcess {
     /// Kills the half-built process (and its namespace's init).
     func abandon() {
         kill(pid, SIGKILL)
-        _ = ferry_wait(pid, nil, 0)
+        reapAll(pid)
         if let reaper { kill(reaper, SIGKILL); _ = ferry_wait(reaper, nil, 0) }
+    }
+}
+
+/// Collects every traced thread of a killed process, then the process: a
+/// thread-group leader is reported only after its other threads.
+func reapAll(_ pid: Int32) {
+    while true {
+        var status: Int32 = 0
+        let r = ferry_wait(-1, &status, 0)
+        if r < 0 || r == pid { return }
     }
 }
 

@@ -23,12 +23,20 @@ trap cleanup EXIT
 wait_for() { local i; for ((i = 0; i < $2; i++)); do [ -e "$1" ] && return 0; sleep 0.1; done; return 1; }
 fail() { echo "FAIL $NAME: $*"; exit 1; }
 
-"$bin" "$ctl" "$@" >/dev/null 2>&1 </dev/null &
+# The workload gets only stdin/stdout/stderr: descriptors inherited from
+# whoever runs this script (a test runner's sockets) are not its own state.
+(
+	for fd in /proc/$BASHPID/fd/*; do
+		fd=${fd##*/}
+		[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+	done
+	exec "$bin" "$ctl" "$@" >/dev/null 2>&1 </dev/null
+) &
 pid=$!
 wait_for "$ctl/ready" 100 || fail "no ready within 10 s"
 sleep "${SETTLE:-0.3}"
 out="$("$FERRY" checkpoint "$pid" -o "$img" 2>&1)" || fail "checkpoint: $out"
-wait "$pid" 2>/dev/null
+{ wait "$pid"; } 2>/dev/null
 origpid=$pid
 pid=""
 # shellcheck disable=SC2086
