@@ -191,3 +191,366 @@ ferry_prlimit(pid_t pid, int resource, const uint64_t *new_limit,
 	long r = syscall(SYS_prlimit64, pid, resource, new_limit, old_limit);
 	return r < 0 ? -errno : 0;
 }
+
+/* ---- `ferry check` probes ---- */
+
+#include <sys/mman.h>
+#include <sys/ioctl.h>
+#include <linux/prctl.h>
+#include <linux/userfaultfd.h>
+
+long
+ferry_prctl(int option, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5)
+{
+	long r = syscall(SYS_prctl, option, a2, a3, a4, a5);
+	return RET(r);
+}
+
+long
+ferry_ioctl(int fd, unsigned long request, uint64_t arg)
+{
+	long r = syscall(SYS_ioctl, fd, request, arg);
+	return RET(r);
+}
+
+/* A child by raw clone (no atfork handlers): returns 0 in the child. */
+static pid_t
+raw_fork(void)
+{
+	return (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+}
+
+/* Waits for `pid`; its exit status 0 → 0, 1..254 → -status (an errno). */
+static int
+reap_status(pid_t pid)
+{
+	int st = 0;
+	if (ferry_wait(pid, &st, 0) < 0)
+		return -ECHILD;
+	if (!WIFEXITED(st))
+		return -EINTR;
+	return -WEXITSTATUS(st);
+}
+
+/* Parses the unsigned field `n` (1-based) of a /proc/PID/stat text. */
+static int
+stat_field(const char *buf, size_t len, int n, uint64_t *out)
+{
+	size_t i = len;
+	while (i > 0 && buf[i - 1] != ')')
+		i--;
+	if (i == 0)
+		return -1;
+	int field = 2; /* the ')' ends field 2 */
+	while (i < len) {
+		while (i < len && buf[i] == ' ')
+			i++;
+		field++;
+		uint64_t v = 0;
+		int digits = 0;
+		while (i < len && buf[i] != ' ' && buf[i] != '\n') {
+			if (buf[i] >= '0' && buf[i] <= '9') {
+				v = v * 10 + (uint64_t)(buf[i] - '0');
+				digits++;
+			}
+			i++;
+		}
+		if (field == n) {
+			if (!digits)
+				return -1;
+			*out = v;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* Runs `body` in a raw child; its return (0 or an errno) is the child's
+ * exit status. 0 or -errno. */
+static int
+in_child(int (*body)(void))
+{
+	pid_t pid = raw_fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0)
+		syscall(SYS_exit_group, body());
+	return reap_status(pid);
+}
+
+static int
+set_mm_map_child(void)
+{
+	char buf[1024];
+	int fd = (int)syscall(SYS_open, "/proc/self/stat", O_RDONLY, 0);
+	if (fd < 0)
+		return EPROTO;
+	long n = syscall(SYS_read, fd, buf, sizeof(buf));
+	syscall(SYS_close, fd);
+	if (n <= 0)
+		return EPROTO;
+	static const int fields[] = {26, 27, 28, 45, 46, 47, 48, 49, 50, 51};
+	uint64_t v[10];
+	for (int k = 0; k < 10; k++)
+		if (stat_field(buf, (size_t)n, fields[k], &v[k]) != 0)
+			return EPROTO;
+	struct prctl_mm_map m;
+	memset(&m, 0, sizeof(m));
+	m.start_code = v[0];
+	m.end_code = v[1];
+	m.start_stack = v[2];
+	m.start_data = v[3];
+	m.end_data = v[4];
+	m.start_brk = v[5];
+	m.arg_start = v[6];
+	m.arg_end = v[7];
+	m.env_start = v[8];
+	m.env_end = v[9];
+	m.brk = (uint64_t)syscall(SYS_brk, 0);
+	m.auxv = NULL;
+	m.auxv_size = 0; /* keep the saved auxv */
+	m.exe_fd = (uint32_t)-1; /* keep /proc/self/exe */
+	long r = syscall(SYS_prctl, PR_SET_MM, PR_SET_MM_MAP, &m, sizeof(m), 0);
+	return r == 0 ? 0 : errno;
+}
+
+int
+ferry_probe_set_mm_map(void)
+{
+	return in_child(set_mm_map_child);
+}
+
+static int
+pid_one_child(void)
+{
+	return syscall(SYS_getpid) == 1 ? 0 : EPROTO;
+}
+
+static int
+newpid_child(void)
+{
+	if (syscall(SYS_unshare, CLONE_NEWPID) != 0)
+		return errno;
+	int r = in_child(pid_one_child);
+	return r < 0 ? -r : 0;
+}
+
+int
+ferry_probe_newpid(void)
+{
+	return in_child(newpid_child);
+}
+
+pid_t
+ferry_clone3_exit(const pid_t *set_tid, size_t n, int new_pidns)
+{
+	pid_t pid = clone3_fork(new_pidns ? CLONE_NEWPID : 0, set_tid, n);
+	if (pid < 0)
+		return -errno;
+	if (pid == 0)
+		syscall(SYS_exit_group, 0);
+	int st = 0;
+	ferry_wait(pid, &st, 0);
+	return pid;
+}
+
+int
+ferry_uffd_open(int flags)
+{
+	long fd = syscall(SYS_userfaultfd, flags);
+	if (fd >= 0)
+		return (int)fd;
+	int e = errno;
+	int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+	if (dev < 0)
+		return -e;
+	fd = ioctl(dev, _IO(0xAA, 0x00) /* USERFAULTFD_IOC_NEW */, flags);
+	e = errno;
+	close(dev);
+	return fd >= 0 ? (int)fd : -e;
+}
+
+static size_t
+page_size(void)
+{
+	return (size_t)sysconf(_SC_PAGESIZE);
+}
+
+int
+ferry_probe_soft_dirty(void)
+{
+	size_t ps = page_size();
+	volatile char *p = mmap(NULL, ps, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	p[0] = 1;
+	int r;
+	int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		goto out;
+	}
+	if (write(fd, "4", 1) != 1) {
+		r = -errno;
+		close(fd);
+		goto out;
+	}
+	close(fd);
+	p[0] = 2;
+	fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		goto out;
+	}
+	uint64_t e = 0;
+	off_t off = (off_t)((uintptr_t)p / ps * 8);
+	if (pread(fd, &e, 8, off) != 8)
+		r = -errno;
+	else
+		r = (e >> 55) & 1;
+	close(fd);
+out:
+	munmap((void *)p, ps);
+	return r;
+}
+
+/* linux/fs.h of 6.7+ (this system's headers are older). */
+struct ferry_pm_scan_arg {
+	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+	uint64_t category_inverted, category_mask, category_anyof_mask;
+	uint64_t return_mask;
+};
+struct ferry_page_region {
+	uint64_t start, end, categories;
+};
+#define FERRY_PAGEMAP_SCAN _IOWR('f', 16, struct ferry_pm_scan_arg)
+#define FERRY_PM_SCAN_WP_MATCHING (1ULL << 0)
+#define FERRY_PM_SCAN_CHECK_WPASYNC (1ULL << 1)
+#define FERRY_PAGE_IS_WRITTEN (1ULL << 1)
+#define FERRY_PAGE_IS_PRESENT (1ULL << 3)
+#define FERRY_UFFD_FEATURE_WP_UNPOPULATED (1ULL << 13)
+#define FERRY_UFFD_FEATURE_WP_ASYNC (1ULL << 15)
+
+/* One PAGEMAP_SCAN over [start, end), looping from walk_end; pages with
+ * the category counted (or regions when count_pages == 0). */
+static long
+pagemap_scan(int fd, uint64_t start, uint64_t end, uint64_t flags,
+    uint64_t category, int count_pages)
+{
+	struct ferry_page_region vec[64];
+	long total = 0;
+	uint64_t at = start;
+	while (at < end) {
+		struct ferry_pm_scan_arg a;
+		memset(&a, 0, sizeof(a));
+		a.size = sizeof(a);
+		a.flags = flags;
+		a.start = at;
+		a.end = end;
+		a.vec = (uint64_t)(uintptr_t)vec;
+		a.vec_len = 64;
+		a.category_mask = category;
+		a.return_mask = category;
+		long n = ioctl(fd, FERRY_PAGEMAP_SCAN, &a);
+		if (n < 0)
+			return -errno;
+		for (long i = 0; i < n; i++)
+			total += count_pages ?
+			    (long)((vec[i].end - vec[i].start) / page_size()) : 1;
+		if (a.walk_end <= at)
+			break;
+		at = a.walk_end;
+	}
+	return total;
+}
+
+/* `pages` fresh anonymous pages, each written once; NULL (errno) if not. */
+static char *
+touched_pages(size_t pages)
+{
+	size_t ps = page_size();
+	char *p = mmap(NULL, pages * ps, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	for (size_t i = 0; i < pages; i++)
+		((volatile char *)p)[i * ps] = 1;
+	return p;
+}
+
+long
+ferry_probe_pagemap_scan(size_t pages)
+{
+	size_t ps = page_size();
+	char *p = touched_pages(pages);
+	if (p == NULL)
+		return -errno;
+	long r;
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+	} else {
+		r = pagemap_scan(fd, (uint64_t)(uintptr_t)p,
+		    (uint64_t)(uintptr_t)p + pages * ps, 0,
+		    FERRY_PAGE_IS_PRESENT, 1);
+		close(fd);
+	}
+	munmap(p, pages * ps);
+	return r;
+}
+
+long
+ferry_probe_wp_scan(size_t pages, size_t writes)
+{
+	size_t ps = page_size();
+	size_t len = pages * ps;
+	char *p = touched_pages(pages);
+	if (p == NULL)
+		return -errno;
+	long r;
+	int pm = -1;
+	int uffd = ferry_uffd_open(O_CLOEXEC | O_NONBLOCK);
+	if (uffd < 0) {
+		r = uffd;
+		goto out;
+	}
+	struct uffdio_api api;
+	memset(&api, 0, sizeof(api));
+	api.api = UFFD_API;
+	api.features = FERRY_UFFD_FEATURE_WP_ASYNC |
+	    FERRY_UFFD_FEATURE_WP_UNPOPULATED;
+	if (ioctl(uffd, UFFDIO_API, &api) != 0) {
+		r = -errno;
+		goto out;
+	}
+	struct uffdio_register reg;
+	memset(&reg, 0, sizeof(reg));
+	reg.range.start = (uint64_t)(uintptr_t)p;
+	reg.range.len = len;
+	reg.mode = UFFDIO_REGISTER_MODE_WP;
+	if (ioctl(uffd, UFFDIO_REGISTER, &reg) != 0) {
+		r = -errno;
+		goto out;
+	}
+	pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (pm < 0) {
+		r = -errno;
+		goto out;
+	}
+	uint64_t s = (uint64_t)(uintptr_t)p, e = s + len;
+	uint64_t fl = FERRY_PM_SCAN_WP_MATCHING | FERRY_PM_SCAN_CHECK_WPASYNC;
+	r = pagemap_scan(pm, s, e, fl, FERRY_PAGE_IS_WRITTEN, 1);
+	if (r < 0)
+		goto out;
+	for (size_t i = 0; i < writes && i < pages; i++)
+		((volatile char *)p)[(i * 7 % pages) * ps] = 2;
+	r = pagemap_scan(pm, s, e, fl, FERRY_PAGE_IS_WRITTEN, 1);
+out:
+	if (pm >= 0)
+		close(pm);
+	if (uffd >= 0)
+		close(uffd);
+	munmap(p, len);
+	return r;
+}

@@ -53,6 +53,38 @@ long ferry_tee(int fd_in, int fd_out, size_t len, unsigned flags);
 int ferry_prlimit(pid_t pid, int resource, const uint64_t *new_limit,
     uint64_t *old_limit);
 
+/* prctl and ioctl with fixed arguments: result or -errno. */
+long ferry_prctl(int option, uint64_t a2, uint64_t a3, uint64_t a4,
+    uint64_t a5);
+long ferry_ioctl(int fd, unsigned long request, uint64_t arg);
+
+/* `ferry check` probes. Each one that needs a process of its own runs in a
+ * child made here (raw clone, only async-signal-safe calls in the child),
+ * reaped before returning. */
+/* The child calls prctl(PR_SET_MM, PR_SET_MM_MAP) with its own current
+ * values (from /proc/self/stat and brk(0); auxv and exe_fd unchanged).
+ * 0 or -errno (-EPROTO if the child could not read its values). */
+int ferry_probe_set_mm_map(void);
+/* The child unshares CLONE_NEWPID and forks; the grandchild must see
+ * getpid() == 1. 0, -errno, or -EPROTO when the pid is not 1. */
+int ferry_probe_newpid(void);
+/* clone3 with set_tid (n entries, innermost first; new_pidns adds
+ * CLONE_NEWPID); the child exits at once and is reaped. Its pid in our
+ * namespace or -errno. */
+pid_t ferry_clone3_exit(const pid_t *set_tid, size_t n, int new_pidns);
+/* userfaultfd(2) (falling back to /dev/userfaultfd): an fd or -errno. */
+int ferry_uffd_open(int flags);
+/* Soft-dirty: clear_refs 4, write a fresh page, read pagemap bit 55.
+ * 1 set, 0 not set, or -errno. */
+int ferry_probe_soft_dirty(void);
+/* PAGEMAP_SCAN on /proc/self/pagemap over `pages` touched anonymous pages
+ * (category PAGE_IS_PRESENT): regions returned, or -errno. */
+long ferry_probe_pagemap_scan(size_t pages);
+/* Dirty tracking as pre-copy does it: uffd WP_ASYNC on `pages` pages, an
+ * arming PAGEMAP_SCAN (PM_SCAN_WP_MATCHING), writes to `writes` of them,
+ * then a scan counting PAGE_IS_WRITTEN pages: that count, or -errno. */
+long ferry_probe_wp_scan(size_t pages, size_t writes);
+
 /* errno of the calling thread. */
 int ferry_errno(void);
 

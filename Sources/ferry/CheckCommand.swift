@@ -1,0 +1,28 @@
+#if os(Linux)
+import ArgumentParser
+import FerryLinux
+
+struct CheckCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Probe the kernel and CPU facilities ferry uses; exits 1 when one it strictly needs is missing.")
+
+    @Flag(help: "Print the report as JSON.") var json = false
+
+    func run() throws {
+        let report = CheckProbes.run()
+        if json {
+            print(report.json())
+        } else {
+            print("kernel \(report.kernel)")
+            print(report.rendered())
+        }
+        if !report.requiredOK {
+            var err = StandardError()
+            let names = report.failedRequired.map(\.name).joined(separator: ", ")
+            print("ferry: cannot checkpoint or restore here: \(names) not ok", to: &err)
+            throw ExitCode(1)
+        }
+    }
+}
+#endif
