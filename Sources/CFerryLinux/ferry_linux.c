@@ -129,6 +129,15 @@ ferry_spawn_pidns_init(const char *path, char *const argv[], char *const envp[])
 {
 	pid_t pid = clone3_fork(CLONE_NEWPID, NULL, 0);
 	if (pid == 0) {
+		/* The init must not hold ferry's stdout (a caller reading it to
+		 * EOF would wait as long as the namespace lives). */
+		int null = open("/dev/null", O_RDWR);
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+			dup2(null, 2);
+		}
+		syscall(SYS_close_range, 3, ~0U, 0);
 		setsid();
 		execve(path, argv, envp);
 		_exit(127);

@@ -85,6 +85,12 @@ enum ProcessDump {
         image.files = try FileState.dump(pid: pid)
         try FileState.dumpPipes(pid: pid, files: image.files, into: &pipes)
 
+        // Signals stay pending while ferry injects calls (an itimer must not interrupt them);
+        // every thread gets its own mask back whatever happens.
+        var masks: [Int32: UInt64] = [:]
+        for tid in threads { masks[tid] = try Tracee(tid).getSigMask() }
+        defer { for (tid, m) in masks { try? Tracee(tid).setSigMask(m) } }
+        for tid in threads { try Tracee(tid).setSigMask(ThreadState.blockAll) }
         try ScratchSession.with(pid: pid, tid: threads[0]) { injector, scratch, mainRegs in
             image.layout = try LayoutState.dump(pid: pid, injector: injector)
             image.signalActions = try SignalState.dumpActions(injector: injector, scratch: scratch)
@@ -94,7 +100,7 @@ enum ProcessDump {
                 let t = Tracee(tid)
                 let regs = tid == threads[0] ? mainRegs : try t.getRegs()
                 let inj = tid == threads[0] ? injector : Injector(tracee: t, pid: pid, base: regs, trampoline: scratch.address)
-                image.threads.append(try ThreadState.dump(tid: tid, regs: regs, injector: inj, scratch: scratch))
+                image.threads.append(try ThreadState.dump(tid: tid, regs: regs, sigmask: masks[tid] ?? 0, injector: inj, scratch: scratch))
             }
         }
         let stats = try MemoryState.dumpPages(pid: pid, mappings: mappings, to: sink)

@@ -50,6 +50,9 @@ final class ProcessBuilder {
         scratch = ScratchArea(address: UInt64(bitPattern: addr), size: ScratchArea.defaultSize)
         try memory.write(scratch.address, syscallTrap)
         main = Injector(tracee: t, pid: child.pid, base: regs, trampoline: scratch.address)
+        // Nothing may interrupt the injected calls (restored timers fire early): signals stay
+        // pending until release, when each thread gets its own mask. New threads inherit this.
+        try t.setSigMask(ThreadState.blockAll)
         threads[image.threads[0].tid] = t
     }
 
@@ -159,16 +162,16 @@ final class ProcessBuilder {
             let newTid = try cloneThread(argsSize: UInt64(a.bytes.count), wanted: wanted)
             threads[t.tid] = Tracee(newTid)
         }
+        var injectors: [Int32: Injector] = [:]
         for t in image.threads {
             let tracee = threads[t.tid]!
             let inj = tracee.tid == child.pid ? main
                 : Injector(tracee: tracee, pid: child.pid, base: try tracee.getRegs(), trampoline: scratch.address)
+            injectors[t.tid] = inj
             try ThreadState.restoreInside(t, injector: inj, scratch: scratch)
         }
         try ProcessMisc.restoreTimers(image.timers, injector: main, scratch: scratch)
-        var tidMap: [Int32: Int32] = [:]
-        for (k, v) in threads { tidMap[k] = v.tid }
-        try SignalState.restorePending(process: image, pid: child.pid, tidMap: tidMap, injector: main, scratch: scratch)
+        try SignalState.restorePending(process: image, injectors: injectors, main: main, scratch: scratch)
         try ProcessMisc.restoreCredentials(image.credentials, injector: main, scratch: scratch)
     }
 

@@ -32,20 +32,26 @@ public enum SignalState {
         }
     }
 
-    /// Re-queues pending signals: thread-directed with rt_tgsigqueueinfo,
-    /// process-wide with rt_sigqueueinfo. Run after masks are set.
-    static func restorePending(process p: ProcessImage, pid: Int32, tidMap: [Int32: Int32], injector: Injector,
+    /// Re-queues pending signals: process-wide with rt_sigqueueinfo from the
+    /// main thread, thread-directed with rt_tgsigqueueinfo from the thread
+    /// itself (the kernel lets a sender keep a kill()/tgkill() si_code only
+    /// when it signals itself). Ids are the ones the process sees (getpid and
+    /// gettid injected), so this works inside a fresh pid namespace too.
+    /// Run after masks and handlers are in place.
+    static func restorePending(process p: ProcessImage, injectors: [Int32: Injector], main: Injector,
                                scratch: ScratchArea) throws {
+        let me = UInt64(try main.call(SYS.getpid, [], "getpid"))
         for s in p.sharedPendingSignals {
-            try injector.memory.write(scratch.data, s.info.value)
-            try injector.call(SYS.rtSigqueueinfo, [UInt64(pid), UInt64(s.signo), scratch.data], "rt_sigqueueinfo(\(s.signo))")
+            try main.memory.write(scratch.data, s.info.value)
+            try main.call(SYS.rtSigqueueinfo, [me, UInt64(s.signo), scratch.data], "rt_sigqueueinfo(\(s.signo))")
         }
-        for t in p.threads {
+        for t in p.threads where !t.pendingSignals.isEmpty {
+            guard let inj = injectors[t.tid] else { continue }
+            let tid = UInt64(try inj.call(SYS.gettid, [], "gettid"))
             for s in t.pendingSignals {
-                try injector.memory.write(scratch.data, s.info.value)
-                let tid = tidMap[t.tid] ?? t.tid
-                try injector.call(SYS.rtTgsigqueueinfo, [UInt64(pid), UInt64(tid), UInt64(s.signo), scratch.data],
-                                  "rt_tgsigqueueinfo(\(s.signo)) for thread \(tid)")
+                try inj.memory.write(scratch.data, s.info.value)
+                try inj.call(SYS.rtTgsigqueueinfo, [me, tid, UInt64(s.signo), scratch.data],
+                             "rt_tgsigqueueinfo(\(s.signo)) for thread \(t.tid)")
             }
         }
     }

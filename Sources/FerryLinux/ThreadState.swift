@@ -8,12 +8,14 @@ public enum ThreadState {
     // MARK: dump
 
     /// `regs` are the thread's registers as frozen (before any injection).
-    static func dump(tid: Int32, regs: LinuxRegs, injector: Injector, scratch: ScratchArea) throws -> ThreadImage {
+    /// Every signal but SIGKILL and SIGSTOP, blocked while ferry works in a thread.
+    static let blockAll: UInt64 = ~UInt64(0) & ~(UInt64(1) << 8) & ~(UInt64(1) << 18)
+
+    static func dump(tid: Int32, regs: LinuxRegs, sigmask mask: UInt64, injector: Injector, scratch: ScratchArea) throws -> ThreadImage {
         let t = Tracee(tid)
         let xstate = try t.getXState()
         let xcr0 = xstate.count >= 472 ? xstate.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 464, as: UInt64.self) } : 0
         let (neutral, syscall) = LinuxRegisters.toNeutral(regs)
-        let mask = try t.getSigMask()
         let rseq = try t.rseqConfiguration().map { RseqArea(address: $0.address, length: $0.size, signature: $0.signature) }
         let pending = try t.pendingSignals(shared: false).map { PendingSignal(signo: $0.signo, info: $0.info) }
 
@@ -39,7 +41,7 @@ public enum ThreadState {
     // MARK: restore
 
     /// Restores what must be set from inside the thread (sigaltstack, rseq,
-    /// clear_child_tid) by injected syscalls, then the signal mask.
+    /// clear_child_tid) by injected syscalls. The mask is set at release.
     static func restoreInside(_ thread: ThreadImage, injector: Injector, scratch: ScratchArea) throws {
         let ss = thread.sigaltstack
         var buf = LEBytes()
@@ -55,11 +57,11 @@ public enum ThreadState {
             try injector.call(SYS.rseq, [r.address, UInt64(r.length), 0, UInt64(r.signature)],
                               "rseq registration at \(hex(r.address)) (thread \(thread.tid))")
         }
-        try injector.tracee.setSigMask(thread.sigmask)
     }
 
     /// Loads the final registers and XSAVE state.
     static func restoreRegisters(_ thread: ThreadImage, tracee: Tracee) throws {
+        try tracee.setSigMask(thread.sigmask)
         if let x = thread.extendedState {
             try tracee.setXState(x.area.value)
         }

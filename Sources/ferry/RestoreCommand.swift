@@ -1,5 +1,6 @@
 #if os(Linux)
 import ArgumentParser
+import Foundation
 import FerryImage
 import FerryLinux
 
@@ -14,7 +15,8 @@ struct RestoreCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let image = try DirectoryImageReader(directory: directory)
-            let r = try Restore.run(image: image, options: RestoreOptions(newPidNamespace: newPidns))
+            let selfPath = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/proc/self/exe"
+            let r = try Restore.run(image: image, options: RestoreOptions(newPidNamespace: newPidns, ferryPath: selfPath))
             for note in r.notes { print("note: \(note)") }
             if let ns = r.namespaceInit {
                 print("restored pid \(r.pids[0]) (namespace init \(ns))")

@@ -23,15 +23,9 @@ trap cleanup EXIT
 wait_for() { local i; for ((i = 0; i < $2; i++)); do [ -e "$1" ] && return 0; sleep 0.1; done; return 1; }
 fail() { echo "FAIL $NAME: $*"; exit 1; }
 
-# The workload gets only stdin/stdout/stderr: descriptors inherited from
-# whoever runs this script (a test runner's sockets) are not its own state.
-(
-	for fd in /proc/$BASHPID/fd/*; do
-		fd=${fd##*/}
-		[ "$fd" -gt 2 ] && eval "exec $fd>&-"
-	done
-	exec "$bin" "$ctl" "$@" >/dev/null 2>&1 </dev/null
-) &
+# The workload starts with a clean slate (launch.py): only stdio, no blocked
+# or ignored signals inherited from whoever runs this script.
+python3 "$(dirname "$0")/launch.py" "$bin" "$ctl" "$@" &
 pid=$!
 wait_for "$ctl/ready" 100 || fail "no ready within 10 s"
 sleep "${SETTLE:-0.3}"
