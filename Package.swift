@@ -8,6 +8,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.0"),
     ],
     targets: [
         // OS-neutral image: model, encodings. Imports no OS module.
@@ -29,11 +31,23 @@ let package = Package(
         // FreeBSD backend: C shim (empty on Linux) and thin Swift over it.
         .target(name: "CFerryFreeBSD"),
         .target(name: "FerryFreeBSD", dependencies: ["CFerryFreeBSD"]),
+        // Migration over the network: framing, handshake, NIO channel <-> blocking byte streams, TLS.
+        .target(
+            name: "FerryTransport",
+            dependencies: [
+                "FerryImage",
+                "FerryCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]),
         .executableTarget(
             name: "ferry",
             dependencies: [
                 "FerryImage",
                 "FerryContainer",
+                "FerryTransport",
                 .target(name: "FerryLinux", condition: .when(platforms: [.linux])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
@@ -47,6 +61,10 @@ let package = Package(
         .testTarget(name: "FerryContainerTests", dependencies: ["FerryContainer"]),
         // Real processes: workloads checkpointed and restored (root).
         .testTarget(name: "FerryLinuxTests", dependencies: ["FerryLinux", "FerryImage"]),
+        // Framing/handshake units, and live migrations between two network namespaces (root).
+        .testTarget(
+            name: "FerryTransportTests",
+            dependencies: ["FerryTransport", "FerryImage", "FerryImageFixtures", .product(name: "NIOCore", package: "swift-nio")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,404 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import NIOSSL
+import NIOTLS
+
+// The bridge between NIO (event loop, async) and the migration, which runs
+// on one ordinary thread because checkpoint and restore drive ptrace, whose
+// calls must all come from the same OS thread. Received frames go into a
+// bounded inbox the migration thread takes from (reading from the socket
+// pauses while it is full); sent frames are written with a bound on the
+// bytes not yet handed to the kernel (the sender blocks while it is over).
+
+/// PEM files for mutual TLS: our certificate and key, and the CA that must have signed the peer's.
+public struct TLSFiles: Sendable {
+    public var certificate: String
+    public var key: String
+    public var ca: String
+    public init(certificate: String, key: String, ca: String) { self.certificate = certificate; self.key = key; self.ca = ca }
+
+    func context(server: Bool) throws -> NIOSSLContext {
+        do {
+            let chain = try NIOSSLCertificate.fromPEMFile(certificate).map { NIOSSLCertificateSource.certificate($0) }
+            guard !chain.isEmpty else { throw MigrationError("\(certificate) holds no certificate") }
+            let privateKey = NIOSSLPrivateKeySource.privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
+            let roots = try NIOSSLCertificate.fromPEMFile(ca)
+            guard !roots.isEmpty else { throw MigrationError("\(ca) holds no certificate") }
+            var config = server
+                ? TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: privateKey)
+                : TLSConfiguration.makeClientConfiguration()
+            if !server {
+                config.certificateChain = chain
+                config.privateKey = privateKey
+            }
+            config.trustRoots = .certificates(roots)
+            // Peers are identified by their CA-signed certificate, not by a host name
+            // (migration targets are often addressed by IP). On the server this also
+            // makes a client certificate mandatory.
+            config.certificateVerification = .noHostnameVerification
+            config.minimumTLSVersion = .tlsv12
+            return try NIOSSLContext(configuration: config)
+        } catch let e as MigrationError {
+            throw e
+        } catch {
+            throw MigrationError("cannot set up TLS from --cert \(certificate) --key \(key) --ca \(ca): \(error)")
+        }
+    }
+}
+
+/// Limits of one connection.
+public struct ConnectionLimits: Sendable {
+    /// Waiting longer than this for the peer (a message, or room to send) ends the migration.
+    public var timeout: Double
+    /// Bytes received but not yet consumed before reading pauses.
+    public var inboxHighWater: Int
+    /// Bytes written but not yet sent before the sender blocks.
+    public var sendHighWater: Int
+    public init(timeout: Double = 30, inboxHighWater: Int = 8 << 20, sendHighWater: Int = 8 << 20) {
+        self.timeout = timeout; self.inboxHighWater = inboxHighWater; self.sendHighWater = sendHighWater
+    }
+}
+
+/// Frames received, waiting for the migration thread.
+final class Inbox: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var frames: [Frame] = []
+    private var head = 0
+    private var bytes = 0
+    private var failure: MigrationError?
+    private var paused = false
+    let highWater: Int
+    weak var channel: Channel?
+
+    init(highWater: Int) { self.highWater = highWater }
+
+    /// On the event loop: returns true when reading should pause.
+    func put(_ frame: Frame) -> Bool {
+        condition.lock(); defer { condition.unlock() }
+        frames.append(frame)
+        bytes += frame.payload.readableBytes
+        condition.broadcast()
+        if bytes >= highWater && !paused { paused = true; return true }
+        return false
+    }
+
+    func fail(_ error: MigrationError) {
+        condition.lock(); defer { condition.unlock() }
+        if failure == nil { failure = error }
+        condition.broadcast()
+    }
+
+    var failed: MigrationError? {
+        condition.lock(); defer { condition.unlock() }
+        return failure
+    }
+
+    /// The next frame; frames already received are delivered before a failure.
+    func take(timeout: Double, waitingFor what: @autoclosure () -> String) throws -> Frame {
+        condition.lock()
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        while head == frames.count {
+            if let failure { condition.unlock(); throw failure }
+            if !condition.wait(until: deadline) && head == frames.count {
+                condition.unlock()
+                throw MigrationError("the peer stalled: nothing received for \(Int(timeout)) s while waiting for \(what())")
+            }
+        }
+        let f = frames[head]
+        head += 1
+        if head > 1024 && head * 2 > frames.count { frames.removeFirst(head); head = 0 }
+        bytes -= f.payload.readableBytes
+        let resume = paused && bytes < highWater / 2
+        if resume { paused = false }
+        condition.unlock()
+        if resume, let channel { channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in } }
+        return f
+    }
+}
+
+/// Last handler of the pipeline: frames into the inbox, errors and close into failures.
+final class InboxHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = Frame
+    let inbox: Inbox
+    let peer: String
+    private let tls: Bool
+    private var onReady: ((Channel) -> Void)?
+
+    init(inbox: Inbox, peer: String, tls: Bool, onReady: @escaping (Channel) -> Void) {
+        self.inbox = inbox; self.peer = peer; self.tls = tls; self.onReady = onReady
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if !tls { ready(context.channel) }
+        context.fireChannelActive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let e = event as? TLSUserEvent, case .handshakeCompleted = e { ready(context.channel) }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    private func ready(_ channel: Channel) {
+        onReady?(channel)
+        onReady = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if inbox.put(unwrapInboundIn(data)) {
+            context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        inbox.fail(MigrationError("the connection to \(peer) was closed"))
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        inbox.fail(Connection.describe(error, peer: peer, handshakeDone: onReady == nil))
+        context.close(promise: nil)
+    }
+}
+
+/// One migration connection, used from a single ordinary thread.
+public final class Connection: @unchecked Sendable {
+    public let peer: String
+    let channel: Channel
+    let inbox: Inbox
+    public let limits: ConnectionLimits
+    private let condition = NSCondition()
+    private var unsent = 0
+    private var sendFailure: MigrationError?
+    /// Image bytes sent (IMAGE_CHUNK payloads).
+    public private(set) var bytesSent: UInt64 = 0
+
+    init(channel: Channel, inbox: Inbox, peer: String, limits: ConnectionLimits) {
+        self.channel = channel; self.inbox = inbox; self.peer = peer; self.limits = limits
+        inbox.channel = channel
+    }
+
+    /// Sends one frame; blocks while too many bytes are still waiting to go out.
+    public func send(_ type: MessageType, _ payload: UnsafeRawBufferPointer) throws {
+        if let f = inbox.failed { throw f }
+        let buffer = FrameEncoding.encode(type, payload, allocator: channel.allocator)
+        let size = buffer.readableBytes
+        condition.lock()
+        let deadline = Date(timeIntervalSinceNow: limits.timeout)
+        while unsent + size > limits.sendHighWater && unsent > 0 && sendFailure == nil {
+            if !condition.wait(until: deadline) && unsent + size > limits.sendHighWater && unsent > 0 {
+                condition.unlock()
+                throw MigrationError("the peer stalled: it took nothing for \(Int(limits.timeout)) s (\(unsent) bytes waiting to be sent)")
+            }
+        }
+        if let f = sendFailure { condition.unlock(); throw f }
+        unsent += size
+        condition.unlock()
+        if type == .imageChunk { bytesSent += UInt64(payload.count) }
+        let peer = self.peer
+        channel.writeAndFlush(buffer).whenComplete { [self] result in
+            condition.lock()
+            unsent -= size
+            if case .failure(let e) = result, sendFailure == nil {
+                sendFailure = inbox.failed ?? Connection.describe(e, peer: peer, handshakeDone: true)
+            }
+            condition.broadcast()
+            condition.unlock()
+        }
+    }
+
+    public func send(_ type: MessageType, bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try send(type, $0) }
+    }
+
+    public func send<T: Encodable>(_ type: MessageType, json value: T) throws {
+        try send(type, bytes: WireJSON.encode(value))
+    }
+
+    /// Blocks until everything sent so far has been handed to the kernel.
+    public func drain(timeout: Double? = nil) throws {
+        condition.lock(); defer { condition.unlock() }
+        let deadline = Date(timeIntervalSinceNow: timeout ?? limits.timeout)
+        while unsent > 0 && sendFailure == nil {
+            if !condition.wait(until: deadline) && unsent > 0 {
+                throw MigrationError("the peer stalled: \(unsent) bytes not taken within \(Int(limits.timeout)) s")
+            }
+        }
+        if let f = sendFailure { throw f }
+    }
+
+    public func receive(waitingFor what: @autoclosure () -> String, timeout: Double? = nil) throws -> Frame {
+        try inbox.take(timeout: timeout ?? limits.timeout, waitingFor: what())
+    }
+
+    /// The next frame, which must be `type`; a NACK or ABORT becomes its reason as an error.
+    public func expect<T: Decodable>(_ type: MessageType, _ value: T.Type, timeout: Double? = nil) throws -> T {
+        let f = try receive(waitingFor: "\(type)", timeout: timeout)
+        if f.type == type { return try WireJSON.decode(value, f) }
+        throw Connection.unexpected(f, wanted: "\(type)", peer: peer)
+    }
+
+    static func unexpected(_ f: Frame, wanted: String, peer: String) -> MigrationError {
+        switch f.type {
+        case .nack: return MigrationError("\(peer) refused: \((try? WireJSON.decode(Reason.self, f))?.reason ?? "no reason given")")
+        case .abort: return MigrationError("\(peer) aborted: \((try? WireJSON.decode(Reason.self, f))?.reason ?? "no reason given")")
+        default: return MigrationError("protocol error: \(peer) sent \(f.type) where \(wanted) was expected")
+        }
+    }
+
+    /// Sends a last message if the connection still works, then closes it.
+    public func close(with type: MessageType? = nil, reason: String? = nil) {
+        if let type {
+            if let reason { try? send(type, json: Reason(reason)) } else { try? send(type, bytes: []) }
+        }
+        try? drain(timeout: min(limits.timeout, 5))
+        try? channel.close().wait()
+    }
+
+    static func describe(_ error: Error, peer: String, handshakeDone: Bool) -> MigrationError {
+        if let e = error as? MigrationError { return e }
+        if let e = error as? NIOSSLError {
+            return MigrationError("TLS with \(peer) failed (\(handshakeDone ? "" : "authentication: ")\(e)); check --cert/--key/--ca on both sides")
+        }
+        if let e = error as? BoringSSLError {
+            return MigrationError("TLS with \(peer) failed: \(e); check --cert/--key/--ca on both sides")
+        }
+        if let e = error as? IOError {
+            return MigrationError("connection to \(peer) failed: \(e.description)")
+        }
+        if error is ChannelError { return MigrationError("the connection to \(peer) was closed (\(error))") }
+        return MigrationError("connection to \(peer): \(error)")
+    }
+}
+
+/// Pipeline shared by both ends.
+enum Pipeline {
+    static func configure(_ channel: Channel, ssl: NIOSSLContext?, server: Bool, serverName: String?, inbox: Inbox,
+                          peer: String, onReady: @escaping (Channel) -> Void) throws {
+        let ops = channel.pipeline.syncOperations
+        if let ssl {
+            if server {
+                try ops.addHandler(NIOSSLServerHandler(context: ssl))
+            } else {
+                try ops.addHandler(try NIOSSLClientHandler(context: ssl, serverHostname: nil))
+            }
+        }
+        try ops.addHandler(ByteToMessageHandler(FrameDecoder(), maximumBufferSize: 16 << 20))
+        try ops.addHandler(InboxHandler(inbox: inbox, peer: peer, tls: ssl != nil, onReady: onReady))
+    }
+}
+
+/// The event loop threads of a process (one is enough: the work is in the migration thread).
+public enum TransportLoop {
+    public static let group: MultiThreadedEventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+}
+
+extension Connection {
+    /// Connects to `host:port`; with `tls`, mutual TLS must complete before this returns.
+    public static func connect(host: String, port: Int, tls: TLSFiles?, limits: ConnectionLimits = .init()) throws -> Connection {
+        let ssl = try tls?.context(server: false)
+        let peer = "\(host):\(port)"
+        let inbox = Inbox(highWater: limits.inboxHighWater)
+        let readyPromise = TransportLoop.group.next().makePromise(of: Void.self)
+        let bootstrap = ClientBootstrap(group: TransportLoop.group)
+            .connectTimeout(.seconds(Int64(max(1, limits.timeout))))
+            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try Pipeline.configure(channel, ssl: ssl, server: false, serverName: host, inbox: inbox, peer: peer) { _ in
+                        readyPromise.succeed(())
+                    }
+                }
+            }
+        let channel: Channel
+        do {
+            channel = try bootstrap.connect(host: host, port: port).wait()
+        } catch {
+            readyPromise.succeed(())
+            throw MigrationError("cannot connect to \(peer): \(Connection.describe(error, peer: peer, handshakeDone: true).description.replacingOccurrences(of: "connection to \(peer) failed: ", with: ""))")
+        }
+        channel.closeFuture.whenComplete { _ in readyPromise.fail(MigrationError("closed")) }
+        do {
+            try readyPromise.futureResult.wait()
+        } catch {
+            try? channel.close().wait()
+            throw inbox.failed ?? MigrationError("the connection to \(peer) was closed during the TLS handshake")
+        }
+        return Connection(channel: channel, inbox: inbox, peer: peer, limits: limits)
+    }
+}
+
+/// A listening socket whose authenticated connections are taken one at a time.
+public final class Listener: @unchecked Sendable {
+    private let serverChannel: Channel
+    private let condition = NSCondition()
+    private var pending: [Connection] = []
+    /// Connections dropped before they were accepted (failed authentication), one line each.
+    public let onRejected: @Sendable (String) -> Void
+    public var localPort: Int { serverChannel.localAddress?.port ?? 0 }
+
+    public init(host: String, port: Int, tls: TLSFiles?, limits: ConnectionLimits = .init(),
+                onRejected: @escaping @Sendable (String) -> Void = { _ in }) throws {
+        let ssl = try tls?.context(server: true)
+        self.onRejected = onRejected
+        let box = ListenerBox()
+        let bootstrap = ServerBootstrap(group: TransportLoop.group)
+            .serverChannelOption(ChannelOptions.backlog, value: 16)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                let peer = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "peer"
+                let inbox = Inbox(highWater: limits.inboxHighWater)
+                return channel.eventLoop.makeCompletedFuture {
+                    try Pipeline.configure(channel, ssl: ssl, server: true, serverName: nil, inbox: inbox, peer: peer) { ch in
+                        box.listener?.enqueue(Connection(channel: ch, inbox: inbox, peer: peer, limits: limits))
+                    }
+                    if ssl != nil {
+                        // A peer that never authenticates is dropped once it closes or fails.
+                        channel.closeFuture.whenComplete { _ in
+                            if let f = inbox.failed, box.listener?.wasAccepted(channel) == false { onRejected("dropped \(peer): \(f)") }
+                        }
+                    }
+                }
+            }
+        do {
+            serverChannel = try bootstrap.bind(host: host, port: port).wait()
+        } catch {
+            throw MigrationError("cannot listen on \(host):\(port): \(error)")
+        }
+        box.listener = self
+    }
+
+    private var acceptedChannels: [ObjectIdentifier] = []
+
+    fileprivate func enqueue(_ c: Connection) {
+        condition.lock()
+        pending.append(c)
+        acceptedChannels.append(ObjectIdentifier(c.channel))
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    fileprivate func wasAccepted(_ channel: Channel) -> Bool {
+        condition.lock(); defer { condition.unlock() }
+        return acceptedChannels.contains(ObjectIdentifier(channel))
+    }
+
+    /// The next authenticated connection (nil after `timeout` seconds, if given).
+    public func accept(timeout: Double? = nil) -> Connection? {
+        condition.lock(); defer { condition.unlock() }
+        let deadline = timeout.map { Date(timeIntervalSinceNow: $0) } ?? .distantFuture
+        while pending.isEmpty {
+            if !condition.wait(until: deadline) && pending.isEmpty { return nil }
+        }
+        return pending.removeFirst()
+    }
+
+    public func close() {
+        try? serverChannel.close().wait()
+    }
+}
+
+private final class ListenerBox: @unchecked Sendable {
+    weak var listener: Listener?
+}

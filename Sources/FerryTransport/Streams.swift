@@ -1,0 +1,80 @@
+import FerryImage
+import NIOCore
+
+/// The image stream written by a checkpoint, sent as IMAGE_CHUNK frames of
+/// `WireProtocol.chunkSize` bytes; blocks while the connection is behind.
+public final class ConnectionSink: ByteSink {
+    let connection: Connection
+    private var buffer: UnsafeMutableRawBufferPointer
+    private var used = 0
+    /// Also written to, when the image is kept (`--keep-image`).
+    let copy: ByteSink?
+    /// Called after each chunk with the image bytes sent so far.
+    var progress: ((UInt64) -> Void)?
+
+    public init(connection: Connection, copy: ByteSink? = nil) {
+        self.connection = connection
+        self.copy = copy
+        buffer = .allocate(byteCount: WireProtocol.chunkSize, alignment: 64)
+    }
+
+    deinit { buffer.deallocate() }
+
+    public func write(_ data: UnsafeRawBufferPointer) throws {
+        try copy?.write(data)
+        var offset = 0
+        while offset < data.count {
+            let n = min(buffer.count - used, data.count - offset)
+            (buffer.baseAddress! + used).copyMemory(from: data.baseAddress! + offset, byteCount: n)
+            used += n
+            offset += n
+            if used == buffer.count { try sendBuffered() }
+        }
+    }
+
+    public func flush() throws {
+        try copy?.flush()
+        if used > 0 { try sendBuffered() }
+    }
+
+    private func sendBuffered() throws {
+        try connection.send(.imageChunk, UnsafeRawBufferPointer(start: buffer.baseAddress, count: used))
+        used = 0
+        progress?(connection.bytesSent)
+    }
+}
+
+/// The image stream as received: IMAGE_CHUNK payloads in order. An ABORT,
+/// any other message, a closed connection or a stall is an error naming why.
+public final class ConnectionSource: ByteSource {
+    let connection: Connection
+    private var current: ByteBuffer?
+    public let name: String
+    public private(set) var bytesReceived: UInt64 = 0
+    /// Also written to, when the image is kept (`--keep-image`).
+    let copy: ByteSink?
+
+    public init(connection: Connection, copy: ByteSink? = nil) {
+        self.connection = connection
+        self.copy = copy
+        name = "stream from \(connection.peer)"
+    }
+
+    public func read(into out: UnsafeMutableRawBufferPointer) throws -> Int {
+        while current == nil || current!.readableBytes == 0 {
+            let f = try connection.receive(waitingFor: "image data")
+            guard f.type == .imageChunk else {
+                throw Connection.unexpected(f, wanted: "image data", peer: connection.peer)
+            }
+            current = f.payload
+        }
+        let n = min(out.count, current!.readableBytes)
+        current!.withUnsafeReadableBytes { src in
+            out.baseAddress!.copyMemory(from: src.baseAddress!, byteCount: n)
+        }
+        current!.moveReaderIndex(forwardBy: n)
+        if let copy { try copy.write(UnsafeRawBufferPointer(start: out.baseAddress, count: n)) }
+        bytesReceived += UInt64(n)
+        return n
+    }
+}

@@ -1,0 +1,208 @@
+import FerryImage
+import NIOCore
+
+// The migration wire protocol. One connection (TLS, or plain TCP when asked
+// for explicitly) carries framed messages:
+//
+//  frame header (12 bytes, little-endian)
+//  +0  u32 type      MessageType
+//  +4  u32 length    payload bytes; capped per type (checked before reading)
+//  +8  u32 crc32c    over type, length and payload
+//  +12 payload
+//
+//  source                                  target
+//  HELLO (version, pids, memory)   ──▶
+//                                  ◀──     CAPABILITIES (host, CPU/XSAVE, vDSO,
+//                                           pids free, free memory) or NACK
+//  VERDICT (go / refused + reasons) ──▶    decided BEFORE anything is frozen
+//  IMAGE_CHUNK × n (the stream
+//  encoding of the image, in order)  ──▶   restored as it arrives
+//  [ABORT (reason) at any time]      ──▶   target removes what it created
+//                                  ◀──     ACK (the process runs) or NACK (reason)
+//  COMMIT (source killed)            ──▶
+//
+// Control payloads are JSON; IMAGE_CHUNK carries raw bytes of the image
+// stream, which has its own record checksums and caps.
+
+public enum WireProtocol {
+    /// Bumped on any incompatible change; a peer with a newer version is refused.
+    public static let version = 1
+    /// Image bytes per IMAGE_CHUNK.
+    public static let chunkSize = 256 << 10
+    public static let headerSize = 12
+}
+
+public enum MessageType: UInt32, Sendable, CustomStringConvertible {
+    case hello = 1, capabilities = 2, verdict = 3, imageChunk = 4, ack = 5, nack = 6, abort = 7, commit = 8
+
+    /// Largest payload accepted for the type, checked before anything is allocated.
+    public var maxLength: Int {
+        switch self {
+        case .imageChunk: return 4 << 20
+        case .capabilities, .hello: return 1 << 20
+        default: return 64 << 10
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .hello: return "HELLO"
+        case .capabilities: return "CAPABILITIES"
+        case .verdict: return "VERDICT"
+        case .imageChunk: return "IMAGE_CHUNK"
+        case .ack: return "ACK"
+        case .nack: return "NACK"
+        case .abort: return "ABORT"
+        case .commit: return "COMMIT"
+        }
+    }
+}
+
+public struct Frame: Sendable {
+    public var type: MessageType
+    public var payload: ByteBuffer
+    public init(type: MessageType, payload: ByteBuffer) { self.type = type; self.payload = payload }
+}
+
+/// Any failure of the migration protocol; its description is the one-line reason shown to the user.
+public struct MigrationError: Error, CustomStringConvertible, Sendable, Equatable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Turns bytes from the connection into frames, strictly.
+struct FrameDecoder: ByteToMessageDecoder {
+    typealias InboundOut = Frame
+    /// Offset in the connection, for error messages.
+    private var offset: UInt64 = 0
+
+    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard buffer.readableBytes >= WireProtocol.headerSize,
+              let rawType = buffer.getInteger(at: buffer.readerIndex, endianness: .little, as: UInt32.self),
+              let length = buffer.getInteger(at: buffer.readerIndex + 4, endianness: .little, as: UInt32.self),
+              let crc = buffer.getInteger(at: buffer.readerIndex + 8, endianness: .little, as: UInt32.self)
+        else { return .needMoreData }
+        guard let type = MessageType(rawValue: rawType) else {
+            throw MigrationError("protocol error at byte \(offset): unknown message type \(rawType) (garbage, or a newer ferry)")
+        }
+        guard Int(length) <= type.maxLength else {
+            throw MigrationError("protocol error at byte \(offset): \(type) claims \(length) bytes, more than its cap of \(type.maxLength)")
+        }
+        guard buffer.readableBytes >= WireProtocol.headerSize + Int(length) else { return .needMoreData }
+        let head = buffer.readSlice(length: WireProtocol.headerSize)!
+        let payload = buffer.readSlice(length: Int(length))!
+        var sum = head.withUnsafeReadableBytes { crc32c(UnsafeRawBufferPointer(rebasing: $0[0..<8])) }
+        sum = payload.withUnsafeReadableBytes { crc32c($0, sum) }
+        guard sum == crc else {
+            throw MigrationError("protocol error at byte \(offset): \(type) checksum mismatch (corrupted)")
+        }
+        offset += UInt64(WireProtocol.headerSize) + UInt64(length)
+        context.fireChannelRead(wrapInboundOut(Frame(type: type, payload: payload)))
+        return .continue
+    }
+
+    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+        while try decode(context: context, buffer: &buffer) == .continue {}
+        if buffer.readableBytes > 0 {
+            throw MigrationError("protocol error: the connection ended inside a message (\(buffer.readableBytes) bytes of it)")
+        }
+        return .needMoreData
+    }
+}
+
+enum FrameEncoding {
+    /// A frame ready to write: header and payload in one buffer.
+    static func encode(_ type: MessageType, _ payload: UnsafeRawBufferPointer, allocator: ByteBufferAllocator) -> ByteBuffer {
+        precondition(payload.count <= type.maxLength, "\(type) of \(payload.count) bytes exceeds its cap")
+        var b = allocator.buffer(capacity: WireProtocol.headerSize + payload.count)
+        b.writeInteger(type.rawValue, endianness: .little)
+        b.writeInteger(UInt32(payload.count), endianness: .little)
+        var sum = b.withUnsafeReadableBytes { crc32c($0) }
+        sum = crc32c(payload, sum)
+        b.writeInteger(sum, endianness: .little)
+        b.writeBytes(payload)
+        return b
+    }
+}
+
+// MARK: - Control messages
+
+public struct Hello: Codable, Sendable, Equatable {
+    public var protocolVersion: Int
+    public var role: String
+    public var ferryVersion: String
+    /// The image format version the sender writes.
+    public var imageVersion: Int
+    /// Every pid and tid of the tree to migrate (the target says which are free).
+    public var pids: [Int32]
+    /// Resident memory of the tree, to compare with the target's free memory.
+    public var memoryBytes: UInt64
+
+    public init(protocolVersion: Int = WireProtocol.version, role: String = "source", ferryVersion: String = FerryVersion.string,
+                imageVersion: Int = Int(ImageFormat.version), pids: [Int32], memoryBytes: UInt64) {
+        self.protocolVersion = protocolVersion; self.role = role; self.ferryVersion = ferryVersion
+        self.imageVersion = imageVersion; self.pids = pids; self.memoryBytes = memoryBytes
+    }
+}
+
+/// One area of the kernel's vDSO block as the target maps it.
+public struct VDSOArea: Codable, Sendable, Equatable, CustomStringConvertible {
+    public var name: String
+    public var size: UInt64
+    public init(name: String, size: UInt64) { self.name = name; self.size = size }
+    public var description: String { "\(name) \(size / 1024) KiB" }
+}
+
+public struct Capabilities: Codable, Sendable, Equatable {
+    public var protocolVersion: Int
+    public var host: SourceHost
+    public var vdso: [VDSOArea]
+    /// The pids of HELLO that are in use on the target.
+    public var pidsInUse: [Int32]
+    /// The target restores into a fresh pid namespace, so pids need not be free.
+    public var newPidNamespace: Bool
+    public var freeMemoryBytes: UInt64
+
+    public init(protocolVersion: Int = WireProtocol.version, host: SourceHost, vdso: [VDSOArea], pidsInUse: [Int32],
+                newPidNamespace: Bool, freeMemoryBytes: UInt64) {
+        self.protocolVersion = protocolVersion; self.host = host; self.vdso = vdso; self.pidsInUse = pidsInUse
+        self.newPidNamespace = newPidNamespace; self.freeMemoryBytes = freeMemoryBytes
+    }
+}
+
+public struct Verdict: Codable, Sendable, Equatable {
+    public var go: Bool
+    public var reasons: [String]
+    public init(go: Bool, reasons: [String] = []) { self.go = go; self.reasons = reasons }
+}
+
+public struct Ack: Codable, Sendable, Equatable {
+    /// The restored process, in the target's pid namespace.
+    public var pid: Int32
+    public var namespaceInit: Int32?
+    /// Time the target spent from the first image byte to the process running.
+    public var restoreMs: Double
+    public var notes: [String]
+    public init(pid: Int32, namespaceInit: Int32?, restoreMs: Double, notes: [String]) {
+        self.pid = pid; self.namespaceInit = namespaceInit; self.restoreMs = restoreMs; self.notes = notes
+    }
+}
+
+/// NACK and ABORT.
+public struct Reason: Codable, Sendable, Equatable {
+    public var reason: String
+    public init(_ reason: String) { self.reason = reason }
+}
+
+enum WireJSON {
+    static func encode<T: Encodable>(_ value: T) -> [UInt8] {
+        (try? ImageJSON.encode(value)) ?? []
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ frame: Frame) throws -> T {
+        let bytes = frame.payload.getBytes(at: frame.payload.readerIndex, length: frame.payload.readableBytes) ?? []
+        do { return try ImageJSON.decode(type, from: bytes) } catch {
+            throw MigrationError("protocol error: \(frame.type) message is not valid: \(String(describing: error).split(whereSeparator: \.isNewline).joined(separator: " "))")
+        }
+    }
+}

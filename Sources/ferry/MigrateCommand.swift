@@ -1,0 +1,211 @@
+#if os(Linux)
+import ArgumentParser
+import Foundation
+import FerryImage
+import FerryLinux
+import FerryTransport
+
+/// Options shared by `serve` and `migrate`.
+struct ConnectionOptions: ParsableArguments {
+    @Option(help: "PEM certificate of this host (mutual TLS).") var cert: String?
+    @Option(help: "PEM private key of --cert.") var key: String?
+    @Option(help: "PEM certificate of the CA that signed the peer's certificate.") var ca: String?
+    @Flag(help: "Allow a plain TCP connection to or from a non-loopback address (no encryption, no authentication).")
+    var insecure = false
+    @Option(help: "Seconds to wait for the peer before giving up (a stalled peer ends the migration).") var timeout: Double = 30
+    @Option(help: "Also write the image stream to this directory (none is written otherwise).") var keepImage: String?
+
+    /// The TLS files, or nil for plain TCP (allowed on loopback, or with --insecure).
+    func tls(for host: String, role: String) throws -> TLSFiles? {
+        let given = [cert, key, ca].compactMap { $0 }
+        if given.isEmpty {
+            if !insecure && !HostPort.isLoopback(host) {
+                throw MigrationError("\(role) on \(host) needs mutual TLS (--cert FILE --key FILE --ca FILE); pass --insecure to use plain TCP anyway")
+            }
+            return nil
+        }
+        guard let cert, let key, let ca else { throw MigrationError("TLS needs all three of --cert, --key and --ca") }
+        return TLSFiles(certificate: cert, key: key, ca: ca)
+    }
+
+    var limits: ConnectionLimits { ConnectionLimits(timeout: timeout) }
+
+    func keptImageSink(name: String) throws -> ByteSink? {
+        guard let dir = keepImage else { return nil }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return try FileSink(path: dir + "/" + name)
+    }
+}
+
+enum HostPort {
+    static func parse(_ text: String) throws -> (host: String, port: Int) {
+        var host = text, portText = ""
+        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+            host = String(text[text.index(after: text.startIndex)..<close])
+            portText = String(text[text.index(after: close)...].dropFirst())
+        } else if let colon = text.lastIndex(of: ":") {
+            host = String(text[..<colon])
+            portText = String(text[text.index(after: colon)...])
+        }
+        guard let port = Int(portText), (0...65535).contains(port), !host.isEmpty else {
+            throw MigrationError("\"\(text)\" is not ADDRESS:PORT")
+        }
+        return (host, port)
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+}
+
+func vdsoAreas() -> [VDSOArea] { MigrationHost.vdsoLayout().map { VDSOArea(name: $0.name, size: $0.size) } }
+
+/// The source side on Linux: a CheckpointSession.
+final class LinuxSubject: MigrationSubject {
+    let pid: Int32
+    let pids: [Int32]
+    let memoryBytes: UInt64
+    private var session: CheckpointSession?
+
+    init(pid: Int32) throws {
+        self.pid = pid
+        (pids, memoryBytes) = try MigrationHost.tree(of: pid)
+    }
+
+    func freeze() throws { session = try CheckpointSession(pid: pid) }
+
+    func writeImage(to sink: ByteSink) throws {
+        guard let session else { throw MigrationError("not frozen") }
+        let writer = try StreamImageWriter(sink: sink, source: Host.describe())
+        _ = try session.write(to: writer)
+    }
+
+    func resume() { session?.resume() }
+    func kill() { session?.kill() }
+}
+
+/// The target side on Linux: Restore from the stream.
+final class LinuxTarget: MigrationTarget {
+    let newPidNamespace: Bool
+    /// Restored processes (and pid-namespace inits) to collect once they exit.
+    var children: [Int32] = []
+
+    init(newPidNamespace: Bool) { self.newPidNamespace = newPidNamespace }
+
+    func capabilities(for hello: Hello) -> Capabilities {
+        Capabilities(host: Host.describe(), vdso: vdsoAreas(), pidsInUse: MigrationHost.pidsInUse(hello.pids),
+                     newPidNamespace: newPidNamespace, freeMemoryBytes: MigrationHost.availableMemory())
+    }
+
+    func restore(from source: ByteSource) throws -> RestoredProcess {
+        let start = Date()
+        let selfPath = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/proc/self/exe"
+        let r = try Restore.run(stream: source, options: RestoreOptions(newPidNamespace: newPidNamespace, ferryPath: selfPath))
+        let pid = r.pids[0]
+        let nsInit = r.namespaceInit
+        guard MigrationHost.isRunning(pid) else {
+            MigrationHost.discard(pid: pid, namespaceInit: nsInit)
+            throw MigrationError("the restored process (pid \(pid)) died at once")
+        }
+        children += [pid] + (nsInit.map { [$0] } ?? [])
+        let restoreMs = (Date().timeIntervalSince(start) * 10000).rounded() / 10
+        return RestoredProcess(ack: Ack(pid: pid, namespaceInit: nsInit, restoreMs: restoreMs, notes: r.notes)) { [weak self] in
+            MigrationHost.discard(pid: pid, namespaceInit: nsInit)
+            self?.children.removeAll { $0 == pid || $0 == nsInit }
+        }
+    }
+
+    func reapExited() { children.removeAll { MigrationHost.reapIfExited($0) } }
+}
+
+/// Prints one line, at once (serve's log is read by people and tests as it happens).
+func say(_ line: String) {
+    print(line)
+    fflush(nil)
+}
+
+struct ServeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Receive live migrations and restore them on this host.")
+
+    @Option(help: "Address and port to listen on, e.g. 10.0.0.2:7070 or 127.0.0.1:0.") var listen: String
+    @OptionGroup var connection: ConnectionOptions
+    @Flag(help: "Restore each process into a fresh pid namespace (its pids need not be free here).") var newPidns = false
+    @Flag(help: "Exit after one migration (its outcome is the exit status).") var once = false
+
+    func run() throws {
+        try reportingErrors {
+            let (host, port) = try HostPort.parse(listen)
+            let tls = try connection.tls(for: host, role: "serve")
+            let listener = try Listener(host: host, port: port, tls: tls, limits: connection.limits) { say($0) }
+            defer { listener.close() }
+            say("listening on \(host):\(listener.localPort)\(tls == nil ? " (plain TCP, no authentication)" : " (mutual TLS)")")
+            let target = LinuxTarget(newPidNamespace: newPidns)
+            while true {
+                target.reapExited()
+                guard let conn = listener.accept(timeout: 1) else { continue }
+                say("migration from \(conn.peer)")
+                let stamp = Int(Date().timeIntervalSince1970)
+                let outcome = MigrationReceiver.handle(conn, target: target,
+                                                       keepImage: try connection.keptImageSink(name: "migration-\(stamp).stream"),
+                                                       log: say)
+                if once {
+                    switch outcome {
+                    case .migrated, .uncommitted: return
+                    case .failed, .declined: throw ExitCode(1)
+                    }
+                }
+            }
+        }
+    }
+}
+
+struct MigrateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "migrate",
+        abstract: "Move a running process to a host running `ferry serve`; it keeps running there.")
+
+    @Argument(help: "The process to migrate (with its children).") var pid: Int32
+    @Option(help: "The target, ADDRESS:PORT of `ferry serve`.") var to: String
+    @OptionGroup var connection: ConnectionOptions
+    @Flag(help: "Print the summary as JSON (total_ms, downtime_ms, bytes, rounds).") var json = false
+
+    func run() throws {
+        try reportingErrors {
+            let (host, port) = try HostPort.parse(to)
+            let tls = try connection.tls(for: host, role: "migrate")
+            let subject = try LinuxSubject(pid: pid)
+            let conn = try Connection.connect(host: host, port: port, tls: tls, limits: connection.limits)
+            let terminal = isatty(STDERR_FILENO) == 1
+            var lastShown = 0.0
+            var shown = false
+            let summary = try MigrationSource.run(
+                subject: subject, connection: conn, local: Host.describe(), localVDSO: vdsoAreas(),
+                keepImage: try connection.keptImageSink(name: "migration-\(pid).stream"),
+                progress: { p in
+                    guard terminal else { return }
+                    let t = Date().timeIntervalSince1970
+                    guard t - lastShown > 0.1 else { return }
+                    lastShown = t
+                    shown = true
+                    let line = String(format: "\rsent %.1f MiB, round %d, dirty rate %.1f MiB/s ", Double(p.bytesSent) / 1048576, p.round, p.dirtyRate / 1048576)
+                    FileHandle.standardError.write(Data(line.utf8))
+                },
+                log: { line in if terminal { var e = StandardError(); print(line, to: &e) } })
+            if shown { FileHandle.standardError.write(Data("\n".utf8)) }
+            if json {
+                let out = try JSONSerialization.data(withJSONObject: [
+                    "total_ms": summary.total_ms, "downtime_ms": summary.downtime_ms, "bytes": summary.bytes,
+                    "rounds": summary.rounds, "target_pid": summary.target_pid, "target_restore_ms": summary.target_restore_ms,
+                ] as [String: Any], options: [.sortedKeys])
+                print(String(decoding: out, as: UTF8.self))
+            } else {
+                print(String(format: "migrated pid %d to %@ (pid %d there): total %.1f ms, downtime %.1f ms, %.1f MiB, %d round(s)",
+                             pid, conn.peer, summary.target_pid, summary.total_ms, summary.downtime_ms,
+                             Double(summary.bytes) / 1048576, summary.rounds))
+            }
+        }
+    }
+}
+#endif

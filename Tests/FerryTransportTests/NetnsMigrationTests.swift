@@ -1,0 +1,269 @@
+import FerryTransport
+import Foundation
+import Testing
+
+/// Two "hosts": network namespaces joined by a veth pair (made and removed by each test).
+final class NetnsPair: @unchecked Sendable {
+    let source: String, target: String
+    let sourceDev: String, targetDev: String
+    let sourceIP = "10.77.0.1", targetIP = "10.77.0.2"
+
+    init() throws {
+        let tag = "\(getpid() % 10000)x\(Int.random(in: 0..<1000))"
+        source = "fsrc\(tag)"; target = "fdst\(tag)"
+        sourceDev = "fva\(tag)"; targetDev = "fvb\(tag)"
+        do {
+            for cmd in [
+                ["netns", "add", source], ["netns", "add", target],
+                ["link", "add", sourceDev, "netns", source, "type", "veth", "peer", "name", targetDev, "netns", target],
+                ["-n", source, "addr", "add", "\(sourceIP)/24", "dev", sourceDev],
+                ["-n", target, "addr", "add", "\(targetIP)/24", "dev", targetDev],
+                ["-n", source, "link", "set", sourceDev, "up"], ["-n", target, "link", "set", targetDev, "up"],
+                ["-n", source, "link", "set", "lo", "up"], ["-n", target, "link", "set", "lo", "up"],
+            ] {
+                let r = try sh(["/usr/sbin/ip"] + cmd)
+                if r.status != 0 { throw MigrationError("ip \(cmd.joined(separator: " ")): \(r.output)") }
+            }
+        } catch {
+            remove()
+            throw error
+        }
+    }
+
+    func remove() {
+        _ = try? sh(["/usr/sbin/ip", "netns", "del", source])
+        _ = try? sh(["/usr/sbin/ip", "netns", "del", target])
+    }
+
+    deinit { remove() }
+
+    /// Limits what the source sends (so a transfer lasts long enough to be interrupted).
+    func limitSourceRate(_ rate: String) throws {
+        try sh(["/usr/sbin/tc", "-n", source, "qdisc", "add", "dev", sourceDev, "root", "tbf", "rate", rate, "burst", "32kb", "latency", "2s"])
+    }
+
+    func cutLink() throws {
+        try sh(["/usr/sbin/ip", "-n", target, "link", "set", targetDev, "down"])
+    }
+}
+
+/// `ferry serve` in the target namespace, its log collected.
+final class Server: @unchecked Sendable {
+    let process = Process()
+    private let lock = NSLock()
+    private var text = ""
+    private let ready = DispatchSemaphore(value: 0)
+
+    init(ferry: String, netns: String, args: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        process.arguments = ["netns", "exec", netns, ferry, "serve"] + args
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        process.standardInput = FileHandle.nullDevice
+        pipe.fileHandleForReading.readabilityHandler = { [self] h in
+            let d = h.availableData
+            lock.lock()
+            text += String(decoding: d, as: UTF8.self)
+            let isReady = text.contains("listening on")
+            lock.unlock()
+            if isReady { ready.signal() }
+            if d.isEmpty { h.readabilityHandler = nil; ready.signal() }
+        }
+        try process.run()
+        _ = ready.wait(timeout: .now() + 20)
+    }
+
+    var log: String { lock.lock(); defer { lock.unlock() }; return text }
+
+    func stop() {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    deinit { stop() }
+}
+
+/// A self-checking workload started in the source namespace.
+final class Workload {
+    let process = Process()
+    let ctl: String
+
+    init(_ bin: String, args: [String] = [], netns: String) throws {
+        ctl = try ImageDir.make("ferry-mig")
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        process.arguments = ["netns", "exec", netns, "python3", MigrationTests.workloads + "/launch.py", bin, ctl] + args
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        try waitFor(ctl + "/ready", seconds: 10)
+        Thread.sleep(forTimeInterval: 0.3)
+    }
+
+    var pid: Int32 { process.processIdentifier }
+
+    /// Processes running with this workload's control directory in their command line (source and any copy).
+    var instances: [Int32] {
+        let all = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return all.compactMap { Int32($0) }.filter { p in
+            guard let d = FileManager.default.contents(atPath: "/proc/\(p)/cmdline"), !d.isEmpty else { return false }
+            if let st = try? String(contentsOfFile: "/proc/\(p)/stat", encoding: .utf8), st.contains(") Z") { return false }
+            return String(decoding: d, as: UTF8.self).contains(ctl)
+        }.sorted()
+    }
+
+    /// Asks the workload (wherever it runs) for its verdict.
+    func verdict() throws -> String {
+        _ = FileManager.default.createFile(atPath: ctl + "/stop", contents: nil)
+        try waitFor(ctl + "/result", seconds: 15)
+        Thread.sleep(forTimeInterval: 0.1)
+        return (try String(contentsOfFile: ctl + "/result", encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func cleanup() {
+        for p in instances { kill(p, SIGKILL) }
+        if process.isRunning { kill(pid, SIGKILL) }
+        process.waitUntilExit()
+        try? FileManager.default.removeItem(atPath: ctl)
+    }
+}
+
+enum ImageDir {
+    static func make(_ label: String) throws -> String {
+        try FileManager.default.url(for: .itemReplacementDirectory, in: .userDomainMask,
+                                    appropriateFor: URL(fileURLWithPath: "/tmp"), create: true).path
+    }
+}
+
+func waitFor(_ path: String, seconds: Double) throws {
+    let deadline = Date(timeIntervalSinceNow: seconds)
+    while !FileManager.default.fileExists(atPath: path) {
+        if Date() > deadline { throw MigrationError("timed out waiting for \(path)") }
+        Thread.sleep(forTimeInterval: 0.05)
+    }
+}
+
+/// Live migrations of real workloads between two network namespaces with the
+/// built `ferry` (root: ptrace, netns, clone3 set_tid).
+@Suite(.serialized, .enabled(if: getuid() == 0, "migration between network namespaces needs root"))
+struct MigrationTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let ferry = root.appendingPathComponent(".build/debug/ferry").path
+    static let workloads = root.appendingPathComponent("Tests/Workloads").path
+    static let out = root.appendingPathComponent(".build/workloads").path
+    static let port = "7411"
+
+    static func buildWorkloads() throws {
+        let r = try sh(["/usr/bin/make", "-s", "-C", workloads, "OUT=\(out)"])
+        #expect(r.status == 0, "building the workloads failed: \(r.output)")
+    }
+
+    /// Runs `ferry migrate` in the source namespace.
+    static func migrate(_ net: NetnsPair, pid: Int32, tls: TLSFiles?, extra: [String] = []) throws -> (status: Int32, output: String) {
+        var args = ["/usr/sbin/ip", "netns", "exec", net.source, ferry, "migrate", "\(pid)", "--to", "\(net.targetIP):\(port)", "--json"]
+        if let tls { args += ["--cert", tls.certificate, "--key", tls.key, "--ca", tls.ca] } else { args += ["--insecure"] }
+        return try sh(args + extra)
+    }
+
+    static func serve(_ net: NetnsPair, tls: TLSFiles?, extra: [String] = ["--new-pidns"]) throws -> Server {
+        var args = ["--listen", "\(net.targetIP):\(port)", "--timeout", "5"]
+        if let tls { args += ["--cert", tls.certificate, "--key", tls.key, "--ca", tls.ca] } else { args += ["--insecure"] }
+        return try Server(ferry: ferry, netns: net.target, args: args + extra)
+    }
+
+    @Test("a workload migrated to the other namespace keeps running and verifies itself",
+          arguments: ["anon_pattern", "threads_tls", "pipe_inflight"])
+    func migrates(_ name: String) throws {
+        try Self.buildWorkloads()
+        let net = try NetnsPair()
+        let pki = try TestPKI(label: "mig")
+        let server = try Self.serve(net, tls: try pki.issue("target"))
+        defer { server.stop() }
+        #expect(server.log.contains("listening on"), "\(server.log)")
+        let wl = try Workload(Self.out + "/wl_\(name)", netns: net.source)
+        defer { wl.cleanup() }
+        let r = try Self.migrate(net, pid: wl.pid, tls: try pki.issue("source"))
+        #expect(r.status == 0, "migrate: \(r.output)\nserve: \(server.log)")
+        let line = r.output.split(separator: "\n").last.map(String.init) ?? ""
+        let json = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+        for key in ["total_ms", "downtime_ms", "bytes", "rounds"] { #expect(json?[key] != nil, "\(key) missing in \(line)") }
+        wl.process.waitUntilExit()  // the source was killed after the ACK
+        #expect(wl.process.terminationReason == .uncaughtSignal)
+        let running = wl.instances
+        #expect(running.count == 1, "one copy must run (on the target): \(running)")
+        #expect(try wl.verdict() == "PASS", "serve: \(server.log)")
+    }
+
+    @Test("an incompatible target (its pids taken, no --new-pidns) is refused before anything is frozen")
+    func incompatibleTarget() throws {
+        try Self.buildWorkloads()
+        let net = try NetnsPair()
+        let server = try Self.serve(net, tls: nil, extra: [])
+        defer { server.stop() }
+        let wl = try Workload(Self.out + "/wl_threads_tls", netns: net.source)
+        defer { wl.cleanup() }
+        let r = try Self.migrate(net, pid: wl.pid, tls: nil)
+        #expect(r.status != 0)
+        #expect(r.output.contains("nothing was frozen") && r.output.contains("in use on the target"), "\(r.output)")
+        #expect(wl.instances == [wl.pid])
+        #expect(try wl.verdict() == "PASS")
+    }
+
+    @Test("a source certificate from another CA: dropped by the target, source untouched")
+    func wrongCertificate() throws {
+        try Self.buildWorkloads()
+        let net = try NetnsPair()
+        let good = try TestPKI(label: "good")
+        let evil = try TestPKI(label: "evil")
+        let server = try Self.serve(net, tls: try good.issue("target"))
+        defer { server.stop() }
+        let wl = try Workload(Self.out + "/wl_threads_tls", netns: net.source)
+        defer { wl.cleanup() }
+        let r = try Self.migrate(net, pid: wl.pid, tls: try evil.issue("source"))
+        #expect(r.status != 0)
+        #expect(r.output.contains("TLS"), "\(r.output)")
+        #expect(r.output.split(separator: "\n").count == 1, "one line: \(r.output)")
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(server.log.contains("dropped"), "\(server.log)")
+        #expect(wl.instances == [wl.pid])
+        #expect(try wl.verdict() == "PASS")
+    }
+
+    @Test("the target killed mid-transfer: the source is resumed and passes, nothing on the target")
+    func targetKilled() throws {
+        try Self.buildWorkloads()
+        let net = try NetnsPair()
+        try net.limitSourceRate("60mbit")
+        let server = try Self.serve(net, tls: nil)
+        let wl = try Workload(Self.out + "/wl_anon_pattern", args: ["64"], netns: net.source)
+        defer { wl.cleanup() }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 1.5) { server.stop() }
+        let r = try Self.migrate(net, pid: wl.pid, tls: nil)
+        server.stop()
+        #expect(r.status != 0)
+        #expect(r.output.contains("resumed"), "\(r.output)")
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(wl.instances == [wl.pid], "only the source may run")
+        #expect(try wl.verdict() == "PASS")
+    }
+
+    @Test("the link cut mid-transfer: both sides give up after the timeout, source resumed, nothing on the target")
+    func linkCut() throws {
+        try Self.buildWorkloads()
+        let net = try NetnsPair()
+        try net.limitSourceRate("60mbit")
+        let server = try Self.serve(net, tls: nil, extra: ["--new-pidns", "--timeout", "3"])
+        defer { server.stop() }
+        let wl = try Workload(Self.out + "/wl_anon_pattern", args: ["64"], netns: net.source)
+        defer { wl.cleanup() }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 1.5) { try? net.cutLink() }
+        let r = try Self.migrate(net, pid: wl.pid, tls: nil, extra: ["--timeout", "3"])
+        #expect(r.status != 0)
+        #expect(r.output.contains("resumed"), "\(r.output)")
+        Thread.sleep(forTimeInterval: 5)
+        #expect(server.log.contains("failed, nothing is left here"), "\(server.log)")
+        #expect(wl.instances == [wl.pid], "only the source may run")
+        #expect(try wl.verdict() == "PASS")
+    }
+}

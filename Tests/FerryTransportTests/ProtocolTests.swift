@@ -1,0 +1,241 @@
+import FerryImage
+import FerryImageFixtures
+@testable import FerryTransport
+import Foundation
+import Testing
+
+/// The protocol end to end in one process over loopback, with a fake source
+/// process and a fake target that validates the stream as restore does.
+/// Every failure must leave the source running (resumed, or never frozen)
+/// and nothing restored on the target.
+@Suite(.serialized)
+struct ProtocolTests {
+    static func image(seed: UInt64 = 7) throws -> [UInt8] {
+        try ImageIO.streamBytes(ImageGenerator.make(seed: seed))
+    }
+
+    /// A generated image plus an anonymous area of `mib` MiB full of pages (a long transfer).
+    static func bigImage(mib: Int) throws -> [UInt8] {
+        var g = ImageGenerator.make(seed: 3)
+        let start: UInt64 = 0x6000_0000_0000
+        let size = UInt64(mib) << 20
+        g.metadata.processes[0].mappings.append(Mapping(start: start, end: start + size, protection: [.read, .write], kind: .anonymous))
+        for off in stride(from: UInt64(0), to: size, by: 1 << 20) {
+            g.runs.append(PageRun(pid: g.metadata.processes[0].pid, address: start + off, pageCount: 256,
+                                  data: [UInt8](repeating: UInt8(truncatingIfNeeded: off >> 20), count: 1 << 20)))
+        }
+        return try ImageIO.streamBytes(g)
+    }
+
+    @Test("a migration moves every byte, then the source is killed and the target keeps its copy")
+    func success() throws {
+        let bytes = try Self.image()
+        let subject = FakeSubject(stream: bytes)
+        let target = FakeTarget()
+        let r = try migrateOverLoopback(subject: subject, target: target)
+        #expect(r.sourceError == nil)
+        #expect(subject.state == .killed)
+        #expect(r.outcome == .migrated(pid: 777))
+        #expect(target.running == 1)
+        let s = try #require(r.summary)
+        #expect(s.bytes == UInt64(bytes.count))
+        #expect(s.rounds == 1)
+        #expect(s.downtime_ms <= s.total_ms)
+        let expected = try ImageIO.readStream(bytes)
+        #expect(target.restored.first == expected.metadata)
+    }
+
+    @Test("mutual TLS: certificates from the same CA migrate")
+    func tls() throws {
+        let pki = try TestPKI(label: "ok")
+        let subject = FakeSubject(stream: try Self.image())
+        let target = FakeTarget()
+        let r = try migrateOverLoopback(subject: subject, target: target, serverTLS: try pki.issue("target"), clientTLS: try pki.issue("source"))
+        #expect(r.sourceError == nil, "\(r.sourceError ?? "")")
+        #expect(subject.state == .killed)
+        #expect(target.running == 1)
+    }
+
+    @Test("a client certificate from another CA is dropped before any message is read")
+    func wrongCertificate() throws {
+        let good = try TestPKI(label: "good")
+        let evil = try TestPKI(label: "evil")
+        let subject = FakeSubject(stream: try Self.image())
+        let target = FakeTarget()
+        let r = try migrateOverLoopback(subject: subject, target: target, serverTLS: try good.issue("target"),
+                                        clientTLS: try evil.issue("source"), acceptTimeout: 2)
+        #expect(r.sourceError?.contains("TLS") == true, "\(r.sourceError ?? "no error")")
+        #expect(r.outcome == nil, "the connection must never be accepted")
+        #expect(subject.freezes == 0)
+        #expect(target.restored.isEmpty)
+        #expect(r.targetLog.contains { $0.contains("dropped") }, "\(r.targetLog)")
+    }
+
+    @Test("a client without a certificate is dropped")
+    func noClientCertificate() throws {
+        let pki = try TestPKI(label: "nocert")
+        let subject = FakeSubject(stream: try Self.image())
+        let target = FakeTarget()
+        let r = try migrateOverLoopback(subject: subject, target: target, serverTLS: try pki.issue("target"), clientTLS: nil, acceptTimeout: 2)
+        #expect(r.sourceError != nil)
+        #expect(r.outcome == nil)
+        #expect(subject.freezes == 0)
+    }
+
+    @Test("an incompatible target is refused before anything is frozen", arguments: [
+        "xsave", "pids", "memory", "vdso", "os",
+    ])
+    func incompatible(_ what: String) throws {
+        var caps = FakeTarget.compatible()
+        switch what {
+        case "xsave": caps.host.cpu.xcr0 = 0x3; caps.host.cpu.xsaveSize = 576
+        case "pids": caps.pidsInUse = [4242]
+        case "memory": caps.freeMemoryBytes = 1024
+        case "vdso": caps.vdso = [VDSOArea(name: "[vdso]", size: 4096)]
+        default: caps.host.os = "plan9"
+        }
+        let subject = FakeSubject(stream: try Self.image())
+        let target = FakeTarget(capabilities: caps)
+        let r = try migrateOverLoopback(subject: subject, target: target)
+        let e = try #require(r.sourceError)
+        #expect(e.contains("nothing was frozen"), "\(e)")
+        #expect(!e.contains("\n"))
+        #expect(subject.freezes == 0 && subject.state == .running)
+        #expect(r.outcome == .declined)
+        #expect(target.restored.isEmpty)
+    }
+
+    @Test("pids in use do not matter when the target restores into a new pid namespace")
+    func pidsInNewNamespace() throws {
+        var caps = FakeTarget.compatible()
+        caps.pidsInUse = [4242]
+        caps.newPidNamespace = true
+        let reasons = MigrationSource.verdict(hello: Hello(pids: [4242], memoryBytes: 1), capabilities: caps,
+                                              local: FakeTarget.local(), localVDSO: caps.vdso)
+        #expect(reasons.isEmpty, "\(reasons)")
+    }
+
+    /// Streams the target must refuse; each ends with the source resumed and nothing on the target.
+    static let badStreams: [String] = ["garbage", "truncated", "newer-version", "pages-outside", "corrupted-record"]
+
+    @Test("bad image streams end the migration with one line on both sides, source resumed", arguments: badStreams)
+    func badStream(_ kind: String) throws {
+        var bytes = try Self.image(seed: 11)
+        switch kind {
+        case "garbage":
+            bytes = (0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 2654435761 >> 7) }
+        case "truncated":
+            bytes = Array(bytes[0..<bytes.count / 2])
+        case "newer-version":
+            bytes[8] = 2  // header version; the header checksum is fixed up so only the version is wrong
+            let sum = crc32c(Array(bytes[0..<28]))
+            withUnsafeBytes(of: sum.littleEndian) { bytes.replaceSubrange(28..<32, with: $0) }
+        case "pages-outside":
+            var g = ImageGenerator.make(seed: 11)
+            g.runs.append(PageRun(pid: g.metadata.processes[0].pid, address: 0x1000, pageCount: 1, data: [UInt8](repeating: 9, count: 4096)))
+            bytes = try ImageIO.streamBytes(g)
+        default:
+            bytes[bytes.count / 2] ^= 0xff
+        }
+        let subject = FakeSubject(stream: bytes)
+        let target = FakeTarget()
+        let r = try migrateOverLoopback(subject: subject, target: target, limits: ConnectionLimits(timeout: 2))
+        let e = try #require(r.sourceError)
+        #expect(subject.state == .resumed, "\(kind): \(e)")
+        #expect(target.running == 0)
+        #expect(!e.contains("\n"))
+        guard case .failed(let reason) = r.outcome else { Issue.record("\(kind): target outcome \(String(describing: r.outcome))"); return }
+        #expect(!reason.contains("\n"))
+        if kind == "newer-version" { #expect(reason.contains("version 2"), "\(reason)") }
+        if kind == "pages-outside" { #expect(reason.contains("outside"), "\(reason)") }
+        // The source tells why: the target's NACK, or (truncated) the stall.
+        #expect(e.contains("resumed"), "\(e)")
+    }
+
+    @Test("the target failing after the whole image was read: source resumed, NACK reason shown")
+    func targetRefusesLate() throws {
+        let subject = FakeSubject(stream: try Self.image())
+        let target = FakeTarget()
+        target.afterRead = { throw MigrationError("restore failed: the executable changed") }
+        let r = try migrateOverLoopback(subject: subject, target: target)
+        #expect(subject.state == .resumed)
+        #expect(r.sourceError?.contains("the executable changed") == true, "\(r.sourceError ?? "")")
+        #expect(target.running == 0)
+    }
+
+    @Test("a target that stalls mid-transfer: source times out and resumes, target removes its half")
+    func targetStalls() throws {
+        let subject = FakeSubject(stream: try Self.bigImage(mib: 16))
+        let target = FakeTarget()
+        let stalled = Box(false)
+        target.onPages = { (n: Int) in if n > 1 << 20 && !stalled.value { stalled.value = true; Thread.sleep(forTimeInterval: 4) } }
+        let r = try migrateOverLoopback(subject: subject, target: target,
+                                        limits: ConnectionLimits(timeout: 1.5, inboxHighWater: 1 << 20, sendHighWater: 1 << 20))
+        #expect(subject.state == .resumed)
+        #expect(r.sourceError?.contains("stalled") == true, "\(r.sourceError ?? "")")
+        #expect(target.running == 0)
+    }
+
+    @Test("the connection dropping mid-transfer: source resumed")
+    func connectionDrops() throws {
+        let subject = FakeSubject(stream: try Self.image(seed: 5))
+        let target = FakeTarget()
+        target.onPages = { _ in throw MigrationError("simulated crash of the target") }
+        let r = try migrateOverLoopback(subject: subject, target: target)
+        #expect(subject.state == .resumed)
+        #expect(target.running == 0)
+        #expect(r.sourceError != nil)
+    }
+
+    @Test("the source failing mid-transfer aborts the target, which removes its half")
+    func sourceAborts() throws {
+        let subject = FakeSubject(stream: try Self.bigImage(mib: 4))
+        subject.afterWrite = { (n: Int) in if n > 1 << 20 { throw MigrationError("could not read the process memory") } }
+        let target = FakeTarget()
+        let r = try migrateOverLoopback(subject: subject, target: target)
+        #expect(subject.state == .resumed)
+        guard case .failed(let reason) = r.outcome else { Issue.record("outcome \(String(describing: r.outcome))"); return }
+        #expect(reason.contains("could not read the process memory"), "\(reason)")
+        #expect(target.running == 0)
+    }
+
+    @Test("garbage instead of HELLO, and a HELLO from a newer protocol, are refused with one line")
+    func badHandshake() throws {
+        for kind in ["garbage", "newer"] {
+            let listener = try Listener(host: "127.0.0.1", port: 0, tls: nil, limits: ConnectionLimits(timeout: 2))
+            defer { listener.close() }
+            let outcome = Box<MigrationReceiver.Outcome?>(nil)
+            let done = DispatchSemaphore(value: 0)
+            Thread {
+                if let c = listener.accept(timeout: 5) { outcome.value = MigrationReceiver.handle(c, target: FakeTarget()) }
+                done.signal()
+            }.start()
+            let conn = try Connection.connect(host: "127.0.0.1", port: listener.localPort, tls: nil, limits: ConnectionLimits(timeout: 2))
+            if kind == "garbage" {
+                try conn.channel.writeAndFlush(conn.channel.allocator.buffer(bytes: [UInt8](repeating: 0x41, count: 64))).wait()
+            } else {
+                try conn.send(.hello, bytes: Array(#"{"protocolVersion":9,"role":"source"}"#.utf8))
+                let f = try conn.receive(waitingFor: "NACK")
+                #expect(f.type == .nack)
+                let reason = try WireJSON.decode(Reason.self, f).reason
+                #expect(reason.contains("protocol 9"), "\(reason)")
+            }
+            done.wait()
+            guard case .failed(let reason) = outcome.value else { Issue.record("\(kind): \(String(describing: outcome.value))"); continue }
+            #expect(!reason.contains("\n"))
+            if kind == "garbage" { #expect(reason.contains("protocol error"), "\(reason)") }
+            conn.close()
+        }
+    }
+
+    @Test("frames: round trip and caps")
+    func frames() throws {
+        let payload: [UInt8] = Array("hello".utf8)
+        let b = payload.withUnsafeBytes { FrameEncoding.encode(.hello, $0, allocator: ByteBufferAllocator()) }
+        #expect(b.readableBytes == 12 + 5)
+        #expect(MessageType.imageChunk.maxLength >= WireProtocol.chunkSize)
+        #expect(MessageType.hello.maxLength < MessageType.imageChunk.maxLength)
+    }
+}
+
+import NIOCore
