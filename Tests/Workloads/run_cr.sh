@@ -29,6 +29,19 @@ python3 "$(dirname "$0")/launch.py" "$bin" "$ctl" "$@" &
 pid=$!
 wait_for "$ctl/ready" 100 || fail "no ready within 10 s"
 sleep "${SETTLE:-0.3}"
+if [ -n "${LEAVE_RUNNING:-}" ]; then
+	# Checkpoint without stopping it for good: the original must go on correctly.
+	out="$("$FERRY" checkpoint "$pid" -o "$img" --leave-running 2>&1)" || fail "checkpoint --leave-running: $out"
+	kill -0 "$pid" 2>/dev/null || fail "the process died after checkpoint --leave-running"
+	[ -s "$img/meta.img" ] || fail "no image written"
+	sleep "${RUN_AFTER:-0.5}"
+	touch "$ctl/stop"
+	wait_for "$ctl/result" 150 || fail "no result from the process left running"
+	res="$(head -n1 "$ctl/result")"
+	[ "$res" = PASS ] || fail "$res"
+	echo "PASS $NAME (left running)"
+	exit 0
+fi
 out="$("$FERRY" checkpoint "$pid" -o "$img" 2>&1)" || fail "checkpoint: $out"
 { wait "$pid"; } 2>/dev/null
 origpid=$pid
