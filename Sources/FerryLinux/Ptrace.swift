@@ -8,8 +8,8 @@ enum PT {
     static let setOptions = 0x4200, getEventMsg = 0x4201, getRegSet = 0x4204, setRegSet = 0x4205
     static let seize = 0x4206, interrupt = 0x4207, peekSigInfo = 0x4209, getSigMask = 0x420a, setSigMask = 0x420b
     static let getRseqConfiguration = 0x420f
-    static let oTraceClone = 0x8, oExitKill = 0x100000
-    static let eventClone = 3, eventStop = 128
+    static let oTraceFork = 0x2, oTraceClone = 0x8, oExitKill = 0x100000
+    static let eventFork = 1, eventClone = 3, eventStop = 128
     static let ntPrstatus = 1, ntX86XState = 0x202
 }
 

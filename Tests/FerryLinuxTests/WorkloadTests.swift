@@ -14,7 +14,7 @@ struct WorkloadTests {
     /// (name, arguments) — every workload of Tests/Workloads.
     static let cases: [String] = [
         "anon_pattern", "anon_pattern 256 32", "heap_grow", "file_map_private", "file_map_shared", "mprotect",
-        "threads_tls", "append_log", "pipe_inflight", "signals", "sigaltstack", "sleep_syscall", "fpu_regs",
+        "threads_tls", "fork_pipe", "append_log", "pipe_inflight", "signals", "sigaltstack", "sleep_syscall", "fpu_regs",
         "fpu_regs sse", "rseq_cpu", "getpid_same", "cmdline_same", "itimer", "stack_pointers", "clock_loop", "python_loop",
     ]
 
@@ -45,12 +45,21 @@ struct WorkloadTests {
         #expect(r.output.hasPrefix("PASS"), "\(spec): \(r.output)")
     }
 
-    @Test("checkpoint → restore into a fresh pid namespace", arguments: ["getpid_same", "threads_tls", "sleep_syscall"])
+    @Test("checkpoint → restore into a fresh pid namespace", arguments: ["getpid_same", "threads_tls", "sleep_syscall", "fork_pipe"])
     func checkpointRestoreNewPidns(_ name: String) throws {
         try Self.buildWorkloads()
         let r = try Self.run(["/bin/bash", Self.workloads + "/run_cr.sh", Self.ferry, Self.out, name],
                              env: ["RESTORE_ARGS": "--new-pidns"])
         #expect(r.output.hasPrefix("PASS"), "\(name): \(r.output)")
+    }
+
+    @Test("checkpoint --stream - | restore --stream - (no image on disk)", arguments: ["threads_tls", "fork_pipe", "anon_pattern 256 32", "signals"])
+    func streamPipeline(_ spec: String) throws {
+        try Self.buildWorkloads()
+        let parts = spec.split(separator: " ").map(String.init)
+        let r = try Self.run(["/bin/bash", Self.workloads + "/run_cr.sh", Self.ferry, Self.out] + parts,
+                             env: ["STREAM": "1", "RESTORE_ARGS": "--new-pidns"])
+        #expect(r.output.hasPrefix("PASS"), "\(spec): \(r.output)")
     }
 
     @Test("--leave-running leaves the process running and correct", arguments: ["threads_tls", "itimer", "pipe_inflight"])

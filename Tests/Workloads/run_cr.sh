@@ -7,6 +7,10 @@
 #   PASS NAME  |  FAIL NAME: reason
 # Exit status 0 on PASS. Leaves nothing running.
 set -u
+# Orphans of the killed tree must be reaped at once (their pids are restored).
+if [ -z "${FERRY_UNDER_REAPER:-}" ]; then
+	FERRY_UNDER_REAPER=1 exec python3 "$(dirname "$0")/reaper.py" bash "$0" "$@"
+fi
 FERRY="$1" OUT="$2" NAME="$3"
 shift 3
 bin="$OUT/wl_$NAME"
@@ -42,12 +46,22 @@ if [ -n "${LEAVE_RUNNING:-}" ]; then
 	echo "PASS $NAME (left running)"
 	exit 0
 fi
-out="$("$FERRY" checkpoint "$pid" -o "$img" 2>&1)" || fail "checkpoint: $out"
-{ wait "$pid"; } 2>/dev/null
-origpid=$pid
-pid=""
-# shellcheck disable=SC2086
-out="$("$FERRY" restore "$img" ${RESTORE_ARGS:-} 2>&1)" || fail "restore: $out"
+if [ -n "${STREAM:-}" ]; then
+	# No image on disk: checkpoint to a pipe read by restore as it arrives.
+	# shellcheck disable=SC2086
+	out="$( { "$FERRY" checkpoint "$pid" --stream - 2>"$ctl/ckpt.err" | "$FERRY" restore --stream - ${RESTORE_ARGS:-}; } 2>&1)" ||
+		fail "checkpoint | restore: $(cat "$ctl/ckpt.err") $out"
+	{ wait "$pid"; } 2>/dev/null
+	origpid=$pid
+	pid=""
+else
+	out="$("$FERRY" checkpoint "$pid" -o "$img" 2>&1)" || fail "checkpoint: $out"
+	{ wait "$pid"; } 2>/dev/null
+	origpid=$pid
+	pid=""
+	# shellcheck disable=SC2086
+	out="$("$FERRY" restore "$img" ${RESTORE_ARGS:-} 2>&1)" || fail "restore: $out"
+fi
 restored="$(echo "$out" | sed -n 's/^restored pid \([0-9]*\).*/\1/p')"
 [ -n "$restored" ] || fail "restore printed no pid: $out"
 sleep "${RUN_AFTER:-0.5}"
