@@ -22,6 +22,11 @@ public struct LinuxRegs: Equatable, Sendable {
                                "rsi", "rdi", "orig_rax", "rip", "cs", "eflags", "rsp", "ss", "fs_base", "gs_base",
                                "ds", "es", "fs", "gs"]
     subscript(_ i: Int) -> UInt64 { get { words[i] } set { words[i] = newValue } }
+    /// The 216 bytes PTRACE_GETREGS fills.
+    var bytes: [UInt8] { words.withUnsafeBytes { Array($0) } }
+    init(bytes: [UInt8]) {
+        words = bytes.withUnsafeBytes { b in (0..<27).map { b.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self) } }
+    }
     var rax: UInt64 { get { words[10] } set { words[10] = newValue } }
     var origRax: UInt64 { get { words[15] } set { words[15] = newValue } }
     var rip: UInt64 { get { words[16] } set { words[16] = newValue } }
