@@ -280,6 +280,60 @@ public enum StreamImageReader {
     }
 }
 
+/// Reads a *metadata-first* stream (what a checkpoint sends to a socket):
+/// SOURCE and every PROCESS/PIPE/CONTAINER record before the first page
+/// record, then pages, then END. The metadata is validated before any page
+/// is handed out, and every page run is checked against the mappings as it
+/// arrives, so a consumer can apply pages at once without buffering.
+public final class MetadataFirstStreamReader {
+    public let metadata: ImageMetadata
+    private let reader: RecordReader
+    private let index: MappingIndex
+    private var pending: (PageRun, Int64)?
+    private var ended = false
+
+    public init(source: ByteSource) throws {
+        reader = try RecordReader(source: source, expecting: .stream)
+        var collector = MetadataCollector()
+        var first = true
+        while true {
+            guard let r = try reader.next() else { break }
+            if first {
+                guard case .source = r else {
+                    throw ImageError(file: source.name, offset: ImageFormat.headerSize.int64, "stream does not start with SOURCE")
+                }
+                first = false
+            }
+            if case .pages(let run) = r { pending = (run, reader.recordOffset); break }
+            if case .end = r { ended = true; break }
+            try collector.take(r, from: source.name, at: reader.recordOffset)
+        }
+        metadata = try collector.metadata(from: source.name)
+        index = MappingIndex(metadata)
+    }
+
+    /// Hands every page run to `body` in stream order, until END.
+    public func forEachPageRun(_ body: (PageRun) throws -> Void) throws {
+        let name = reader.source.name
+        if let (run, offset) = pending {
+            pending = nil
+            try index.check(run, file: name, offset: offset)
+            try body(run)
+        }
+        while !ended, let r = try reader.next() {
+            switch r {
+            case .pages(let run):
+                try index.check(run, file: name, offset: reader.recordOffset)
+                try body(run)
+            case .end:
+                ended = true
+            default:
+                throw ImageError(file: name, offset: reader.recordOffset, "metadata record after page records in a metadata-first stream")
+            }
+        }
+    }
+}
+
 extension Int { var int64: Int64 { Int64(self) } }
 
 /// Finds the mapping holding an address, to check page runs.

@@ -121,10 +121,17 @@ extension RecordWriter {
 /// Where a checkpoint writes: a directory image or a stream. Page contents
 /// are streamed (never collected in memory).
 public protocol ImageSink: AnyObject {
+    /// Called once, after capture and before any page: a stream writes the
+    /// metadata here so a receiver can act on pages as they arrive.
+    func beginPages(metadata: ImageMetadata) throws
     func writePages(pid: Int32, address: UInt64, data: UnsafeRawBufferPointer) throws
     func writeZeroPages(pid: Int32, address: UInt64, count: Int) throws
     /// Writes the metadata and completes the image.
     func finish(metadata: ImageMetadata) throws
+}
+
+extension ImageSink {
+    public func beginPages(metadata: ImageMetadata) throws {}
 }
 
 /// `DIR/meta.img` + `DIR/pages.img`.
@@ -188,11 +195,20 @@ public final class StreamImageWriter: ImageSink {
         try records.writeZeroPages(pid: pid, address: address, count: count)
     }
 
-    /// Writes the processes, pipes and container, then END.
-    public func finish(metadata: ImageMetadata) throws {
+    private var metadataWritten = false
+
+    /// Writes the container, processes and pipes (once).
+    public func beginPages(metadata: ImageMetadata) throws {
+        guard !metadataWritten else { return }
+        metadataWritten = true
         if let c = metadata.container { try records.writeRecord(.container, prefix: c.value) }
         for p in metadata.processes { try records.writeJSON(.process, p) }
         for pipe in metadata.pipes { try records.writePipe(pipe) }
+    }
+
+    /// Writes the metadata if `beginPages` did not, then END.
+    public func finish(metadata: ImageMetadata) throws {
+        try beginPages(metadata: metadata)
         try records.finish()
     }
 }

@@ -21,48 +21,95 @@ public struct CheckpointResult: Sendable {
 /// its registers and memory as they were.
 public enum Checkpoint {
     public static func run(pid: Int32, sink: ImageSink, options: CheckpointOptions = .init()) throws -> CheckpointResult {
-        try Preflight.checkCheckpointable(pid)
-        let freezer = Freezer()
-        var done = false
-        defer { if !done { freezer.thaw() } }
-        let start = Host.now()
-        // Freeze the root first so it cannot fork; then its descendants, level by level.
-        var tree: [Int32] = []
-        var queue = [pid]
-        while !queue.isEmpty {
-            let p = queue.removeFirst()
-            if p != pid { try Preflight.checkCheckpointable(p) }
-            try freezer.freeze(process: p)
-            tree.append(p)
-            queue += ProcFS.children(p)
+        let session = try CheckpointSession(pid: pid)
+        do {
+            let result = try session.write(to: sink)
+            if options.leaveRunning { session.resume() } else { session.kill() }
+            return result
+        } catch {
+            session.resume()
+            throw error
         }
+    }
+}
+
+/// A frozen process tree: captured into a sink, then resumed unchanged or
+/// killed. Migration keeps it frozen between `write` and the target's
+/// acknowledgement; `resume()` is the rollback. Dropping it resumes.
+public final class CheckpointSession {
+    public let pid: Int32
+    private let freezer = Freezer()
+    /// Root first, then descendants level by level.
+    public private(set) var tree: [Int32] = []
+    private let frozenAt: Double
+    private var open = true
+
+    /// Preflight checks, then freezes `pid` and its descendants.
+    public init(pid: Int32) throws {
+        self.pid = pid
+        try Preflight.checkCheckpointable(pid)
+        frozenAt = Host.now()
+        do {
+            // The root first so it cannot fork meanwhile; then its descendants.
+            var queue = [pid]
+            while !queue.isEmpty {
+                let p = queue.removeFirst()
+                if p != pid { try Preflight.checkCheckpointable(p) }
+                try freezer.freeze(process: p)
+                tree.append(p)
+                queue += ProcFS.children(p)
+            }
+        } catch {
+            freezer.thaw()
+            throw error
+        }
+    }
+
+    deinit { if open { freezer.thaw() } }
+
+    /// Captures every process: all metadata first (`beginPages`), then the pages, then `finish`.
+    public func write(to sink: ImageSink) throws -> CheckpointResult {
         var result = CheckpointResult()
         var processes: [ProcessImage] = []
         var pipes: [UInt64: PipeData] = [:]
         for p in tree {
             let threads = freezer.threads.filter { $0.pid == p }.map(\.tid)
-            let (image, stats) = try ProcessDump.dump(pid: p, threads: threads, sink: sink, pipes: &pipes)
-            processes.append(image)
-            result.threads += image.threads.count
-            result.dataPages += stats.dataPages
-            result.zeroPages += stats.zeroPages
+            processes.append(try ProcessDump.capture(pid: p, threads: threads, pipes: &pipes))
         }
-        result.processes = processes.count
         let meta = ImageMetadata(source: Host.describe(), processes: processes,
                                  pipes: pipes.values.sorted { $0.pipeID < $1.pipeID })
         try Validation.validate(meta, name: "checkpoint of \(pid)")
+        try sink.beginPages(metadata: meta)
+        for image in processes {
+            let stats = try MemoryState.dumpPages(pid: image.pid, mappings: image.mappings, to: sink)
+            result.dataPages += stats.dataPages
+            result.zeroPages += stats.zeroPages
+            result.threads += image.threads.count
+        }
         try sink.finish(metadata: meta)
-        result.frozenSeconds = Host.now() - start
-        done = true
-        if options.leaveRunning { freezer.thaw() } else { freezer.kill() }
+        result.processes = processes.count
+        result.frozenSeconds = Host.now() - frozenAt
         return result
+    }
+
+    /// Lets every thread go as it was.
+    public func resume() {
+        guard open else { return }
+        open = false
+        freezer.thaw()
+    }
+
+    /// Kills the frozen tree (the checkpoint or migration succeeded).
+    public func kill() {
+        guard open else { return }
+        open = false
+        freezer.kill()
     }
 }
 
-/// One frozen process → ProcessImage + its pages in the sink.
+/// One frozen process → ProcessImage (its pages are dumped after all metadata).
 enum ProcessDump {
-    static func dump(pid: Int32, threads: [Int32], sink: ImageSink, pipes: inout [UInt64: PipeData]) throws
-        -> (ProcessImage, MemoryState.DumpStats) {
+    static func capture(pid: Int32, threads: [Int32], pipes: inout [UInt64: PipeData]) throws -> ProcessImage {
         let stat = try ProcFS.stat(pid)
         let status = try ProcFS.status(pid)
         // Mappings first: the scratch area ferry adds below must not be in the image.
@@ -103,8 +150,7 @@ enum ProcessDump {
                 image.threads.append(try ThreadState.dump(tid: tid, regs: regs, sigmask: masks[tid] ?? 0, injector: inj, scratch: scratch))
             }
         }
-        let stats = try MemoryState.dumpPages(pid: pid, mappings: mappings, to: sink)
-        return (image, stats)
+        return image
     }
 }
 

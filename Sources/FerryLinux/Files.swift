@@ -76,44 +76,55 @@ public enum FileState {
 
     // MARK: restore
 
-    /// Temporary descriptors start here while the table is being built.
-    static let tempBase: Int32 = 800
+    /// Pipes of the whole tree live here (read end, write end pairs) from
+    /// the root's creation until every process has taken its ends.
+    static let poolBase: Int32 = 700
+    /// Temporary descriptors while a table is being built.
+    static let tempBase: Int32 = 900
 
-    /// Recreates the descriptor table inside the new process: everything is
-    /// first opened at temporary numbers, then moved into place.
-    static func restore(_ files: [FileDescriptorImage], pipes: [UInt64: PipeData], injector: Injector, scratch: ScratchArea) throws {
-        var temps: [(temp: Int32, image: FileDescriptorImage)] = []
-        var pipeEnds: [UInt64: (read: Int32, write: Int32)] = [:]
-        var nextTemp = tempBase
-        func park(_ fd: Int64) throws -> Int32 {
-            let t = nextTemp
-            nextTemp += 1
-            try injector.call(SYS.dup2, [UInt64(fd), UInt64(t)], "dup2")
-            try injector.call(SYS.close, [UInt64(fd)], "close")
-            return t
+    typealias PipePool = [UInt64: (read: Int32, write: Int32)]
+
+    /// Creates every pipe at reserved descriptors in the root (children forked
+    /// afterwards inherit them) and puts back the bytes that were in flight.
+    static func createPipePool(_ ids: [UInt64], data: [UInt64: PipeData], injector: Injector, scratch: ScratchArea) throws -> PipePool {
+        var pool: PipePool = [:]
+        var next = poolBase
+        for id in ids {
+            try injector.call(SYS.pipe2, [scratch.data, 0], "pipe2")
+            let pair = try injector.memory.read(scratch.data, count: 8).withUnsafeBytes { ($0.load(as: Int32.self), $0.load(fromByteOffset: 4, as: Int32.self)) }
+            let r = next, w = next + 1
+            next += 2
+            guard next < tempBase else { throw FerryError("cannot restore: more than \((tempBase - poolBase) / 2) pipes") }
+            for (from, to) in [(pair.0, r), (pair.1, w)] {
+                try injector.call(SYS.dup2, [UInt64(from), UInt64(to)], "dup2")
+                try injector.call(SYS.close, [UInt64(from)], "close")
+            }
+            if let bytes = data[id]?.bytes.value, !bytes.isEmpty {
+                if bytes.count > 65536 {
+                    try injector.call(SYS.fcntl, [UInt64(w), 1031 /* F_SETPIPE_SZ */, UInt64(bytes.count)], "fcntl(F_SETPIPE_SZ)")
+                }
+                var off = 0
+                while off < bytes.count {
+                    let n = min(bytes.count - off, scratch.dataSize)
+                    try injector.memory.write(scratch.data, Array(bytes[off..<off + n]))
+                    off += Int(try injector.call(SYS.write, [UInt64(w), scratch.data, UInt64(n)], "write(pipe \(id))"))
+                }
+            }
+            pool[id] = (r, w)
         }
+        return pool
+    }
+
+    /// Recreates the descriptor table inside a new process: files are opened
+    /// at temporary numbers, pipes taken from the pool, then everything is
+    /// moved into place and the pool and temporaries closed.
+    static func restore(_ files: [FileDescriptorImage], pool: PipePool, injector: Injector, scratch: ScratchArea) throws {
+        var temps: [(temp: Int32, image: FileDescriptorImage)] = []
+        var nextTemp = tempBase
         for f in files {
             switch f.kind {
             case .pipe:
-                if pipeEnds[f.pipeID] == nil {
-                    try injector.call(SYS.pipe2, [scratch.data, 0], "pipe2")
-                    let pair = try injector.memory.read(scratch.data, count: 8).withUnsafeBytes { ($0.load(as: Int32.self), $0.load(fromByteOffset: 4, as: Int32.self)) }
-                    let r = try park(Int64(pair.0)), w = try park(Int64(pair.1))
-                    if let data = pipes[f.pipeID]?.bytes.value, !data.isEmpty {
-                        if data.count > 65536 {
-                            try injector.call(SYS.fcntl, [UInt64(w), 1031, UInt64(data.count)], "fcntl(F_SETPIPE_SZ)")
-                        }
-                        var off = 0
-                        while off < data.count {
-                            let n = min(data.count - off, scratch.dataSize)
-                            try injector.memory.write(scratch.data, Array(data[off..<off + n]))
-                            let wrote = try injector.call(SYS.write, [UInt64(w), scratch.data, UInt64(n)], "write(pipe \(f.pipeID))")
-                            off += Int(wrote)
-                        }
-                    }
-                    pipeEnds[f.pipeID] = (r, w)
-                }
-                let ends = pipeEnds[f.pipeID]!
+                guard let ends = pool[f.pipeID] else { throw FerryError("cannot restore fd \(f.fd): pipe \(f.pipeID) was not created") }
                 temps.append(((f.flags & O_ACCMODE) == O_RDONLY ? ends.read : ends.write, f))
             case .regular, .directory, .characterDevice, .fifo:
                 let path = f.kind == .regular ? (f.file?.path ?? f.path) : f.path
@@ -127,7 +138,11 @@ public enum FileState {
                 if f.kind == .regular || f.kind == .directory, f.offset != 0 {
                     try injector.call(SYS.lseek, [UInt64(fd), UInt64(bitPattern: f.offset), 0], "lseek(\(path))")
                 }
-                temps.append((try park(fd), f))
+                let t = nextTemp
+                nextTemp += 1
+                try injector.call(SYS.dup2, [UInt64(fd), UInt64(t)], "dup2")
+                try injector.call(SYS.close, [UInt64(fd)], "close")
+                temps.append((t, f))
             case .socket, .other:
                 throw FerryError("cannot restore fd \(f.fd): kind \(f.kind.rawValue) is not supported")
             }
@@ -137,7 +152,11 @@ public enum FileState {
             // Status flags (O_NONBLOCK, O_APPEND …) belong to the open file; set them on the final fd.
             try injector.call(SYS.fcntl, [UInt64(f.fd), 4 /* F_SETFL */, UInt64(UInt32(bitPattern: f.flags))], "fcntl(F_SETFL) on fd \(f.fd)")
         }
-        for t in tempBase..<nextTemp { try injector.call(SYS.close, [UInt64(t)], "close") }
+        // The pool and the temporaries, except where a final fd landed on one of those numbers.
+        let finals = Set(files.map(\.fd))
+        for t in Array(poolBase..<(poolBase + Int32(pool.count * 2))) + Array(tempBase..<nextTemp) where !finals.contains(t) {
+            _ = try injector.raw(SYS.close, [UInt64(t)])
+        }
     }
 }
 #endif

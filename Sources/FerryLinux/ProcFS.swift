@@ -136,22 +136,16 @@ public enum ProcFS {
     }
 
     public static func threads(_ pid: Int32) throws -> [Int32] {
-        guard let dir = opendir("/proc/\(pid)/task") else {
-            throw SystemError("opendir(/proc/\(pid)/task)", errno: errno, "listing the threads of \(pid)")
-        }
-        defer { closedir(dir) }
-        var out: [Int32] = []
-        while let ent = readdir(dir) {
-            let name = withUnsafeBytes(of: ent.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-            if let t = Int32(name) { out.append(t) }
-        }
-        return out.sorted()
+        try numericEntries("/proc/\(pid)/task", "listing the threads of \(pid)")
     }
 
     public static func fds(_ pid: Int32) throws -> [Int32] {
-        guard let dir = opendir("/proc/\(pid)/fd") else {
-            throw SystemError("opendir(/proc/\(pid)/fd)", errno: errno, "listing the files of \(pid)")
-        }
+        try numericEntries("/proc/\(pid)/fd", "listing the files of \(pid)")
+    }
+
+    /// The numeric names in a /proc directory, sorted.
+    static func numericEntries(_ path: String, _ context: String) throws -> [Int32] {
+        guard let dir = opendir(path) else { throw SystemError("opendir(\(path))", errno: errno, context) }
         defer { closedir(dir) }
         var out: [Int32] = []
         while let ent = readdir(dir) {

@@ -56,6 +56,36 @@ final class ProcessBuilder {
         threads[image.threads[0].tid] = t
     }
 
+    /// A child forked from an already prepared process: it shares the
+    /// scratch area's address (inherited) and the pipe pool.
+    init(forked child: SpawnedProcess, image: ProcessImage, meta: ImageMetadata, scratch: ScratchArea) throws {
+        self.child = child
+        self.image = image
+        self.meta = meta
+        self.memory = RemoteMemory(pid: child.pid)
+        self.index = MappingIndex(ImageMetadata(source: meta.source, processes: [image]))
+        self.scratch = scratch
+        main = Injector(tracee: child.tracee, pid: child.pid, base: try child.tracee.getRegs(), trampoline: scratch.address)
+        threads[image.threads[0].tid] = child.tracee
+    }
+
+    /// Closes everything the exec'd root inherited from ferry and creates the pipes of the whole tree.
+    func createPipePool(_ pipes: [PipeData], processes: [ProcessImage]) throws -> FileState.PipePool {
+        try main.call(436 /* close_range */, [0, UInt64(UInt32.max), 0], "close_range")
+        var ids: [UInt64] = []
+        for p in processes { for f in p.files where f.kind == .pipe && !ids.contains(f.pipeID) { ids.append(f.pipeID) } }
+        let data = Dictionary(uniqueKeysWithValues: pipes.map { ($0.pipeID, $0) })
+        return try FileState.createPipePool(ids, data: data, injector: main, scratch: scratch)
+    }
+
+    /// Forks `image` from this (still unbuilt) process with clone3 and its pid.
+    func forkChild(_ image: ProcessImage, newPidNamespace: Bool) throws -> ProcessBuilder {
+        let wanted = newPidNamespace ? (image.nsPids.last ?? image.pid) : image.pid
+        let pid = try cloneInjected(flags: 0, exitSignal: UInt64(SIGCHLD), wanted: wanted, what: "process \(wanted)")
+        let spawned = SpawnedProcess(pid: pid, reaper: nil, tracee: Tracee(pid))
+        return try ProcessBuilder(forked: spawned, image: image, meta: meta, scratch: scratch)
+    }
+
     // MARK: address space
 
     func buildAddressSpace() throws {
@@ -129,19 +159,24 @@ final class ProcessBuilder {
 
     // MARK: kernel state
 
-    func restoreProcessState(pipes: [UInt64: PipeData]) throws -> [String] {
-        // Descriptors ferry's own process lent the exec'd program are closed first.
-        try main.call(436 /* close_range */, [0, UInt64(UInt32.max), 0], "close_range")
-        try FileState.restore(image.files, pipes: pipes, injector: main, scratch: scratch)
+    func restoreProcessState(pool: FileState.PipePool, rootExe: String) throws -> [String] {
+        try FileState.restore(image.files, pool: pool, injector: main, scratch: scratch)
         let cwd = try ProcessMisc.put(image.cwd, injector: main, scratch: scratch)
         try main.call(SYS.chdir, [cwd], "chdir(\(image.cwd))")
         try main.call(SYS.umask, [UInt64(image.umask)], "umask")
         let name = try ProcessMisc.put(image.comm, injector: main, scratch: scratch)
         try main.call(SYS.prctl, [15 /* PR_SET_NAME */, name], "prctl(PR_SET_NAME)")
         try SignalState.restoreActions(image.signalActions, injector: main, scratch: scratch)
-        try LayoutState.restore(image.layout, exeFD: -1, injector: main, scratch: scratch)
-        let notes = try ProcessMisc.restoreRlimits(image.rlimits, pid: child.pid)
-        return notes
+        // /proc/PID/exe: the root was exec'd from its own executable; a child that ran
+        // another one gets it through exe_fd (its old mappings are gone by now).
+        var exeFD: Int32 = -1
+        if let exe = image.exe?.path, exe != rootExe {
+            let path = try ProcessMisc.put(exe, injector: main, scratch: scratch)
+            exeFD = Int32(try main.call(SYS.open, [path, UInt64(O_RDONLY | O_CLOEXEC), 0], "open(\(exe)) for exe_fd"))
+        }
+        try LayoutState.restore(image.layout, exeFD: exeFD, injector: main, scratch: scratch)
+        if exeFD >= 0 { try main.call(SYS.close, [UInt64(exeFD)], "close") }
+        return try ProcessMisc.restoreRlimits(image.rlimits, pid: child.pid)
     }
 
     // MARK: threads
@@ -151,16 +186,7 @@ final class ProcessBuilder {
         let nsLevel = child.reaper != nil || image.nsPids.count > 1
         for t in image.threads.dropFirst() {
             let wanted = nsLevel ? (t.nsTids.last ?? t.tid) : t.tid
-            // struct clone_args, then the set_tid array.
-            var a = LEBytes()
-            a.u64(flags); for _ in 0..<4 { a.u64(0) } // pidfd, child_tid, parent_tid, exit_signal
-            a.u64(0); a.u64(0); a.u64(0)              // stack, stack_size, tls
-            a.u64(scratch.data + 128); a.u64(1)       // set_tid, set_tid_size
-            try memory.write(scratch.data, a.bytes)
-            var tid = LEBytes(); tid.i32(wanted)
-            try memory.write(scratch.data + 128, tid.bytes)
-            let newTid = try cloneThread(argsSize: UInt64(a.bytes.count), wanted: wanted)
-            threads[t.tid] = Tracee(newTid)
+            threads[t.tid] = Tracee(try cloneInjected(flags: flags, exitSignal: 0, wanted: wanted, what: "thread \(wanted)"))
         }
         var injectors: [Int32: Injector] = [:]
         for t in image.threads {
@@ -175,40 +201,43 @@ final class ProcessBuilder {
         try ProcessMisc.restoreCredentials(image.credentials, injector: main, scratch: scratch)
     }
 
-    /// clone3 injected in the main thread; returns the new thread's tid (in our namespace) once it is stopped.
-    private func cloneThread(argsSize: UInt64, wanted: Int32) throws -> Int32 {
+    /// clone3 (with set_tid) injected in the main thread; returns the new
+    /// task's id in our namespace once it is stopped for us (auto-attached).
+    private func cloneInjected(flags: UInt64, exitSignal: UInt64, wanted: Int32, what: String) throws -> Int32 {
+        // struct clone_args, then the set_tid array.
+        var a = LEBytes()
+        a.u64(flags); a.u64(0); a.u64(0); a.u64(0); a.u64(exitSignal) // pidfd, child_tid, parent_tid
+        a.u64(0); a.u64(0); a.u64(0)                                // stack, stack_size, tls
+        a.u64(scratch.data + 128); a.u64(1)                         // set_tid, set_tid_size
+        try memory.write(scratch.data, a.bytes)
+        var tid = LEBytes(); tid.i32(wanted)
+        try memory.write(scratch.data + 128, tid.bytes)
         let t = child.tracee
         var r = main.base
         r.rip = scratch.address
         r.rax = UInt64(SYS.clone3)
         r.origRax = UInt64.max
-        r.rdi = scratch.data; r.rsi = argsSize
+        r.rdi = scratch.data; r.rsi = UInt64(a.bytes.count)
         try t.setRegs(r)
         try t.cont()
         var newTid: Int32 = 0
-        var parentDone = false
-        while !parentDone {
+        while true {
             let st = WaitStatus(try t.wait())
-            guard case .stopped(let sig, let event) = st else { throw FerryError("process \(child.pid) \(st.description) while creating thread \(wanted)") }
-            if event == PT.eventClone {
+            guard case .stopped(let sig, let event) = st else { throw FerryError("process \(child.pid) \(st.description) while creating \(what)") }
+            if event == PT.eventClone || event == PT.eventFork {
                 newTid = Int32(truncatingIfNeeded: try t.eventMessage())
                 try t.cont()
-            } else if sig == SIGTRAP {
-                let after = try t.getRegs()
-                let rax = Int64(bitPattern: after.rax)
-                if rax < 0 {
-                    if rax == -Int64(EEXIST) { throw FerryError("cannot restore thread \(wanted): that tid is in use") }
-                    throw SystemError("clone3(set_tid=\(wanted))", errno: Int32(-rax), "creating thread \(wanted)")
-                }
-                parentDone = true
-            } else {
-                throw FerryError("process \(child.pid) stopped by signal \(sig) while creating thread \(wanted)")
+                continue
             }
+            guard sig == SIGTRAP else { throw FerryError("process \(child.pid) stopped by signal \(sig) while creating \(what)") }
+            let rax = Int64(bitPattern: try t.getRegs().rax)
+            if rax == -Int64(EEXIST) { throw FerryError("cannot restore \(what): that id is in use on this host (try --new-pidns)") }
+            if rax < 0 { throw SystemError("clone3(set_tid=\(wanted))", errno: Int32(-rax), "creating \(what)") }
+            break
         }
-        guard newTid > 0 else { throw FerryError("clone3 for thread \(wanted) reported no new thread") }
-        let nt = Tracee(newTid)
-        let st = WaitStatus(try nt.wait())
-        guard case .stopped = st else { throw FerryError("new thread \(newTid) \(st.description)") }
+        guard newTid > 0 else { throw FerryError("clone3 for \(what) reported no new task") }
+        let st = WaitStatus(try Tracee(newTid).wait())
+        guard case .stopped = st else { throw FerryError("new \(what) (\(newTid)) \(st.description)") }
         return newTid
     }
 

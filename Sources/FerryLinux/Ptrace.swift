@@ -8,8 +8,8 @@ enum PT {
     static let setOptions = 0x4200, getEventMsg = 0x4201, getRegSet = 0x4204, setRegSet = 0x4205
     static let seize = 0x4206, interrupt = 0x4207, peekSigInfo = 0x4209, getSigMask = 0x420a, setSigMask = 0x420b
     static let getRseqConfiguration = 0x420f
-    static let oTraceClone = 0x8, oExitKill = 0x100000
-    static let eventClone = 3, eventStop = 128
+    static let oTraceFork = 0x2, oTraceClone = 0x8, oExitKill = 0x100000
+    static let eventFork = 1, eventClone = 3, eventStop = 128
     static let ntPrstatus = 1, ntX86XState = 0x202
 }
 
@@ -22,6 +22,11 @@ public struct LinuxRegs: Equatable, Sendable {
                                "rsi", "rdi", "orig_rax", "rip", "cs", "eflags", "rsp", "ss", "fs_base", "gs_base",
                                "ds", "es", "fs", "gs"]
     subscript(_ i: Int) -> UInt64 { get { words[i] } set { words[i] = newValue } }
+    /// The 216 bytes PTRACE_GETREGS fills.
+    var bytes: [UInt8] { words.withUnsafeBytes { Array($0) } }
+    init(bytes: [UInt8]) {
+        words = bytes.withUnsafeBytes { b in (0..<27).map { b.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self) } }
+    }
     var rax: UInt64 { get { words[10] } set { words[10] = newValue } }
     var origRax: UInt64 { get { words[15] } set { words[15] = newValue } }
     var rip: UInt64 { get { words[16] } set { words[16] = newValue } }

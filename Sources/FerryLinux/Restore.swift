@@ -21,35 +21,76 @@ public struct RestoreResult: Sendable {
     public var notes: [String] = []
 }
 
-/// `ferry restore`: recreate the image's process so it continues where it
-/// stopped. Refusals happen before anything is created; once the process
-/// exists, any failure kills it (PTRACE_O_EXITKILL covers ferry dying).
+/// `ferry restore`: recreate the image's processes so they continue where
+/// they stopped. Refusals happen before anything is created; once a process
+/// exists, any failure kills everything created (PTRACE_O_EXITKILL covers
+/// ferry dying).
 public enum Restore {
     public static func run(image: DirectoryImageReader, options: RestoreOptions = .init()) throws -> RestoreResult {
-        let meta = image.metadata
+        try run(metadata: image.metadata, pages: image.forEachPageRun, options: options)
+    }
+
+    /// Restores from a metadata-first stream (a socket): pages are written
+    /// into the new processes as they arrive, never buffered.
+    public static func run(stream: ByteSource, options: RestoreOptions = .init()) throws -> RestoreResult {
+        let reader = try MetadataFirstStreamReader(source: stream)
+        return try run(metadata: reader.metadata, pages: reader.forEachPageRun, options: options)
+    }
+
+    /// The tree is rebuilt top-down: the root is the image's executable
+    /// started traced; it creates every pipe of the tree at reserved
+    /// descriptors; each process forks its children (clone3 with their pids)
+    /// before any address space is built, so children inherit the pipes; then
+    /// every process gets its memory, state and threads, and the tree is let
+    /// go leaves first.
+    static func run(metadata meta: ImageMetadata, pages: ((PageRun) throws -> Void) throws -> Void,
+                    options: RestoreOptions) throws -> RestoreResult {
         try RestoreChecks.preflight(meta, newPidNamespace: options.newPidNamespace)
-        guard meta.processes.count == 1 else {
-            throw FerryError("cannot restore: the image holds a tree of \(meta.processes.count) processes; this ferry restores single (multi-threaded) processes")
-        }
-        let p = meta.processes[0]
-        let pipes = Dictionary(uniqueKeysWithValues: meta.pipes.map { ($0.pipeID, $0) })
-        let wanted = options.newPidNamespace ? (p.nsPids.last ?? p.pid) : p.pid
-        let exe = p.exe?.path ?? ""
-        let child = try SpawnedProcess.start(exe: exe, wantedPid: wanted, newPidNamespace: options.newPidNamespace,
-                                            reaperPath: options.ferryPath)
+        let root = meta.processes[0]
+        let wanted = options.newPidNamespace ? (root.nsPids.last ?? root.pid) : root.pid
+        let child = try SpawnedProcess.start(exe: root.exe?.path ?? "", wantedPid: wanted,
+                                            newPidNamespace: options.newPidNamespace, reaperPath: options.ferryPath)
+        var created: [SpawnedProcess] = [child]
         var ok = false
-        defer { if !ok { child.abandon() } }
+        defer {
+            if !ok {
+                for c in created.dropFirst() { kill(c.pid, SIGKILL) }
+                child.abandon()
+            }
+        }
         var result = RestoreResult()
         result.namespaceInit = child.reaper
-        let builder = try ProcessBuilder(child: child, image: p, meta: meta)
-        try builder.buildAddressSpace()
-        try image.forEachPageRun { run in try builder.fill(run) }
-        try builder.finishAddressSpace()
-        result.notes += try builder.restoreProcessState(pipes: pipes)
-        try builder.createThreads()
-        try builder.release()
+        let rootBuilder = try ProcessBuilder(child: child, image: root, meta: meta)
+        let pool = try rootBuilder.createPipePool(meta.pipes, processes: meta.processes)
+        var builders: [Int32: ProcessBuilder] = [root.pid: rootBuilder]
+        var order: [ProcessBuilder] = [rootBuilder]
+        var next = 0
+        while next < order.count {
+            let parent = order[next]
+            next += 1
+            for c in meta.processes where c.ppid == parent.image.pid && builders[c.pid] == nil && c.pid != root.pid {
+                let b = try parent.forkChild(c, newPidNamespace: options.newPidNamespace)
+                created.append(b.child)
+                builders[c.pid] = b
+                order.append(b)
+            }
+        }
+        guard order.count == meta.processes.count else {
+            throw FerryError("cannot restore: \(meta.processes.count - order.count) process(es) of the image are not descendants of its root \(root.pid)")
+        }
+        for b in order { try b.buildAddressSpace() }
+        try pages { run in
+            guard let b = builders[run.pid] else { throw FerryError("pages for pid \(run.pid), which is not in the image") }
+            try b.fill(run)
+        }
+        for b in order {
+            try b.finishAddressSpace()
+            result.notes += try b.restoreProcessState(pool: pool, rootExe: root.exe?.path ?? "")
+            try b.createThreads()
+        }
+        for b in order.reversed() { try b.release() }
         ok = true
-        result.pids = [child.pid]
+        result.pids = order.map(\.child.pid)
         return result
     }
 }
@@ -59,6 +100,9 @@ enum RestoreChecks {
     static func preflight(_ meta: ImageMetadata, newPidNamespace: Bool) throws {
         let host = Host.cpu()
         for p in meta.processes {
+            if p.pid != meta.processes[0].pid, !ProcFS.exists(p.exe?.path ?? "") {
+                throw FerryError("cannot restore process \(p.pid): its executable \(p.exe?.path ?? "?") does not exist here")
+            }
             for t in p.threads {
                 if let x = t.extendedState, x.xcr0 & ~host.xcr0 != 0 {
                     throw FerryError("cannot restore: the image uses XSAVE state components 0x\(String(x.xcr0, radix: 16)) but this CPU enables 0x\(String(host.xcr0, radix: 16))")

@@ -56,7 +56,7 @@ struct SpawnedProcess {
             if let reaper { kill(reaper, SIGKILL) }
             throw FerryError("the new process for \(exe) \(st.description) instead of stopping at exec (is the file executable?)")
         }
-        try t.setOptions(PT.oTraceClone | PT.oExitKill)
+        try t.setOptions(PT.oTraceFork | PT.oTraceClone | PT.oExitKill)
         return SpawnedProcess(pid: pid, reaper: reaper, tracee: t)
     }
 

@@ -1,5 +1,6 @@
 #if os(Linux)
 import Glibc
+import FerryCore
 import FerryImage
 
 /// Per-thread state: registers, XSAVE, signal mask, sigaltstack, rseq,
@@ -15,7 +16,10 @@ public enum ThreadState {
         let t = Tracee(tid)
         let xstate = try t.getXState()
         let xcr0 = xstate.count >= 472 ? xstate.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 464, as: UInt64.self) } : 0
-        let (neutral, syscall) = LinuxRegisters.toNeutral(regs)
+        // The two bytes before rip are checked to be `syscall` before a restart is recorded.
+        let before = Int64(bitPattern: regs.origRax) >= 0 ? try? injector.memory.read(regs.rip &- 2, count: 2) : nil
+        let state = try SyscallRestartRules.normalize(linux: try LinuxUserRegs(bytes: regs.bytes), bytesBeforeRIP: before)
+        let (neutral, syscall) = (state.registers, state.syscall)
         let rseq = try t.rseqConfiguration().map { RseqArea(address: $0.address, length: $0.size, signature: $0.signature) }
         let pending = try t.pendingSignals(shared: false).map { PendingSignal(signo: $0.signo, info: $0.info) }
 
@@ -65,8 +69,9 @@ public enum ThreadState {
         if let x = thread.extendedState {
             try tracee.setXState(x.area.value)
         }
-        let current = try tracee.getRegs()
-        let regs = LinuxRegisters.fromNeutral(thread.registers, syscall: thread.syscall, selectorsFrom: current)
+        let live = try tracee.getRegs()
+        var regs = LinuxRegs(bytes: SyscallRestartRules.linuxRegisters(resuming: thread.registers, syscall: thread.syscall).bytes)
+        for i in [17, 20, 23, 24, 25, 26] { regs[i] = live[i] } // this kernel's cs ss ds es fs gs, never the image's
         try tracee.setRegs(regs)
     }
 }

@@ -9,14 +9,25 @@ struct RestoreCommand: ParsableCommand {
         commandName: "restore",
         abstract: "Recreate a checkpointed process from an image directory; prints its pid once it runs.")
 
-    @Argument(help: "The image directory written by `ferry checkpoint`.") var directory: String
+    @Argument(help: "The image directory written by `ferry checkpoint`.") var directory: String?
+    @Option(help: "Read a stream image from this file, or from standard input with '-'.") var stream: String?
     @Flag(help: "Restore into a fresh pid namespace (the process keeps its pid inside it).") var newPidns = false
+
+    func validate() throws {
+        guard (directory == nil) != (stream == nil) else { throw ValidationError("give exactly one of DIR or --stream FILE|-") }
+    }
 
     func run() throws {
         try reportingErrors {
-            let image = try DirectoryImageReader(directory: directory)
             let selfPath = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/proc/self/exe"
-            let r = try Restore.run(image: image, options: RestoreOptions(newPidNamespace: newPidns, ferryPath: selfPath))
+            let options = RestoreOptions(newPidNamespace: newPidns, ferryPath: selfPath)
+            let r: RestoreResult
+            if let stream {
+                let source = stream == "-" ? FileSource(fd: 0, name: "standard input") : try FileSource(path: stream)
+                r = try Restore.run(stream: source, options: options)
+            } else {
+                r = try Restore.run(image: try DirectoryImageReader(directory: directory!), options: options)
+            }
             for note in r.notes { print("note: \(note)") }
             if let ns = r.namespaceInit {
                 print("restored pid \(r.pids[0]) (namespace init \(ns))")

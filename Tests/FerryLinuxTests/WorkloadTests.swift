@@ -14,7 +14,7 @@ struct WorkloadTests {
     /// (name, arguments) — every workload of Tests/Workloads.
     static let cases: [String] = [
         "anon_pattern", "anon_pattern 256 32", "heap_grow", "file_map_private", "file_map_shared", "mprotect",
-        "threads_tls", "append_log", "pipe_inflight", "signals", "sigaltstack", "sleep_syscall", "fpu_regs",
+        "threads_tls", "fork_pipe", "append_log", "pipe_inflight", "signals", "sigaltstack", "sleep_syscall", "fpu_regs",
         "fpu_regs sse", "rseq_cpu", "getpid_same", "cmdline_same", "itimer", "stack_pointers", "clock_loop", "python_loop",
     ]
 
@@ -45,7 +45,7 @@ struct WorkloadTests {
         #expect(r.output.hasPrefix("PASS"), "\(spec): \(r.output)")
     }
 
-    @Test("checkpoint → restore into a fresh pid namespace", arguments: ["getpid_same", "threads_tls", "sleep_syscall"])
+    @Test("checkpoint → restore into a fresh pid namespace", arguments: ["getpid_same", "threads_tls", "sleep_syscall", "fork_pipe"])
     func checkpointRestoreNewPidns(_ name: String) throws {
         try Self.buildWorkloads()
         let r = try Self.run(["/bin/bash", Self.workloads + "/run_cr.sh", Self.ferry, Self.out, name],
@@ -53,28 +53,20 @@ struct WorkloadTests {
         #expect(r.output.hasPrefix("PASS"), "\(name): \(r.output)")
     }
 
-    @Test("--leave-running leaves the process running and correct")
-    func leaveRunning() throws {
+    @Test("checkpoint --stream - | restore --stream - (no image on disk)", arguments: ["threads_tls", "fork_pipe", "anon_pattern 256 32", "signals"])
+    func streamPipeline(_ spec: String) throws {
         try Self.buildWorkloads()
-        let ctl = try FileManager.default.url(for: .itemReplacementDirectory, in: .userDomainMask,
-                                              appropriateFor: URL(fileURLWithPath: "/tmp"), create: true).path
-        defer { try? FileManager.default.removeItem(atPath: ctl) }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.out + "/wl_threads_tls")
-        p.arguments = [ctl]
-        p.standardInput = FileHandle.nullDevice
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        defer { if p.isRunning { p.terminate() }; p.waitUntilExit() }
-        try waitFor(ctl + "/ready")
-        let r = try Self.run([Self.ferry, "checkpoint", "\(p.processIdentifier)", "-o", ctl + "/img", "--leave-running"])
-        #expect(r.status == 0, "\(r.output)")
-        #expect(p.isRunning)
-        FileManager.default.createFile(atPath: ctl + "/stop", contents: nil)
-        try waitFor(ctl + "/result")
-        let result = try String(contentsOfFile: ctl + "/result", encoding: .utf8)
-        #expect(result == "PASS\n")
+        let parts = spec.split(separator: " ").map(String.init)
+        let r = try Self.run(["/bin/bash", Self.workloads + "/run_cr.sh", Self.ferry, Self.out] + parts,
+                             env: ["STREAM": "1", "RESTORE_ARGS": "--new-pidns"])
+        #expect(r.output.hasPrefix("PASS"), "\(spec): \(r.output)")
+    }
+
+    @Test("--leave-running leaves the process running and correct", arguments: ["threads_tls", "itimer", "pipe_inflight"])
+    func leaveRunning(_ name: String) throws {
+        try Self.buildWorkloads()
+        let r = try Self.run(["/bin/bash", Self.workloads + "/run_cr.sh", Self.ferry, Self.out, name], env: ["LEAVE_RUNNING": "1"])
+        #expect(r.output.hasPrefix("PASS"), "\(name): \(r.output)")
     }
 
     @Test("bad input is refused with one line and leaves the process alone", arguments: [
@@ -95,13 +87,5 @@ struct WorkloadTests {
         #expect(p.terminationStatus != 0)
         #expect(text.split(separator: "\n").count == 1, "\(text)")
         #expect(text.contains(expected), "\(text)")
-    }
-}
-
-func waitFor(_ path: String, seconds: Double = 10) throws {
-    let deadline = Date().addingTimeInterval(seconds)
-    while !FileManager.default.fileExists(atPath: path) {
-        if Date() > deadline { throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: path]) }
-        usleep(50_000)
     }
 }

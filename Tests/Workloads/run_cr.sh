@@ -7,6 +7,10 @@
 #   PASS NAME  |  FAIL NAME: reason
 # Exit status 0 on PASS. Leaves nothing running.
 set -u
+# Orphans of the killed tree must be reaped at once (their pids are restored).
+if [ -z "${FERRY_UNDER_REAPER:-}" ]; then
+	FERRY_UNDER_REAPER=1 exec python3 "$(dirname "$0")/reaper.py" bash "$0" "$@"
+fi
 FERRY="$1" OUT="$2" NAME="$3"
 shift 3
 bin="$OUT/wl_$NAME"
@@ -29,12 +33,35 @@ python3 "$(dirname "$0")/launch.py" "$bin" "$ctl" "$@" &
 pid=$!
 wait_for "$ctl/ready" 100 || fail "no ready within 10 s"
 sleep "${SETTLE:-0.3}"
-out="$("$FERRY" checkpoint "$pid" -o "$img" 2>&1)" || fail "checkpoint: $out"
-{ wait "$pid"; } 2>/dev/null
-origpid=$pid
-pid=""
-# shellcheck disable=SC2086
-out="$("$FERRY" restore "$img" ${RESTORE_ARGS:-} 2>&1)" || fail "restore: $out"
+if [ -n "${LEAVE_RUNNING:-}" ]; then
+	# Checkpoint without stopping it for good: the original must go on correctly.
+	out="$("$FERRY" checkpoint "$pid" -o "$img" --leave-running 2>&1)" || fail "checkpoint --leave-running: $out"
+	kill -0 "$pid" 2>/dev/null || fail "the process died after checkpoint --leave-running"
+	[ -s "$img/meta.img" ] || fail "no image written"
+	sleep "${RUN_AFTER:-0.5}"
+	touch "$ctl/stop"
+	wait_for "$ctl/result" 150 || fail "no result from the process left running"
+	res="$(head -n1 "$ctl/result")"
+	[ "$res" = PASS ] || fail "$res"
+	echo "PASS $NAME (left running)"
+	exit 0
+fi
+if [ -n "${STREAM:-}" ]; then
+	# No image on disk: checkpoint to a pipe read by restore as it arrives.
+	# shellcheck disable=SC2086
+	out="$( { "$FERRY" checkpoint "$pid" --stream - 2>"$ctl/ckpt.err" | "$FERRY" restore --stream - ${RESTORE_ARGS:-}; } 2>&1)" ||
+		fail "checkpoint | restore: $(cat "$ctl/ckpt.err") $out"
+	{ wait "$pid"; } 2>/dev/null
+	origpid=$pid
+	pid=""
+else
+	out="$("$FERRY" checkpoint "$pid" -o "$img" 2>&1)" || fail "checkpoint: $out"
+	{ wait "$pid"; } 2>/dev/null
+	origpid=$pid
+	pid=""
+	# shellcheck disable=SC2086
+	out="$("$FERRY" restore "$img" ${RESTORE_ARGS:-} 2>&1)" || fail "restore: $out"
+fi
 restored="$(echo "$out" | sed -n 's/^restored pid \([0-9]*\).*/\1/p')"
 [ -n "$restored" ] || fail "restore printed no pid: $out"
 sleep "${RUN_AFTER:-0.5}"
