@@ -74,6 +74,10 @@ public enum MigrationSource {
                 connection.close()
                 throw MigrationError("the target \(connection.peer) cannot take this process (nothing was frozen): " + reasons.joined(separator: "; "))
             }
+            if caps.vdso != localVDSO {
+                func show(_ v: [VDSOArea]) -> String { v.isEmpty ? "none" : v.map(\.description).joined(separator: ", ") }
+                log("note: the target's vDSO layout (\(show(caps.vdso))) differs from this host's (\(show(localVDSO))); restore will move or proxy it")
+            }
             try connection.send(.verdict, json: Verdict(go: true))
         } catch {
             connection.close()
@@ -128,10 +132,6 @@ public enum MigrationSource {
         }
         if caps.freeMemoryBytes < hello.memoryBytes {
             reasons.append("the target has \(caps.freeMemoryBytes >> 20) MiB of memory available but the process uses \(hello.memoryBytes >> 20) MiB")
-        }
-        if caps.vdso.map(\.size) != localVDSO.map(\.size) || caps.vdso.map(\.name) != localVDSO.map(\.name) {
-            func show(_ v: [VDSOArea]) -> String { v.isEmpty ? "none" : v.map(\.description).joined(separator: ", ") }
-            reasons.append("the target's vDSO layout (\(show(caps.vdso))) differs from this host's (\(show(localVDSO))); ferry cannot restore across vDSO layouts yet")
         }
         return reasons
     }

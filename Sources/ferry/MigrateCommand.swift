@@ -102,15 +102,20 @@ final class LinuxTarget: MigrationTarget {
         let selfPath = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/proc/self/exe"
         let r = try Restore.run(stream: source, options: RestoreOptions(newPidNamespace: newPidNamespace, ferryPath: selfPath))
         let pid = r.pids[0]
+        let all = r.pids
         let nsInit = r.namespaceInit
-        guard MigrationHost.isRunning(pid) else {
+        let discard = {
+            for p in all.dropFirst() { kill(p, SIGKILL) }
             MigrationHost.discard(pid: pid, namespaceInit: nsInit)
-            throw MigrationError("the restored process (pid \(pid)) died at once")
+        }
+        guard all.allSatisfy(MigrationHost.isRunning) else {
+            discard()
+            throw MigrationError("a restored process died at once (pids \(all.map(String.init).joined(separator: ", ")))")
         }
         children += [pid] + (nsInit.map { [$0] } ?? [])
         let restoreMs = (Date().timeIntervalSince(start) * 10000).rounded() / 10
         return RestoredProcess(ack: Ack(pid: pid, namespaceInit: nsInit, restoreMs: restoreMs, notes: r.notes)) { [weak self] in
-            MigrationHost.discard(pid: pid, namespaceInit: nsInit)
+            discard()
             self?.children.removeAll { $0 == pid || $0 == nsInit }
         }
     }

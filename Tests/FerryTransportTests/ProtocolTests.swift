@@ -83,7 +83,7 @@ struct ProtocolTests {
     }
 
     @Test("an incompatible target is refused before anything is frozen", arguments: [
-        "xsave", "pids", "memory", "vdso", "os",
+        "xsave", "pids", "memory", "os", "protocol",
     ])
     func incompatible(_ what: String) throws {
         var caps = FakeTarget.compatible()
@@ -91,7 +91,7 @@ struct ProtocolTests {
         case "xsave": caps.host.cpu.xcr0 = 0x3; caps.host.cpu.xsaveSize = 576
         case "pids": caps.pidsInUse = [4242]
         case "memory": caps.freeMemoryBytes = 1024
-        case "vdso": caps.vdso = [VDSOArea(name: "[vdso]", size: 4096)]
+        case "protocol": caps.protocolVersion = 2
         default: caps.host.os = "plan9"
         }
         let subject = FakeSubject(stream: try Self.image())
