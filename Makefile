@@ -2,7 +2,7 @@
 # Debian 12 machine as root: `deps` installs what is missing.
 SWIFT ?= swift
 SWIFT_FLAGS ?=
-APT_PKGS := libelf-dev libbsd-dev gcc make iproute2 python3-pip
+APT_PKGS := libelf-dev libbsd-dev gcc make iproute2 python3-pip openssl
 .PHONY: all deps build test demo bench clean kernel-check
 
 all: build

@@ -273,3 +273,23 @@ struct MigrationTests {
         #expect(try wl.verdict() == "PASS")
     }
 }
+
+/// Command-line refusals that need no network and no root.
+@Suite struct ServeCommandTests {
+    @Test("serve refuses a non-loopback address without TLS unless --insecure", arguments: [
+        ["--listen", "10.77.9.9:7070"], ["--listen", "0.0.0.0:7070"],
+    ])
+    func plainTCPRefused(_ args: [String]) throws {
+        let r = try sh([MigrationTests.ferry, "serve"] + args)
+        #expect(r.status == 1)
+        #expect(r.output.contains("needs mutual TLS") && r.output.contains("--insecure"), "\(r.output)")
+        #expect(r.output.split(separator: "\n").count == 1)
+    }
+
+    @Test("TLS needs all three files")
+    func partialTLS() throws {
+        let r = try sh([MigrationTests.ferry, "migrate", "1", "--to", "127.0.0.1:1", "--cert", "/nonexistent"])
+        #expect(r.status == 1)
+        #expect(r.output.contains("all three"), "\(r.output)")
+    }
+}
