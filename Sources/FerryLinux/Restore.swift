@@ -1,15 +1,27 @@
 #if os(Linux)
 import Glibc
 import CFerryLinux
+import FerryCore
 import FerryImage
 
 public struct RestoreOptions: Sendable {
     public var newPidNamespace: Bool
     /// Path of the ferry binary (the init of a fresh pid namespace runs `ferry __pidns-init`).
     public var ferryPath: String
-    public init(newPidNamespace: Bool = false, ferryPath: String = "/proc/self/exe") {
-        self.newPidNamespace = newPidNamespace; self.ferryPath = ferryPath
+    /// Restore into another OS's address-space layout (on this kernel), e.g. FreeBSD's Linuxulator.
+    public var targetLayout: TargetLayoutChoice
+    public init(newPidNamespace: Bool = false, ferryPath: String = "/proc/self/exe", targetLayout: TargetLayoutChoice = .native) {
+        self.newPidNamespace = newPidNamespace; self.ferryPath = ferryPath; self.targetLayout = targetLayout
     }
+}
+
+public enum TargetLayoutChoice: String, Sendable, CaseIterable {
+    /// Every mapping where it was; the vDSO moved or proxied as this kernel allows.
+    case native
+    /// The stack ends at the Linuxulator's stack top (0x7fffffffd000) and the vDSO is proxied.
+    case freebsdLinuxulator = "freebsd-linuxulator"
+
+    var layout: TargetLayout? { self == .freebsdLinuxulator ? TargetLayout.freebsdLinuxulator() : nil }
 }
 
 public struct RestoreResult: Sendable {
@@ -60,7 +72,8 @@ public enum Restore {
         }
         var result = RestoreResult()
         result.namespaceInit = child.reaper
-        let rootBuilder = try ProcessBuilder(child: child, image: root, meta: meta)
+        let target = options.targetLayout.layout
+        let rootBuilder = try ProcessBuilder(child: child, image: root, meta: meta, target: target)
         let pool = try rootBuilder.createPipePool(meta.pipes, processes: meta.processes)
         var builders: [Int32: ProcessBuilder] = [root.pid: rootBuilder]
         var order: [ProcessBuilder] = [rootBuilder]
@@ -69,7 +82,7 @@ public enum Restore {
             let parent = order[next]
             next += 1
             for c in meta.processes where c.ppid == parent.image.pid && builders[c.pid] == nil && c.pid != root.pid {
-                let b = try parent.forkChild(c, newPidNamespace: options.newPidNamespace)
+                let b = try parent.forkChild(c, newPidNamespace: options.newPidNamespace, target: target)
                 created.append(b.child)
                 builders[c.pid] = b
                 order.append(b)
@@ -85,6 +98,8 @@ public enum Restore {
         }
         for b in order {
             try b.finishAddressSpace()
+            if let a = b.adaptation { result.notes.append("process \(b.image.pid): " + a.summary) }
+            if let v = b.vdsoNote { result.notes.append("process \(b.image.pid): " + v) }
             result.notes += try b.restoreProcessState(pool: pool, rootExe: root.exe?.path ?? "")
             try b.createThreads()
         }
