@@ -14,6 +14,8 @@ struct RestoreCommand: ParsableCommand {
     @Flag(help: "Restore into a fresh pid namespace (the process keeps its pid inside it).") var newPidns = false
     @Option(help: "Address-space layout to restore into: native, or freebsd-linuxulator (stack moved to FreeBSD's Linuxulator stack top and pointers fixed, vDSO proxied) — run here to exercise what a FreeBSD target needs.")
     var targetLayout: String = "native"
+    @Option(help: "CPU flags the process is known not to use (comma-separated), which this CPU may lack, e.g. avx2,avx512f.")
+    var ignoreCpuFlags: String = ""
 
     func validate() throws {
         guard (directory == nil) != (stream == nil) else { throw ValidationError("give exactly one of DIR or --stream FILE|-") }
@@ -26,7 +28,8 @@ struct RestoreCommand: ParsableCommand {
         try reportingErrors {
             let selfPath = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/proc/self/exe"
             let options = RestoreOptions(newPidNamespace: newPidns, ferryPath: selfPath,
-                                         targetLayout: TargetLayoutChoice(rawValue: targetLayout)!)
+                                         targetLayout: TargetLayoutChoice(rawValue: targetLayout)!,
+                                         ignoredCPUFlags: Set(ignoreCpuFlags.split(separator: ",").map(String.init)))
             let r: RestoreResult
             if let stream {
                 let source = stream == "-" ? FileSource(fd: 0, name: "standard input") : try FileSource(path: stream)
