@@ -13,7 +13,9 @@ Environment:
 One run, per tool: start wl_anon_pattern CTLDIR MiB, wait for `ready`,
 checkpoint (timed, peak RSS by /usr/bin/time -f %M), reap the killed workload
 (it is our child), du the image, restore (timed until the restored pid is
-known; peak RSS), let it run, touch `stop`, read `result`. A run counts only
+known; peak RSS), let it run, touch `stop`, read `result`. The workload runs in
+its own session, so CRIU needs no --shell-job (and no tty): `criu dump -t PID
+-D IMG --display-stats`, `criu restore -D IMG -d`. A run counts only
 if the result is PASS; statistics are over the passing runs. Images live in
 /tmp and are removed; nothing is left running. Exit status 1 if any run failed.
 """
@@ -134,8 +136,12 @@ def one_run(tool, mib):
     live["ctl"].add(ctl)
     img, rss = os.path.join(ctl, "image"), os.path.join(ctl, "rss")
     os.mkdir(img)
+    # Its own session (setsid), for both tools: CRIU without --shell-job
+    # requires the dumped tree to own its session and process group, and
+    # --shell-job needs a controlling tty, which `make bench` may not have.
     wl = subprocess.Popen([os.path.join(WL, "wl_anon_pattern"), ctl, str(mib)],
-                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          start_new_session=True)
     pid = wl.pid
     live["pids"].add((pid, ctl))
     r = {}
@@ -146,12 +152,15 @@ def one_run(tool, mib):
         if tool == "ferry":
             argv = [FERRY, "checkpoint", str(pid), "-o", img]
         else:
-            argv = [CRIU, "dump", "-t", str(pid), "-D", img, "--shell-job"]
+            argv = [CRIU, "dump", "-t", str(pid), "-D", img, "--display-stats"]
         r["ckpt_s"], out, rc, r["ckpt_kib"] = timed(argv, rss)
         if rc != 0:
             raise Fail(f"checkpoint rc {rc}: {out.strip()[-300:]}")
-        m = re.search(r"frozen (\d+) ms", out)
+        m = re.search(r"frozen (\d+) ms", out)                # ferry
         r["frozen_s"] = int(m.group(1)) / 1000 if m else None
+        m = re.search(r"^Frozen time: (\d+) us", out, re.M)   # criu --display-stats
+        if m:
+            r["frozen_s"] = int(m.group(1)) / 1e6
         wl.wait()                      # reap: the pid must be free for restore
         live["pids"].discard((pid, ctl))
         r["img_mib"] = du_mib(img)
@@ -159,7 +168,9 @@ def one_run(tool, mib):
         if tool == "ferry":
             argv, pid_re = [FERRY, "restore", img], r"^restored pid \d+"
         else:
-            argv, pid_re = [CRIU, "restore", "-D", img, "--shell-job", "-d"], None
+            # -d: criu exits once the tree runs; the restored root is
+            # reparented to this script (child subreaper) and reaped here.
+            argv, pid_re = [CRIU, "restore", "-D", img, "-d"], None
         r["rst_s"], out, rc, r["rst_kib"] = timed(argv, rss, pid_re)
         if rc != 0:
             raise Fail(f"restore rc {rc}: {out.strip()[-300:]}")
@@ -224,7 +235,8 @@ def main():
                         results[(tool, size)].append(r)
                         print(f"  {tool:5} {size:5} MiB run {i + 1}/{RUNS}: PASS  checkpoint {r['ckpt_s']:.3f} s"
                               f" ({r['ckpt_kib'] / 1024:.1f} MiB RSS)  restore {r['rst_s']:.3f} s"
-                              f" ({r['rst_kib'] / 1024:.1f} MiB RSS)  image {r['img_mib']:.1f} MiB", flush=True)
+                              f" ({r['rst_kib'] / 1024:.1f} MiB RSS)  image {r['img_mib']:.1f} MiB"
+                              f"  load {os.getloadavg()[0]:.1f}", flush=True)
                     except Fail as e:
                         failures[(tool, size)].append(str(e))
                         print(f"  {tool:5} {size:5} MiB run {i + 1}/{RUNS}: FAIL  {e}", flush=True)
@@ -243,15 +255,17 @@ def main():
                          fmt(g("ckpt_kib"), 1 / 1024, 1), fmt(g("rst_kib"), 1 / 1024, 1)])
     print_table(head, rows)
     if CRIU:
-        print("\nratios ferry/CRIU of the medians (< 1: ferry is faster / smaller)")
+        print("\nratios ferry/CRIU of the medians (< 1: ferry is faster / smaller;"
+              " CRIU's frozen time also counts killing and reaping the task, ferry's does not)")
         rows = []
         for size in SIZES:
             f, c = results[("ferry", size)], results[("criu", size)]
             def ratio(k):
                 a, b = stats([r[k] for r in f]), stats([r[k] for r in c])
                 return f"{a[0] / b[0]:.2f}" if a and b and b[0] else "-"
-            rows.append([str(size), ratio("ckpt_s"), ratio("rst_s"), ratio("img_mib"), ratio("ckpt_kib"), ratio("rst_kib")])
-        print_table(["MiB", "checkpoint", "restore", "image", "ckpt RSS", "rst RSS"], rows)
+            rows.append([str(size), ratio("ckpt_s"), ratio("frozen_s"), ratio("rst_s"), ratio("img_mib"),
+                         ratio("ckpt_kib"), ratio("rst_kib")])
+        print_table(["MiB", "checkpoint", "frozen", "restore", "image", "ckpt RSS", "rst RSS"], rows)
     else:
         print("\nCRIU not measured: CRIU is unset (see /work/shared/tools/build-criu-peer.sh).")
     nfail = sum(len(v) for v in failures.values())

@@ -1,6 +1,7 @@
 #if os(Linux)
 import Glibc
 import CFerryLinux
+import FerryCore
 import FerryImage
 
 /// Turns a freshly exec'd, stopped process into the image's process, step
@@ -20,12 +21,19 @@ final class ProcessBuilder {
     private let index: MappingIndex
     /// The kernel's own vDSO was moved to the image's address: its pages in the image are not written.
     private var kernelVDSO = false
+    /// Restoring into another layout (stack moved, vDSO proxied), when asked.
+    private(set) var adaptation: LayoutAdaptation?
+    /// The image's vDSO mapping when its code is kept and patched (proxy), with the kernel's block base.
+    private var proxiedVDSO: (image: Mapping, kernelVDSO: UInt64)?
+    private(set) var vdsoNote: String?
 
     static let MAP_PRIVATE: UInt64 = 0x02, MAP_SHARED: UInt64 = 0x01, MAP_FIXED: UInt64 = 0x10, MAP_ANON: UInt64 = 0x20
     static let MAP_GROWSDOWN: UInt64 = 0x100, MAP_FIXED_NOREPLACE: UInt64 = 0x100000
 
-    init(child: SpawnedProcess, image: ProcessImage, meta: ImageMetadata) throws {
+    init(child: SpawnedProcess, image original: ProcessImage, meta: ImageMetadata, target: TargetLayout? = nil) throws {
         self.child = child
+        self.adaptation = try target.map { try LayoutAdaptation(process: original, target: $0) }
+        let image = adaptation?.image ?? original
         self.image = image
         self.meta = meta
         self.memory = RemoteMemory(pid: child.pid)
@@ -58,8 +66,11 @@ final class ProcessBuilder {
 
     /// A child forked from an already prepared process: it shares the
     /// scratch area's address (inherited) and the pipe pool.
-    init(forked child: SpawnedProcess, image: ProcessImage, meta: ImageMetadata, scratch: ScratchArea) throws {
+    init(forked child: SpawnedProcess, image original: ProcessImage, meta: ImageMetadata, scratch: ScratchArea,
+         target: TargetLayout?) throws {
         self.child = child
+        self.adaptation = try target.map { try LayoutAdaptation(process: original, target: $0) }
+        let image = adaptation?.image ?? original
         self.image = image
         self.meta = meta
         self.memory = RemoteMemory(pid: child.pid)
@@ -79,18 +90,19 @@ final class ProcessBuilder {
     }
 
     /// Forks `image` from this (still unbuilt) process with clone3 and its pid.
-    func forkChild(_ image: ProcessImage, newPidNamespace: Bool) throws -> ProcessBuilder {
+    func forkChild(_ image: ProcessImage, newPidNamespace: Bool, target: TargetLayout?) throws -> ProcessBuilder {
         let wanted = newPidNamespace ? (image.nsPids.last ?? image.pid) : image.pid
         let pid = try cloneInjected(flags: 0, exitSignal: UInt64(SIGCHLD), wanted: wanted, what: "process \(wanted)")
         let spawned = SpawnedProcess(pid: pid, reaper: nil, tracee: Tracee(pid))
-        return try ProcessBuilder(forked: spawned, image: image, meta: meta, scratch: scratch)
+        return try ProcessBuilder(forked: spawned, image: image, meta: meta, scratch: scratch, target: target)
     }
 
     // MARK: address space
 
     func buildAddressSpace() throws {
         let current = try ProcFS.maps(child.pid, withFlags: false)
-        let vdsoPlan = VDSOPlacement.plan(image: image.mappings, current: current)
+        var vdsoPlan = VDSOPlacement.plan(image: image.mappings, current: current)
+        if adaptation?.proxiesVDSO == true { vdsoPlan = VDSOPlacement.Plan() }
         // Everything of the exec'd program goes, except our scratch and the kernel's vDSO block.
         for m in current where m.start != scratch.address && !VDSOPlacement.isVDSO(m.path) && m.path != "[vsyscall]" {
             try main.call(SYS.munmap, [m.start, m.end - m.start], "munmap(\(hex(m.start))) of the exec'd program")
@@ -100,9 +112,40 @@ final class ProcessBuilder {
                           "mremap of the vDSO from \(hex(move.from)) to \(hex(move.to))")
         }
         kernelVDSO = vdsoPlan.kernelVDSOAtImageAddress
+        if !kernelVDSO, let old = image.mappings.first(where: { $0.kind == .vdso }) {
+            // Proxy: the kernel's block stays (moved aside if the image needs its place).
+            let base = try moveKernelVDSOAside(current: current.filter { VDSOPlacement.isVDSO($0.path) })
+            proxiedVDSO = (old, base)
+        }
         for m in image.mappings {
             try create(m, keepKernelVDSO: kernelVDSO)
         }
+    }
+
+    /// Moves this kernel's vDSO block out of the way of the image's mappings
+    /// (keeping the areas' offsets); returns where its code ([vdso]) is.
+    private func moveKernelVDSOAside(current block: [ProcFS.MapEntry]) throws -> UInt64 {
+        guard let first = block.map(\.start).min(), let last = block.map(\.end).max(),
+              let code = block.first(where: { $0.path == "[vdso]" }) else {
+            throw FerryError("cannot restore: this kernel shows no [vdso] to proxy the image's vDSO to")
+        }
+        let wanted = image.mappings.filter { $0.kind != .vvar && $0.kind != .vsyscall }
+        guard wanted.contains(where: { $0.start < last && first < $0.end }) || (scratch.address < last && first < scratch.address + UInt64(scratch.size)) else {
+            return code.start
+        }
+        let size = last - first
+        let busy = (wanted.map { ($0.start, $0.end) } + [(scratch.address, scratch.address + UInt64(scratch.size)), (first, last)]).sorted { $0.0 < $1.0 }
+        var to: UInt64 = 0x2_0000_0000
+        for (s, e) in busy where e > to {
+            if s >= to + size { break }
+            to = (e + 0xffff) & ~UInt64(0xffff)
+        }
+        for area in block {
+            let dest = to + (area.start - first)
+            try main.call(SYS.mremap, [area.start, area.end - area.start, area.end - area.start, 3, dest],
+                          "mremap of this kernel's \(area.path) out of the image's way")
+        }
+        return to + (code.start - first)
     }
 
     private func create(_ m: Mapping, keepKernelVDSO: Bool) throws {
@@ -115,7 +158,10 @@ final class ProcessBuilder {
             return
         case .vdso:
             if keepKernelVDSO { return }
-            throw FerryError("cannot restore: this kernel's vDSO layout differs from the image's and vDSO proxying is not available in this build")
+            // Proxy: the image's own vDSO code, patched once filled (finishAddressSpace).
+            try main.call(SYS.mmap, [m.start, size, 3, ProcessBuilder.MAP_PRIVATE | ProcessBuilder.MAP_ANON | ProcessBuilder.MAP_FIXED_NOREPLACE,
+                                     UInt64.max, 0], "mmap(\(what)) for the proxied vDSO")
+            needsProtect = true
         case .anonymous, .heap, .stack, .sharedAnonymous:
             var flags = ProcessBuilder.MAP_FIXED_NOREPLACE | ProcessBuilder.MAP_ANON
             flags |= m.kind == .sharedAnonymous ? ProcessBuilder.MAP_SHARED : ProcessBuilder.MAP_PRIVATE
@@ -137,8 +183,9 @@ final class ProcessBuilder {
     }
 
     /// Writes one run of pages from the image.
-    func fill(_ run: PageRun) throws {
-        guard run.pid == image.pid else { return }
+    func fill(_ original: PageRun) throws {
+        guard original.pid == image.pid else { return }
+        let run = adaptation != nil ? adaptation!.adapt(original) : original
         let m = index.mapping(pid: run.pid, containing: run.address)
         if m?.kind == .vdso && kernelVDSO { return }
         if let data = run.data {
@@ -151,6 +198,19 @@ final class ProcessBuilder {
     }
 
     func finishAddressSpace() throws {
+        if let (old, kernelBase) = proxiedVDSO {
+            let oldBytes = try memory.read(old.start, count: Int(old.size))
+            let newSize = try ProcFS.maps(child.pid, withFlags: false).first { $0.path == "[vdso]" }.map { Int($0.end - $0.start) } ?? 8192
+            let newBytes = try memory.read(kernelBase, count: newSize)
+            let patches: [CodePatch]
+            do {
+                patches = try VDSOProxy.patches(old: oldBytes, oldBase: old.start, new: newBytes, newBase: kernelBase)
+            } catch {
+                throw FerryError("cannot restore: the image's vDSO cannot be redirected to this kernel's: \(error)")
+            }
+            for p in patches { try memory.write(p.address, p.bytes) }
+            vdsoNote = "vDSO proxied: \(patches.count) entry points of the image's vDSO at \(hex(old.start)) jump to this kernel's at \(hex(kernelBase))"
+        }
         for m in pendingProtect {
             try main.call(SYS.mprotect, [m.start, m.end - m.start, UInt64(m.protection.rawValue)], "mprotect(\(hex(m.start)))")
         }

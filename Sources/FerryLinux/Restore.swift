@@ -1,15 +1,31 @@
 #if os(Linux)
 import Glibc
 import CFerryLinux
+import FerryCore
 import FerryImage
 
 public struct RestoreOptions: Sendable {
     public var newPidNamespace: Bool
     /// Path of the ferry binary (the init of a fresh pid namespace runs `ferry __pidns-init`).
     public var ferryPath: String
-    public init(newPidNamespace: Bool = false, ferryPath: String = "/proc/self/exe") {
-        self.newPidNamespace = newPidNamespace; self.ferryPath = ferryPath
+    /// Restore into another OS's address-space layout (on this kernel), e.g. FreeBSD's Linuxulator.
+    public var targetLayout: TargetLayoutChoice
+    /// CPU flags the operator asserts the process does not use (checked otherwise).
+    public var ignoredCPUFlags: Set<String>
+    public init(newPidNamespace: Bool = false, ferryPath: String = "/proc/self/exe", targetLayout: TargetLayoutChoice = .native,
+                ignoredCPUFlags: Set<String> = []) {
+        self.newPidNamespace = newPidNamespace; self.ferryPath = ferryPath; self.targetLayout = targetLayout
+        self.ignoredCPUFlags = ignoredCPUFlags
     }
+}
+
+public enum TargetLayoutChoice: String, Sendable, CaseIterable {
+    /// Every mapping where it was; the vDSO moved or proxied as this kernel allows.
+    case native
+    /// The stack ends at the Linuxulator's stack top (0x7fffffffd000) and the vDSO is proxied.
+    case freebsdLinuxulator = "freebsd-linuxulator"
+
+    var layout: TargetLayout? { self == .freebsdLinuxulator ? TargetLayout.freebsdLinuxulator() : nil }
 }
 
 public struct RestoreResult: Sendable {
@@ -45,7 +61,7 @@ public enum Restore {
     /// go leaves first.
     static func run(metadata meta: ImageMetadata, pages: ((PageRun) throws -> Void) throws -> Void,
                     options: RestoreOptions) throws -> RestoreResult {
-        try RestoreChecks.preflight(meta, newPidNamespace: options.newPidNamespace)
+        try RestoreChecks.preflight(meta, newPidNamespace: options.newPidNamespace, ignoredCPUFlags: options.ignoredCPUFlags)
         let root = meta.processes[0]
         let wanted = options.newPidNamespace ? (root.nsPids.last ?? root.pid) : root.pid
         let child = try SpawnedProcess.start(exe: root.exe?.path ?? "", wantedPid: wanted,
@@ -60,7 +76,8 @@ public enum Restore {
         }
         var result = RestoreResult()
         result.namespaceInit = child.reaper
-        let rootBuilder = try ProcessBuilder(child: child, image: root, meta: meta)
+        let target = options.targetLayout.layout
+        let rootBuilder = try ProcessBuilder(child: child, image: root, meta: meta, target: target)
         let pool = try rootBuilder.createPipePool(meta.pipes, processes: meta.processes)
         var builders: [Int32: ProcessBuilder] = [root.pid: rootBuilder]
         var order: [ProcessBuilder] = [rootBuilder]
@@ -69,7 +86,7 @@ public enum Restore {
             let parent = order[next]
             next += 1
             for c in meta.processes where c.ppid == parent.image.pid && builders[c.pid] == nil && c.pid != root.pid {
-                let b = try parent.forkChild(c, newPidNamespace: options.newPidNamespace)
+                let b = try parent.forkChild(c, newPidNamespace: options.newPidNamespace, target: target)
                 created.append(b.child)
                 builders[c.pid] = b
                 order.append(b)
@@ -85,6 +102,8 @@ public enum Restore {
         }
         for b in order {
             try b.finishAddressSpace()
+            if let a = b.adaptation { result.notes.append("process \(b.image.pid): " + a.summary) }
+            if let v = b.vdsoNote { result.notes.append("process \(b.image.pid): " + v) }
             result.notes += try b.restoreProcessState(pool: pool, rootExe: root.exe?.path ?? "")
             try b.createThreads()
         }
@@ -97,15 +116,24 @@ public enum Restore {
 
 /// Checks made before anything is created.
 enum RestoreChecks {
-    static func preflight(_ meta: ImageMetadata, newPidNamespace: Bool) throws {
+    static func preflight(_ meta: ImageMetadata, newPidNamespace: Bool, ignoredCPUFlags: Set<String> = []) throws {
         let host = Host.cpu()
+        // Instruction-set flags the source CPU had and this one lacks: the program (or glibc,
+        // which picks string functions by CPU at start-up) may use them. An operator who knows
+        // the process avoids some (e.g. GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX2_Usable) can say so.
+        let missing = CPUFeatureCheck.cpuCompatibility(image: meta.source.cpu, target: host,
+                                                       required: CPUFeatureCheck.isaFlags.subtracting(ignoredCPUFlags))
+        if let reason = missing.reason {
+            throw FerryError(reason + "; if the process does not use them, restore with --ignore-cpu-flags \(missing.missing.joined(separator: ","))")
+        }
         for p in meta.processes {
-            if p.pid != meta.processes[0].pid, !ProcFS.exists(p.exe?.path ?? "") {
-                throw FerryError("cannot restore process \(p.pid): its executable \(p.exe?.path ?? "?") does not exist here")
-            }
+            // XSAVE: the components a thread has in use (XSTATE_BV) must exist here; unused ones are dropped.
             for t in p.threads {
-                if let x = t.extendedState, x.xcr0 & ~host.xcr0 != 0 {
-                    throw FerryError("cannot restore: the image uses XSAVE state components 0x\(String(x.xcr0, radix: 16)) but this CPU enables 0x\(String(host.xcr0, radix: 16))")
+                guard let x = t.extendedState else { continue }
+                let inUse = XSave.xstateBV(x.area.value) ?? x.xcr0
+                let lacking = inUse & ~host.xcr0
+                if lacking != 0 {
+                    throw FerryError("cannot restore: thread \(t.tid) has \(XSaveComponent.describe(lacking)) state in use (XSTATE_BV 0x\(String(inUse, radix: 16))) but this CPU enables XCR0 0x\(String(host.xcr0, radix: 16))")
                 }
             }
             if !newPidNamespace {

@@ -67,7 +67,9 @@ public enum ThreadState {
     static func restoreRegisters(_ thread: ThreadImage, tracee: Tracee) throws {
         try tracee.setSigMask(thread.sigmask)
         if let x = thread.extendedState {
-            try tracee.setXState(x.area.value)
+            // In this CPU's format: its XCR0 and size; components it lacks were checked unused.
+            let host = Host.cpu()
+            try tracee.setXState(try XSave.forLinux(x, targetXCR0: host.xcr0, targetSize: Int(host.xsaveSize)))
         }
         let live = try tracee.getRegs()
         var regs = LinuxRegs(bytes: SyscallRestartRules.linuxRegisters(resuming: thread.registers, syscall: thread.syscall).bytes)

@@ -12,15 +12,24 @@ struct RestoreCommand: ParsableCommand {
     @Argument(help: "The image directory written by `ferry checkpoint`.") var directory: String?
     @Option(help: "Read a stream image from this file, or from standard input with '-'.") var stream: String?
     @Flag(help: "Restore into a fresh pid namespace (the process keeps its pid inside it).") var newPidns = false
+    @Option(help: "Address-space layout to restore into: native, or freebsd-linuxulator (stack moved to FreeBSD's Linuxulator stack top and pointers fixed, vDSO proxied) — run here to exercise what a FreeBSD target needs.")
+    var targetLayout: String = "native"
+    @Option(help: "CPU flags the process is known not to use (comma-separated), which this CPU may lack, e.g. avx2,avx512f.")
+    var ignoreCpuFlags: String = ""
 
     func validate() throws {
         guard (directory == nil) != (stream == nil) else { throw ValidationError("give exactly one of DIR or --stream FILE|-") }
+        guard TargetLayoutChoice(rawValue: targetLayout) != nil else {
+            throw ValidationError("unknown --target-layout \(targetLayout); use one of: \(TargetLayoutChoice.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
     }
 
     func run() throws {
         try reportingErrors {
             let selfPath = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/proc/self/exe"
-            let options = RestoreOptions(newPidNamespace: newPidns, ferryPath: selfPath)
+            let options = RestoreOptions(newPidNamespace: newPidns, ferryPath: selfPath,
+                                         targetLayout: TargetLayoutChoice(rawValue: targetLayout)!,
+                                         ignoredCPUFlags: Set(ignoreCpuFlags.split(separator: ",").map(String.init)))
             let r: RestoreResult
             if let stream {
                 let source = stream == "-" ? FileSource(fd: 0, name: "standard input") : try FileSource(path: stream)

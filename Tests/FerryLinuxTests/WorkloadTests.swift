@@ -53,6 +53,17 @@ struct WorkloadTests {
         #expect(r.output.hasPrefix("PASS"), "\(name): \(r.output)")
     }
 
+    /// The stack moves to FreeBSD's Linuxulator stack top (pointers into it fixed everywhere) and the vDSO is
+    /// proxied: what a FreeBSD target needs, run for real on this kernel.
+    @Test("restore --target-layout freebsd-linuxulator (stack relocated, vDSO proxied)", arguments: cases + ["fork_pipe"])
+    func freebsdLayout(_ spec: String) throws {
+        try Self.buildWorkloads()
+        let parts = spec.split(separator: " ").map(String.init)
+        let r = try Self.run(["/bin/bash", Self.workloads + "/run_cr.sh", Self.ferry, Self.out] + parts,
+                             env: ["RESTORE_ARGS": "--target-layout freebsd-linuxulator"])
+        #expect(r.output.hasPrefix("PASS"), "\(spec): \(r.output)")
+    }
+
     @Test("checkpoint --stream - | restore --stream - (no image on disk)", arguments: ["threads_tls", "fork_pipe", "anon_pattern 256 32", "signals"])
     func streamPipeline(_ spec: String) throws {
         try Self.buildWorkloads()

@@ -1,0 +1,175 @@
+import FerryImage
+import Foundation
+import Testing
+
+/// Bad input for checkpoint and restore: each is refused with one line naming
+/// the problem, before anything is frozen or created, and the process it was
+/// about is left alone. Needs root.
+@Suite(.serialized, .enabled(if: getuid() == 0, "checkpoint/restore needs root"))
+struct RefusalTests {
+    typealias W = WorkloadTests
+
+    /// Runs ferry; returns (status, stdout, stderr).
+    static func ferry(_ args: [String]) throws -> (Int32, String, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: W.ferry)
+        p.arguments = args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let e = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return (p.terminationStatus, o, e)
+    }
+
+    static func expectRefusal(_ r: (Int32, String, String), _ fragment: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(r.0 != 0, "exit status", sourceLocation: sourceLocation)
+        let lines = r.2.split(separator: "\n")
+        #expect(lines.count == 1, "one line expected: \(r.2)", sourceLocation: sourceLocation)
+        #expect(r.2.contains(fragment), "\(r.2)", sourceLocation: sourceLocation)
+    }
+
+    /// A python3 helper kept running in the background; killed at the end.
+    final class Helper {
+        let process = Process()
+        let output = Pipe()
+        init(_ script: String) throws {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+            process.arguments = ["-c", script]
+            process.standardOutput = output
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+        }
+        func firstLine() -> String {
+            var bytes: [UInt8] = []
+            while true {
+                let d = output.fileHandleForReading.readData(ofLength: 1)
+                if d.isEmpty || d.first == 10 { break }
+                bytes.append(d.first!)
+            }
+            return String(decoding: bytes, as: UTF8.self)
+        }
+        deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) }; process.waitUntilExit() }
+    }
+
+    @Test func zombieIsRefused() throws {
+        let h = try Helper("import os,time\npid=os.fork()\nif pid==0: os._exit(0)\nprint(pid,flush=True)\ntime.sleep(30)")
+        let zombie = h.firstLine()
+        usleep(200_000)
+        Self.expectRefusal(try Self.ferry(["checkpoint", zombie, "-o", "/tmp/ferry-zombie"]), "zombie")
+    }
+
+    @Test func tracedProcessIsRefusedAndLeftAlone() throws {
+        // A python parent PTRACE_SEIZEs its own `sleep` child, as a debugger would.
+        let h = try Helper("""
+        import ctypes,subprocess,time
+        c=subprocess.Popen(['sleep','30'])
+        libc=ctypes.CDLL(None,use_errno=True)
+        assert libc.ptrace(0x4206,c.pid,None,None)==0
+        print(c.pid,flush=True)
+        time.sleep(30)
+        """)
+        let pid = h.firstLine()
+        Self.expectRefusal(try Self.ferry(["checkpoint", pid, "-o", "/tmp/ferry-traced"]), "already traced")
+        #expect(kill(pid_t(pid)!, 0) == 0, "the traced process must still exist")
+    }
+
+    /// A workload under reaper.py: Foundation's Process must not be the direct parent of a process
+    /// ferry ptraces (it mistakes the ptrace stop notifications for an exit and blocks in waitpid).
+    final class Workload {
+        let reaper = Process()
+        let pid: pid_t
+        init(binary: String, ctl: String) throws {
+            reaper.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+            reaper.arguments = [W.workloads + "/reaper.py", "python3", W.workloads + "/launch.py", binary, ctl]
+            reaper.standardOutput = FileHandle.nullDevice
+            reaper.standardError = FileHandle.nullDevice
+            try reaper.run()
+            for _ in 0..<100 where !FileManager.default.fileExists(atPath: ctl + "/ready") { usleep(100_000) }
+            let text = (try? String(contentsOfFile: ctl + "/ready", encoding: .utf8)) ?? ""
+            pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        }
+        var isRunning: Bool { kill(pid, 0) == 0 }
+        /// Waits until the workload is gone (the reaper collected it and exited).
+        func waitGone() { reaper.waitUntilExit() }
+        deinit { if pid > 0 { kill(pid, SIGKILL) }; reaper.waitUntilExit() }
+    }
+
+    static func makeCtl(_ name: String) throws -> String {
+        let ctl = "/tmp/ferry-refusal-\(name)-\(getpid())"
+        try? FileManager.default.removeItem(atPath: ctl)
+        try FileManager.default.createDirectory(atPath: ctl, withIntermediateDirectories: true)
+        return ctl
+    }
+
+    /// Starts a workload from a private copy of its binary, checkpoints it (killed), returns (image dir, binary, ctl).
+    static func checkpointCopy(_ name: String) throws -> (image: String, binary: String, ctl: String) {
+        try W.buildWorkloads()
+        let ctl = try makeCtl(name)
+        let bin = ctl + "/wl_copy"
+        try FileManager.default.copyItem(atPath: W.out + "/wl_" + name, toPath: bin)
+        let w = try Workload(binary: bin, ctl: ctl)
+        let r = try ferry(["checkpoint", "\(w.pid)", "-o", ctl + "/img"])
+        w.waitGone()
+        #expect(r.0 == 0, "\(r.2)")
+        return (ctl + "/img", bin, ctl)
+    }
+
+    @Test func changedMappedFileIsRefusedBeforeAnythingIsCreated() throws {
+        let (image, bin, ctl) = try Self.checkpointCopy("getpid_same")
+        defer { try? FileManager.default.removeItem(atPath: ctl) }
+        let meta = try DirectoryImageReader(directory: image).metadata
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: 60)], ofItemAtPath: bin)
+        Self.expectRefusal(try Self.ferry(["restore", image]), bin)
+        #expect(kill(meta.processes[0].pid, 0) != 0, "nothing may have been created")
+    }
+
+    /// Rewrites meta.img with `change` applied (pages.img untouched).
+    static func rewriteMetadata(_ image: String, _ change: (inout ImageMetadata) -> Void) throws {
+        var meta = try DirectoryImageReader(directory: image).metadata
+        change(&meta)
+        let w = try RecordWriter(sink: try FileSink(path: image + "/" + ImageFormat.metaFileName), kind: .directoryMeta)
+        try w.writeMetadata(meta)
+        try w.finish()
+    }
+
+    @Test func xsaveStateThisCPULacksIsRefused() throws {
+        let (image, _, ctl) = try Self.checkpointCopy("fpu_regs")
+        defer { try? FileManager.default.removeItem(atPath: ctl) }
+        // Claim AVX-512 state in use (XSTATE_BV bits 5–7) in the first thread.
+        try Self.rewriteMetadata(image) { meta in
+            var area = meta.processes[0].threads[0].extendedState!.area.value
+            area[512] |= 0xe0
+            meta.processes[0].threads[0].extendedState = ExtendedState(xcr0: 0xe7, area: area)
+        }
+        let host = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        if host.contains("avx512f") { return } // this CPU could hold it
+        Self.expectRefusal(try Self.ferry(["restore", image]), "AVX-512")
+    }
+
+    @Test func cpuFlagThisCPULacksIsRefusedUnlessIgnored() throws {
+        let (image, _, ctl) = try Self.checkpointCopy("getpid_same")
+        defer { try? FileManager.default.removeItem(atPath: ctl) }
+        try Self.rewriteMetadata(image) { $0.source.cpu.flags.append("amx_tile") }
+        Self.expectRefusal(try Self.ferry(["restore", image]), "amx_tile")
+        // The operator says the process does not use it: restored, and it verifies itself.
+        let r = try Self.ferry(["restore", image, "--ignore-cpu-flags", "amx_tile"])
+        #expect(r.0 == 0, "\(r.2)")
+        FileManager.default.createFile(atPath: ctl + "/stop", contents: nil)
+        for _ in 0..<100 where !FileManager.default.fileExists(atPath: ctl + "/result") { usleep(100_000) }
+        #expect((try? String(contentsOfFile: ctl + "/result", encoding: .utf8)) == "PASS\n")
+    }
+
+    @Test func pidInUseIsRefusedWithTheFix() throws {
+        try W.buildWorkloads()
+        let ctl = try Self.makeCtl("pid")
+        defer { try? FileManager.default.removeItem(atPath: ctl) }
+        let w = try Workload(binary: W.out + "/wl_getpid_same", ctl: ctl)
+        let c = try Self.ferry(["checkpoint", "\(w.pid)", "-o", ctl + "/img", "--leave-running"])
+        #expect(c.0 == 0, "\(c.2)")
+        Self.expectRefusal(try Self.ferry(["restore", ctl + "/img"]), "--new-pidns")
+        #expect(w.isRunning, "the original keeps running")
+    }
+}
