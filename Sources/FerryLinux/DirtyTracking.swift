@@ -3,7 +3,7 @@ import Glibc
 import CFerryLinux
 import FerryImage
 
-/// Pre-copy dirty tracking (work in progress: not yet used by `ferry migrate`).
+/// Pre-copy dirty tracking.
 ///
 /// The tracked process gets its own userfaultfd, created by syscalls injected
 /// while it is briefly frozen: userfaultfd(O_CLOEXEC|O_NONBLOCK), UFFDIO_API
@@ -34,7 +34,8 @@ public final class DirtyTracker {
     /// Freezes `pid` briefly, injects the userfaultfd set-up, lets it go and
     /// arms the tracking (every page write-protected). Throws (leaving the
     /// process as it was) where the kernel lacks WP_ASYNC or PAGEMAP_SCAN.
-    public init(pid: Int32) throws {
+    /// `frozen`: the process is already held (by a CheckpointSession of this thread).
+    public init(pid: Int32, frozen: Bool = false) throws {
         self.pid = pid
         let mappings = try MemoryState.mappings(of: pid)
         let regs: [(start: UInt64, end: UInt64)] = mappings.filter { m in
@@ -46,7 +47,7 @@ public final class DirtyTracker {
         pagemap = pm
         var fd: Int32 = -1
         do {
-            fd = try DirtyTracker.inject(pid: pid) { inj, scratch in
+            fd = try DirtyTracker.inject(pid: pid, frozen: frozen) { inj, scratch in
                 let ufd = try inj.call(DirtyTracker.SYS_userfaultfd, [UInt64(O_CLOEXEC | O_NONBLOCK)], "userfaultfd")
                 do {
                     // struct uffdio_api { u64 api; u64 features; u64 ioctls; }
@@ -72,7 +73,7 @@ public final class DirtyTracker {
         do {
             _ = try scan()  // arms: write-protects every page
         } catch {
-            try? stop()
+            try? stop(frozen: frozen)
             close(pm)
             throw error
         }
@@ -117,23 +118,23 @@ public final class DirtyTracker {
         return out
     }
 
-    /// Removes the userfaultfd from the process (briefly frozen again).
-    public func stop() throws {
+    /// Removes the userfaultfd from the process (briefly frozen again unless `frozen`).
+    public func stop(frozen: Bool = false) throws {
         guard !stopped else { return }
         stopped = true
         let fd = remoteFD
-        _ = try DirtyTracker.inject(pid: pid) { inj, _ in
+        _ = try DirtyTracker.inject(pid: pid, frozen: frozen) { inj, _ in
             try inj.call(SYS.close, [UInt64(fd)], "close(userfaultfd \(fd))")
             return 0
         }
     }
 
     /// Runs `body` with `pid` frozen, every signal held, inside a scratch session.
-    static func inject(pid: Int32, _ body: (Injector, ScratchArea) throws -> Int32) throws -> Int32 {
+    static func inject(pid: Int32, frozen: Bool, _ body: (Injector, ScratchArea) throws -> Int32) throws -> Int32 {
         let freezer = Freezer()
         defer { freezer.thaw() }
-        try freezer.freeze(process: pid)
-        let tid = freezer.threads.first { $0.pid == pid }?.tid ?? pid
+        if !frozen { try freezer.freeze(process: pid) }
+        let tid = pid
         let t = Tracee(tid)
         let mask = try t.getSigMask()
         try t.setSigMask(ThreadState.blockAll)

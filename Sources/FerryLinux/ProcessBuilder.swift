@@ -9,7 +9,8 @@ import FerryImage
 /// state, threads, registers.
 final class ProcessBuilder {
     let child: SpawnedProcess
-    let image: ProcessImage
+    /// Replaced by the final metadata's process after pre-copy (same mappings).
+    var image: ProcessImage
     let meta: ImageMetadata
     let memory: RemoteMemory
     let scratch: ScratchArea

@@ -61,56 +61,121 @@ public enum Restore {
     /// go leaves first.
     static func run(metadata meta: ImageMetadata, pages: ((PageRun) throws -> Void) throws -> Void,
                     options: RestoreOptions) throws -> RestoreResult {
+        let restore = try PhasedRestore(metadata: meta, options: options)
+        try pages { run in try restore.fill(run) }
+        return try restore.complete()
+    }
+}
+
+/// A restore in two phases: the processes and their address spaces are built
+/// from a (preliminary) metadata and filled as pages come, possibly while the
+/// source still runs (pre-copy); `complete` takes the final metadata (same
+/// processes and mappings; newer threads, descriptors and registers), its
+/// last pages, and lets the tree run. Until `complete` returns, dropping or
+/// `abandon()` kills everything created.
+public final class PhasedRestore {
+    let options: RestoreOptions
+    private(set) var meta: ImageMetadata
+    private let child: SpawnedProcess
+    private var created: [SpawnedProcess]
+    private var builders: [Int32: ProcessBuilder] = [:]
+    private var order: [ProcessBuilder] = []
+    private let pool: FileState.PipePool
+    private var result = RestoreResult()
+    private var finished = false
+
+    public init(metadata meta: ImageMetadata, options: RestoreOptions) throws {
+        self.options = options
+        self.meta = meta
         try RestoreChecks.preflight(meta, newPidNamespace: options.newPidNamespace, ignoredCPUFlags: options.ignoredCPUFlags)
         let root = meta.processes[0]
         let wanted = options.newPidNamespace ? (root.nsPids.last ?? root.pid) : root.pid
-        let child = try SpawnedProcess.start(exe: root.exe?.path ?? "", wantedPid: wanted,
-                                            newPidNamespace: options.newPidNamespace, reaperPath: options.ferryPath)
-        var created: [SpawnedProcess] = [child]
-        var ok = false
-        defer {
-            if !ok {
-                for c in created.dropFirst() { kill(c.pid, SIGKILL) }
-                child.abandon()
-            }
-        }
-        var result = RestoreResult()
+        child = try SpawnedProcess.start(exe: root.exe?.path ?? "", wantedPid: wanted,
+                                         newPidNamespace: options.newPidNamespace, reaperPath: options.ferryPath)
+        created = [child]
         result.namespaceInit = child.reaper
-        let target = options.targetLayout.layout
-        let rootBuilder = try ProcessBuilder(child: child, image: root, meta: meta, target: target)
-        let pool = try rootBuilder.createPipePool(meta.pipes, processes: meta.processes)
-        var builders: [Int32: ProcessBuilder] = [root.pid: rootBuilder]
-        var order: [ProcessBuilder] = [rootBuilder]
-        var next = 0
-        while next < order.count {
-            let parent = order[next]
-            next += 1
-            for c in meta.processes where c.ppid == parent.image.pid && builders[c.pid] == nil && c.pid != root.pid {
-                let b = try parent.forkChild(c, newPidNamespace: options.newPidNamespace, target: target)
-                created.append(b.child)
-                builders[c.pid] = b
-                order.append(b)
+        do {
+            let target = options.targetLayout.layout
+            let rootBuilder = try ProcessBuilder(child: child, image: root, meta: meta, target: target)
+            pool = try rootBuilder.createPipePool(meta.pipes, processes: meta.processes)
+            builders[root.pid] = rootBuilder
+            order = [rootBuilder]
+            var next = 0
+            while next < order.count {
+                let parent = order[next]
+                next += 1
+                for c in meta.processes where c.ppid == parent.image.pid && builders[c.pid] == nil && c.pid != root.pid {
+                    let b = try parent.forkChild(c, newPidNamespace: options.newPidNamespace, target: target)
+                    created.append(b.child)
+                    builders[c.pid] = b
+                    order.append(b)
+                }
             }
+            guard order.count == meta.processes.count else {
+                throw FerryError("cannot restore: \(meta.processes.count - order.count) process(es) of the image are not descendants of its root \(root.pid)")
+            }
+            for b in order { try b.buildAddressSpace() }
+        } catch {
+            for c in created.dropFirst() { kill(c.pid, SIGKILL) }
+            child.abandon()
+            throw error
         }
-        guard order.count == meta.processes.count else {
-            throw FerryError("cannot restore: \(meta.processes.count - order.count) process(es) of the image are not descendants of its root \(root.pid)")
+    }
+
+    deinit { abandon() }
+
+    /// Writes one run of pages (checked against the mappings by the caller's reader).
+    public func fill(_ run: PageRun) throws {
+        guard let b = builders[run.pid] else { throw FerryError("pages for pid \(run.pid), which is not in the image") }
+        try b.fill(run)
+    }
+
+    /// Takes the final metadata: it must hold the same processes with the same mappings.
+    public func update(final: ImageMetadata) throws {
+        guard final.pipes == meta.pipes else {
+            throw FerryError("cannot complete the restore: the bytes in the tree's pipes changed during pre-copy")
         }
-        for b in order { try b.buildAddressSpace() }
-        try pages { run in
-            guard let b = builders[run.pid] else { throw FerryError("pages for pid \(run.pid), which is not in the image") }
-            try b.fill(run)
+        guard final.processes.map(\.pid) == meta.processes.map(\.pid) else {
+            throw FerryError("cannot complete the restore: the process tree changed during pre-copy")
         }
-        for b in order {
-            try b.finishAddressSpace()
-            if let a = b.adaptation { result.notes.append("process \(b.image.pid): " + a.summary) }
-            if let v = b.vdsoNote { result.notes.append("process \(b.image.pid): " + v) }
-            result.notes += try b.restoreProcessState(pool: pool, rootExe: root.exe?.path ?? "")
-            try b.createThreads()
+        for p in final.processes {
+            guard let b = builders[p.pid], b.adaptation == nil else {
+                throw FerryError("cannot complete the restore of \(p.pid) with an adapted layout after pre-copy")
+            }
+            guard p.mappings == b.image.mappings else {
+                throw FerryError("cannot complete the restore: process \(p.pid) changed its mappings during pre-copy")
+            }
+            b.image = p
         }
-        for b in order.reversed() { try b.release() }
-        ok = true
+        meta = final
+    }
+
+    /// Finishes every process and lets the tree run.
+    public func complete() throws -> RestoreResult {
+        do {
+            for b in order {
+                try b.finishAddressSpace()
+                if let a = b.adaptation { result.notes.append("process \(b.image.pid): " + a.summary) }
+                if let v = b.vdsoNote { result.notes.append("process \(b.image.pid): " + v) }
+                result.notes += try b.restoreProcessState(pool: pool, rootExe: meta.processes[0].exe?.path ?? "")
+                try b.createThreads()
+            }
+            for b in order.reversed() { try b.release() }
+        } catch {
+            abandon()
+            throw error
+        }
+        finished = true
         result.pids = order.map(\.child.pid)
         return result
+    }
+
+    /// Kills everything created (nothing half-restored remains).
+    public func abandon() {
+        guard !finished else { return }
+        finished = true
+        for c in created.dropFirst() { kill(c.pid, SIGKILL) }
+        child.abandon()
     }
 }
 

@@ -179,9 +179,9 @@ public final class Connection: @unchecked Sendable {
     }
 
     /// Sends one frame; blocks while too many bytes are still waiting to go out.
-    public func send(_ type: MessageType, _ payload: UnsafeRawBufferPointer) throws {
+    public func send(_ type: MessageType, prefix: [UInt8] = [], _ payload: UnsafeRawBufferPointer) throws {
         if let f = inbox.failed { throw f }
-        let buffer = FrameEncoding.encode(type, payload, allocator: channel.allocator)
+        let buffer = FrameEncoding.encode(type, prefix: prefix, payload, allocator: channel.allocator)
         let size = buffer.readableBytes
         condition.lock()
         let deadline = Date(timeIntervalSinceNow: limits.timeout)
@@ -194,7 +194,7 @@ public final class Connection: @unchecked Sendable {
         if let f = sendFailure { condition.unlock(); throw f }
         unsent += size
         condition.unlock()
-        if type == .imageChunk { bytesSent += UInt64(payload.count) }
+        if type == .imageChunk || type == .precopyPages { bytesSent += UInt64(payload.count) }
         let peer = self.peer
         channel.writeAndFlush(buffer).whenComplete { [self] result in
             condition.lock()
@@ -283,7 +283,7 @@ enum Pipeline {
                 try ops.addHandler(try NIOSSLClientHandler(context: ssl, serverHostname: nil))
             }
         }
-        try ops.addHandler(ByteToMessageHandler(FrameDecoder(), maximumBufferSize: 16 << 20))
+        try ops.addHandler(ByteToMessageHandler(FrameDecoder(), maximumBufferSize: 24 << 20))
         try ops.addHandler(InboxHandler(inbox: inbox, peer: peer, tls: ssl != nil, onReady: onReady))
     }
 }

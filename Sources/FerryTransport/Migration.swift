@@ -1,6 +1,7 @@
 import FerryCore
 import FerryImage
 import Foundation
+import NIOCore
 
 // Both ends of one migration, over a `Connection`, independent of the OS
 // backend: the source drives a `MigrationSubject` (freeze, write the image,
@@ -22,6 +23,43 @@ public protocol MigrationSubject: AnyObject {
     func resume()
     /// Ends the frozen tree (the target has it now).
     func kill()
+}
+
+/// A subject that can be copied while it runs (pre-copy).
+public protocol PrecopySubject: MigrationSubject {
+    /// Starts dirty tracking (briefly freezing the process) and returns the
+    /// preliminary metadata. Throws where tracking is unavailable.
+    func startPrecopy() throws -> ImageMetadata
+    /// One round while the process runs: `emit(address, data or nil for zero pages, page count)`; returns pages sent.
+    func precopyRound(_ emit: (UInt64, UnsafeRawBufferPointer?, Int) throws -> Void) throws -> Int
+    /// Undoes `startPrecopy` while the process runs (rollback).
+    func cancelPrecopy()
+}
+
+/// Pre-copy limits.
+public struct PrecopyOptions: Sendable {
+    public var enabled: Bool
+    /// Rounds while the process runs, at most.
+    public var maxRounds: Int
+    /// A round that finds at most this many dirty pages ends pre-copy.
+    public var smallDirtyPages: Int
+    public init(enabled: Bool = true, maxRounds: Int = 8, smallDirtyPages: Int = 256) {
+        self.enabled = enabled; self.maxRounds = max(1, maxRounds); self.smallDirtyPages = smallDirtyPages
+    }
+}
+
+/// A restore under way on the target during pre-copy.
+public protocol PrecopyRestoring: AnyObject {
+    func fill(_ run: PageRun) throws
+    /// Reads the final image (metadata first) and lets the process run.
+    func finish(from source: ByteSource) throws -> RestoredProcess
+    /// Kills what was created.
+    func abandon()
+}
+
+/// A target that builds the process while pre-copy runs.
+public protocol PrecopyTarget: MigrationTarget {
+    func beginPrecopy(metadata: ImageMetadata) throws -> PrecopyRestoring
 }
 
 /// What a restore on the target produced.
@@ -61,6 +99,7 @@ public enum MigrationSource {
     /// Runs a migration over `connection`. Throws with a one-line reason on
     /// any failure; the subject is then running as before (resumed if it was frozen).
     public static func run(subject: MigrationSubject, connection: Connection, local: SourceHost, localVDSO: [VDSOArea],
+                           precopy: PrecopyOptions = PrecopyOptions(enabled: false),
                            keepImage: ByteSink? = nil, progress: ((MigrationProgress) -> Void)? = nil,
                            log: (String) -> Void = { _ in }) throws -> MigrationSummary {
         let start = now()
@@ -84,7 +123,12 @@ public enum MigrationSource {
             throw error
         }
 
-        log("stop-and-copy: no pre-copy rounds (the process is frozen for the whole transfer)")
+        var rounds = 1
+        if precopy.enabled, let p = subject as? PrecopySubject {
+            rounds = try precopyRounds(p, connection: connection, options: precopy, progress: progress, log: log)
+        } else if precopy.enabled {
+            log("warning: pre-copy is not available for this process: stop-and-copy")
+        }
         let frozenAt = now()
         do {
             try subject.freeze()
@@ -95,7 +139,7 @@ public enum MigrationSource {
         let ack: Ack
         do {
             let sink = ConnectionSink(connection: connection, copy: keepImage)
-            sink.progress = { bytes in progress?(MigrationProgress(bytesSent: bytes, round: 1, dirtyRate: 0)) }
+            sink.progress = { bytes in progress?(MigrationProgress(bytesSent: bytes, round: rounds, dirtyRate: 0)) }
             try subject.writeImage(to: sink)
             try sink.flush()
             ack = try connection.expect(.ack, Ack.self)
@@ -108,8 +152,68 @@ public enum MigrationSource {
         let downtime = now() - frozenAt
         subject.kill()
         connection.close(with: .commit, reason: nil)
-        return MigrationSummary(total_ms: ms(now() - start), downtime_ms: ms(downtime), bytes: connection.bytesSent, rounds: 1,
+        return MigrationSummary(total_ms: ms(now() - start), downtime_ms: ms(downtime), bytes: connection.bytesSent, rounds: rounds,
                                 target_pid: ack.pid, target_restore_ms: ack.restoreMs)
+    }
+
+    /// Sends the preliminary metadata and rounds of pages while the process
+    /// runs; returns the number of rounds including the final one (1 when
+    /// tracking is unavailable: stop-and-copy).
+    static func precopyRounds(_ p: PrecopySubject, connection: Connection, options: PrecopyOptions,
+                              progress: ((MigrationProgress) -> Void)?, log: (String) -> Void) throws -> Int {
+        let pre: ImageMetadata
+        do {
+            pre = try p.startPrecopy()
+        } catch {
+            log("warning: no dirty tracking (\(oneLine(error))): stop-and-copy")
+            return 1
+        }
+        var rounds = 0
+        do {
+            try connection.send(.precopyMeta, json: pre)
+            let pid = pre.processes[0].pid
+            var previous = Int.max
+            while true {
+                rounds += 1
+                let start = now()
+                var rate = 0.0
+                let round = rounds
+                let pages = try p.precopyRound { address, data, count in
+                    try sendPages(connection, pid: pid, address: address, data: data, count: count)
+                    progress?(MigrationProgress(bytesSent: connection.bytesSent, round: round, dirtyRate: rate))
+                }
+                if rounds > 1 { rate = Double(pages * 4096) / max(now() - start, 1e-6) }
+                log("pre-copy round \(rounds): \(pages) pages (\(pages >> 8) MiB)")
+                progress?(MigrationProgress(bytesSent: connection.bytesSent, round: rounds, dirtyRate: rate))
+                if rounds >= options.maxRounds { break }
+                if rounds > 1 && (pages <= options.smallDirtyPages || (previous != Int.max && pages * 10 >= previous * 9)) { break }
+                if rounds > 1 { previous = pages }
+            }
+        } catch {
+            p.cancelPrecopy()
+            let reason = oneLine(error)
+            connection.close(with: .abort, reason: "pre-copy failed on the source: \(reason)")
+            throw MigrationError("pre-copy failed, the process keeps running here unchanged: \(reason)")
+        }
+        return rounds + 1
+    }
+
+    /// PRECOPY_PAGES: u32 pid, u32 page count, u64 address, then the pages (none for zero pages).
+    static func sendPages(_ c: Connection, pid: Int32, address: UInt64, data: UnsafeRawBufferPointer?, count: Int) throws {
+        var done = 0
+        while done < count {
+            let n = min(count - done, data == nil ? 1 << 20 : 1024)
+            var head: [UInt8] = []
+            withUnsafeBytes(of: UInt32(bitPattern: pid).littleEndian) { head += $0 }
+            withUnsafeBytes(of: UInt32(n).littleEndian) { head += $0 }
+            withUnsafeBytes(of: (address + UInt64(done * 4096)).littleEndian) { head += $0 }
+            if let data {
+                try c.send(.precopyPages, prefix: head, UnsafeRawBufferPointer(rebasing: data[done * 4096..<(done + n) * 4096]))
+            } else {
+                try c.send(.precopyPages, prefix: head, UnsafeRawBufferPointer(start: nil, count: 0))
+            }
+            done += n
+        }
     }
 
     /// Everything that keeps the target from holding this process, one line each; empty means go.
@@ -191,10 +295,19 @@ public enum MigrationReceiver {
         }
 
         let restored: RestoredProcess
+        var precopy: PrecopyRestoring?
         do {
-            restored = try target.restore(from: ConnectionSource(connection: connection, copy: keepImage))
+            let first = try connection.receive(waitingFor: "image data")
+            if first.type == .precopyMeta {
+                let (r, next) = try receivePrecopy(connection, first: first, target: target)
+                precopy = r
+                restored = try r.finish(from: ConnectionSource(connection: connection, first: next, copy: keepImage))
+            } else {
+                restored = try target.restore(from: ConnectionSource(connection: connection, first: first, copy: keepImage))
+            }
             try keepImage?.flush()
         } catch {
+            precopy?.abandon()
             return fail(oneLine(error))
         }
         // The source resumes its copy unless it gets the ACK: if the ACK cannot
@@ -227,6 +340,56 @@ public enum MigrationReceiver {
             log("warning: no COMMIT from \(peer) after the ACK (\(oneLine(error))); pid \(restored.ack.pid) keeps running here: check the source host")
             return .uncommitted(pid: restored.ack.pid)
         }
+    }
+}
+
+extension MigrationReceiver {
+    /// Builds the process from PRECOPY_META and fills PRECOPY_PAGES until the
+    /// final image starts; returns the restore under way and that first frame.
+    static func receivePrecopy(_ c: Connection, first: Frame, target: MigrationTarget) throws -> (PrecopyRestoring, Frame) {
+        guard let t = target as? PrecopyTarget else { throw MigrationError("this target does not take pre-copy") }
+        let pre = try WireJSON.decode(ImageMetadata.self, first)
+        try Validation.validate(pre, name: "pre-copy metadata from \(c.peer)")
+        let index = MappingIndex(pre)
+        let r = try t.beginPrecopy(metadata: pre)
+        do {
+            var offset: Int64 = 0
+            while true {
+                let f = try c.receive(waitingFor: "pre-copy pages")
+                guard f.type == .precopyPages else {
+                    if f.type == .imageChunk { return (r, f) }
+                    throw Connection.unexpected(f, wanted: "pre-copy pages", peer: c.peer)
+                }
+                let run = try pageRun(f, peer: c.peer)
+                try index.check(run, file: "pre-copy from \(c.peer)", offset: offset)
+                try r.fill(run)
+                offset += 1
+            }
+        } catch {
+            r.abandon()
+            throw error
+        }
+    }
+
+    static func pageRun(_ f: Frame, peer: String) throws -> PageRun {
+        var b = f.payload
+        guard let pid = b.readInteger(endianness: .little, as: UInt32.self),
+              let count = b.readInteger(endianness: .little, as: UInt32.self),
+              let address = b.readInteger(endianness: .little, as: UInt64.self) else {
+            throw MigrationError("protocol error: PRECOPY_PAGES from \(peer) shorter than its header")
+        }
+        let n = Int(count)
+        guard address % 4096 == 0, n >= 1 else {
+            throw MigrationError("protocol error: PRECOPY_PAGES from \(peer) at 0x\(String(address, radix: 16)) with \(n) pages")
+        }
+        if b.readableBytes == 0 {
+            guard n <= PageRecord.maxZeroPages else { throw MigrationError("protocol error: PRECOPY_PAGES with \(n) zero pages") }
+            return PageRun(pid: Int32(bitPattern: pid), address: address, pageCount: n, data: nil)
+        }
+        guard n <= PageRecord.maxPages, b.readableBytes == n * 4096 else {
+            throw MigrationError("protocol error: PRECOPY_PAGES holds \(b.readableBytes) bytes for \(n) pages")
+        }
+        return PageRun(pid: Int32(bitPattern: pid), address: address, pageCount: n, data: b.readBytes(length: n * 4096))
     }
 }
 

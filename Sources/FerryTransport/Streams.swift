@@ -54,15 +54,20 @@ public final class ConnectionSource: ByteSource {
     /// Also written to, when the image is kept (`--keep-image`).
     let copy: ByteSink?
 
-    public init(connection: Connection, copy: ByteSink? = nil) {
+    private var first: Frame?
+
+    /// `first`: a frame already taken from the connection (it is read first).
+    public init(connection: Connection, first: Frame? = nil, copy: ByteSink? = nil) {
         self.connection = connection
         self.copy = copy
+        self.first = first
         name = "stream from \(connection.peer)"
     }
 
     public func read(into out: UnsafeMutableRawBufferPointer) throws -> Int {
         while current == nil || current!.readableBytes == 0 {
-            let f = try connection.receive(waitingFor: "image data")
+            let f: Frame
+            if let pending = first { f = pending; first = nil } else { f = try connection.receive(waitingFor: "image data") }
             guard f.type == .imageChunk else {
                 throw Connection.unexpected(f, wanted: "image data", peer: connection.peer)
             }

@@ -15,6 +15,9 @@ import NIOCore
 //                                  ◀──     CAPABILITIES (host, CPU/XSAVE, vDSO,
 //                                           pids free, free memory) or NACK
 //  VERDICT (go / refused + reasons) ──▶    decided BEFORE anything is frozen
+//  [PRECOPY_META (preliminary metadata)  the target builds the processes and
+//   PRECOPY_PAGES × n, in rounds   ──▶     their address spaces, fills pages
+//   while the source runs]                  as they come
 //  IMAGE_CHUNK × n (the stream
 //  encoding of the image, in order)  ──▶   restored as it arrives
 //  [ABORT (reason) at any time]      ──▶   target removes what it created
@@ -34,11 +37,14 @@ public enum WireProtocol {
 
 public enum MessageType: UInt32, Sendable, CustomStringConvertible {
     case hello = 1, capabilities = 2, verdict = 3, imageChunk = 4, ack = 5, nack = 6, abort = 7, commit = 8
+    /// Pre-copy: the preliminary metadata (JSON ImageMetadata), then pages while the source runs.
+    case precopyMeta = 9, precopyPages = 10
 
     /// Largest payload accepted for the type, checked before anything is allocated.
     public var maxLength: Int {
         switch self {
-        case .imageChunk: return 4 << 20
+        case .imageChunk, .precopyPages: return 4 << 20 + 16
+        case .precopyMeta: return 16 << 20
         case .capabilities, .hello: return 1 << 20
         default: return 64 << 10
         }
@@ -54,6 +60,8 @@ public enum MessageType: UInt32, Sendable, CustomStringConvertible {
         case .nack: return "NACK"
         case .abort: return "ABORT"
         case .commit: return "COMMIT"
+        case .precopyMeta: return "PRECOPY_META"
+        case .precopyPages: return "PRECOPY_PAGES"
         }
     }
 }
@@ -112,15 +120,18 @@ struct FrameDecoder: ByteToMessageDecoder {
 
 enum FrameEncoding {
     /// A frame ready to write: header and payload in one buffer.
-    static func encode(_ type: MessageType, _ payload: UnsafeRawBufferPointer, allocator: ByteBufferAllocator) -> ByteBuffer {
-        precondition(payload.count <= type.maxLength, "\(type) of \(payload.count) bytes exceeds its cap")
-        var b = allocator.buffer(capacity: WireProtocol.headerSize + payload.count)
+    static func encode(_ type: MessageType, prefix: [UInt8] = [], _ payload: UnsafeRawBufferPointer, allocator: ByteBufferAllocator) -> ByteBuffer {
+        let length = prefix.count + payload.count
+        precondition(length <= type.maxLength, "\(type) of \(length) bytes exceeds its cap")
+        var b = allocator.buffer(capacity: WireProtocol.headerSize + length)
         b.writeInteger(type.rawValue, endianness: .little)
-        b.writeInteger(UInt32(payload.count), endianness: .little)
+        b.writeInteger(UInt32(length), endianness: .little)
         var sum = b.withUnsafeReadableBytes { crc32c($0) }
-        sum = crc32c(payload, sum)
+        sum = crc32c(prefix, sum)
+        if payload.count > 0 { sum = crc32c(payload, sum) }
         b.writeInteger(sum, endianness: .little)
-        b.writeBytes(payload)
+        b.writeBytes(prefix)
+        if payload.count > 0 { b.writeBytes(payload) }
         return b
     }
 }

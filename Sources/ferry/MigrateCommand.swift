@@ -60,12 +60,13 @@ enum HostPort {
 
 func vdsoAreas() -> [VDSOArea] { MigrationHost.vdsoLayout().map { VDSOArea(name: $0.name, size: $0.size) } }
 
-/// The source side on Linux: a CheckpointSession.
-final class LinuxSubject: MigrationSubject {
+/// The source side on Linux: a CheckpointSession, after pre-copy rounds when asked.
+final class LinuxSubject: PrecopySubject {
     let pid: Int32
     let pids: [Int32]
     let memoryBytes: UInt64
     private var session: CheckpointSession?
+    private var precopy: PrecopySource?
 
     init(pid: Int32) throws {
         self.pid = pid
@@ -77,15 +78,43 @@ final class LinuxSubject: MigrationSubject {
     func writeImage(to sink: ByteSink) throws {
         guard let session else { throw MigrationError("not frozen") }
         let writer = try StreamImageWriter(sink: sink, source: Host.describe())
-        _ = try session.write(to: writer)
+        if let p = precopy {
+            // The last dirty pages (the process is frozen now); the userfaultfd leaves it before capture.
+            precopy = nil
+            let dirty = try p.finish(frozenBy: session)
+            _ = try session.write(to: DirtyFilterSink(writer, tracked: p.tracked, dirty: dirty))
+        } else {
+            _ = try session.write(to: writer)
+        }
     }
 
-    func resume() { session?.resume() }
+    func resume() {
+        if let p = precopy, let session { _ = try? p.finish(frozenBy: session) }
+        precopy = nil
+        session?.resume()
+    }
+
     func kill() { session?.kill() }
+
+    func startPrecopy() throws -> ImageMetadata {
+        let p = try PrecopySource(pid: pid)
+        precopy = p
+        return p.metadata
+    }
+
+    func precopyRound(_ emit: (UInt64, UnsafeRawBufferPointer?, Int) throws -> Void) throws -> Int {
+        guard let p = precopy else { return 0 }
+        return try p.round(emit)
+    }
+
+    func cancelPrecopy() {
+        precopy?.cancel()
+        precopy = nil
+    }
 }
 
-/// The target side on Linux: Restore from the stream.
-final class LinuxTarget: MigrationTarget {
+/// The target side on Linux: Restore from the stream (after pre-copy, a PhasedRestore).
+final class LinuxTarget: PrecopyTarget {
     let newPidNamespace: Bool
     /// Restored processes (and pid-namespace inits) to collect once they exit.
     var children: [Int32] = []
@@ -97,10 +126,22 @@ final class LinuxTarget: MigrationTarget {
                      newPidNamespace: newPidNamespace, freeMemoryBytes: MigrationHost.availableMemory())
     }
 
+    var options: RestoreOptions {
+        let selfPath = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/proc/self/exe"
+        return RestoreOptions(newPidNamespace: newPidNamespace, ferryPath: selfPath)
+    }
+
+    func beginPrecopy(metadata: ImageMetadata) throws -> PrecopyRestoring {
+        LinuxPrecopyRestoring(target: self, restore: try PhasedRestore(metadata: metadata, options: options))
+    }
+
     func restore(from source: ByteSource) throws -> RestoredProcess {
         let start = Date()
-        let selfPath = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/proc/self/exe"
-        let r = try Restore.run(stream: source, options: RestoreOptions(newPidNamespace: newPidNamespace, ferryPath: selfPath))
+        return try running(try Restore.run(stream: source, options: options), since: start)
+    }
+
+    /// Checks the restored tree runs and describes it for the ACK.
+    func running(_ r: RestoreResult, since start: Date) throws -> RestoredProcess {
         let pid = r.pids[0]
         let all = r.pids
         let nsInit = r.namespaceInit
@@ -121,6 +162,25 @@ final class LinuxTarget: MigrationTarget {
     }
 
     func reapExited() { children.removeAll { MigrationHost.reapIfExited($0) } }
+}
+
+final class LinuxPrecopyRestoring: PrecopyRestoring {
+    let target: LinuxTarget
+    let restore: PhasedRestore
+    let start = Date()
+
+    init(target: LinuxTarget, restore: PhasedRestore) { self.target = target; self.restore = restore }
+
+    func fill(_ run: PageRun) throws { try restore.fill(run) }
+
+    func finish(from source: ByteSource) throws -> RestoredProcess {
+        let reader = try MetadataFirstStreamReader(source: source)
+        try restore.update(final: reader.metadata)
+        try reader.forEachPageRun { try restore.fill($0) }
+        return try target.running(try restore.complete(), since: start)
+    }
+
+    func abandon() { restore.abandon() }
 }
 
 /// Prints one line, at once (serve's log is read by people and tests as it happens).
@@ -175,6 +235,9 @@ struct MigrateCommand: ParsableCommand {
     @Option(help: "The target, ADDRESS:PORT of `ferry serve`.") var to: String
     @OptionGroup var connection: ConnectionOptions
     @Flag(help: "Print the summary as JSON (total_ms, downtime_ms, bytes, rounds).") var json = false
+    @Flag(help: "Freeze at once and copy everything (no pre-copy rounds while the process runs).") var noPrecopy = false
+    @Option(help: "Pre-copy rounds while the process runs, at most.") var maxRounds: Int = 8
+    @Option(help: "Pre-copy ends once a round finds at most this many MiB dirty.") var dirtyThreshold: Double = 1
 
     func run() throws {
         try reportingErrors {
@@ -187,6 +250,7 @@ struct MigrateCommand: ParsableCommand {
             var shown = false
             let summary = try MigrationSource.run(
                 subject: subject, connection: conn, local: Host.describe(), localVDSO: vdsoAreas(),
+                precopy: PrecopyOptions(enabled: !noPrecopy, maxRounds: maxRounds, smallDirtyPages: Int(dirtyThreshold * 256)),
                 keepImage: try connection.keptImageSink(name: "migration-\(pid).stream"),
                 progress: { p in
                     guard terminal else { return }
@@ -197,7 +261,13 @@ struct MigrateCommand: ParsableCommand {
                     let line = String(format: "\rsent %.1f MiB, round %d, dirty rate %.1f MiB/s ", Double(p.bytesSent) / 1048576, p.round, p.dirtyRate / 1048576)
                     FileHandle.standardError.write(Data(line.utf8))
                 },
-                log: { line in if terminal { var e = StandardError(); print(line, to: &e) } })
+                log: { line in
+                    if terminal || line.hasPrefix("warning") {
+                        var e = StandardError()
+                        print((shown ? "\n" : "") + line, to: &e)
+                        shown = false
+                    }
+                })
             if shown { FileHandle.standardError.write(Data("\n".utf8)) }
             if json {
                 let out = try JSONSerialization.data(withJSONObject: [
