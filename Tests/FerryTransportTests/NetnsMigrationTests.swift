@@ -128,6 +128,11 @@ final class Workload {
         }.sorted()
     }
 
+    var holdsUserfaultfd: Bool {
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+        return fds.contains { ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)")) ?? "").contains("userfaultfd") }
+    }
+
     /// Asks the workload (wherever it runs) for its verdict.
     func verdict() throws -> String {
         _ = FileManager.default.createFile(atPath: ctl + "/stop", contents: nil)
@@ -201,6 +206,26 @@ struct MigrationTests {
         #expect(try wl.verdict() == "PASS", "serve: \(server.log)")
     }
 
+    @Test("pre-copy: a workload dirtying memory moves in several rounds with a short freeze, and passes",
+          arguments: [["--no-precopy"], []])
+    func precopy(_ mode: [String]) throws {
+        try Self.buildWorkloads()
+        let net = try NetnsPair()
+        let server = try Self.serve(net, tls: nil)
+        defer { server.stop() }
+        let wl = try Workload(Self.out + "/wl_anon_pattern", args: ["64", "4"], netns: net.source)
+        defer { wl.cleanup() }
+        let r = try Self.migrate(net, pid: wl.pid, tls: nil, extra: mode)
+        #expect(r.status == 0, "migrate: \(r.output)\nserve: \(server.log)")
+        let line = r.output.split(separator: "\n").last.map(String.init) ?? ""
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let rounds = json["rounds"] as? Int ?? 0
+        #expect(mode.isEmpty ? rounds >= 2 : rounds == 1, "\(line)")
+        try wl.waitForExit(seconds: 10)
+        #expect(wl.instances.count == 1)
+        #expect(try wl.verdict() == "PASS", "serve: \(server.log)")
+    }
+
     @Test("an incompatible target (its pids taken, no --new-pidns) is refused before anything is frozen")
     func incompatibleTarget() throws {
         try Self.buildWorkloads()
@@ -236,8 +261,9 @@ struct MigrationTests {
         #expect(try wl.verdict() == "PASS")
     }
 
-    @Test("the target killed mid-transfer: the source is resumed and passes, nothing on the target")
-    func targetKilled() throws {
+    @Test("the target killed mid-transfer: the source is resumed and passes, nothing on the target",
+          arguments: [["--no-precopy"], []])
+    func targetKilled(_ mode: [String]) throws {
         try Self.buildWorkloads()
         let net = try NetnsPair()
         try net.limitSourceRate("60mbit")
@@ -245,17 +271,19 @@ struct MigrationTests {
         let wl = try Workload(Self.out + "/wl_anon_pattern", args: ["64"], netns: net.source)
         defer { wl.cleanup() }
         DispatchQueue.global().asyncAfter(deadline: .now() + 1.5) { server.stop() }
-        let r = try Self.migrate(net, pid: wl.pid, tls: nil)
+        let r = try Self.migrate(net, pid: wl.pid, tls: nil, extra: mode)
         server.stop()
         #expect(r.status != 0)
-        #expect(r.output.contains("resumed"), "\(r.output)")
+        #expect(r.output.contains("unchanged"), "\(r.output)")
+        #expect(!wl.holdsUserfaultfd, "the injected userfaultfd must be gone")
         Thread.sleep(forTimeInterval: 0.5)
         #expect(wl.instances == [wl.pid], "only the source may run")
         #expect(try wl.verdict() == "PASS")
     }
 
-    @Test("the link cut mid-transfer: both sides give up after the timeout, source resumed, nothing on the target")
-    func linkCut() throws {
+    @Test("the link cut mid-transfer: both sides give up after the timeout, source resumed, nothing on the target",
+          arguments: [["--no-precopy"], []])
+    func linkCut(_ mode: [String]) throws {
         try Self.buildWorkloads()
         let net = try NetnsPair()
         try net.limitSourceRate("60mbit")
@@ -264,9 +292,10 @@ struct MigrationTests {
         let wl = try Workload(Self.out + "/wl_anon_pattern", args: ["64"], netns: net.source)
         defer { wl.cleanup() }
         DispatchQueue.global().asyncAfter(deadline: .now() + 1.5) { try? net.cutLink() }
-        let r = try Self.migrate(net, pid: wl.pid, tls: nil, extra: ["--timeout", "3"])
+        let r = try Self.migrate(net, pid: wl.pid, tls: nil, extra: ["--timeout", "3"] + mode)
         #expect(r.status != 0)
-        #expect(r.output.contains("resumed"), "\(r.output)")
+        #expect(r.output.contains("unchanged"), "\(r.output)")
+        #expect(!wl.holdsUserfaultfd, "the injected userfaultfd must be gone")
         Thread.sleep(forTimeInterval: 5)
         #expect(server.log.contains("failed, nothing is left here"), "\(server.log)")
         #expect(wl.instances == [wl.pid], "only the source may run")
