@@ -34,6 +34,7 @@ bench: deps
 	$(SWIFT) build -c release $(SWIFT_FLAGS)
 	$(MAKE) -s -C Tests/Workloads OUT="$(CURDIR)/.build/workloads"
 	FERRY=.build/release/ferry WL=.build/workloads python3 bench/cr_bench.py
+	FERRY=.build/release/ferry WL=.build/workloads bash bench/migrate_bench.sh
 
 clean:
 	rm -rf .build
