@@ -111,10 +111,15 @@ public final class DirtyFilterSink: ImageSink {
     let inner: ImageSink
     let tracked: [(start: UInt64, end: UInt64)]
     let dirty: [(start: UInt64, end: UInt64)]
+    let preliminary: ImageMetadata?
     public private(set) var skippedPages = 0
+    /// The mappings changed since the preliminary metadata: every page is sent (the target starts over).
+    public private(set) var sendsEverything = false
 
-    public init(_ inner: ImageSink, tracked: [(start: UInt64, end: UInt64)], dirty: [(start: UInt64, end: UInt64)]) {
+    public init(_ inner: ImageSink, tracked: [(start: UInt64, end: UInt64)], dirty: [(start: UInt64, end: UInt64)],
+                preliminary: ImageMetadata? = nil) {
         self.inner = inner
+        self.preliminary = preliminary
         self.tracked = tracked.sorted { $0.start < $1.start }
         self.dirty = dirty.sorted { $0.start < $1.start }
     }
@@ -128,7 +133,7 @@ public final class DirtyFilterSink: ImageSink {
         return lo < ranges.count && ranges[lo].start <= a
     }
 
-    private func keep(_ a: UInt64) -> Bool { !Self.contains(tracked, a) || Self.contains(dirty, a) }
+    private func keep(_ a: UInt64) -> Bool { sendsEverything || !Self.contains(tracked, a) || Self.contains(dirty, a) }
 
     /// Calls `body(firstPage, count)` for each run of kept pages among `count` pages at `address`.
     private func runs(_ address: UInt64, _ count: Int, _ body: (Int, Int) throws -> Void) throws {
@@ -142,7 +147,13 @@ public final class DirtyFilterSink: ImageSink {
         }
     }
 
-    public func beginPages(metadata: ImageMetadata) throws { try inner.beginPages(metadata: metadata) }
+    public func beginPages(metadata: ImageMetadata) throws {
+        if let pre = preliminary, pre.processes.map(\.pid) != metadata.processes.map(\.pid)
+            || pre.processes.map(\.mappings) != metadata.processes.map(\.mappings) || pre.pipes != metadata.pipes {
+            sendsEverything = true
+        }
+        try inner.beginPages(metadata: metadata)
+    }
 
     public func writePages(pid: Int32, address: UInt64, data: UnsafeRawBufferPointer) throws {
         try runs(address, data.count / 4096) { first, n in

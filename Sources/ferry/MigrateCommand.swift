@@ -82,7 +82,7 @@ final class LinuxSubject: PrecopySubject {
             // The last dirty pages (the process is frozen now); the userfaultfd leaves it before capture.
             precopy = nil
             let dirty = try p.finish(frozenBy: session)
-            _ = try session.write(to: DirtyFilterSink(writer, tracked: p.tracked, dirty: dirty))
+            _ = try session.write(to: DirtyFilterSink(writer, tracked: p.tracked, dirty: dirty, preliminary: p.metadata))
         } else {
             _ = try session.write(to: writer)
         }
@@ -175,12 +175,28 @@ final class LinuxPrecopyRestoring: PrecopyRestoring {
 
     func finish(from source: ByteSource) throws -> RestoredProcess {
         let reader = try MetadataFirstStreamReader(source: source)
-        try restore.update(final: reader.metadata)
-        try reader.forEachPageRun { try restore.fill($0) }
-        return try target.running(try restore.complete(), since: start)
+        var phased = restore
+        do {
+            try phased.update(final: reader.metadata)
+        } catch {
+            // The mappings changed during pre-copy: the source sends every page, start over from the final image.
+            restore.abandon()
+            phased = try PhasedRestore(metadata: reader.metadata, options: target.options)
+            second = phased
+        }
+        try reader.forEachPageRun { try phased.fill($0) }
+        var r = try phased.complete()
+        if second != nil { r.notes.append("the mappings changed during pre-copy: restored from the final image alone") }
+        for n in r.notes { say("note: \(n)") }
+        return try target.running(r, since: start)
     }
 
-    func abandon() { restore.abandon() }
+    private var second: PhasedRestore?
+
+    func abandon() {
+        restore.abandon()
+        second?.abandon()
+    }
 }
 
 /// Prints one line, at once (serve's log is read by people and tests as it happens).
