@@ -63,8 +63,7 @@ public struct ConnectionLimits: Sendable {
 /// Frames received, waiting for the migration thread.
 final class Inbox: @unchecked Sendable {
     private let condition = NSCondition()
-    private var frames: [Frame] = []
-    private var head = 0
+    private var frames = CircularBuffer<Frame>()
     private var bytes = 0
     private var failure: MigrationError?
     private var paused = false
@@ -98,16 +97,14 @@ final class Inbox: @unchecked Sendable {
     func take(timeout: Double, waitingFor what: @autoclosure () -> String) throws -> Frame {
         condition.lock()
         let deadline = Date(timeIntervalSinceNow: timeout)
-        while head == frames.count {
+        while frames.isEmpty {
             if let failure { condition.unlock(); throw failure }
-            if !condition.wait(until: deadline) && head == frames.count {
+            if !condition.wait(until: deadline) && frames.isEmpty {
                 condition.unlock()
                 throw MigrationError("the peer stalled: nothing received for \(Int(timeout)) s while waiting for \(what())")
             }
         }
-        let f = frames[head]
-        head += 1
-        if head > 1024 && head * 2 > frames.count { frames.removeFirst(head); head = 0 }
+        let f = frames.removeFirst()
         bytes -= f.payload.readableBytes
         let resume = paused && bytes < highWater / 2
         if resume { paused = false }

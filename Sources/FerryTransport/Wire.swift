@@ -98,7 +98,10 @@ struct FrameDecoder: ByteToMessageDecoder {
         }
         guard buffer.readableBytes >= WireProtocol.headerSize + Int(length) else { return .needMoreData }
         let head = buffer.readSlice(length: WireProtocol.headerSize)!
-        let payload = buffer.readSlice(length: Int(length))!
+        // A copy of its own: a slice would keep the whole cumulation buffer alive while queued.
+        let slice = buffer.readSlice(length: Int(length))!
+        var payload = context.channel.allocator.buffer(capacity: slice.readableBytes)
+        payload.writeImmutableBuffer(slice)
         var sum = head.withUnsafeReadableBytes { crc32c(UnsafeRawBufferPointer(rebasing: $0[0..<8])) }
         sum = payload.withUnsafeReadableBytes { crc32c($0, sum) }
         guard sum == crc else {
