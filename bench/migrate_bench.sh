@@ -62,9 +62,10 @@ for size in $SIZES; do
 				echo "  $size MiB  $rate MiB/s  $mode  run $i: $verdict  $json $(tr '\n' ' ' <"$ctl/err")"
 				rss="$(tail -n1 "$ctl/migrate.rss" 2>/dev/null)/$(tail -n1 "$ctl/serve.rss" 2>/dev/null)"
 				echo "    peak RSS KiB migrate/serve: $rss"
-				[ "$verdict" = PASS ] && res+=("${json%\}},\"rss_src\":$(tail -n1 "$ctl/migrate.rss"),\"rss_dst\":$(tail -n1 "$ctl/serve.rss")}")
+				[ -z "$json" ] && sed 's/^/    serve: /' "$ctl/serve.log"
+				[ -n "$json" ] && [ "$verdict" = PASS ] && res+=("${json%\}},\"rss_src\":$(tail -n1 "$ctl/migrate.rss"),\"rss_dst\":$(tail -n1 "$ctl/serve.rss")}")
 			done
-			if [ ${#res[@]} -gt 0 ]; then
+			if [ ${#res[@]} -gt 0 ] && [ -n "${res[0]}" ]; then
 				rows+=("$(printf '%s\n' "${res[@]}" | python3 "$out/summary.py" "$size" "$rate" "$mode" "$RUNS")")
 			else
 				rows+=("| $size | $rate | $mode | 0/$RUNS | – | – | – | – | – |")

@@ -128,10 +128,14 @@ public protocol ImageSink: AnyObject {
     func writeZeroPages(pid: Int32, address: UInt64, count: Int) throws
     /// Writes the metadata and completes the image.
     func finish(metadata: ImageMetadata) throws
+    /// True for a page the sink does not want (pre-copy's final image: a page
+    /// the target has and that was not written since): it is not even read.
+    func skipsPage(pid: Int32, address: UInt64) -> Bool
 }
 
 extension ImageSink {
     public func beginPages(metadata: ImageMetadata) throws {}
+    public func skipsPage(pid: Int32, address: UInt64) -> Bool { false }
 }
 
 /// `DIR/meta.img` + `DIR/pages.img`.

@@ -109,9 +109,10 @@ public enum MemoryState {
                         case .none: return false
                         }
                     }
-                    guard wanted(entries[i]) else { i += 1; continue }
+                    func take(_ k: Int) -> Bool { wanted(entries[k]) && !sink.skipsPage(pid: pid, address: addr + UInt64(k * page)) }
+                    guard take(i) else { i += 1; continue }
                     var j = i
-                    while j < n && wanted(entries[j]) { j += 1 }
+                    while j < n && take(j) { j += 1 }
                     let runAddr = addr + UInt64(i * page)
                     let runBytes = (j - i) * page
                     try readRun(memory: memory, pid: pid, address: runAddr, into: buffer.baseAddress!, count: runBytes,

@@ -147,6 +147,8 @@ public final class DirtyFilterSink: ImageSink {
         }
     }
 
+    public func skipsPage(pid: Int32, address: UInt64) -> Bool { !keep(address) }
+
     public func beginPages(metadata: ImageMetadata) throws {
         if let pre = preliminary, pre.processes.map(\.pid) != metadata.processes.map(\.pid)
             || pre.processes.map(\.mappings) != metadata.processes.map(\.mappings) || pre.pipes != metadata.pipes {

@@ -66,7 +66,10 @@ final class Inbox: @unchecked Sendable {
     private var frames = CircularBuffer<Frame>()
     private var bytes = 0
     private var failure: MigrationError?
+    /// A NACK or ABORT received: the peer gave up (a sender stops at once).
+    private var refusal: MigrationError?
     private var paused = false
+    var peer = "peer"
     let highWater: Int
     weak var channel: Channel?
 
@@ -76,6 +79,9 @@ final class Inbox: @unchecked Sendable {
     func put(_ frame: Frame) -> Bool {
         condition.lock(); defer { condition.unlock() }
         frames.append(frame)
+        if refusal == nil && (frame.type == .nack || frame.type == .abort) {
+            refusal = Connection.unexpected(frame, wanted: "", peer: peer)
+        }
         bytes += frame.payload.readableBytes
         condition.broadcast()
         if bytes >= highWater && !paused { paused = true; return true }
@@ -91,6 +97,24 @@ final class Inbox: @unchecked Sendable {
     var failed: MigrationError? {
         condition.lock(); defer { condition.unlock() }
         return failure
+    }
+
+    var refused: MigrationError? {
+        condition.lock(); defer { condition.unlock() }
+        return refusal
+    }
+
+    /// Discards what arrives until the peer closes (or `timeout`).
+    func waitForClose(timeout: Double) {
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        condition.lock()
+        while failure == nil {
+            frames.removeAll()
+            bytes = 0
+            if paused { paused = false; let c = channel; condition.unlock(); c?.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }; condition.lock() }
+            if !condition.wait(until: deadline) { break }
+        }
+        condition.unlock()
     }
 
     /// The next frame; frames already received are delivered before a failure.
@@ -173,11 +197,13 @@ public final class Connection: @unchecked Sendable {
     init(channel: Channel, inbox: Inbox, peer: String, limits: ConnectionLimits) {
         self.channel = channel; self.inbox = inbox; self.peer = peer; self.limits = limits
         inbox.channel = channel
+        inbox.peer = peer
     }
 
     /// Sends one frame; blocks while too many bytes are still waiting to go out.
     public func send(_ type: MessageType, prefix: [UInt8] = [], _ payload: UnsafeRawBufferPointer) throws {
-        if let f = inbox.failed { throw f }
+        if type == .imageChunk || type == .precopyPages, let r = inbox.refused { throw r }
+        if let f = inbox.failed { throw inbox.refused ?? f }
         let buffer = FrameEncoding.encode(type, prefix: prefix, payload, allocator: channel.allocator)
         let size = buffer.readableBytes
         condition.lock()
@@ -188,7 +214,7 @@ public final class Connection: @unchecked Sendable {
                 throw MigrationError("the peer stalled: it took nothing for \(Int(limits.timeout)) s (\(unsent) bytes waiting to be sent)")
             }
         }
-        if let f = sendFailure { condition.unlock(); throw f }
+        if let f = sendFailure { condition.unlock(); throw inbox.refused ?? f }
         unsent += size
         condition.unlock()
         if type == .imageChunk || type == .precopyPages { bytesSent += UInt64(payload.count) }
@@ -197,7 +223,7 @@ public final class Connection: @unchecked Sendable {
             condition.lock()
             unsent -= size
             if case .failure(let e) = result, sendFailure == nil {
-                sendFailure = inbox.failed ?? Connection.describe(e, peer: peer, handshakeDone: true)
+                sendFailure = inbox.refused ?? inbox.failed ?? Connection.describe(e, peer: peer, handshakeDone: true)
             }
             condition.broadcast()
             condition.unlock()
@@ -249,6 +275,12 @@ public final class Connection: @unchecked Sendable {
             if let reason { try? send(type, json: Reason(reason)) } else { try? send(type, bytes: []) }
         }
         try? drain(timeout: min(limits.timeout, 5))
+        if type == .nack || type == .abort {
+            // Half-close and let the peer read our reason: closing with its data
+            // unread would send a reset that can overtake the reason.
+            channel.close(mode: .output, promise: nil)  // not waited for: it waits for pending writes
+            inbox.waitForClose(timeout: 2)
+        }
         try? channel.close().wait()
     }
 
