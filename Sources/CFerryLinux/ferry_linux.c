@@ -13,6 +13,9 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <sys/mount.h>
+#include <sys/utsname.h>
+#include <stdio.h>
 
 #define RET(x) ((x) < 0 ? -errno : (x))
 
@@ -91,9 +94,36 @@ clone3_fork(uint64_t flags, const pid_t *set_tid, size_t n)
 	return (pid_t)syscall(SYS_clone3, &a, sizeof(a));
 }
 
+/* In a fresh child, before exec: the container parts. 0 or the failed step. */
+static int
+ct_child_setup(const struct ferry_ct_spawn *ct, int new_uts)
+{
+	if (ct == NULL)
+		return 0;
+	for (size_t i = 0; i < ct->n_cgroup; i++)
+		if (write(ct->cgroup_fds[i], "0", 1) != 1)
+			return 1;
+	for (size_t i = 0; i < ct->n_join; i++)
+		if (setns(ct->join_fds[i], 0) != 0)
+			return 2;
+	if (ct->clone_flags & CLONE_NEWNS) {
+		/* As unshare(1) does: nothing mounted inside propagates out. */
+		if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+			return 4;
+	}
+	if (new_uts && ct->hostname != NULL &&
+	    sethostname(ct->hostname, strlen(ct->hostname)) != 0)
+		return 3;
+	if (new_uts && ct->domainname != NULL &&
+	    setdomainname(ct->domainname, strlen(ct->domainname)) != 0)
+		return 5;
+	return 0;
+}
+
 pid_t
-ferry_spawn_traced(const char *path, char *const argv[], char *const envp[],
-    const pid_t *set_tid, size_t n_set_tid, int new_pidns, int pidns_fd)
+ferry_spawn_traced_ct(const char *path, char *const argv[], char *const envp[],
+    const pid_t *set_tid, size_t n_set_tid, int new_pidns, int pidns_fd,
+    const struct ferry_ct_spawn *ct)
 {
 	int self_ns = -1;
 	if (pidns_fd >= 0) {
@@ -107,10 +137,14 @@ ferry_spawn_traced(const char *path, char *const argv[], char *const envp[],
 			return -e;
 		}
 	}
-	pid_t pid = clone3_fork(new_pidns ? CLONE_NEWPID : 0, set_tid,
-	    n_set_tid);
+	uint64_t flags = (new_pidns ? CLONE_NEWPID : 0) |
+	    (ct != NULL ? ct->clone_flags : 0);
+	pid_t pid = clone3_fork(flags, set_tid, n_set_tid);
 	if (pid == 0) {
 		/* Child: only raw async-signal-safe calls from here on. */
+		int step = ct_child_setup(ct, (flags & CLONE_NEWUTS) != 0);
+		if (step != 0)
+			_exit(100 + step);
 		if (syscall(SYS_ptrace, PTRACE_TRACEME, 0, 0, 0) != 0)
 			_exit(126);
 		execve(path, argv, envp);
@@ -125,10 +159,28 @@ ferry_spawn_traced(const char *path, char *const argv[], char *const envp[],
 }
 
 pid_t
-ferry_spawn_pidns_init(const char *path, char *const argv[], char *const envp[])
+ferry_spawn_traced(const char *path, char *const argv[], char *const envp[],
+    const pid_t *set_tid, size_t n_set_tid, int new_pidns, int pidns_fd)
 {
-	pid_t pid = clone3_fork(CLONE_NEWPID, NULL, 0);
+	return ferry_spawn_traced_ct(path, argv, envp, set_tid, n_set_tid,
+	    new_pidns, pidns_fd, NULL);
+}
+
+pid_t
+ferry_spawn_pidns_init_ct(const char *path, char *const argv[],
+    char *const envp[], uint64_t extra_flags, const char *hostname,
+    const char *domainname)
+{
+	pid_t pid = clone3_fork(CLONE_NEWPID | extra_flags, NULL, 0);
 	if (pid == 0) {
+		struct ferry_ct_spawn ct;
+		memset(&ct, 0, sizeof(ct));
+		ct.clone_flags = extra_flags;
+		ct.hostname = hostname;
+		ct.domainname = domainname;
+		int step = ct_child_setup(&ct, (extra_flags & CLONE_NEWUTS) != 0);
+		if (step != 0)
+			_exit(100 + step);
 		/* The init must not hold ferry's stdout (a caller reading it to
 		 * EOF would wait as long as the namespace lives). */
 		int null = open("/dev/null", O_RDWR);
@@ -143,6 +195,47 @@ ferry_spawn_pidns_init(const char *path, char *const argv[], char *const envp[])
 		_exit(127);
 	}
 	return pid < 0 ? -errno : pid;
+}
+
+pid_t
+ferry_spawn_pidns_init(const char *path, char *const argv[], char *const envp[])
+{
+	return ferry_spawn_pidns_init_ct(path, argv, envp, 0, NULL, NULL);
+}
+
+int
+ferry_uts_names(pid_t pid, char *host, size_t host_len, char *domain,
+    size_t domain_len)
+{
+	char p[64];
+	snprintf(p, sizeof(p), "/proc/%d/ns/uts", (int)pid);
+	int target = open(p, O_RDONLY | O_CLOEXEC);
+	if (target < 0)
+		return -errno;
+	int self = open("/proc/thread-self/ns/uts", O_RDONLY | O_CLOEXEC);
+	if (self < 0) {
+		int e = errno;
+		close(target);
+		return -e;
+	}
+	int r = 0;
+	if (setns(target, CLONE_NEWUTS) != 0) {
+		r = -errno;
+	} else {
+		struct utsname u;
+		if (uname(&u) != 0)
+			r = -errno;
+		/* Back before anything else can run on this thread. */
+		if (setns(self, CLONE_NEWUTS) != 0 && r == 0)
+			r = -errno;
+		if (r == 0) {
+			snprintf(host, host_len, "%s", u.nodename);
+			snprintf(domain, domain_len, "%s", u.domainname);
+		}
+	}
+	close(self);
+	close(target);
+	return r;
 }
 
 long
