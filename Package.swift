@@ -25,7 +25,7 @@ let package = Package(
         .target(name: "FerryContainer"),
         // Linux backend: C shims for what Swift cannot call, then /proc, ptrace, injection.
         .target(name: "CFerryLinux"),
-        .target(name: "FerryLinux", dependencies: ["FerryImage", "FerryCore", "FerryELF", "CFerryLinux"]),
+        .target(name: "FerryLinux", dependencies: ["FerryImage", "FerryCore", "FerryELF", "FerryContainer", "CFerryLinux"]),
         // FreeBSD backend: C shim (empty on Linux) and thin Swift over it.
         .target(name: "CFerryFreeBSD"),
         .target(name: "FerryFreeBSD", dependencies: ["CFerryFreeBSD"]),
