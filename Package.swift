@@ -46,7 +46,7 @@ let package = Package(
         .testTarget(name: "FerryCoreTests", dependencies: ["FerryCore", "FerryImage"]),
         .testTarget(name: "FerryContainerTests", dependencies: ["FerryContainer"]),
         // Real processes: workloads checkpointed and restored (root).
-        .testTarget(name: "FerryLinuxTests", dependencies: ["FerryLinux", "FerryImage"]),
+        .testTarget(name: "FerryLinuxTests", dependencies: ["FerryLinux", "FerryImage", "FerryContainer"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -142,7 +142,9 @@ final class ContainerRestore {
 
     init(record: ContainerRecord) {
         self.record = record
-        notes = record.notes.map { "container: \($0)" }
+        // The image's own notes, and what this restore leaves out even if the image (from another producer) does not say so.
+        let all = record.notes + ContainerState.restoreNotes(record.spec).filter { !record.notes.contains($0) }
+        notes = all.map { "container: \($0)" }
     }
 
     /// Creates the cgroups and writes the limits. Throws (having removed
@@ -158,7 +160,11 @@ final class ContainerRestore {
         return c
     }
 
+    /// Tests point `CgroupMounts` at plain directories, where files are created on write.
+    private var createFiles = false
+
     private func makeCgroups(_ mounts: CgroupMounts, leafName: String) throws {
+        createFiles = mounts.createFiles
         let v1 = LinuxApplyPlan(spec, cgroup: .v1)
         let v2 = LinuxApplyPlan(spec, cgroup: .v2)
         var v1Writes: [String: [CgroupWrite]] = [:]   // mount point → writes
@@ -242,7 +248,7 @@ final class ContainerRestore {
     }
 
     private func writeFile(_ path: String, _ value: String) throws {
-        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        let fd = open(path, O_WRONLY | O_CLOEXEC | (createFiles ? O_CREAT : 0), 0o644)
         if fd < 0 { throw SystemError("open(\(path))", errno: errno, "setting a limit of the container's cgroup") }
         defer { close(fd) }
         let bytes = Array(value.utf8)
@@ -342,6 +348,8 @@ struct CgroupMounts {
     /// The cgroup2 mount point and its controllers.
     var v2: String?
     var v2Controllers: Set<String> = []
+    /// For tests over plain directories: files are created when written.
+    var createFiles = false
 
     static func current() -> CgroupMounts {
         var m = CgroupMounts()

@@ -122,4 +122,7 @@ touch "$ctl/stop"
 wait_for "$ctl/result" 150 || fail "no result (restored pid $restored $(kill -0 "$restored" 2>/dev/null && echo running || echo gone))"
 res="$(head -n1 "$ctl/result")"
 [ "$res" = PASS ] || fail "$res"
-echo "PASS container $MODE: cpu ${before}% before, ${after}% after restore (quota ${limit}%); ${HOG_MIB} MiB hog OOM-killed under ${MEM_MIB} MiB; hostname $host, pid $innerpid inside"
+# The hog was killed by the restored cgroup's limit, not by a global OOM.
+ooms="$(awk '$1 == "oom_kill" {print $2}' "$cgmem/memory.oom_control")"
+[ "${ooms:-0}" -ge 1 ] || fail "no OOM kill counted in $cgmem (oom_kill ${ooms:-?})"
+echo "PASS container $MODE: cpu ${before}% before, ${after}% after restore (quota ${limit}%); ${HOG_MIB} MiB hog OOM-killed under ${MEM_MIB} MiB (oom_kill $ooms); hostname $host, pid $innerpid inside"
