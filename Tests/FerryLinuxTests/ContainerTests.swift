@@ -104,6 +104,20 @@ struct ContainerTests {
         #expect(c.namespaceFlags == 0x0400_0000, "only uts besides pid (user is not created)")
     }
 
+    /// A limit that cannot be written (here: the limit file does not exist, as in a
+    /// hierarchy without that knob): prepare fails and removes the cgroup it made.
+    @Test("restore cgroups: a failed write removes the cgroups already made")
+    func failureCleansUp() throws {
+        let root = try Self.tempTree(["cpu"])
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let mounts = CgroupMounts(v1: ["cpu": root + "/cpu"], v2: nil, v2Controllers: [], createFiles: false)
+        #expect(throws: SystemError.self) {
+            _ = try ContainerRestore.prepare(ContainerRecord(spec: Self.spec()), cgroups: mounts, leafName: "ct42-1")
+        }
+        #expect(FileManager.default.fileExists(atPath: root + "/cpu/ferry"), "the shared parent stays")
+        #expect(!FileManager.default.fileExists(atPath: root + "/cpu/ferry/ct42-1"))
+    }
+
     /// The record round-trips and says what a restore will not re-create.
     @Test("the image notes namespaces a restore does not create")
     func restoreNotes() throws {
