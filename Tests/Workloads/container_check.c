@@ -3,7 +3,9 @@
  * what they were at start. Args: HOG (1 = burn CPU in the main loop, so a
  * CPU quota can be measured from outside; 0 = nap), MIB (at stop, a child
  * allocates and touches MIB MiB: with a memory limit below that it must be
- * OOM-killed or fail to allocate; 0 = no such check). */
+ * OOM-killed or fail to allocate; 0 = no such check), RES (0: MiB of
+ * patterned anonymous memory kept resident and verified at stop, so a
+ * restore has something to charge to the memory cgroup). */
 #include "wl.h"
 #include <signal.h>
 #include <sys/mman.h>
@@ -52,7 +54,15 @@ static void memory_hog(long mib)
 int main(int argc, char **argv)
 {
 	wl_init(argc, argv);
-	long hog = wl_arg(argc, argv, 2, 0), mib = wl_arg(argc, argv, 3, 0);
+	long hog = wl_arg(argc, argv, 2, 0), mib = wl_arg(argc, argv, 3, 0), res = wl_arg(argc, argv, 4, 0);
+	size_t res_len = (size_t)res << 20;
+	void *resident = NULL;
+	if (res > 0) {
+		resident = mmap(NULL, res_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (resident == MAP_FAILED)
+			wl_setup_fail("mmap resident");
+		wl_fill(resident, res_len, 0xc0ffee);
+	}
 	struct utsname u;
 	if (uname(&u) != 0)
 		wl_setup_fail("uname");
@@ -77,6 +87,10 @@ int main(int argc, char **argv)
 		}
 	}
 	check();
+	if (resident != NULL) {
+		long bad = wl_verify(resident, res_len, 0xc0ffee);
+		WL_CHECK(bad < 0, "resident memory word %ld changed", bad);
+	}
 	if (mib > 0)
 		memory_hog(mib);
 	wl_finish();

@@ -20,7 +20,7 @@ fi
 FERRY="$1" OUT="$2" MODE="$3"
 here="$(cd "$(dirname "$0")" && pwd)"
 bin="$OUT/wl_container_check"
-QUOTA=${QUOTA:-20000} PERIOD=100000 MEM_MIB=${MEM_MIB:-64} HOG_MIB=${HOG_MIB:-160} PIDS=64
+QUOTA=${QUOTA:-20000} PERIOD=100000 MEM_MIB=${MEM_MIB:-64} HOG_MIB=${HOG_MIB:-160} RES_MIB=${RES_MIB:-24} PIDS=64
 CG=/sys/fs/cgroup
 name="ferry-test/ct-$$"
 host="ferry-ct-$$"
@@ -60,9 +60,9 @@ echo $PERIOD >"$CG/cpu/$name/cpu.cfs_period_us" && echo $QUOTA >"$CG/cpu/$name/c
 join="for c in cpu memory pids; do echo \$\$ > $CG/\$c/$name/cgroup.procs || exit 1; done"
 ns="unshare --pid --mount --uts --ipc --net --fork"
 if [ "$MODE" = init ]; then
-	inner="hostname $host && exec $bin $ctl 1 $HOG_MIB"
+	inner="hostname $host && exec $bin $ctl 1 $HOG_MIB $RES_MIB"
 else
-	inner="hostname $host && { $bin $ctl 1 $HOG_MIB & wait; }"
+	inner="hostname $host && { $bin $ctl 1 $HOG_MIB $RES_MIB & wait; }"
 fi
 python3 "$here/launch.py" /bin/sh -c "$join; exec $ns /bin/sh -c '$inner'" &
 launcher=$!
@@ -110,6 +110,10 @@ cgcpu="$(echo "$newcgs" | grep "^$CG/cpu/")" cgmem="$(echo "$newcgs" | grep "^$C
 [ "$(cat "$cgcpu/cpu.cfs_period_us")" = $PERIOD ] || fail "cpu.cfs_period_us is $(cat "$cgcpu/cpu.cfs_period_us")"
 [ "$(cat "$cgmem/memory.limit_in_bytes")" = $((MEM_MIB << 20)) ] || fail "memory.limit_in_bytes is $(cat "$cgmem/memory.limit_in_bytes")"
 [ "$(cat "$cgpids/pids.max")" = $PIDS ] || fail "pids.max is $(cat "$cgpids/pids.max")"
+# The restored memory (written by ferry before the process ran) is charged to the new cgroup.
+usage=$(cat "$cgmem/memory.usage_in_bytes")
+anon=$(awk '/^RssAnon:/ {print $2 * 1024}' /proc/$restored/status)
+[ "$usage" -ge "$anon" ] && [ "$usage" -ge $((RES_MIB << 20)) ] || fail "the new memory cgroup holds $usage bytes, less than the restored process's $anon anonymous bytes or its $RES_MIB MiB: its pages are charged elsewhere"
 
 sleep 0.3
 after=$(cpu_pct "$restored") || fail "cannot measure the CPU share after restore"
@@ -125,4 +129,4 @@ res="$(head -n1 "$ctl/result")"
 # The hog was killed by the restored cgroup's limit, not by a global OOM.
 ooms="$(awk '$1 == "oom_kill" {print $2}' "$cgmem/memory.oom_control")"
 [ "${ooms:-0}" -ge 1 ] || fail "no OOM kill counted in $cgmem (oom_kill ${ooms:-?})"
-echo "PASS container $MODE: cpu ${before}% before, ${after}% after restore (quota ${limit}%); ${HOG_MIB} MiB hog OOM-killed under ${MEM_MIB} MiB (oom_kill $ooms); hostname $host, pid $innerpid inside"
+echo "PASS container $MODE: cpu ${before}% before, ${after}% after restore (quota ${limit}%); ${HOG_MIB} MiB hog OOM-killed under ${MEM_MIB} MiB (oom_kill $ooms), $((usage >> 20)) MiB charged to the new cgroup after restore ($RES_MIB MiB resident); hostname $host, pid $innerpid inside"
