@@ -38,6 +38,12 @@ enum ContainerState {
     /// The CONTAINER record for the tree rooted at `pid`, or nil when it runs
     /// in ferry's own namespaces.
     static func dump(pid: Int32) throws -> [UInt8]? {
+        // Cheap first: a process in ferry's own namespaces is not a container (and its cgroups are not read).
+        let differs = NamespaceKind.allCases.contains { kind in
+            guard let mine = try? ProcFS.readlink("/proc/self/ns/\(kind.procName)") else { return false }
+            return (try? ProcFS.readlink("/proc/\(pid)/ns/\(kind.procName)")) != mine
+        }
+        guard differs else { return nil }
         let live: Translated<ContainerSpec>
         do {
             live = try LinuxLive(referencePID: getpid()).read(pid: pid)
