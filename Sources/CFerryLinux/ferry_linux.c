@@ -15,6 +15,9 @@
 #include <sys/wait.h>
 #include <sys/mount.h>
 #include <sys/utsname.h>
+#include <sys/socket.h>
+#include <sys/ioctl.h>
+#include <net/if.h>
 #include <stdio.h>
 
 #define RET(x) ((x) < 0 ? -errno : (x))
@@ -94,6 +97,76 @@ clone3_fork(uint64_t flags, const pid_t *set_tid, size_t n)
 	return (pid_t)syscall(SYS_clone3, &a, sizeof(a));
 }
 
+/* Reads the loopback device's flags, or sets IFF_UP when set_up != 0:
+ * the flags, or -errno. Async-signal-safe. */
+static int
+loopback_flags(int set_up)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return -errno;
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	memcpy(ifr.ifr_name, "lo", 3);
+	int r = ioctl(s, SIOCGIFFLAGS, &ifr);
+	if (r == 0 && set_up) {
+		ifr.ifr_flags |= IFF_UP;
+		r = ioctl(s, SIOCSIFFLAGS, &ifr);
+	}
+	int e = errno;
+	close(s);
+	if (r != 0)
+		return -e;
+	return set_up ? 0 : (ifr.ifr_flags & 0xffff);
+}
+
+/* Runs body(arg) on this thread inside pid's namespace of type nstype
+ * (link `name` in /proc/PID/ns/), then returns to this thread's own:
+ * body's result, or -errno when entering or leaving failed. */
+static int
+in_ns_of(pid_t pid, const char *name, int nstype, int (*body)(void *),
+    void *arg)
+{
+	char p[64];
+	snprintf(p, sizeof(p), "/proc/%d/ns/%s", (int)pid, name);
+	int target = open(p, O_RDONLY | O_CLOEXEC);
+	if (target < 0)
+		return -errno;
+	snprintf(p, sizeof(p), "/proc/thread-self/ns/%s", name);
+	int self = open(p, O_RDONLY | O_CLOEXEC);
+	if (self < 0) {
+		int e = errno;
+		close(target);
+		return -e;
+	}
+	int r;
+	if (setns(target, nstype) != 0) {
+		r = -errno;
+	} else {
+		r = body(arg);
+		/* Back before anything else can run on this thread. */
+		if (setns(self, nstype) != 0)
+			r = -errno;
+	}
+	close(self);
+	close(target);
+	return r;
+}
+
+static int
+loopback_up_body(void *arg)
+{
+	(void)arg;
+	int f = loopback_flags(0);
+	return f < 0 ? f : (f & IFF_UP) != 0;
+}
+
+int
+ferry_netns_loopback_up(pid_t pid)
+{
+	return in_ns_of(pid, "net", CLONE_NEWNET, loopback_up_body, NULL);
+}
+
 /* In a fresh child, before exec: the container parts. 0 or the failed step. */
 static int
 ct_child_setup(const struct ferry_ct_spawn *ct, int new_uts)
@@ -117,6 +190,9 @@ ct_child_setup(const struct ferry_ct_spawn *ct, int new_uts)
 	if (new_uts && ct->domainname != NULL &&
 	    setdomainname(ct->domainname, strlen(ct->domainname)) != 0)
 		return 5;
+	if ((ct->clone_flags & CLONE_NEWNET) && ct->loopback_up &&
+	    loopback_flags(IFF_UP) != 0)
+		return 6;
 	return 0;
 }
 
@@ -169,7 +245,7 @@ ferry_spawn_traced(const char *path, char *const argv[], char *const envp[],
 pid_t
 ferry_spawn_pidns_init_ct(const char *path, char *const argv[],
     char *const envp[], uint64_t extra_flags, const char *hostname,
-    const char *domainname)
+    const char *domainname, int loopback_up)
 {
 	pid_t pid = clone3_fork(CLONE_NEWPID | extra_flags, NULL, 0);
 	if (pid == 0) {
@@ -178,6 +254,7 @@ ferry_spawn_pidns_init_ct(const char *path, char *const argv[],
 		ct.clone_flags = extra_flags;
 		ct.hostname = hostname;
 		ct.domainname = domainname;
+		ct.loopback_up = loopback_up;
 		int step = ct_child_setup(&ct, (extra_flags & CLONE_NEWUTS) != 0);
 		if (step != 0)
 			_exit(100 + step);
@@ -200,41 +277,25 @@ ferry_spawn_pidns_init_ct(const char *path, char *const argv[],
 pid_t
 ferry_spawn_pidns_init(const char *path, char *const argv[], char *const envp[])
 {
-	return ferry_spawn_pidns_init_ct(path, argv, envp, 0, NULL, NULL);
+	return ferry_spawn_pidns_init_ct(path, argv, envp, 0, NULL, NULL, 0);
+}
+
+static int
+uname_body(void *arg)
+{
+	return uname((struct utsname *)arg) == 0 ? 0 : -errno;
 }
 
 int
 ferry_uts_names(pid_t pid, char *host, size_t host_len, char *domain,
     size_t domain_len)
 {
-	char p[64];
-	snprintf(p, sizeof(p), "/proc/%d/ns/uts", (int)pid);
-	int target = open(p, O_RDONLY | O_CLOEXEC);
-	if (target < 0)
-		return -errno;
-	int self = open("/proc/thread-self/ns/uts", O_RDONLY | O_CLOEXEC);
-	if (self < 0) {
-		int e = errno;
-		close(target);
-		return -e;
+	struct utsname u;
+	int r = in_ns_of(pid, "uts", CLONE_NEWUTS, uname_body, &u);
+	if (r == 0) {
+		snprintf(host, host_len, "%s", u.nodename);
+		snprintf(domain, domain_len, "%s", u.domainname);
 	}
-	int r = 0;
-	if (setns(target, CLONE_NEWUTS) != 0) {
-		r = -errno;
-	} else {
-		struct utsname u;
-		if (uname(&u) != 0)
-			r = -errno;
-		/* Back before anything else can run on this thread. */
-		if (setns(self, CLONE_NEWUTS) != 0 && r == 0)
-			r = -errno;
-		if (r == 0) {
-			snprintf(host, host_len, "%s", u.nodename);
-			snprintf(domain, domain_len, "%s", u.domainname);
-		}
-	}
-	close(self);
-	close(target);
 	return r;
 }
 

@@ -7,10 +7,14 @@ import Foundation
 public struct ContainerRecord: Codable, Equatable, Sendable {
     public var spec: ContainerSpec
     public var notes: [Untranslated]
+    /// With a network namespace of its own: whether its loopback device was up
+    /// (nil: not known). Linux-only state the neutral spec does not hold.
+    public var loopbackUp: Bool?
 
-    public init(spec: ContainerSpec, notes: [Untranslated] = []) {
+    public init(spec: ContainerSpec, notes: [Untranslated] = [], loopbackUp: Bool? = nil) {
         self.spec = spec
         self.notes = notes
+        self.loopbackUp = loopbackUp
     }
 
     /// JSON bytes, keys sorted (stable across runs).
@@ -40,6 +44,7 @@ public struct ContainerRecord: Codable, Equatable, Sendable {
         if let h = iso.hostname { out.append("hostname: \(h)") }
         if let d = iso.domainname { out.append("domainname: \(d)") }
         if let r = iso.rootPath { out.append("root: \(r)") }
+        if let up = loopbackUp { out.append("loopback: \(up ? "up" : "down")") }
         let l = spec.limits
         var limits: [String] = []
         if let p = l.cpu.period { limits.append("cpu quota \(l.cpu.quota.map(String.init) ?? "max")/\(p) µs") }

@@ -61,9 +61,19 @@ enum ContainerState {
             spec.isolation.hostname = host
             if domain != "(none)" && !domain.isEmpty { spec.isolation.domainname = domain }
         }
+        var loopbackUp: Bool?
+        if spec.isolation.has(.network) {
+            let r = ferry_netns_loopback_up(pid)
+            if r >= 0 {
+                loopbackUp = r == 1
+            } else {
+                notes.append(Untranslated(field: "network loopback", value: "?",
+                                          reason: "its state could not be read (\(String(cString: strerror(-r)))); a restore leaves it down"))
+            }
+        }
         if spec.name == nil { spec.name = "ct\(pid)" }
         notes += restoreNotes(spec)
-        return try ContainerRecord(spec: spec, notes: notes).encoded()
+        return try ContainerRecord(spec: spec, notes: notes, loopbackUp: loopbackUp).encoded()
     }
 
     static func utsNames(pid: Int32) throws -> (String, String) {
@@ -84,7 +94,7 @@ enum ContainerState {
         let iso = spec.isolation
         if iso.has(.network) {
             notes.append(Untranslated(.approximated, field: "namespace network", value: "own",
-                                      reason: "re-created empty: only a loopback device, down; interfaces, addresses, routes and sockets are not restored"))
+                                      reason: "re-created with only its loopback device (up or down as it was); other interfaces, addresses, routes and sockets are not restored"))
         }
         if iso.has(.mount) {
             notes.append(Untranslated(.approximated, field: "namespace mount", value: "own",
@@ -287,7 +297,8 @@ final class ContainerRestore {
             fds.append(fd)
         }
         return ContainerSpawn(namespaceFlags: namespaceFlags, joinNames: joinNames,
-                              hostname: spec.isolation.hostname, domainname: spec.isolation.domainname, cgroupFDs: fds)
+                              hostname: spec.isolation.hostname, domainname: spec.isolation.domainname,
+                              loopbackUp: record.loopbackUp == true, cgroupFDs: fds)
     }
 }
 
@@ -297,6 +308,7 @@ struct ContainerSpawn {
     var joinNames: [String]
     var hostname: String?
     var domainname: String?
+    var loopbackUp: Bool
     var cgroupFDs: [Int32]
 
     func closeFDs() { for fd in cgroupFDs { close(fd) } }
@@ -321,6 +333,7 @@ struct ContainerSpawn {
         defer { free(host); free(domain) }
         ct.hostname = UnsafePointer(host)
         ct.domainname = UnsafePointer(domain)
+        ct.loopback_up = loopbackUp ? 1 : 0
         return joinFDs.withUnsafeBufferPointer { j in
             cgroupFDs.withUnsafeBufferPointer { c in
                 ct.join_fds = j.baseAddress
@@ -342,6 +355,7 @@ struct ContainerSpawn {
         case 103: "could not set the container's hostname"
         case 104: "could not make its mounts private in the new mount namespace"
         case 105: "could not set the container's domainname"
+        case 106: "could not bring the loopback device of its network namespace up"
         default: nil
         }
     }

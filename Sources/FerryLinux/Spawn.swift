@@ -30,7 +30,7 @@ struct SpawnedProcess {
                 let r = try withCStrings([reaperPath, "__pidns-init"]) { rargv in
                     try withCStrings([]) { envp in
                         ferry_spawn_pidns_init_ct(reaperPath, rargv, envp, container?.namespaceFlags ?? 0,
-                                                  container?.hostname, container?.domainname)
+                                                  container?.hostname, container?.domainname, container?.loopbackUp == true ? 1 : 0)
                     }
                 }
                 try check(Int(r), "clone3(CLONE_NEWPID)", "starting the init of a new pid namespace")

@@ -6,7 +6,8 @@
 #             ferry's own init as pid 1 and the workload joins its namespaces)
 # Makes a container the way a user would: cgroups (cpu quota, memory limit,
 # pids.max) made here, then `unshare --pid --mount --uts --ipc --net --fork`
-# with a hostname set inside, running wl_container_check with a CPU hog.
+# with a hostname set inside and the loopback device up, running
+# wl_container_check as a CPU hog holding 24 MiB.
 # Measures the hog's CPU share before the checkpoint and after the restore,
 # checks the restored process's namespaces, hostname, pid inside the
 # container and cgroup limits, then lets the workload verify itself (a child
@@ -60,9 +61,9 @@ echo $PERIOD >"$CG/cpu/$name/cpu.cfs_period_us" && echo $QUOTA >"$CG/cpu/$name/c
 join="for c in cpu memory pids; do echo \$\$ > $CG/\$c/$name/cgroup.procs || exit 1; done"
 ns="unshare --pid --mount --uts --ipc --net --fork"
 if [ "$MODE" = init ]; then
-	inner="hostname $host && exec $bin $ctl 1 $HOG_MIB $RES_MIB"
+	inner="hostname $host && ip link set lo up && exec $bin $ctl 1 $HOG_MIB $RES_MIB"
 else
-	inner="hostname $host && { $bin $ctl 1 $HOG_MIB $RES_MIB & wait; }"
+	inner="hostname $host && ip link set lo up && { $bin $ctl 1 $HOG_MIB $RES_MIB & wait; }"
 fi
 python3 "$here/launch.py" /bin/sh -c "$join; exec $ns /bin/sh -c '$inner'" &
 launcher=$!
@@ -82,6 +83,7 @@ launcher=""
 inspect="$("$FERRY" inspect "$img" 2>&1)" || fail "inspect: $inspect"
 echo "$inspect" | grep -q "hostname: $host" || fail "inspect shows no hostname $host: $inspect"
 echo "$inspect" | grep -q "cpu quota $QUOTA/$PERIOD" || fail "inspect shows no cpu quota: $inspect"
+echo "$inspect" | grep -q "loopback: up" || fail "inspect shows no loopback up: $inspect"
 
 out="$("$FERRY" restore "$img" 2>&1)" || fail "restore: $out"
 restored="$(echo "$out" | sed -n 's/^restored pid \([0-9]*\).*/\1/p')"
@@ -98,6 +100,7 @@ for n in pid mnt uts ipc net; do
 done
 nspid="$(awk '/^NSpid:/ {print $NF}' /proc/$restored/status)"
 [ "$nspid" = "$innerpid" ] || fail "pid inside the container $nspid, was $innerpid"
+nsenter -t "$restored" -n ip -o link show lo | grep -q '<LOOPBACK,UP' || fail "loopback not up in the restored network namespace"
 h="$(nsenter -t "$restored" -u hostname)" || fail "nsenter -u"
 [ "$h" = "$host" ] || fail "hostname in the restored uts namespace: $h, was $host"
 # cgroups: the restored process is in the new ones, which carry the limits.

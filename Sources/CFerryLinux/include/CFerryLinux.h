@@ -54,21 +54,28 @@ struct ferry_ct_spawn {
 	 * new or joined uts namespace). */
 	const char *hostname;
 	const char *domainname;
+	/* Bring the loopback device up (with a new network namespace). */
+	int loopback_up;
 };
 
 /* ferry_spawn_traced with container parts (ct may be NULL). A failure in
  * the child (cgroup write, setns, sethostname) makes it exit with status
  * 100 + the step (1 cgroup, 2 setns, 3 hostname, 4 mount propagation,
- * 5 domainname) before exec; the caller sees that instead of the exec stop. */
+ * 5 domainname, 6 loopback) before exec; the caller sees that instead of the exec stop. */
 pid_t ferry_spawn_traced_ct(const char *path, char *const argv[],
     char *const envp[], const pid_t *set_tid, size_t n_set_tid,
     int new_pidns, int pidns_fd, const struct ferry_ct_spawn *ct);
 
 /* ferry_spawn_pidns_init, also creating the namespaces in extra_flags and
- * setting hostname/domainname (may be NULL) in them before exec. */
+ * setting hostname/domainname (may be NULL) and the loopback device's state
+ * in them before exec. */
 pid_t ferry_spawn_pidns_init_ct(const char *path, char *const argv[],
     char *const envp[], uint64_t extra_flags, const char *hostname,
-    const char *domainname);
+    const char *domainname, int loopback_up);
+
+/* Whether the loopback device of pid's network namespace is up (setns on
+ * this thread and back): 1, 0, or -errno. */
+int ferry_netns_loopback_up(pid_t pid);
 
 /* The uts names of `pid` (setns into its uts namespace on this thread
  * and back). 0 or -errno. */
