@@ -78,7 +78,7 @@ public final class CheckpointSession {
         }
         let meta = ImageMetadata(source: Host.describe(), processes: processes,
                                  pipes: pipes.values.sorted { $0.pipeID < $1.pipeID },
-                                 container: try ContainerState.dump(pid: pid))
+                                 container: try ContainerState.dump(pid: pid, tree: tree))
         try Validation.validate(meta, name: "checkpoint of \(pid)")
         try sink.beginPages(metadata: meta)
         for image in processes {

@@ -37,11 +37,19 @@ enum ContainerState {
 
     /// The CONTAINER record for the tree rooted at `pid`, or nil when it runs
     /// in ferry's own namespaces.
-    static func dump(pid: Int32) throws -> [UInt8]? {
+    /// `tree`: the other processes; each must share the root's namespaces
+    /// (a restore puts them all in the root's), else the checkpoint is refused.
+    static func dump(pid: Int32, tree: [Int32] = []) throws -> [UInt8]? {
+        func link(_ proc: String, _ kind: NamespaceKind) -> String? { try? ProcFS.readlink("/proc/\(proc)/ns/\(kind.procName)") }
+        for p in tree where p != pid {
+            for kind in NamespaceKind.allCases where link("\(p)", kind) != link("\(pid)", kind) {
+                throw FerryError("cannot checkpoint pid \(pid): its descendant \(p) runs in a \(kind.rawValue) namespace of its own, which a restore cannot re-create (only the root's namespaces are)")
+            }
+        }
         // Cheap first: a process in ferry's own namespaces is not a container (and its cgroups are not read).
         let differs = NamespaceKind.allCases.contains { kind in
-            guard let mine = try? ProcFS.readlink("/proc/self/ns/\(kind.procName)") else { return false }
-            return (try? ProcFS.readlink("/proc/\(pid)/ns/\(kind.procName)")) != mine
+            guard let mine = link("self", kind) else { return false }
+            return link("\(pid)", kind) != mine
         }
         guard differs else { return nil }
         let live: Translated<ContainerSpec>

@@ -52,6 +52,22 @@ struct ContainerTests {
         #expect(r.output == "container: none\nexit 0\n", "\(r.output)")
     }
 
+    /// A descendant in namespaces of its own would be restored in the root's: refused, and the tree left running.
+    @Test("a descendant in its own namespace is refused at checkpoint")
+    func descendantNamespaceRefused() throws {
+        let script = """
+            d=$(mktemp -d /tmp/ferry_ct_ref.XXXXXX); trap 'rm -rf "$d"' EXIT
+            python3 "$1/launch.py" /bin/sh -c 'unshare --uts sleep 30 & wait' & l=$!
+            for i in $(seq 50); do c=$(pgrep -P $l) && [ "$(readlink /proc/$c/ns/uts)" != "$(readlink /proc/self/ns/uts)" ] && break; sleep 0.1; done
+            out=$("$2" checkpoint $l -o "$d/image" 2>&1); echo "rc $?"
+            echo "$out" | grep -o 'runs in a uts namespace of its own'
+            kill -0 $l && echo alive
+            kill $(pgrep -P $l); wait $l
+            """
+        let r = try WorkloadTests.run(["/bin/bash", "-c", script, "refuse", WorkloadTests.workloads, WorkloadTests.ferry])
+        #expect(r.output == "rc 1\nruns in a uts namespace of its own\nalive\n", "\(r.output)")
+    }
+
     static func spec() -> ContainerSpec {
         var s = ContainerSpec(name: "ct42")
         s.isolation.namespaces = [Namespace(.pid), Namespace(.uts), Namespace(.user)]
