@@ -61,20 +61,35 @@ public enum Restore {
     /// go leaves first.
     static func run(metadata meta: ImageMetadata, pages: ((PageRun) throws -> Void) throws -> Void,
                     options: RestoreOptions) throws -> RestoreResult {
+        // A container's pid namespace is re-created (the pids inside it are the image's innermost).
+        let ctRecord = try ContainerState.record(meta)
+        var options = options
+        if ctRecord?.spec.isolation.has(.pid) == true { options.newPidNamespace = true }
         try RestoreChecks.preflight(meta, newPidNamespace: options.newPidNamespace, ignoredCPUFlags: options.ignoredCPUFlags)
         let root = meta.processes[0]
+        let container = try ctRecord.map { try ContainerRestore.prepare($0, leafName: "\($0.spec.name ?? "ct")-\(getpid())") }
         let wanted = options.newPidNamespace ? (root.nsPids.last ?? root.pid) : root.pid
-        let child = try SpawnedProcess.start(exe: root.exe?.path ?? "", wantedPid: wanted,
-                                            newPidNamespace: options.newPidNamespace, reaperPath: options.ferryPath)
+        let child: SpawnedProcess
+        do {
+            let parts = try container?.spawnParts()
+            defer { parts?.closeFDs() }
+            child = try SpawnedProcess.start(exe: root.exe?.path ?? "", wantedPid: wanted, newPidNamespace: options.newPidNamespace,
+                                             reaperPath: options.ferryPath, container: parts)
+        } catch {
+            container?.remove()
+            throw error
+        }
         var created: [SpawnedProcess] = [child]
         var ok = false
         defer {
             if !ok {
                 for c in created.dropFirst() { kill(c.pid, SIGKILL) }
                 child.abandon()
+                container?.remove()
             }
         }
         var result = RestoreResult()
+        result.notes += container?.notes ?? []
         result.namespaceInit = child.reaper
         let target = options.targetLayout.layout
         let rootBuilder = try ProcessBuilder(child: child, image: root, meta: meta, target: target)
