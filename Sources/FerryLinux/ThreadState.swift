@@ -67,7 +67,13 @@ public enum ThreadState {
     static func restoreRegisters(_ thread: ThreadImage, tracee: Tracee) throws {
         try tracee.setSigMask(thread.sigmask)
         if let x = thread.extendedState {
-            try tracee.setXState(x.area.value)
+            // An area from a CPU with fewer XSAVE components (e.g. no AVX) is
+            // shorter than this CPU's: the kernel reads its full size, so pad.
+            // The missing components' XSTATE_BV bits are 0: initial state.
+            var area = x.area.value
+            let size = Int(Host.cpu().xsaveSize)
+            if area.count < size { area += [UInt8](repeating: 0, count: size - area.count) }
+            try tracee.setXState(area)
         }
         let live = try tracee.getRegs()
         var regs = LinuxRegs(bytes: SyscallRestartRules.linuxRegisters(resuming: thread.registers, syscall: thread.syscall).bytes)
