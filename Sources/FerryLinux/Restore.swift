@@ -68,8 +68,13 @@ public enum Restore {
                                     allowXSaveGrowth: options.allowXSaveGrowth)
         let root = meta.processes[0]
         let wanted = options.newPidNamespace ? (root.nsPids.last ?? root.pid) : root.pid
+        // In a fresh pid namespace the tree also gets a fresh time namespace
+        // whose CLOCK_MONOTONIC/BOOTTIME go on from the source's (another
+        // host's clocks started elsewhere), as CRIU does.
+        let offsets = options.newPidNamespace ? meta.source.clocks.map { Host.clockOffsets(from: $0) } : nil
         let child = try SpawnedProcess.start(exe: root.exe?.path ?? "", wantedPid: wanted,
-                                            newPidNamespace: options.newPidNamespace, reaperPath: options.ferryPath)
+                                            newPidNamespace: options.newPidNamespace, reaperPath: options.ferryPath,
+                                            clockOffsets: offsets)
         var created: [SpawnedProcess] = [child]
         var ok = false
         defer {

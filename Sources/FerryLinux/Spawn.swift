@@ -15,8 +15,14 @@ struct SpawnedProcess {
 
     /// Starts `exe` stopped at exec. `wantedPid` is the pid to take (in the
     /// fresh namespace when `newPidNamespace`).
-    static func start(exe: String, wantedPid: Int32, newPidNamespace: Bool, reaperPath: String) throws -> SpawnedProcess {
+    static func start(exe: String, wantedPid: Int32, newPidNamespace: Bool, reaperPath: String,
+                      clockOffsets: (monotonic: Int64, boottime: Int64)? = nil) throws -> SpawnedProcess {
         let argv = [exe]
+        if let o = clockOffsets {
+            // Both clones below run on this thread: they enter the new time namespace.
+            let r = ferry_timens_for_children(o.monotonic, o.boottime)
+            if r < 0 { throw SystemError("unshare(CLONE_NEWTIME) + timens_offsets", errno: -r, "continuing the source's clocks") }
+        }
         var reaper: Int32? = nil
         var pidnsFD: Int32 = -1
         var setTid = [wantedPid]
