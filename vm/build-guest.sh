@@ -33,9 +33,9 @@ mkdir -p "$cache"
 
 # --- kernel: Debian's package, unpacked once per version -------------------
 real=$kpkg
-dep=$(apt-cache depends "$kpkg" 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9].*\)$/\1/p' | head -n1)
+dep=$(apt-cache depends "$kpkg" 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9].*\)$/\1/p' | head -n1 || true)
 [ -n "$dep" ] && real=$dep
-ver=$(apt-cache policy "$real" 2>/dev/null | sed -n 's/^ *Candidate: //p')
+ver=$(apt-cache policy "$real" 2>/dev/null | sed -n 's/^ *Candidate: //p' || true)
 [ -n "$ver" ] && [ "$ver" != "(none)" ] || err "no kernel package '$real' (from VM_KERNEL_PKG=$kpkg) in apt's lists; run apt-get update or pick another"
 kdir=$cache/kernel/${real}_$ver
 if [ ! -f "$kdir/vmlinuz" ]; then

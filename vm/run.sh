@@ -79,8 +79,8 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 declare -A port cpu ip2 qpid
 boot() {  # NAME CPU LINK(listen|connect) LINKPORT IP2
-	local name=$1 c=$2 mode=$3 lport=$4 addr=$5 p log mac
-	p=$(free_port)
+	local name=$1 c=$2 mode=$3 lport=$4 addr=$5 p log mac pv=VM_PORT_$1
+	p=${!pv:-$(free_port)}
 	log=$logs/console-$name.log
 	mac=52:54:00:00:09:0$([ "$name" = A ] && echo 1 || echo 2)
 	qemu-system-x86_64 -accel tcg -cpu "$c" -m "$mem" -smp 1 \
@@ -99,16 +99,25 @@ wait_boot() {  # NAME
 	local name=$1 t0=$SECONDS
 	while ! $agentctl "${port[$name]}" wait 3 >/dev/null 2>&1; do
 		if ! kill -0 "${qpid[$name]}" 2>/dev/null; then
-			echo "vm/run: guest $name: qemu exited during boot: $(tail -n1 "$logs/qemu-$name.log") (console log: $logs/console-$name.log)" >&2
-			tail -n 15 "$logs/console-$name.log" | sed 's/^/  | /' >&2
+			wait "${qpid[$name]}"
+			local st=$? why
+			why=$(grep -h -m1 'Kernel panic' "$logs/console-$name.log" 2>/dev/null)
+			[ -n "$why" ] || why=$(grep -hv '^[[:space:]]*$' "$logs/qemu-$name.log" "$logs/console-$name.log" 2>/dev/null | tail -n1)
+			[ -n "$why" ] || why="nothing on the console (firmware or kernel loader failed: too little memory for the initramfs?)"
+			echo "vm/run: guest $name: qemu exited (status $st) before the guest booted: $why (console log: $logs/console-$name.log)" >&2
+			[ -s "$logs/console-$name.log" ] && tail -n 15 "$logs/console-$name.log" | sed 's/^/  | /' >&2
 			exit 2
 		fi
 		if [ $((SECONDS - t0)) -ge "$boot_wait" ]; then
 			echo "vm/run: guest $name did not boot within ${boot_wait}s (console log: $logs/console-$name.log)" >&2
-			tail -n 15 "$logs/console-$name.log" | sed 's/^/  | /' >&2
+			[ -s "$logs/console-$name.log" ] && tail -n 15 "$logs/console-$name.log" | sed 's/^/  | /' >&2
 			exit 2
 		fi
 	done
+	# The guest's clock from the host's (an RTC gives whole seconds): a
+	# restore continues CLOCK_MONOTONIC by the wall time elapsed since the
+	# checkpoint, so the two wall clocks must agree, as NTP makes them.
+	$agentctl "${port[$name]}" run "ferry-agent settime $(date +%s%N)" >/dev/null 2>&1
 	echo "vm/run: guest $name up in $((SECONDS - t0)) s: $($agentctl "${port[$name]}" run 'uname -r; ferry-agent 2>/dev/null; grep -m1 "^flags" /proc/cpuinfo | grep -ow "avx2\|avx\|xsave" | tr "\n" " "' 2>/dev/null | tr '\n' ' ')"
 }
 
@@ -245,13 +254,12 @@ restrict_xsave_growth() {  # SRC DST
 	restore_extra="$restore_extra --allow-xsave-growth"
 }
 
-results=()
 nfail=0
-row() {  # CROSSING WORKLOAD RESULT DOWNTIME
-	results+=("$(printf '%-28s %-16s %-10s %s' "$1" "$2" "$4" "$3")")
-	printf '%-28s %-16s %-10s %s\n' "$1" "$2" "$4" "$3" | tee -a "$logs/results.txt"
+row() {  # CROSSING WORKLOAD RESULT DOWNTIME: RESULT is "VERDICT[: detail]"
+	local verdict=${3%%[: (]*} detail=""
+	[ "$verdict" != "$3" ] && detail=${3#"$verdict"} && detail=${detail#: } && detail=${detail# }
+	printf '%-32s %-15s %-9s %-9s %s\n' "$1" "$2" "$verdict" "$4" "$detail" | tee -a "$logs/results.txt"
 }
-
 # run_case SRC DST EXPECT WORKLOAD [ARGS...]; EXPECT is pass or refused
 run_case() {
 	local src=$1 dst=$2 expect=$3 name=$4 crossing ctl pid res lr=""
@@ -287,7 +295,7 @@ run_case() {
 				src_res=$(side_result "$src" "$ctl")
 				left=$(side_sh "$dst" "ps -o pid,args 2>/dev/null | grep -c '[w]l_$name'" 2>/dev/null | head -n1)
 				if [ "$src_res" = PASS ] && [ "${left:-0}" = 0 ]; then
-					res="REFUSED (expected): $why"
+					res="REFUSED: (expected) $why"
 				else
 					res="FAIL: refused but source says '$src_res', target left ${left:-?} process(es): $why"
 				fi
@@ -296,7 +304,7 @@ run_case() {
 			fi
 		fi
 		case "$res" in PASS | REFUSED*) ;; *) nfail=$((nfail + 1)) ;; esac
-		[ -n "$launch_env" ] && [ "$res" = PASS ] && res="PASS (restricted: $launch_env)"
+		[ -n "$launch_env" ] && [ "$res" = PASS ] && res="PASS: restricted to both CPUs: $launch_env"
 		row "$crossing" "$name" "$res" "$([ "$restore_rc" = 0 ] && echo "${downtime_ms} ms" || echo -)"
 		[ "$src" = host ] || side_sh "$src" "pkill -9 -f wl_$name; true" >/dev/null 2>&1
 		[ "$dst" = host ] || side_sh "$dst" "pkill -9 -f wl_$name; true" >/dev/null 2>&1
@@ -312,8 +320,8 @@ side_kernel() {
 	esac
 }
 
-printf '%-28s %-16s %-10s %s\n' crossing workload downtime result | tee "$logs/results.txt"
-printf '%-28s %-16s %-10s %s\n' -------- -------- -------- ------ | tee -a "$logs/results.txt"
+printf '%-32s %-15s %-9s %-9s %s\n' crossing workload result downtime detail | tee "$logs/results.txt"
+printf '%-32s %-15s %-9s %-9s %s\n' -------- -------- ------ -------- ------ | tee -a "$logs/results.txt"
 # host → guest A: another kernel (6.18 → 6.1: the vDSO differs, ferry
 # proxies it) and another CPU (TCG's: no XSAVEC, SHA-NI, RDSEED, VPCLMULQDQ).
 # An unrestricted process is refused (glibc's lazy-binding trampoline on the
@@ -326,11 +334,13 @@ run_case host A pass stack_pointers
 run_case host A pass anon_pattern 16
 run_case host A pass signals
 run_case host A pass getpid_same
+run_case host A pass sleep_syscall
 # guest A → host: TCG's CPU features are a subset of the host's
 run_case A host pass clock_loop
 run_case A host pass threads_tls
 run_case A host pass stack_pointers
 run_case A host pass anon_pattern 16
+run_case A host pass sleep_syscall
 # guest B has no AVX (XCR0 0x3): the host's AVX state cannot go there
 run_case host B refused clock_loop
 run_case B host pass clock_loop

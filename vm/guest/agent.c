@@ -17,6 +17,8 @@
  *   ferry-agent recv PORT        accept one connection, copy it to stdout.
  *   ferry-agent send IP PORT     connect, copy stdin to it, half-close, wait
  *                                for the peer to close.
+ *   ferry-agent settime NS       set CLOCK_REALTIME (ns since the epoch): the
+ *                                host's clock, as NTP would on a real host.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -29,6 +31,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static void die(const char *what)
@@ -218,6 +221,13 @@ int main(int argc, char **argv)
 			;
 		return 0;
 	}
-	fprintf(stderr, "usage: ferry-agent serve PORT | launch PROG ARGS... | recv PORT | send IP PORT\n");
+	if (argc >= 3 && strcmp(argv[1], "settime") == 0) {
+		long long ns = atoll(argv[2]);
+		struct timespec ts = { ns / 1000000000LL, ns % 1000000000LL };
+		if (clock_settime(CLOCK_REALTIME, &ts) != 0)
+			die("clock_settime");
+		return 0;
+	}
+	fprintf(stderr, "usage: ferry-agent serve PORT | launch PROG ARGS... | recv PORT | send IP PORT | settime NS\n");
 	return 2;
 }
