@@ -139,7 +139,19 @@ done
 
 # --- sides: the host or a guest ----------------------------------------------
 side_sh() {  # SIDE CMD [TIMEOUT]: run a shell command there
-	if [ "$1" = host ]; then bash -c "$2"; else $agentctl "${port[$1]}" run "$2" "${3:-60}"; fi
+	if [ "$1" = host ]; then bash -c "$2"; else $agentctl "${port[$1]}" run "$2" "${3:-20}"; fi
+}
+declare -A dead
+# A guest that stopped answering (hung mid-migration, crashed) fails its
+# remaining cases at once instead of timing out in each.
+side_alive() {  # SIDE
+	[ "$1" = host ] && return 0
+	[ -z "${dead[$1]:-}" ] || return 1
+	if ! $agentctl "${port[$1]}" wait 15 >/dev/null 2>&1; then
+		dead[$1]=1
+		echo "vm/run: guest $1 stopped answering (console log: $logs/console-$1.log)" >&2
+		return 1
+	fi
 }
 side_put() {  # SIDE CMD: run a shell command there with our stdin
 	if [ "$1" = host ]; then bash -c "$2"; else $agentctl "${port[$1]}" stream "$2" 60; fi
@@ -154,17 +166,18 @@ side_launch() {  # SIDE CTL PROG ARGS...: start a workload, print its pid
 	else
 		side_sh "$side" "cd $ctl && env $launch_env ferry-agent launch $* $ctl ${wl_args[*]}" || return 1
 	fi
-	for ((i = 0; i < 300; i++)); do
-		side_sh "$side" "cat $ctl/ready 2>/dev/null" 2>/dev/null | grep -E '^[0-9]+$' && return 0
+	local t0=$SECONDS
+	while [ $((SECONDS - t0)) -lt 30 ]; do
+		side_sh "$side" "cat $ctl/ready 2>/dev/null" 10 2>/dev/null | grep -E '^[0-9]+$' && return 0
 		sleep 0.2
 	done
 	return 1
 }
 side_result() {  # SIDE CTL: ask for the verdict, print the result line
-	local side=$1 ctl=$2 i r
-	side_sh "$side" "touch $ctl/stop"
-	for ((i = 0; i < case_wait * 2; i++)); do
-		r=$(side_sh "$side" "cat $ctl/result 2>/dev/null" 2>/dev/null | head -n1)
+	local side=$1 ctl=$2 r t0=$SECONDS
+	side_sh "$side" "touch $ctl/stop" 10
+	while [ $((SECONDS - t0)) -lt "$case_wait" ]; do
+		r=$(side_sh "$side" "cat $ctl/result 2>/dev/null" 10 2>/dev/null | head -n1)
 		[ -n "$r" ] && { echo "$r"; return 0; }
 		sleep 0.5
 	done
@@ -273,6 +286,11 @@ run_case() {
 	[ "$expect" = pass ] && restrict_to_common "$src" "$dst" && restrict_xsave_growth "$src" "$dst"
 	[ -n "$launch_env$restore_extra" ] && echo "$launch_env | $restore_extra" >"$case_log.restricted"
 	for transport in $transports; do
+		if ! side_alive "$src" || ! side_alive "$dst"; then
+			row "$crossing" "$name" "FAIL: a guest of this crossing does not answer (console logs in $logs)" -
+			nfail=$((nfail + 1))
+			continue
+		fi
 		pid=$(side_launch "$src" "$ctl" "$(wl_path "$name")")
 		[ "$src" = host ] && [ -n "$pid" ] && host_pids+=("$pid")
 		if [ -z "$pid" ]; then row "$crossing" "$name" "FAIL: no ready from the workload on $src" "-"; nfail=$((nfail + 1)); continue; fi
@@ -289,7 +307,8 @@ run_case() {
 			fi
 		else
 			local why
-			why=$(echo "${restore_msg:-$(tail -n3 "$case_log.restore" | tr '\n' ' ')}" | sed 's/^[^:]*: //' | cut -c1-400)
+			why=$(echo "${restore_msg:-$(grep -v '^@@rc=' "$case_log.restore" | tail -n3 | tr '\n' ' ')}" | sed 's/^[^:]*: //' | cut -c1-400)
+			[ -n "${why// /}" ] || why="no answer from the target within ${case_wait}s (hung?)"
 			if [ "$expect" = refused ]; then
 				# The refusal must leave the source intact (it was left running).
 				src_res=$(side_result "$src" "$ctl")
