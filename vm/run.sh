@@ -58,7 +58,7 @@ cleanup() {
 	for p in "${qemu_pids[@]}"; do kill "$p" 2>/dev/null; done
 	sleep 0.5
 	for p in "${qemu_pids[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-	rm -rf "$scratch"
+	rm -rf "$scratch" "/tmp/ferry-vm-$run_id"
 }
 trap cleanup EXIT
 trap 'echo "vm/run: interrupted; logs in $logs" >&2; exit 130' INT TERM
