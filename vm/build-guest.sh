@@ -8,8 +8,8 @@
 # holds ferry, the guest agent (vm/guest/agent.c), the test workloads and
 # exactly the shared libraries they load, copied from this host with their
 # mtimes (restore refuses a mapped file whose size or mtime changed; a
-# Debian 12 guest installed by debootstrap gets other mtimes for the same
-# libc, see README.md).
+# debootstrap guest matches only with the very same package versions, see
+# README.md).
 #
 # Cached under vm/cache/: the kernel by package version, the initramfs by a
 # hash of this script, init.sh, agent.c, ferry and the workloads.
