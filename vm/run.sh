@@ -6,15 +6,16 @@
 #   FERRY=.build/release/ferry vm/run.sh          (make vm-test does this)
 #
 # Guests (TCG; KVM here is KVM-PVM, which hangs a normal guest):
-#   A  -cpu $VM_CPU_A (default max: has AVX/AVX2, XCR0 0x7 like the host)
-#   B  -cpu $VM_CPU_B (default max without AVX and what needs it: XCR0 0x3)
+#   A  -cpu $VM_CPU_A (default max,-pku,-mpx: AVX/AVX2, XCR0 0x7 like the
+#      host; plain max adds PKRU and MPX to XCR0, which this host lacks)
+#   B  -cpu $VM_CPU_B (default that without AVX and what needs it: XCR0 0x3)
 # Each has a user-mode NIC (the agent, vm/guest/agent.c, behind a hostfwd on
 # 127.0.0.1) and both share a second NIC, a qemu socket link on 127.0.0.1,
 # for guest-to-guest streams.  Nothing leaves this machine.
 #
 # Transport: `cold` (checkpoint --stream - piped into restore --stream - on
-# the other side).  `ferry migrate` will be a second transport: add
-# transport_live below and list it in VM_TRANSPORTS.
+# the other side).  `ferry migrate` will be a second transport: fill in
+# transport_live below (a stub now) and run with VM_TRANSPORTS="cold live".
 #
 # Environment: FERRY (required), VM_CASES (filter: a regex on
 # "crossing workload"), VM_CPU_A, VM_CPU_B, VM_MEM (MiB, 1024),
