@@ -17,8 +17,8 @@
 # the other side).  `ferry migrate` will be a second transport: fill in
 # transport_live below (a stub now) and run with VM_TRANSPORTS="cold live".
 #
-# Environment: FERRY (required), VM_CASES (filter: a regex on
-# "crossing workload"), VM_CPU_A, VM_CPU_B, VM_MEM (MiB, 1024),
+# Environment: FERRY (required), VM_CASES (filter: a regex on "SRC DST
+# WORKLOAD EXPECT", e.g. "^host A clock_loop pass$"), VM_CPU_A, VM_CPU_B, VM_MEM (MiB, 1024),
 # VM_BOOT_WAIT (s, 240), VM_CASE_WAIT (s, 120), VM_TRANSPORTS (cold),
 # VM_KERNEL_PKG (build-guest.sh), FREEBSD_IMAGE (see vm/freebsd/).
 # Logs: vm/logs/RUN/ (console-A.log, console-B.log, one log per case,
