@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include <cpuid.h>
@@ -232,6 +233,41 @@ ferry_spawn_traced_ct(const char *path, char *const argv[], char *const envp[],
 		close(self_ns);
 	}
 	return pid < 0 ? -err : pid;
+}
+
+int
+ferry_timens_for_children(long long monotonic_ns, long long boottime_ns)
+{
+	char buf[128];
+	long long v[2] = { monotonic_ns, boottime_ns };
+	int n = 0, fd, i;
+
+	if (unshare(CLONE_NEWTIME) != 0)
+		return -errno;
+	for (i = 0; i < 2; i++) {
+		long long s = v[i] / 1000000000LL, ns = v[i] % 1000000000LL;
+		if (ns < 0) {
+			ns += 1000000000LL;
+			s -= 1;
+		}
+		n += snprintf(buf + n, sizeof(buf) - n, "%s %lld %lld\n",
+		    i == 0 ? "monotonic" : "boottime", s, ns);
+	}
+	/* /proc/TID (not /proc/self, the leader): the offsets belong to this
+	 * thread's time_for_children; thread-self has no timens_offsets. */
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%ld/timens_offsets",
+	    (long)syscall(SYS_gettid));
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, buf, n) != n) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	close(fd);
+	return 0;
 }
 
 pid_t

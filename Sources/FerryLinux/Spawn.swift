@@ -16,9 +16,16 @@ struct SpawnedProcess {
     /// Starts `exe` stopped at exec. `wantedPid` is the pid to take (in the
     /// fresh namespace when `newPidNamespace`).
     /// `container`: namespaces, hostname and cgroups of a containerized root (ContainerState.swift).
+    /// `clockOffsets`: CLOCK_MONOTONIC/BOOTTIME offsets of a fresh time namespace.
     static func start(exe: String, wantedPid: Int32, newPidNamespace: Bool, reaperPath: String,
-                      container: ContainerSpawn? = nil) throws -> SpawnedProcess {
+                      container: ContainerSpawn? = nil,
+                      clockOffsets: (monotonic: Int64, boottime: Int64)? = nil) throws -> SpawnedProcess {
         let argv = [exe]
+        if let o = clockOffsets {
+            // Both clones below run on this thread: they enter the new time namespace.
+            let r = ferry_timens_for_children(o.monotonic, o.boottime)
+            if r < 0 { throw SystemError("unshare(CLONE_NEWTIME) + timens_offsets", errno: -r, "continuing the source's clocks") }
+        }
         var reaper: Int32? = nil
         var pidnsFD: Int32 = -1
         var setTid = [wantedPid]

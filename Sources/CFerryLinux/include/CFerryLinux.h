@@ -33,6 +33,9 @@ pid_t ferry_spawn_traced(const char *path, char *const argv[],
 
 /* Starts `path` detached (not traced) in a new pid namespace as its init,
  * with argv/envp; returns its pid in our namespace or -errno. */
+/* unshare(CLONE_NEWTIME) for the calling thread's future children and set
+ * the new namespace's CLOCK_MONOTONIC/BOOTTIME offsets (ns). 0 or -errno. */
+int ferry_timens_for_children(long long monotonic_ns, long long boottime_ns);
 pid_t ferry_spawn_pidns_init(const char *path, char *const argv[],
     char *const envp[]);
 
