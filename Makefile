@@ -3,7 +3,7 @@
 SWIFT ?= swift
 SWIFT_FLAGS ?=
 APT_PKGS := libelf-dev libbsd-dev gcc make iproute2 python3-pip openssl
-.PHONY: all deps build test demo bench clean kernel-check
+.PHONY: all deps build test demo bench clean kernel-check vm-test
 
 all: build
 
@@ -35,6 +35,17 @@ bench: deps
 	$(MAKE) -s -C Tests/Workloads OUT="$(CURDIR)/.build/workloads"
 	FERRY=.build/release/ferry WL=.build/workloads python3 bench/cr_bench.py
 	FERRY=.build/release/ferry WL=.build/workloads bash bench/migrate_bench.sh
+
+# VM-pair runs (vm/README.md): host ⇄ Debian 12 guests (kernel 6.1, other CPU
+# models) under qemu TCG; prints crossing, workload, result, downtime.
+# Not part of `make test`: it takes minutes. FREEBSD_IMAGE=... adds FreeBSD.
+VM_APT_PKGS := qemu-system-x86 busybox-static cpio
+vm-test: deps
+	@missing=""; for p in $(VM_APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
+	$(SWIFT) build -c release --static-swift-stdlib --product ferry $(SWIFT_FLAGS)
+	FERRY=.build/release/ferry bash vm/run.sh
 
 clean:
 	rm -rf .build

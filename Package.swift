@@ -27,7 +27,7 @@ let package = Package(
         .target(name: "FerryContainer"),
         // Linux backend: C shims for what Swift cannot call, then /proc, ptrace, injection.
         .target(name: "CFerryLinux"),
-        .target(name: "FerryLinux", dependencies: ["FerryImage", "FerryCore", "FerryELF", "CFerryLinux"]),
+        .target(name: "FerryLinux", dependencies: ["FerryImage", "FerryCore", "FerryELF", "FerryContainer", "CFerryLinux"]),
         // FreeBSD backend: C shim (empty on Linux) and thin Swift over it.
         .target(name: "CFerryFreeBSD"),
         .target(name: "FerryFreeBSD", dependencies: ["CFerryFreeBSD"]),
@@ -60,7 +60,7 @@ let package = Package(
         .testTarget(name: "FerryCoreTests", dependencies: ["FerryCore", "FerryImage"]),
         .testTarget(name: "FerryContainerTests", dependencies: ["FerryContainer"]),
         // Real processes: workloads checkpointed and restored (root).
-        .testTarget(name: "FerryLinuxTests", dependencies: ["FerryLinux", "FerryImage"]),
+        .testTarget(name: "FerryLinuxTests", dependencies: ["FerryLinux", "FerryImage", "FerryContainer"]),
         // Framing/handshake units, and live migrations between two network namespaces (root).
         .testTarget(
             name: "FerryTransportTests",

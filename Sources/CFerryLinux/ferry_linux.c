@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include <cpuid.h>
@@ -13,6 +14,12 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <sys/mount.h>
+#include <sys/utsname.h>
+#include <sys/socket.h>
+#include <sys/ioctl.h>
+#include <net/if.h>
+#include <stdio.h>
 
 #define RET(x) ((x) < 0 ? -errno : (x))
 
@@ -91,9 +98,109 @@ clone3_fork(uint64_t flags, const pid_t *set_tid, size_t n)
 	return (pid_t)syscall(SYS_clone3, &a, sizeof(a));
 }
 
+/* Reads the loopback device's flags, or sets IFF_UP when set_up != 0:
+ * the flags, or -errno. Async-signal-safe. */
+static int
+loopback_flags(int set_up)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return -errno;
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	memcpy(ifr.ifr_name, "lo", 3);
+	int r = ioctl(s, SIOCGIFFLAGS, &ifr);
+	if (r == 0 && set_up) {
+		ifr.ifr_flags |= IFF_UP;
+		r = ioctl(s, SIOCSIFFLAGS, &ifr);
+	}
+	int e = errno;
+	close(s);
+	if (r != 0)
+		return -e;
+	return set_up ? 0 : (ifr.ifr_flags & 0xffff);
+}
+
+/* Runs body(arg) on this thread inside pid's namespace of type nstype
+ * (link `name` in /proc/PID/ns/), then returns to this thread's own:
+ * body's result, or -errno when entering or leaving failed. */
+static int
+in_ns_of(pid_t pid, const char *name, int nstype, int (*body)(void *),
+    void *arg)
+{
+	char p[64];
+	snprintf(p, sizeof(p), "/proc/%d/ns/%s", (int)pid, name);
+	int target = open(p, O_RDONLY | O_CLOEXEC);
+	if (target < 0)
+		return -errno;
+	snprintf(p, sizeof(p), "/proc/thread-self/ns/%s", name);
+	int self = open(p, O_RDONLY | O_CLOEXEC);
+	if (self < 0) {
+		int e = errno;
+		close(target);
+		return -e;
+	}
+	int r;
+	if (setns(target, nstype) != 0) {
+		r = -errno;
+	} else {
+		r = body(arg);
+		/* Back before anything else can run on this thread. */
+		if (setns(self, nstype) != 0)
+			r = -errno;
+	}
+	close(self);
+	close(target);
+	return r;
+}
+
+static int
+loopback_up_body(void *arg)
+{
+	(void)arg;
+	int f = loopback_flags(0);
+	return f < 0 ? f : (f & IFF_UP) != 0;
+}
+
+int
+ferry_netns_loopback_up(pid_t pid)
+{
+	return in_ns_of(pid, "net", CLONE_NEWNET, loopback_up_body, NULL);
+}
+
+/* In a fresh child, before exec: the container parts. 0 or the failed step. */
+static int
+ct_child_setup(const struct ferry_ct_spawn *ct, int new_uts)
+{
+	if (ct == NULL)
+		return 0;
+	for (size_t i = 0; i < ct->n_cgroup; i++)
+		if (write(ct->cgroup_fds[i], "0", 1) != 1)
+			return 1;
+	for (size_t i = 0; i < ct->n_join; i++)
+		if (setns(ct->join_fds[i], 0) != 0)
+			return 2;
+	if (ct->clone_flags & CLONE_NEWNS) {
+		/* As unshare(1) does: nothing mounted inside propagates out. */
+		if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+			return 4;
+	}
+	if (new_uts && ct->hostname != NULL &&
+	    sethostname(ct->hostname, strlen(ct->hostname)) != 0)
+		return 3;
+	if (new_uts && ct->domainname != NULL &&
+	    setdomainname(ct->domainname, strlen(ct->domainname)) != 0)
+		return 5;
+	if ((ct->clone_flags & CLONE_NEWNET) && ct->loopback_up &&
+	    loopback_flags(IFF_UP) != 0)
+		return 6;
+	return 0;
+}
+
 pid_t
-ferry_spawn_traced(const char *path, char *const argv[], char *const envp[],
-    const pid_t *set_tid, size_t n_set_tid, int new_pidns, int pidns_fd)
+ferry_spawn_traced_ct(const char *path, char *const argv[], char *const envp[],
+    const pid_t *set_tid, size_t n_set_tid, int new_pidns, int pidns_fd,
+    const struct ferry_ct_spawn *ct)
 {
 	int self_ns = -1;
 	if (pidns_fd >= 0) {
@@ -107,10 +214,14 @@ ferry_spawn_traced(const char *path, char *const argv[], char *const envp[],
 			return -e;
 		}
 	}
-	pid_t pid = clone3_fork(new_pidns ? CLONE_NEWPID : 0, set_tid,
-	    n_set_tid);
+	uint64_t flags = (new_pidns ? CLONE_NEWPID : 0) |
+	    (ct != NULL ? ct->clone_flags : 0);
+	pid_t pid = clone3_fork(flags, set_tid, n_set_tid);
 	if (pid == 0) {
 		/* Child: only raw async-signal-safe calls from here on. */
+		int step = ct_child_setup(ct, (flags & CLONE_NEWUTS) != 0);
+		if (step != 0)
+			_exit(100 + step);
 		if (syscall(SYS_ptrace, PTRACE_TRACEME, 0, 0, 0) != 0)
 			_exit(126);
 		execve(path, argv, envp);
@@ -124,11 +235,65 @@ ferry_spawn_traced(const char *path, char *const argv[], char *const envp[],
 	return pid < 0 ? -err : pid;
 }
 
-pid_t
-ferry_spawn_pidns_init(const char *path, char *const argv[], char *const envp[])
+int
+ferry_timens_for_children(long long monotonic_ns, long long boottime_ns)
 {
-	pid_t pid = clone3_fork(CLONE_NEWPID, NULL, 0);
+	char buf[128];
+	long long v[2] = { monotonic_ns, boottime_ns };
+	int n = 0, fd, i;
+
+	if (unshare(CLONE_NEWTIME) != 0)
+		return -errno;
+	for (i = 0; i < 2; i++) {
+		long long s = v[i] / 1000000000LL, ns = v[i] % 1000000000LL;
+		if (ns < 0) {
+			ns += 1000000000LL;
+			s -= 1;
+		}
+		n += snprintf(buf + n, sizeof(buf) - n, "%s %lld %lld\n",
+		    i == 0 ? "monotonic" : "boottime", s, ns);
+	}
+	/* /proc/TID (not /proc/self, the leader): the offsets belong to this
+	 * thread's time_for_children; thread-self has no timens_offsets. */
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%ld/timens_offsets",
+	    (long)syscall(SYS_gettid));
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, buf, n) != n) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	close(fd);
+	return 0;
+}
+
+pid_t
+ferry_spawn_traced(const char *path, char *const argv[], char *const envp[],
+    const pid_t *set_tid, size_t n_set_tid, int new_pidns, int pidns_fd)
+{
+	return ferry_spawn_traced_ct(path, argv, envp, set_tid, n_set_tid,
+	    new_pidns, pidns_fd, NULL);
+}
+
+pid_t
+ferry_spawn_pidns_init_ct(const char *path, char *const argv[],
+    char *const envp[], uint64_t extra_flags, const char *hostname,
+    const char *domainname, int loopback_up)
+{
+	pid_t pid = clone3_fork(CLONE_NEWPID | extra_flags, NULL, 0);
 	if (pid == 0) {
+		struct ferry_ct_spawn ct;
+		memset(&ct, 0, sizeof(ct));
+		ct.clone_flags = extra_flags;
+		ct.hostname = hostname;
+		ct.domainname = domainname;
+		ct.loopback_up = loopback_up;
+		int step = ct_child_setup(&ct, (extra_flags & CLONE_NEWUTS) != 0);
+		if (step != 0)
+			_exit(100 + step);
 		/* The init must not hold ferry's stdout (a caller reading it to
 		 * EOF would wait as long as the namespace lives). */
 		int null = open("/dev/null", O_RDWR);
@@ -143,6 +308,31 @@ ferry_spawn_pidns_init(const char *path, char *const argv[], char *const envp[])
 		_exit(127);
 	}
 	return pid < 0 ? -errno : pid;
+}
+
+pid_t
+ferry_spawn_pidns_init(const char *path, char *const argv[], char *const envp[])
+{
+	return ferry_spawn_pidns_init_ct(path, argv, envp, 0, NULL, NULL, 0);
+}
+
+static int
+uname_body(void *arg)
+{
+	return uname((struct utsname *)arg) == 0 ? 0 : -errno;
+}
+
+int
+ferry_uts_names(pid_t pid, char *host, size_t host_len, char *domain,
+    size_t domain_len)
+{
+	struct utsname u;
+	int r = in_ns_of(pid, "uts", CLONE_NEWUTS, uname_body, &u);
+	if (r == 0) {
+		snprintf(host, host_len, "%s", u.nodename);
+		snprintf(domain, domain_len, "%s", u.domainname);
+	}
+	return r;
 }
 
 long

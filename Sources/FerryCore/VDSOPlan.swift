@@ -20,6 +20,12 @@
 //   14 bytes; an entry whose body is shorter gets a 5-byte `E9 rel32` when
 //   the target is within ±2 GiB, else the plan is refused. The old data
 //   pages are not needed: no patched entry reaches old code that reads them.
+//   An entry the target's vDSO lacks (e.g. __vdso_getrandom, 6.11+, moved
+//   to a 6.1 kernel) becomes the system call it stands for when there is one
+//   with the same arguments in the same registers:
+//       B8 <nr32>  mov $nr, %eax;  0F 05  syscall;  C3  ret
+//   which is what the vDSO itself falls back to. Other missing entries are
+//   refused.
 
 /// One kernel-provided area ([vvar], [vvar_vclock], [vdso]) as mapped.
 public struct VDSOArea: Codable, Equatable, Sendable {
@@ -62,6 +68,26 @@ public enum VDSOPlan {
         "__vdso_clock_gettime", "__vdso_gettimeofday", "__vdso_time", "__vdso_getcpu", "__vdso_clock_getres",
         "clock_gettime", "gettimeofday", "time", "getcpu", "clock_getres",
     ]
+    /// vDSO entries that are a system call with the same arguments (rdi,
+    /// rsi, rdx: none needs r10), by syscall number on x86_64 Linux.
+    public static let syscallFallbacks: [String: UInt32] = [
+        "__vdso_clock_gettime": 228, "clock_gettime": 228, "__vdso_gettimeofday": 96, "gettimeofday": 96,
+        "__vdso_time": 201, "time": 201, "__vdso_getcpu": 309, "getcpu": 309,
+        "__vdso_clock_getres": 229, "clock_getres": 229, "__vdso_getrandom": 318, "getrandom": 318,
+    ]
+    /// Entries with no system call behind them that only a program using
+    /// the feature calls: a missing one returns -ENOSYS (`errnoStub`).
+    /// __vdso_sgx_enter_enclave (5.11+, absent when the target kernel has no
+    /// SGX): a process that entered an enclave cannot move anyway.
+    public static let enosysFallbacks: Set<String> = ["__vdso_sgx_enter_enclave"]
+    /// `mov $-38, %rax; ret`: 8 bytes.
+    public static let enosysStub: [UInt8] = [0x48, 0xC7, 0xC0, 0xDA, 0xFF, 0xFF, 0xFF, 0xC3]
+    /// `mov $nr, %eax; syscall; ret`: 8 bytes.
+    public static func syscallStub(_ nr: UInt32) -> [UInt8] {
+        var b: [UInt8] = [0xB8, 0, 0, 0, 0, 0x0F, 0x05, 0xC3]
+        b.storeLE(nr, at: 1)
+        return b
+    }
     /// `jmp *0(%rip); .quad target`.
     public static let absoluteJumpSize = 14
 
@@ -94,8 +120,9 @@ public enum VDSOPlan {
 
     /// Patches redirecting every symbol of the old vDSO (at `oldBase`) to the
     /// same-named symbol of the new one (at `newBase`). Aliases at one
-    /// offset get one patch. Refuses, naming the symbol, when the new vDSO
-    /// lacks a symbol or an old entry is too small for any jump.
+    /// offset get one patch. A symbol the new vDSO lacks becomes its system
+    /// call (`syscallFallbacks`); refuses, naming the symbol, when there is
+    /// none or an old entry is too small for any jump.
     public static func proxyPatches(oldBase: UInt64, oldSymbols: VDSOSymbolTable,
                                     newBase: UInt64, newSymbols: VDSOSymbolTable) throws -> [CodePatch] {
         // Group aliases by their entry offset.
@@ -106,6 +133,16 @@ public enum VDSOPlan {
             let names = byOffset[offset]!.sorted()
             let label = names.joined(separator: "/")
             guard let counterpart = names.lazy.compactMap({ newSymbols[$0] }).first else {
+                let entrySize = names.map { oldSymbols[$0]!.size }.max()!
+                if let nr = names.lazy.compactMap({ syscallFallbacks[$0] }).first, entrySize >= 8 {
+                    patches.append(CodePatch(address: oldBase + offset, bytes: syscallStub(nr),
+                                             symbol: label + " (missing here: system call \(nr))"))
+                    continue
+                }
+                if names.contains(where: enosysFallbacks.contains), entrySize >= 8 {
+                    patches.append(CodePatch(address: oldBase + offset, bytes: enosysStub, symbol: label + " (missing here: returns -ENOSYS)"))
+                    continue
+                }
                 throw VDSOPlanError(description: "cannot proxy the vDSO: the image's vDSO exports \(label), which this kernel's vDSO lacks; restore on a kernel that provides it")
             }
             let size = names.map { oldSymbols[$0]!.size }.max()!

@@ -221,11 +221,13 @@ public struct CPUCompatibility: Equatable, Sendable {
 /// must be present on the target.
 public enum CPUFeatureCheck {
     /// ISA-extension flags (cpuinfo names) whose absence makes already-selected code fault.
+    /// Not listed: erms and fsrm (they tune `rep movsb`, which every x86-64
+    /// runs) and xsaves (ring 0 only).
     public static let isaFlags: Set<String> = [
         "sse", "sse2", "ssse3", "sse4_1", "sse4_2", "sse4a", "pni", "popcnt", "abm", "lzcnt",
         "avx", "avx2", "fma", "fma4", "f16c", "bmi1", "bmi2", "adx", "movbe", "aes", "vaes",
-        "pclmulqdq", "vpclmulqdq", "sha_ni", "rdrand", "rdseed", "erms", "fsrm", "cx16", "xsave",
-        "xsavec", "xsaveopt", "xsaves", "fsgsbase", "clflushopt", "clwb", "gfni", "movdiri", "movdir64b",
+        "pclmulqdq", "vpclmulqdq", "sha_ni", "rdrand", "rdseed", "cx16", "xsave",
+        "xsavec", "xsaveopt", "fsgsbase", "clflushopt", "clwb", "gfni", "movdiri", "movdir64b",
         "avx512f", "avx512dq", "avx512cd", "avx512bw", "avx512vl", "avx512ifma", "avx512vbmi",
         "avx512_vbmi2", "avx512_vnni", "avx512_bitalg", "avx512_vpopcntdq", "avx512_bf16", "avx512_fp16",
         "avx_vnni", "amx_tile", "amx_bf16", "amx_int8", "pku", "ospke",

@@ -18,12 +18,27 @@ public struct SourceHost: Codable, Equatable, Sendable {
     public var hostname: String
     /// Seconds since the epoch when the checkpoint was taken.
     public var createdAt: Double
+    /// The source's clocks read together when the checkpoint began (absent
+    /// in older images): a restore on another host offsets its time
+    /// namespace so CLOCK_MONOTONIC/BOOTTIME go on from these.
+    public var clocks: SourceClocks?
 
     public init(os: String, kernelRelease: String, arch: String = "x86_64", pageSize: UInt32 = 4096,
                 cpu: CPUFeatures, ferryVersion: String = FerryVersion.string, hostname: String = "",
-                createdAt: Double = 0) {
+                createdAt: Double = 0, clocks: SourceClocks? = nil) {
         self.os = os; self.kernelRelease = kernelRelease; self.arch = arch; self.pageSize = pageSize
         self.cpu = cpu; self.ferryVersion = ferryVersion; self.hostname = hostname; self.createdAt = createdAt
+        self.clocks = clocks
+    }
+}
+
+/// CLOCK_REALTIME, CLOCK_MONOTONIC and CLOCK_BOOTTIME in nanoseconds.
+public struct SourceClocks: Codable, Equatable, Sendable {
+    public var realtimeNs: Int64
+    public var monotonicNs: Int64
+    public var boottimeNs: Int64
+    public init(realtimeNs: Int64, monotonicNs: Int64, boottimeNs: Int64) {
+        self.realtimeNs = realtimeNs; self.monotonicNs = monotonicNs; self.boottimeNs = boottimeNs
     }
 }
 

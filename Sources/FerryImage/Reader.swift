@@ -115,15 +115,18 @@ public final class RecordReader {
             throw ImageError(file: source.name, offset: recordOffset + 4,
                              "\(type) record claims \(length) bytes, more than its cap of \(type.maxLength)")
         }
-        var payload = [UInt8](repeating: 0, count: Int(length))
-        try RecordReader.readExactly(source, into: &payload, at: &offset, what: "a \(type) record")
+        // Page contents are read straight into their own array (no copy out of the payload).
+        let prefixLength = type == .pages ? min(Int(length), 16) : Int(length)
+        let payload = try readArray(prefixLength, what: "a \(type) record")
+        let pageData = type == .pages ? try readArray(Int(length) - prefixLength, what: "a \(type) record") : nil
         var tail = [UInt8](repeating: 0, count: 4)
         try RecordReader.readExactly(source, into: &tail, at: &offset, what: "a record checksum")
-        let sum = crc32c(payload, crc32c(head))
+        var sum = crc32c(payload, crc32c(head))
+        if let pageData { sum = crc32c(pageData, sum) }
         guard tail.le32(0) == sum else {
             throw ImageError(file: source.name, offset: recordOffset, "\(type) record checksum mismatch (corrupted)")
         }
-        let record = try decode(type, payload, at: recordOffset)
+        let record = try decode(type, payload, pageData: pageData ?? [], at: recordOffset)
         if case .end(let count, let bytes) = record {
             guard count == records, bytes == pageBytes else {
                 throw ImageError(file: source.name, offset: recordOffset,
@@ -136,7 +139,35 @@ public final class RecordReader {
         return record
     }
 
-    private func decode(_ type: RecordType, _ p: [UInt8], at off: Int64) throws -> ImageRecord {
+    /// Reads `count` bytes into a new array without zero-filling it first.
+    private func readArray(_ count: Int, what: String) throws -> [UInt8] {
+        var failure: Error?
+        let bytes = [UInt8](unsafeUninitializedCapacity: count) { buf, initialized in
+            var done = 0
+            while done < count {
+                do {
+                    let n = try source.read(into: UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buf)[done..<count]))
+                    if n == 0 {
+                        failure = ImageError(file: source.name, offset: offset + Int64(done),
+                                             "truncated: ended inside \(what) (\(done) of \(count) bytes)")
+                        break
+                    }
+                    done += n
+                } catch {
+                    failure = error
+                    break
+                }
+            }
+            if failure != nil { buf.initialize(repeating: 0) }
+            initialized = count
+        }
+        if let failure { throw failure }
+        offset += Int64(count)
+        return bytes
+    }
+
+    /// `p` is the payload, except for PAGES: its 16-byte prefix, with the contents in `pageData`.
+    private func decode(_ type: RecordType, _ p: [UInt8], pageData: [UInt8], at off: Int64) throws -> ImageRecord {
         func fail(_ msg: String) -> ImageError { ImageError(file: source.name, offset: off, msg) }
         func json<T: Decodable>(_ t: T.Type) throws -> T {
             do { return try ImageJSON.decode(t, from: p) } catch { throw fail("\(type) record is not valid: \(oneLine(error))") }
@@ -164,11 +195,11 @@ public final class RecordReader {
                 guard p.count == 16 else { throw fail("ZERO record has \(p.count - 16) stray bytes") }
                 return .pages(PageRun(pid: pid, address: addr, pageCount: n, data: nil))
             }
-            guard p.count == 16 + n * ImageFormat.pageSize else {
-                throw fail("PAGES record holds \(p.count - 16) bytes for \(n) pages")
+            guard pageData.count == n * ImageFormat.pageSize else {
+                throw fail("PAGES record holds \(pageData.count) bytes for \(n) pages")
             }
             pageBytes += UInt64(n * ImageFormat.pageSize)
-            return .pages(PageRun(pid: pid, address: addr, pageCount: n, data: Array(p[16...])))
+            return .pages(PageRun(pid: pid, address: addr, pageCount: n, data: pageData))
         case .end:
             guard p.count == 16 else { throw fail("END record has the wrong size") }
             return .end(recordCount: p.le64(0), pageBytes: p.le64(8))

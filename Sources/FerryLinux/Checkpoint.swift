@@ -77,7 +77,8 @@ public final class CheckpointSession {
             processes.append(try ProcessDump.capture(pid: p, threads: threads, pipes: &pipes))
         }
         let meta = ImageMetadata(source: Host.describe(), processes: processes,
-                                 pipes: pipes.values.sorted { $0.pipeID < $1.pipeID })
+                                 pipes: pipes.values.sorted { $0.pipeID < $1.pipeID },
+                                 container: try ContainerState.dump(pid: pid, tree: tree))
         try Validation.validate(meta, name: "checkpoint of \(pid)")
         try sink.beginPages(metadata: meta)
         for image in processes {

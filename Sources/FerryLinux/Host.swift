@@ -13,7 +13,25 @@ public enum Host {
             withUnsafeBytes(of: v) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
         }
         return SourceHost(os: "linux", kernelRelease: field(u.release), arch: field(u.machine), pageSize: UInt32(sysconf(Int32(_SC_PAGESIZE))),
-                          cpu: cpu(), hostname: field(u.nodename), createdAt: now())
+                          cpu: cpu(), hostname: field(u.nodename), createdAt: now(), clocks: clocks())
+    }
+
+    public static func clocks() -> SourceClocks {
+        func ns(_ c: clockid_t) -> Int64 {
+            var ts = timespec()
+            clock_gettime(c, &ts)
+            return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+        }
+        return SourceClocks(realtimeNs: ns(CLOCK_REALTIME), monotonicNs: ns(CLOCK_MONOTONIC), boottimeNs: ns(CLOCK_BOOTTIME))
+    }
+
+    /// Time-namespace offsets (ns) that make this host's CLOCK_MONOTONIC and
+    /// CLOCK_BOOTTIME read the source's values plus the wall time elapsed
+    /// since they were taken (never less than zero elapsed).
+    public static func clockOffsets(from source: SourceClocks) -> (monotonic: Int64, boottime: Int64) {
+        let here = clocks()
+        let elapsed = max(0, here.realtimeNs - source.realtimeNs)
+        return (source.monotonicNs + elapsed - here.monotonicNs, source.boottimeNs + elapsed - here.boottimeNs)
     }
 
     static func now() -> Double {

@@ -45,6 +45,47 @@ public struct RemoteMemory: Sendable {
     }
 }
 
+/// Collects page runs and writes them into a process with as few
+/// process_vm_writev calls as possible (many runs per call).
+final class BatchedWriter {
+    let pid: Int32
+    private var held: [[UInt8]] = []
+    private var iov: [ferry_iov] = []
+    private var bytes = 0
+    static let maxBytes = 32 << 20, maxRuns = 512
+
+    init(pid: Int32) { self.pid = pid }
+
+    func add(_ address: UInt64, _ data: [UInt8]) throws {
+        held.append(data)
+        iov.append(ferry_iov(local: 0, remote: address, len: UInt64(data.count)))
+        bytes += data.count
+        if bytes >= BatchedWriter.maxBytes || iov.count >= BatchedWriter.maxRuns { try flush() }
+    }
+
+    func flush() throws {
+        guard !iov.isEmpty else { return }
+        defer { held.removeAll(keepingCapacity: true); iov.removeAll(keepingCapacity: true); bytes = 0 }
+        var total = 0
+        for v in iov { total += Int(v.len) }
+        var vectors = iov
+        // Each array's storage is pinned by nesting withUnsafeBytes over all of them.
+        let written = try pinned(0, &vectors) { ferry_vm_writev(pid, $0, $0.count) }
+        if written < 0 { throw SystemError("process_vm_writev(\(iov.count) runs)", errno: Int32(-written), "writing memory of \(pid)") }
+        if written != total {
+            throw SystemError("process_vm_writev(\(iov.count) runs)", errno: EFAULT, "writing memory of \(pid): \(written) of \(total) bytes")
+        }
+    }
+
+    private func pinned(_ i: Int, _ vectors: inout [ferry_iov], _ body: ([ferry_iov]) throws -> Int) rethrows -> Int {
+        if i == held.count { return try body(vectors) }
+        return try held[i].withUnsafeBytes { b in
+            vectors[i].local = UInt64(UInt(bitPattern: b.baseAddress))
+            return try pinned(i + 1, &vectors, body)
+        }
+    }
+}
+
 /// Linux x86-64 syscall numbers ferry injects.
 enum SYS {
     static let read = 0, write = 1, open = 2, close = 3, lseek = 8, mmap = 9, mprotect = 10, munmap = 11, brk = 12

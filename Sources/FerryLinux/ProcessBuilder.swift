@@ -20,6 +20,7 @@ final class ProcessBuilder {
     /// image tid → Tracee of the restored thread.
     private var threads: [Int32: Tracee] = [:]
     private let index: MappingIndex
+    private lazy var pageWriter = BatchedWriter(pid: child.pid)
     /// The kernel's own vDSO was moved to the image's address: its pages in the image are not written.
     private var kernelVDSO = false
     /// Restoring into another layout (stack moved, vDSO proxied), when asked.
@@ -190,15 +191,15 @@ final class ProcessBuilder {
         let m = index.mapping(pid: run.pid, containing: run.address)
         if m?.kind == .vdso && kernelVDSO { return }
         if let data = run.data {
-            try data.withUnsafeBytes { try memory.write(run.address, from: $0.baseAddress!, count: $0.count) }
+            try pageWriter.add(run.address, data)
         } else if let m, m.kind == .privateFile || m.kind == .sharedAnonymous {
             // Zero pages over file contents (or shared memory) must be written; anonymous memory is already zero.
-            let zeros = [UInt8](repeating: 0, count: run.byteCount)
-            try memory.write(run.address, zeros)
+            try pageWriter.add(run.address, [UInt8](repeating: 0, count: run.byteCount))
         }
     }
 
     func finishAddressSpace() throws {
+        try pageWriter.flush()
         if let (old, kernelBase) = proxiedVDSO {
             let oldBytes = try memory.read(old.start, count: Int(old.size))
             let newSize = try ProcFS.maps(child.pid, withFlags: false).first { $0.path == "[vdso]" }.map { Int($0.end - $0.start) } ?? 8192

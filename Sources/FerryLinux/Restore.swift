@@ -10,12 +10,15 @@ public struct RestoreOptions: Sendable {
     public var ferryPath: String
     /// Restore into another OS's address-space layout (on this kernel), e.g. FreeBSD's Linuxulator.
     public var targetLayout: TargetLayoutChoice
-    /// CPU flags the operator asserts the process does not use (checked otherwise).
-    public var ignoredCPUFlags: Set<String>
+    /// CPU features the source had and this CPU may lack, because the process
+    /// is known not to use them (e.g. glibc told by GLIBC_TUNABLES).
+    public var allowMissingCPUFeatures: Set<String>
+    /// Restore even when this CPU enables XSAVE components the source's did not.
+    public var allowXSaveGrowth: Bool
     public init(newPidNamespace: Bool = false, ferryPath: String = "/proc/self/exe", targetLayout: TargetLayoutChoice = .native,
-                ignoredCPUFlags: Set<String> = []) {
+                allowMissingCPUFeatures: Set<String> = [], allowXSaveGrowth: Bool = false) {
         self.newPidNamespace = newPidNamespace; self.ferryPath = ferryPath; self.targetLayout = targetLayout
-        self.ignoredCPUFlags = ignoredCPUFlags
+        self.allowMissingCPUFeatures = allowMissingCPUFeatures; self.allowXSaveGrowth = allowXSaveGrowth
     }
 }
 
@@ -69,15 +72,16 @@ public enum Restore {
 
 /// A restore in two phases: the processes and their address spaces are built
 /// from a (preliminary) metadata and filled as pages come, possibly while the
-/// source still runs (pre-copy); `complete` takes the final metadata (same
-/// processes and mappings; newer threads, descriptors and registers), its
-/// last pages, and lets the tree run. Until `complete` returns, dropping or
-/// `abandon()` kills everything created.
+/// source still runs (pre-copy); `update(final:)` takes the final metadata
+/// (same processes and mappings; newer threads, descriptors and registers),
+/// the last pages follow, and `complete` lets the tree run. Until `complete`
+/// returns, dropping or `abandon()` kills everything created.
 public final class PhasedRestore {
     let options: RestoreOptions
     private(set) var meta: ImageMetadata
     private let child: SpawnedProcess
     private var created: [SpawnedProcess]
+    private let container: ContainerRestore?
     private var builders: [Int32: ProcessBuilder] = [:]
     private var order: [ProcessBuilder] = []
     private let pool: FileState.PipePool
@@ -85,14 +89,33 @@ public final class PhasedRestore {
     private var finished = false
 
     public init(metadata meta: ImageMetadata, options: RestoreOptions) throws {
-        self.options = options
         self.meta = meta
-        try RestoreChecks.preflight(meta, newPidNamespace: options.newPidNamespace, ignoredCPUFlags: options.ignoredCPUFlags)
+        // A container's pid namespace is re-created (the pids inside it are the image's innermost).
+        let ctRecord = try ContainerState.record(meta)
+        var options = options
+        if ctRecord?.spec.isolation.has(.pid) == true { options.newPidNamespace = true }
+        self.options = options
+        try RestoreChecks.preflight(meta, newPidNamespace: options.newPidNamespace, allowMissingCPU: options.allowMissingCPUFeatures,
+                                    allowXSaveGrowth: options.allowXSaveGrowth)
         let root = meta.processes[0]
+        let container = try ctRecord.map { try ContainerRestore.prepare($0, leafName: "\($0.spec.name ?? "ct")-\(getpid())") }
+        self.container = container
         let wanted = options.newPidNamespace ? (root.nsPids.last ?? root.pid) : root.pid
-        child = try SpawnedProcess.start(exe: root.exe?.path ?? "", wantedPid: wanted,
-                                         newPidNamespace: options.newPidNamespace, reaperPath: options.ferryPath)
+        // In a fresh pid namespace the tree also gets a fresh time namespace
+        // whose CLOCK_MONOTONIC/BOOTTIME go on from the source's (another
+        // host's clocks started elsewhere), as CRIU does.
+        let offsets = options.newPidNamespace ? meta.source.clocks.map { Host.clockOffsets(from: $0) } : nil
+        do {
+            let parts = try container?.spawnParts()
+            defer { parts?.closeFDs() }
+            child = try SpawnedProcess.start(exe: root.exe?.path ?? "", wantedPid: wanted, newPidNamespace: options.newPidNamespace,
+                                             reaperPath: options.ferryPath, container: parts, clockOffsets: offsets)
+        } catch {
+            container?.remove()
+            throw error
+        }
         created = [child]
+        result.notes += container?.notes ?? []
         result.namespaceInit = child.reaper
         do {
             let target = options.targetLayout.layout
@@ -118,6 +141,7 @@ public final class PhasedRestore {
         } catch {
             for c in created.dropFirst() { kill(c.pid, SIGKILL) }
             child.abandon()
+            container?.remove()
             throw error
         }
     }
@@ -135,7 +159,7 @@ public final class PhasedRestore {
         guard final.pipes == meta.pipes else {
             throw FerryError("cannot complete the restore: the bytes in the tree's pipes changed during pre-copy")
         }
-        guard final.processes.map(\.pid) == meta.processes.map(\.pid) else {
+        guard final.processes.map(\.pid) == meta.processes.map(\.pid), final.container == meta.container else {
             throw FerryError("cannot complete the restore: the process tree changed during pre-copy")
         }
         for p in final.processes {
@@ -176,20 +200,34 @@ public final class PhasedRestore {
         finished = true
         for c in created.dropFirst() { kill(c.pid, SIGKILL) }
         child.abandon()
+        container?.remove()
     }
 }
 
 /// Checks made before anything is created.
 enum RestoreChecks {
-    static func preflight(_ meta: ImageMetadata, newPidNamespace: Bool, ignoredCPUFlags: Set<String> = []) throws {
+    static func preflight(_ meta: ImageMetadata, newPidNamespace: Bool, allowMissingCPU: Set<String> = [],
+                          allowXSaveGrowth: Bool = false) throws {
         let host = Host.cpu()
-        // Instruction-set flags the source CPU had and this one lacks: the program (or glibc,
-        // which picks string functions by CPU at start-up) may use them. An operator who knows
-        // the process avoids some (e.g. GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX2_Usable) can say so.
-        let missing = CPUFeatureCheck.cpuCompatibility(image: meta.source.cpu, target: host,
-                                                       required: CPUFeatureCheck.isaFlags.subtracting(ignoredCPUFlags))
-        if let reason = missing.reason {
-            throw FerryError(reason + "; if the process does not use them, restore with --ignore-cpu-flags \(missing.missing.joined(separator: ","))")
+        // More XSAVE components here than on the source: code that sized an
+        // XSAVE buffer by CPUID 0xD at start-up overflows it. glibc's lazy-
+        // binding trampoline (_dl_runtime_resolve_xsave/xsavec) does: measured,
+        // a 0x3 → 0x7 move segfaults in ld.so on the first unresolved call.
+        let userComponents: UInt64 = 0x602ff  // x87 … Hi16_ZMM, PKRU, AMX
+        let sourceXCR0 = meta.source.cpu.xcr0 != 0 ? meta.source.cpu.xcr0
+            : (meta.processes.first?.threads.first?.extendedState?.xcr0 ?? 0)
+        let grown = host.xcr0 & ~sourceXCR0 & userComponents
+        if sourceXCR0 != 0, grown != 0, !allowXSaveGrowth {
+            throw FerryError("cannot restore: this CPU enables XSAVE components the source's did not (\(XSaveComponent.describe(grown)): XCR0 0x\(String(host.xcr0, radix: 16)) here, 0x\(String(sourceXCR0, radix: 16)) there); glibc's lazy-binding trampoline sized its XSAVE buffer for the source and would overflow it; restore on a CPU with the same XCR0, or pass --allow-xsave-growth if the process binds eagerly (LD_BIND_NOW=1) and runs no XSAVE of its own")
+        }
+        // Code chosen by CPUID on the source (glibc's ifuncs and its lazy-binding
+        // trampoline, e.g. XSAVEC) faults on a CPU without the feature.
+        if !meta.source.cpu.flags.isEmpty, !host.flags.isEmpty {
+            var c = CPUFeatureCheck.cpuCompatibility(image: meta.source.cpu, target: host, required: CPUFeatureCheck.isaFlags)
+            c.missing.removeAll { allowMissingCPU.contains($0) }
+            if let r = c.reason {
+                throw FerryError(r + "; restore on such a CPU, or pass --allow-missing-cpu-features \(c.missing.joined(separator: ",")) if the process does not use them")
+            }
         }
         for p in meta.processes {
             // XSAVE: the components a thread has in use (XSTATE_BV) must exist here; unused ones are dropped.

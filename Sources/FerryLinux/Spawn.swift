@@ -15,8 +15,17 @@ struct SpawnedProcess {
 
     /// Starts `exe` stopped at exec. `wantedPid` is the pid to take (in the
     /// fresh namespace when `newPidNamespace`).
-    static func start(exe: String, wantedPid: Int32, newPidNamespace: Bool, reaperPath: String) throws -> SpawnedProcess {
+    /// `container`: namespaces, hostname and cgroups of a containerized root (ContainerState.swift).
+    /// `clockOffsets`: CLOCK_MONOTONIC/BOOTTIME offsets of a fresh time namespace.
+    static func start(exe: String, wantedPid: Int32, newPidNamespace: Bool, reaperPath: String,
+                      container: ContainerSpawn? = nil,
+                      clockOffsets: (monotonic: Int64, boottime: Int64)? = nil) throws -> SpawnedProcess {
         let argv = [exe]
+        if let o = clockOffsets {
+            // Both clones below run on this thread: they enter the new time namespace.
+            let r = ferry_timens_for_children(o.monotonic, o.boottime)
+            if r < 0 { throw SystemError("unshare(CLONE_NEWTIME) + timens_offsets", errno: -r, "continuing the source's clocks") }
+        }
         var reaper: Int32? = nil
         var pidnsFD: Int32 = -1
         var setTid = [wantedPid]
@@ -26,7 +35,10 @@ struct SpawnedProcess {
                 newNS = 1 // the process is its namespace's init
             } else {
                 let r = try withCStrings([reaperPath, "__pidns-init"]) { rargv in
-                    try withCStrings([]) { envp in ferry_spawn_pidns_init(reaperPath, rargv, envp) }
+                    try withCStrings([]) { envp in
+                        ferry_spawn_pidns_init_ct(reaperPath, rargv, envp, container?.namespaceFlags ?? 0,
+                                                  container?.hostname, container?.domainname, container?.loopbackUp == true ? 1 : 0)
+                    }
                 }
                 try check(Int(r), "clone3(CLONE_NEWPID)", "starting the init of a new pid namespace")
                 reaper = r
@@ -40,7 +52,11 @@ struct SpawnedProcess {
         defer { if pidnsFD >= 0 { close(pidnsFD) } }
         let pid = try withCStrings(argv) { a in
             try withCStrings([]) { e in
-                setTid.withUnsafeMutableBufferPointer { ferry_spawn_traced(exe, a, e, $0.baseAddress, 1, newNS, pidnsFD) }
+                if let container {
+                    return try container.spawn(exe: exe, argv: a, envp: e, setTid: &setTid, newPidns: newNS,
+                                               pidnsFD: pidnsFD, joinFrom: reaper)
+                }
+                return setTid.withUnsafeMutableBufferPointer { ferry_spawn_traced(exe, a, e, $0.baseAddress, 1, newNS, pidnsFD) }
             }
         }
         if pid < 0 {
@@ -54,6 +70,9 @@ struct SpawnedProcess {
         let st = WaitStatus(try t.wait())
         guard case .stopped(let sig, _) = st, sig == SIGTRAP else {
             if let reaper { kill(reaper, SIGKILL) }
+            if case .exited(let code) = st, let why = ContainerSpawn.childFailure(code) {
+                throw FerryError("cannot restore the container: the new process \(why)")
+            }
             throw FerryError("the new process for \(exe) \(st.description) instead of stopping at exec (is the file executable?)")
         }
         try t.setOptions(PT.oTraceFork | PT.oTraceClone | PT.oExitKill)

@@ -1,4 +1,5 @@
 import Foundation
+import FerryContainer
 import FerryImage
 
 /// Page statistics gathered while streaming over an image's page records
@@ -111,7 +112,7 @@ struct InspectReport {
         out.append("source: \(s.os) \(s.kernelRelease) \(s.arch)\(s.hostname.isEmpty ? "" : ", host \(s.hostname)"), ferry \(s.ferryVersion), taken \(date)")
         out.append("cpu: \(s.cpu.vendor) \(s.cpu.model), XCR0 \(hex(s.cpu.xcr0)), XSAVE \(s.cpu.xsaveSize) bytes, page size \(s.pageSize)")
         out.append("cpu flags: \(s.cpu.flags.joined(separator: " "))")
-        out.append("container: " + (metadata.container.map { "spec of \($0.count) bytes" } ?? "none"))
+        out += Self.container(metadata.container)
         if !metadata.pipes.isEmpty {
             out.append("pipes: " + metadata.pipes.map { "\($0.pipeID) (\($0.bytes.count) bytes buffered)" }.joined(separator: ", "))
         }
@@ -120,6 +121,15 @@ struct InspectReport {
         out.append("")
         out.append("image pages: \(t.text)")
         return out.joined(separator: "\n")
+    }
+
+    /// The CONTAINER record: its spec, line by line, or why it cannot be read.
+    static func container(_ bytes: Bytes?) -> [String] {
+        guard let bytes else { return ["container: none"] }
+        guard let record = try? ContainerRecord.decode(bytes.value) else {
+            return ["container: spec of \(bytes.count) bytes (not a readable container record)"]
+        }
+        return ["container:"] + record.summary.map { "  " + $0 }
     }
 
     private func process(_ p: ProcessImage) -> [String] {

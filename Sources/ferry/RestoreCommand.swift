@@ -14,8 +14,10 @@ struct RestoreCommand: ParsableCommand {
     @Flag(help: "Restore into a fresh pid namespace (the process keeps its pid inside it).") var newPidns = false
     @Option(help: "Address-space layout to restore into: native, or freebsd-linuxulator (stack moved to FreeBSD's Linuxulator stack top and pointers fixed, vDSO proxied) — run here to exercise what a FreeBSD target needs.")
     var targetLayout: String = "native"
-    @Option(help: "CPU flags the process is known not to use (comma-separated), which this CPU may lack, e.g. avx2,avx512f.")
-    var ignoreCpuFlags: String = ""
+    @Option(help: "Comma-separated CPU features (cpuinfo names) the source CPU had and this one may lack, because the process is known not to use them (e.g. glibc restricted with GLIBC_TUNABLES=glibc.cpu.hwcaps=-XSAVEC). Without it such a restore is refused.")
+    var allowMissingCpuFeatures: String = ""
+    @Flag(help: "Restore even when this CPU enables XSAVE components (e.g. AVX) the source's did not; safe only if the process binds eagerly (LD_BIND_NOW=1) and sizes no XSAVE buffer itself.")
+    var allowXsaveGrowth = false
 
     func validate() throws {
         guard (directory == nil) != (stream == nil) else { throw ValidationError("give exactly one of DIR or --stream FILE|-") }
@@ -29,7 +31,8 @@ struct RestoreCommand: ParsableCommand {
             let selfPath = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/proc/self/exe"
             let options = RestoreOptions(newPidNamespace: newPidns, ferryPath: selfPath,
                                          targetLayout: TargetLayoutChoice(rawValue: targetLayout)!,
-                                         ignoredCPUFlags: Set(ignoreCpuFlags.split(separator: ",").map(String.init)))
+                                         allowMissingCPUFeatures: Set(allowMissingCpuFeatures.split(separator: ",").map(String.init)),
+                                         allowXSaveGrowth: allowXsaveGrowth)
             let r: RestoreResult
             if let stream {
                 let source = stream == "-" ? FileSource(fd: 0, name: "standard input") : try FileSource(path: stream)

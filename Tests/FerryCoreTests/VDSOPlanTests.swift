@@ -37,11 +37,30 @@ let linuxBlock = TargetLayout.linuxVDSOBlock(at: 0x7fff_f7fc_0000)
 }
 
 @Test func missingSymbolIsRefused() {
-    let old: VDSOSymbolTable = ["__vdso_getrandom": (0xb00, 0x200), "__vdso_time": (0x9f0, 0x40)]
+    let old: VDSOSymbolTable = ["__vdso_future_call": (0xb00, 0x200), "__vdso_time": (0x9f0, 0x40)]
     let new: VDSOSymbolTable = ["__vdso_time": (0x600, 0x30)]
-    #expect(throws: VDSOPlanError(description: "cannot proxy the vDSO: the image's vDSO exports __vdso_getrandom, which this kernel's vDSO lacks; restore on a kernel that provides it")) {
+    #expect(throws: VDSOPlanError(description: "cannot proxy the vDSO: the image's vDSO exports __vdso_future_call, which this kernel's vDSO lacks; restore on a kernel that provides it")) {
         try VDSOPlan.proxyPatches(oldBase: 0x7000_0000, oldSymbols: old, newBase: 0x7000_8000, newSymbols: new)
     }
+}
+
+@Test func missingGetrandomBecomesItsSyscall() throws {
+    // 6.18's vDSO has getrandom (6.11+); 6.1's has not.
+    let old: VDSOSymbolTable = ["__vdso_getrandom": (0xb00, 0x200), "getrandom": (0xb00, 0x200), "__vdso_time": (0x9f0, 0x40)]
+    let new: VDSOSymbolTable = ["__vdso_time": (0x600, 0x30)]
+    let p = try VDSOPlan.proxyPatches(oldBase: 0x7000_0000, oldSymbols: old, newBase: 0x7000_8000, newSymbols: new)
+    #expect(p.count == 2)
+    // mov $318, %eax; syscall; ret
+    #expect(p.last == CodePatch(address: 0x7000_0b00, bytes: [0xB8, 0x3e, 0x01, 0, 0, 0x0F, 0x05, 0xC3],
+                                symbol: "__vdso_getrandom/getrandom (missing here: system call 318)"))
+}
+
+@Test func missingSGXEntryReturnsENOSYS() throws {
+    // 6.1's vDSO exports __vdso_sgx_enter_enclave; a kernel without SGX does not.
+    let old: VDSOSymbolTable = ["__vdso_sgx_enter_enclave": (0xc00, 0x100)]
+    let p = try VDSOPlan.proxyPatches(oldBase: 0x7000_0000, oldSymbols: old, newBase: 0x7000_8000, newSymbols: [:])
+    #expect(p == [CodePatch(address: 0x7000_0c00, bytes: [0x48, 0xC7, 0xC0, 0xDA, 0xFF, 0xFF, 0xFF, 0xC3],
+                            symbol: "__vdso_sgx_enter_enclave (missing here: returns -ENOSYS)")])
 }
 
 @Test func smallBodyUsesANearJumpOrIsRefused() throws {

@@ -155,7 +155,7 @@ struct RefusalTests {
         try Self.rewriteMetadata(image) { $0.source.cpu.flags.append("amx_tile") }
         Self.expectRefusal(try Self.ferry(["restore", image]), "amx_tile")
         // The operator says the process does not use it: restored, and it verifies itself.
-        let r = try Self.ferry(["restore", image, "--ignore-cpu-flags", "amx_tile"])
+        let r = try Self.ferry(["restore", image, "--allow-missing-cpu-features", "amx_tile"])
         #expect(r.0 == 0, "\(r.2)")
         FileManager.default.createFile(atPath: ctl + "/stop", contents: nil)
         for _ in 0..<100 where !FileManager.default.fileExists(atPath: ctl + "/result") { usleep(100_000) }

@@ -33,8 +33,57 @@ pid_t ferry_spawn_traced(const char *path, char *const argv[],
 
 /* Starts `path` detached (not traced) in a new pid namespace as its init,
  * with argv/envp; returns its pid in our namespace or -errno. */
+/* unshare(CLONE_NEWTIME) for the calling thread's future children and set
+ * the new namespace's CLOCK_MONOTONIC/BOOTTIME offsets (ns). 0 or -errno. */
+int ferry_timens_for_children(long long monotonic_ns, long long boottime_ns);
 pid_t ferry_spawn_pidns_init(const char *path, char *const argv[],
     char *const envp[]);
+
+/* Container parts of a spawn (restore of a containerized process). */
+struct ferry_ct_spawn {
+	/* Extra clone3 flags (CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWNET,
+	 * CLONE_NEWNS) for namespaces the child creates itself. */
+	uint64_t clone_flags;
+	/* Namespace fds the child joins with setns(fd, 0) before exec (in the
+	 * child, which is single-threaded and shares no fs_struct, so joining
+	 * a mount namespace works there). */
+	const int *join_fds;
+	size_t n_join;
+	/* cgroup.procs (or v1 tasks) files opened for writing: the child
+	 * writes "0" to each, so it is in every cgroup before it runs. */
+	const int *cgroup_fds;
+	size_t n_cgroup;
+	/* sethostname / setdomainname in the child when not NULL (only with a
+	 * new or joined uts namespace). */
+	const char *hostname;
+	const char *domainname;
+	/* Bring the loopback device up (with a new network namespace). */
+	int loopback_up;
+};
+
+/* ferry_spawn_traced with container parts (ct may be NULL). A failure in
+ * the child (cgroup write, setns, sethostname) makes it exit with status
+ * 100 + the step (1 cgroup, 2 setns, 3 hostname, 4 mount propagation,
+ * 5 domainname, 6 loopback) before exec; the caller sees that instead of the exec stop. */
+pid_t ferry_spawn_traced_ct(const char *path, char *const argv[],
+    char *const envp[], const pid_t *set_tid, size_t n_set_tid,
+    int new_pidns, int pidns_fd, const struct ferry_ct_spawn *ct);
+
+/* ferry_spawn_pidns_init, also creating the namespaces in extra_flags and
+ * setting hostname/domainname (may be NULL) and the loopback device's state
+ * in them before exec. */
+pid_t ferry_spawn_pidns_init_ct(const char *path, char *const argv[],
+    char *const envp[], uint64_t extra_flags, const char *hostname,
+    const char *domainname, int loopback_up);
+
+/* Whether the loopback device of pid's network namespace is up (setns on
+ * this thread and back): 1, 0, or -errno. */
+int ferry_netns_loopback_up(pid_t pid);
+
+/* The uts names of `pid` (setns into its uts namespace on this thread
+ * and back). 0 or -errno. */
+int ferry_uts_names(pid_t pid, char *host, size_t host_len, char *domain,
+    size_t domain_len);
 
 /* waitpid with __WALL; returns pid, status in *status, or -errno. */
 long ferry_wait(pid_t pid, int *status, int nohang);
