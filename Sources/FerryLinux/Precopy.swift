@@ -115,6 +115,7 @@ public final class DirtyFilterSink: ImageSink {
     public private(set) var skippedPages = 0
     /// The mappings changed since the preliminary metadata: every page is sent (the target starts over).
     public private(set) var sendsEverything = false
+    public private(set) var mismatch: String?
 
     public init(_ inner: ImageSink, tracked: [(start: UInt64, end: UInt64)], dirty: [(start: UInt64, end: UInt64)],
                 preliminary: ImageMetadata? = nil) {
@@ -150,9 +151,9 @@ public final class DirtyFilterSink: ImageSink {
     public func skipsPage(pid: Int32, address: UInt64) -> Bool { !keep(address) }
 
     public func beginPages(metadata: ImageMetadata) throws {
-        if let pre = preliminary, pre.processes.map(\.pid) != metadata.processes.map(\.pid)
-            || pre.processes.map(\.mappings) != metadata.processes.map(\.mappings) || pre.pipes != metadata.pipes {
+        if let pre = preliminary, let why = PhasedRestore.mismatch(preliminary: pre, final: metadata) {
             sendsEverything = true
+            mismatch = why
         }
         try inner.beginPages(metadata: metadata)
     }

@@ -154,23 +154,28 @@ public final class PhasedRestore {
         try b.fill(run)
     }
 
-    /// Takes the final metadata: it must hold the same processes with the same mappings.
+    /// Why a restore built from `preliminary` cannot be completed with `final`
+    /// (nil: it can). The source asks the same question to decide whether the
+    /// final image must carry every page.
+    public static func mismatch(preliminary: ImageMetadata, final: ImageMetadata) -> String? {
+        if final.pipes != preliminary.pipes { return "the bytes in the tree's pipes changed during pre-copy" }
+        if final.processes.map(\.pid) != preliminary.processes.map(\.pid) { return "the process tree changed during pre-copy" }
+        for (a, b) in zip(preliminary.processes, final.processes) where a.mappings != b.mappings {
+            return "process \(b.pid) changed its mappings during pre-copy"
+        }
+        return nil
+    }
+
+    /// Takes the final metadata: it must hold the same processes with the same
+    /// mappings (the container is the one already set up).
     public func update(final: ImageMetadata) throws {
-        guard final.pipes == meta.pipes else {
-            throw FerryError("cannot complete the restore: the bytes in the tree's pipes changed during pre-copy")
+        if let why = PhasedRestore.mismatch(preliminary: meta, final: final) {
+            throw FerryError("cannot complete the restore: \(why)")
         }
-        guard final.processes.map(\.pid) == meta.processes.map(\.pid), final.container == meta.container else {
-            throw FerryError("cannot complete the restore: the process tree changed during pre-copy")
+        if order.contains(where: { $0.adaptation != nil }) {
+            throw FerryError("cannot complete the restore with an adapted layout after pre-copy")
         }
-        for p in final.processes {
-            guard let b = builders[p.pid], b.adaptation == nil else {
-                throw FerryError("cannot complete the restore of \(p.pid) with an adapted layout after pre-copy")
-            }
-            guard p.mappings == b.image.mappings else {
-                throw FerryError("cannot complete the restore: process \(p.pid) changed its mappings during pre-copy")
-            }
-            b.image = p
-        }
+        for p in final.processes { builders[p.pid]?.image = p }
         meta = final
     }
 

@@ -180,13 +180,14 @@ final class LinuxPrecopyRestoring: PrecopyRestoring {
             try phased.update(final: reader.metadata)
         } catch {
             // The mappings changed during pre-copy: the source sends every page, start over from the final image.
+            say("note: \(error)")
             restore.abandon()
             phased = try PhasedRestore(metadata: reader.metadata, options: target.options)
             second = phased
         }
         try reader.forEachPageRun { try phased.fill($0) }
         var r = try phased.complete()
-        if second != nil { r.notes.append("the mappings changed during pre-copy: restored from the final image alone") }
+        if second != nil { r.notes.append("restored from the final image alone") }
         for n in r.notes { say("note: \(n)") }
         return try target.running(r, since: start)
     }
