@@ -32,7 +32,11 @@ final class ProcessBuilder {
     static let MAP_PRIVATE: UInt64 = 0x02, MAP_SHARED: UInt64 = 0x01, MAP_FIXED: UInt64 = 0x10, MAP_ANON: UInt64 = 0x20
     static let MAP_GROWSDOWN: UInt64 = 0x100, MAP_FIXED_NOREPLACE: UInt64 = 0x100000
 
-    init(child: SpawnedProcess, image original: ProcessImage, meta: ImageMetadata, target: TargetLayout? = nil) throws {
+    /// `inheritedScratch`: a child forked from an already prepared process
+    /// shares its scratch area's address (and the pipe pool); otherwise the
+    /// scratch area is created here.
+    init(child: SpawnedProcess, image original: ProcessImage, meta: ImageMetadata, target: TargetLayout? = nil,
+         inheritedScratch: ScratchArea? = nil) throws {
         self.child = child
         self.adaptation = try target.map { try LayoutAdaptation(process: original, target: $0) }
         let image = adaptation?.image ?? original
@@ -42,44 +46,37 @@ final class ProcessBuilder {
         self.index = MappingIndex(ImageMetadata(source: meta.source, processes: [image]))
         let t = child.tracee
         let regs = try t.getRegs()
-        let current = try ProcFS.maps(child.pid, withFlags: false)
-        // A 64 KiB home for the injected code, free now and in the image.
-        let busy = (image.mappings.map { ($0.start, $0.end) } + current.map { ($0.start, $0.end) }).sorted { $0.0 < $1.0 }
+        if let inheritedScratch {
+            scratch = inheritedScratch // the signal mask (all blocked) is inherited too
+        } else {
+            scratch = try ProcessBuilder.createScratch(tracee: t, regs: regs, pid: child.pid, avoiding: image.mappings)
+            // Nothing may interrupt the injected calls (restored timers fire early): signals stay
+            // pending until release, when each thread gets its own mask. New threads inherit this.
+            try t.setSigMask(ThreadState.blockAll)
+        }
+        main = Injector(tracee: t, pid: child.pid, base: regs, trampoline: scratch.address)
+        threads[image.threads[0].tid] = t
+    }
+
+    /// A 64 KiB home for the injected code, free now and in the image, created with a syscall
+    /// poked at the exec entry point (that code is unmapped later anyway).
+    private static func createScratch(tracee t: Tracee, regs: LinuxRegs, pid: Int32, avoiding mappings: [Mapping]) throws -> ScratchArea {
+        let current = try ProcFS.maps(pid, withFlags: false)
+        let busy = (mappings.map { ($0.start, $0.end) } + current.map { ($0.start, $0.end) }).sorted { $0.0 < $1.0 }
         var candidate: UInt64 = 0x1_0000_0000
         for (s, e) in busy where e > candidate {
             if s >= candidate + UInt64(ScratchArea.defaultSize) { break }
             candidate = (e + 0xffff) & ~UInt64(0xffff)
         }
-        // Create it with a syscall poked at the exec entry point (that code is unmapped later anyway).
         let word = try t.peek(regs.rip)
         try t.poke(regs.rip, (word & ~UInt64(0xff_ffff)) | 0xcc_050f)
-        let boot = Injector(tracee: t, pid: child.pid, base: regs, trampoline: regs.rip)
+        let boot = Injector(tracee: t, pid: pid, base: regs, trampoline: regs.rip)
         let addr = try boot.call(SYS.mmap, [candidate, UInt64(ScratchArea.defaultSize), 7,
                                             ProcessBuilder.MAP_PRIVATE | ProcessBuilder.MAP_ANON | ProcessBuilder.MAP_FIXED_NOREPLACE,
                                             UInt64.max, 0], "mmap(ferry scratch at \(hex(candidate)))")
-        scratch = ScratchArea(address: UInt64(bitPattern: addr), size: ScratchArea.defaultSize)
-        try memory.write(scratch.address, syscallTrap)
-        main = Injector(tracee: t, pid: child.pid, base: regs, trampoline: scratch.address)
-        // Nothing may interrupt the injected calls (restored timers fire early): signals stay
-        // pending until release, when each thread gets its own mask. New threads inherit this.
-        try t.setSigMask(ThreadState.blockAll)
-        threads[image.threads[0].tid] = t
-    }
-
-    /// A child forked from an already prepared process: it shares the
-    /// scratch area's address (inherited) and the pipe pool.
-    init(forked child: SpawnedProcess, image original: ProcessImage, meta: ImageMetadata, scratch: ScratchArea,
-         target: TargetLayout?) throws {
-        self.child = child
-        self.adaptation = try target.map { try LayoutAdaptation(process: original, target: $0) }
-        let image = adaptation?.image ?? original
-        self.image = image
-        self.meta = meta
-        self.memory = RemoteMemory(pid: child.pid)
-        self.index = MappingIndex(ImageMetadata(source: meta.source, processes: [image]))
-        self.scratch = scratch
-        main = Injector(tracee: child.tracee, pid: child.pid, base: try child.tracee.getRegs(), trampoline: scratch.address)
-        threads[image.threads[0].tid] = child.tracee
+        let scratch = ScratchArea(address: UInt64(bitPattern: addr), size: ScratchArea.defaultSize)
+        try RemoteMemory(pid: pid).write(scratch.address, syscallTrap)
+        return scratch
     }
 
     /// Closes everything the exec'd root inherited from ferry and creates the pipes of the whole tree.
@@ -96,7 +93,7 @@ final class ProcessBuilder {
         let wanted = newPidNamespace ? (image.nsPids.last ?? image.pid) : image.pid
         let pid = try cloneInjected(flags: 0, exitSignal: UInt64(SIGCHLD), wanted: wanted, what: "process \(wanted)")
         let spawned = SpawnedProcess(pid: pid, reaper: nil, tracee: Tracee(pid))
-        return try ProcessBuilder(forked: spawned, image: image, meta: meta, scratch: scratch, target: target)
+        return try ProcessBuilder(child: spawned, image: image, meta: meta, target: target, inheritedScratch: scratch)
     }
 
     // MARK: address space
