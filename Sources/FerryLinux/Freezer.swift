@@ -68,10 +68,9 @@ public final class Freezer {
             switch st {
             case .stopped(let sig, let event):
                 if event == PT.eventStop { return }
-                // A signal arrived before our interrupt: leave it pending
-                // for the process (re-inject it when we let go) — here, keep
-                // waiting for the interrupt stop and remember nothing: the
-                // signal is re-delivered by continuing with it.
+                // A signal-delivery stop came before our interrupt: pass the
+                // signal on (the process would have received it anyway) and
+                // keep waiting for the interrupt stop.
                 try t.cont(signal: sig)
             case .exited, .killed:
                 throw FerryError("thread \(t.tid) \(st.description) while being frozen")

@@ -152,13 +152,14 @@ public enum MemoryState {
     private static func emit(pid: Int32, address: UInt64, data: UnsafeRawBufferPointer, sink: ImageSink, stats: inout DumpStats) throws {
         let page = ImageFormat.pageSize
         let pages = data.count / page
+        // Each page is checked once; runs of equal verdicts become one record.
+        let zero = (0..<pages).map { isZero(UnsafeRawBufferPointer(rebasing: data[$0 * page..<($0 + 1) * page])) }
         var i = 0
         while i < pages {
-            let zero = isZero(UnsafeRawBufferPointer(rebasing: data[i * page..<(i + 1) * page]))
             var j = i + 1
-            while j < pages && isZero(UnsafeRawBufferPointer(rebasing: data[j * page..<(j + 1) * page])) == zero { j += 1 }
+            while j < pages && zero[j] == zero[i] { j += 1 }
             let a = address + UInt64(i * page)
-            if zero {
+            if zero[i] {
                 try sink.writeZeroPages(pid: pid, address: a, count: j - i)
                 stats.zeroPages += j - i
             } else {

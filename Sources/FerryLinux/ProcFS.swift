@@ -38,7 +38,6 @@ public enum ProcFS {
     /// The fields of /proc/PID/stat after the comm, indexed as in proc(5) (field 3 = state).
     public struct Stat: Sendable {
         public var comm: String
-        public var fields: [String: String] = [:]
         private var values: [Substring]
         public func field(_ n: Int) -> UInt64 { n >= 3 && n - 3 < values.count ? UInt64(values[n - 3]) ?? 0 : 0 }
         public func signedField(_ n: Int) -> Int64 { n >= 3 && n - 3 < values.count ? Int64(values[n - 3]) ?? 0 : 0 }

@@ -29,7 +29,7 @@ final class ProcessBuilder {
     private var proxiedVDSO: (image: Mapping, kernelVDSO: UInt64)?
     private(set) var vdsoNote: String?
 
-    static let MAP_PRIVATE: UInt64 = 0x02, MAP_SHARED: UInt64 = 0x01, MAP_FIXED: UInt64 = 0x10, MAP_ANON: UInt64 = 0x20
+    static let MAP_PRIVATE: UInt64 = 0x02, MAP_SHARED: UInt64 = 0x01, MAP_ANON: UInt64 = 0x20
     static let MAP_GROWSDOWN: UInt64 = 0x100, MAP_FIXED_NOREPLACE: UInt64 = 0x100000
 
     /// `inheritedScratch`: a child forked from an already prepared process
