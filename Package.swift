@@ -53,18 +53,20 @@ let package = Package(
             ]),
         // Seeded image generator and record-level helpers shared by the image and CLI tests.
         .target(name: "FerryImageFixtures", dependencies: ["FerryImage"], path: "Tests/FerryImageFixtures"),
+        // Paths of the built ferry and the workloads, for the tests that run real processes.
+        .target(name: "FerryTestSupport", path: "Tests/FerryTestSupport"),
         .testTarget(name: "FerryImageTests", dependencies: ["FerryImage", "FerryImageFixtures"]),
         // Runs the built `ferry` binary (so `swift build` must have built it).
-        .testTarget(name: "FerryCLITests", dependencies: ["FerryImage", "FerryImageFixtures"]),
+        .testTarget(name: "FerryCLITests", dependencies: ["FerryImage", "FerryImageFixtures", "FerryTestSupport"]),
         .testTarget(name: "FerryELFTests", dependencies: ["FerryELF"]),
         .testTarget(name: "FerryCoreTests", dependencies: ["FerryCore", "FerryImage"]),
         .testTarget(name: "FerryContainerTests", dependencies: ["FerryContainer"]),
         // Real processes: workloads checkpointed and restored (root).
-        .testTarget(name: "FerryLinuxTests", dependencies: ["FerryLinux", "FerryImage", "FerryContainer"]),
+        .testTarget(name: "FerryLinuxTests", dependencies: ["FerryLinux", "FerryImage", "FerryContainer", "FerryTestSupport"]),
         // Framing/handshake units, and live migrations between two network namespaces (root).
         .testTarget(
             name: "FerryTransportTests",
-            dependencies: ["FerryTransport", "FerryImage", "FerryImageFixtures", .product(name: "NIOCore", package: "swift-nio")]),
+            dependencies: ["FerryTransport", "FerryImage", "FerryImageFixtures", "FerryTestSupport", .product(name: "NIOCore", package: "swift-nio")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -2,18 +2,10 @@ import Foundation
 import Testing
 import FerryImage
 import FerryImageFixtures
+import FerryTestSupport
 
-/// The `ferry` binary SwiftPM built next to this test bundle, or, failing
-/// that, `.build/debug/ferry` of this package.
-let ferryBinary: String? = {
-    var candidates: [String] = []
-    if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-        candidates.append(URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("ferry").path)
-    }
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    candidates.append(root.appendingPathComponent(".build/debug/ferry").path)
-    return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
-}()
+/// The built `ferry` (TestPaths), nil when it is not built.
+let ferryBinary: String? = TestPaths.ferryIsBuilt ? TestPaths.ferry : nil
 
 struct Run {
     var status: Int32

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Testing
+import FerryTestSupport
 @testable import FerryLinux
 
 /// `ferry check`: the pure report (rendering, JSON) and the probes on this machine.
@@ -78,9 +79,8 @@ struct CheckTests {
 
     /// The built binary: `ferry check --json` exits 0 here and prints decodable JSON.
     @Test(.enabled(if: getuid() == 0, "the probes need root")) func commandLine() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let p = Process()
-        p.executableURL = root.appendingPathComponent(".build/debug/ferry")
+        p.executableURL = URL(fileURLWithPath: TestPaths.ferry)
         p.arguments = ["check", "--json"]
         let pipe = Pipe()
         p.standardOutput = pipe

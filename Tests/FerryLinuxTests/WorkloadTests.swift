@@ -1,15 +1,15 @@
 import Foundation
 import Testing
+import FerryTestSupport
 
 /// Real processes: each workload is started, checkpointed (which kills it),
 /// restored by the built `ferry`, and asked to verify its own state.
 /// Needs root (ptrace of any process, clone3 set_tid, PR_SET_MM_MAP); CI runs as root.
 @Suite(.serialized, .enabled(if: getuid() == 0, "checkpoint/restore needs root"))
 struct WorkloadTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let ferry = root.appendingPathComponent(".build/debug/ferry").path
-    static let workloads = root.appendingPathComponent("Tests/Workloads").path
-    static let out = root.appendingPathComponent(".build/workloads").path
+    static let ferry = TestPaths.ferry
+    static let workloads = TestPaths.workloads
+    static let out = TestPaths.out
 
     /// (name, arguments) — every workload of Tests/Workloads.
     static let cases: [String] = [
@@ -32,10 +32,7 @@ struct WorkloadTests {
         return (p.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
-    static func buildWorkloads() throws {
-        let r = try run(["/usr/bin/make", "-s", "-C", workloads, "OUT=\(out)"])
-        #expect(r.status == 0, "building the workloads failed: \(r.output)")
-    }
+    static func buildWorkloads() throws { try TestPaths.buildWorkloads() }
 
     @Test("checkpoint → restore → self-check", arguments: cases)
     func checkpointRestore(_ spec: String) throws {

@@ -1,6 +1,7 @@
 import FerryTransport
 import Foundation
 import Testing
+import FerryTestSupport
 
 /// Two "hosts": network namespaces joined by a veth pair (made and removed by each test).
 final class NetnsPair: @unchecked Sendable {
@@ -94,7 +95,7 @@ final class Workload {
     init(_ bin: String, args: [String] = [], netns: String) throws {
         ctl = "/tmp/ferry-mig-\(getpid())-\(Int.random(in: 0..<1_000_000))"
         try FileManager.default.createDirectory(atPath: ctl, withIntermediateDirectories: true)
-        let cmd = (["ip", "netns", "exec", netns, "python3", MigrationTests.workloads + "/launch.py", bin, ctl] + args)
+        let cmd = (["ip", "netns", "exec", netns, "python3", TestPaths.workloads + "/launch.py", bin, ctl] + args)
             .map { "'\($0)'" }.joined(separator: " ")
         let r = try sh(["/bin/bash", "-c", "\(cmd) </dev/null >/dev/null 2>&1 & echo $!"])
         guard let p = Int32(r.output.trimmingCharacters(in: .whitespacesAndNewlines)) else {
@@ -159,16 +160,11 @@ func waitFor(_ path: String, seconds: Double) throws {
 /// built `ferry` (root: ptrace, netns, clone3 set_tid).
 @Suite(.serialized, .enabled(if: getuid() == 0, "migration between network namespaces needs root"))
 struct MigrationTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let ferry = root.appendingPathComponent(".build/debug/ferry").path
-    static let workloads = root.appendingPathComponent("Tests/Workloads").path
-    static let out = root.appendingPathComponent(".build/workloads").path
+    static let ferry = TestPaths.ferry
+    static let out = TestPaths.out
     static let port = "7411"
 
-    static func buildWorkloads() throws {
-        let r = try sh(["/usr/bin/make", "-s", "-C", workloads, "OUT=\(out)"])
-        #expect(r.status == 0, "building the workloads failed: \(r.output)")
-    }
+    static func buildWorkloads() throws { try TestPaths.buildWorkloads() }
 
     /// Runs `ferry migrate` in the source namespace.
     static func migrate(_ net: NetnsPair, pid: Int32, tls: TLSFiles?, extra: [String] = []) throws -> (status: Int32, output: String) {
