@@ -54,13 +54,13 @@ let package = Package(
         // Seeded image generator and record-level helpers shared by the image and CLI tests.
         .target(name: "FerryImageFixtures", dependencies: ["FerryImage"], path: "Tests/FerryImageFixtures"),
         // Paths of the built ferry and the workloads, for the tests that run real processes.
-        .target(name: "FerryTestSupport", path: "Tests/FerryTestSupport"),
+        .target(name: "FerryTestSupport", dependencies: ["CFerryLinux"], path: "Tests/FerryTestSupport"),
         .testTarget(name: "FerryImageTests", dependencies: ["FerryImage", "FerryImageFixtures"]),
         // Runs the built `ferry` binary (so `swift build` must have built it).
         .testTarget(name: "FerryCLITests", dependencies: ["FerryImage", "FerryImageFixtures", "FerryTestSupport"]),
-        .testTarget(name: "FerryELFTests", dependencies: ["FerryELF"]),
+        .testTarget(name: "FerryELFTests", dependencies: ["FerryELF", "FerryTestSupport"]),
         .testTarget(name: "FerryCoreTests", dependencies: ["FerryCore", "FerryImage"]),
-        .testTarget(name: "FerryContainerTests", dependencies: ["FerryContainer"]),
+        .testTarget(name: "FerryContainerTests", dependencies: ["FerryContainer", "FerryTestSupport"]),
         // Real processes: workloads checkpointed and restored (root).
         .testTarget(name: "FerryLinuxTests", dependencies: ["FerryLinux", "FerryImage", "FerryContainer", "FerryTestSupport"]),
         // Framing/handshake units, and live migrations between two network namespaces (root).

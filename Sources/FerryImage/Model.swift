@@ -291,6 +291,47 @@ public struct SignalAction: Codable, Equatable, Sendable {
 
 public enum FileKind: String, Codable, Sendable {
     case regular, directory, pipe, fifo, characterDevice, socket, other
+    /// Linux anonymous-inode files (`anon_inode:[eventfd]` …), restored by
+    /// recreating them with the same state.
+    case eventfd, timerfd, signalfd, epoll
+}
+
+/// An eventfd's counter and mode.
+public struct EventFDState: Codable, Equatable, Sendable {
+    public var count: UInt64
+    /// EFD_SEMAPHORE: each read returns 1.
+    public var semaphore: Bool
+    public init(count: UInt64, semaphore: Bool) { self.count = count; self.semaphore = semaphore }
+}
+
+/// A timerfd: clock, settings and the expirations not yet read.
+public struct TimerFDState: Codable, Equatable, Sendable {
+    /// Linux clock id (0 REALTIME, 1 MONOTONIC, 7 BOOTTIME, 8/9 the _ALARM ones).
+    public var clock: Int32
+    /// TFD_TIMER_ABSTIME (1) / TFD_TIMER_CANCEL_ON_SET (2) as last set.
+    public var settimeFlags: Int32
+    /// Time left until the next expiration (0: disarmed) and the period.
+    public var valueNs: UInt64
+    public var intervalNs: UInt64
+    /// Expirations that happened and were not read yet.
+    public var ticks: UInt64
+    /// For a CLOCK_REALTIME(_ALARM) timer set with TFD_TIMER_ABSTIME: its
+    /// deadline in ns since the epoch, which holds on any host (wall clocks agree).
+    public var realtimeDeadlineNs: UInt64?
+    public init(clock: Int32, settimeFlags: Int32, valueNs: UInt64, intervalNs: UInt64, ticks: UInt64,
+                realtimeDeadlineNs: UInt64? = nil) {
+        self.clock = clock; self.settimeFlags = settimeFlags; self.valueNs = valueNs; self.intervalNs = intervalNs; self.ticks = ticks
+        self.realtimeDeadlineNs = realtimeDeadlineNs
+    }
+}
+
+/// One file an epoll instance watches, registered under fd `fd` of the same process.
+public struct EpollWatch: Codable, Equatable, Sendable {
+    public var fd: Int32
+    /// EPOLLIN … plus EPOLLET/EPOLLONESHOT/EPOLLEXCLUSIVE/EPOLLWAKEUP, Linux values.
+    public var events: UInt32
+    public var data: UInt64
+    public init(fd: Int32, events: UInt32, data: UInt64) { self.fd = fd; self.events = events; self.data = data }
 }
 
 public struct FileDescriptorImage: Codable, Equatable, Sendable {
@@ -306,11 +347,25 @@ public struct FileDescriptorImage: Codable, Equatable, Sendable {
     public var pipeID: UInt64
     /// For regular files, identity when opened.
     public var file: FileIdentity?
+    /// Set when this fd shares its open file (offset, status flags, state)
+    /// with the lower fd `sharedWith` of the same process (dup, dup2,
+    /// `2>&1`); it is restored as a dup of that fd and its other fields are
+    /// informational.
+    public var sharedWith: Int32?
+    public var eventfd: EventFDState?
+    public var timerfd: TimerFDState?
+    /// signalfd: the signals it reads (bit n-1 = signal n).
+    public var signalMask: UInt64?
+    /// epoll: what it watches.
+    public var epollWatches: [EpollWatch]?
 
     public init(fd: Int32, kind: FileKind, flags: Int32, closeOnExec: Bool = false, offset: Int64 = 0,
-                path: String = "", pipeID: UInt64 = 0, file: FileIdentity? = nil) {
+                path: String = "", pipeID: UInt64 = 0, file: FileIdentity? = nil, sharedWith: Int32? = nil,
+                eventfd: EventFDState? = nil, timerfd: TimerFDState? = nil, signalMask: UInt64? = nil,
+                epollWatches: [EpollWatch]? = nil) {
         self.fd = fd; self.kind = kind; self.flags = flags; self.closeOnExec = closeOnExec; self.offset = offset
-        self.path = path; self.pipeID = pipeID; self.file = file
+        self.path = path; self.pipeID = pipeID; self.file = file; self.sharedWith = sharedWith
+        self.eventfd = eventfd; self.timerfd = timerfd; self.signalMask = signalMask; self.epollWatches = epollWatches
     }
 }
 

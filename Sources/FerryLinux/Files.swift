@@ -4,17 +4,27 @@ import CFerryLinux
 import FerryImage
 
 /// File descriptors: regular files (path, flags, offset), directories,
-/// character devices, and pipes with the bytes in flight.
+/// character devices, pipes with the bytes in flight, eventfd, timerfd,
+/// signalfd and epoll; fds that share one open file (dup, `2>&1`) stay shared.
+extension SYS {
+    static let ioctl = 16, epollCtl = 233, timerfdCreate = 283, timerfdSettime = 286
+    static let signalfd4 = 289, eventfd2 = 290, epollCreate1 = 291
+}
+
 public enum FileState {
     static let oCloexecFdinfo: Int32 = 0o2000000
+    static let SYS_kcmp = 312, KCMP_FILE: UInt64 = 0, KCMP_EPOLL_TFD: UInt64 = 7
 
     // MARK: dump
 
     static func dump(pid: Int32) throws -> [FileDescriptorImage] {
         var out: [FileDescriptorImage] = []
+        /// (device, inode) of each dumped fd, to find dups among the fds with the same inode.
+        var seen: [(fd: Int32, dev: UInt64, ino: UInt64)] = []
         for fd in try ProcFS.fds(pid) {
             let link = try ProcFS.readlink("/proc/\(pid)/fd/\(fd)")
-            let info = ProcFS.parseStatus(try ProcFS.text("/proc/\(pid)/fdinfo/\(fd)"))
+            let infoText = try ProcFS.text("/proc/\(pid)/fdinfo/\(fd)")
+            let info = ProcFS.parseStatus(infoText)
             let flags = Int32(info["flags"] ?? "0", radix: 8) ?? 0
             let pos = Int64(info["pos"] ?? "0") ?? 0
             var st = stat()
@@ -23,6 +33,15 @@ public enum FileState {
             }
             var img = FileDescriptorImage(fd: fd, kind: .other, flags: flags & ~oCloexecFdinfo,
                                           closeOnExec: flags & oCloexecFdinfo != 0, offset: pos, path: link)
+            let dev = UInt64(st.st_dev), ino = UInt64(st.st_ino)
+            if let first = seen.first(where: { $0.dev == dev && $0.ino == ino && sameOpenFile(pid, $0.fd, fd) }) {
+                // A dup: the kind of its twin, restored with dup3 (shared offset and flags).
+                img.kind = out.first { $0.fd == first.fd }!.kind
+                img.sharedWith = first.fd
+                out.append(img)
+                continue
+            }
+            seen.append((fd, dev, ino))
             switch st.st_mode & S_IFMT {
             case S_IFREG:
                 if link.hasSuffix(" (deleted)") {
@@ -44,11 +63,47 @@ public enum FileState {
             case S_IFSOCK:
                 throw FerryError("cannot checkpoint \(pid): fd \(fd) is a socket (\(link)); ferry does not migrate sockets yet — close it or run the program without it")
             default:
-                throw FerryError("cannot checkpoint \(pid): fd \(fd) is \(link), a kind of file ferry does not handle yet")
+                do {
+                    switch link {
+                    case "anon_inode:[eventfd]": img.kind = .eventfd; img.eventfd = try FDInfo.eventfd(infoText)
+                    case "anon_inode:[timerfd]": img.kind = .timerfd; img.timerfd = try FDInfo.timerfd(infoText, realtimeNow: realtimeNow())
+                    case "anon_inode:[signalfd]": img.kind = .signalfd; img.signalMask = try FDInfo.signalMask(infoText)
+                    case "anon_inode:[eventpoll]":
+                        img.kind = .epoll
+                        img.epollWatches = try FDInfo.epollWatches(infoText)
+                    default:
+                        throw FerryError("cannot checkpoint \(pid): fd \(fd) is \(link), a kind of file ferry does not handle yet")
+                    }
+                } catch let e as FDInfo.Malformed {
+                    throw FerryError("cannot checkpoint \(pid): fd \(fd) (\(link)): \(e)")
+                }
             }
             out.append(img)
         }
+        for ep in out where ep.kind == .epoll && ep.sharedWith == nil {
+            for w in ep.epollWatches ?? [] where !watchIsAtItsFD(pid, epoll: ep.fd, watch: w.fd) {
+                throw FerryError("cannot checkpoint \(pid): epoll fd \(ep.fd) watches a file that is no longer open at fd \(w.fd) (it was closed or moved after epoll_ctl); ferry can only re-register watches by fd number")
+            }
+        }
         return out
+    }
+
+    /// kcmp(KCMP_FILE): do `a` and `b` of `pid` refer to one open file?
+    /// Without kcmp (kernels built without CHECKPOINT_RESTORE) every fd counts as its own file, as before.
+    static func sameOpenFile(_ pid: Int32, _ a: Int32, _ b: Int32) -> Bool {
+        ferry_syscall6(SYS_kcmp, UInt64(pid), UInt64(pid), KCMP_FILE, UInt64(a), UInt64(b), 0) == 0
+    }
+
+    /// kcmp(KCMP_EPOLL_TFD): is the file epoll `epoll` watches under fd number `watch` still the file at that fd?
+    static func watchIsAtItsFD(_ pid: Int32, epoll: Int32, watch: Int32) -> Bool {
+        // struct kcmp_epoll_slot { __u32 efd, tfd, toff; }
+        var slot: (UInt32, UInt32, UInt32) = (UInt32(epoll), UInt32(watch), 0)
+        let r = withUnsafePointer(to: &slot) {
+            ferry_syscall6(SYS_kcmp, UInt64(pid), UInt64(pid), KCMP_EPOLL_TFD, UInt64(watch),
+                           UInt64(UInt(bitPattern: $0)), 0)
+        }
+        // Without kcmp the watch cannot be checked; it is taken as registered where it is.
+        return r == 0 || r == -Int(ENOSYS)
     }
 
     /// The bytes buffered in each pipe, read without consuming them (tee from our own handle on the pipe).
@@ -121,7 +176,28 @@ public enum FileState {
     static func restore(_ files: [FileDescriptorImage], pool: PipePool, injector: Injector, scratch: ScratchArea) throws {
         var temps: [(temp: Int32, image: FileDescriptorImage)] = []
         var nextTemp = tempBase
-        for f in files {
+        /// Moves a new descriptor to the next temporary number.
+        func park(_ fd: Int64, _ f: FileDescriptorImage) throws {
+            let t = nextTemp
+            nextTemp += 1
+            try injector.call(SYS.dup2, [UInt64(fd), UInt64(t)], "dup2")
+            try injector.call(SYS.close, [UInt64(fd)], "close")
+            temps.append((t, f))
+        }
+        /// Final number, close-on-exec and status flags (O_NONBLOCK, O_APPEND … belong to the open file).
+        func place(_ temp: Int32, _ f: FileDescriptorImage) throws {
+            try injector.call(SYS.dup3, [UInt64(temp), UInt64(f.fd), f.closeOnExec ? UInt64(O_CLOEXEC) : 0], "dup3 to fd \(f.fd)")
+            try injector.call(SYS.fcntl, [UInt64(f.fd), 4 /* F_SETFL */, UInt64(UInt32(bitPattern: f.flags))], "fcntl(F_SETFL) on fd \(f.fd)")
+        }
+        /// Dups share the open file of their twin (which is placed already).
+        func placeDups(of twins: Set<Int32>) throws {
+            for f in files where f.sharedWith.map(twins.contains) == true {
+                try injector.call(SYS.dup3, [UInt64(f.sharedWith!), UInt64(f.fd), f.closeOnExec ? UInt64(O_CLOEXEC) : 0],
+                                  "dup3(\(f.sharedWith!), \(f.fd)) for a shared fd")
+            }
+        }
+        let primaries = files.filter { $0.sharedWith == nil }
+        for f in primaries where f.kind != .epoll {
             switch f.kind {
             case .pipe:
                 guard let ends = pool[f.pipeID] else { throw FerryError("cannot restore fd \(f.fd): pipe \(f.pipeID) was not created") }
@@ -138,25 +214,113 @@ public enum FileState {
                 if f.kind == .regular || f.kind == .directory, f.offset != 0 {
                     try injector.call(SYS.lseek, [UInt64(fd), UInt64(bitPattern: f.offset), 0], "lseek(\(path))")
                 }
-                let t = nextTemp
-                nextTemp += 1
-                try injector.call(SYS.dup2, [UInt64(fd), UInt64(t)], "dup2")
-                try injector.call(SYS.close, [UInt64(fd)], "close")
-                temps.append((t, f))
-            case .socket, .other:
+                try park(fd, f)
+            case .eventfd, .timerfd, .signalfd:
+                try park(try createEventFile(f, injector: injector, scratch: scratch), f)
+            case .socket, .other, .epoll:
                 throw FerryError("cannot restore fd \(f.fd): kind \(f.kind.rawValue) is not supported")
             }
         }
-        for (temp, f) in temps {
-            try injector.call(SYS.dup3, [UInt64(temp), UInt64(f.fd), f.closeOnExec ? UInt64(O_CLOEXEC) : 0], "dup3 to fd \(f.fd)")
-            // Status flags (O_NONBLOCK, O_APPEND …) belong to the open file; set them on the final fd.
-            try injector.call(SYS.fcntl, [UInt64(f.fd), 4 /* F_SETFL */, UInt64(UInt32(bitPattern: f.flags))], "fcntl(F_SETFL) on fd \(f.fd)")
+        for (temp, f) in temps { try place(temp, f) }
+        try placeDups(of: Set(primaries.filter { $0.kind != .epoll }.map(\.fd)))
+        // epoll last: its watches name the final fd numbers, other epolls' included.
+        let epolls = try epollOrder(primaries.filter { $0.kind == .epoll }, files: files)
+        for f in epolls {
+            let ep = try injector.call(SYS.epollCreate1, [0], "epoll_create1 for fd \(f.fd)")
+            for w in f.epollWatches ?? [] {
+                // struct epoll_event is packed on x86-64: u32 events, u64 data.
+                var ev = [UInt8](repeating: 0, count: 12)
+                withUnsafeBytes(of: w.events.littleEndian) { ev.replaceSubrange(0..<4, with: $0) }
+                withUnsafeBytes(of: w.data.littleEndian) { ev.replaceSubrange(4..<12, with: $0) }
+                try injector.memory.write(scratch.data, ev)
+                try injector.call(SYS.epollCtl, [UInt64(ep), 1 /* EPOLL_CTL_ADD */, UInt64(w.fd), scratch.data],
+                                  "epoll_ctl(ADD, fd \(w.fd)) for epoll fd \(f.fd)")
+            }
+            try park(ep, f)
+            try place(temps.last!.temp, f)
+            try placeDups(of: [f.fd])
         }
         // The pool and the temporaries, except where a final fd landed on one of those numbers.
         let finals = Set(files.map(\.fd))
         for t in Array(poolBase..<(poolBase + Int32(pool.count * 2))) + Array(tempBase..<nextTemp) where !finals.contains(t) {
             _ = try injector.raw(SYS.close, [UInt64(t)])
         }
+    }
+
+    /// eventfd, timerfd or signalfd with the state of `f`, at a new descriptor.
+    static func createEventFile(_ f: FileDescriptorImage, injector: Injector, scratch: ScratchArea) throws -> Int64 {
+        switch f.kind {
+        case .eventfd:
+            guard let e = f.eventfd else { throw FerryError("cannot restore fd \(f.fd): the image has no eventfd state") }
+            let fd = try injector.call(SYS.eventfd2, [0, e.semaphore ? 1 /* EFD_SEMAPHORE */ : 0], "eventfd2 for fd \(f.fd)")
+            if e.count > 0 {
+                // The counter is 64-bit, eventfd2's initial value 32-bit: write it.
+                try injector.memory.write(scratch.data, withUnsafeBytes(of: e.count.littleEndian, Array.init))
+                try injector.call(SYS.write, [UInt64(fd), scratch.data, 8], "write(eventfd count) for fd \(f.fd)")
+            }
+            return fd
+        case .timerfd:
+            guard let t = f.timerfd else { throw FerryError("cannot restore fd \(f.fd): the image has no timerfd state") }
+            let fd = try injector.call(SYS.timerfdCreate, [UInt64(UInt32(bitPattern: t.clock)), 0], "timerfd_create(clock \(t.clock)) for fd \(f.fd)")
+            if t.valueNs > 0 || t.intervalNs > 0 {
+                let spec = timerSpec(t)
+                var bytes = [UInt8]()
+                for v in [spec.interval / 1_000_000_000, spec.interval % 1_000_000_000, spec.value / 1_000_000_000, spec.value % 1_000_000_000] {
+                    withUnsafeBytes(of: v.littleEndian) { bytes += $0 }
+                }
+                try injector.memory.write(scratch.data, bytes)
+                try injector.call(SYS.timerfdSettime, [UInt64(fd), UInt64(UInt32(bitPattern: spec.flags)), scratch.data, 0],
+                                  "timerfd_settime for fd \(f.fd)")
+            }
+            if t.ticks > 0 {
+                // After settime, which clears the count. TFD_IOC_SET_TICKS = _IOW('T', 0, u64).
+                try injector.memory.write(scratch.data, withUnsafeBytes(of: t.ticks.littleEndian, Array.init))
+                try injector.call(SYS.ioctl, [UInt64(fd), 0x4008_5400, scratch.data], "ioctl(TFD_IOC_SET_TICKS) for fd \(f.fd)")
+            }
+            return fd
+        case .signalfd:
+            guard let mask = f.signalMask else { throw FerryError("cannot restore fd \(f.fd): the image has no signalfd mask") }
+            try injector.memory.write(scratch.data, withUnsafeBytes(of: mask.littleEndian, Array.init))
+            return try injector.call(SYS.signalfd4, [UInt64.max /* -1: new */, scratch.data, 8, 0], "signalfd4 for fd \(f.fd)")
+        default:
+            throw FerryError("cannot restore fd \(f.fd): \(f.kind.rawValue) is not an event file")
+        }
+    }
+
+    /// How a saved timerfd is set again. A REALTIME timer set with
+    /// TFD_TIMER_ABSTIME keeps its deadline (and CANCEL_ON_SET its meaning);
+    /// other timers keep their time left, relative (the frozen time does not
+    /// count, as for interval timers; also right inside a time namespace).
+    static func timerSpec(_ t: TimerFDState) -> (flags: Int32, value: UInt64, interval: UInt64) {
+        if let deadline = t.realtimeDeadlineNs { return (t.settimeFlags, deadline, t.intervalNs) }
+        // A periodic timer that expired shows 0 left until its ticks are read
+        // (the kernel forwards it lazily): its next expiration is taken as one period away.
+        return (0, t.valueNs == 0 ? t.intervalNs : t.valueNs, t.intervalNs)
+    }
+
+    static func realtimeNow() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
+    /// Epolls that watch other epolls come after them (the kernel forbids cycles).
+    static func epollOrder(_ epolls: [FileDescriptorImage], files: [FileDescriptorImage]) throws -> [FileDescriptorImage] {
+        let twin = Dictionary(files.map { ($0.fd, $0.sharedWith ?? $0.fd) }, uniquingKeysWith: { a, _ in a })
+        let byFD = Dictionary(epolls.map { ($0.fd, $0) }, uniquingKeysWith: { a, _ in a })
+        var done = Set<Int32>(), visiting = Set<Int32>(), out: [FileDescriptorImage] = []
+        func visit(_ f: FileDescriptorImage) throws {
+            if done.contains(f.fd) { return }
+            guard visiting.insert(f.fd).inserted else { throw FerryError("cannot restore: epoll fd \(f.fd) watches itself through a cycle") }
+            for w in f.epollWatches ?? [] {
+                if let target = twin[w.fd].flatMap({ byFD[$0] }) { try visit(target) }
+            }
+            visiting.remove(f.fd)
+            done.insert(f.fd)
+            out.append(f)
+        }
+        for f in epolls { try visit(f) }
+        return out
     }
 }
 #endif

@@ -35,7 +35,7 @@ struct SpawnedProcess {
                 newNS = 1 // the process is its namespace's init
             } else {
                 let r = try withCStrings([reaperPath, "__pidns-init"]) { rargv in
-                    try withCStrings([]) { envp in
+                    withCStrings([]) { envp in
                         ferry_spawn_pidns_init_ct(reaperPath, rargv, envp, container?.namespaceFlags ?? 0,
                                                   container?.hostname, container?.domainname, container?.loopbackUp == true ? 1 : 0)
                     }

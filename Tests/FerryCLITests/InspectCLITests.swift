@@ -15,34 +15,8 @@ struct Run {
 
 func ferry(_ arguments: [String], stdin: [UInt8]? = nil) throws -> Run {
     let binary = try #require(ferryBinary, "the ferry binary is not built: run `swift build` first")
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: binary)
-    p.arguments = arguments
-    let out = Pipe(), err = Pipe(), input = Pipe()
-    p.standardOutput = out; p.standardError = err
-    p.standardInput = stdin == nil ? FileHandle.nullDevice : input
-    try p.run()
-    // Read both pipes concurrently with the child so neither can fill up.
-    let outData = LockedData(), errData = LockedData()
-    let group = DispatchGroup()
-    for (handle, box) in [(out.fileHandleForReading, outData), (err.fileHandleForReading, errData)] {
-        DispatchQueue.global().async(group: group) { box.set(handle.readDataToEndOfFile()) }
-    }
-    if let stdin {
-        input.fileHandleForWriting.write(Data(stdin))
-        try input.fileHandleForWriting.close()
-    }
-    p.waitUntilExit()
-    group.wait()
-    return Run(status: p.terminationStatus, stdout: String(decoding: outData.get(), as: UTF8.self),
-               stderr: String(decoding: errData.get(), as: UTF8.self))
-}
-
-final class LockedData: @unchecked Sendable {
-    private let lock = NSLock()
-    private var data = Data()
-    func set(_ d: Data) { lock.lock(); data = d; lock.unlock() }
-    func get() -> Data { lock.lock(); defer { lock.unlock() }; return data }
+    let r = try Child.run([binary] + arguments, stdin: stdin)
+    return Run(status: r.status, stdout: r.stdout, stderr: r.stderr)
 }
 
 @Suite("ferry inspect", .serialized, .timeLimit(.minutes(1)))

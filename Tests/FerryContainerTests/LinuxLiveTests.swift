@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import FerryTestSupport
 @testable import FerryContainer
 
 /// A fake filesystem root: /proc/{1,PID}, /sys/fs/cgroup/{v1 hierarchies, unified}.
@@ -109,13 +110,10 @@ private let isRoot = getuid() == 0
 
 @Test(.enabled(if: isRoot && FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare")))
 func liveSeesTheNamespacesOfAnUnsharedChild() throws {
-    let child = Process()
-    child.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
-    child.arguments = ["--uts", "--ipc", "sleep", "20"]
-    try child.run()
-    defer { kill(child.processIdentifier, SIGKILL); child.waitUntilExit() }
+    let child = try Child(["/usr/bin/unshare", "--uts", "--ipc", "sleep", "20"], stdout: .null, stderr: .null)
+    defer { child.kill(); child.wait() }
     // unshare execs sleep in place; wait until its namespaces differ from ours.
-    let pid = child.processIdentifier
+    let pid = child.pid
     var kinds: [NamespaceKind] = []
     for _ in 0..<100 {
         kinds = try LinuxLive().read(pid: pid).output.isolation.namespaces.map(\.kind)

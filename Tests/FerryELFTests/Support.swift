@@ -1,20 +1,11 @@
 import Foundation
 import Testing
+import FerryTestSupport
 
 /// Runs a tool and returns its standard output, for comparing with what
 /// binutils says about the same file.
 func run(_ tool: String, _ arguments: String...) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: tool)
-    process.arguments = arguments
-    process.environment = ["LC_ALL": "C"]
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return String(decoding: data, as: UTF8.self)
+    try Child.run([tool] + arguments, env: ["LC_ALL": "C"], stderr: .null).stdout
 }
 
 /// The text after `marker` on the first line of `text` that has it.

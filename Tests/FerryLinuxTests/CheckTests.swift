@@ -79,16 +79,9 @@ struct CheckTests {
 
     /// The built binary: `ferry check --json` exits 0 here and prints decodable JSON.
     @Test(.enabled(if: getuid() == 0, "the probes need root")) func commandLine() throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: TestPaths.ferry)
-        p.arguments = ["check", "--json"]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        #expect(p.terminationStatus == 0)
-        let d = try JSONDecoder().decode(Decoded.self, from: data)
+        let r = try Child.run([TestPaths.ferry, "check", "--json"], stderr: .null)
+        #expect(r.status == 0)
+        let d = try JSONDecoder().decode(Decoded.self, from: Data(r.stdout.utf8))
         #expect(d.checks.contains { $0.name == "PR_SET_MM_MAP" && $0.verdict == "ok" })
     }
 }

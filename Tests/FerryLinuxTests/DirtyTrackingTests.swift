@@ -1,6 +1,7 @@
 import FerryLinux
 import Foundation
 import Testing
+import FerryTestSupport
 
 /// Pre-copy dirty tracking on a live process: a userfaultfd injected into it,
 /// PAGEMAP_SCAN from outside (root).
@@ -12,19 +13,14 @@ struct DirtyTrackingTests {
         let ctl = try FileManager.default.url(for: .itemReplacementDirectory, in: .userDomainMask,
                                               appropriateFor: URL(fileURLWithPath: "/tmp"), create: true).path
         defer { try? FileManager.default.removeItem(atPath: ctl) }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: WorkloadTests.out + "/wl_anon_pattern")
-        p.arguments = [ctl, "64", "8"]  // 64 MiB, 8 MiB/s of pages rewritten
-        p.standardInput = FileHandle.nullDevice
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        defer { if p.isRunning { p.terminate() }; p.waitUntilExit() }
+        // 64 MiB, 8 MiB/s of pages rewritten.
+        let p = try Child([WorkloadTests.out + "/wl_anon_pattern", ctl, "64", "8"], stdout: .null, stderr: .null)
+        defer { p.kill(); p.wait() }
         try waitFor(ctl + "/ready")
-        let tracker = try DirtyTracker(pid: p.processIdentifier)
+        let tracker = try DirtyTracker(pid: p.pid)
         func pages(_ r: [(start: UInt64, end: UInt64)]) -> Int { r.reduce(0) { $0 + Int(($1.end - $1.start) / 4096) } }
-        let fds = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(p.processIdentifier)/fd")
-        let link = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(p.processIdentifier)/fd/\(tracker.remoteFD)")
+        let fds = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(p.pid)/fd")
+        let link = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(p.pid)/fd/\(tracker.remoteFD)")
         #expect(link.contains("userfaultfd"), "\(fds) \(link)")
         Thread.sleep(forTimeInterval: 1)
         let first = pages(try tracker.scan())
@@ -34,7 +30,7 @@ struct DirtyTrackingTests {
         let second = pages(try tracker.scan())
         #expect(second > 100 && second < first, "pages written in 0.25 s: \(second)")
         try tracker.stop()
-        #expect(!FileManager.default.fileExists(atPath: "/proc/\(p.processIdentifier)/fd/\(tracker.remoteFD)"))
+        #expect(!FileManager.default.fileExists(atPath: "/proc/\(p.pid)/fd/\(tracker.remoteFD)"))
         #expect(p.isRunning)
         _ = FileManager.default.createFile(atPath: ctl + "/stop", contents: nil)
         try waitFor(ctl + "/result")

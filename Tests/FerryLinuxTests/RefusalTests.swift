@@ -1,6 +1,7 @@
 import FerryImage
 import Foundation
 import Testing
+import FerryTestSupport
 
 /// Bad input for checkpoint and restore: each is refused with one line naming
 /// the problem, before anything is frozen or created, and the process it was
@@ -11,17 +12,8 @@ struct RefusalTests {
 
     /// Runs ferry; returns (status, stdout, stderr).
     static func ferry(_ args: [String]) throws -> (Int32, String, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: W.ferry)
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let e = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        return (p.terminationStatus, o, e)
+        let r = try Child.run([W.ferry] + args)
+        return (r.status, r.stdout, r.stderr)
     }
 
     static func expectRefusal(_ r: (Int32, String, String), _ fragment: String, sourceLocation: SourceLocation = #_sourceLocation) {
@@ -33,25 +25,12 @@ struct RefusalTests {
 
     /// A python3 helper kept running in the background; killed at the end.
     final class Helper {
-        let process = Process()
-        let output = Pipe()
+        let process: Child
         init(_ script: String) throws {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-            process.arguments = ["-c", script]
-            process.standardOutput = output
-            process.standardError = FileHandle.nullDevice
-            try process.run()
+            process = try Child(["/usr/bin/python3", "-c", script], stderr: .null)
         }
-        func firstLine() -> String {
-            var bytes: [UInt8] = []
-            while true {
-                let d = output.fileHandleForReading.readData(ofLength: 1)
-                if d.isEmpty || d.first == 10 { break }
-                bytes.append(d.first!)
-            }
-            return String(decoding: bytes, as: UTF8.self)
-        }
-        deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) }; process.waitUntilExit() }
+        func firstLine() -> String { process.readLine() ?? "" }
+        deinit { process.kill(); process.wait() }
     }
 
     @Test func zombieIsRefused() throws {
@@ -79,22 +58,19 @@ struct RefusalTests {
     /// A workload under reaper.py: Foundation's Process must not be the direct parent of a process
     /// ferry ptraces (it mistakes the ptrace stop notifications for an exit and blocks in waitpid).
     final class Workload {
-        let reaper = Process()
+        let reaper: Child
         let pid: pid_t
         init(binary: String, ctl: String) throws {
-            reaper.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-            reaper.arguments = [W.workloads + "/reaper.py", "python3", W.workloads + "/launch.py", binary, ctl]
-            reaper.standardOutput = FileHandle.nullDevice
-            reaper.standardError = FileHandle.nullDevice
-            try reaper.run()
+            reaper = try Child(["/usr/bin/python3", W.workloads + "/reaper.py", "python3", W.workloads + "/launch.py", binary, ctl],
+                               stdout: .null, stderr: .null)
             for _ in 0..<100 where !FileManager.default.fileExists(atPath: ctl + "/ready") { usleep(100_000) }
             let text = (try? String(contentsOfFile: ctl + "/ready", encoding: .utf8)) ?? ""
             pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
         }
         var isRunning: Bool { kill(pid, 0) == 0 }
         /// Waits until the workload is gone (the reaper collected it and exited).
-        func waitGone() { reaper.waitUntilExit() }
-        deinit { if pid > 0 { kill(pid, SIGKILL) }; reaper.waitUntilExit() }
+        func waitGone() { reaper.wait() }
+        deinit { if pid > 0 { kill(pid, SIGKILL) }; reaper.wait() }
     }
 
     static func makeCtl(_ name: String) throws -> String {
@@ -171,5 +147,33 @@ struct RefusalTests {
         #expect(c.0 == 0, "\(c.2)")
         Self.expectRefusal(try Self.ferry(["restore", ctl + "/img"]), "--new-pidns")
         #expect(w.isRunning, "the original keeps running")
+    }
+
+    /// An epoll whose watch was registered under an fd that was then moved (dup + close) cannot be
+    /// re-registered by number: the checkpoint is refused naming both fds, and the process runs on.
+    @Test func epollWatchOfAMovedFDIsRefusedAndLeftRunning() throws {
+        let ctl = try Self.makeCtl("epoll")
+        defer { try? FileManager.default.removeItem(atPath: ctl) }
+        let script = ctl + "/moved_watch.py"
+        try """
+        #!/usr/bin/python3
+        import os, select, sys, time
+        r, w = os.pipe()
+        ep = select.epoll()
+        ep.register(r, select.EPOLLIN)
+        moved = os.dup(r)
+        os.close(r)
+        with open(sys.argv[1] + "/ready.tmp", "w") as f: f.write(f"{os.getpid()}\\n")
+        os.rename(sys.argv[1] + "/ready.tmp", sys.argv[1] + "/ready")
+        while True: time.sleep(0.05)
+        """.write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        let w = try Workload(binary: script, ctl: ctl)
+        let r = try Self.ferry(["checkpoint", "\(w.pid)", "-o", ctl + "/img"])
+        Self.expectRefusal(r, "no longer open at fd")
+        usleep(100_000)
+        #expect(w.isRunning, "the process keeps running after the refusal")
+        let state = (try? String(contentsOfFile: "/proc/\(w.pid)/status", encoding: .utf8)) ?? ""
+        #expect(!state.contains("State:\tt") && !state.contains("TracerPid:\t\(getpid())"), "left traced or stopped: \(state)")
     }
 }

@@ -16,20 +16,12 @@ struct WorkloadTests {
         "anon_pattern", "anon_pattern 256 32", "heap_grow", "file_map_private", "file_map_shared", "mprotect",
         "threads_tls", "fork_pipe", "append_log", "pipe_inflight", "signals", "sigaltstack", "sleep_syscall", "fpu_regs",
         "fpu_regs sse", "rseq_cpu", "getpid_same", "cmdline_same", "itimer", "stack_pointers", "clock_loop", "python_loop",
+        "event_fds",
     ]
 
     static func run(_ args: [String], env: [String: String] = [:]) throws -> (status: Int32, output: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: args[0])
-        p.arguments = Array(args.dropFirst())
-        p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        let r = try Child.run(args, env: env, stderr: .null)
+        return (r.status, r.stdout)
     }
 
     static func buildWorkloads() throws { try TestPaths.buildWorkloads() }
@@ -61,7 +53,7 @@ struct WorkloadTests {
         #expect(r.output.hasPrefix("PASS"), "\(spec): \(r.output)")
     }
 
-    @Test("checkpoint --stream - | restore --stream - (no image on disk)", arguments: ["threads_tls", "fork_pipe", "anon_pattern 256 32", "signals"])
+    @Test("checkpoint --stream - | restore --stream - (no image on disk)", arguments: ["threads_tls", "fork_pipe", "anon_pattern 256 32", "signals", "event_fds"])
     func streamPipeline(_ spec: String) throws {
         try Self.buildWorkloads()
         let parts = spec.split(separator: " ").map(String.init)
@@ -70,7 +62,7 @@ struct WorkloadTests {
         #expect(r.output.hasPrefix("PASS"), "\(spec): \(r.output)")
     }
 
-    @Test("--leave-running leaves the process running and correct", arguments: ["threads_tls", "itimer", "pipe_inflight"])
+    @Test("--leave-running leaves the process running and correct", arguments: ["threads_tls", "itimer", "pipe_inflight", "event_fds"])
     func leaveRunning(_ name: String) throws {
         try Self.buildWorkloads()
         let r = try Self.run(["/bin/bash", Self.workloads + "/run_cr.sh", Self.ferry, Self.out, name], env: ["LEAVE_RUNNING": "1"])
@@ -83,16 +75,9 @@ struct WorkloadTests {
         (["restore", "/tmp/ferry-no-such-image"], "meta.img"),
     ])
     func badInput(_ args: [String], _ expected: String) throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.ferry)
-        p.arguments = args
-        let err = Pipe()
-        p.standardError = err
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        #expect(p.terminationStatus != 0)
+        let r = try Child.run([Self.ferry] + args)
+        let text = r.stderr
+        #expect(r.status != 0)
         #expect(text.split(separator: "\n").count == 1, "\(text)")
         #expect(text.contains(expected), "\(text)")
     }

@@ -33,15 +33,7 @@ public enum TestPaths {
 
     /// Builds the workloads (make is incremental, so every suite may call it).
     public static func buildWorkloads() throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/make")
-        p.arguments = ["-s", "-C", workloads, "OUT=\(out)"]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw BuildFailed(output: String(decoding: data, as: UTF8.self)) }
+        let r = try Child.run(["/usr/bin/make", "-s", "-C", workloads, "OUT=\(out)"], stderr: .mergeIntoStdout)
+        guard r.status == 0 else { throw BuildFailed(output: r.stdout) }
     }
 }

@@ -50,36 +50,28 @@ final class NetnsPair: @unchecked Sendable {
 
 /// `ferry serve` in the target namespace, its log collected.
 final class Server: @unchecked Sendable {
-    let process = Process()
+    let process: Child
     private let lock = NSLock()
     private var text = ""
     private let ready = DispatchSemaphore(value: 0)
 
     init(ferry: String, netns: String, args: [String]) throws {
-        process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        process.arguments = ["netns", "exec", netns, ferry, "serve"] + args
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        process.standardInput = FileHandle.nullDevice
-        pipe.fileHandleForReading.readabilityHandler = { [self] h in
-            let d = h.availableData
+        process = try Child(["/usr/sbin/ip", "netns", "exec", netns, ferry, "serve"] + args, stderr: .mergeIntoStdout)
+        process.streamOutput { [self] d in
             lock.lock()
             text += String(decoding: d, as: UTF8.self)
             let isReady = text.contains("listening on")
             lock.unlock()
-            if isReady { ready.signal() }
-            if d.isEmpty { h.readabilityHandler = nil; ready.signal() }
+            if isReady || d.isEmpty { ready.signal() }
         }
-        try process.run()
         _ = ready.wait(timeout: .now() + 20)
     }
 
     var log: String { lock.lock(); defer { lock.unlock() }; return text }
 
     func stop() {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
+        process.kill()
+        process.wait()
     }
 
     deinit { stop() }

@@ -2,22 +2,13 @@ import FerryImage
 import FerryImageFixtures
 import FerryTransport
 import Foundation
+import FerryTestSupport
 
 /// Runs a command, returning its status and combined output.
 @discardableResult
-func sh(_ args: [String], env: [String: String] = [:], input: FileHandle? = nil) throws -> (status: Int32, output: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: args[0])
-    p.arguments = Array(args.dropFirst())
-    p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
-    let pipe = Pipe()
-    p.standardOutput = pipe
-    p.standardError = pipe
-    p.standardInput = input ?? FileHandle.nullDevice
-    try p.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+func sh(_ args: [String], env: [String: String] = [:]) throws -> (status: Int32, output: String) {
+    let r = try Child.run(args, env: env, stderr: .mergeIntoStdout)
+    return (r.status, r.stdout)
 }
 
 /// A CA and certificates signed by it, made with openssl in a temporary directory.
