@@ -172,7 +172,7 @@ struct MigrationTests {
     }
 
     @Test("a workload migrated to the other namespace keeps running and verifies itself",
-          arguments: ["anon_pattern", "threads_tls", "pipe_inflight", "python_loop", "heap_grow", "signals", "fork_pipe"])
+          arguments: ["anon_pattern", "threads_tls", "pipe_inflight", "python_loop", "heap_grow", "signals", "fork_pipe", "event_fds"])
     func migrates(_ name: String) throws {
         try Self.buildWorkloads()
         let net = try NetnsPair()
