@@ -352,6 +352,10 @@ public struct FileDescriptorImage: Codable, Equatable, Sendable {
     /// `2>&1`); it is restored as a dup of that fd and its other fields are
     /// informational.
     public var sharedWith: Int32?
+    /// Set on the fds of *different* processes of the tree that share one
+    /// open file (inherited across fork): the same id on each. It is opened
+    /// once, from the first process's entry, and inherited by the others.
+    public var treeShareID: UInt64?
     public var eventfd: EventFDState?
     public var timerfd: TimerFDState?
     /// signalfd: the signals it reads (bit n-1 = signal n).

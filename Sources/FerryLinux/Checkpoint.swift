@@ -76,6 +76,7 @@ public final class CheckpointSession {
             let threads = freezer.threads.filter { $0.pid == p }.map(\.tid)
             processes.append(try ProcessDump.capture(pid: p, threads: threads, pipes: &pipes))
         }
+        FileState.markSharedAcrossProcesses(&processes)
         let meta = ImageMetadata(source: Host.describe(), processes: processes,
                                  pipes: pipes.values.sorted { $0.pipeID < $1.pipeID },
                                  container: try ContainerState.dump(pid: pid, tree: tree))

@@ -88,10 +88,46 @@ public enum FileState {
         return out
     }
 
-    /// kcmp(KCMP_FILE): do `a` and `b` of `pid` refer to one open file?
+    /// kcmp(KCMP_FILE): do `a` of `pid` and `b` of `otherPid` (default: the same process) refer to one open file?
     /// Without kcmp (kernels built without CHECKPOINT_RESTORE) every fd counts as its own file, as before.
-    static func sameOpenFile(_ pid: Int32, _ a: Int32, _ b: Int32) -> Bool {
-        ferry_syscall6(SYS_kcmp, UInt64(pid), UInt64(pid), KCMP_FILE, UInt64(a), UInt64(b), 0) == 0
+    static func sameOpenFile(_ pid: Int32, _ a: Int32, _ b: Int32, otherPid: Int32? = nil) -> Bool {
+        ferry_syscall6(SYS_kcmp, UInt64(pid), UInt64(otherPid ?? pid), KCMP_FILE, UInt64(a), UInt64(b), 0) == 0
+    }
+
+    /// Kinds whose open file can be shared by a tree through the pool. Pipes
+    /// have their own pool; an epoll's watches belong to one process's fds.
+    static let treeShareable: Set<FileKind> = [.regular, .directory, .characterDevice, .fifo, .eventfd, .timerfd, .signalfd]
+
+    /// Gives the fds of different processes that share one open file (a log
+    /// opened before fork) a common `treeShareID`. The processes must still
+    /// exist (frozen): kcmp compares their files.
+    static func markSharedAcrossProcesses(_ processes: inout [ProcessImage]) {
+        guard processes.count > 1 else { return }
+        // Candidates grouped by (kind, path): only those can be the same open file.
+        var groups: [String: [[(p: Int, f: Int)]]] = [:]
+        for (pi, p) in processes.enumerated() {
+            for (fi, f) in p.files.enumerated() where f.sharedWith == nil && treeShareable.contains(f.kind) {
+                let key = "\(f.kind.rawValue)\u{0}\(f.path)"
+                var list = groups[key] ?? []
+                if let g = list.firstIndex(where: { g in
+                    let rep = processes[g[0].p]
+                    return rep.pid != p.pid && !g.contains { processes[$0.p].pid == p.pid }
+                        && sameOpenFile(rep.pid, rep.files[g[0].f].fd, f.fd, otherPid: p.pid)
+                }) {
+                    list[g].append((pi, fi))
+                } else {
+                    list.append([(pi, fi)])
+                }
+                groups[key] = list
+            }
+        }
+        var next: UInt64 = 1
+        for key in groups.keys.sorted() {
+            for g in groups[key]! where g.count > 1 {
+                for r in g { processes[r.p].files[r.f].treeShareID = next }
+                next += 1
+            }
+        }
     }
 
     /// kcmp(KCMP_EPOLL_TFD): is the file epoll `epoll` watches under fd number `watch` still the file at that fd?
@@ -131,25 +167,40 @@ public enum FileState {
 
     // MARK: restore
 
-    /// Pipes of the whole tree live here (read end, write end pairs) from
-    /// the root's creation until every process has taken its ends.
+    /// Pipes and the open files shared across the tree live here from the
+    /// root's creation until every process has taken its descriptors.
     static let poolBase: Int32 = 700
     /// Temporary descriptors while a table is being built.
     static let tempBase: Int32 = 900
 
-    typealias PipePool = [UInt64: (read: Int32, write: Int32)]
-
-    /// Creates every pipe at reserved descriptors in the root (children forked
-    /// afterwards inherit them) and puts back the bytes that were in flight.
-    static func createPipePool(_ ids: [UInt64], data: [UInt64: PipeData], injector: Injector, scratch: ScratchArea) throws -> PipePool {
-        var pool: PipePool = [:]
+    /// What the root created for the whole tree (children forked afterwards inherit it).
+    struct PipePool {
+        var pipes: [UInt64: (read: Int32, write: Int32)] = [:]
+        /// Open files shared by several processes, by `treeShareID`.
+        var shared: [UInt64: Int32] = [:]
         var next = poolBase
+        var descriptors: Range<Int32> { poolBase..<next }
+
+        mutating func reserve(_ n: Int32) throws -> Int32 {
+            let first = next
+            guard next + n <= tempBase else {
+                throw FerryError("cannot restore: the tree shares more than \(tempBase - poolBase) pipe ends and open files")
+            }
+            next += n
+            return first
+        }
+    }
+
+    /// Creates every pipe at reserved descriptors in the root and puts back
+    /// the bytes that were in flight; then opens once each file several
+    /// processes share (`treeShareID`, from its first entry in `processes`).
+    static func createPipePool(_ ids: [UInt64], data: [UInt64: PipeData], processes: [ProcessImage],
+                               injector: Injector, scratch: ScratchArea) throws -> PipePool {
+        var pool = PipePool()
         for id in ids {
             try injector.call(SYS.pipe2, [scratch.data, 0], "pipe2")
             let pair = try injector.memory.read(scratch.data, count: 8).withUnsafeBytes { ($0.load(as: Int32.self), $0.load(fromByteOffset: 4, as: Int32.self)) }
-            let r = next, w = next + 1
-            next += 2
-            guard next < tempBase else { throw FerryError("cannot restore: more than \((tempBase - poolBase) / 2) pipes") }
+            let r = try pool.reserve(2), w = r + 1
             for (from, to) in [(pair.0, r), (pair.1, w)] {
                 try injector.call(SYS.dup2, [UInt64(from), UInt64(to)], "dup2")
                 try injector.call(SYS.close, [UInt64(from)], "close")
@@ -165,9 +216,46 @@ public enum FileState {
                     off += Int(try injector.call(SYS.write, [UInt64(w), scratch.data, UInt64(n)], "write(pipe \(id))"))
                 }
             }
-            pool[id] = (r, w)
+            pool.pipes[id] = (r, w)
+        }
+        for p in processes {
+            for f in p.files {
+                guard let id = f.treeShareID, pool.shared[id] == nil else { continue }
+                let fd = try openInProcess(f, injector: injector, scratch: scratch)
+                let slot = try pool.reserve(1)
+                try injector.call(SYS.dup2, [UInt64(fd), UInt64(slot)], "dup2")
+                try injector.call(SYS.close, [UInt64(fd)], "close")
+                // Status flags belong to the open file: set once, here.
+                try injector.call(SYS.fcntl, [UInt64(slot), 4 /* F_SETFL */, UInt64(UInt32(bitPattern: f.flags))], "fcntl(F_SETFL) on a shared file")
+                pool.shared[id] = slot
+            }
         }
         return pool
+    }
+
+    /// Opens (or creates) the file `f` describes at a new descriptor in the
+    /// process: regular files, directories, devices and fifos by path with
+    /// their offset; eventfd, timerfd and signalfd with their state.
+    static func openInProcess(_ f: FileDescriptorImage, injector: Injector, scratch: ScratchArea) throws -> Int64 {
+        switch f.kind {
+        case .regular, .directory, .characterDevice, .fifo:
+            let path = f.kind == .regular ? (f.file?.path ?? f.path) : f.path
+            if access(path, F_OK) != 0 {
+                throw FerryError("cannot restore fd \(f.fd): \(path) no longer exists")
+            }
+            let addr = try ProcessMisc.put(path, injector: injector, scratch: scratch)
+            var flags = f.flags & ~(O_CREAT | O_TRUNC | O_EXCL)
+            if f.kind == .fifo { flags |= O_NONBLOCK }
+            let fd = try injector.call(SYS.open, [addr, UInt64(UInt32(bitPattern: flags)), 0], "open(\(path)) for fd \(f.fd)")
+            if f.kind == .regular || f.kind == .directory, f.offset != 0 {
+                try injector.call(SYS.lseek, [UInt64(fd), UInt64(bitPattern: f.offset), 0], "lseek(\(path))")
+            }
+            return fd
+        case .eventfd, .timerfd, .signalfd:
+            return try createEventFile(f, injector: injector, scratch: scratch)
+        case .pipe, .socket, .other, .epoll:
+            throw FerryError("cannot restore fd \(f.fd): kind \(f.kind.rawValue) is not opened by itself")
+        }
     }
 
     /// Recreates the descriptor table inside a new process: files are opened
@@ -198,27 +286,18 @@ public enum FileState {
         }
         let primaries = files.filter { $0.sharedWith == nil }
         for f in primaries where f.kind != .epoll {
-            switch f.kind {
-            case .pipe:
-                guard let ends = pool[f.pipeID] else { throw FerryError("cannot restore fd \(f.fd): pipe \(f.pipeID) was not created") }
+            if f.kind == .pipe {
+                guard let ends = pool.pipes[f.pipeID] else { throw FerryError("cannot restore fd \(f.fd): pipe \(f.pipeID) was not created") }
                 temps.append(((f.flags & O_ACCMODE) == O_RDONLY ? ends.read : ends.write, f))
-            case .regular, .directory, .characterDevice, .fifo:
-                let path = f.kind == .regular ? (f.file?.path ?? f.path) : f.path
-                if access(path, F_OK) != 0 {
-                    throw FerryError("cannot restore fd \(f.fd): \(path) no longer exists")
+            } else if let id = f.treeShareID {
+                guard let slot = pool.shared[id] else { throw FerryError("cannot restore fd \(f.fd): shared file \(id) was not opened") }
+                // The pool may have been opened from a pre-copy round's metadata: the offset is this (final) one.
+                if f.kind == .regular || f.kind == .directory {
+                    try injector.call(SYS.lseek, [UInt64(slot), UInt64(bitPattern: f.offset), 0], "lseek(shared \(f.path))")
                 }
-                let addr = try ProcessMisc.put(path, injector: injector, scratch: scratch)
-                var flags = f.flags & ~(O_CREAT | O_TRUNC | O_EXCL)
-                if f.kind == .fifo { flags |= O_NONBLOCK }
-                let fd = try injector.call(SYS.open, [addr, UInt64(UInt32(bitPattern: flags)), 0], "open(\(path)) for fd \(f.fd)")
-                if f.kind == .regular || f.kind == .directory, f.offset != 0 {
-                    try injector.call(SYS.lseek, [UInt64(fd), UInt64(bitPattern: f.offset), 0], "lseek(\(path))")
-                }
-                try park(fd, f)
-            case .eventfd, .timerfd, .signalfd:
-                try park(try createEventFile(f, injector: injector, scratch: scratch), f)
-            case .socket, .other, .epoll:
-                throw FerryError("cannot restore fd \(f.fd): kind \(f.kind.rawValue) is not supported")
+                temps.append((slot, f))
+            } else {
+                try park(try openInProcess(f, injector: injector, scratch: scratch), f)
             }
         }
         for (temp, f) in temps { try place(temp, f) }
@@ -242,7 +321,7 @@ public enum FileState {
         }
         // The pool and the temporaries, except where a final fd landed on one of those numbers.
         let finals = Set(files.map(\.fd))
-        for t in Array(poolBase..<(poolBase + Int32(pool.count * 2))) + Array(tempBase..<nextTemp) where !finals.contains(t) {
+        for t in Array(pool.descriptors) + Array(tempBase..<nextTemp) where !finals.contains(t) {
             _ = try injector.raw(SYS.close, [UInt64(t)])
         }
     }

@@ -91,6 +91,7 @@ extension CheckpointSession {
         for p in tree {
             processes.append(try ProcessDump.capture(pid: p, threads: try ProcFS.threads(p), pipes: &pipes))
         }
+        FileState.markSharedAcrossProcesses(&processes)
         let meta = ImageMetadata(source: Host.describe(), processes: processes, pipes: pipes.values.sorted { $0.pipeID < $1.pipeID })
         try Validation.validate(meta, name: "pre-copy metadata of \(pid)")
         return meta

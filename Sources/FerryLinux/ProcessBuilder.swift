@@ -79,13 +79,13 @@ final class ProcessBuilder {
         return scratch
     }
 
-    /// Closes everything the exec'd root inherited from ferry and creates the pipes of the whole tree.
+    /// Closes everything the exec'd root inherited from ferry and creates the pipes and shared files of the whole tree.
     func createPipePool(_ pipes: [PipeData], processes: [ProcessImage]) throws -> FileState.PipePool {
         try main.call(436 /* close_range */, [0, UInt64(UInt32.max), 0], "close_range")
         var ids: [UInt64] = []
         for p in processes { for f in p.files where f.kind == .pipe && !ids.contains(f.pipeID) { ids.append(f.pipeID) } }
         let data = Dictionary(uniqueKeysWithValues: pipes.map { ($0.pipeID, $0) })
-        return try FileState.createPipePool(ids, data: data, injector: main, scratch: scratch)
+        return try FileState.createPipePool(ids, data: data, processes: processes, injector: main, scratch: scratch)
     }
 
     /// Forks `image` from this (still unbuilt) process with clone3 and its pid.
