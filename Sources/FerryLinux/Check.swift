@@ -92,7 +92,45 @@ public enum CheckProbes {
         return CheckReport(kernel: kernelRelease(), checks: [
             ptraceItem, vmItem, setMMMap(caps: caps), clone3SetTid(caps: caps), userfaultfd(), pagemapScan(),
             dirtyTracking(), softDirty(), cgroupV1(), cgroupV2(), xsave(ptraceSize: xstateSize), kernel(), pidNamespace(),
+            kcmp(),
         ])
+    }
+
+    // MARK: kcmp
+
+    /// kcmp(KCMP_FILE) tells dups from separate opens; KCMP_EPOLL_TFD checks an epoll watch's file.
+    static func kcmp() -> CheckItem {
+        let impact = "fds sharing one open file (dup, 2>&1, a log inherited across fork) come back as separate opens with their own offsets, and epoll watches are not checked at checkpoint"
+        let me = getpid()
+        let a = open("/dev/null", O_RDONLY | O_CLOEXEC), c = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        let b = dup(a)
+        defer { for fd in [a, b, c] where fd >= 0 { close(fd) } }
+        guard a >= 0, b >= 0, c >= 0 else { return CheckItem(name: "kcmp", verdict: .missing, detail: "could not open /dev/null", impact: impact) }
+        let same = ferry_syscall6(FileState.SYS_kcmp, UInt64(me), UInt64(me), FileState.KCMP_FILE, UInt64(a), UInt64(b), 0)
+        if same < 0 {
+            return CheckItem(name: "kcmp", verdict: .missing, detail: "kcmp(KCMP_FILE) failed: \(String(cString: strerror(Int32(-same))))", impact: impact)
+        }
+        let other = ferry_syscall6(FileState.SYS_kcmp, UInt64(me), UInt64(me), FileState.KCMP_FILE, UInt64(a), UInt64(c), 0)
+        guard same == 0, other > 0 else {
+            return CheckItem(name: "kcmp", verdict: .degraded, detail: "kcmp(KCMP_FILE) said \(same) for a dup and \(other) for another open", impact: impact)
+        }
+        // Glibc's module has no sys/epoll.h: the raw calls (EPOLL_CLOEXEC = O_CLOEXEC; a packed 12-byte epoll_event).
+        let ep = Int32(truncatingIfNeeded: ferry_syscall6(SYS.epollCreate1, UInt64(O_CLOEXEC), 0, 0, 0, 0, 0))
+        defer { if ep >= 0 { close(ep) } }
+        var event = [UInt8](repeating: 0, count: 12)
+        event[0] = 1 // EPOLLIN
+        // /dev/null cannot be watched (EPERM): a pipe can.
+        var p: [Int32] = [-1, -1]
+        _ = ferry_pipe(&p, O_CLOEXEC)
+        defer { for fd in p where fd >= 0 { close(fd) } }
+        let added = event.withUnsafeBytes {
+            ferry_syscall6(SYS.epollCtl, UInt64(ep), 1 /* ADD */, UInt64(p[0]), UInt64(UInt(bitPattern: $0.baseAddress!)), 0, 0)
+        }
+        guard ep >= 0, added == 0, FileState.watchIsAtItsFD(me, epoll: ep, watch: p[0]) else {
+            return CheckItem(name: "kcmp", verdict: .degraded, detail: "KCMP_FILE works; KCMP_EPOLL_TFD did not confirm an epoll watch (epoll_ctl: \(added))",
+                             impact: "epoll watches are not checked at checkpoint")
+        }
+        return CheckItem(name: "kcmp", verdict: .ok, detail: "KCMP_FILE tells a dup from another open; KCMP_EPOLL_TFD finds an epoll watch's file", impact: impact)
     }
 
     // MARK: ptrace and process_vm_readv

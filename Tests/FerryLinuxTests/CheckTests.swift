@@ -70,6 +70,7 @@ struct CheckTests {
         #expect(r["dirty_tracking"]?.verdict == .ok)
         #expect(r["clone3_set_tid"]?.verdict == .ok)
         #expect(r["pid_namespace"]?.verdict == .ok)
+        #expect(r["kcmp"]?.verdict == .ok)
         #expect(r["xsave"]?.verdict == .ok)
         #expect(r.requiredOK)
         #expect(r.rendered().split(separator: "\n").count == r.checks.count)
