@@ -5,7 +5,7 @@ import FerryImage
 /// without root). Formats as printed by Linux 5.x–6.x:
 ///
 ///     eventfd-count:                5        (hex, %16llx)
-///     eventfd-semaphore: 1                   (5.19+; absent before)
+///     eventfd-semaphore: 1                   (added in 2023, ~6.5; absent before)
 ///     clockid: 1 / ticks: 0 / settime flags: 01 (octal)
 ///     it_value: (0, 19999000) / it_interval: (0, 20000000)
 ///     sigmask:\t0000000000000800             (hex)
@@ -20,7 +20,8 @@ public enum FDInfo {
     public static func eventfd(_ text: String) throws -> EventFDState {
         let info = ProcFS.parseStatus(text)
         guard let c = info["eventfd-count"], let count = UInt64(c, radix: 16) else { throw Malformed(field: "eventfd-count") }
-        // Kernels before 5.19 do not print the flag; their eventfds are counted as non-semaphore.
+        // Older kernels (before ~6.5) do not print the flag: their eventfds are taken as non-semaphore
+        // (a known limit, docs/design-notes.md).
         return EventFDState(count: count, semaphore: info["eventfd-semaphore"] == "1")
     }
 

@@ -7,7 +7,7 @@ struct FDInfoTests {
     @Test func eventfd() throws {
         let text = "pos:\t0\nflags:\t02\nmnt_id:\t17\nino:\t20\neventfd-count:               1f\neventfd-id: 2\neventfd-semaphore: 1\n"
         #expect(try FDInfo.eventfd(text) == EventFDState(count: 31, semaphore: true))
-        // Before 5.19 there is no semaphore line.
+        // Before ~6.5 there is no semaphore line.
         #expect(try FDInfo.eventfd("eventfd-count:                0\n") == EventFDState(count: 0, semaphore: false))
         #expect(throws: FDInfo.Malformed(field: "eventfd-count")) { try FDInfo.eventfd("pos:\t0\n") }
     }
