@@ -10,9 +10,9 @@ public enum FileState {
 
     // MARK: dump
 
-    static func dump(pid: Int32) throws -> [FileDescriptorImage] {
+    static func dump(pid: Int32, ignoring: Set<Int32> = []) throws -> [FileDescriptorImage] {
         var out: [FileDescriptorImage] = []
-        for fd in try ProcFS.fds(pid) {
+        for fd in try ProcFS.fds(pid) where !ignoring.contains(fd) {
             let link = try ProcFS.readlink("/proc/\(pid)/fd/\(fd)")
             let info = ProcFS.parseStatus(try ProcFS.text("/proc/\(pid)/fdinfo/\(fd)"))
             let flags = Int32(info["flags"] ?? "0", radix: 8) ?? 0

@@ -226,6 +226,27 @@ struct MigrationTests {
         #expect(try wl.verdict() == "PASS", "serve: \(server.log)")
     }
 
+    @Test("pre-copy: pages dropped (MADV_DONTNEED), zeroed or re-touched and a mapping replaced while rounds run arrive exact; with layout=1 the mappings also change",
+          arguments: ["0", "1"])
+    func precopyChurn(_ layout: String) throws {
+        try Self.buildWorkloads()
+        let net = try NetnsPair()
+        let server = try Self.serve(net, tls: nil)
+        defer { server.stop() }
+        let wl = try Workload(Self.out + "/wl_precopy_churn", args: ["32", layout], netns: net.source)
+        defer { wl.cleanup() }
+        let r = try Self.migrate(net, pid: wl.pid, tls: nil)
+        #expect(r.status == 0, "migrate: \(r.output)\nserve: \(server.log)")
+        guard r.status == 0 else { return }
+        let line = r.output.split(separator: "\n").last.map(String.init) ?? ""
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect((json["rounds"] as? Int ?? 0) >= 2, "\(line)")
+        #expect((json["downtime_phases"] as? [Any])?.isEmpty == false, "\(line)")
+        try wl.waitForExit(seconds: 10)
+        #expect(wl.instances.count == 1)
+        #expect(try wl.verdict() == "PASS", "serve: \(server.log)")
+    }
+
     @Test("an incompatible target (its pids taken, no --new-pidns) is refused before anything is frozen")
     func incompatibleTarget() throws {
         try Self.buildWorkloads()
