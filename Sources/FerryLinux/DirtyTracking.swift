@@ -101,6 +101,13 @@ public final class DirtyTracker {
         return out
     }
 
+    /// Whether this kernel's write scan reports a page dropped with
+    /// MADV_DONTNEED as written (6.18 does: the PTE is empty, not
+    /// write-protected). Then the written pages already include the dropped
+    /// ones and `absent` is not needed. Probed once on ferry's own memory.
+    /// FERRY_SCAN_ABSENT=1 scans for absent pages anyway (tests the other kernels' path).
+    public static let reportsDroppedPages: Bool = getenv("FERRY_SCAN_ABSENT") == nil && ferry_probe_wp_scan_dropped(4) == 4
+
     /// Page ranges of the tracked memory that are neither present nor
     /// swapped: never touched, or dropped (MADV_DONTNEED, MADV_FREE reclaimed)
     /// — which is not a write, so `scan` does not report it.
