@@ -12,6 +12,9 @@ import FerryImage
 public final class PrecopySource {
     public let pid: Int32
     public let metadata: ImageMetadata
+    /// The container record as at the start (the final capture takes it when the namespaces are the same;
+    /// a cgroup limit changed during pre-copy is not seen).
+    public let container: ContainerSnapshot
     private let tracker: DirtyTracker
     public private(set) var rounds = 0
     private var stopped = false
@@ -30,7 +33,9 @@ public final class PrecopySource {
         let meta = try session.captureMetadata()
         if let why = PrecopySource.unsupported(meta) { throw FerryError(why) }
         metadata = meta
+        container = try ContainerSnapshot.capture(pid: pid, tree: session.tree)
         tracker = try DirtyTracker(pid: pid, frozen: true)
+        _ = DirtyTracker.reportsDroppedPages  // probed now, not in the final frozen window
     }
 
     public var tracked: [(start: UInt64, end: UInt64)] { tracker.ranges }

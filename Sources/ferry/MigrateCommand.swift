@@ -78,6 +78,7 @@ final class LinuxSubject: PrecopySubject {
     func writeImage(to sink: ByteSink) throws {
         guard let session else { throw MigrationError("not frozen") }
         let writer = try StreamImageWriter(sink: sink, source: Host.describe())
+        PhaseTimer.shared.mark("image writer")
         if let p = precopy {
             // The last dirty and dropped pages (the process is frozen now). The
             // userfaultfd stays in the process, out of the image: closing it
@@ -88,6 +89,7 @@ final class LinuxSubject: PrecopySubject {
             session.ignoredFDs[pid] = [p.remoteFD]
             session.knownMappings[pid] = p.metadata.processes[0].mappings
             session.knownSignalActions[pid] = p.metadata.processes[0].signalActions
+            session.knownContainer = p.container
             _ = try session.write(to: DirtyFilterSink(writer, pid: pid, tracked: p.tracked, final: final, preliminary: p.metadata))
         } else {
             _ = try session.write(to: writer)
