@@ -699,8 +699,11 @@ ferry_probe_pagemap_scan(size_t pages)
 	return r;
 }
 
-long
-ferry_probe_wp_scan(size_t pages, size_t writes)
+/* uffd WP_ASYNC over `pages` touched pages of ferry's own, armed by a first
+ * PAGEMAP_SCAN (PM_SCAN_WP_MATCHING), as pre-copy does it; then `act` on
+ * them, and a scan counting PAGE_IS_WRITTEN pages: that count, or -errno. */
+static long
+wp_probe(size_t pages, void (*act)(char *p, size_t pages, size_t ps, size_t arg), size_t arg)
 {
 	size_t ps = page_size();
 	size_t len = pages * ps;
@@ -742,8 +745,7 @@ ferry_probe_wp_scan(size_t pages, size_t writes)
 	r = pagemap_scan(pm, s, e, fl, FERRY_PAGE_IS_WRITTEN, 1);
 	if (r < 0)
 		goto out;
-	for (size_t i = 0; i < writes && i < pages; i++)
-		((volatile char *)p)[(i * 7 % pages) * ps] = 2;
+	act(p, pages, ps, arg);
 	r = pagemap_scan(pm, s, e, fl, FERRY_PAGE_IS_WRITTEN, 1);
 out:
 	if (pm >= 0)
@@ -753,3 +755,30 @@ out:
 	munmap(p, len);
 	return r;
 }
+
+static void
+write_some(char *p, size_t pages, size_t ps, size_t writes)
+{
+	for (size_t i = 0; i < writes && i < pages; i++)
+		((volatile char *)p)[(i * 7 % pages) * ps] = 2;
+}
+
+static void
+drop_all(char *p, size_t pages, size_t ps, size_t unused)
+{
+	(void)unused;
+	madvise(p, pages * ps, MADV_DONTNEED);
+}
+
+long
+ferry_probe_wp_scan(size_t pages, size_t writes)
+{
+	return wp_probe(pages, write_some, writes);
+}
+
+long
+ferry_probe_wp_scan_dropped(size_t pages)
+{
+	return wp_probe(pages, drop_all, 0);
+}
+

@@ -131,11 +131,15 @@ public protocol ImageSink: AnyObject {
     /// True for a page the sink does not want (pre-copy's final image: a page
     /// the target has and that was not written since): it is not even read.
     func skipsPage(pid: Int32, address: UInt64) -> Bool
+    /// True for a mapping whose pages the sink does not take from the
+    /// checkpoint at all (pre-copy's final image sends the tracked memory itself).
+    func skipsMapping(pid: Int32, mapping: Mapping) -> Bool
 }
 
 extension ImageSink {
     public func beginPages(metadata: ImageMetadata) throws {}
     public func skipsPage(pid: Int32, address: UInt64) -> Bool { false }
+    public func skipsMapping(pid: Int32, mapping: Mapping) -> Bool { false }
 }
 
 /// `DIR/meta.img` + `DIR/pages.img`.

@@ -1,6 +1,7 @@
 #if os(Linux)
 import Glibc
 import FerryImage
+import FerryContainer
 
 public struct CheckpointOptions: Sendable {
     public var leaveRunning: Bool
@@ -43,6 +44,20 @@ public final class CheckpointSession {
     public private(set) var tree: [Int32] = []
     private let frozenAt: Double
     private var open = true
+    /// Descriptors left out of the image, per process (pre-copy's userfaultfd).
+    public var ignoredFDs: [Int32: Set<Int32>] = [:]
+    /// Mappings known from an earlier capture (pre-copy's preliminary one):
+    /// when /proc/PID/maps shows exactly these, their VmFlags are taken from
+    /// them instead of reading /proc/PID/smaps, which walks every page table
+    /// entry (~30 ms per GiB) while the process is frozen.
+    public var knownMappings: [Int32: [Mapping]] = [:]
+    /// Signal actions known from an earlier capture: only the signals that
+    /// can differ are read again (`SignalState.toReread`), each an injected call.
+    public var knownSignalActions: [Int32: [SignalAction]] = [:]
+    /// A container record captured earlier (pre-copy's start) with the
+    /// namespaces it was read in: used again when the root's namespaces are
+    /// the same, instead of reading its cgroups while frozen (2–80 ms here).
+    public var knownContainer: ContainerSnapshot?
 
     /// Preflight checks, then freezes `pid` and its descendants.
     public init(pid: Int32) throws {
@@ -74,21 +89,33 @@ public final class CheckpointSession {
         var pipes: [UInt64: PipeData] = [:]
         for p in tree {
             let threads = freezer.threads.filter { $0.pid == p }.map(\.tid)
-            processes.append(try ProcessDump.capture(pid: p, threads: threads, pipes: &pipes))
+            processes.append(try ProcessDump.capture(pid: p, threads: threads, pipes: &pipes, ignoringFDs: ignoredFDs[p] ?? [],
+                                                     knownMappings: knownMappings[p], knownSignalActions: knownSignalActions[p]))
         }
         FileState.markSharedAcrossProcesses(&processes)
+        let container: [UInt8]?
+        if let k = knownContainer, k.namespaces == ContainerSnapshot.namespaces(of: pid) {
+            container = k.record
+        } else {
+            container = try ContainerState.dump(pid: pid, tree: tree)
+        }
+        PhaseTimer.shared.mark("capture: container")
         let meta = ImageMetadata(source: Host.describe(), processes: processes,
                                  pipes: pipes.values.sorted { $0.pipeID < $1.pipeID },
-                                 container: try ContainerState.dump(pid: pid, tree: tree))
+                                 container: container)
         try Validation.validate(meta, name: "checkpoint of \(pid)")
+        PhaseTimer.shared.mark("capture: host, validation")
         try sink.beginPages(metadata: meta)
+        PhaseTimer.shared.mark("send metadata")
         for image in processes {
-            let stats = try MemoryState.dumpPages(pid: image.pid, mappings: image.mappings, to: sink)
+            let stats = try MemoryState.dumpPages(pid: image.pid, mappings: image.mappings.filter { !sink.skipsMapping(pid: image.pid, mapping: $0) },
+                                                  to: sink)
             result.dataPages += stats.dataPages
             result.zeroPages += stats.zeroPages
             result.threads += image.threads.count
         }
         try sink.finish(metadata: meta)
+        PhaseTimer.shared.mark("pages")
         result.processes = processes.count
         result.frozenSeconds = Host.now() - frozenAt
         return result
@@ -109,13 +136,31 @@ public final class CheckpointSession {
     }
 }
 
+/// A process's container record and the namespaces it was taken in.
+public struct ContainerSnapshot: Sendable {
+    public var record: [UInt8]?
+    public var namespaces: [String]
+
+    /// The /proc/PID/ns links of every namespace kind.
+    static func namespaces(of pid: Int32) -> [String] {
+        NamespaceKind.allCases.map { (try? ProcFS.readlink("/proc/\(pid)/ns/\($0.procName)")) ?? "" }
+    }
+
+    /// Reads it now (the tree must be frozen).
+    static func capture(pid: Int32, tree: [Int32]) throws -> ContainerSnapshot {
+        ContainerSnapshot(record: try ContainerState.dump(pid: pid, tree: tree), namespaces: namespaces(of: pid))
+    }
+}
+
 /// One frozen process → ProcessImage (its pages are dumped after all metadata).
 enum ProcessDump {
-    static func capture(pid: Int32, threads: [Int32], pipes: inout [UInt64: PipeData]) throws -> ProcessImage {
+    static func capture(pid: Int32, threads: [Int32], pipes: inout [UInt64: PipeData], ignoringFDs: Set<Int32> = [],
+                        knownMappings: [Mapping]? = nil, knownSignalActions: [SignalAction]? = nil) throws -> ProcessImage {
         let stat = try ProcFS.stat(pid)
         let status = try ProcFS.status(pid)
         // Mappings first: the scratch area ferry adds below must not be in the image.
-        let mappings = try MemoryState.mappings(of: pid)
+        let mappings = try knownMappings.flatMap { try MemoryState.mappings(of: pid, ifUnchangedFrom: $0) } ?? MemoryState.mappings(of: pid)
+        PhaseTimer.shared.mark("capture: mappings")
         var image = ProcessImage(pid: pid)
         image.nsPids = (status["NSpid"] ?? "\(pid)").split(whereSeparator: { $0 == "\t" || $0 == " " }).compactMap { Int32($0) }
         image.ppid = Int32(stat.field(4))
@@ -131,8 +176,9 @@ enum ProcessDump {
         let exePath = try ProcFS.readlink("/proc/\(pid)/exe")
         image.exe = try? MemoryState.identity(ofMappedFile: "/proc/\(pid)/exe", path: exePath)
         image.mappings = mappings
-        image.files = try FileState.dump(pid: pid)
+        image.files = try FileState.dump(pid: pid, ignoring: ignoringFDs)
         try FileState.dumpPipes(pid: pid, files: image.files, into: &pipes)
+        PhaseTimer.shared.mark("capture: /proc, files")
 
         // Signals stay pending while ferry injects calls (an itimer must not interrupt them);
         // every thread gets its own mask back whatever happens.
@@ -142,7 +188,9 @@ enum ProcessDump {
         for tid in threads { try Tracee(tid).setSigMask(ThreadState.blockAll) }
         try ScratchSession.with(pid: pid, tid: threads[0]) { injector, scratch, mainRegs in
             image.layout = try LayoutState.dump(pid: pid, injector: injector)
-            image.signalActions = try SignalState.dumpActions(injector: injector, scratch: scratch)
+            let reread = knownSignalActions.flatMap { SignalState.toReread(status: status, known: $0) }
+            image.signalActions = try SignalState.dumpActions(injector: injector, scratch: scratch, reading: reread,
+                                                              known: knownSignalActions ?? [])
             image.timers = try ProcessMisc.dumpTimers(injector: injector, scratch: scratch)
             image.sharedPendingSignals = try SignalState.dumpSharedPending(tid: threads[0])
             for tid in threads {
@@ -152,6 +200,7 @@ enum ProcessDump {
                 image.threads.append(try ThreadState.dump(tid: tid, regs: regs, sigmask: masks[tid] ?? 0, injector: inj, scratch: scratch))
             }
         }
+        PhaseTimer.shared.mark("capture: injected (signals, timers, threads)")
         return image
     }
 }

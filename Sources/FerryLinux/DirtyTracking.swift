@@ -28,7 +28,7 @@ public final class DirtyTracker {
     static let PAGEMAP_SCAN: UInt = 0xC060_6610
     static let featureWPUnpopulated: UInt64 = 1 << 13, featureWPAsync: UInt64 = 1 << 15
     static let scanWPMatching: UInt64 = 1 << 0, scanCheckWPAsync: UInt64 = 1 << 1
-    static let pageIsWritten: UInt64 = 1 << 1
+    static let pageIsWritten: UInt64 = 1 << 1, pageIsPresent: UInt64 = 1 << 3, pageIsSwapped: UInt64 = 1 << 4
     static let SYS_userfaultfd = 323, SYS_ioctl = 16
 
     /// Freezes `pid` briefly, injects the userfaultfd set-up, lets it go and
@@ -81,41 +81,82 @@ public final class DirtyTracker {
 
     deinit { close(pagemap) }
 
+    /// Registered ranges whose mapping was replaced since (a new VMA at the
+    /// same place is not registered: PAGEMAP_SCAN with CHECK_WPASYNC says
+    /// EPERM). Their writes are no longer seen: they are left out of later
+    /// scans and must be sent whole, over a target that forgets what it had.
+    public private(set) var lost: [(start: UInt64, end: UInt64)] = []
+
     /// Page ranges written since the last scan (and write-protected again).
     public func scan() throws -> [(start: UInt64, end: UInt64)] {
-        var out: [(UInt64, UInt64)] = []
-        let vecLen = 512
-        var vec = [UInt64](repeating: 0, count: vecLen * 3)  // struct page_region { start, end, categories }
-        for r in ranges {
-            var at = r.start
-            while at < r.end {
-                // struct pm_scan_arg: size, flags, start, end, walk_end, vec, vec_len, max_pages,
-                // category_inverted, category_mask, category_anyof_mask, return_mask
-                var arg = [UInt64](repeating: 0, count: 12)
-                let n: Int = vec.withUnsafeMutableBytes { v in
-                    arg[0] = 96
-                    arg[1] = DirtyTracker.scanWPMatching | DirtyTracker.scanCheckWPAsync
-                    arg[2] = at
-                    arg[3] = r.end
-                    arg[5] = UInt64(UInt(bitPattern: v.baseAddress!))
-                    arg[6] = UInt64(vecLen)
-                    arg[9] = DirtyTracker.pageIsWritten
-                    arg[11] = DirtyTracker.pageIsWritten
-                    return arg.withUnsafeMutableBytes { a in
-                        ferry_ioctl(pagemap, DirtyTracker.PAGEMAP_SCAN, UInt64(UInt(bitPattern: a.baseAddress!)))
-                    }
-                }
-                if n < 0 {
-                    throw SystemError("ioctl(PAGEMAP_SCAN) on /proc/\(pid)/pagemap", errno: Int32(-n), "dirty tracking")
-                }
-                for i in 0..<n { out.append((vec[i * 3], vec[i * 3 + 1])) }
-                let walkEnd = arg[4]
-                // The walk can stop early (a full vec, or the kernel's own limit): go on from walk_end.
-                if walkEnd <= at { break }
-                at = walkEnd
+        var out: [(start: UInt64, end: UInt64)] = []
+        for r in ranges where !lost.contains(where: { $0.start == r.start }) {
+            do {
+                try walk(r, flags: DirtyTracker.scanWPMatching | DirtyTracker.scanCheckWPAsync,
+                         inverted: 0, mask: DirtyTracker.pageIsWritten, returnMask: DirtyTracker.pageIsWritten, into: &out)
+            } catch let e as SystemError where e.errno == EPERM {
+                lost.append(r)
             }
         }
         return out
+    }
+
+    /// Whether this kernel's write scan reports a page dropped with
+    /// MADV_DONTNEED as written (6.18 does: the PTE is empty, not
+    /// write-protected). Then the written pages already include the dropped
+    /// ones and `absent` is not needed. Probed once on ferry's own memory.
+    /// FERRY_SCAN_ABSENT=1 scans for absent pages anyway (tests the other kernels' path).
+    public static let reportsDroppedPages: Bool = getenv("FERRY_SCAN_ABSENT") == nil && ferry_probe_wp_scan_dropped(4) == 4
+
+    /// Page ranges of the tracked memory that are neither present nor
+    /// swapped: never touched, or dropped (MADV_DONTNEED, MADV_FREE reclaimed)
+    /// — which is not a write, so `scan` does not report it.
+    public func absent() throws -> [(start: UInt64, end: UInt64)] {
+        var out: [(start: UInt64, end: UInt64)] = []
+        let here = DirtyTracker.pageIsPresent | DirtyTracker.pageIsSwapped
+        for r in ranges where !lost.contains(where: { $0.start == r.start }) {
+            try walk(r, flags: 0, inverted: here, mask: here, returnMask: here, into: &out)
+        }
+        return out
+    }
+
+    /// PAGEMAP_SCAN over `r`, looping on walk_end (the walk stops early on a full vec or the kernel's own limit).
+    private func walk(_ r: (start: UInt64, end: UInt64), flags: UInt64, inverted: UInt64, mask: UInt64, returnMask: UInt64,
+                      into out: inout [(start: UInt64, end: UInt64)]) throws {
+        let vecLen = 512
+        var vec = [UInt64](repeating: 0, count: vecLen * 3)  // struct page_region { start, end, categories }
+        // Regions merge within this range only: a run must not cross into the next mapping.
+        let first = out.count
+        var at = r.start
+        while at < r.end {
+            // struct pm_scan_arg: size, flags, start, end, walk_end, vec, vec_len, max_pages,
+            // category_inverted, category_mask, category_anyof_mask, return_mask
+            var arg = [UInt64](repeating: 0, count: 12)
+            let n: Int = vec.withUnsafeMutableBytes { v in
+                arg[0] = 96
+                arg[1] = flags
+                arg[2] = at
+                arg[3] = r.end
+                arg[5] = UInt64(UInt(bitPattern: v.baseAddress!))
+                arg[6] = UInt64(vecLen)
+                arg[8] = inverted
+                arg[9] = mask
+                arg[11] = returnMask
+                return arg.withUnsafeMutableBytes { a in
+                    ferry_ioctl(pagemap, DirtyTracker.PAGEMAP_SCAN, UInt64(UInt(bitPattern: a.baseAddress!)))
+                }
+            }
+            if n < 0 {
+                throw SystemError("ioctl(PAGEMAP_SCAN) on /proc/\(pid)/pagemap at \(hex(at))", errno: Int32(-n), "dirty tracking")
+            }
+            for i in 0..<n {
+                let (s, e) = (vec[i * 3], vec[i * 3 + 1])
+                if out.count > first, out[out.count - 1].end == s { out[out.count - 1].end = e } else { out.append((s, e)) }
+            }
+            let walkEnd = arg[4]
+            if walkEnd <= at { break }
+            at = walkEnd
+        }
     }
 
     /// Removes the userfaultfd from the process (briefly frozen again unless `frozen`).

@@ -17,11 +17,11 @@ public enum FileState {
 
     // MARK: dump
 
-    static func dump(pid: Int32) throws -> [FileDescriptorImage] {
+    static func dump(pid: Int32, ignoring: Set<Int32> = []) throws -> [FileDescriptorImage] {
         var out: [FileDescriptorImage] = []
         /// (device, inode) of each dumped fd, to find dups among the fds with the same inode.
         var seen: [(fd: Int32, dev: UInt64, ino: UInt64)] = []
-        for fd in try ProcFS.fds(pid) {
+        for fd in try ProcFS.fds(pid) where !ignoring.contains(fd) {
             let link = try ProcFS.readlink("/proc/\(pid)/fd/\(fd)")
             let infoText = try ProcFS.text("/proc/\(pid)/fdinfo/\(fd)")
             let info = ProcFS.parseStatus(infoText)

@@ -12,6 +12,9 @@ import FerryImage
 public final class PrecopySource {
     public let pid: Int32
     public let metadata: ImageMetadata
+    /// The container record as at the start (the final capture takes it when the namespaces are the same;
+    /// a cgroup limit changed during pre-copy is not seen).
+    public let container: ContainerSnapshot
     private let tracker: DirtyTracker
     public private(set) var rounds = 0
     private var stopped = false
@@ -30,57 +33,145 @@ public final class PrecopySource {
         let meta = try session.captureMetadata()
         if let why = PrecopySource.unsupported(meta) { throw FerryError(why) }
         metadata = meta
+        container = try ContainerSnapshot.capture(pid: pid, tree: session.tree)
         tracker = try DirtyTracker(pid: pid, frozen: true)
+        _ = DirtyTracker.reportsDroppedPages  // probed now, not in the final frozen window
     }
 
     public var tracked: [(start: UInt64, end: UInt64)] { tracker.ranges }
+    /// The userfaultfd's number in the process (left out of the final image).
+    public var remoteFD: Int32 { tracker.remoteFD }
+
+    /// Pages of the tracked memory the target holds data for (sent with data
+    /// in some round): one bit per page over `tracked`, in order.
+    private lazy var sent: [UInt64] = [UInt64](repeating: 0, count: (tracked.reduce(0) { $0 + Int(($1.end - $1.start) >> 12) } + 63) / 64)
+
+    private func bitIndex(_ address: UInt64) -> Int? {
+        var base = 0
+        for r in tracked {
+            if address >= r.start && address < r.end { return base + Int((address - r.start) >> 12) }
+            base += Int((r.end - r.start) >> 12)
+        }
+        return nil
+    }
+
+    private func markSent(_ address: UInt64, _ count: Int) {
+        guard let first = bitIndex(address) else { return }
+        for i in first..<(first + count) where i >> 6 < sent.count { sent[i >> 6] |= 1 << UInt64(i & 63) }
+    }
+
+    private func wasSent(_ address: UInt64) -> Bool {
+        guard let i = bitIndex(address), i >> 6 < sent.count else { return false }
+        return sent[i >> 6] & (1 << UInt64(i & 63)) != 0
+    }
 
     /// One round: the first sends every present page of the tracked memory,
     /// later ones the pages written since. `emit(address, data or nil for zero pages, page count)`. Returns pages sent.
     public func round(_ emit: (UInt64, UnsafeRawBufferPointer?, Int) throws -> Void) throws -> Int {
         rounds += 1
-        if rounds == 1 {
-            let maps = metadata.processes[0].mappings.filter { m in tracked.contains { $0.start == m.start } }
-            return try withoutActuallyEscaping(emit) { e in
-                let stats = try MemoryState.dumpPages(pid: pid, mappings: maps, to: CallbackSink(e))
+        return try withoutActuallyEscaping(emit) { emit in
+            let marking: (UInt64, UnsafeRawBufferPointer?, Int) throws -> Void = { a, d, n in
+                try emit(a, d, n)
+                if d != nil { self.markSent(a, n) }
+            }
+            if rounds == 1 {
+                let maps = metadata.processes[0].mappings.filter { m in tracked.contains { $0.start == m.start } }
+                let stats = try MemoryState.dumpPages(pid: pid, mappings: maps, to: CallbackSink(marking))
                 return stats.dataPages + stats.zeroPages
             }
+            let dirty = try tracker.scan()
+            var pages = 0
+            try PrecopySource.read(pid: pid, dirty) { a, data in
+                try marking(a, data, data.count / 4096)
+                pages += data.count / 4096
+            }
+            return pages
         }
-        let dirty = try tracker.scan()
+    }
+
+    /// Reads `ranges` of `pid`'s memory in chunks of at most PageRecord.maxPages.
+    static func read(pid: Int32, _ ranges: [(start: UInt64, end: UInt64)], _ body: (UInt64, UnsafeRawBufferPointer) throws -> Void) throws {
         let memory = RemoteMemory(pid: pid)
         let chunk = PageRecord.maxPages * 4096
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
         defer { buffer.deallocate() }
-        var pages = 0
-        for r in dirty {
+        for r in ranges {
             var at = r.start
             while at < r.end {
                 let n = Int(min(UInt64(chunk), r.end - at))
                 let got = try memory.read(at, into: buffer.baseAddress!, count: n)
                 guard got == n else { throw FerryError("pre-copy: memory at \(hex(at)) of \(pid) went away") }
-                try emit(at, UnsafeRawBufferPointer(start: buffer.baseAddress, count: n), n / 4096)
-                pages += n / 4096
+                try body(at, UnsafeRawBufferPointer(start: buffer.baseAddress, count: n))
                 at += UInt64(n)
             }
         }
-        return pages
     }
 
-    /// With the process frozen by `session` (this thread): the pages written
-    /// since the last round, and the userfaultfd removed from the process.
-    public func finish(frozenBy session: CheckpointSession) throws -> [(start: UInt64, end: UInt64)] {
-        let dirty = try tracker.scan()
+    /// What the final image must change in the tracked memory.
+    public struct FinalScan {
+        /// Written since the last round.
+        public var dirty: [(start: UInt64, end: UInt64)]
+        /// Sent with data earlier, neither present nor swapped now (dropped): zero on the target.
+        public var dropped: [(start: UInt64, end: UInt64)]
+        /// Mappings replaced since tracking began: cleared on the target and sent whole.
+        public var lost: [(start: UInt64, end: UInt64)]
+    }
+
+    /// With the process frozen (by a CheckpointSession of this thread): the
+    /// last scans. The userfaultfd stays in the process (left out of the
+    /// image; closing it makes the kernel walk every page table entry, ~0.1 s
+    /// per GiB): `release(frozen:)` closes it on rollback, a killed source
+    /// needs nothing.
+    public func finalScan() throws -> FinalScan {
+        // A kernel whose write scan reports dropped pages (6.18) needs no
+        // scan for absent pages (1–8 ms at 1 GiB here): they are in `dirty`,
+        // read as zero and sent as ZERO runs. Otherwise absent first: the
+        // write scan leaves a marker that later counts as "swapped".
+        let absent = DirtyTracker.reportsDroppedPages ? [] : try tracker.absent()
+        PhaseTimer.shared.mark("final scan: absent pages")
+        var dirty = try tracker.scan()
+        var dropped: [(start: UInt64, end: UInt64)] = []
+        for r in absent {
+            let first = dropped.count  // runs stay inside one absent range (one mapping)
+            var a = r.start
+            while a < r.end {
+                if wasSent(a) {
+                    if dropped.count > first, dropped[dropped.count - 1].end == a { dropped[dropped.count - 1].end = a + 4096 } else { dropped.append((a, a + 4096)) }
+                }
+                a += 4096
+            }
+        }
+        if !dropped.isEmpty { dirty = PrecopySource.subtract(dropped, from: dirty) }
+        return FinalScan(dirty: dirty, dropped: dropped, lost: tracker.lost)
+    }
+
+    /// `ranges` without `cut` (both sorted, non-overlapping within themselves).
+    static func subtract(_ cut: [(start: UInt64, end: UInt64)], from ranges: [(start: UInt64, end: UInt64)]) -> [(start: UInt64, end: UInt64)] {
+        var out: [(start: UInt64, end: UInt64)] = []
+        var k = 0
+        for r in ranges {
+            var at = r.start
+            while k < cut.count && cut[k].end <= at { k += 1 }
+            var j = k
+            while at < r.end {
+                guard j < cut.count, cut[j].start < r.end else { out.append((at, r.end)); break }
+                if cut[j].start > at { out.append((at, cut[j].start)) }
+                at = max(at, cut[j].end)
+                j += 1
+            }
+        }
+        return out
+    }
+
+    /// Removes the userfaultfd from the process (`frozen`: held by this thread's CheckpointSession).
+    public func release(frozen: Bool) {
+        guard !stopped else { return }
         stopped = true
-        try tracker.stop(frozen: true)
-        return dirty
+        try? tracker.stop(frozen: frozen)
     }
 
     /// Rollback while the process runs: the userfaultfd is removed (a brief freeze).
-    public func cancel() {
-        guard !stopped else { return }
-        stopped = true
-        try? tracker.stop(frozen: false)
-    }
+    public func cancel() { release(frozen: false) }
 }
 
 extension CheckpointSession {
@@ -98,6 +189,28 @@ extension CheckpointSession {
     }
 }
 
+extension MemoryState {
+    /// The mappings from /proc/PID/maps (no page-table walk) with the VmFlags
+    /// of `known`, when every entry is one of `known` (same range, protection,
+    /// offset and name); nil otherwise (read /proc/PID/smaps then). A VmFlag
+    /// changed by madvise over a whole mapping (MADV_DONTDUMP) is not seen.
+    static func mappings(of pid: Int32, ifUnchangedFrom known: [Mapping]) throws -> [Mapping]? {
+        let entries = try ProcFS.maps(pid, withFlags: false)
+        var out: [Mapping] = []
+        out.reserveCapacity(entries.count)
+        var k = 0
+        for e in entries {
+            while k < known.count && known[k].start < e.start { k += 1 }
+            guard k < known.count, known[k].start == e.start, known[k].end == e.end, known[k].name == e.path,
+                  known[k].protection == e.protection, known[k].fileOffset == e.offset else { return nil }
+            var m = try mapping(from: e, pid: pid)
+            m.flags.formUnion(known[k].flags.intersection([.growsDown, .locked, .dontDump]))
+            out.append(m)
+        }
+        return out
+    }
+}
+
 /// Pages handed to a closure.
 final class CallbackSink: ImageSink {
     let emit: (UInt64, UnsafeRawBufferPointer?, Int) throws -> Void
@@ -107,49 +220,39 @@ final class CallbackSink: ImageSink {
     func finish(metadata: ImageMetadata) throws {}
 }
 
-/// Passes an image through, except pages of the tracked ranges that were not written since the last round.
+/// The final image after pre-copy: every mapping as a checkpoint writes it,
+/// except the tracked memory, whose mappings are not read at all; in their
+/// place, right after the metadata, ZERO runs over the pages the target must
+/// drop (sent earlier, gone now; replaced mappings whole) and the pages
+/// written since the last round. After pre-copy the target reads a ZERO run
+/// in private anonymous memory as "make these pages zero". When the mappings
+/// changed (`PhasedRestore.mismatch`) everything is sent and the target
+/// starts over.
 public final class DirtyFilterSink: ImageSink {
     let inner: ImageSink
+    let pid: Int32
     let tracked: [(start: UInt64, end: UInt64)]
-    let dirty: [(start: UInt64, end: UInt64)]
+    let final: PrecopySource.FinalScan
     let preliminary: ImageMetadata?
-    public private(set) var skippedPages = 0
     /// The mappings changed since the preliminary metadata: every page is sent (the target starts over).
     public private(set) var sendsEverything = false
     public private(set) var mismatch: String?
+    public private(set) var dirtyPages = 0, droppedPages = 0
 
-    public init(_ inner: ImageSink, tracked: [(start: UInt64, end: UInt64)], dirty: [(start: UInt64, end: UInt64)],
+    public init(_ inner: ImageSink, pid: Int32, tracked: [(start: UInt64, end: UInt64)], final: PrecopySource.FinalScan,
                 preliminary: ImageMetadata? = nil) {
         self.inner = inner
+        self.pid = pid
         self.preliminary = preliminary
-        self.tracked = tracked.sorted { $0.start < $1.start }
-        self.dirty = dirty.sorted { $0.start < $1.start }
+        self.tracked = tracked
+        self.final = final
     }
 
-    private static func contains(_ ranges: [(start: UInt64, end: UInt64)], _ a: UInt64) -> Bool {
-        var lo = 0, hi = ranges.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if ranges[mid].end <= a { lo = mid + 1 } else { hi = mid }
-        }
-        return lo < ranges.count && ranges[lo].start <= a
+    private func isLost(_ start: UInt64) -> Bool { final.lost.contains { $0.start == start } }
+
+    public func skipsMapping(pid: Int32, mapping m: Mapping) -> Bool {
+        !sendsEverything && pid == self.pid && !isLost(m.start) && tracked.contains { $0.start == m.start && $0.end == m.end }
     }
-
-    private func keep(_ a: UInt64) -> Bool { sendsEverything || !Self.contains(tracked, a) || Self.contains(dirty, a) }
-
-    /// Calls `body(firstPage, count)` for each run of kept pages among `count` pages at `address`.
-    private func runs(_ address: UInt64, _ count: Int, _ body: (Int, Int) throws -> Void) throws {
-        var i = 0
-        while i < count {
-            if !keep(address + UInt64(i * 4096)) { skippedPages += 1; i += 1; continue }
-            var j = i + 1
-            while j < count && keep(address + UInt64(j * 4096)) { j += 1 }
-            try body(i, j - i)
-            i = j
-        }
-    }
-
-    public func skipsPage(pid: Int32, address: UInt64) -> Bool { !keep(address) }
 
     public func beginPages(metadata: ImageMetadata) throws {
         if let pre = preliminary, let why = PhasedRestore.mismatch(preliminary: pre, final: metadata) {
@@ -157,19 +260,41 @@ public final class DirtyFilterSink: ImageSink {
             mismatch = why
         }
         try inner.beginPages(metadata: metadata)
+        PhaseTimer.shared.mark("send metadata")
+        if sendsEverything { return }
+        for r in (final.dropped + final.lost).sorted(by: { $0.start < $1.start }) {
+            let n = Int((r.end - r.start) >> 12)
+            try inner.writeZeroPages(pid: pid, address: r.start, count: n)
+            droppedPages += n
+        }
+        let dirty = final.dirty.filter { d in !final.lost.contains { $0.start <= d.start && d.start < $0.end } }
+        try PrecopySource.read(pid: pid, dirty) { a, data in
+            // Runs of zero pages go as ZERO (the target zeroes them), the rest as data.
+            let pages = data.count / 4096
+            var i = 0
+            while i < pages {
+                let zero = MemoryState.isZero(UnsafeRawBufferPointer(rebasing: data[i * 4096..<(i + 1) * 4096]))
+                var j = i + 1
+                while j < pages && MemoryState.isZero(UnsafeRawBufferPointer(rebasing: data[j * 4096..<(j + 1) * 4096])) == zero { j += 1 }
+                let at = a + UInt64(i * 4096)
+                if zero {
+                    try inner.writeZeroPages(pid: pid, address: at, count: j - i)
+                } else {
+                    try inner.writePages(pid: pid, address: at, data: UnsafeRawBufferPointer(rebasing: data[i * 4096..<j * 4096]))
+                }
+                i = j
+            }
+            dirtyPages += pages
+        }
+        PhaseTimer.shared.mark("tracked pages")
     }
 
     public func writePages(pid: Int32, address: UInt64, data: UnsafeRawBufferPointer) throws {
-        try runs(address, data.count / 4096) { first, n in
-            try inner.writePages(pid: pid, address: address + UInt64(first * 4096),
-                                 data: UnsafeRawBufferPointer(rebasing: data[first * 4096..<(first + n) * 4096]))
-        }
+        try inner.writePages(pid: pid, address: address, data: data)
     }
 
     public func writeZeroPages(pid: Int32, address: UInt64, count: Int) throws {
-        try runs(address, count) { first, n in
-            try inner.writeZeroPages(pid: pid, address: address + UInt64(first * 4096), count: n)
-        }
+        try inner.writeZeroPages(pid: pid, address: address, count: count)
     }
 
     public func finish(metadata: ImageMetadata) throws { try inner.finish(metadata: metadata) }

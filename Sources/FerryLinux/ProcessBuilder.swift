@@ -195,6 +195,22 @@ final class ProcessBuilder {
         }
     }
 
+    func flushPages() throws { try pageWriter.flush() }
+
+    /// A ZERO run that must zero what an earlier fill wrote: private
+    /// anonymous memory is dropped (MADV_DONTNEED, after the writes queued
+    /// before it); other memory gets zeros written as `fill` does.
+    func zero(_ original: PageRun) throws {
+        guard original.pid == image.pid else { return }
+        let m = index.mapping(pid: original.pid, containing: original.address)
+        guard adaptation == nil, let m, m.kind == .anonymous || m.kind == .heap || m.kind == .stack else { return try fill(original) }
+        // Only writable memory was filled during pre-copy.
+        guard m.protection.contains(.write) else { return }
+        try pageWriter.flush()
+        try main.call(SYS.madvise, [original.address, UInt64(original.byteCount), 4 /* MADV_DONTNEED */],
+                      "madvise(\(hex(original.address)), \(original.pageCount) pages, MADV_DONTNEED)")
+    }
+
     func finishAddressSpace() throws {
         try pageWriter.flush()
         if let (old, kernelBase) = proxiedVDSO {

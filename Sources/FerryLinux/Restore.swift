@@ -154,6 +154,18 @@ public final class PhasedRestore {
         try b.fill(run)
     }
 
+    /// Writes the pages queued so far (pre-copy: before the source freezes).
+    public func flushPages() throws {
+        for b in order { try b.flushPages() }
+    }
+
+    /// Makes the pages of a ZERO run zero, whatever was filled there before
+    /// (pre-copy's final image: pages dropped or zeroed since they were sent).
+    public func zero(_ run: PageRun) throws {
+        guard let b = builders[run.pid] else { throw FerryError("pages for pid \(run.pid), which is not in the image") }
+        try b.zero(run)
+    }
+
     /// Why a restore built from `preliminary` cannot be completed with `final`
     /// (nil: it can). The source asks the same question to decide whether the
     /// final image must carry every page.
@@ -181,15 +193,20 @@ public final class PhasedRestore {
 
     /// Finishes every process and lets the tree run.
     public func complete() throws -> RestoreResult {
+        let phases = PhaseTimer.shared
         do {
             for b in order {
                 try b.finishAddressSpace()
+                phases.mark("complete: last pages, mprotect")
                 if let a = b.adaptation { result.notes.append("process \(b.image.pid): " + a.summary) }
                 if let v = b.vdsoNote { result.notes.append("process \(b.image.pid): " + v) }
                 result.notes += try b.restoreProcessState(pool: pool, rootExe: meta.processes[0].exe?.path ?? "")
+                phases.mark("complete: fds, signals, layout")
                 try b.createThreads()
+                phases.mark("complete: threads, timers, credentials")
             }
             for b in order.reversed() { try b.release() }
+            phases.mark("complete: registers, release")
         } catch {
             abandon()
             throw error

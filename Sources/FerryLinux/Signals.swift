@@ -6,9 +6,16 @@ import FerryImage
 public enum SignalState {
     static let uncatchable: Set<Int32> = [9, 19] // SIGKILL, SIGSTOP
 
-    static func dumpActions(injector: Injector, scratch: ScratchArea) throws -> [SignalAction] {
+    /// `reading`: only these signals are asked (one injected call each);
+    /// the others' actions are taken from `known`.
+    static func dumpActions(injector: Injector, scratch: ScratchArea, reading: Set<Int32>? = nil,
+                            known: [SignalAction] = []) throws -> [SignalAction] {
         var out: [SignalAction] = []
         for sig in Int32(1)...64 where !uncatchable.contains(sig) {
+            if let reading, !reading.contains(sig) {
+                if let k = known.first(where: { $0.signo == sig }) { out.append(k) }
+                continue
+            }
             // struct kernel_sigaction { handler, flags, restorer, mask }
             try injector.call(SYS.rtSigaction, [UInt64(sig), 0, scratch.data, 8], "rt_sigaction(\(sig))")
             let b = try injector.memory.read(scratch.data, count: 32)
@@ -16,6 +23,21 @@ public enum SignalState {
             if w[0] == 0 && w[1] == 0 && w[3] == 0 { continue } // default, nothing to restore
             out.append(SignalAction(signo: sig, handler: w[0], flags: w[1], restorer: w[2], mask: w[3]))
         }
+        return out
+    }
+
+    /// Signals whose action must be read again when `known` was read earlier
+    /// (pre-copy's preliminary capture), from /proc/PID/status: every caught
+    /// or ignored one, every one `known` had set, and SIGCHLD (its
+    /// SA_NOCLDWAIT/SA_NOCLDSTOP matter with the default action too). Any
+    /// other signal has the default action now and had it then; its flags
+    /// and mask have no effect.
+    static func toReread(status: [String: String], known: [SignalAction]) -> Set<Int32>? {
+        guard let cgt = status["SigCgt"].flatMap({ UInt64($0, radix: 16) }),
+              let ign = status["SigIgn"].flatMap({ UInt64($0, radix: 16) }) else { return nil }
+        var out: Set<Int32> = [SIGCHLD]
+        for sig in Int32(1)...64 where (cgt | ign) & (1 << UInt64(sig - 1)) != 0 { out.insert(sig) }
+        for k in known { out.insert(k.signo) }
         return out
     }
 

@@ -51,6 +51,8 @@ public struct PrecopyOptions: Sendable {
 /// A restore under way on the target during pre-copy.
 public protocol PrecopyRestoring: AnyObject {
     func fill(_ run: PageRun) throws
+    /// Writes every page queued so far into the process.
+    func flush() throws
     /// Reads the final image (metadata first) and lets the process run.
     func finish(from source: ByteSource) throws -> RestoredProcess
     /// Kills what was created.
@@ -85,6 +87,10 @@ public struct MigrationSummary: Codable, Sendable, Equatable {
     /// The process on the target.
     public var target_pid: Int32
     public var target_restore_ms: Double
+    /// The downtime split on the source (freeze → ACK received), in order.
+    public var downtime_phases: [Phase] = []
+    /// The target's part (first image byte → ACK sent), in order.
+    public var target_phases: [Phase] = []
 }
 
 public struct MigrationProgress: Sendable {
@@ -130,8 +136,11 @@ public enum MigrationSource {
             log("warning: pre-copy is not available for this process: stop-and-copy")
         }
         let frozenAt = now()
+        let phases = PhaseTimer.shared
+        phases.reset()
         do {
             try subject.freeze()
+            phases.mark("freeze")
         } catch {
             connection.close(with: .abort, reason: "the source could not freeze the process: \(error)")
             throw error
@@ -142,7 +151,9 @@ public enum MigrationSource {
             sink.progress = { bytes in progress?(MigrationProgress(bytesSent: bytes, round: rounds, dirtyRate: 0)) }
             try subject.writeImage(to: sink)
             try sink.flush()
+            phases.mark("send rest")
             ack = try connection.expect(.ack, Ack.self)
+            phases.mark("wait for ACK")
         } catch {
             subject.resume()
             let reason = oneLine(error)
@@ -153,7 +164,8 @@ public enum MigrationSource {
         subject.kill()
         connection.close(with: .commit, reason: nil)
         return MigrationSummary(total_ms: ms(now() - start), downtime_ms: ms(downtime), bytes: connection.bytesSent, rounds: rounds,
-                                target_pid: ack.pid, target_restore_ms: ack.restoreMs)
+                                target_pid: ack.pid, target_restore_ms: ack.restoreMs,
+                                downtime_phases: Phase.from(phases), target_phases: ack.phases ?? [])
     }
 
     /// Sends the preliminary metadata and rounds of pages while the process
@@ -189,6 +201,18 @@ public enum MigrationSource {
                 if rounds > 1 && (pages <= options.smallDirtyPages || (previous != Int.max && pages * 10 >= previous * 9)) { break }
                 if rounds > 1 { previous = pages }
             }
+            // Before the freeze the target writes what is still queued or in
+            // flight (up to the connection's windows, 16 MiB), which would
+            // otherwise count as downtime; then one short round sends what was
+            // written meanwhile, and the freeze follows at once.
+            try connection.send(.precopySync, bytes: [])
+            let f = try connection.receive(waitingFor: "PRECOPY_SYNCED")
+            guard f.type == .precopySynced else { throw Connection.unexpected(f, wanted: "PRECOPY_SYNCED", peer: connection.peer) }
+            rounds += 1
+            let pages = try p.precopyRound { address, data, count in
+                try sendPages(connection, pid: pid, address: address, data: data, count: count)
+            }
+            log("pre-copy round \(rounds) (after the target caught up): \(pages) pages")
         } catch {
             p.cancelPrecopy()
             let reason = oneLine(error)
@@ -356,6 +380,11 @@ extension MigrationReceiver {
             var offset: Int64 = 0
             while true {
                 let f = try c.receive(waitingFor: "pre-copy pages")
+                if f.type == .precopySync {
+                    try r.flush()
+                    try c.send(.precopySynced, bytes: [])
+                    continue
+                }
                 guard f.type == .precopyPages else {
                     if f.type == .imageChunk { return (r, f) }
                     throw Connection.unexpected(f, wanted: "pre-copy pages", peer: c.peer)

@@ -17,7 +17,11 @@ import NIOCore
 //  VERDICT (go / refused + reasons) ──▶    decided BEFORE anything is frozen
 //  [PRECOPY_META (preliminary metadata)  the target builds the processes and
 //   PRECOPY_PAGES × n, in rounds   ──▶     their address spaces, fills pages
-//   while the source runs]                  as they come
+//   while the source runs                   as they come
+//   PRECOPY_SYNC                   ──▶
+//                                  ◀──     PRECOPY_SYNCED (every page so far is
+//                                           written: the freeze does not wait
+//                                           for pages still in flight)]
 //  IMAGE_CHUNK × n (the stream
 //  encoding of the image, in order)  ──▶   restored as it arrives
 //  [ABORT (reason) at any time]      ──▶   target removes what it created
@@ -29,7 +33,8 @@ import NIOCore
 
 public enum WireProtocol {
     /// Bumped on any incompatible change; a peer with a newer version is refused.
-    public static let version = 1
+    /// 2: PRECOPY_SYNC / PRECOPY_SYNCED end the rounds.
+    public static let version = 2
     /// Image bytes per IMAGE_CHUNK.
     public static let chunkSize = 256 << 10
     public static let headerSize = 12
@@ -39,6 +44,8 @@ public enum MessageType: UInt32, Sendable, CustomStringConvertible {
     case hello = 1, capabilities = 2, verdict = 3, imageChunk = 4, ack = 5, nack = 6, abort = 7, commit = 8
     /// Pre-copy: the preliminary metadata (JSON ImageMetadata), then pages while the source runs.
     case precopyMeta = 9, precopyPages = 10
+    /// Pre-copy: the source is about to freeze; the target answers PRECOPY_SYNCED once every page so far is in the new process.
+    case precopySync = 11, precopySynced = 12
 
     /// Largest payload accepted for the type, checked before anything is allocated.
     public var maxLength: Int {
@@ -62,6 +69,8 @@ public enum MessageType: UInt32, Sendable, CustomStringConvertible {
         case .commit: return "COMMIT"
         case .precopyMeta: return "PRECOPY_META"
         case .precopyPages: return "PRECOPY_PAGES"
+        case .precopySync: return "PRECOPY_SYNC"
+        case .precopySynced: return "PRECOPY_SYNCED"
         }
     }
 }
@@ -197,9 +206,19 @@ public struct Ack: Codable, Sendable, Equatable {
     /// Time the target spent from the first image byte to the process running.
     public var restoreMs: Double
     public var notes: [String]
-    public init(pid: Int32, namespaceInit: Int32?, restoreMs: Double, notes: [String]) {
-        self.pid = pid; self.namespaceInit = namespaceInit; self.restoreMs = restoreMs; self.notes = notes
+    /// Where the target's part of the downtime went (first image byte → ACK), in order.
+    public var phases: [Phase]?
+    public init(pid: Int32, namespaceInit: Int32?, restoreMs: Double, notes: [String], phases: [Phase]? = nil) {
+        self.pid = pid; self.namespaceInit = namespaceInit; self.restoreMs = restoreMs; self.notes = notes; self.phases = phases
     }
+}
+
+/// One named part of a duration.
+public struct Phase: Codable, Sendable, Equatable {
+    public var name: String
+    public var ms: Double
+    public init(name: String, ms: Double) { self.name = name; self.ms = ms }
+    public static func from(_ timer: PhaseTimer) -> [Phase] { timer.summary.map { Phase(name: $0.name, ms: $0.ms) } }
 }
 
 /// NACK and ABORT.

@@ -78,18 +78,26 @@ final class LinuxSubject: PrecopySubject {
     func writeImage(to sink: ByteSink) throws {
         guard let session else { throw MigrationError("not frozen") }
         let writer = try StreamImageWriter(sink: sink, source: Host.describe())
+        PhaseTimer.shared.mark("image writer")
         if let p = precopy {
-            // The last dirty pages (the process is frozen now); the userfaultfd leaves it before capture.
-            precopy = nil
-            let dirty = try p.finish(frozenBy: session)
-            _ = try session.write(to: DirtyFilterSink(writer, tracked: p.tracked, dirty: dirty, preliminary: p.metadata))
+            // The last dirty and dropped pages (the process is frozen now). The
+            // userfaultfd stays in the process, out of the image: closing it
+            // costs a walk of every page table entry; the source is killed
+            // after the ACK, or `resume` closes it.
+            let final = try p.finalScan()
+            PhaseTimer.shared.mark("final scan")
+            session.ignoredFDs[pid] = [p.remoteFD]
+            session.knownMappings[pid] = p.metadata.processes[0].mappings
+            session.knownSignalActions[pid] = p.metadata.processes[0].signalActions
+            session.knownContainer = p.container
+            _ = try session.write(to: DirtyFilterSink(writer, pid: pid, tracked: p.tracked, final: final, preliminary: p.metadata))
         } else {
             _ = try session.write(to: writer)
         }
     }
 
     func resume() {
-        if let p = precopy, let session { _ = try? p.finish(frozenBy: session) }
+        if let p = precopy, session != nil { p.release(frozen: true) }
         precopy = nil
         session?.resume()
     }
@@ -173,8 +181,13 @@ final class LinuxPrecopyRestoring: PrecopyRestoring {
 
     func fill(_ run: PageRun) throws { try restore.fill(run) }
 
+    func flush() throws { try restore.flushPages() }
+
     func finish(from source: ByteSource) throws -> RestoredProcess {
+        let phases = PhaseTimer.shared
+        phases.reset()
         let reader = try MetadataFirstStreamReader(source: source)
+        phases.mark("read metadata")
         var phased = restore
         do {
             try phased.update(final: reader.metadata)
@@ -185,11 +198,21 @@ final class LinuxPrecopyRestoring: PrecopyRestoring {
             phased = try PhasedRestore(metadata: reader.metadata, options: target.options)
             second = phased
         }
-        try reader.forEachPageRun { try phased.fill($0) }
+        // After pre-copy a ZERO run in private anonymous memory means "zero
+        // these now": the pages may hold what an earlier round sent.
+        let restarted = second != nil
+        try reader.forEachPageRun { run in
+            if run.data == nil && !restarted { try phased.zero(run) } else { try phased.fill(run) }
+        }
+        phases.mark("pages")
         var r = try phased.complete()
         if second != nil { r.notes.append("restored from the final image alone") }
         for n in r.notes { say("note: \(n)") }
-        return try target.running(r, since: start)
+        var running = try target.running(r, since: start)
+        phases.mark("running check")
+        running.ack.phases = Phase.from(phases)
+        say("final phase here: " + phases.summary.map { "\($0.name) \($0.ms) ms" }.joined(separator: ", "))
+        return running
     }
 
     private var second: PhasedRestore?
@@ -290,6 +313,8 @@ struct MigrateCommand: ParsableCommand {
                 let out = try JSONSerialization.data(withJSONObject: [
                     "total_ms": summary.total_ms, "downtime_ms": summary.downtime_ms, "bytes": summary.bytes,
                     "rounds": summary.rounds, "target_pid": summary.target_pid, "target_restore_ms": summary.target_restore_ms,
+                    "downtime_phases": summary.downtime_phases.map { [$0.name, $0.ms] as [Any] },
+                    "target_phases": summary.target_phases.map { [$0.name, $0.ms] as [Any] },
                 ] as [String: Any], options: [.sortedKeys])
                 print(String(decoding: out, as: UTF8.self))
             } else {

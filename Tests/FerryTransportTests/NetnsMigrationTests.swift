@@ -159,8 +159,9 @@ struct MigrationTests {
     static func buildWorkloads() throws { try TestPaths.buildWorkloads() }
 
     /// Runs `ferry migrate` in the source namespace.
-    static func migrate(_ net: NetnsPair, pid: Int32, tls: TLSFiles?, extra: [String] = []) throws -> (status: Int32, output: String) {
-        var args = ["/usr/sbin/ip", "netns", "exec", net.source, ferry, "migrate", "\(pid)", "--to", "\(net.targetIP):\(port)", "--json"]
+    static func migrate(_ net: NetnsPair, pid: Int32, tls: TLSFiles?, extra: [String] = [], env: [String] = []) throws -> (status: Int32, output: String) {
+        var args = ["/usr/sbin/ip", "netns", "exec", net.source] + (env.isEmpty ? [] : ["/usr/bin/env"] + env)
+            + [ferry, "migrate", "\(pid)", "--to", "\(net.targetIP):\(port)", "--json"]
         if let tls { args += ["--cert", tls.certificate, "--key", tls.key, "--ca", tls.ca] } else { args += ["--insecure"] }
         return try sh(args + extra)
     }
@@ -210,6 +211,31 @@ struct MigrationTests {
         let json = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
         let rounds = json["rounds"] as? Int ?? 0
         #expect(mode.isEmpty ? rounds >= 2 : rounds == 1, "\(line)")
+        try wl.waitForExit(seconds: 10)
+        #expect(wl.instances.count == 1)
+        #expect(try wl.verdict() == "PASS", "serve: \(server.log)")
+    }
+
+    @Test("pre-copy: pages dropped (MADV_DONTNEED), zeroed or re-touched and a mapping replaced while rounds run arrive exact; with layout=1 the mappings also change",
+          arguments: ["0", "1", "0 scan-absent"])
+    func precopyChurn(_ variant: String) throws {
+        let layout = String(variant.prefix(1))
+        // "scan-absent": the final scan also looks for absent pages, as on a
+        // kernel whose write scan does not report dropped pages.
+        let env = variant.hasSuffix("scan-absent") ? ["FERRY_SCAN_ABSENT=1"] : []
+        try Self.buildWorkloads()
+        let net = try NetnsPair()
+        let server = try Self.serve(net, tls: nil)
+        defer { server.stop() }
+        let wl = try Workload(Self.out + "/wl_precopy_churn", args: ["32", layout], netns: net.source)
+        defer { wl.cleanup() }
+        let r = try Self.migrate(net, pid: wl.pid, tls: nil, env: env)
+        #expect(r.status == 0, "migrate: \(r.output)\nserve: \(server.log)")
+        guard r.status == 0 else { return }
+        let line = r.output.split(separator: "\n").last.map(String.init) ?? ""
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect((json["rounds"] as? Int ?? 0) >= 2, "\(line)")
+        #expect((json["downtime_phases"] as? [Any])?.isEmpty == false, "\(line)")
         try wl.waitForExit(seconds: 10)
         #expect(wl.instances.count == 1)
         #expect(try wl.verdict() == "PASS", "serve: \(server.log)")

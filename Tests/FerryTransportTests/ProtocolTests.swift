@@ -91,7 +91,7 @@ struct ProtocolTests {
         case "xsave": caps.host.cpu.xcr0 = 0x3; caps.host.cpu.xsaveSize = 576
         case "pids": caps.pidsInUse = [4242]
         case "memory": caps.freeMemoryBytes = 1024
-        case "protocol": caps.protocolVersion = 2
+        case "protocol": caps.protocolVersion = WireProtocol.version + 1
         default: caps.host.os = "plan9"
         }
         let subject = FakeSubject(stream: try Self.image())

@@ -133,6 +133,10 @@ long ferry_probe_pagemap_scan(size_t pages);
  * arming PAGEMAP_SCAN (PM_SCAN_WP_MATCHING), writes to `writes` of them,
  * then a scan counting PAGE_IS_WRITTEN pages: that count, or -errno. */
 long ferry_probe_wp_scan(size_t pages, size_t writes);
+/* The same tracking over `pages` pages, armed, then all of them dropped
+ * with MADV_DONTNEED: how many the next scan reports written (this kernel
+ * reports all: their PTEs are empty, not write-protected), or -errno. */
+long ferry_probe_wp_scan_dropped(size_t pages);
 
 /* errno of the calling thread. */
 int ferry_errno(void);
