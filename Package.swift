@@ -53,7 +53,7 @@ let package = Package(
             ]),
         // Seeded image generator and record-level helpers shared by the image and CLI tests.
         .target(name: "FerryImageFixtures", dependencies: ["FerryImage"], path: "Tests/FerryImageFixtures"),
-        .testTarget(name: "FerryImageTests", dependencies: ["FerryImage", "FerryImageFixtures"]),
+        .testTarget(name: "FerryImageTests", dependencies: ["FerryImage", "FerryImageFixtures", "CFerryCRC"]),
         // Runs the built `ferry` binary (so `swift build` must have built it).
         .testTarget(name: "FerryCLITests", dependencies: ["FerryImage", "FerryImageFixtures"]),
         .testTarget(name: "FerryELFTests", dependencies: ["FerryELF"]),
