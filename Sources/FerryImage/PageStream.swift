@@ -11,7 +11,7 @@ import Foundation
 /// straight into the record being built (`reserve`, read, `commit`), the
 /// records are checksummed there, and whole buffers go to a writer thread,
 /// which writes one while the next is filled. Memory stays bounded: a few
-/// buffers of 4 MiB.
+/// buffers of 512 KiB.
 ///
 /// With `RecordWriter.directIO`, on a regular file ferry opened whose offset
 /// is block-aligned, the buffers are written with O_DIRECT: the kernel does
@@ -26,10 +26,13 @@ import Foundation
 /// would write for the same pages, except that pages reading as zero become
 /// ZERO records (as checkpoints have always written them).
 public final class PageRecordStream {
+    /// Pages per reservation (longer runs take several): 256 KiB, so runs
+    /// are read, checked and checksummed while they are still in the cache.
+    public static let maxPages = 64
     /// Buffers in rotation: one being filled, the others queued or being written.
     static let bufferCount = 4
-    /// A PAGES record of the longest run, plus one block carried over.
-    static let bufferBytes = recordOverhead + PageRecord.maxPages * ImageFormat.pageSize + blockSize
+    /// Eight of the longest reservations, plus one block carried over.
+    static let bufferBytes = 8 * (recordOverhead + maxPages * ImageFormat.pageSize) + blockSize
     static let blockSize = 4096
     /// type, length, pid, page count, address before the pages; crc after.
     static let headerBytes = 24
@@ -58,10 +61,10 @@ public final class PageRecordStream {
 
     deinit { abort() }
 
-    /// Room for `count` pages at `address` (at most `PageRecord.maxPages`):
+    /// Room for `count` pages at `address` (at most `maxPages`):
     /// returns where their contents go. `commit` or `discard` must follow.
     public func reserve(pid: Int32, address: UInt64, count: Int) throws -> UnsafeMutableRawPointer {
-        precondition(!closed && reserved == nil && count > 0 && count <= PageRecord.maxPages)
+        precondition(!closed && reserved == nil && count > 0 && count <= Self.maxPages)
         if used + Self.recordOverhead + count * ImageFormat.pageSize > Self.bufferBytes { try rotate() }
         reserved = (pid, address, count)
         return shared.buffers[current] + used + Self.headerBytes

@@ -115,7 +115,8 @@ public enum MemoryState {
                     func take(_ k: Int) -> Bool { wanted(entries[k]) && !sink.skipsPage(pid: pid, address: addr + UInt64(k * page)) }
                     guard take(i) else { i += 1; continue }
                     var j = i
-                    while j < n && take(j) { j += 1 }
+                    let most = stream == nil ? n : i + PageRecordStream.maxPages
+                    while j < n && j < most && take(j) { j += 1 }
                     let runAddr = addr + UInt64(i * page)
                     let runBytes = (j - i) * page
                     let readable = m.protection.contains(.read)

@@ -31,7 +31,13 @@ struct PageStreamTests {
             out.append(Run(pid: Int32(rng.int(1...3)), address: address, zero: zero))
             address += UInt64(n + rng.int(0...4)) * 4096
         }
-        return out
+        // As dumpPages does: at most PageRecordStream.maxPages per reservation.
+        let most = PageRecordStream.maxPages
+        return out.flatMap { r in
+            stride(from: 0, to: r.zero.count, by: most).map { k in
+                Run(pid: r.pid, address: r.address + UInt64(k * 4096), zero: Array(r.zero[k..<min(k + most, r.zero.count)]))
+            }
+        }
     }
 
     /// The reference: RecordWriter over memory, one record per stretch of equal verdicts.
@@ -148,10 +154,11 @@ struct PageStreamTests {
         w.directIO = true
         let stream = try #require(try w.pageStream())
         #expect(throws: ImageError.self) {
-            for k in 0..<40 {
-                let p = try stream.reserve(pid: 1, address: UInt64(k) << 32, count: 1024)
+            for k in 0..<400 {
+                let n = PageRecordStream.maxPages
+                let p = try stream.reserve(pid: 1, address: UInt64(k) << 32, count: n)
                 Self.page(UInt64(k), into: p)
-                memset(p + 4096, 1, 1023 * 4096)
+                memset(p + 4096, 1, (n - 1) * 4096)
                 _ = stream.commit()
             }
             try w.finish()
