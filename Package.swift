@@ -55,7 +55,7 @@ let package = Package(
         .target(name: "FerryImageFixtures", dependencies: ["FerryImage"], path: "Tests/FerryImageFixtures"),
         // Paths of the built ferry and the workloads, for the tests that run real processes.
         .target(name: "FerryTestSupport", dependencies: ["CFerryLinux"], path: "Tests/FerryTestSupport"),
-        .testTarget(name: "FerryImageTests", dependencies: ["FerryImage", "FerryImageFixtures"]),
+        .testTarget(name: "FerryImageTests", dependencies: ["FerryImage", "FerryImageFixtures", "CFerryCRC"]),
         // Runs the built `ferry` binary (so `swift build` must have built it).
         .testTarget(name: "FerryCLITests", dependencies: ["FerryImage", "FerryImageFixtures", "FerryTestSupport"]),
         .testTarget(name: "FerryELFTests", dependencies: ["FerryELF", "FerryTestSupport"]),

@@ -9,6 +9,7 @@ Environment:
   RUNS       runs per size and tool    (default 5)
   CRIU       criu binary; unset: CRIU is not measured (said in the output)
   RUN_AFTER  seconds the restored process runs before its verdict (0.5)
+  FERRY_CKPT_ARGS  extra arguments for `ferry checkpoint` (e.g. --direct-io)
 
 One run, per tool: start wl_anon_pattern CTLDIR MiB, wait for `ready`,
 checkpoint (timed, peak RSS by /usr/bin/time -f %M), reap the killed workload
@@ -27,6 +28,7 @@ SIZES = [int(s) for s in os.environ.get("SIZES", "16 256 1024").split()]
 RUNS = int(os.environ.get("RUNS", "5"))
 CRIU = os.environ.get("CRIU", "")
 RUN_AFTER = float(os.environ.get("RUN_AFTER", "0.5"))
+FERRY_CKPT_ARGS = os.environ.get("FERRY_CKPT_ARGS", "").split()
 TIME = "/usr/bin/time"
 
 live = {"ctl": set(), "pids": set()}   # what cleanup() must remove / kill
@@ -150,7 +152,7 @@ def one_run(tool, mib):
             raise Fail("workload not ready within 60 s")
         time.sleep(0.3)
         if tool == "ferry":
-            argv = [FERRY, "checkpoint", str(pid), "-o", img]
+            argv = [FERRY, "checkpoint", str(pid), "-o", img] + FERRY_CKPT_ARGS
         else:
             argv = [CRIU, "dump", "-t", str(pid), "-D", img, "--display-stats"]
         r["ckpt_s"], out, rc, r["ckpt_kib"] = timed(argv, rss)
@@ -222,7 +224,7 @@ def main():
     if CRIU and not os.access(CRIU, os.X_OK):
         sys.exit(f"CRIU={CRIU} is not executable")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    print(f"ferry: {FERRY}   sizes (MiB): {' '.join(map(str, SIZES))}   runs: {RUNS}")
+    print(f"ferry: {FERRY} {' '.join(FERRY_CKPT_ARGS)}   sizes (MiB): {' '.join(map(str, SIZES))}   runs: {RUNS}")
     print(f"CRIU: {CRIU}" if CRIU else "CRIU: not set (CRIU=/path/to/criu to compare) — CRIU not measured")
     results = {(t, s): [] for t in tools for s in SIZES}
     failures = {(t, s): [] for t in tools for s in SIZES}

@@ -61,7 +61,7 @@ public final class MemorySource: ByteSource {
 public final class FileSink: ByteSink {
     public let fd: Int32
     public let name: String
-    private let ownsDescriptor: Bool
+    let ownsDescriptor: Bool
     private var buffer: UnsafeMutableRawBufferPointer
     private var used = 0
     public private(set) var bytesWritten: UInt64 = 0
@@ -97,6 +97,20 @@ public final class FileSink: ByteSink {
             used = data.count
         }
     }
+
+    /// Moves the bytes not yet written to `destination` (writes them first
+    /// if there are more than `capacity`); the caller writes them, at the
+    /// current file offset.
+    func movePending(to destination: UnsafeMutableRawPointer, capacity: Int) throws -> Int {
+        if used > capacity { try flush() }
+        let n = used
+        destination.copyMemory(from: buffer.baseAddress!, byteCount: n)
+        used = 0
+        return n
+    }
+
+    /// Counts bytes someone else wrote to the descriptor (`PageRecordStream`).
+    func noteWritten(_ n: UInt64) { bytesWritten += n }
 
     public func flush() throws {
         guard used > 0 else { return }

@@ -3,9 +3,13 @@ import Foundation
 /// Writes the header and records of one file or stream (see `ImageFormat`).
 public final class RecordWriter {
     public let sink: ByteSink
-    public private(set) var recordCount: UInt64 = 0
-    public private(set) var pageBytes: UInt64 = 0
+    public internal(set) var recordCount: UInt64 = 0
+    public internal(set) var pageBytes: UInt64 = 0
     private var finished = false
+    /// Open while pages are written through it; any other record closes it first.
+    private var stream: PageRecordStream?
+    /// Whether `pageStream` writes with O_DIRECT where the file allows it.
+    public var directIO = false
 
     public init(sink: ByteSink, kind: EncodingKind, capabilities: UInt64 = ImageFormat.knownCapabilities) throws {
         self.sink = sink
@@ -20,9 +24,29 @@ public final class RecordWriter {
         try h.bytes.withUnsafeBytes { try sink.write($0) }
     }
 
+    deinit { stream?.abort() }
+
+    /// Page records built in place and written by a second thread
+    /// (`PageRecordStream`), for a FileSink; nil for other sinks. The same
+    /// stream until another record is written.
+    public func pageStream() throws -> PageRecordStream? {
+        precondition(!finished, "pages after END")
+        if let stream { return stream }
+        guard let file = sink as? FileSink else { return nil }
+        stream = try PageRecordStream(records: self, file: file, directIO: directIO)
+        return stream
+    }
+
+    private func closeStream() throws {
+        guard let s = stream else { return }
+        stream = nil
+        try s.close()
+    }
+
     /// Writes one record whose payload is `prefix` followed by `body`.
     public func writeRecord(_ type: RecordType, prefix: [UInt8], body: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) throws {
         precondition(!finished, "record after END")
+        try closeStream()
         let length = prefix.count + body.count
         guard length <= type.maxLength else {
             throw ImageError(file: "<writer>", "record \(type) of \(length) bytes exceeds its cap of \(type.maxLength)")
@@ -134,12 +158,16 @@ public protocol ImageSink: AnyObject {
     /// True for a mapping whose pages the sink does not take from the
     /// checkpoint at all (pre-copy's final image sends the tracked memory itself).
     func skipsMapping(pid: Int32, mapping: Mapping) -> Bool
+    /// Where pages can be read straight into their records, or nil: then
+    /// they come through `writePages`/`writeZeroPages`.
+    func pageStream() throws -> PageRecordStream?
 }
 
 extension ImageSink {
     public func beginPages(metadata: ImageMetadata) throws {}
     public func skipsPage(pid: Int32, address: UInt64) -> Bool { false }
     public func skipsMapping(pid: Int32, mapping: Mapping) -> Bool { false }
+    public func pageStream() throws -> PageRecordStream? { nil }
 }
 
 /// `DIR/meta.img` + `DIR/pages.img`.
@@ -147,7 +175,8 @@ public final class DirectoryImageWriter: ImageSink {
     public let directory: String
     private let pages: RecordWriter
 
-    public init(directory: String) throws {
+    /// `directIO`: pages.img is written with O_DIRECT (see `PageRecordStream`).
+    public init(directory: String, directIO: Bool = false) throws {
         self.directory = directory
         var isDir: ObjCBool = false
         if !FileManager.default.fileExists(atPath: directory, isDirectory: &isDir) {
@@ -162,9 +191,12 @@ public final class DirectoryImageWriter: ImageSink {
         // A stale meta.img from an earlier run must not pair with new pages.
         unlink(directory + "/" + ImageFormat.metaFileName)
         pages = try RecordWriter(sink: try FileSink(path: directory + "/" + ImageFormat.pagesFileName), kind: .directoryPages)
+        pages.directIO = directIO
     }
 
     public var pageBytes: UInt64 { pages.pageBytes }
+
+    public func pageStream() throws -> PageRecordStream? { try pages.pageStream() }
 
     public func writePages(pid: Int32, address: UInt64, data: UnsafeRawBufferPointer) throws {
         try pages.writePages(pid: pid, address: address, data: data)
@@ -202,6 +234,8 @@ public final class StreamImageWriter: ImageSink {
     public func writeZeroPages(pid: Int32, address: UInt64, count: Int) throws {
         try records.writeZeroPages(pid: pid, address: address, count: count)
     }
+
+    public func pageStream() throws -> PageRecordStream? { try records.pageStream() }
 
     private var metadataWritten = false
 

@@ -87,10 +87,21 @@ public final class Freezer {
 
     /// Kills the frozen processes (after a checkpoint without --leave-running).
     /// ferry, as their tracer, collects each thread's exit so the real parent
-    /// can reap the process at once.
+    /// can reap the process at once. Meanwhile ferry frees their memory too
+    /// (process_mrelease, Linux 5.15+): a dying process frees its memory on
+    /// one CPU, ~0.1 s per GiB on an idle machine; both together take about
+    /// half that. Errors are ignored: the process frees it anyway.
     public func kill() {
         let pids = Set(threads.map(\.pid))
         for pid in pids { Glibc.kill(pid, SIGKILL) }
+        for pid in pids {
+            // The pid stays ours until its threads are collected below, so pidfd_open cannot name another process.
+            let pidfd = ferry_syscall6(SYS.pidfdOpen, UInt64(pid), 0, 0, 0, 0, 0)
+            if pidfd >= 0 {
+                _ = ferry_syscall6(SYS.processMrelease, UInt64(pidfd), 0, 0, 0, 0, 0)
+                close(Int32(pidfd))
+            }
+        }
         for (tid, _) in threads.reversed() {
             var status: Int32 = 0
             _ = ferry_wait(tid, &status, 0)

@@ -94,7 +94,7 @@ enum SYS {
     static let setresuid = 117, setresgid = 119, setgroups = 116, setfsuid = 122, setfsgid = 123
     static let sigaltstack = 131, gettid = 186, setTidAddress = 218, exitGroup = 231, tgkill = 234
     static let rtSigqueueinfo = 129, rtTgsigqueueinfo = 297, pipe2 = 293, dup3 = 292, openat = 257
-    static let rseq = 334, clone3 = 435, memfdCreate = 319
+    static let rseq = 334, clone3 = 435, memfdCreate = 319, pidfdOpen = 434, processMrelease = 448
 }
 
 /// The bytes of `syscall; int3`.

@@ -74,7 +74,9 @@ public enum MemoryState {
         public var zeroPages = 0
     }
 
-    /// Streams the contents of every mapping of `pid` into `sink`.
+    /// Streams the contents of every mapping of `pid` into `sink`: each run
+    /// of pages is read straight into its records when the sink has a
+    /// `pageStream`, else into a buffer handed to `writePages`.
     public static func dumpPages(pid: Int32, mappings: [Mapping], to sink: ImageSink) throws -> DumpStats {
         let pagemapFD = open("/proc/\(pid)/pagemap", O_RDONLY | O_CLOEXEC)
         guard pagemapFD >= 0 else { throw SystemError("open(/proc/\(pid)/pagemap)", errno: errno, "dumping memory of \(pid)") }
@@ -82,7 +84,8 @@ public enum MemoryState {
         let memory = RemoteMemory(pid: pid)
         let page = ImageFormat.pageSize
         let chunkPages = PageRecord.maxPages
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkPages * page, alignment: page)
+        let stream = try sink.pageStream()
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: stream == nil ? chunkPages * page : 0, alignment: page)
         defer { buffer.deallocate() }
         var entries = [UInt64](repeating: 0, count: chunkPages)
         var stats = DumpStats()
@@ -112,13 +115,28 @@ public enum MemoryState {
                     func take(_ k: Int) -> Bool { wanted(entries[k]) && !sink.skipsPage(pid: pid, address: addr + UInt64(k * page)) }
                     guard take(i) else { i += 1; continue }
                     var j = i
-                    while j < n && take(j) { j += 1 }
+                    let most = stream == nil ? n : i + PageRecordStream.maxPages
+                    while j < n && j < most && take(j) { j += 1 }
                     let runAddr = addr + UInt64(i * page)
                     let runBytes = (j - i) * page
-                    try readRun(memory: memory, pid: pid, address: runAddr, into: buffer.baseAddress!, count: runBytes,
-                                readable: m.protection.contains(.read))
-                    try emit(pid: pid, address: runAddr, data: UnsafeRawBufferPointer(start: buffer.baseAddress, count: runBytes),
-                             sink: sink, stats: &stats)
+                    let readable = m.protection.contains(.read)
+                    if let stream {
+                        let into = try stream.reserve(pid: pid, address: runAddr, count: j - i)
+                        do {
+                            try readRun(memory: memory, pid: pid, address: runAddr, into: into, count: runBytes, readable: readable)
+                        } catch {
+                            stream.discard()
+                            throw error
+                        }
+                        let n = stream.commit()
+                        stats.dataPages += n.data
+                        stats.zeroPages += n.zero
+                    } else {
+                        try readRun(memory: memory, pid: pid, address: runAddr, into: buffer.baseAddress!, count: runBytes,
+                                    readable: readable)
+                        try emit(pid: pid, address: runAddr, data: UnsafeRawBufferPointer(start: buffer.baseAddress, count: runBytes),
+                                 sink: sink, stats: &stats)
+                    }
                     i = j
                 }
                 addr += UInt64(n * page)
@@ -149,11 +167,11 @@ public enum MemoryState {
     }
 
     /// Splits a run into PAGES and ZERO records.
-    private static func emit(pid: Int32, address: UInt64, data: UnsafeRawBufferPointer, sink: ImageSink, stats: inout DumpStats) throws {
+    static func emit(pid: Int32, address: UInt64, data: UnsafeRawBufferPointer, sink: ImageSink, stats: inout DumpStats) throws {
         let page = ImageFormat.pageSize
         let pages = data.count / page
         // Each page is checked once; runs of equal verdicts become one record.
-        let zero = (0..<pages).map { isZero(UnsafeRawBufferPointer(rebasing: data[$0 * page..<($0 + 1) * page])) }
+        let zero = (0..<pages).map { isZeroPage(data.baseAddress! + $0 * page) }
         var i = 0
         while i < pages {
             var j = i + 1
@@ -168,19 +186,6 @@ public enum MemoryState {
             }
             i = j
         }
-    }
-
-    static func isZero(_ p: UnsafeRawBufferPointer) -> Bool {
-        let words = p.count / 8
-        let base = p.baseAddress!
-        var acc: UInt64 = 0
-        var k = 0
-        while k < words {
-            acc |= base.loadUnaligned(fromByteOffset: k * 8, as: UInt64.self)
-            if k & 63 == 63 && acc != 0 { return false }
-            k += 1
-        }
-        return acc == 0
     }
 }
 #endif

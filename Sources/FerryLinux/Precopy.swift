@@ -270,21 +270,9 @@ public final class DirtyFilterSink: ImageSink {
         let dirty = final.dirty.filter { d in !final.lost.contains { $0.start <= d.start && d.start < $0.end } }
         try PrecopySource.read(pid: pid, dirty) { a, data in
             // Runs of zero pages go as ZERO (the target zeroes them), the rest as data.
-            let pages = data.count / 4096
-            var i = 0
-            while i < pages {
-                let zero = MemoryState.isZero(UnsafeRawBufferPointer(rebasing: data[i * 4096..<(i + 1) * 4096]))
-                var j = i + 1
-                while j < pages && MemoryState.isZero(UnsafeRawBufferPointer(rebasing: data[j * 4096..<(j + 1) * 4096])) == zero { j += 1 }
-                let at = a + UInt64(i * 4096)
-                if zero {
-                    try inner.writeZeroPages(pid: pid, address: at, count: j - i)
-                } else {
-                    try inner.writePages(pid: pid, address: at, data: UnsafeRawBufferPointer(rebasing: data[i * 4096..<j * 4096]))
-                }
-                i = j
-            }
-            dirtyPages += pages
+            var stats = MemoryState.DumpStats()
+            try MemoryState.emit(pid: pid, address: a, data: data, sink: inner, stats: &stats)
+            dirtyPages += data.count / 4096
         }
         PhaseTimer.shared.mark("tracked pages")
     }
