@@ -186,6 +186,7 @@ public final class PhasedRestore {
                 try b.finishAddressSpace()
                 if let a = b.adaptation { result.notes.append("process \(b.image.pid): " + a.summary) }
                 if let v = b.vdsoNote { result.notes.append("process \(b.image.pid): " + v) }
+                if let f = b.fillNote { result.notes.append("process \(b.image.pid): " + f) }
                 result.notes += try b.restoreProcessState(pool: pool, rootExe: meta.processes[0].exe?.path ?? "")
                 try b.createThreads()
             }
