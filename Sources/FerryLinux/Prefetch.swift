@@ -34,6 +34,8 @@ enum Prefetch {
                 if !batch.isEmpty { _ = q.put(batch, bytes: bytes) }
                 q.finish(nil)
             } catch {
+                // What was read before the failure is still handed over, then the error.
+                if !(error is Cancelled) && !batch.isEmpty { _ = q.put(batch, bytes: bytes) }
                 q.finish(error)
             }
         }
