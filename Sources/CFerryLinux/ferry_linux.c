@@ -2,7 +2,6 @@
 #include "CFerryLinux.h"
 
 #include <errno.h>
-#include <malloc.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -568,12 +567,6 @@ ferry_uffd_open(int flags)
 	e = errno;
 	close(dev);
 	return fd >= 0 ? (int)fd : -e;
-}
-
-int
-ferry_malloc_trim_threshold(size_t bytes)
-{
-	return mallopt(M_TRIM_THRESHOLD, (int)bytes);
 }
 
 int

@@ -62,11 +62,10 @@ public enum Restore {
     /// before any address space is built, so children inherit the pipes; then
     /// every process gets its memory, state and threads, and the tree is let
     /// go leaves first.
-    static func run(metadata meta: ImageMetadata, pages: @escaping ((PageRun) throws -> Void) throws -> Void,
+    static func run(metadata meta: ImageMetadata, pages: ((PageRun) throws -> Void) throws -> Void,
                     options: RestoreOptions) throws -> RestoreResult {
         let restore = try PhasedRestore(metadata: meta, options: options)
-        // Reading and checking pages overlaps with filling them.
-        try Prefetch.run(pages) { run in try restore.fill(run) }
+        try pages { run in try restore.fill(run) }
         return try restore.complete()
     }
 }

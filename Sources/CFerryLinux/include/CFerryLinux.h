@@ -146,10 +146,6 @@ long ferry_probe_pagemap_scan(size_t pages);
  * then a scan counting PAGE_IS_WRITTEN pages: that count, or -errno. */
 long ferry_probe_wp_scan(size_t pages, size_t writes);
 
-/* mallopt(M_TRIM_THRESHOLD, bytes): free memory up to that much stays with
- * malloc instead of going back to the kernel. 1 on success, 0 on failure. */
-int ferry_malloc_trim_threshold(size_t bytes);
-
 /* errno of the calling thread. */
 int ferry_errno(void);
 
