@@ -569,6 +569,55 @@ ferry_uffd_open(int flags)
 	return fd >= 0 ? (int)fd : -e;
 }
 
+int
+ferry_uffd_copy(int fd, uint64_t dst, uint64_t src, uint64_t len,
+    uint64_t *done)
+{
+	uint64_t off = 0;
+	int retries = 0;
+	while (off < len) {
+		struct uffdio_copy c = {
+			.dst = dst + off, .src = src + off, .len = len - off,
+			.mode = UFFDIO_COPY_MODE_DONTWAKE, .copy = 0,
+		};
+		if (ioctl(fd, UFFDIO_COPY, &c) == 0) {
+			off = len;
+			break;
+		}
+		int e = errno;
+		if (c.copy > 0) {
+			off += (uint64_t)c.copy;
+			continue;
+		}
+		/* EAGAIN without progress: the address space is changing. */
+		if ((e == EAGAIN || e == EINTR) && ++retries < 1000)
+			continue;
+		*done = off;
+		return -e;
+	}
+	*done = off;
+	return 0;
+}
+
+int
+ferry_uffd_unregister(int fd, uint64_t start, uint64_t len)
+{
+	struct uffdio_range r = { .start = start, .len = len };
+	return ioctl(fd, UFFDIO_UNREGISTER, &r) == 0 ? 0 : -errno;
+}
+
+int
+ferry_fd_of_process(pid_t pid, int remote_fd)
+{
+	long pidfd = syscall(434 /* pidfd_open */, pid, 0);
+	if (pidfd < 0)
+		return -errno;
+	long fd = syscall(438 /* pidfd_getfd */, (int)pidfd, remote_fd, 0);
+	int e = errno;
+	close((int)pidfd);
+	return fd >= 0 ? (int)fd : -e;
+}
+
 static size_t
 page_size(void)
 {

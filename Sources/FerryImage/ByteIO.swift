@@ -20,8 +20,17 @@ public protocol ByteSink: AnyObject {
 public protocol ByteSource: AnyObject {
     /// Reads up to `buffer.count` bytes; 0 means end of input.
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int
+    /// Like `read(into:)`, and once `buffer` is full possibly some bytes into
+    /// `extra` that are available without waiting: (bytes in buffer, bytes in extra).
+    func read(into buffer: UnsafeMutableRawBufferPointer, extra: UnsafeMutableRawBufferPointer) throws -> (Int, Int)
     /// A name for error messages (a path, "stream from 10.0.0.2:7001").
     var name: String { get }
+}
+
+extension ByteSource {
+    public func read(into buffer: UnsafeMutableRawBufferPointer, extra: UnsafeMutableRawBufferPointer) throws -> (Int, Int) {
+        (try read(into: buffer), 0)
+    }
 }
 
 public func crc32c(_ buffer: UnsafeRawBufferPointer, _ crc: UInt32 = 0) -> UInt32 {
@@ -159,6 +168,20 @@ public final class FileSource: ByteSource {
             if n >= 0 { return n }
             if errno == EINTR { continue }
             throw ImageError(file: name, "read failed: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// One readv: a record's pages, and the bytes after them (its checksum, the next header) for free.
+    public func read(into buffer: UnsafeMutableRawBufferPointer, extra: UnsafeMutableRawBufferPointer) throws -> (Int, Int) {
+        try withUnsafeTemporaryAllocation(of: iovec.self, capacity: 2) { iov in
+            iov[0] = iovec(iov_base: buffer.baseAddress, iov_len: buffer.count)
+            iov[1] = iovec(iov_base: extra.baseAddress, iov_len: extra.count)
+            while true {
+                let n = readv(fd, iov.baseAddress, 2)
+                if n >= 0 { return n <= buffer.count ? (n, 0) : (buffer.count, n - buffer.count) }
+                if errno == EINTR { continue }
+                throw ImageError(file: name, "read failed: \(String(cString: strerror(errno)))")
+            }
         }
     }
 }

@@ -33,13 +33,26 @@ public final class RecordReader {
     private var records: UInt64 = 0
     private var pageBytes: UInt64 = 0
     private var ended = false
+    /// Bytes the source already delivered past the last read (`ByteSource.read(into:extra:)`):
+    /// a record's checksum and the next record's header come with its pages, no syscall of their own.
+    private let ahead = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
+    private var aheadAt = 0, aheadEnd = 0
 
     public init(source: ByteSource, expecting expected: EncodingKind? = nil) throws {
         self.source = source
+        // Read before anything else (so without read-ahead).
         var header = [UInt8](repeating: 0, count: ImageFormat.headerSize)
-        var off: Int64 = 0
-        try RecordReader.readExactly(source, into: &header, at: &off, what: "the image header")
-        offset = off
+        var done = 0
+        try header.withUnsafeMutableBytes { h in
+            while done < h.count {
+                let n = try source.read(into: UnsafeMutableRawBufferPointer(rebasing: h[done...]))
+                if n == 0 {
+                    throw ImageError(file: source.name, offset: Int64(done), "truncated: ended inside the image header (\(done) of \(h.count) bytes)")
+                }
+                done += n
+            }
+        }
+        offset = Int64(done)
         guard Array(header[0..<8]) == ImageFormat.magic else {
             throw ImageError(file: source.name, offset: 0, "not a ferry image (bad magic)")
         }
@@ -72,25 +85,38 @@ public final class RecordReader {
         kind = k
     }
 
+    deinit { ahead.deallocate() }
+
     /// Throws unless the input ends right after END (files hold nothing after it).
     public func expectEndOfInput() throws {
         var byte = [UInt8](repeating: 0, count: 1)
-        let n = try byte.withUnsafeMutableBytes { try source.read(into: $0) }
+        let n = try byte.withUnsafeMutableBytes { try fill($0) }
         guard n == 0 else { throw ImageError(file: source.name, offset: offset, "bytes after the END record") }
     }
 
-    static func readExactly(_ source: ByteSource, into buffer: inout [UInt8], at offset: inout Int64, what: String) throws {
-        var done = 0
+    /// Fills `buffer` with the bytes read ahead, then from the source (which may
+    /// deliver a few more, kept for the next read); short only at the end of input.
+    private func fill(_ buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        var done = min(aheadEnd - aheadAt, buffer.count)
+        if done > 0 {
+            buffer.baseAddress!.copyMemory(from: ahead.baseAddress! + aheadAt, byteCount: done)
+            aheadAt += done
+        }
+        while done < buffer.count {
+            let (n, extra) = try source.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[done...]), extra: ahead)
+            if n == 0 { break }
+            done += n
+            aheadAt = 0
+            aheadEnd = extra
+        }
+        return done
+    }
+
+    private func readExactly(into buffer: inout [UInt8], what: String) throws {
         let count = buffer.count
-        try buffer.withUnsafeMutableBytes { b in
-            while done < count {
-                let n = try source.read(into: UnsafeMutableRawBufferPointer(rebasing: b[done..<count]))
-                if n == 0 {
-                    throw ImageError(file: source.name, offset: offset + Int64(done),
-                                     "truncated: ended inside \(what) (\(done) of \(count) bytes)")
-                }
-                done += n
-            }
+        let done = try buffer.withUnsafeMutableBytes { try fill($0) }
+        guard done == count else {
+            throw ImageError(file: source.name, offset: offset + Int64(done), "truncated: ended inside \(what) (\(done) of \(count) bytes)")
         }
         offset += Int64(count)
     }
@@ -102,7 +128,7 @@ public final class RecordReader {
         self.recordOffset = recordOffset
         var head = [UInt8](repeating: 0, count: 8)
         do {
-            try RecordReader.readExactly(source, into: &head, at: &offset, what: "a record header")
+            try readExactly(into: &head, what: "a record header")
         } catch let e as ImageError where e.message.hasPrefix("truncated") && e.offset == recordOffset {
             throw ImageError(file: source.name, offset: recordOffset, "truncated: no END record (the image is incomplete)")
         }
@@ -120,7 +146,7 @@ public final class RecordReader {
         let payload = try readArray(prefixLength, what: "a \(type) record")
         let pageData = type == .pages ? try readArray(Int(length) - prefixLength, what: "a \(type) record") : nil
         var tail = [UInt8](repeating: 0, count: 4)
-        try RecordReader.readExactly(source, into: &tail, at: &offset, what: "a record checksum")
+        try readExactly(into: &tail, what: "a record checksum")
         var sum = crc32c(payload, crc32c(head))
         if let pageData { sum = crc32c(pageData, sum) }
         guard tail.le32(0) == sum else {
@@ -143,20 +169,14 @@ public final class RecordReader {
     private func readArray(_ count: Int, what: String) throws -> [UInt8] {
         var failure: Error?
         let bytes = [UInt8](unsafeUninitializedCapacity: count) { buf, initialized in
-            var done = 0
-            while done < count {
-                do {
-                    let n = try source.read(into: UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(buf)[done..<count]))
-                    if n == 0 {
-                        failure = ImageError(file: source.name, offset: offset + Int64(done),
-                                             "truncated: ended inside \(what) (\(done) of \(count) bytes)")
-                        break
-                    }
-                    done += n
-                } catch {
-                    failure = error
-                    break
+            do {
+                let done = try fill(UnsafeMutableRawBufferPointer(buf))
+                if done < count {
+                    failure = ImageError(file: source.name, offset: offset + Int64(done),
+                                         "truncated: ended inside \(what) (\(done) of \(count) bytes)")
                 }
+            } catch {
+                failure = error
             }
             if failure != nil { buf.initialize(repeating: 0) }
             initialized = count

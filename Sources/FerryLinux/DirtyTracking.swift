@@ -30,6 +30,7 @@ public final class DirtyTracker {
     static let scanWPMatching: UInt64 = 1 << 0, scanCheckWPAsync: UInt64 = 1 << 1
     static let pageIsWritten: UInt64 = 1 << 1, pageIsPresent: UInt64 = 1 << 3, pageIsSwapped: UInt64 = 1 << 4
     static let SYS_userfaultfd = 323, SYS_ioctl = 16
+    static let modeMissing: UInt64 = 1, modeWP: UInt64 = 2
 
     /// Freezes `pid` briefly, injects the userfaultfd set-up, lets it go and
     /// arms the tracking (every page write-protected). Throws (leaving the
@@ -48,22 +49,9 @@ public final class DirtyTracker {
         var fd: Int32 = -1
         do {
             fd = try DirtyTracker.inject(pid: pid, frozen: frozen) { inj, scratch in
-                let ufd = try inj.call(DirtyTracker.SYS_userfaultfd, [UInt64(O_CLOEXEC | O_NONBLOCK)], "userfaultfd")
-                do {
-                    // struct uffdio_api { u64 api; u64 features; u64 ioctls; }
-                    try inj.memory.write(scratch.data, DirtyTracker.le([0xAA, DirtyTracker.featureWPAsync | DirtyTracker.featureWPUnpopulated, 0]))
-                    try inj.call(DirtyTracker.SYS_ioctl, [UInt64(ufd), DirtyTracker.UFFDIO_API, scratch.data], "ioctl(UFFDIO_API, WP_ASYNC)")
-                    for r in regs {
-                        // struct uffdio_register { u64 start; u64 len; u64 mode; u64 ioctls; }, MODE_WP = 2
-                        try inj.memory.write(scratch.data, DirtyTracker.le([r.start, r.end - r.start, 2, 0]))
-                        try inj.call(DirtyTracker.SYS_ioctl, [UInt64(ufd), DirtyTracker.UFFDIO_REGISTER, scratch.data],
-                                     "ioctl(UFFDIO_REGISTER, MODE_WP) at \(hex(r.start))")
-                    }
-                } catch {
-                    _ = try? inj.call(SYS.close, [UInt64(ufd)], "close(userfaultfd)")
-                    throw error
-                }
-                return Int32(ufd)
+                try DirtyTracker.injectUserfaultfd(inj, scratch: scratch,
+                                                   features: DirtyTracker.featureWPAsync | DirtyTracker.featureWPUnpopulated,
+                                                   mode: DirtyTracker.modeWP, ranges: regs)
             }
         } catch {
             close(pm)
@@ -168,6 +156,29 @@ public final class DirtyTracker {
             try inj.call(SYS.close, [UInt64(fd)], "close(userfaultfd \(fd))")
             return 0
         }
+    }
+
+    /// Creates a userfaultfd inside the process `inj` drives (O_CLOEXEC |
+    /// O_NONBLOCK), asks UFFDIO_API for `features` and registers `ranges` in
+    /// `mode`; returns its number there. On failure the fd is closed again.
+    static func injectUserfaultfd(_ inj: Injector, scratch: ScratchArea, features: UInt64, mode: UInt64,
+                                  ranges: [(start: UInt64, end: UInt64)]) throws -> Int32 {
+        let ufd = try inj.call(SYS_userfaultfd, [UInt64(O_CLOEXEC | O_NONBLOCK)], "userfaultfd")
+        do {
+            // struct uffdio_api { u64 api; u64 features; u64 ioctls; }
+            try inj.memory.write(scratch.data, le([0xAA, features, 0]))
+            try inj.call(SYS_ioctl, [UInt64(ufd), UFFDIO_API, scratch.data], "ioctl(UFFDIO_API, features 0x\(String(features, radix: 16)))")
+            for r in ranges {
+                // struct uffdio_register { u64 start; u64 len; u64 mode; u64 ioctls; }
+                try inj.memory.write(scratch.data, le([r.start, r.end - r.start, mode, 0]))
+                try inj.call(SYS_ioctl, [UInt64(ufd), UFFDIO_REGISTER, scratch.data],
+                             "ioctl(UFFDIO_REGISTER, mode \(mode)) at \(hex(r.start))")
+            }
+        } catch {
+            _ = try? inj.call(SYS.close, [UInt64(ufd)], "close(userfaultfd)")
+            throw error
+        }
+        return Int32(ufd)
     }
 
     /// Runs `body` with `pid` frozen, every signal held, inside a scratch session.

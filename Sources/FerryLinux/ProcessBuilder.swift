@@ -21,6 +21,9 @@ final class ProcessBuilder {
     private var threads: [Int32: Tracee] = [:]
     private let index: MappingIndex
     private lazy var pageWriter = BatchedWriter(pid: child.pid)
+    /// Fills the private anonymous mappings (nil: process_vm_writev fills everything).
+    private var userfault: UserfaultFill?
+    private(set) var fillNote: String?
     /// The kernel's own vDSO was moved to the image's address: its pages in the image are not written.
     private var kernelVDSO = false
     /// Restoring into another layout (stack moved, vDSO proxied), when asked.
@@ -119,6 +122,14 @@ final class ProcessBuilder {
         for m in image.mappings {
             try create(m, keepKernelVDSO: kernelVDSO)
         }
+        let anonymous = image.mappings.filter { $0.kind == .anonymous || $0.kind == .heap || $0.kind == .stack }
+        if !anonymous.isEmpty {
+            do {
+                userfault = try UserfaultFill.start(injector: main, scratch: scratch, ranges: anonymous.map { ($0.start, $0.end) })
+            } catch {
+                fillNote = "memory filled with process_vm_writev (no userfaultfd: \(error))"
+            }
+        }
     }
 
     /// Moves this kernel's vDSO block out of the way of the image's mappings
@@ -187,6 +198,7 @@ final class ProcessBuilder {
         let run = adaptation != nil ? adaptation!.adapt(original) : original
         let m = index.mapping(pid: run.pid, containing: run.address)
         if m?.kind == .vdso && kernelVDSO { return }
+        if let u = userfault, try u.fill(run, overwrite: pageWriter) { return }
         if let data = run.data {
             try pageWriter.add(run.address, data)
         } else if let m, m.kind == .privateFile || m.kind == .sharedAnonymous {
@@ -213,6 +225,8 @@ final class ProcessBuilder {
 
     func finishAddressSpace() throws {
         try pageWriter.flush()
+        try userfault?.finish(injector: main)
+        userfault = nil
         if let (old, kernelBase) = proxiedVDSO {
             let oldBytes = try memory.read(old.start, count: Int(old.size))
             let newSize = try ProcFS.maps(child.pid, withFlags: false).first { $0.path == "[vdso]" }.map { Int($0.end - $0.start) } ?? 8192

@@ -200,6 +200,7 @@ public final class PhasedRestore {
                 phases.mark("complete: last pages, mprotect")
                 if let a = b.adaptation { result.notes.append("process \(b.image.pid): " + a.summary) }
                 if let v = b.vdsoNote { result.notes.append("process \(b.image.pid): " + v) }
+                if let f = b.fillNote { result.notes.append("process \(b.image.pid): " + f) }
                 result.notes += try b.restoreProcessState(pool: pool, rootExe: meta.processes[0].exe?.path ?? "")
                 phases.mark("complete: fds, signals, layout")
                 try b.createThreads()

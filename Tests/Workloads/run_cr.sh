@@ -64,6 +64,9 @@ else
 fi
 restored="$(echo "$out" | sed -n 's/^restored pid \([0-9]*\).*/\1/p')"
 [ -n "$restored" ] || fail "restore printed no pid: $out"
+# ferry fills memory through a userfaultfd of the process's own: nothing of it may remain.
+ls -l "/proc/$restored/fd" 2>/dev/null | grep -q userfaultfd && fail "a userfaultfd was left open in the restored process"
+grep -q '^VmFlags:.* um' "/proc/$restored/smaps" 2>/dev/null && fail "a userfaultfd registration was left in the restored process"
 sleep "${RUN_AFTER:-0.5}"
 touch "$ctl/stop"
 if ! wait_for "$ctl/result" 150; then

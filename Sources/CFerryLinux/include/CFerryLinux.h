@@ -123,6 +123,18 @@ int ferry_probe_newpid(void);
 pid_t ferry_clone3_exit(const pid_t *set_tid, size_t n, int new_pidns);
 /* userfaultfd(2) (falling back to /dev/userfaultfd): an fd or -errno. */
 int ferry_uffd_open(int flags);
+/* UFFDIO_COPY of `len` bytes from `src` (here) to `dst` in the process the
+ * userfaultfd `fd` belongs to, without waking (nothing waits on it); partial
+ * copies are continued. 0 when everything was copied, otherwise -errno with
+ * *done = the bytes copied before the failure (-EEXIST: the page at
+ * dst + *done is already populated). */
+int ferry_uffd_copy(int fd, uint64_t dst, uint64_t src, uint64_t len,
+    uint64_t *done);
+/* UFFDIO_UNREGISTER of [start, start + len): 0 or -errno. */
+int ferry_uffd_unregister(int fd, uint64_t start, uint64_t len);
+/* A copy of descriptor `remote_fd` of process `pid` in this process
+ * (pidfd_open + pidfd_getfd, close-on-exec), or -errno. */
+int ferry_fd_of_process(pid_t pid, int remote_fd);
 /* Soft-dirty: clear_refs 4, write a fresh page, read pagemap bit 55.
  * 1 set, 0 not set, or -errno. */
 int ferry_probe_soft_dirty(void);

@@ -1,0 +1,147 @@
+#if os(Linux)
+import Glibc
+import CFerryLinux
+import FerryImage
+
+/// Which pages of some page-aligned ranges have been populated (pure
+/// bookkeeping, tested without root). A restore fills the fresh anonymous
+/// memory of its process with UFFDIO_COPY, which fails on a page already
+/// there; pre-copy resends pages, and a later ZERO record must clear a page
+/// written before. One bit a page: 32 KiB per GiB.
+struct PopulatedPages {
+    /// A part of a run whose pages were all populated before, or all not.
+    struct Segment: Equatable {
+        var address: UInt64
+        var pages: Int
+        var populated: Bool
+    }
+
+    private var starts: [UInt64] = []
+    private var ends: [UInt64] = []
+    private var bits: [[UInt64]] = []
+
+    init(ranges: [(start: UInt64, end: UInt64)]) {
+        for r in ranges.sorted(by: { $0.start < $1.start }) {
+            starts.append(r.start)
+            ends.append(r.end)
+            bits.append([UInt64](repeating: 0, count: (Int((r.end - r.start) / 4096) + 63) / 64))
+        }
+    }
+
+    /// The range holding all of [address, address + pages × 4096), if one does.
+    func range(of address: UInt64, pages: Int) -> Int? {
+        var lo = 0, hi = starts.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if ends[mid] <= address { lo = mid + 1 } else { hi = mid }
+        }
+        guard lo < starts.count, starts[lo] <= address, address + UInt64(pages) * 4096 <= ends[lo] else { return nil }
+        return lo
+    }
+
+    /// Splits `pages` pages at `address` (inside range `r`) into segments of
+    /// equal state, in address order; with `mark`, they are populated afterwards.
+    mutating func split(address: UInt64, pages: Int, in r: Int, mark: Bool) -> [Segment] {
+        let first = Int((address - starts[r]) / 4096)
+        var out: [Segment] = []
+        for k in 0..<pages {
+            let i = first + k
+            let was = bits[r][i >> 6] & (1 << UInt64(i & 63)) != 0
+            if mark { bits[r][i >> 6] |= 1 << UInt64(i & 63) }
+            if let last = out.last, last.populated == was {
+                out[out.count - 1].pages += 1
+            } else {
+                out.append(Segment(address: address + UInt64(k) * 4096, pages: 1, populated: was))
+            }
+        }
+        return out
+    }
+}
+
+/// Fills the fresh private anonymous mappings of a process under
+/// construction through a userfaultfd of its own: created and registered
+/// (MISSING) by injected syscalls before anything touches them, fetched into
+/// ferry with pidfd_getfd, then UFFDIO_COPY allocates and fills each page in
+/// one step — no page fault and no zeroing, unlike process_vm_writev into
+/// never-touched memory. Pages already populated (pre-copy resends) are
+/// overwritten with process_vm_writev; ZERO runs need nothing on pages
+/// never written. `finish` unregisters and closes it in both processes.
+final class UserfaultFill {
+    let pid: Int32
+    let remoteFD: Int32
+    private var localFD: Int32
+    private let ranges: [(start: UInt64, end: UInt64)]
+    private var populated: PopulatedPages
+    private let memory: RemoteMemory
+
+    private init(pid: Int32, remoteFD: Int32, localFD: Int32, ranges: [(start: UInt64, end: UInt64)]) {
+        self.pid = pid; self.remoteFD = remoteFD; self.localFD = localFD; self.ranges = ranges
+        populated = PopulatedPages(ranges: ranges)
+        memory = RemoteMemory(pid: pid)
+    }
+
+    deinit { if localFD >= 0 { close(localFD) } }
+
+    /// Creates the userfaultfd in the process `injector` drives, over `ranges` (none yet touched).
+    static func start(injector: Injector, scratch: ScratchArea, ranges: [(start: UInt64, end: UInt64)]) throws -> UserfaultFill {
+        let pid = injector.memory.pid
+        let remote = try DirtyTracker.injectUserfaultfd(injector, scratch: scratch, features: 0, mode: DirtyTracker.modeMissing,
+                                                        ranges: ranges)
+        let local = ferry_fd_of_process(pid, remote)
+        guard local >= 0 else {
+            _ = try? injector.call(SYS.close, [UInt64(remote)], "close(userfaultfd)")
+            throw SystemError("pidfd_getfd(\(pid), \(remote))", errno: -local, "fetching the userfaultfd of \(pid)")
+        }
+        return UserfaultFill(pid: pid, remoteFD: remote, localFD: local, ranges: ranges)
+    }
+
+    /// Writes `run` if it lies in a registered range (false: it does not, the caller writes it).
+    /// Overwrites of populated pages go to `overwrite`, in order.
+    func fill(_ run: PageRun, overwrite: BatchedWriter) throws -> Bool {
+        guard let r = populated.range(of: run.address, pages: run.pageCount) else { return false }
+        let segments = populated.split(address: run.address, pages: run.pageCount, in: r, mark: run.data != nil)
+        for s in segments {
+            let offset = Int(s.address - run.address), count = s.pages * 4096
+            guard let data = run.data else {
+                // ZERO: a page never written reads as zero already.
+                if s.populated { try overwrite.add(s.address, [UInt8](repeating: 0, count: count)) }
+                continue
+            }
+            if s.populated {
+                try overwrite.add(s.address, Array(data[offset..<offset + count]))
+            } else {
+                try data.withUnsafeBytes { try copy(s.address, from: $0.baseAddress! + offset, count: count) }
+            }
+        }
+        return true
+    }
+
+    private func copy(_ address: UInt64, from local: UnsafeRawPointer, count: Int) throws {
+        var at = 0
+        while at < count {
+            var done: UInt64 = 0
+            let r = ferry_uffd_copy(localFD, address + UInt64(at), UInt64(UInt(bitPattern: local + at)), UInt64(count - at), &done)
+            at += Int(done)
+            if r == 0 { return }
+            guard r == -EEXIST else {
+                throw SystemError("ioctl(UFFDIO_COPY, \(hex(address + UInt64(at))), \(count - at))", errno: -r, "filling memory of \(pid)")
+            }
+            // Populated by something other than this fill: an ordinary write, one page.
+            try memory.write(address + UInt64(at), from: local + at, count: 4096)
+            at += 4096
+        }
+    }
+
+    /// Unregisters every range and closes the userfaultfd here and in the
+    /// process: it keeps neither the descriptor nor a registration.
+    func finish(injector: Injector) throws {
+        for r in ranges {
+            try check(Int(ferry_uffd_unregister(localFD, r.start, r.end - r.start)), "ioctl(UFFDIO_UNREGISTER, \(hex(r.start)))",
+                      "removing the userfaultfd of \(pid)")
+        }
+        close(localFD)
+        localFD = -1
+        try injector.call(SYS.close, [UInt64(remoteFD)], "close(userfaultfd \(remoteFD))")
+    }
+}
+#endif
