@@ -214,6 +214,10 @@ final class ProcessBuilder {
     /// before it); other memory gets zeros written as `fill` does.
     func zero(_ original: PageRun) throws {
         guard original.pid == image.pid else { return }
+        // Under the userfaultfd fill its bitmap knows which pages hold data (those get zeros written);
+        // MADV_DONTNEED there would leave a hole the bitmap calls populated, and the next write into it
+        // would fault into the userfaultfd ferry itself serves.
+        if adaptation == nil, let u = userfault, try u.fill(original, overwrite: pageWriter) { return }
         let m = index.mapping(pid: original.pid, containing: original.address)
         guard adaptation == nil, let m, m.kind == .anonymous || m.kind == .heap || m.kind == .stack else { return try fill(original) }
         // Only writable memory was filled during pre-copy.
