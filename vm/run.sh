@@ -268,6 +268,7 @@ live_tls() {  # SIDE
 }
 transport_live() {  # SRC DST PID [--leave-running]
 	local src=$1 dst=$2 pid=$3 listen to sp="" t0 out err rc json rounds mdir=/tmp/ferry-vm-$run_id/migrate
+	local gdir=/tmp/ferry-vm-$run_id/serve-${case_log##*/}
 	downtime_ms=0 restored_pid="" restore_rc=1 restore_msg="" live_note=""
 	case "$dst" in
 	host) listen=127.0.0.1:$(free_port); to=10.0.2.2:${listen##*:} ;;
@@ -281,16 +282,18 @@ transport_live() {  # SRC DST PID [--leave-running]
 		sp=$!
 		host_pids+=("$sp")
 	else
-		$agentctl "${port[$dst]}" run "rm -f /tmp/serve.log; $serve >/tmp/serve.log 2>&1" "$case_wait" >/dev/null 2>&1 &
+		# Its own log (a stale "listening on" sent migrate to a serve not yet
+		# listening) and its pid, to stop it (busybox has no pkill).
+		$agentctl "${port[$dst]}" run "mkdir -p $gdir && echo \$\$ >$gdir/serve.pid && exec $serve >$gdir/serve.log 2>&1" "$case_wait" >/dev/null 2>&1 &
 		sp=$!
 	fi
-	local slog=/tmp/serve.log
+	local slog=$gdir/serve.log
 	[ "$dst" = host ] && slog=$case_log.serve
 	t0=$SECONDS
 	until side_sh "$dst" "grep -q '^listening on' $slog" 10 >/dev/null 2>&1; do
 		if [ $((SECONDS - t0)) -ge 30 ] || ! kill -0 "$sp" 2>/dev/null; then
 			restore_msg="ferry serve did not start listening on $dst within 30 s (log $case_log.serve)"
-			[ "$dst" = host ] || side_sh "$dst" "cat /tmp/serve.log; pkill -f '[f]erry serve'" 10 >>"$case_log.serve" 2>&1
+			[ "$dst" = host ] || side_sh "$dst" "cat $gdir/serve.log; kill \$(cat $gdir/serve.pid)" 10 >>"$case_log.serve" 2>&1
 			kill "$sp" 2>/dev/null
 			wait "$sp" 2>/dev/null
 			echo "$restore_msg" >"$case_log.restore"
@@ -310,11 +313,11 @@ transport_live() {  # SRC DST PID [--leave-running]
 	t0=$SECONDS
 	while kill -0 "$sp" 2>/dev/null && [ $((SECONDS - t0)) -lt 30 ]; do sleep 0.3; done
 	if kill -0 "$sp" 2>/dev/null; then
-		[ "$dst" = host ] || side_sh "$dst" "pkill -f '[f]erry serve'" 10 >/dev/null 2>&1
+		[ "$dst" = host ] || side_sh "$dst" "kill \$(cat $gdir/serve.pid)" 10 >/dev/null 2>&1
 		kill "$sp" 2>/dev/null
 	fi
 	wait "$sp" 2>/dev/null
-	[ "$dst" = host ] || side_sh "$dst" "cat /tmp/serve.log" 10 >>"$case_log.serve" 2>&1
+	[ "$dst" = host ] || side_sh "$dst" "cat $gdir/serve.log" 10 >>"$case_log.serve" 2>&1
 	out=$(cat "$case_log.serve")
 	echo "$out" >"$case_log.restore"
 	if [ "$rc" != 0 ] || [ -z "$json" ]; then
@@ -330,8 +333,13 @@ transport_live() {  # SRC DST PID [--leave-running]
 	local warn
 	warn=$(echo "$err" | grep -m1 '^warning:.*stop-and-copy' | cut -c1-160)
 	if grep -q '^ok *dirty_tracking' "$logs/check-$src.txt"; then
+		# The kernel can track: pre-copy, unless the process itself rules it
+		# out (bytes in pipes, several processes: docs/migration.md), which
+		# must be warned about too; a kernel feature failing here is wrong.
 		if [ "${rounds:-0}" -ge 2 ] && [ -z "$warn" ]; then
 			live_note="pre-copy: $((rounds - 1)) round(s) + final"
+		elif [ "${rounds:-0}" = 1 ] && [ -n "$warn" ] && ! echo "$warn" | grep -qiE 'uffd|userfaultfd|pagemap|wp_async'; then
+			live_note="stop-and-copy, warned (the process, not the kernel): ${warn#warning: }"
 		else
 			live_fail="expected pre-copy from $src (rounds ${rounds:-?}): ${warn:-no warning}"
 		fi
@@ -483,8 +491,9 @@ run_case() {
 			res="PASS${notes:+: $notes}"
 		fi
 		row "$label" "$name" "$transport" "$res" "$([ "$restore_rc" = 0 ] && echo "${downtime_ms} ms" || echo -)"
-		[ "$src" = host ] || side_sh "$src" "pkill -9 -f wl_$name; true" >/dev/null 2>&1
-		[ "$dst" = host ] || side_sh "$dst" "pkill -9 -f wl_$name; true" >/dev/null 2>&1
+		# busybox: killall (by name; there is no pkill)
+		[ "$src" = host ] || side_sh "$src" "killall -9 wl_$name 2>/dev/null; true" >/dev/null 2>&1
+		[ "$dst" = host ] || side_sh "$dst" "killall -9 wl_$name 2>/dev/null; true" >/dev/null 2>&1
 		[ "$src" = host ] && pkill -9 -f "$ctl" 2>/dev/null
 		[ "$dst" = host ] && pkill -9 -f "$ctl" 2>/dev/null
 	done
