@@ -13,13 +13,15 @@
 # 127.0.0.1) and both share a second NIC, a qemu socket link on 127.0.0.1,
 # for guest-to-guest streams.  Nothing leaves this machine.
 #
-# Transport: `cold` (checkpoint --stream - piped into restore --stream - on
-# the other side).  `ferry migrate` will be a second transport: fill in
-# transport_live below (a stub now) and run with VM_TRANSPORTS="cold live".
+# Transports: `cold` (checkpoint --stream - piped into restore --stream - on
+# the other side) and `live` (ferry serve on the target, ferry migrate --json
+# on the source, mutual TLS with a CA made for the run; pre-copy expected out
+# of the host, the warned stop-and-copy fallback out of 6.1 guests).
 #
 # Environment: FERRY (required), VM_CASES (filter: a regex on "SRC DST
-# WORKLOAD EXPECT", e.g. "^host A clock_loop pass$"), VM_CPU_A, VM_CPU_B, VM_MEM (MiB, 1024),
-# VM_BOOT_WAIT (s, 240), VM_CASE_WAIT (s, 120), VM_TRANSPORTS (cold),
+# WORKLOAD EXPECT", e.g. "^host A clock_loop pass$"), VM_GUESTS (A B),
+# VM_REPEAT (1), VM_CPU_A, VM_CPU_B, VM_MEM (MiB, 1024), VM_BOOT_WAIT (s, 240),
+# VM_CASE_WAIT (s, 120), VM_TRANSPORTS (cold live), VM_CONSOLE_TAIL (15),
 # VM_KERNEL_PKG (build-guest.sh), FREEBSD_IMAGE (see vm/freebsd/).
 # Logs: vm/logs/RUN/ (console-A.log, console-B.log, one log per case,
 # results.txt).  Exit status: 0 when every case got its expected result.
