@@ -280,7 +280,9 @@ transport_live() {  # SRC DST PID [--leave-running]
 	local serve="ferry serve --listen $listen $(live_tls "$dst") --new-pidns --once --timeout 60"
 	echo "$serve" >"$case_log.serve"
 	if [ "$dst" = host ]; then
-		timeout "$case_wait" "$FERRY" ${serve#ferry } >>"$case_log.serve" 2>&1 &
+		# serve itself, not under timeout: the cleanup's kill -9 must reach it
+		# (a killed timeout left its serve listening); it is bounded below.
+		"$FERRY" ${serve#ferry } >>"$case_log.serve" 2>&1 &
 		sp=$!
 		host_pids+=("$sp")
 	else
