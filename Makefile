@@ -3,7 +3,7 @@
 SWIFT ?= swift
 SWIFT_FLAGS ?=
 APT_PKGS := libelf-dev libbsd-dev gcc make iproute2 python3-pip openssl
-.PHONY: all deps build test demo bench clean kernel-check vm-test
+.PHONY: all deps build test demo bench clean kernel-check vm-deps vm-test vm-smoke
 
 all: build
 
@@ -37,15 +37,27 @@ bench: deps
 	FERRY=.build/release/ferry WL=.build/workloads bash bench/migrate_bench.sh
 
 # VM-pair runs (vm/README.md): host ⇄ Debian 12 guests (kernel 6.1, other CPU
-# models) under qemu TCG; prints crossing, workload, result, downtime.
-# Not part of `make test`: it takes minutes. FREEBSD_IMAGE=... adds FreeBSD.
+# models) under qemu TCG; prints crossing, workload, transport, result,
+# downtime. Not part of `make test`: it takes minutes. FREEBSD_IMAGE=... adds FreeBSD.
 VM_APT_PKGS := qemu-system-x86 busybox-static cpio
-vm-test: deps
+VM_FERRY := .build/release/ferry
+vm-deps: deps
 	@missing=""; for p in $(VM_APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
 	$(SWIFT) build -c release --static-swift-stdlib --product ferry $(SWIFT_FLAGS)
-	FERRY=.build/release/ferry bash vm/run.sh
+
+vm-test: vm-deps
+	FERRY=$(VM_FERRY) bash vm/run.sh
+
+# What CI runs after `make test`: guest A only, one live host → guest
+# migration (ferry migrate/serve, mutual TLS, pre-copy) of a workload that
+# checks itself there. Bounded (VM_SMOKE_TIMEOUT s, guest build included);
+# the whole console log is printed if the guest does not boot.
+VM_SMOKE_TIMEOUT ?= 900
+vm-smoke: vm-deps
+	FERRY=$(VM_FERRY) VM_GUESTS=A VM_TRANSPORTS=live VM_CASES='^host A clock_loop pass$$' \
+	  VM_CONSOLE_TAIL=+1 VM_BOOT_WAIT=300 timeout -k 30 $(VM_SMOKE_TIMEOUT) bash vm/run.sh
 
 clean:
 	rm -rf .build

@@ -107,18 +107,44 @@ func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePo
 
 /// The init of a pid namespace made by `--new-pidns`. The restored process
 /// is created by ferry (its parent until ferry exits, when it is reparented
-/// here), so the init stays while any process shares its namespace, reaping
-/// what it inherits, and leaves when it is alone.
+/// to a subreaper or init outside, not here), so the init has no children of
+/// its own: it stays while any process shares its namespace, reaping what it
+/// may inherit, and leaves when it is alone — which kills the namespace.
+///
+/// "Alone" counts only after the first process has joined. ferry starts this
+/// init first and creates the process to restore right after; an init that
+/// looked at /proc before that (it took "no one yet" for "everyone gone")
+/// left at once, and its leaving killed the process ferry was building
+/// ("killed by signal 9 instead of stopping at exec", or clone3 ENOMEM into
+/// the dead namespace) or, when the init was descheduled between its look
+/// and its exit, the restored process after restore had reported it running
+/// (seen under load in vm/ runs as a restored process that vanished without a
+/// fault).
 public enum PidNamespaceInit {
+    /// Seconds to wait for ferry to put the first process here (it failed otherwise and kills us anyway).
+    static let joinTimeout = 60
+
     public static func run() -> Never {
         signal(SIGTERM, SIG_IGN)
         signal(SIGINT, SIG_IGN)
         let mine = (try? ProcFS.readlink("/proc/self/ns/pid")) ?? ""
+        var joined = false, waited = 0, aloneScans = 0
         while true {
             var status: Int32 = 0
             if waitpid(-1, &status, __WALL) > 0 { continue }
             if errno == EINTR { continue }
-            if !othersShare(namespace: mine) { exit(0) }
+            if othersShare(namespace: mine) {
+                joined = true
+                aloneScans = 0
+            } else if joined {
+                // Twice in a row: a child forked at a pid the /proc walk had already passed, while its parent
+                // exited behind the walk, is seen the second time.
+                aloneScans += 1
+                if aloneScans >= 2 { exit(0) }
+            } else {
+                waited += 1
+                if waited >= joinTimeout { exit(0) }
+            }
             sleep(1)
         }
     }

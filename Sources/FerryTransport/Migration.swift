@@ -106,10 +106,13 @@ public enum MigrationSource {
     /// any failure; the subject is then running as before (resumed if it was frozen).
     public static func run(subject: MigrationSubject, connection: Connection, local: SourceHost, localVDSO: [VDSOArea],
                            precopy: PrecopyOptions = PrecopyOptions(enabled: false),
-                           keepImage: ByteSink? = nil, progress: ((MigrationProgress) -> Void)? = nil,
+                           keepImage: ByteSink? = nil, allowMissingCPUFeatures: Set<String> = [], allowXSaveGrowth: Bool = false,
+                           progress: ((MigrationProgress) -> Void)? = nil,
                            log: (String) -> Void = { _ in }) throws -> MigrationSummary {
         let start = now()
-        let hello = Hello(pids: subject.pids, memoryBytes: subject.memoryBytes)
+        let hello = Hello(pids: subject.pids, memoryBytes: subject.memoryBytes,
+                          allowMissingCPUFeatures: allowMissingCPUFeatures.isEmpty ? nil : allowMissingCPUFeatures.sorted(),
+                          allowXSaveGrowth: allowXSaveGrowth ? true : nil)
         do {
             try connection.send(.hello, json: hello)
             let caps = try connection.expect(.capabilities, Capabilities.self)
@@ -254,7 +257,10 @@ public enum MigrationSource {
         }
         let target = TargetCapabilities(os: os, kernelRelease: caps.host.kernelRelease, arch: caps.host.arch,
                                         pageSize: caps.host.pageSize, cpu: caps.host.cpu)
-        reasons += Compatibility.verdict(image: ImageMetadata(source: local, processes: [], pipes: []), target: target).reasons
+        // CPU features the process is declared not to use (HELLO) need not be on the target.
+        let required = CPUFeatureCheck.isaFlags.subtracting(hello.allowMissingCPUFeatures ?? [])
+        reasons += Compatibility.verdict(image: ImageMetadata(source: local, processes: [], pipes: []), target: target,
+                                         requiredCPUFlags: required).reasons
         if !caps.newPidNamespace && !caps.pidsInUse.isEmpty {
             reasons.append("pid(s) \(caps.pidsInUse.map(String.init).joined(separator: ", ")) are in use on the target; free them or run `ferry serve --new-pidns` there")
         }
@@ -349,7 +355,7 @@ public enum MigrationReceiver {
             switch f.type {
             case .commit:
                 connection.close()
-                log("migrated from \(peer): running as pid \(restored.ack.pid)")
+                log("migrated from \(peer): running as pid \(restored.ack.pid)" + (restored.ack.namespaceInit.map { " (namespace init \($0))" } ?? ""))
                 return .migrated(pid: restored.ack.pid)
             case .abort:
                 restored.discard()

@@ -160,11 +160,21 @@ public struct Hello: Codable, Sendable, Equatable {
     public var pids: [Int32]
     /// Resident memory of the tree, to compare with the target's free memory.
     public var memoryBytes: UInt64
+    /// CPU features (cpuinfo names) the source CPU has and the target may
+    /// lack, because the process is known not to use them (`migrate
+    /// --allow-missing-cpu-features`); the target's restore accepts them as
+    /// `restore --allow-missing-cpu-features` does. Absent from older sources.
+    public var allowMissingCPUFeatures: [String]?
+    /// The target may enable more XSAVE components than the source (the
+    /// process binds eagerly): `restore --allow-xsave-growth`. Absent: no.
+    public var allowXSaveGrowth: Bool?
 
     public init(protocolVersion: Int = WireProtocol.version, role: String = "source", ferryVersion: String = FerryVersion.string,
-                imageVersion: Int = Int(ImageFormat.version), pids: [Int32], memoryBytes: UInt64) {
+                imageVersion: Int = Int(ImageFormat.version), pids: [Int32], memoryBytes: UInt64,
+                allowMissingCPUFeatures: [String]? = nil, allowXSaveGrowth: Bool? = nil) {
         self.protocolVersion = protocolVersion; self.role = role; self.ferryVersion = ferryVersion
         self.imageVersion = imageVersion; self.pids = pids; self.memoryBytes = memoryBytes
+        self.allowMissingCPUFeatures = allowMissingCPUFeatures; self.allowXSaveGrowth = allowXSaveGrowth
     }
 }
 

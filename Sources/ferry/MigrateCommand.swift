@@ -126,17 +126,23 @@ final class LinuxTarget: PrecopyTarget {
     let newPidNamespace: Bool
     /// Restored processes (and pid-namespace inits) to collect once they exit.
     var children: [Int32] = []
+    /// What the current migration's HELLO allows (serve takes one migration at a time).
+    private var hello: Hello?
 
     init(newPidNamespace: Bool) { self.newPidNamespace = newPidNamespace }
 
     func capabilities(for hello: Hello) -> Capabilities {
-        Capabilities(host: Host.describe(), vdso: vdsoAreas(), pidsInUse: MigrationHost.pidsInUse(hello.pids),
-                     newPidNamespace: newPidNamespace, freeMemoryBytes: MigrationHost.availableMemory())
+        self.hello = hello
+        return Capabilities(host: Host.describe(), vdso: vdsoAreas(), pidsInUse: MigrationHost.pidsInUse(hello.pids),
+                            newPidNamespace: newPidNamespace, freeMemoryBytes: MigrationHost.availableMemory())
     }
 
+    /// The source's allowances (`migrate --allow-missing-cpu-features/--allow-xsave-growth`) apply as `restore`'s do.
     var options: RestoreOptions {
         let selfPath = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/proc/self/exe"
-        return RestoreOptions(newPidNamespace: newPidNamespace, ferryPath: selfPath)
+        return RestoreOptions(newPidNamespace: newPidNamespace, ferryPath: selfPath,
+                              allowMissingCPUFeatures: Set(hello?.allowMissingCPUFeatures ?? []),
+                              allowXSaveGrowth: hello?.allowXSaveGrowth ?? false)
     }
 
     func beginPrecopy(metadata: ImageMetadata) throws -> PrecopyRestoring {
@@ -278,6 +284,10 @@ struct MigrateCommand: ParsableCommand {
     @Flag(help: "Freeze at once and copy everything (no pre-copy rounds while the process runs).") var noPrecopy = false
     @Option(help: "Pre-copy rounds while the process runs, at most.") var maxRounds: Int = 8
     @Option(help: "Pre-copy ends once a round finds at most this many MiB dirty.") var dirtyThreshold: Double = 1
+    @Option(help: "Comma-separated CPU features (cpuinfo names) this CPU has and the target may lack, because the process is known not to use them (as `restore --allow-missing-cpu-features`); the target is told.")
+    var allowMissingCpuFeatures: String = ""
+    @Flag(help: "Migrate even when the target's CPU enables XSAVE components this one does not (as `restore --allow-xsave-growth`: the process binds eagerly with LD_BIND_NOW=1).")
+    var allowXsaveGrowth = false
 
     func run() throws {
         try reportingErrors {
@@ -292,6 +302,8 @@ struct MigrateCommand: ParsableCommand {
                 subject: subject, connection: conn, local: Host.describe(), localVDSO: vdsoAreas(),
                 precopy: PrecopyOptions(enabled: !noPrecopy, maxRounds: maxRounds, smallDirtyPages: Int(dirtyThreshold * 256)),
                 keepImage: try connection.keptImageSink(name: "migration-\(pid).stream"),
+                allowMissingCPUFeatures: Set(allowMissingCpuFeatures.split(separator: ",").map(String.init)),
+                allowXSaveGrowth: allowXsaveGrowth,
                 progress: { p in
                     guard terminal else { return }
                     let t = Date().timeIntervalSince1970

@@ -115,6 +115,23 @@ struct ProtocolTests {
         #expect(reasons.isEmpty, "\(reasons)")
     }
 
+    @Test("CPU features the source declares unused (HELLO) are not required of the target; others still are")
+    func allowedMissingFeatures() throws {
+        var caps = FakeTarget.compatible()
+        caps.host.cpu.flags = ["sse2"]  // no avx
+        let local = FakeTarget.local()
+        let plain = MigrationSource.verdict(hello: Hello(pids: [1], memoryBytes: 1), capabilities: caps, local: local, localVDSO: caps.vdso)
+        #expect(plain.count == 1 && plain[0].contains("avx"), "\(plain)")
+        let hello = Hello(pids: [1], memoryBytes: 1, allowMissingCPUFeatures: ["avx"], allowXSaveGrowth: true)
+        #expect(MigrationSource.verdict(hello: hello, capabilities: caps, local: local, localVDSO: caps.vdso).isEmpty)
+        // The allowances reach the target; a HELLO without them (an older source) still decodes.
+        let decoded = try JSONDecoder().decode(Hello.self, from: JSONEncoder().encode(hello))
+        #expect(decoded.allowMissingCPUFeatures == ["avx"] && decoded.allowXSaveGrowth == true)
+        let old = #"{"protocolVersion":1,"role":"source","ferryVersion":"0","imageVersion":1,"pids":[1],"memoryBytes":1}"#
+        let oldHello = try JSONDecoder().decode(Hello.self, from: Data(old.utf8))
+        #expect(oldHello.allowMissingCPUFeatures == nil && oldHello.allowXSaveGrowth == nil)
+    }
+
     /// Streams the target must refuse; each ends with the source resumed and nothing on the target.
     static let badStreams: [String] = ["garbage", "truncated", "newer-version", "pages-outside", "corrupted-record"]
 

@@ -5,6 +5,7 @@ orphans, and on hosts whose init reaps slowly their zombies keep the pids
 the restore needs. Exits with COMMAND's status."""
 import ctypes
 import os
+import signal
 import sys
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -12,6 +13,18 @@ ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 child = os.fork()
 if child == 0:
     os.execvp(sys.argv[1], sys.argv[1:])
+
+
+def forward(sig, _frame):
+    """TERM/INT/HUP (e.g. from `timeout`) go to COMMAND, which cleans up; the reaper waits for it."""
+    try:
+        os.kill(child, sig)
+    except ProcessLookupError:
+        pass
+
+
+for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    signal.signal(s, forward)
 status = 1
 while True:
     try:

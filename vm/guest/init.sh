@@ -10,7 +10,10 @@ mount -t devtmpfs dev /dev
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs shm /dev/shm
-mount -t tmpfs -o mode=1777 tmp /tmp
+# /tmp stays on the initramfs (already in RAM and writable): a tmpfs over it
+# would hide the workloads when the checkout, and so vm/cache/wl, is under
+# /tmp (a CI clone may be), and restore would not find their executables.
+chmod 1777 /tmp
 hostname ferry-guest
 ip2=$(sed -n 's/.*ferry\.ip2=\([^ ]*\).*/\1/p' /proc/cmdline)
 for m in /lib/modules/*.ko; do insmod "$m" || echo "init: insmod $m failed"; done
