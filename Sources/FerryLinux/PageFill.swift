@@ -108,7 +108,8 @@ final class UserfaultFill {
                 continue
             }
             if s.populated {
-                try overwrite.add(s.address, Array(data[offset..<offset + count]))
+                // The whole run (the usual pre-copy resend): its own array, not a copy of the pages.
+                try overwrite.add(s.address, count == data.count ? data : Array(data[offset..<offset + count]))
             } else {
                 try data.withUnsafeBytes { try copy(s.address, from: $0.baseAddress! + offset, count: count) }
             }
