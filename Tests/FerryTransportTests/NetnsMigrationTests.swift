@@ -134,6 +134,20 @@ final class Workload {
         return (try String(contentsOfFile: ctl + "/result", encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// After a failed migration: `ferry migrate` said so and resumed the
+    /// source, whose injected userfaultfd is gone.
+    func expectRolledBack(_ r: (status: Int32, output: String), sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(r.status != 0, sourceLocation: sourceLocation)
+        #expect(r.output.contains("unchanged"), "\(r.output)", sourceLocation: sourceLocation)
+        #expect(!holdsUserfaultfd, "the injected userfaultfd must be gone", sourceLocation: sourceLocation)
+    }
+
+    /// Only the source runs (nothing on the target), and it verifies itself.
+    func expectOnlySourcePasses(sourceLocation: SourceLocation = #_sourceLocation) throws {
+        #expect(instances == [pid], "only the source may run", sourceLocation: sourceLocation)
+        #expect(try verdict() == "PASS", sourceLocation: sourceLocation)
+    }
+
     func cleanup() {
         for p in instances { kill(p, SIGKILL) }
         try? FileManager.default.removeItem(atPath: ctl)
@@ -252,8 +266,7 @@ struct MigrationTests {
         let r = try Self.migrate(net, pid: wl.pid, tls: nil)
         #expect(r.status != 0)
         #expect(r.output.contains("nothing was frozen") && r.output.contains("in use on the target"), "\(r.output)")
-        #expect(wl.instances == [wl.pid])
-        #expect(try wl.verdict() == "PASS")
+        try wl.expectOnlySourcePasses()
     }
 
     @Test("a source certificate from another CA: dropped by the target, source untouched")
@@ -272,8 +285,7 @@ struct MigrationTests {
         #expect(r.output.split(separator: "\n").count == 1, "one line: \(r.output)")
         Thread.sleep(forTimeInterval: 0.3)
         #expect(server.log.contains("dropped"), "\(server.log)")
-        #expect(wl.instances == [wl.pid])
-        #expect(try wl.verdict() == "PASS")
+        try wl.expectOnlySourcePasses()
     }
 
     @Test("the target killed mid-transfer: the source is resumed and passes, nothing on the target",
@@ -288,12 +300,9 @@ struct MigrationTests {
         DispatchQueue.global().asyncAfter(deadline: .now() + 1.5) { server.stop() }
         let r = try Self.migrate(net, pid: wl.pid, tls: nil, extra: mode)
         server.stop()
-        #expect(r.status != 0)
-        #expect(r.output.contains("unchanged"), "\(r.output)")
-        #expect(!wl.holdsUserfaultfd, "the injected userfaultfd must be gone")
+        wl.expectRolledBack(r)
         Thread.sleep(forTimeInterval: 0.5)
-        #expect(wl.instances == [wl.pid], "only the source may run")
-        #expect(try wl.verdict() == "PASS")
+        try wl.expectOnlySourcePasses()
     }
 
     @Test("the link cut mid-transfer: both sides give up after the timeout, source resumed, nothing on the target",
@@ -308,13 +317,10 @@ struct MigrationTests {
         defer { wl.cleanup() }
         DispatchQueue.global().asyncAfter(deadline: .now() + 1.5) { try? net.cutLink() }
         let r = try Self.migrate(net, pid: wl.pid, tls: nil, extra: ["--timeout", "3"] + mode)
-        #expect(r.status != 0)
-        #expect(r.output.contains("unchanged"), "\(r.output)")
-        #expect(!wl.holdsUserfaultfd, "the injected userfaultfd must be gone")
+        wl.expectRolledBack(r)
         Thread.sleep(forTimeInterval: 5)
         #expect(server.log.contains("failed, nothing is left here"), "\(server.log)")
-        #expect(wl.instances == [wl.pid], "only the source may run")
-        #expect(try wl.verdict() == "PASS")
+        try wl.expectOnlySourcePasses()
     }
 }
 

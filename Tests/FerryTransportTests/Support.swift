@@ -2,6 +2,7 @@ import FerryImage
 import FerryImageFixtures
 import FerryTransport
 import Foundation
+import Testing
 import FerryTestSupport
 
 /// Runs a command, returning its status and combined output.
@@ -116,6 +117,16 @@ struct LoopbackRun {
 final class Box<T>: @unchecked Sendable {
     var value: T
     init(_ value: T) { self.value = value }
+}
+
+/// A failed loopback migration: the source resumed with an error (containing
+/// `reason`, when given) and nothing left running on the target.
+func expectRolledBack(_ r: LoopbackRun, _ subject: FakeSubject, _ target: FakeTarget, reason: String? = nil,
+                      sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(subject.state == .resumed, sourceLocation: sourceLocation)
+    #expect(r.sourceError.map { reason == nil || $0.contains(reason!) } == true, "\(r.sourceError ?? "no error")",
+            sourceLocation: sourceLocation)
+    #expect(target.running == 0, sourceLocation: sourceLocation)
 }
 
 func migrateOverLoopback(subject: FakeSubject, target: FakeTarget, serverTLS: TLSFiles? = nil, clientTLS: TLSFiles? = nil,
