@@ -15,9 +15,9 @@ import Foundation
 ///
 /// With `RecordWriter.directIO`, on a regular file ferry opened whose offset
 /// is block-aligned, the buffers are written with O_DIRECT: the kernel does
-/// not copy them into the page cache, which costs more CPU than everything
-/// else together (and much more in a VM whose fresh pages fault in the
-/// host); but a restore on this machine then reads the image from the disk.
+/// not copy them into the page cache (42 % of a checkpoint's CPU in the
+/// first session's profile, docs/performance.md); but a restore on this
+/// machine then reads the image from the disk.
 /// Where the file refuses O_DIRECT, it is written as usual. The unaligned end
 /// of the record stream goes back into the FileSink, which writes it (and
 /// what follows) once O_DIRECT is off again.
@@ -281,10 +281,10 @@ public final class PageRecordStream {
         }
 
         /// Writes all of `data`; with O_DIRECT refused at write time (EINVAL), goes on without it.
-        /// Through the page cache, 128 KiB per call: the file system sizes its
-        /// page-cache folios by the write, and on the 6.18 VM measured, large
-        /// folios made ext4 writes 3–7× costlier in CPU (896 MiB: 0.31–0.42 s
-        /// in 64–256 KiB calls, 1.3 s in 512 KiB, 2.2–3.2 s in 4 MiB).
+        /// Through the page cache, 128 KiB per call: in a hand-run test on this
+        /// 6.18 VM, larger calls made ext4 writes 3–7× costlier in CPU (896 MiB:
+        /// 0.31–0.42 s in 64–256 KiB calls, 1.3 s in 512 KiB, 2.2–3.2 s in
+        /// 4 MiB); larger page-cache folios are the guessed cause, unconfirmed.
         private func write(_ data: UnsafeRawBufferPointer) -> Error? {
             var done = 0
             while done < data.count {
