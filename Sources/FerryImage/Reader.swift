@@ -40,7 +40,7 @@ public final class RecordReader {
 
     public init(source: ByteSource, expecting expected: EncodingKind? = nil) throws {
         self.source = source
-        // Read before anything else (so without read-ahead).
+        // Read before `self` is fully initialized, so not through `readExactly` (nor its read-ahead).
         var header = [UInt8](repeating: 0, count: ImageFormat.headerSize)
         var done = 0
         try header.withUnsafeMutableBytes { h in
