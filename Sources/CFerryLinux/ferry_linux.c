@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <sys/ioctl.h>
 #include <net/if.h>
+#include <malloc.h>
 #include <stdio.h>
 
 #define RET(x) ((x) < 0 ? -errno : (x))
@@ -831,3 +832,9 @@ ferry_probe_wp_scan_dropped(size_t pages)
 	return wp_probe(pages, drop_all, 0);
 }
 
+
+int
+ferry_malloc_keep_below(size_t bytes)
+{
+	return mallopt(M_MMAP_THRESHOLD, (int)bytes) == 1 && mallopt(M_TRIM_THRESHOLD, (int)bytes) == 1 ? 0 : -1;
+}

@@ -1,5 +1,8 @@
 import ArgumentParser
 import FerryImage
+#if os(Linux)
+import FerryLinux
+#endif
 
 struct Ferry: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -17,4 +20,7 @@ extension Ferry {
     #endif
 }
 
+#if os(Linux)
+Allocator.reuseLargeBuffers()
+#endif
 Ferry.main()

@@ -135,6 +135,10 @@ int ferry_uffd_unregister(int fd, uint64_t start, uint64_t len);
 /* A copy of descriptor `remote_fd` of process `pid` in this process
  * (pidfd_open + pidfd_getfd, close-on-exec), or -errno. */
 int ferry_fd_of_process(pid_t pid, int remote_fd);
+
+/* Serve allocations up to `bytes` from the heap and keep up to `bytes` of
+ * freed heap memory (mallopt M_MMAP_THRESHOLD / M_TRIM_THRESHOLD); 0 on success. */
+int ferry_malloc_keep_below(size_t bytes);
 /* Soft-dirty: clear_refs 4, write a fresh page, read pagemap bit 55.
  * 1 set, 0 not set, or -errno. */
 int ferry_probe_soft_dirty(void);
