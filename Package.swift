@@ -66,7 +66,8 @@ let package = Package(
         // Framing/handshake units, and live migrations between two network namespaces (root).
         .testTarget(
             name: "FerryTransportTests",
-            dependencies: ["FerryTransport", "FerryImage", "FerryImageFixtures", "FerryTestSupport", .product(name: "NIOCore", package: "swift-nio")]),
+            dependencies: ["FerryTransport", "FerryImage", "FerryImageFixtures", "FerryTestSupport", .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOEmbedded", package: "swift-nio")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -10,6 +10,33 @@ public struct PageRun: Sendable, Equatable {
     public init(pid: Int32, address: UInt64, pageCount: Int, data: [UInt8]?) {
         self.pid = pid; self.address = address; self.pageCount = pageCount; self.data = data
     }
+
+    /// A run holding its own copy of `span`'s pages.
+    public init(copying span: PageSpan) {
+        self.init(pid: span.pid, address: span.address, pageCount: span.pageCount, data: span.data.map { Array($0) })
+    }
+
+    /// The run as a span over its own bytes, for the duration of `body`.
+    public func withSpan<R>(_ body: (PageSpan) throws -> R) rethrows -> R {
+        guard let data else { return try body(PageSpan(pid: pid, address: address, pageCount: pageCount, data: nil)) }
+        return try data.withUnsafeBytes { try body(PageSpan(pid: pid, address: address, pageCount: pageCount, data: $0)) }
+    }
+}
+
+/// A run of pages whose contents stay where they arrived (a received frame)
+/// instead of being copied into a `PageRun`: valid only during the call it is passed to.
+public struct PageSpan {
+    public var pid: Int32
+    public var address: UInt64
+    public var pageCount: Int
+    /// `nil` for zero pages; otherwise `pageCount` pages.
+    public var data: UnsafeRawBufferPointer?
+    public var byteCount: Int { pageCount * ImageFormat.pageSize }
+
+    public init(pid: Int32, address: UInt64, pageCount: Int, data: UnsafeRawBufferPointer?) {
+        precondition(data == nil || data!.count == pageCount * ImageFormat.pageSize)
+        self.pid = pid; self.address = address; self.pageCount = pageCount; self.data = data
+    }
 }
 
 public enum ImageRecord: Sendable {
@@ -406,13 +433,21 @@ public struct MappingIndex: Sendable {
     }
 
     public func check(_ run: PageRun, file: String, offset: Int64) throws {
-        guard byPid[run.pid] != nil else {
-            throw ImageError(file: file, offset: offset, "pages for pid \(run.pid), which is not in the image")
+        try check(pid: run.pid, address: run.address, bytes: run.byteCount, file: file, offset: offset)
+    }
+
+    public func check(_ span: PageSpan, file: String, offset: Int64) throws {
+        try check(pid: span.pid, address: span.address, bytes: span.byteCount, file: file, offset: offset)
+    }
+
+    private func check(pid: Int32, address: UInt64, bytes: Int, file: String, offset: Int64) throws {
+        guard byPid[pid] != nil else {
+            throw ImageError(file: file, offset: offset, "pages for pid \(pid), which is not in the image")
         }
-        let last = run.address + UInt64(run.byteCount) - 1
-        guard let m = mapping(pid: run.pid, containing: run.address), m.contains(last) else {
+        let last = address + UInt64(bytes) - 1
+        guard let m = mapping(pid: pid, containing: address), m.contains(last) else {
             throw ImageError(file: file, offset: offset,
-                             "pages at 0x\(String(run.address, radix: 16))+\(run.byteCount) lie outside every mapping of pid \(run.pid)")
+                             "pages at 0x\(String(address, radix: 16))+\(bytes) lie outside every mapping of pid \(pid)")
         }
     }
 }

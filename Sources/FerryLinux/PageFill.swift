@@ -95,23 +95,22 @@ final class UserfaultFill {
         return UserfaultFill(pid: pid, remoteFD: remote, localFD: local, ranges: ranges)
     }
 
-    /// Writes `run` if it lies in a registered range (false: it does not, the caller writes it).
-    /// Overwrites of populated pages go to `overwrite`, in order.
-    func fill(_ run: PageRun, overwrite: BatchedWriter) throws -> Bool {
-        guard let r = populated.range(of: run.address, pages: run.pageCount) else { return false }
-        let segments = populated.split(address: run.address, pages: run.pageCount, in: r, mark: run.data != nil)
+    /// Writes `span` if it lies in a registered range (false: it does not, the caller writes it).
+    /// Overwrites of populated pages go to `overwrite`, in order (copied: it writes later).
+    func fill(_ span: PageSpan, overwrite: BatchedWriter) throws -> Bool {
+        guard let r = populated.range(of: span.address, pages: span.pageCount) else { return false }
+        let segments = populated.split(address: span.address, pages: span.pageCount, in: r, mark: span.data != nil)
         for s in segments {
-            let offset = Int(s.address - run.address), count = s.pages * 4096
-            guard let data = run.data else {
+            let offset = Int(s.address - span.address), count = s.pages * 4096
+            guard let data = span.data else {
                 // ZERO: a page never written reads as zero already.
                 if s.populated { try overwrite.add(s.address, [UInt8](repeating: 0, count: count)) }
                 continue
             }
             if s.populated {
-                // The whole run (the usual pre-copy resend): its own array, not a copy of the pages.
-                try overwrite.add(s.address, count == data.count ? data : Array(data[offset..<offset + count]))
+                try overwrite.add(s.address, Array(UnsafeRawBufferPointer(rebasing: data[offset..<offset + count])))
             } else {
-                try data.withUnsafeBytes { try copy(s.address, from: $0.baseAddress! + offset, count: count) }
+                try copy(s.address, from: data.baseAddress! + offset, count: count)
             }
         }
         return true

@@ -198,13 +198,23 @@ final class ProcessBuilder {
         let run = adaptation != nil ? adaptation!.adapt(original) : original
         let m = index.mapping(pid: run.pid, containing: run.address)
         if m?.kind == .vdso && kernelVDSO { return }
-        if let u = userfault, try u.fill(run, overwrite: pageWriter) { return }
+        if let u = userfault, try run.withSpan({ try u.fill($0, overwrite: pageWriter) }) { return }
         if let data = run.data {
             try pageWriter.add(run.address, data)
         } else if let m, m.kind == .privateFile || m.kind == .sharedAnonymous {
             // Zero pages over file contents (or shared memory) must be written; anonymous memory is already zero.
             try pageWriter.add(run.address, [UInt8](repeating: 0, count: run.byteCount))
         }
+    }
+
+    /// `fill` for pages that stay where they are: the userfaultfd fill copies
+    /// them into the process straight from there; anything else (layout
+    /// adaptation rewrites pages, writes are batched) takes its own copy.
+    func fill(_ span: PageSpan) throws {
+        guard span.pid == image.pid else { return }
+        if adaptation == nil, let u = userfault, index.mapping(pid: span.pid, containing: span.address)?.kind != .vdso,
+           try u.fill(span, overwrite: pageWriter) { return }
+        try fill(PageRun(copying: span))
     }
 
     func flushPages() throws { try pageWriter.flush() }
@@ -217,7 +227,7 @@ final class ProcessBuilder {
         // Under the userfaultfd fill its bitmap knows which pages hold data (those get zeros written);
         // MADV_DONTNEED there would leave a hole the bitmap calls populated, and the next write into it
         // would fault into the userfaultfd ferry itself serves.
-        if adaptation == nil, let u = userfault, try u.fill(original, overwrite: pageWriter) { return }
+        if adaptation == nil, let u = userfault, try original.withSpan({ try u.fill($0, overwrite: pageWriter) }) { return }
         let m = index.mapping(pid: original.pid, containing: original.address)
         guard adaptation == nil, let m, m.kind == .anonymous || m.kind == .heap || m.kind == .stack else { return try fill(original) }
         // Only writable memory was filled during pre-copy.

@@ -154,6 +154,12 @@ public final class PhasedRestore {
         try b.fill(run)
     }
 
+    /// `fill` for pages that stay where they are (a received frame): no copy where the userfaultfd fill takes them.
+    public func fill(_ span: PageSpan) throws {
+        guard let b = builders[span.pid] else { throw FerryError("pages for pid \(span.pid), which is not in the image") }
+        try b.fill(span)
+    }
+
     /// Writes the pages queued so far (pre-copy: before the source freezes).
     public func flushPages() throws {
         for b in order { try b.flushPages() }

@@ -82,7 +82,7 @@ final class Inbox: @unchecked Sendable {
         if refusal == nil && (frame.type == .nack || frame.type == .abort) {
             refusal = Connection.unexpected(frame, wanted: "", peer: peer)
         }
-        bytes += frame.payload.readableBytes
+        bytes += frame.byteCount
         condition.broadcast()
         if bytes >= highWater && !paused { paused = true; return true }
         return false
@@ -129,7 +129,7 @@ final class Inbox: @unchecked Sendable {
             }
         }
         let f = frames.removeFirst()
-        bytes -= f.payload.readableBytes
+        bytes -= f.byteCount
         let resume = paused && bytes < highWater / 2
         if resume { paused = false }
         condition.unlock()
@@ -191,7 +191,7 @@ public final class Connection: @unchecked Sendable {
     private let condition = NSCondition()
     private var unsent = 0
     private var sendFailure: MigrationError?
-    /// Image bytes sent (IMAGE_CHUNK payloads).
+    /// Image bytes sent (IMAGE_CHUNK payloads and pre-copy page data).
     public private(set) var bytesSent: UInt64 = 0
 
     init(channel: Channel, inbox: Inbox, peer: String, limits: ConnectionLimits) {
@@ -201,10 +201,29 @@ public final class Connection: @unchecked Sendable {
     }
 
     /// Sends one frame; blocks while too many bytes are still waiting to go out.
-    public func send(_ type: MessageType, prefix: [UInt8] = [], _ payload: UnsafeRawBufferPointer) throws {
+    public func send(_ type: MessageType, _ payload: UnsafeRawBufferPointer) throws {
+        try checkStillWanted(type)
+        try send(sealed: FrameEncoding.encode(type, payload, allocator: channel.allocator), type: type,
+                 imageBytes: type == .imageChunk ? payload.count : 0)
+    }
+
+    /// Sends a batch of pre-copy pages (then empty again); nothing if it is empty.
+    public func send(_ batch: inout PageBatch) throws {
+        guard !batch.isEmpty else { return }
+        try checkStillWanted(.precopyPages)
+        let bytes = batch.dataBytes
+        let frame = batch.seal()
+        batch = PageBatch(allocator: channel.allocator)
+        try send(sealed: frame, type: .precopyPages, imageBytes: bytes)
+    }
+
+    /// A sender of image or page data stops as soon as the peer gave up or the connection failed.
+    private func checkStillWanted(_ type: MessageType) throws {
         if type == .imageChunk || type == .precopyPages, let r = inbox.refused { throw r }
         if let f = inbox.failed { throw inbox.refused ?? f }
-        let buffer = FrameEncoding.encode(type, prefix: prefix, payload, allocator: channel.allocator)
+    }
+
+    private func send(sealed buffer: ByteBuffer, type: MessageType, imageBytes: Int) throws {
         let size = buffer.readableBytes
         condition.lock()
         let deadline = Date(timeIntervalSinceNow: limits.timeout)
@@ -217,7 +236,7 @@ public final class Connection: @unchecked Sendable {
         if let f = sendFailure { condition.unlock(); throw inbox.refused ?? f }
         unsent += size
         condition.unlock()
-        if type == .imageChunk || type == .precopyPages { bytesSent += UInt64(payload.count) }
+        bytesSent += UInt64(imageBytes)
         let peer = self.peer
         channel.writeAndFlush(buffer).whenComplete { [self] result in
             condition.lock()
@@ -302,6 +321,10 @@ public final class Connection: @unchecked Sendable {
 
 /// Pipeline shared by both ends.
 enum Pipeline {
+    /// Reads of up to 1 MiB (NIO's default stops at 64 KiB): a page batch
+    /// arrives in a few reads, each a piece of the frame (`FrameAssembler`).
+    static let reads = AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 64 << 10, maximum: 1 << 20)
+
     static func configure(_ channel: Channel, ssl: NIOSSLContext?, server: Bool, serverName: String?, inbox: Inbox,
                           peer: String, onReady: @escaping (Channel) -> Void) throws {
         let ops = channel.pipeline.syncOperations
@@ -312,7 +335,7 @@ enum Pipeline {
                 try ops.addHandler(try NIOSSLClientHandler(context: ssl, serverHostname: nil))
             }
         }
-        try ops.addHandler(ByteToMessageHandler(FrameDecoder(), maximumBufferSize: 24 << 20))
+        try ops.addHandler(FrameAssembler())
         try ops.addHandler(InboxHandler(inbox: inbox, peer: peer, tls: ssl != nil, onReady: onReady))
     }
 }
@@ -332,6 +355,7 @@ extension Connection {
         let bootstrap = ClientBootstrap(group: TransportLoop.group)
             .connectTimeout(.seconds(Int64(max(1, limits.timeout))))
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(ChannelOptions.recvAllocator, value: Pipeline.reads)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try Pipeline.configure(channel, ssl: ssl, server: false, serverName: host, inbox: inbox, peer: peer) { _ in
@@ -375,6 +399,7 @@ public final class Listener: @unchecked Sendable {
             .serverChannelOption(ChannelOptions.backlog, value: 16)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(ChannelOptions.recvAllocator, value: Pipeline.reads)
             .childChannelInitializer { channel in
                 let peer = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "peer"
                 let inbox = Inbox(highWater: limits.inboxHighWater)

@@ -50,7 +50,8 @@ public struct PrecopyOptions: Sendable {
 
 /// A restore under way on the target during pre-copy.
 public protocol PrecopyRestoring: AnyObject {
-    func fill(_ run: PageRun) throws
+    /// Writes pages received during pre-copy (the span is valid only during the call).
+    func fill(_ span: PageSpan) throws
     /// Writes every page queued so far into the process.
     func flush() throws
     /// Reads the final image (metadata first) and lets the process run.
@@ -188,14 +189,13 @@ public enum MigrationSource {
             try connection.send(.precopyMeta, json: pre)
             let pid = pre.processes[0].pid
             var previous = Int.max
+            var rate = 0.0
             while true {
                 rounds += 1
                 let start = now()
-                var rate = 0.0
-                let round = rounds
-                let pages = try p.precopyRound { address, data, count in
-                    try sendPages(connection, pid: pid, address: address, data: data, count: count)
-                    progress?(MigrationProgress(bytesSent: connection.bytesSent, round: round, dirtyRate: rate))
+                let (round, lastRate) = (rounds, rate)
+                let pages = try sendRound(p, connection, pid: pid) {
+                    progress?(MigrationProgress(bytesSent: connection.bytesSent, round: round, dirtyRate: lastRate))
                 }
                 if rounds > 1 { rate = Double(pages * 4096) / max(now() - start, 1e-6) }
                 log("pre-copy round \(rounds): \(pages) pages (\(pages >> 8) MiB)")
@@ -212,9 +212,7 @@ public enum MigrationSource {
             let f = try connection.receive(waitingFor: "PRECOPY_SYNCED")
             guard f.type == .precopySynced else { throw Connection.unexpected(f, wanted: "PRECOPY_SYNCED", peer: connection.peer) }
             rounds += 1
-            let pages = try p.precopyRound { address, data, count in
-                try sendPages(connection, pid: pid, address: address, data: data, count: count)
-            }
+            let pages = try sendRound(p, connection, pid: pid)
             log("pre-copy round \(rounds) (after the target caught up): \(pages) pages")
         } catch {
             p.cancelPrecopy()
@@ -225,22 +223,31 @@ public enum MigrationSource {
         return rounds + 1
     }
 
-    /// PRECOPY_PAGES: u32 pid, u32 page count, u64 address, then the pages (none for zero pages).
-    static func sendPages(_ c: Connection, pid: Int32, address: UInt64, data: UnsafeRawBufferPointer?, count: Int) throws {
-        var done = 0
+    /// One pre-copy round, its runs batched into PRECOPY_PAGES frames;
+    /// `batchSent` after each full batch. Returns the pages of the round.
+    static func sendRound(_ p: PrecopySubject, _ c: Connection, pid: Int32, batchSent: () -> Void = {}) throws -> Int {
+        var batch = PageBatch(allocator: c.channel.allocator)
+        let pages = try p.precopyRound { address, data, count in
+            if try add(&batch, c, pid: pid, address: address, data: data, count: count) { batchSent() }
+        }
+        try c.send(&batch)
+        return pages
+    }
+
+    /// Adds a run to `batch`, sending the batch whenever the next piece
+    /// would not fit (long runs are split); returns whether a batch went out.
+    @discardableResult
+    static func add(_ batch: inout PageBatch, _ c: Connection, pid: Int32, address: UInt64, data: UnsafeRawBufferPointer?,
+                    count: Int) throws -> Bool {
+        var done = 0, sent = false
         while done < count {
-            let n = min(count - done, data == nil ? 1 << 20 : 1024)
-            var head: [UInt8] = []
-            withUnsafeBytes(of: UInt32(bitPattern: pid).littleEndian) { head += $0 }
-            withUnsafeBytes(of: UInt32(n).littleEndian) { head += $0 }
-            withUnsafeBytes(of: (address + UInt64(done * 4096)).littleEndian) { head += $0 }
-            if let data {
-                try c.send(.precopyPages, prefix: head, UnsafeRawBufferPointer(rebasing: data[done * 4096..<(done + n) * 4096]))
-            } else {
-                try c.send(.precopyPages, prefix: head, UnsafeRawBufferPointer(start: nil, count: 0))
-            }
+            let n = min(count - done, data == nil ? PageRecord.maxZeroPages : PageBatch.maxRunPages)
+            if !batch.fits(pages: n, data: data != nil) { try c.send(&batch); sent = true }
+            batch.add(pid: pid, address: address + UInt64(done * 4096),
+                      data: data.map { UnsafeRawBufferPointer(rebasing: $0[done * 4096..<(done + n) * 4096]) }, count: n)
             done += n
         }
+        return sent
     }
 
     /// Everything that keeps the target from holding this process, one line each; empty means go.
@@ -309,7 +316,7 @@ public enum MigrationReceiver {
             try connection.send(.capabilities, json: target.capabilities(for: hello))
             let f2 = try connection.receive(waitingFor: "VERDICT")
             guard f2.type == .verdict else { throw Connection.unexpected(f2, wanted: "VERDICT", peer: peer) }
-            if f2.payload.readableBytes == 0 {
+            if f2.byteCount == 0 {
                 connection.close()
                 log("\(peer) decided not to migrate after seeing this host's capabilities")
                 return .declined
@@ -395,36 +402,16 @@ extension MigrationReceiver {
                     if f.type == .imageChunk { return (r, f) }
                     throw Connection.unexpected(f, wanted: "pre-copy pages", peer: c.peer)
                 }
-                let run = try pageRun(f, peer: c.peer)
-                try index.check(run, file: "pre-copy from \(c.peer)", offset: offset)
-                try r.fill(run)
-                offset += 1
+                try PageBatch.forEachRun(f, peer: c.peer) { span in
+                    try index.check(span, file: "pre-copy from \(c.peer)", offset: offset)
+                    try r.fill(span)
+                    offset += 1
+                }
             }
         } catch {
             r.abandon()
             throw error
         }
-    }
-
-    static func pageRun(_ f: Frame, peer: String) throws -> PageRun {
-        var b = f.payload
-        guard let pid = b.readInteger(endianness: .little, as: UInt32.self),
-              let count = b.readInteger(endianness: .little, as: UInt32.self),
-              let address = b.readInteger(endianness: .little, as: UInt64.self) else {
-            throw MigrationError("protocol error: PRECOPY_PAGES from \(peer) shorter than its header")
-        }
-        let n = Int(count)
-        guard address % 4096 == 0, n >= 1 else {
-            throw MigrationError("protocol error: PRECOPY_PAGES from \(peer) at 0x\(String(address, radix: 16)) with \(n) pages")
-        }
-        if b.readableBytes == 0 {
-            guard n <= PageRecord.maxZeroPages else { throw MigrationError("protocol error: PRECOPY_PAGES with \(n) zero pages") }
-            return PageRun(pid: Int32(bitPattern: pid), address: address, pageCount: n, data: nil)
-        }
-        guard n <= PageRecord.maxPages, b.readableBytes == n * 4096 else {
-            throw MigrationError("protocol error: PRECOPY_PAGES holds \(b.readableBytes) bytes for \(n) pages")
-        }
-        return PageRun(pid: Int32(bitPattern: pid), address: address, pageCount: n, data: b.readBytes(length: n * 4096))
     }
 }
 

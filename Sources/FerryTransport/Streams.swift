@@ -48,7 +48,8 @@ public final class ConnectionSink: ByteSink {
 /// any other message, a closed connection or a stall is an error naming why.
 public final class ConnectionSource: ByteSource {
     let connection: Connection
-    private var current: ByteBuffer?
+    /// What is left of the current IMAGE_CHUNK, last piece first.
+    private var pieces: [ByteBuffer] = []
     public let name: String
     public private(set) var bytesReceived: UInt64 = 0
     /// Also written to, when the image is kept (`--keep-image`).
@@ -65,19 +66,21 @@ public final class ConnectionSource: ByteSource {
     }
 
     public func read(into out: UnsafeMutableRawBufferPointer) throws -> Int {
-        while current == nil || current!.readableBytes == 0 {
+        while pieces.isEmpty {
             let f: Frame
             if let pending = first { f = pending; first = nil } else { f = try connection.receive(waitingFor: "image data") }
             guard f.type == .imageChunk else {
                 throw Connection.unexpected(f, wanted: "image data", peer: connection.peer)
             }
-            current = f.payload
+            pieces = f.pieces.filter { $0.readableBytes > 0 }
+            pieces.reverse()
         }
-        let n = min(out.count, current!.readableBytes)
-        current!.withUnsafeReadableBytes { src in
+        let n = min(out.count, pieces[pieces.count - 1].readableBytes)
+        pieces[pieces.count - 1].withUnsafeReadableBytes { src in
             out.baseAddress!.copyMemory(from: src.baseAddress!, byteCount: n)
         }
-        current!.moveReaderIndex(forwardBy: n)
+        pieces[pieces.count - 1].moveReaderIndex(forwardBy: n)
+        if pieces[pieces.count - 1].readableBytes == 0 { pieces.removeLast() }
         if let copy { try copy.write(UnsafeRawBufferPointer(start: out.baseAddress, count: n)) }
         bytesReceived += UInt64(n)
         return n

@@ -17,6 +17,7 @@ import NIOCore
 //  VERDICT (go / refused + reasons) ──▶    decided BEFORE anything is frozen
 //  [PRECOPY_META (preliminary metadata)  the target builds the processes and
 //   PRECOPY_PAGES × n, in rounds   ──▶     their address spaces, fills pages
+//   (each a batch of runs, PageBatch)
 //   while the source runs                   as they come
 //   PRECOPY_SYNC                   ──▶
 //                                  ◀──     PRECOPY_SYNCED (every page so far is
@@ -34,7 +35,8 @@ import NIOCore
 public enum WireProtocol {
     /// Bumped on any incompatible change; a peer with a newer version is refused.
     /// 2: PRECOPY_SYNC / PRECOPY_SYNCED end the rounds.
-    public static let version = 2
+    /// 3: PRECOPY_PAGES carries a batch of runs (`PageBatch`), not one run.
+    public static let version = 3
     /// Image bytes per IMAGE_CHUNK.
     public static let chunkSize = 256 << 10
     public static let headerSize = 12
@@ -77,8 +79,25 @@ public enum MessageType: UInt32, Sendable, CustomStringConvertible {
 
 public struct Frame: Sendable {
     public var type: MessageType
-    public var payload: ByteBuffer
-    public init(type: MessageType, payload: ByteBuffer) { self.type = type; self.payload = payload }
+    /// The payload as it arrived: pieces of the connection's read buffers, in
+    /// order, not copied (a 1 MiB page batch spans several reads).
+    public var pieces: [ByteBuffer]
+    public var byteCount: Int
+
+    public init(type: MessageType, payload: ByteBuffer) { self.init(type: type, pieces: [payload]) }
+
+    init(type: MessageType, pieces: [ByteBuffer]) {
+        self.type = type; self.pieces = pieces
+        byteCount = pieces.reduce(0) { $0 + $1.readableBytes }
+    }
+
+    /// The payload in one buffer (a copy when it arrived in several pieces; control messages are small).
+    public var payload: ByteBuffer {
+        if pieces.count == 1 { return pieces[0] }
+        var b = ByteBufferAllocator().buffer(capacity: byteCount)
+        for var p in pieces { b.writeBuffer(&p) }
+        return b
+    }
 }
 
 /// Any failure of the migration protocol; its description is the one-line reason shown to the user.
@@ -87,64 +106,257 @@ public struct MigrationError: Error, CustomStringConvertible, Sendable, Equatabl
     public init(_ description: String) { self.description = description }
 }
 
-/// Turns bytes from the connection into frames, strictly.
-struct FrameDecoder: ByteToMessageDecoder {
+/// Turns bytes from the connection into frames, strictly: the header is
+/// checked before any of the payload is kept, the checksum once it is all
+/// there. Payloads are not copied: a frame is the slices of the read buffers
+/// it arrived in, except where a read filled less than half its buffer
+/// (those bytes are copied out, so a slice never keeps a mostly empty
+/// buffer alive) and for small frames, which are copied into one buffer.
+final class FrameAssembler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
     typealias InboundOut = Frame
+    /// Payloads up to this size are gathered into one buffer.
+    static let gatherBelow = 64 << 10
+
     /// Offset in the connection, for error messages.
     private var offset: UInt64 = 0
+    private var header: [UInt8] = []
+    private var current: (type: MessageType, length: Int, crc: UInt32)?
+    private var pieces: [ByteBuffer] = []
+    private var gathered: ByteBuffer?
+    private var received = 0
+    private var sum: UInt32 = 0
+    private var failed = false
 
-    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard buffer.readableBytes >= WireProtocol.headerSize,
-              let rawType = buffer.getInteger(at: buffer.readerIndex, endianness: .little, as: UInt32.self),
-              let length = buffer.getInteger(at: buffer.readerIndex + 4, endianness: .little, as: UInt32.self),
-              let crc = buffer.getInteger(at: buffer.readerIndex + 8, endianness: .little, as: UInt32.self)
-        else { return .needMoreData }
-        guard let type = MessageType(rawValue: rawType) else {
-            throw MigrationError("protocol error at byte \(offset): unknown message type \(rawType) (garbage, or a newer ferry)")
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !failed else { return }
+        var input = unwrapInboundIn(data)
+        // A read that filled less than half its buffer is copied, not sliced.
+        if input.readableBytes < input.capacity / 2 && input.readableBytes > 0 {
+            var compact = context.channel.allocator.buffer(capacity: input.readableBytes)
+            compact.writeBuffer(&input)
+            input = compact
         }
-        guard Int(length) <= type.maxLength else {
-            throw MigrationError("protocol error at byte \(offset): \(type) claims \(length) bytes, more than its cap of \(type.maxLength)")
+        do {
+            while input.readableBytes > 0 { try consume(&input, context: context) }
+        } catch {
+            failed = true
+            context.fireErrorCaught(error)
         }
-        guard buffer.readableBytes >= WireProtocol.headerSize + Int(length) else { return .needMoreData }
-        let head = buffer.readSlice(length: WireProtocol.headerSize)!
-        // A copy of its own: a slice would keep the whole cumulation buffer alive while queued.
-        let slice = buffer.readSlice(length: Int(length))!
-        var payload = context.channel.allocator.buffer(capacity: slice.readableBytes)
-        payload.writeImmutableBuffer(slice)
-        var sum = head.withUnsafeReadableBytes { crc32c(UnsafeRawBufferPointer(rebasing: $0[0..<8])) }
-        sum = payload.withUnsafeReadableBytes { crc32c($0, sum) }
-        guard sum == crc else {
-            throw MigrationError("protocol error at byte \(offset): \(type) checksum mismatch (corrupted)")
-        }
-        offset += UInt64(WireProtocol.headerSize) + UInt64(length)
-        context.fireChannelRead(wrapInboundOut(Frame(type: type, payload: payload)))
-        return .continue
     }
 
-    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
-        while try decode(context: context, buffer: &buffer) == .continue {}
-        if buffer.readableBytes > 0 {
-            throw MigrationError("protocol error: the connection ended inside a message (\(buffer.readableBytes) bytes of it)")
+    private func consume(_ input: inout ByteBuffer, context: ChannelHandlerContext) throws {
+        guard let frame = current else {
+            let n = min(WireProtocol.headerSize - header.count, input.readableBytes)
+            header += input.readBytes(length: n)!
+            guard header.count == WireProtocol.headerSize else { return }
+            let word = { (at: Int) in UInt32(self.header[at]) | UInt32(self.header[at + 1]) << 8 | UInt32(self.header[at + 2]) << 16 | UInt32(self.header[at + 3]) << 24 }
+            guard let type = MessageType(rawValue: word(0)) else {
+                throw MigrationError("protocol error at byte \(offset): unknown message type \(word(0)) (garbage, or a newer ferry)")
+            }
+            let length = Int(word(4))
+            guard length <= type.maxLength else {
+                throw MigrationError("protocol error at byte \(offset): \(type) claims \(length) bytes, more than its cap of \(type.maxLength)")
+            }
+            current = (type, length, word(8))
+            sum = header.withUnsafeBytes { crc32c(UnsafeRawBufferPointer(rebasing: $0[0..<8])) }
+            received = 0
+            if length <= Self.gatherBelow { gathered = context.channel.allocator.buffer(capacity: length) }
+            if length == 0 { try complete(context) }
+            return
         }
-        return .needMoreData
+        let n = min(frame.length - received, input.readableBytes)
+        let piece = input.readSlice(length: n)!
+        sum = piece.withUnsafeReadableBytes { crc32c($0, sum) }
+        if gathered != nil { gathered!.writeImmutableBuffer(piece) } else { pieces.append(piece) }
+        received += n
+        if received == frame.length { try complete(context) }
+    }
+
+    private func complete(_ context: ChannelHandlerContext) throws {
+        let frame = current!
+        guard sum == frame.crc else {
+            throw MigrationError("protocol error at byte \(offset): \(frame.type) checksum mismatch (corrupted)")
+        }
+        let out = gathered.map { Frame(type: frame.type, pieces: [$0]) } ?? Frame(type: frame.type, pieces: pieces)
+        offset += UInt64(WireProtocol.headerSize + frame.length)
+        header.removeAll(keepingCapacity: true)
+        current = nil
+        pieces = []
+        gathered = nil
+        context.fireChannelRead(wrapInboundOut(out))
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if !failed && (current != nil || !header.isEmpty) {
+            failed = true
+            context.fireErrorCaught(MigrationError("protocol error: the connection ended inside a message (\(header.count + received) bytes of it)"))
+        }
+        context.fireChannelInactive()
     }
 }
 
 enum FrameEncoding {
     /// A frame ready to write: header and payload in one buffer.
-    static func encode(_ type: MessageType, prefix: [UInt8] = [], _ payload: UnsafeRawBufferPointer, allocator: ByteBufferAllocator) -> ByteBuffer {
-        let length = prefix.count + payload.count
-        precondition(length <= type.maxLength, "\(type) of \(length) bytes exceeds its cap")
-        var b = allocator.buffer(capacity: WireProtocol.headerSize + length)
-        b.writeInteger(type.rawValue, endianness: .little)
-        b.writeInteger(UInt32(length), endianness: .little)
-        var sum = b.withUnsafeReadableBytes { crc32c($0) }
-        sum = crc32c(prefix, sum)
-        if payload.count > 0 { sum = crc32c(payload, sum) }
-        b.writeInteger(sum, endianness: .little)
-        b.writeBytes(prefix)
+    static func encode(_ type: MessageType, _ payload: UnsafeRawBufferPointer, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var b = allocator.buffer(capacity: WireProtocol.headerSize + payload.count)
+        b.moveWriterIndex(forwardBy: WireProtocol.headerSize)
         if payload.count > 0 { b.writeBytes(payload) }
+        seal(&b, type)
         return b
+    }
+
+    /// Fills in the header of `frame`, whose first headerSize bytes were left
+    /// for it and whose payload follows: type, length, and the checksum over both and the payload.
+    static func seal(_ frame: inout ByteBuffer, _ type: MessageType) {
+        let start = frame.readerIndex, length = frame.readableBytes - WireProtocol.headerSize
+        precondition(length >= 0 && length <= type.maxLength, "\(type) of \(length) bytes exceeds its cap")
+        frame.setInteger(type.rawValue, at: start, endianness: .little)
+        frame.setInteger(UInt32(length), at: start + 4, endianness: .little)
+        let sum = frame.withUnsafeReadableBytes { all in
+            crc32c(UnsafeRawBufferPointer(rebasing: all[WireProtocol.headerSize...]), crc32c(UnsafeRawBufferPointer(rebasing: all[0..<8])))
+        }
+        frame.setInteger(sum, at: start + 8, endianness: .little)
+    }
+}
+
+/// The payload of PRECOPY_PAGES: runs of pages back to back, each
+///
+///  +0  u32 pid
+///  +4  u32 page count; bit 31 set: zero pages, no data follows
+///  +8  u64 address (page-aligned)
+///  +16 page count × 4096 bytes, unless zero
+///
+/// Runs are batched so that a round of small runs (a pattern of holes and
+/// zero pages makes runs of a few pages) costs one frame, one write and one
+/// inbox hand-off per ~1 MiB instead of per run.
+public struct PageBatch {
+    static let runHeader = 16
+    static let zeroFlag: UInt32 = 1 << 31
+    /// Payload bytes at most: a batch is sent before a run would overflow it.
+    public static let capacity = 1 << 20
+    /// Data pages per run at most (longer runs are split), so one always fits an empty batch.
+    public static let maxRunPages = (capacity - runHeader) / 4096
+
+    private(set) var frame: ByteBuffer
+    /// Bytes of page data in the batch.
+    public private(set) var dataBytes = 0
+
+    public init(allocator: ByteBufferAllocator) {
+        frame = allocator.buffer(capacity: WireProtocol.headerSize + PageBatch.capacity)
+        frame.moveWriterIndex(forwardBy: WireProtocol.headerSize)
+    }
+
+    public var isEmpty: Bool { frame.readableBytes == WireProtocol.headerSize }
+
+    /// Whether a run of `count` pages (data or zero) fits.
+    public func fits(pages count: Int, data: Bool) -> Bool {
+        frame.readableBytes - WireProtocol.headerSize + PageBatch.runHeader + (data ? count * 4096 : 0) <= PageBatch.capacity
+    }
+
+    /// Appends one run; it must fit (`fits`), and a data run holds at most `maxRunPages`.
+    public mutating func add(pid: Int32, address: UInt64, data: UnsafeRawBufferPointer?, count: Int) {
+        precondition(fits(pages: count, data: data != nil) && count >= 1 && (data == nil || data!.count == count * 4096))
+        frame.writeInteger(UInt32(bitPattern: pid), endianness: .little)
+        frame.writeInteger(UInt32(count) | (data == nil ? PageBatch.zeroFlag : 0), endianness: .little)
+        frame.writeInteger(address, endianness: .little)
+        if let data { frame.writeBytes(data); dataBytes += data.count }
+    }
+
+    /// The finished PRECOPY_PAGES frame.
+    public mutating func seal() -> ByteBuffer {
+        FrameEncoding.seal(&frame, .precopyPages)
+        return frame
+    }
+
+    /// Each run of a received PRECOPY_PAGES frame, in order, as a span over
+    /// the frame's own pieces: nothing is copied, except a page that straddles
+    /// two pieces, which goes through a bounce page as a run of its own. Each
+    /// header is checked before its run is used: alignment, counts within the
+    /// image caps, data within the payload. (A malformed batch fails part way;
+    /// the migration then ends and the target discards the whole process.)
+    public static func forEachRun(_ frame: Frame, peer: String, _ body: (PageSpan) throws -> Void) throws {
+        var cursor = PieceCursor(frame.pieces)
+        let bounce = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
+        defer { bounce.deallocate() }
+        while cursor.remaining > 0 {
+            guard cursor.remaining >= runHeader else {
+                throw MigrationError("protocol error: PRECOPY_PAGES from \(peer) ends inside a run header")
+            }
+            let pid = Int32(bitPattern: cursor.read(UInt32.self)), word = cursor.read(UInt32.self), address = cursor.read(UInt64.self)
+            let zero = word & zeroFlag != 0, n = Int(word & ~zeroFlag)
+            guard address % 4096 == 0, n >= 1, n <= (zero ? PageRecord.maxZeroPages : PageRecord.maxPages),
+                  address <= UInt64.max - UInt64(n) * 4096 else {
+                throw MigrationError("protocol error: PRECOPY_PAGES from \(peer): a run of \(n) \(zero ? "zero " : "")pages at 0x\(String(address, radix: 16))")
+            }
+            if zero {
+                try body(PageSpan(pid: pid, address: address, pageCount: n, data: nil))
+                continue
+            }
+            guard cursor.remaining >= n * 4096 else {
+                throw MigrationError("protocol error: PRECOPY_PAGES from \(peer) holds \(cursor.remaining) bytes for a run of \(n) pages")
+            }
+            var page = 0
+            while page < n {
+                let at = address + UInt64(page * 4096)
+                let whole = min(n - page, cursor.contiguous / 4096)
+                if whole > 0 {
+                    try cursor.consume(whole * 4096) { try body(PageSpan(pid: pid, address: at, pageCount: whole, data: $0)) }
+                    page += whole
+                } else {
+                    cursor.copy(into: bounce)
+                    try body(PageSpan(pid: pid, address: at, pageCount: 1, data: UnsafeRawBufferPointer(bounce)))
+                    page += 1
+                }
+            }
+        }
+    }
+}
+
+/// Reads through the pieces of a frame as one sequence of bytes.
+struct PieceCursor {
+    private var pieces: [ByteBuffer]
+    private var index = 0
+    private(set) var remaining: Int
+
+    init(_ pieces: [ByteBuffer]) {
+        self.pieces = pieces.filter { $0.readableBytes > 0 }
+        remaining = self.pieces.reduce(0) { $0 + $1.readableBytes }
+    }
+
+    /// Bytes readable without crossing into the next piece.
+    var contiguous: Int { index < pieces.count ? pieces[index].readableBytes : 0 }
+
+    private mutating func advance(_ n: Int) {
+        pieces[index].moveReaderIndex(forwardBy: n)
+        remaining -= n
+        if pieces[index].readableBytes == 0 { index += 1 }
+    }
+
+    /// `count` bytes of the current piece (at most `contiguous`), then moves past them.
+    mutating func consume<R>(_ count: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        precondition(count <= contiguous)
+        let r = try pieces[index].withUnsafeReadableBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+        advance(count)
+        return r
+    }
+
+    /// Fills `out` (at most `remaining` bytes), across pieces.
+    mutating func copy(into out: UnsafeMutableRawBufferPointer) {
+        precondition(out.count <= remaining)
+        var done = 0
+        while done < out.count {
+            let n = min(out.count - done, contiguous)
+            consume(n) { (out.baseAddress! + done).copyMemory(from: $0.baseAddress!, byteCount: n) }
+            done += n
+        }
+    }
+
+    /// A little-endian integer (at most `remaining` bytes), across pieces.
+    mutating func read<T: FixedWidthInteger>(_ type: T.Type) -> T {
+        var value: T = 0
+        withUnsafeMutableBytes(of: &value) { copy(into: $0) }
+        return T(littleEndian: value)
     }
 }
 

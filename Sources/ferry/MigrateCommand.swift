@@ -185,7 +185,7 @@ final class LinuxPrecopyRestoring: PrecopyRestoring {
 
     init(target: LinuxTarget, restore: PhasedRestore) { self.target = target; self.restore = restore }
 
-    func fill(_ run: PageRun) throws { try restore.fill(run) }
+    func fill(_ span: PageSpan) throws { try restore.fill(span) }
 
     func flush() throws { try restore.flushPages() }
 
