@@ -129,10 +129,17 @@ public final class CheckpointSession {
     }
 
     /// Kills the frozen tree (the checkpoint or migration succeeded).
+    /// Kills the frozen tree and returns once it is collected (its pids free).
     public func kill() {
         guard open else { return }
         open = false
         freezer.kill()
+    }
+
+    /// Kills the frozen tree without waiting: it never runs again; `kill` then collects it.
+    public func sendKill() {
+        guard open else { return }
+        freezer.sendKill()
     }
 }
 

@@ -33,12 +33,13 @@ public final class DirtyTracker {
     static let modeMissing: UInt64 = 1, modeWP: UInt64 = 2
 
     /// Freezes `pid` briefly, injects the userfaultfd set-up, lets it go and
-    /// arms the tracking (every page write-protected). Throws (leaving the
-    /// process as it was) where the kernel lacks WP_ASYNC or PAGEMAP_SCAN.
+    /// (with `arm`) arms the tracking (every page write-protected). Throws
+    /// (leaving the process as it was) where the kernel lacks WP_ASYNC or PAGEMAP_SCAN.
     /// `frozen`: the process is already held (by a CheckpointSession of this thread).
-    public init(pid: Int32, frozen: Bool = false) throws {
+    /// `mappings`: the process's mappings, if just read (otherwise they are read here).
+    public init(pid: Int32, frozen: Bool = false, mappings known: [Mapping]? = nil, arm: Bool = true) throws {
         self.pid = pid
-        let mappings = try MemoryState.mappings(of: pid)
+        let mappings = try known ?? MemoryState.mappings(of: pid)
         let regs: [(start: UInt64, end: UInt64)] = mappings.filter { m in
             (m.kind == .anonymous || m.kind == .heap || m.kind == .stack) && m.protection.contains(.write)
         }.map { ($0.start, $0.end) }
@@ -58,11 +59,17 @@ public final class DirtyTracker {
             throw error
         }
         remoteFD = fd
+        if arm { try self.arm(frozen: frozen) }
+    }
+
+    /// Write-protects every page of the ranges: from now on each write is
+    /// seen. Needs no freeze: a page written before is read after this by
+    /// the first round anyway. On failure the userfaultfd is removed again.
+    public func arm(frozen: Bool = false) throws {
         do {
-            _ = try scan()  // arms: write-protects every page
+            _ = try scan()
         } catch {
             try? stop(frozen: frozen)
-            close(pm)
             throw error
         }
     }

@@ -26,17 +26,35 @@ public final class PrecopySource {
         return nil
     }
 
+    /// How long the process was frozen to start tracking.
+    public private(set) var startFreezeMs = 0.0
+
     public init(pid: Int32) throws {
         self.pid = pid
+        // The mappings with their VmFlags are read while the process still
+        // runs: /proc/PID/smaps walks every page table entry (~60 ms at 1 GiB
+        // here). Frozen, /proc/PID/maps only confirms them (read again if any
+        // changed), as in the final capture.
+        let known = try MemoryState.mappings(of: pid)
+        let frozenAt = ContinuousClock.now
         let session = try CheckpointSession(pid: pid)
-        defer { session.resume() }
-        let meta = try session.captureMetadata()
+        var resumed = false
+        defer { if !resumed { session.resume() } }
+        let meta = try session.captureMetadata(knownMappings: [pid: known])
         if let why = PrecopySource.unsupported(meta) { throw FerryError(why) }
         metadata = meta
         container = try ContainerSnapshot.capture(pid: pid, tree: session.tree)
-        tracker = try DirtyTracker(pid: pid, frozen: true)
+        // Frozen only to inject the userfaultfd; arming it (write-protecting
+        // every page: a walk of every page table entry, ~40 ms at 1 GiB) runs
+        // after, the first round reads every page after that anyway.
+        tracker = try DirtyTracker(pid: pid, frozen: true, mappings: meta.processes[0].mappings, arm: false)
+        session.resume()
+        resumed = true
+        let d = frozenAt.duration(to: .now)
+        startFreezeMs = Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
         sent = [UInt64](repeating: 0, count: (tracker.ranges.reduce(0) { $0 + Int(($1.end - $1.start) >> 12) } + 63) / 64)
         _ = DirtyTracker.reportsDroppedPages  // probed now, not in the final frozen window
+        try tracker.arm()
     }
 
     public var tracked: [(start: UInt64, end: UInt64)] { tracker.ranges }
@@ -179,11 +197,12 @@ public final class PrecopySource {
 
 extension CheckpointSession {
     /// The frozen tree's metadata without pages.
-    public func captureMetadata() throws -> ImageMetadata {
+    /// `knownMappings`: mappings read earlier, used where /proc/PID/maps still shows them unchanged.
+    public func captureMetadata(knownMappings: [Int32: [Mapping]] = [:]) throws -> ImageMetadata {
         var processes: [ProcessImage] = []
         var pipes: [UInt64: PipeData] = [:]
         for p in tree {
-            processes.append(try ProcessDump.capture(pid: p, threads: try ProcFS.threads(p), pipes: &pipes))
+            processes.append(try ProcessDump.capture(pid: p, threads: try ProcFS.threads(p), pipes: &pipes, knownMappings: knownMappings[p]))
         }
         FileState.markSharedAcrossProcesses(&processes)
         let meta = ImageMetadata(source: Host.describe(), processes: processes, pipes: pipes.values.sorted { $0.pipeID < $1.pipeID })

@@ -102,7 +102,9 @@ final class LinuxSubject: PrecopySubject {
         session?.resume()
     }
 
-    func kill() { session?.kill() }
+    func kill() { session?.sendKill() }
+
+    func collect() { session?.kill() }
 
     func startPrecopy() throws -> ImageMetadata {
         let p = try PrecopySource(pid: pid)
@@ -119,6 +121,8 @@ final class LinuxSubject: PrecopySubject {
         precopy?.cancel()
         precopy = nil
     }
+
+    var precopyFreezeMs: Double { precopy?.startFreezeMs ?? 0 }
 }
 
 /// The target side on Linux: Restore from the stream (after pre-copy, a PhasedRestore).
@@ -327,12 +331,14 @@ struct MigrateCommand: ParsableCommand {
                     "rounds": summary.rounds, "target_pid": summary.target_pid, "target_restore_ms": summary.target_restore_ms,
                     "downtime_phases": summary.downtime_phases.map { [$0.name, $0.ms] as [Any] },
                     "target_phases": summary.target_phases.map { [$0.name, $0.ms] as [Any] },
+                    "precopy_freeze_ms": summary.precopy_freeze_ms,
                 ] as [String: Any], options: [.sortedKeys])
                 print(String(decoding: out, as: UTF8.self))
             } else {
                 print(String(format: "migrated pid %d to %@ (pid %d there): total %.1f ms, downtime %.1f ms, %.1f MiB, %d round(s)",
                              pid, conn.peer, summary.target_pid, summary.total_ms, summary.downtime_ms,
-                             Double(summary.bytes) / 1048576, summary.rounds))
+                             Double(summary.bytes) / 1048576, summary.rounds)
+                      + (summary.precopy_freeze_ms > 0 ? String(format: " (and %.1f ms frozen to start pre-copy)", summary.precopy_freeze_ms) : ""))
             }
         }
     }

@@ -225,6 +225,9 @@ struct MigrationTests {
         let json = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
         let rounds = json["rounds"] as? Int ?? 0
         #expect(mode.isEmpty ? rounds >= 2 : rounds == 1, "\(line)")
+        // The brief freeze that starts tracking is reported (none without pre-copy).
+        let startFreeze = json["precopy_freeze_ms"] as? Double ?? -1
+        #expect(mode.isEmpty ? startFreeze > 0 : startFreeze == 0, "\(line)")
         try wl.waitForExit(seconds: 10)
         #expect(wl.instances.count == 1)
         #expect(try wl.verdict() == "PASS", "serve: \(server.log)")
