@@ -48,7 +48,8 @@ size, rate, mode, runs = sys.argv[1:5]
 rs = [json.loads(line) for line in sys.stdin if line.strip()]
 def m(k):
     return statistics.median(r[k] for r in rs)
-print(f"| {size} | {rate} | {mode} | {len(rs)}/{runs} | {m('downtime_ms'):.0f} | {m('total_ms'):.0f} | "
+start = f"{m('precopy_freeze_ms'):.0f}" if all('precopy_freeze_ms' in r for r in rs) else "–"
+print(f"| {size} | {rate} | {mode} | {len(rs)}/{runs} | {m('downtime_ms'):.0f} | {start} | {m('total_ms'):.0f} | "
       f"{m('bytes') / 1048576:.0f} | {m('rounds'):.0f} | {m('rss_src') / 1024:.0f} / {m('rss_dst') / 1024:.0f} |")
 PY
 # Median of each downtime phase over the runs of one configuration.
@@ -162,14 +163,14 @@ criu_bench() {
 				if [ ${#res[@]} -gt 0 ]; then
 					crows+=("$(printf '%s\n' "${res[@]}" | python3 "$out/summary.py" "$size" "$rate" "criu $mode" "$RUNS")")
 				else
-					crows+=("| $size | $rate | criu $mode | 0/$RUNS | – | – | – | – | – |")
+					crows+=("| $size | $rate | criu $mode | 0/$RUNS | – | – | – | – | – | – |")
 				fi
 			done
 		done
 	done
 	echo
-	echo "| MiB | dirty MiB/s | mode | PASS | downtime ms | total ms | MiB sent | rounds | peak RSS MiB source / target |"
-	echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+	echo "| MiB | dirty MiB/s | mode | PASS | downtime ms | start freeze ms | total ms | MiB sent | rounds | peak RSS MiB source / target |"
+	echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 	printf '%s\n' "${rows[@]}" "${crows[@]}" | sort -t'|' -k2,2n -k3,3n -s
 }
 
@@ -208,14 +209,14 @@ for size in $SIZES; do
 				rows+=("$(printf '%s\n' "${res[@]}" | python3 "$out/summary.py" "$size" "$rate" "$mode" "$RUNS")")
 				[ "$mode" = precopy ] && splits+=("$(printf '%s\n' "${res[@]}" | python3 "$out/phases.py" "$size" "$rate")")
 			else
-				rows+=("| $size | $rate | $mode | 0/$RUNS | – | – | – | – | – |")
+				rows+=("| $size | $rate | $mode | 0/$RUNS | – | – | – | – | – | – |")
 			fi
 		done
 	done
 done
 echo
-echo "| MiB | dirty MiB/s | mode | PASS | downtime ms | total ms | MiB sent | rounds | peak RSS MiB migrate / serve |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+echo "| MiB | dirty MiB/s | mode | PASS | downtime ms | start freeze ms | total ms | MiB sent | rounds | peak RSS MiB migrate / serve |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 printf '%s\n' "${rows[@]}"
 echo
 echo "Pre-copy downtime split (medians, ms): source from the freeze to the ACK; target from the first byte of the final image to the ACK"
