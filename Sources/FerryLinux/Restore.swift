@@ -45,8 +45,12 @@ public struct RestoreResult: Sendable {
 /// exists, any failure kills everything created (PTRACE_O_EXITKILL covers
 /// ferry dying).
 public enum Restore {
+    /// pages.img is read through a mapping and filled on two threads (`MappedFill`).
     public static func run(image: DirectoryImageReader, options: RestoreOptions = .init()) throws -> RestoreResult {
-        try run(metadata: image.metadata, pages: image.forEachPageRun, options: options)
+        let pages = try image.mappedPages()
+        let restore = try PhasedRestore(metadata: image.metadata, options: options)
+        try restore.fill(mapped: pages, index: MappingIndex(image.metadata))
+        return try restore.complete()
     }
 
     /// Restores from a metadata-first stream (a socket): pages are written
@@ -152,6 +156,17 @@ public final class PhasedRestore {
     public func fill(_ run: PageRun) throws {
         guard let b = builders[run.pid] else { throw FerryError("pages for pid \(run.pid), which is not in the image") }
         try b.fill(run)
+    }
+
+    /// Writes every page of a mapped pages.img (see `MappedFill`).
+    public func fill(mapped file: MappedPageFile, index: MappingIndex) throws {
+        func builder(_ pid: Int32) throws -> ProcessBuilder {
+            guard let b = builders[pid] else { throw FerryError("pages for pid \(pid), which is not in the image") }
+            return b
+        }
+        try MappedFill.run(file: file, index: index,
+                           plan: { r in try builder(r.pid).directFill(address: r.address, pageCount: r.pageCount, hasData: r.data != nil) },
+                           inOrder: { r in try builder(r.pid).fill(r.run()) })
     }
 
     /// Writes the pages queued so far (pre-copy: before the source freezes).
