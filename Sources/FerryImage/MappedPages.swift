@@ -56,7 +56,9 @@ public final class MappedPageFile: @unchecked Sendable {
         }
     }
 
-    public init(path: String) throws {
+    /// nil where the file cannot be mapped (a file system without mmap):
+    /// read it with `DirectoryImageReader.forEachPageRun` then.
+    public init?(path: String) throws {
         name = path
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
@@ -68,9 +70,7 @@ public final class MappedPageFile: @unchecked Sendable {
         guard fstat(fd, &st) == 0 else { throw ImageError(file: path, "fstat failed: \(String(cString: strerror(errno)))") }
         size = Int(st.st_size)
         guard size > 0 else { base = nil; return }
-        guard let m = mmap(nil, size, PROT_READ, MAP_SHARED, fd, 0), m != UnsafeMutableRawPointer(bitPattern: -1) else {
-            throw ImageError(file: path, "mmap of \(size) bytes failed: \(String(cString: strerror(errno)))")
-        }
+        guard let m = mmap(nil, size, PROT_READ, MAP_SHARED, fd, 0), m != UnsafeMutableRawPointer(bitPattern: -1) else { return nil }
         // The records are read once, front to back: read ahead on faults, drop behind.
         _ = madvise(m, size, MADV_SEQUENTIAL)
         base = UnsafeRawPointer(m)
@@ -151,8 +151,8 @@ public final class MappedPageFile: @unchecked Sendable {
 }
 
 extension DirectoryImageReader {
-    /// pages.img, mapped (see `MappedPageFile`).
-    public func mappedPages() throws -> MappedPageFile {
+    /// pages.img, mapped (see `MappedPageFile`); nil if its file system cannot map it.
+    public func mappedPages() throws -> MappedPageFile? {
         try MappedPageFile(path: directory + "/" + ImageFormat.pagesFileName)
     }
 }

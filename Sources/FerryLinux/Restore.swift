@@ -45,9 +45,12 @@ public struct RestoreResult: Sendable {
 /// exists, any failure kills everything created (PTRACE_O_EXITKILL covers
 /// ferry dying).
 public enum Restore {
-    /// pages.img is read through a mapping and filled on two threads (`MappedFill`).
+    /// pages.img is read through a mapping and filled on two threads
+    /// (`MappedFill`), or record by record where it cannot be mapped.
     public static func run(image: DirectoryImageReader, options: RestoreOptions = .init()) throws -> RestoreResult {
-        let pages = try image.mappedPages()
+        guard let pages = try image.mappedPages() else {
+            return try run(metadata: image.metadata, pages: image.forEachPageRun, options: options)
+        }
         let restore = try PhasedRestore(metadata: image.metadata, options: options)
         try restore.fill(mapped: pages, index: MappingIndex(image.metadata))
         return try restore.complete()

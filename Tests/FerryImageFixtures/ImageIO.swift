@@ -41,7 +41,8 @@ public enum ImageIO {
     public static func readDirectoryMapped(_ directory: String) throws -> GeneratedImage {
         let r = try DirectoryImageReader(directory: directory)
         var runs: [PageRun] = []
-        try r.mappedPages().forEachRecord(index: MappingIndex(r.metadata)) { record in
+        guard let pages = try r.mappedPages() else { throw ImageError(file: directory, "pages.img cannot be mapped here") }
+        try pages.forEachRecord(index: MappingIndex(r.metadata)) { record in
             try record.verify()
             runs.append(record.run())
         }
