@@ -14,7 +14,8 @@ let package = Package(
     targets: [
         // OS-neutral image: model, encodings. Imports no OS module.
         .target(name: "CFerryCRC"),
-        .target(name: "FerryImage", dependencies: ["CFerryCRC"]),
+        .target(name: "CFerryFile"),
+        .target(name: "FerryImage", dependencies: ["CFerryCRC", "CFerryFile"]),
         // ELF64 reading over libelf/gelf (elfutils on Linux, base libelf on FreeBSD).
         .systemLibrary(
             name: "CLibElf",

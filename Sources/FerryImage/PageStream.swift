@@ -5,6 +5,7 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import CFerryFile
 
 /// Writes the page records of a file (`pages.img`, or a stream into a file or
 /// pipe) without copying the pages again: the caller reads each run of pages
@@ -22,6 +23,14 @@ import Foundation
 /// of the record stream goes back into the FileSink, which writes it (and
 /// what follows) once O_DIRECT is off again.
 ///
+/// Through the page cache, on a file ferry created, the writer reserves the
+/// file's blocks ahead of its writes (`preallocationStep` at a time, without
+/// changing the file's size) and gives back what it did not use when it
+/// stops: ext4 then does not reserve and track each 4 KiB block as a
+/// delayed allocation inside every `write()`. In a hand-run test here
+/// (900 MiB in 128 KiB writes to /tmp, ext4) that cut the writes' CPU from
+/// 0.23–0.44 s to 0.17–0.19 s.
+///
 /// The records are the same bytes `RecordWriter.writePages`/`writeZeroPages`
 /// would write for the same pages, except that pages reading as zero become
 /// ZERO records (as checkpoints have always written them).
@@ -34,6 +43,8 @@ public final class PageRecordStream {
     /// Eight of the longest reservations, plus one block carried over.
     static let bufferBytes = 8 * (recordOverhead + maxPages * ImageFormat.pageSize) + blockSize
     static let blockSize = 4096
+    /// Bytes of the file reserved at a time ahead of the writes.
+    static let preallocationStep: UInt64 = 32 << 20
     /// type, length, pid, page count, address before the pages; crc after.
     static let headerBytes = 24
     static let recordOverhead = headerBytes + 4
@@ -56,7 +67,8 @@ public final class PageRecordStream {
         used = try file.movePending(to: shared.buffers[current], capacity: Self.bufferBytes / 2)
         // Only a descriptor ferry opened: O_DIRECT is a flag of the open file, which an inherited one shares.
         direct = directIO && file.ownsDescriptor && file.bytesWritten % UInt64(Self.blockSize) == 0 && Self.enableDirect(file.fd)
-        shared.start(offset: file.bytesWritten, direct: direct)
+        // Only a file ferry created: blocks are reserved past its end, which another writer of the file would not expect.
+        shared.start(offset: file.bytesWritten, direct: direct, preallocate: !direct && file.ownsDescriptor && Self.isRegularFile(file.fd))
     }
 
     deinit { abort() }
@@ -181,9 +193,13 @@ public final class PageRecordStream {
         if direct { Self.disableDirect(file.fd) }
     }
 
-    private static func enableDirect(_ fd: Int32) -> Bool {
+    private static func isRegularFile(_ fd: Int32) -> Bool {
         var st = stat()
-        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { return false }
+        return fstat(fd, &st) == 0 && st.st_mode & S_IFMT == S_IFREG
+    }
+
+    private static func enableDirect(_ fd: Int32) -> Bool {
+        guard isRegularFile(fd) else { return false }
         let flags = fcntl(fd, F_GETFL)
         return oDirect != 0 && flags >= 0 && fcntl(fd, F_SETFL, flags | oDirect) == 0
     }
@@ -205,6 +221,9 @@ public final class PageRecordStream {
         private var offset: UInt64 = 0
         private var direct = false
         private var written: UInt64 = 0
+        /// Whether blocks are reserved ahead of the writes, and up to which file offset they are.
+        private var preallocate = false
+        private var reservedEnd: UInt64 = 0
 
         init(fd: Int32, name: String) {
             self.fd = fd; self.name = name
@@ -217,9 +236,10 @@ public final class PageRecordStream {
         deinit { for b in buffers { b.deallocate() } }
 
         /// Starts the writer thread; `offset` is the file offset it starts at (for error messages).
-        func start(offset: UInt64, direct: Bool) {
+        func start(offset: UInt64, direct: Bool, preallocate: Bool) {
             self.offset = offset
             self.direct = direct
+            self.preallocate = preallocate
             let thread = Thread { [self] in run() }
             thread.name = "ferry page writer"
             thread.start()
@@ -275,9 +295,38 @@ public final class PageRecordStream {
                 free.append(job.index)
                 lock.broadcast()
             }
+            if let failure = releaseReserved(), error == nil { error = failure }
             exited = true
             lock.broadcast()
             lock.unlock()
+        }
+
+        /// Reserves the next `preallocationStep` bytes of the file once the
+        /// writes reach the end of what is reserved. A refusal (a file system
+        /// without fallocate, no space) only stops the reserving: the writes
+        /// themselves report what matters.
+        private func reserve(through end: UInt64) {
+            guard preallocate, end > reservedEnd else { return }
+            let from = max(reservedEnd, offset)
+            if ferry_preallocate(fd, Int64(from), Int64(PageRecordStream.preallocationStep)) == 0 {
+                reservedEnd = from + PageRecordStream.preallocationStep
+            } else {
+                preallocate = false
+            }
+        }
+
+        /// Frees the blocks reserved past the end of the file: truncating a
+        /// file to its own size drops them (checked on ext4 here: `du` of the
+        /// file fell back to its size).
+        private func releaseReserved() -> Error? {
+            guard reservedEnd > 0 else { return nil }
+            reservedEnd = 0
+            var st = stat()
+            guard fstat(fd, &st) == 0 else { return ImageError(file: name, "fstat failed: \(String(cString: strerror(errno)))") }
+            guard ftruncate(fd, st.st_size) == 0 else {
+                return ImageError(file: name, "ftruncate to \(st.st_size) bytes (freeing blocks reserved past its end) failed: \(String(cString: strerror(errno)))")
+            }
+            return nil
         }
 
         /// Writes all of `data`; with O_DIRECT refused at write time (EINVAL), goes on without it.
@@ -286,6 +335,7 @@ public final class PageRecordStream {
         /// 0.31–0.42 s in 64–256 KiB calls, 1.3 s in 512 KiB, 2.2–3.2 s in
         /// 4 MiB); larger page-cache folios are the guessed cause, unconfirmed.
         private func write(_ data: UnsafeRawBufferPointer) -> Error? {
+            reserve(through: offset + UInt64(data.count))
             var done = 0
             while done < data.count {
                 let n = Glibc.write(fd, data.baseAddress! + done, direct ? data.count - done : min(data.count - done, 128 << 10))

@@ -80,36 +80,87 @@ public final class RecordReader {
             }
         }
         offset = Int64(done)
-        guard Array(header[0..<8]) == ImageFormat.magic else {
-            throw ImageError(file: source.name, offset: 0, "not a ferry image (bad magic)")
+        kind = try header.withUnsafeBytes { try RecordReader.checkHeader($0, name: source.name, expecting: expected) }
+    }
+
+    /// Checks the 32-byte image header; returns its encoding.
+    static func checkHeader(_ b: UnsafeRawBufferPointer, name: String, expecting expected: EncodingKind?) throws -> EncodingKind {
+        guard Array(b[0..<8]) == ImageFormat.magic else {
+            throw ImageError(file: name, offset: 0, "not a ferry image (bad magic)")
         }
-        let (version, hsize, rawKind, caps, reserved, crc, sum) = header.withUnsafeBytes { b in
-            (b.le16(8), b.le16(10), b.le32(12), b.le64(16), b.le32(24), b.le32(28),
-             crc32c(UnsafeRawBufferPointer(rebasing: b[0..<28])))
+        let (version, hsize, rawKind, caps, reserved, crc) = (b.le16(8), b.le16(10), b.le32(12), b.le64(16), b.le32(24), b.le32(28))
+        guard crc == crc32c(UnsafeRawBufferPointer(rebasing: b[0..<28])) else {
+            throw ImageError(file: name, offset: 28, "header checksum mismatch (corrupted)")
         }
-        guard crc == sum else { throw ImageError(file: source.name, offset: 28, "header checksum mismatch (corrupted)") }
         guard version == ImageFormat.version else {
-            throw ImageError(file: source.name, offset: 8,
+            throw ImageError(file: name, offset: 8,
                              "image version \(version) is not supported (this ferry reads version \(ImageFormat.version)); use a matching ferry")
         }
         guard Int(hsize) == ImageFormat.headerSize else {
-            throw ImageError(file: source.name, offset: 10, "header size \(hsize) is wrong for version 1")
+            throw ImageError(file: name, offset: 10, "header size \(hsize) is wrong for version 1")
         }
         guard let k = EncodingKind(rawValue: rawKind) else {
-            throw ImageError(file: source.name, offset: 12, "unknown encoding \(rawKind)")
+            throw ImageError(file: name, offset: 12, "unknown encoding \(rawKind)")
         }
         if let expected, expected != k {
-            throw ImageError(file: source.name, offset: 12, "holds encoding \(k) where \(expected) was expected")
+            throw ImageError(file: name, offset: 12, "holds encoding \(k) where \(expected) was expected")
         }
         let unknown = caps & ~ImageFormat.knownCapabilities
         guard unknown == 0 else {
-            throw ImageError(file: source.name, offset: 16,
+            throw ImageError(file: name, offset: 16,
                              "requires capabilities 0x\(String(unknown, radix: 16)) this ferry does not understand; use a newer ferry")
         }
         guard reserved == 0 else {
-            throw ImageError(file: source.name, offset: 24, "reserved header field is 0x\(String(reserved, radix: 16)), not 0")
+            throw ImageError(file: name, offset: 24, "reserved header field is 0x\(String(reserved, radix: 16)), not 0")
         }
-        kind = k
+        return k
+    }
+
+    /// The type of a record whose header holds `rawType` and `length`, checked against its cap.
+    static func recordType(_ rawType: UInt32, length: UInt32, name: String, at recordOffset: Int64) throws -> RecordType {
+        guard let type = RecordType(rawValue: rawType) else {
+            throw ImageError(file: name, offset: recordOffset, "unknown record type \(rawType)")
+        }
+        guard length <= type.maxLength else {
+            throw ImageError(file: name, offset: recordOffset + 4,
+                             "\(type) record claims \(length) bytes, more than its cap of \(type.maxLength)")
+        }
+        return type
+    }
+
+    /// The pid, page count and address of a PAGES or ZERO record whose
+    /// payload starts with `p` (at most its 16-byte prefix) and holds
+    /// `dataCount` bytes of pages after it.
+    static func pageFields(_ type: RecordType, prefix p: UnsafeRawBufferPointer, dataCount: Int,
+                           name: String, at recordOffset: Int64) throws -> (pid: Int32, count: Int, address: UInt64) {
+        func fail(_ msg: String) -> ImageError { ImageError(file: name, offset: recordOffset, msg) }
+        guard p.count >= 16 else { throw fail("\(type) record shorter than its header") }
+        let pid = Int32(bitPattern: p.le32(0))
+        let n = Int(p.le32(4))
+        let addr = p.le64(8)
+        let limit = type == .pages ? PageRecord.maxPages : PageRecord.maxZeroPages
+        guard n >= 1, n <= limit else { throw fail("\(type) record with \(n) pages (allowed 1…\(limit))") }
+        guard addr % UInt64(ImageFormat.pageSize) == 0 else { throw fail("page address 0x\(String(addr, radix: 16)) is not page-aligned") }
+        let (end, overflow) = addr.addingReportingOverflow(UInt64(n) * UInt64(ImageFormat.pageSize))
+        guard !overflow, end <= Validation.userAddressLimit else {
+            throw fail("pages at 0x\(String(addr, radix: 16)) run outside the user address space")
+        }
+        if type == .zero {
+            guard p.count == 16 else { throw fail("ZERO record has \(p.count - 16) stray bytes") }
+        } else {
+            guard dataCount == n * ImageFormat.pageSize else { throw fail("PAGES record holds \(dataCount) bytes for \(n) pages") }
+        }
+        return (pid, n, addr)
+    }
+
+    /// Checks an END record's totals against what was read.
+    static func checkEnd(_ p: UnsafeRawBufferPointer, records: UInt64, pageBytes: UInt64, name: String, at recordOffset: Int64) throws {
+        guard p.count == 16 else { throw ImageError(file: name, offset: recordOffset, "END record has the wrong size") }
+        let (count, bytes) = (p.le64(0), p.le64(8))
+        guard count == records, bytes == pageBytes else {
+            throw ImageError(file: name, offset: recordOffset,
+                             "END says \(count) records / \(bytes) page bytes but \(records) / \(pageBytes) were read")
+        }
     }
 
     deinit { ahead.deallocate() }
@@ -161,13 +212,7 @@ public final class RecordReader {
         }
         let rawType = head.le32(0)
         let length = head.le32(4)
-        guard let type = RecordType(rawValue: rawType) else {
-            throw ImageError(file: source.name, offset: recordOffset, "unknown record type \(rawType)")
-        }
-        guard length <= type.maxLength else {
-            throw ImageError(file: source.name, offset: recordOffset + 4,
-                             "\(type) record claims \(length) bytes, more than its cap of \(type.maxLength)")
-        }
+        let type = try RecordReader.recordType(rawType, length: length, name: source.name, at: recordOffset)
         // Page contents are read straight into their own array (no copy out of the payload).
         let prefixLength = type == .pages ? min(Int(length), 16) : Int(length)
         let payload = try readArray(prefixLength, what: "a \(type) record")
@@ -180,11 +225,8 @@ public final class RecordReader {
             throw ImageError(file: source.name, offset: recordOffset, "\(type) record checksum mismatch (corrupted)")
         }
         let record = try decode(type, payload, pageData: pageData ?? [], at: recordOffset)
-        if case .end(let count, let bytes) = record {
-            guard count == records, bytes == pageBytes else {
-                throw ImageError(file: source.name, offset: recordOffset,
-                                 "END says \(count) records / \(bytes) page bytes but \(records) / \(pageBytes) were read")
-            }
+        if case .end = record {
+            try payload.withUnsafeBytes { try RecordReader.checkEnd($0, records: records, pageBytes: pageBytes, name: source.name, at: recordOffset) }
             ended = true
         } else {
             records += 1
@@ -227,26 +269,10 @@ public final class RecordReader {
             guard p.count >= 8 else { throw fail("PIPE record shorter than its id") }
             return .pipe(PipeData(pipeID: p.le64(0), bytes: Array(p[8...])))
         case .pages, .zero:
-            guard p.count >= 16 else { throw fail("\(type) record shorter than its header") }
-            let pid = Int32(bitPattern: p.le32(0))
-            let n = Int(p.le32(4))
-            let addr = p.le64(8)
-            let limit = type == .pages ? PageRecord.maxPages : PageRecord.maxZeroPages
-            guard n >= 1, n <= limit else { throw fail("\(type) record with \(n) pages (allowed 1…\(limit))") }
-            guard addr % UInt64(ImageFormat.pageSize) == 0 else { throw fail("page address 0x\(String(addr, radix: 16)) is not page-aligned") }
-            let (end, overflow) = addr.addingReportingOverflow(UInt64(n) * UInt64(ImageFormat.pageSize))
-            guard !overflow, end <= Validation.userAddressLimit else {
-                throw fail("pages at 0x\(String(addr, radix: 16)) run outside the user address space")
-            }
-            if type == .zero {
-                guard p.count == 16 else { throw fail("ZERO record has \(p.count - 16) stray bytes") }
-                return .pages(PageRun(pid: pid, address: addr, pageCount: n, data: nil))
-            }
-            guard pageData.count == n * ImageFormat.pageSize else {
-                throw fail("PAGES record holds \(pageData.count) bytes for \(n) pages")
-            }
-            pageBytes += UInt64(n * ImageFormat.pageSize)
-            return .pages(PageRun(pid: pid, address: addr, pageCount: n, data: pageData))
+            let f = try p.withUnsafeBytes { try RecordReader.pageFields(type, prefix: $0, dataCount: pageData.count, name: source.name, at: off) }
+            if type == .zero { return .pages(PageRun(pid: f.pid, address: f.address, pageCount: f.count, data: nil)) }
+            pageBytes += UInt64(pageData.count)
+            return .pages(PageRun(pid: f.pid, address: f.address, pageCount: f.count, data: pageData))
         case .end:
             guard p.count == 16 else { throw fail("END record has the wrong size") }
             return .end(recordCount: p.le64(0), pageBytes: p.le64(8))

@@ -56,6 +56,15 @@ struct PopulatedPages {
         }
         return out
     }
+
+    /// Marks `pages` pages at `address` (inside range `r`) populated if none
+    /// of them was; false (nothing marked) if one was.
+    mutating func claimUntouched(address: UInt64, pages: Int, in r: Int) -> Bool {
+        let first = Int((address - starts[r]) / 4096)
+        for i in first..<first + pages where bits[r][i >> 6] & (1 << UInt64(i & 63)) != 0 { return false }
+        for i in first..<first + pages { bits[r][i >> 6] |= 1 << UInt64(i & 63) }
+        return true
+    }
 }
 
 /// Fills the fresh private anonymous mappings of a process under
@@ -116,7 +125,23 @@ final class UserfaultFill {
         return true
     }
 
-    private func copy(_ address: UInt64, from local: UnsafeRawPointer, count: Int) throws {
+    /// For a run whose pages none before filled (the whole of a directory
+    /// image, where every page appears once), marks them filled and returns
+    /// true: then `copy` may write it from any thread, in any order with
+    /// other such runs; a ZERO run needs nothing (it marks nothing, as in
+    /// `fill`). false: some page was filled before, `fill` must take the run
+    /// in order; nil: the run is not in a registered range.
+    func claimUntouched(address: UInt64, pageCount: Int, hasData: Bool) -> Bool? {
+        guard let r = populated.range(of: address, pages: pageCount) else { return nil }
+        if !hasData {
+            return populated.split(address: address, pages: pageCount, in: r, mark: false).allSatisfy { !$0.populated }
+        }
+        return populated.claimUntouched(address: address, pages: pageCount, in: r)
+    }
+
+    /// Fills pages never filled before with UFFDIO_COPY. Safe on any thread
+    /// (the ioctl and process_vm_writev hold no state here).
+    func copy(_ address: UInt64, from local: UnsafeRawPointer, count: Int) throws {
         var at = 0
         while at < count {
             var done: UInt64 = 0

@@ -219,6 +219,19 @@ final class ProcessBuilder {
 
     func flushPages() throws { try pageWriter.flush() }
 
+    /// How a run at `address` (of this process, checked against its mappings)
+    /// can be filled from a mapped image; see `DirectFill`.
+    func directFill(address: UInt64, pageCount: Int, hasData: Bool) -> DirectFill {
+        guard let u = userfault else { return .inOrder(drain: false) }
+        // An adapted run may move into a registered range.
+        guard adaptation == nil else { return .inOrder(drain: true) }
+        switch u.claimUntouched(address: address, pageCount: pageCount, hasData: hasData) {
+        case true?: return hasData ? .copy(u) : .nothing
+        case false?: return .inOrder(drain: true)
+        case nil: return .inOrder(drain: false)
+        }
+    }
+
     /// A ZERO run that must zero what an earlier fill wrote: private
     /// anonymous memory is dropped (MADV_DONTNEED, after the writes queued
     /// before it); other memory gets zeros written as `fill` does.

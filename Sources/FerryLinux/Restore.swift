@@ -45,8 +45,15 @@ public struct RestoreResult: Sendable {
 /// exists, any failure kills everything created (PTRACE_O_EXITKILL covers
 /// ferry dying).
 public enum Restore {
+    /// pages.img is read through a mapping and filled on two threads
+    /// (`MappedFill`), or record by record where it cannot be mapped.
     public static func run(image: DirectoryImageReader, options: RestoreOptions = .init()) throws -> RestoreResult {
-        try run(metadata: image.metadata, pages: image.forEachPageRun, options: options)
+        guard let pages = try image.mappedPages() else {
+            return try run(metadata: image.metadata, pages: image.forEachPageRun, options: options)
+        }
+        let restore = try PhasedRestore(metadata: image.metadata, options: options)
+        try restore.fill(mapped: pages, index: MappingIndex(image.metadata))
+        return try restore.complete()
     }
 
     /// Restores from a metadata-first stream (a socket): pages are written
@@ -150,14 +157,24 @@ public final class PhasedRestore {
 
     /// Writes one run of pages (checked against the mappings by the caller's reader).
     public func fill(_ run: PageRun) throws {
-        guard let b = builders[run.pid] else { throw FerryError("pages for pid \(run.pid), which is not in the image") }
-        try b.fill(run)
+        try builder(run.pid).fill(run)
+    }
+
+    private func builder(_ pid: Int32) throws -> ProcessBuilder {
+        guard let b = builders[pid] else { throw FerryError("pages for pid \(pid), which is not in the image") }
+        return b
     }
 
     /// `fill` for pages that stay where they are (a received frame): no copy where the userfaultfd fill takes them.
     public func fill(_ span: PageSpan) throws {
-        guard let b = builders[span.pid] else { throw FerryError("pages for pid \(span.pid), which is not in the image") }
-        try b.fill(span)
+        try builder(span.pid).fill(span)
+    }
+
+    /// Writes every page of a mapped pages.img (see `MappedFill`).
+    public func fill(mapped file: MappedPageFile, index: MappingIndex) throws {
+        try MappedFill.run(file: file, index: index,
+                           plan: { r in try self.builder(r.pid).directFill(address: r.address, pageCount: r.pageCount, hasData: r.data != nil) },
+                           inOrder: { r in try self.builder(r.pid).fill(r.run()) })
     }
 
     /// Writes the pages queued so far (pre-copy: before the source freezes).
@@ -168,8 +185,7 @@ public final class PhasedRestore {
     /// Makes the pages of a ZERO run zero, whatever was filled there before
     /// (pre-copy's final image: pages dropped or zeroed since they were sent).
     public func zero(_ run: PageRun) throws {
-        guard let b = builders[run.pid] else { throw FerryError("pages for pid \(run.pid), which is not in the image") }
-        try b.zero(run)
+        try builder(run.pid).zero(run)
     }
 
     /// Why a restore built from `preliminary` cannot be completed with `final`

@@ -37,6 +37,18 @@ public enum ImageIO {
         return GeneratedImage(metadata: r.metadata, runs: runs)
     }
 
+    /// Reads a directory image as a restore does: pages.img through `MappedPageFile`, each record's checksum verified as it comes.
+    public static func readDirectoryMapped(_ directory: String) throws -> GeneratedImage {
+        let r = try DirectoryImageReader(directory: directory)
+        var runs: [PageRun] = []
+        guard let pages = try r.mappedPages() else { throw ImageError(file: directory, "pages.img cannot be mapped here") }
+        try pages.forEachRecord(index: MappingIndex(r.metadata)) { record in
+            try record.verify()
+            runs.append(record.run())
+        }
+        return GeneratedImage(metadata: r.metadata, runs: runs)
+    }
+
     /// Reads a stream image completely.
     public static func readStream(_ bytes: [UInt8], name: String = "<stream>") throws -> GeneratedImage {
         var runs: [PageRun] = []

@@ -129,6 +129,14 @@ struct CorpusCase: Sendable, CustomTestStringConvertible {
     /// The file the error must name.
     var names: Role
     var testDescription: String { "seed \(seed) \(label)" }
+    /// The damaged image is a directory (meta.img and pages.img).
+    var isDirectory: Bool {
+        switch damage {
+        case .bytes(let role, _): return role != .stream
+        case .semantic(_, let stream): return !stream
+        case .removeFile: return true
+        }
+    }
 }
 
 /// The valid encodings every byte-level mutation starts from.

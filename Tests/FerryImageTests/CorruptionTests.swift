@@ -28,7 +28,8 @@ extension Mutation {
 
 /// Reads a damaged image the way a restorer would (metadata, then every
 /// page) and returns what the reader threw. Anything but an ImageError fails.
-func readDamaged(_ c: CorpusCase) throws -> (error: ImageError?, file: String) {
+func readDamaged(_ c: CorpusCase, directory readDirectory: (String) throws -> GeneratedImage = ImageIO.readDirectory) throws
+    -> (error: ImageError?, file: String) {
     let base = Corpus.baselines[c.seed]!
     let dir = try ImageIO.temporaryDirectory("corpus")
     defer { ImageIO.remove(dir) }
@@ -57,7 +58,7 @@ func readDamaged(_ c: CorpusCase) throws -> (error: ImageError?, file: String) {
     case .pages: file = dir + "/" + ImageFormat.pagesFileName
     }
     do {
-        if let stream { _ = try ImageIO.readStream(stream, name: streamName) } else { _ = try ImageIO.readDirectory(dir) }
+        if let stream { _ = try ImageIO.readStream(stream, name: streamName) } else { _ = try readDirectory(dir) }
         return (nil, file)
     } catch let e as ImageError {
         return (e, file)
@@ -88,6 +89,17 @@ struct CorruptionTests {
         if let text = c.text { #expect(e.message.contains(text), "\(d)") }
     }
 
+    /// The mapped pages.img reader a restore uses refuses every damaged
+    /// directory image as the reader of record does: same file, same offset, same message.
+    @Test(arguments: Corpus.cases.filter(\.isDirectory))
+    func mappedReaderAgrees(_ c: CorpusCase) throws {
+        let (expected, expectedFile) = try readDamaged(c)
+        let (error, file) = try readDamaged(c, directory: ImageIO.readDirectoryMapped)
+        let e = try #require(error, "accepted a damaged image")
+        // Each read has its own temporary directory.
+        #expect(e.description.dropFirst(file.count) == expected?.description.dropFirst(expectedFile.count))
+    }
+
     /// The baselines themselves read back cleanly (so every refusal above is the mutation's doing).
     @Test(arguments: Corpus.seeds + [Corpus.semanticSeed])
     func baselinesAreValid(seed: UInt64) throws {
@@ -98,6 +110,7 @@ struct CorruptionTests {
         try ImageIO.writeFile(dir + "/meta.img", base.meta)
         try ImageIO.writeFile(dir + "/pages.img", base.pages)
         try expectSameImage(try ImageIO.readDirectory(dir), base.image)
+        try expectSameImage(try ImageIO.readDirectoryMapped(dir), base.image)
     }
 }
 

@@ -47,4 +47,19 @@ struct PageFillTests {
             S(address: Self.a + 70 * 0x1000, pages: 130, populated: false),
         ])
     }
+
+    /// A mapped image's runs are claimed whole: only if no page of theirs was filled, and then all are marked.
+    @Test func claimsOnlyUntouchedRuns() {
+        var p = PopulatedPages(ranges: [(Self.a, Self.a + 200 * 0x1000)])
+        let first = p.claimUntouched(address: Self.a + 60 * 0x1000, pages: 10, in: 0)
+        let overlapping = p.claimUntouched(address: Self.a + 69 * 0x1000, pages: 2, in: 0)   // page 69 is taken
+        #expect(first && !overlapping)
+        #expect(p.split(address: Self.a + 70 * 0x1000, pages: 1, in: 0, mark: false) == [S(address: Self.a + 70 * 0x1000, pages: 1, populated: false)])
+        let before = p.claimUntouched(address: Self.a + 50 * 0x1000, pages: 10, in: 0)
+        #expect(before)
+        #expect(p.split(address: Self.a + 50 * 0x1000, pages: 21, in: 0, mark: false) == [
+            S(address: Self.a + 50 * 0x1000, pages: 20, populated: true),
+            S(address: Self.a + 70 * 0x1000, pages: 1, populated: false),
+        ])
+    }
 }

@@ -5,7 +5,8 @@
 # (which kills it), reaps it, runs `FERRY restore $RESTORE_ARGS`, lets the
 # restored process run, asks for its verdict and prints one line:
 #   PASS NAME  |  FAIL NAME: reason
-# Exit status 0 on PASS. Leaves nothing running.
+# Exit status 0 on PASS. Leaves nothing running. DAMAGE=flip|truncate damages
+# pages.img before the restore, which must then refuse it (PASS if it does).
 set -u
 # Orphans of the killed tree must be reaped at once (their pids are restored).
 if [ -z "${FERRY_UNDER_REAPER:-}" ]; then
@@ -59,6 +60,23 @@ else
 	{ wait "$pid"; } 2>/dev/null
 	origpid=$pid
 	pid=""
+	if [ -n "${DAMAGE:-}" ]; then
+		# DAMAGE=flip|truncate: a damaged pages.img must be refused with one
+		# line, and nothing restored may be left running.
+		size="$(stat -c %s "$img/pages.img")"
+		case "$DAMAGE" in
+		flip) python3 -c 'import sys; f = open(sys.argv[1], "r+b"); f.seek(int(sys.argv[2])); b = f.read(1); f.seek(int(sys.argv[2])); f.write(bytes([b[0] ^ 0xff]))' "$img/pages.img" $((size * 3 / 4)) ;;
+		truncate) truncate -s $((size - 5)) "$img/pages.img" ;;
+		*) fail "unknown DAMAGE $DAMAGE" ;;
+		esac
+		# shellcheck disable=SC2086
+		out="$("$FERRY" restore "$img" ${RESTORE_ARGS:-} 2>&1)" && fail "restore accepted a damaged pages.img ($DAMAGE): $out"
+		[ "$(printf '%s\n' "$out" | wc -l)" = 1 ] || fail "not one line: $out"
+		for ((i = 0; i < 50; i++)); do kill -0 "$origpid" 2>/dev/null || break; sleep 0.02; done
+		kill -0 "$origpid" 2>/dev/null && fail "pid $origpid still runs after a refused restore"
+		echo "PASS $NAME (refused: $out)"
+		exit 0
+	fi
 	# shellcheck disable=SC2086
 	out="$("$FERRY" restore "$img" ${RESTORE_ARGS:-} 2>&1)" || fail "restore: $out"
 fi
