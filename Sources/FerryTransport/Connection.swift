@@ -217,6 +217,14 @@ public final class Connection: @unchecked Sendable {
         try send(sealed: frame, type: .precopyPages, imageBytes: bytes)
     }
 
+    /// Sends an IMAGE_CHUNK built in place: `frame` holds the header's room, then the image bytes.
+    public func send(imageChunk frame: inout ByteBuffer) throws {
+        try checkStillWanted(.imageChunk)
+        let bytes = frame.readableBytes - WireProtocol.headerSize
+        FrameEncoding.seal(&frame, .imageChunk)
+        try send(sealed: frame, type: .imageChunk, imageBytes: bytes)
+    }
+
     /// A sender of image or page data stops as soon as the peer gave up or the connection failed.
     private func checkStillWanted(_ type: MessageType) throws {
         if type == .imageChunk || type == .precopyPages, let r = inbox.refused { throw r }

@@ -5,8 +5,8 @@ import NIOCore
 /// `WireProtocol.chunkSize` bytes; blocks while the connection is behind.
 public final class ConnectionSink: ByteSink {
     let connection: Connection
-    private var buffer: UnsafeMutableRawBufferPointer
-    private var used = 0
+    /// The IMAGE_CHUNK being filled: its header's room first, then the bytes (sent without another copy).
+    private var frame: ByteBuffer
     /// Also written to, when the image is kept (`--keep-image`).
     let copy: ByteSink?
     /// Called after each chunk with the image bytes sent so far.
@@ -15,20 +15,25 @@ public final class ConnectionSink: ByteSink {
     public init(connection: Connection, copy: ByteSink? = nil) {
         self.connection = connection
         self.copy = copy
-        buffer = .allocate(byteCount: WireProtocol.chunkSize, alignment: 64)
+        frame = ConnectionSink.emptyFrame(connection)
     }
 
-    deinit { buffer.deallocate() }
+    private static func emptyFrame(_ c: Connection) -> ByteBuffer {
+        var b = c.channel.allocator.buffer(capacity: WireProtocol.headerSize + WireProtocol.chunkSize)
+        b.moveWriterIndex(forwardBy: WireProtocol.headerSize)
+        return b
+    }
+
+    private var used: Int { frame.readableBytes - WireProtocol.headerSize }
 
     public func write(_ data: UnsafeRawBufferPointer) throws {
         try copy?.write(data)
         var offset = 0
         while offset < data.count {
-            let n = min(buffer.count - used, data.count - offset)
-            (buffer.baseAddress! + used).copyMemory(from: data.baseAddress! + offset, byteCount: n)
-            used += n
+            let n = min(WireProtocol.chunkSize - used, data.count - offset)
+            frame.writeBytes(UnsafeRawBufferPointer(rebasing: data[offset..<offset + n]))
             offset += n
-            if used == buffer.count { try sendBuffered() }
+            if used == WireProtocol.chunkSize { try sendBuffered() }
         }
     }
 
@@ -38,8 +43,9 @@ public final class ConnectionSink: ByteSink {
     }
 
     private func sendBuffered() throws {
-        try connection.send(.imageChunk, UnsafeRawBufferPointer(start: buffer.baseAddress, count: used))
-        used = 0
+        var full = frame
+        frame = ConnectionSink.emptyFrame(connection)
+        try connection.send(imageChunk: &full)
         progress?(connection.bytesSent)
     }
 }
