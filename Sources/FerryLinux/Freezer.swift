@@ -85,19 +85,19 @@ public final class Freezer {
         seized.removeAll()
     }
 
-    /// Kills the frozen processes (after a checkpoint without --leave-running).
-    /// ferry, as their tracer, collects each thread's exit so the real parent
-    /// can reap the process at once. Meanwhile ferry frees their memory too
-    /// (process_mrelease, Linux 5.15+): a dying process frees its memory on
-    /// one CPU, ~0.1 s per GiB on an idle machine; both together take about
-    /// half that. Errors are ignored: the process frees it anyway.
     /// SIGKILL to every process: none of them runs another instruction (a
-    /// fatal signal is never returned from). `kill` frees and collects them.
+    /// fatal signal is never returned from). Their real parent can reap them
+    /// once ferry, their tracer, has collected them (`kill`) or exited.
     public func sendKill() {
         for pid in Set(threads.map(\.pid)) { Glibc.kill(pid, SIGKILL) }
     }
 
-    /// Kills the tree, frees its memory at once (process_mrelease) and collects every thread.
+    /// Kills the frozen processes and waits for them: ferry, as their tracer,
+    /// collects each thread's exit so the real parent can reap the process at
+    /// once. Meanwhile ferry frees their memory too (process_mrelease, Linux
+    /// 5.15+): a dying process frees its memory on one CPU, ~0.1 s per GiB on
+    /// an idle machine; both together take about half that. Errors are
+    /// ignored: the process frees it anyway.
     public func kill() {
         let pids = Set(threads.map(\.pid))
         sendKill()
