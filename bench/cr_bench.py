@@ -258,7 +258,7 @@ def main():
     print_table(head, rows)
     if CRIU:
         print("\nratios ferry/CRIU of the medians (< 1: ferry is faster / smaller;"
-              " CRIU's frozen time also counts killing and reaping the task, ferry's does not)")
+              " frozen: ferry's ends when the image is complete, CRIU's is its own 'Frozen time')")
         rows = []
         for size in SIZES:
             f, c = results[("ferry", size)], results[("criu", size)]
