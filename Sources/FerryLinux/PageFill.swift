@@ -105,8 +105,10 @@ final class UserfaultFill {
     }
 
     /// Writes `span` if it lies in a registered range (false: it does not, the caller writes it).
-    /// Overwrites of populated pages go to `overwrite`, in order (copied: it writes later).
-    func fill(_ span: PageSpan, overwrite: BatchedWriter) throws -> Bool {
+    /// Overwrites of populated pages go to `overwrite`, in order (copied: it writes later),
+    /// except a span wholly populated (the usual pre-copy resend) whose bytes
+    /// the caller also holds as `owned`: that array goes as it is.
+    func fill(_ span: PageSpan, owned: [UInt8]? = nil, overwrite: BatchedWriter) throws -> Bool {
         guard let r = populated.range(of: span.address, pages: span.pageCount) else { return false }
         let segments = populated.split(address: span.address, pages: span.pageCount, in: r, mark: span.data != nil)
         for s in segments {
@@ -117,7 +119,8 @@ final class UserfaultFill {
                 continue
             }
             if s.populated {
-                try overwrite.add(s.address, Array(UnsafeRawBufferPointer(rebasing: data[offset..<offset + count])))
+                try overwrite.add(s.address, owned.flatMap { count == $0.count ? $0 : nil }
+                                  ?? Array(UnsafeRawBufferPointer(rebasing: data[offset..<offset + count])))
             } else {
                 try copy(s.address, from: data.baseAddress! + offset, count: count)
             }

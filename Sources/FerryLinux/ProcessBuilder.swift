@@ -198,7 +198,7 @@ final class ProcessBuilder {
         let run = adaptation != nil ? adaptation!.adapt(original) : original
         let m = index.mapping(pid: run.pid, containing: run.address)
         if m?.kind == .vdso && kernelVDSO { return }
-        if let u = userfault, try run.withSpan({ try u.fill($0, overwrite: pageWriter) }) { return }
+        if let u = userfault, try run.withSpan({ try u.fill($0, owned: run.data, overwrite: pageWriter) }) { return }
         if let data = run.data {
             try pageWriter.add(run.address, data)
         } else if let m, m.kind == .privateFile || m.kind == .sharedAnonymous {
@@ -240,7 +240,7 @@ final class ProcessBuilder {
         // Under the userfaultfd fill its bitmap knows which pages hold data (those get zeros written);
         // MADV_DONTNEED there would leave a hole the bitmap calls populated, and the next write into it
         // would fault into the userfaultfd ferry itself serves.
-        if adaptation == nil, let u = userfault, try original.withSpan({ try u.fill($0, overwrite: pageWriter) }) { return }
+        if adaptation == nil, let u = userfault, try original.withSpan({ try u.fill($0, owned: original.data, overwrite: pageWriter) }) { return }
         let m = index.mapping(pid: original.pid, containing: original.address)
         guard adaptation == nil, let m, m.kind == .anonymous || m.kind == .heap || m.kind == .stack else { return try fill(original) }
         // Only writable memory was filled during pre-copy.
