@@ -7,7 +7,8 @@ import FerryImage
 /// bookkeeping, tested without root). A restore fills the fresh anonymous
 /// memory of its process with UFFDIO_COPY, which fails on a page already
 /// there; pre-copy resends pages, and a later ZERO record must clear a page
-/// written before. One bit a page: 32 KiB per GiB.
+/// written before. The pre-copy source keeps the same map of what the
+/// target holds (`PrecopySource`). One bit a page: 32 KiB per GiB.
 struct PopulatedPages {
     /// A part of a run whose pages were all populated before, or all not.
     struct Segment: Equatable {
@@ -62,8 +63,25 @@ struct PopulatedPages {
     mutating func claimUntouched(address: UInt64, pages: Int, in r: Int) -> Bool {
         let first = Int((address - starts[r]) / 4096)
         for i in first..<first + pages where bits[r][i >> 6] & (1 << UInt64(i & 63)) != 0 { return false }
-        for i in first..<first + pages { bits[r][i >> 6] |= 1 << UInt64(i & 63) }
+        set(first, pages, in: r)
         return true
+    }
+
+    /// Marks `pages` pages at `address` populated; a run outside every range is ignored.
+    mutating func mark(address: UInt64, pages: Int) {
+        guard let r = range(of: address, pages: pages) else { return }
+        set(Int((address - starts[r]) / 4096), pages, in: r)
+    }
+
+    /// Whether the page at `address` is populated (false outside every range).
+    func contains(_ address: UInt64) -> Bool {
+        guard let r = range(of: address, pages: 1) else { return false }
+        let i = Int((address - starts[r]) / 4096)
+        return bits[r][i >> 6] & (1 << UInt64(i & 63)) != 0
+    }
+
+    private mutating func set(_ first: Int, _ pages: Int, in r: Int) {
+        for i in first..<first + pages { bits[r][i >> 6] |= 1 << UInt64(i & 63) }
     }
 }
 

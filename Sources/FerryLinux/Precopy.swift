@@ -52,7 +52,7 @@ public final class PrecopySource {
         resumed = true
         let d = frozenAt.duration(to: .now)
         startFreezeMs = Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
-        sent = [UInt64](repeating: 0, count: (tracker.ranges.reduce(0) { $0 + Int(($1.end - $1.start) >> 12) } + 63) / 64)
+        sent = PopulatedPages(ranges: tracker.ranges)
         _ = DirtyTracker.reportsDroppedPages  // probed now, not in the final frozen window
         try tracker.arm()
     }
@@ -62,29 +62,10 @@ public final class PrecopySource {
     public var remoteFD: Int32 { tracker.remoteFD }
 
     /// Pages of the tracked memory the target holds data for (sent with data
-    /// in some round): one bit per page over `tracked`, in order. A stored
-    /// property, not `lazy`: a lazy var is read and written back whole, so
-    /// setting one bit copied the bitmap (a third of the source's CPU at 1 GiB).
-    private var sent: [UInt64]
-
-    private func bitIndex(_ address: UInt64) -> Int? {
-        var base = 0
-        for r in tracked {
-            if address >= r.start && address < r.end { return base + Int((address - r.start) >> 12) }
-            base += Int((r.end - r.start) >> 12)
-        }
-        return nil
-    }
-
-    private func markSent(_ address: UInt64, _ count: Int) {
-        guard let first = bitIndex(address) else { return }
-        for i in first..<(first + count) where i >> 6 < sent.count { sent[i >> 6] |= 1 << UInt64(i & 63) }
-    }
-
-    private func wasSent(_ address: UInt64) -> Bool {
-        guard let i = bitIndex(address), i >> 6 < sent.count else { return false }
-        return sent[i >> 6] & (1 << UInt64(i & 63)) != 0
-    }
+    /// in some round). A stored property, not `lazy`: a lazy var is read and
+    /// written back whole, so marking a run copied the bitmap (a third of the
+    /// source's CPU at 1 GiB).
+    private var sent: PopulatedPages
 
     /// One round: the first sends every present page of the tracked memory,
     /// later ones the pages written since. `emit(address, data or nil for zero pages, page count)`. Returns pages sent.
@@ -93,7 +74,7 @@ public final class PrecopySource {
         return try withoutActuallyEscaping(emit) { emit in
             let marking: (UInt64, UnsafeRawBufferPointer?, Int) throws -> Void = { a, d, n in
                 try emit(a, d, n)
-                if d != nil { self.markSent(a, n) }
+                if d != nil { self.sent.mark(address: a, pages: n) }
             }
             if rounds == 1 {
                 let maps = metadata.processes[0].mappings.filter { m in tracked.contains { $0.start == m.start } }
@@ -156,7 +137,7 @@ public final class PrecopySource {
             let first = dropped.count  // runs stay inside one absent range (one mapping)
             var a = r.start
             while a < r.end {
-                if wasSent(a) {
+                if sent.contains(a) {
                     if dropped.count > first, dropped[dropped.count - 1].end == a { dropped[dropped.count - 1].end = a + 4096 } else { dropped.append((a, a + 4096)) }
                 }
                 a += 4096

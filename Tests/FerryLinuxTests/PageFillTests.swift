@@ -62,4 +62,14 @@ struct PageFillTests {
             S(address: Self.a + 70 * 0x1000, pages: 1, populated: false),
         ])
     }
+
+    /// The pre-copy source's map of what the target holds: runs marked whole, pages asked one by one.
+    @Test func marksRunsAndAnswersPages() {
+        var p = PopulatedPages(ranges: [(Self.b, Self.b + 0x10000), (Self.a, Self.a + 100 * 0x1000)])
+        p.mark(address: Self.a + 62 * 0x1000, pages: 4)     // pages 62…65, across a word
+        p.mark(address: Self.a + 99 * 0x1000, pages: 2)     // runs past the range: ignored
+        p.mark(address: 0x1000, pages: 1)                   // outside every range: ignored
+        #expect((0..<100).filter { p.contains(Self.a + UInt64($0) * 0x1000) } == [62, 63, 64, 65])
+        #expect(!p.contains(Self.b) && !p.contains(0x1000))
+    }
 }
