@@ -97,23 +97,12 @@ public final class PageRecordStream {
         let pages = shared.buffers[current] + used + Self.headerBytes
         var out = shared.buffers[current] + used
         var result = (data: 0, zero: 0)
-        func zero(_ i: Int) -> Bool { isZeroPage(UnsafeRawPointer(pages + i * page)) }
-        // `out` never passes the pages not yet turned into records (see the
-        // comment on `commit`): a record of pages ends 4 bytes into the zero
-        // page after it, a ZERO record takes 28 of the pages it stands for.
-        var i = 0
-        var verdict = zero(0)
-        while i < count {
-            var j = i + 1
-            var next = false
-            while j < count {
-                next = zero(j)
-                if next != verdict { break }
-                j += 1
-            }
-            let n = j - i
+        // `out` never passes the pages not yet turned into records: a record
+        // of pages ends 4 bytes into the zero page after it (tested already),
+        // a ZERO record takes 28 of the pages it stands for.
+        forEachZeroStretch(UnsafeRawPointer(pages), pages: count) { i, n, zero in
             let at = address + UInt64(i * page)
-            if verdict {
+            if zero {
                 out += header(out, .zero, pid: pid, count: n, address: at, bytes: 0)
                 result.zero += n
             } else {
@@ -124,8 +113,6 @@ public final class PageRecordStream {
                 result.data += n
             }
             records.recordCount += 1
-            verdict = next
-            i = j
         }
         used = shared.buffers[current].distance(to: out)
         return result
@@ -366,6 +353,29 @@ private let oDirect: Int32 = 0x10000
 #else
 private let oDirect: Int32 = 0
 #endif
+
+/// Splits the `pages` pages at `base` into stretches that read all zero or
+/// all non-zero, in order: `body(first page, page count, zero)`. Each page is
+/// tested once, and a stretch is handed on as soon as the page after it has
+/// been tested and before any later one is, so `body` may overwrite the start
+/// of that next page (`PageRecordStream.commit` writes records in place).
+public func forEachZeroStretch(_ base: UnsafeRawPointer, pages: Int, _ body: (Int, Int, Bool) throws -> Void) rethrows {
+    guard pages > 0 else { return }
+    var i = 0
+    var verdict = isZeroPage(base)
+    while i < pages {
+        var j = i + 1
+        var next = false
+        while j < pages {
+            next = isZeroPage(base + j * ImageFormat.pageSize)
+            if next != verdict { break }
+            j += 1
+        }
+        try body(i, j - i, verdict)
+        verdict = next
+        i = j
+    }
+}
 
 /// True if the 4096 bytes at `p` are all zero.
 public func isZeroPage(_ p: UnsafeRawPointer) -> Bool {

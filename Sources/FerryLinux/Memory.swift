@@ -169,22 +169,15 @@ public enum MemoryState {
     /// Splits a run into PAGES and ZERO records.
     static func emit(pid: Int32, address: UInt64, data: UnsafeRawBufferPointer, sink: ImageSink, stats: inout DumpStats) throws {
         let page = ImageFormat.pageSize
-        let pages = data.count / page
-        // Each page is checked once; runs of equal verdicts become one record.
-        let zero = (0..<pages).map { isZeroPage(data.baseAddress! + $0 * page) }
-        var i = 0
-        while i < pages {
-            var j = i + 1
-            while j < pages && zero[j] == zero[i] { j += 1 }
+        try forEachZeroStretch(data.baseAddress!, pages: data.count / page) { i, n, zero in
             let a = address + UInt64(i * page)
-            if zero[i] {
-                try sink.writeZeroPages(pid: pid, address: a, count: j - i)
-                stats.zeroPages += j - i
+            if zero {
+                try sink.writeZeroPages(pid: pid, address: a, count: n)
+                stats.zeroPages += n
             } else {
-                try sink.writePages(pid: pid, address: a, data: UnsafeRawBufferPointer(rebasing: data[i * page..<j * page]))
-                stats.dataPages += j - i
+                try sink.writePages(pid: pid, address: a, data: UnsafeRawBufferPointer(rebasing: data[i * page..<(i + n) * page]))
+                stats.dataPages += n
             }
-            i = j
         }
     }
 }
