@@ -35,10 +35,12 @@ public enum FileState {
                                           closeOnExec: flags & oCloexecFdinfo != 0, offset: pos, path: link)
             let dev = UInt64(st.st_dev), ino = UInt64(st.st_ino)
             if let first = seen.first(where: { $0.dev == dev && $0.ino == ino && sameOpenFile(pid, $0.fd, fd) }) {
-                // A dup: the kind of its twin, restored with dup3 (shared offset and flags).
-                img.kind = out.first { $0.fd == first.fd }!.kind
-                img.sharedWith = first.fd
-                out.append(img)
+                // A dup: its twin's open file (kind, pipe id, identity…), restored with dup3 (shared offset and flags).
+                var dup = out.first { $0.fd == first.fd }!
+                dup.fd = fd
+                dup.closeOnExec = img.closeOnExec
+                dup.sharedWith = first.fd
+                out.append(dup)
                 continue
             }
             seen.append((fd, dev, ino))

@@ -1,7 +1,8 @@
 /* event_fds: an eventfd counter, a semaphore eventfd, a periodic timerfd, a
  * REALTIME absolute timerfd an hour away, a timerfd with an expiration not
  * read yet, a signalfd with a pending signal, an epoll watching several of
- * them, and a log written through two dup'ed fds (one shared offset).
+ * them, a dup of the pipe's write end, and a log written through two dup'ed
+ * fds (one shared offset).
  *
  * While running: the counter eventfd holds exactly what was written since
  * the last drain; the epoll reports it (and only with its data word); the
@@ -9,8 +10,9 @@
  * At stop: the semaphore eventfd yields 1 five times then EAGAIN; the
  * pending timer tick and the pending SIGUSR2 are still there; the periodic
  * timer still ticks with a 20 ms period; the hour timer is armed about where
- * it was; the pipe becomes ready through the edge-triggered epoll watch; the
- * log holds every record once, in order. */
+ * it was; the pipe becomes ready through the edge-triggered epoll watch, and
+ * what is written through the dup of its write end comes out of the same
+ * pipe; the log holds every record once, in order. */
 #include "wl.h"
 #include <signal.h>
 #include <sys/epoll.h>
@@ -22,7 +24,7 @@
 #define REC 12
 enum { DATA_CTR = 0xE1, DATA_PIPE = 0xE2, DATA_TICK = 0xE3 };
 
-static int ctr, sem, tick, hour, pend, sfd, ep, pipefd[2], log1, log2;
+static int ctr, sem, tick, hour, pend, sfd, ep, pipefd[2], pipew2, log1, log2;
 static uint64_t written_since_drain, steps, records, hour_deadline;
 static char path[PATH_MAX];
 
@@ -116,6 +118,9 @@ static void final(void)
 	WL_CHECK(write(pipefd[1], "x", 1) == 1, "write pipe");
 	WL_CHECK(ready_now(100) & 2, "the edge-triggered pipe watch did not fire");
 	WL_CHECK(!(ready_now(0) & 2), "the edge-triggered pipe watch fired twice");
+	char two[3] = { 0 };
+	WL_CHECK(write(pipew2, "y", 1) == 1, "write through the dup of the pipe's write end");
+	WL_CHECK(read(pipefd[0], two, 2) == 2 && memcmp(two, "xy", 2) == 0, "pipe gave \"%s\", want \"xy\"", two);
 
 	WL_CHECK((fcntl(ctr, F_GETFL) & O_NONBLOCK) && (fcntl(ctr, F_GETFD) & FD_CLOEXEC), "eventfd flags lost");
 	close(log1);
@@ -158,8 +163,8 @@ int main(int argc, char **argv)
 		wl_setup_fail("signalfd");
 	kill(getpid(), SIGUSR2);
 
-	if (pipe2(pipefd, O_NONBLOCK) || (ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
-		wl_setup_fail("pipe/epoll");
+	if (pipe2(pipefd, O_NONBLOCK) || (pipew2 = dup(pipefd[1])) < 0 || (ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
+		wl_setup_fail("pipe/dup/epoll");
 	struct epoll_event e1 = { EPOLLIN, { .u64 = DATA_CTR } }, e2 = { EPOLLIN | EPOLLET, { .u64 = DATA_PIPE } },
 			   e3 = { EPOLLIN, { .u64 = DATA_TICK } };
 	if (epoll_ctl(ep, EPOLL_CTL_ADD, ctr, &e1) || epoll_ctl(ep, EPOLL_CTL_ADD, pipefd[0], &e2) ||
