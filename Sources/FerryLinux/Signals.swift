@@ -6,16 +6,12 @@ import FerryImage
 public enum SignalState {
     static let uncatchable: Set<Int32> = [9, 19] // SIGKILL, SIGSTOP
 
-    /// `reading`: only these signals are asked (one injected call each);
-    /// the others' actions are taken from `known`.
-    static func dumpActions(injector: Injector, scratch: ScratchArea, reading: Set<Int32>? = nil,
-                            known: [SignalAction] = []) throws -> [SignalAction] {
+    /// `reading`: only these signals are asked (one injected call each); the
+    /// others have the default action (`toReread` leaves out only those).
+    static func dumpActions(injector: Injector, scratch: ScratchArea, reading: Set<Int32>? = nil) throws -> [SignalAction] {
         var out: [SignalAction] = []
         for sig in Int32(1)...64 where !uncatchable.contains(sig) {
-            if let reading, !reading.contains(sig) {
-                if let k = known.first(where: { $0.signo == sig }) { out.append(k) }
-                continue
-            }
+            if let reading, !reading.contains(sig) { continue }
             // struct kernel_sigaction { handler, flags, restorer, mask }
             try injector.call(SYS.rtSigaction, [UInt64(sig), 0, scratch.data, 8], "rt_sigaction(\(sig))")
             let b = try injector.memory.read(scratch.data, count: 32)
