@@ -25,7 +25,7 @@ public enum Checkpoint {
         let session = try CheckpointSession(pid: pid)
         do {
             let result = try session.write(to: sink)
-            if options.leaveRunning { session.resume() } else { session.kill(waitForExit: false) }
+            if options.leaveRunning { session.resume() } else { session.sendKill() }
             return result
         } catch {
             session.resume()
@@ -44,6 +44,8 @@ public final class CheckpointSession {
     public private(set) var tree: [Int32] = []
     private let frozenAt: Double
     private var open = true
+    /// SIGKILL was sent (`sendKill`): the tree is never let go again.
+    private var killSent = false
     /// Descriptors left out of the image, per process (pre-copy's userfaultfd).
     public var ignoredFDs: [Int32: Set<Int32>] = [:]
     /// Mappings known from an earlier capture (pre-copy's preliminary one):
@@ -80,7 +82,7 @@ public final class CheckpointSession {
         }
     }
 
-    deinit { if open { freezer.thaw() } }
+    deinit { if open && !killSent { freezer.thaw() } }
 
     /// Captures every process: all metadata first (`beginPages`), then the pages, then `finish`.
     public func write(to sink: ImageSink) throws -> CheckpointResult {
@@ -121,29 +123,30 @@ public final class CheckpointSession {
         return result
     }
 
-    /// Lets every thread go as it was.
+    /// Lets every thread go as it was (not after `sendKill`).
     public func resume() {
-        guard open else { return }
+        guard open, !killSent else { return }
         open = false
         freezer.thaw()
     }
 
-    /// Kills the frozen tree (the checkpoint or migration succeeded).
-    /// `waitForExit`: returns once every thread has exited, its memory freed
-    /// at once with process_mrelease (45–70 ms at 1 GiB here). Otherwise
-    /// returns at once, as `criu dump` does (SIGKILL, no wait): the tree runs
-    /// no further instruction and the kernel frees its memory as it exits;
-    /// its parent can reap it once this process (its tracer) exits, which
-    /// `ferry checkpoint` does right after.
-    public func kill(waitForExit: Bool = true) {
+    /// Kills the frozen tree (the checkpoint or migration succeeded) and
+    /// returns once every thread has exited, its memory freed at once with
+    /// process_mrelease (hand-timed: tens of ms per GiB here).
+    public func kill() {
         guard open else { return }
         open = false
-        if waitForExit { freezer.kill() } else { freezer.sendKill() }
+        freezer.kill()
     }
 
-    /// Kills the frozen tree without waiting: it never runs again; `kill` then collects it.
+    /// Kills the frozen tree without waiting, as `criu dump` does (SIGKILL,
+    /// no wait): it runs no further instruction and the kernel frees its
+    /// memory as it exits. `kill` may collect it afterwards; otherwise its
+    /// parent can reap it once this process (its tracer) exits, which
+    /// `ferry checkpoint` does right after.
     public func sendKill() {
-        guard open else { return }
+        guard open, !killSent else { return }
+        killSent = true
         freezer.sendKill()
     }
 }
@@ -201,8 +204,7 @@ enum ProcessDump {
         try ScratchSession.with(pid: pid, tid: threads[0]) { injector, scratch, mainRegs in
             image.layout = try LayoutState.dump(pid: pid, injector: injector)
             let reread = knownSignalActions.flatMap { SignalState.toReread(status: status, known: $0) }
-            image.signalActions = try SignalState.dumpActions(injector: injector, scratch: scratch, reading: reread,
-                                                              known: knownSignalActions ?? [])
+            image.signalActions = try SignalState.dumpActions(injector: injector, scratch: scratch, reading: reread)
             image.timers = try ProcessMisc.dumpTimers(injector: injector, scratch: scratch)
             image.sharedPendingSignals = try SignalState.dumpSharedPending(tid: threads[0])
             for tid in threads {
