@@ -153,6 +153,12 @@ public enum MappingKind: String, Codable, Sendable, CaseIterable {
     case vsyscall
 }
 
+extension MappingKind {
+    /// Private anonymous memory of any kind (plain, heap, stack): what
+    /// pre-copy tracks and restore fills through a userfaultfd.
+    public var isPrivateAnonymous: Bool { self == .anonymous || self == .heap || self == .stack }
+}
+
 public struct Mapping: Codable, Equatable, Sendable {
     public var start: UInt64
     public var end: UInt64

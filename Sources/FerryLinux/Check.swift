@@ -106,19 +106,18 @@ public enum CheckProbes {
         let b = dup(a)
         defer { for fd in [a, b, c] where fd >= 0 { close(fd) } }
         guard a >= 0, b >= 0, c >= 0 else { return CheckItem(name: "kcmp", verdict: .missing, detail: "could not open /dev/null", impact: impact) }
-        let same = ferry_syscall6(FileState.SYS_kcmp, UInt64(me), UInt64(me), FileState.KCMP_FILE, UInt64(a), UInt64(b), 0)
+        let same = ferry_syscall6(SYS.kcmp, UInt64(me), UInt64(me), FileState.KCMP_FILE, UInt64(a), UInt64(b), 0)
         if same < 0 {
             return CheckItem(name: "kcmp", verdict: .missing, detail: "kcmp(KCMP_FILE) failed: \(String(cString: strerror(Int32(-same))))", impact: impact)
         }
-        let other = ferry_syscall6(FileState.SYS_kcmp, UInt64(me), UInt64(me), FileState.KCMP_FILE, UInt64(a), UInt64(c), 0)
+        let other = ferry_syscall6(SYS.kcmp, UInt64(me), UInt64(me), FileState.KCMP_FILE, UInt64(a), UInt64(c), 0)
         guard same == 0, other > 0 else {
             return CheckItem(name: "kcmp", verdict: .degraded, detail: "kcmp(KCMP_FILE) said \(same) for a dup and \(other) for another open", impact: impact)
         }
-        // Glibc's module has no sys/epoll.h: the raw calls (EPOLL_CLOEXEC = O_CLOEXEC; a packed 12-byte epoll_event).
+        // Glibc's module has no sys/epoll.h: the raw calls (EPOLL_CLOEXEC = O_CLOEXEC).
         let ep = Int32(truncatingIfNeeded: ferry_syscall6(SYS.epollCreate1, UInt64(O_CLOEXEC), 0, 0, 0, 0, 0))
         defer { if ep >= 0 { close(ep) } }
-        var event = [UInt8](repeating: 0, count: 12)
-        event[0] = 1 // EPOLLIN
+        let event = FileState.epollEvent(events: 1 /* EPOLLIN */, data: 0)
         // /dev/null cannot be watched (EPERM): a pipe can.
         var p: [Int32] = [-1, -1]
         _ = ferry_pipe(&p, O_CLOEXEC)

@@ -29,7 +29,6 @@ public final class DirtyTracker {
     static let featureWPUnpopulated: UInt64 = 1 << 13, featureWPAsync: UInt64 = 1 << 15
     static let scanWPMatching: UInt64 = 1 << 0, scanCheckWPAsync: UInt64 = 1 << 1
     static let pageIsWritten: UInt64 = 1 << 1, pageIsPresent: UInt64 = 1 << 3, pageIsSwapped: UInt64 = 1 << 4
-    static let SYS_userfaultfd = 323, SYS_ioctl = 16
     static let modeMissing: UInt64 = 1, modeWP: UInt64 = 2
 
     /// Freezes `pid` briefly, injects the userfaultfd set-up, lets it go and
@@ -41,7 +40,7 @@ public final class DirtyTracker {
         self.pid = pid
         let mappings = try known ?? MemoryState.mappings(of: pid)
         let regs: [(start: UInt64, end: UInt64)] = mappings.filter { m in
-            (m.kind == .anonymous || m.kind == .heap || m.kind == .stack) && m.protection.contains(.write)
+            m.kind.isPrivateAnonymous && m.protection.contains(.write)
         }.map { ($0.start, $0.end) }
         ranges = regs
         let pm = open("/proc/\(pid)/pagemap", O_RDONLY | O_CLOEXEC)
@@ -170,15 +169,15 @@ public final class DirtyTracker {
     /// `mode`; returns its number there. On failure the fd is closed again.
     static func injectUserfaultfd(_ inj: Injector, scratch: ScratchArea, features: UInt64, mode: UInt64,
                                   ranges: [(start: UInt64, end: UInt64)]) throws -> Int32 {
-        let ufd = try inj.call(SYS_userfaultfd, [UInt64(O_CLOEXEC | O_NONBLOCK)], "userfaultfd")
+        let ufd = try inj.call(SYS.userfaultfd, [UInt64(O_CLOEXEC | O_NONBLOCK)], "userfaultfd")
         do {
             // struct uffdio_api { u64 api; u64 features; u64 ioctls; }
             try inj.memory.write(scratch.data, le([0xAA, features, 0]))
-            try inj.call(SYS_ioctl, [UInt64(ufd), UFFDIO_API, scratch.data], "ioctl(UFFDIO_API, features 0x\(String(features, radix: 16)))")
+            try inj.call(SYS.ioctl, [UInt64(ufd), UFFDIO_API, scratch.data], "ioctl(UFFDIO_API, features 0x\(String(features, radix: 16)))")
             for r in ranges {
                 // struct uffdio_register { u64 start; u64 len; u64 mode; u64 ioctls; }
                 try inj.memory.write(scratch.data, le([r.start, r.end - r.start, mode, 0]))
-                try inj.call(SYS_ioctl, [UInt64(ufd), UFFDIO_REGISTER, scratch.data],
+                try inj.call(SYS.ioctl, [UInt64(ufd), UFFDIO_REGISTER, scratch.data],
                              "ioctl(UFFDIO_REGISTER, mode \(mode)) at \(hex(r.start))")
             }
         } catch {

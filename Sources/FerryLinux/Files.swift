@@ -6,14 +6,9 @@ import FerryImage
 /// File descriptors: regular files (path, flags, offset), directories,
 /// character devices, pipes with the bytes in flight, eventfd, timerfd,
 /// signalfd and epoll; fds that share one open file (dup, `2>&1`) stay shared.
-extension SYS {
-    static let ioctl = 16, epollCtl = 233, timerfdCreate = 283, timerfdSettime = 286
-    static let signalfd4 = 289, eventfd2 = 290, epollCreate1 = 291
-}
-
 public enum FileState {
     static let oCloexecFdinfo: Int32 = 0o2000000
-    static let SYS_kcmp = 312, KCMP_FILE: UInt64 = 0, KCMP_EPOLL_TFD: UInt64 = 7
+    static let KCMP_FILE: UInt64 = 0, KCMP_EPOLL_TFD: UInt64 = 7
 
     // MARK: dump
 
@@ -68,7 +63,7 @@ public enum FileState {
                 do {
                     switch link {
                     case "anon_inode:[eventfd]": img.kind = .eventfd; img.eventfd = try FDInfo.eventfd(infoText)
-                    case "anon_inode:[timerfd]": img.kind = .timerfd; img.timerfd = try FDInfo.timerfd(infoText, realtimeNow: realtimeNow())
+                    case "anon_inode:[timerfd]": img.kind = .timerfd; img.timerfd = try FDInfo.timerfd(infoText, realtimeNow: UInt64(Host.clockNs(CLOCK_REALTIME)))
                     case "anon_inode:[signalfd]": img.kind = .signalfd; img.signalMask = try FDInfo.signalMask(infoText)
                     case "anon_inode:[eventpoll]":
                         img.kind = .epoll
@@ -93,7 +88,7 @@ public enum FileState {
     /// kcmp(KCMP_FILE): do `a` of `pid` and `b` of `otherPid` (default: the same process) refer to one open file?
     /// Without kcmp (kernels built without CHECKPOINT_RESTORE) every fd counts as its own file, as before.
     static func sameOpenFile(_ pid: Int32, _ a: Int32, _ b: Int32, otherPid: Int32? = nil) -> Bool {
-        ferry_syscall6(SYS_kcmp, UInt64(pid), UInt64(otherPid ?? pid), KCMP_FILE, UInt64(a), UInt64(b), 0) == 0
+        ferry_syscall6(SYS.kcmp, UInt64(pid), UInt64(otherPid ?? pid), KCMP_FILE, UInt64(a), UInt64(b), 0) == 0
     }
 
     /// Kinds whose open file can be shared by a tree through the pool. Pipes
@@ -137,7 +132,7 @@ public enum FileState {
         // struct kcmp_epoll_slot { __u32 efd, tfd, toff; }
         var slot: (UInt32, UInt32, UInt32) = (UInt32(epoll), UInt32(watch), 0)
         let r = withUnsafePointer(to: &slot) {
-            ferry_syscall6(SYS_kcmp, UInt64(pid), UInt64(pid), KCMP_EPOLL_TFD, UInt64(watch),
+            ferry_syscall6(SYS.kcmp, UInt64(pid), UInt64(pid), KCMP_EPOLL_TFD, UInt64(watch),
                            UInt64(UInt(bitPattern: $0)), 0)
         }
         // Without kcmp the watch cannot be checked; it is taken as registered where it is.
@@ -266,13 +261,15 @@ public enum FileState {
     static func restore(_ files: [FileDescriptorImage], pool: PipePool, injector: Injector, scratch: ScratchArea) throws {
         var temps: [(temp: Int32, image: FileDescriptorImage)] = []
         var nextTemp = tempBase
-        /// Moves a new descriptor to the next temporary number.
-        func park(_ fd: Int64, _ f: FileDescriptorImage) throws {
+        /// Moves a new descriptor to the next temporary number, which it returns.
+        @discardableResult
+        func park(_ fd: Int64, _ f: FileDescriptorImage) throws -> Int32 {
             let t = nextTemp
             nextTemp += 1
             try injector.call(SYS.dup2, [UInt64(fd), UInt64(t)], "dup2")
             try injector.call(SYS.close, [UInt64(fd)], "close")
             temps.append((t, f))
+            return t
         }
         /// Final number, close-on-exec and status flags (O_NONBLOCK, O_APPEND … belong to the open file).
         func place(_ temp: Int32, _ f: FileDescriptorImage) throws {
@@ -309,16 +306,11 @@ public enum FileState {
         for f in epolls {
             let ep = try injector.call(SYS.epollCreate1, [0], "epoll_create1 for fd \(f.fd)")
             for w in f.epollWatches ?? [] {
-                // struct epoll_event is packed on x86-64: u32 events, u64 data.
-                var ev = [UInt8](repeating: 0, count: 12)
-                withUnsafeBytes(of: w.events.littleEndian) { ev.replaceSubrange(0..<4, with: $0) }
-                withUnsafeBytes(of: w.data.littleEndian) { ev.replaceSubrange(4..<12, with: $0) }
-                try injector.memory.write(scratch.data, ev)
+                try injector.memory.write(scratch.data, epollEvent(events: w.events, data: w.data))
                 try injector.call(SYS.epollCtl, [UInt64(ep), 1 /* EPOLL_CTL_ADD */, UInt64(w.fd), scratch.data],
                                   "epoll_ctl(ADD, fd \(w.fd)) for epoll fd \(f.fd)")
             }
-            try park(ep, f)
-            try place(temps.last!.temp, f)
+            try place(try park(ep, f), f)
             try placeDups(of: [f.fd])
         }
         // The pool and the temporaries, except where a final fd landed on one of those numbers.
@@ -379,10 +371,12 @@ public enum FileState {
         return (0, t.valueNs == 0 ? t.intervalNs : t.valueNs, t.intervalNs)
     }
 
-    static func realtimeNow() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    /// A struct epoll_event (packed on x86-64: u32 events, u64 data).
+    static func epollEvent(events: UInt32, data: UInt64) -> [UInt8] {
+        var ev = [UInt8](repeating: 0, count: 12)
+        withUnsafeBytes(of: events.littleEndian) { ev.replaceSubrange(0..<4, with: $0) }
+        withUnsafeBytes(of: data.littleEndian) { ev.replaceSubrange(4..<12, with: $0) }
+        return ev
     }
 
     /// Epolls that watch other epolls come after them (the kernel forbids cycles).

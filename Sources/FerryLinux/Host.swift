@@ -17,12 +17,14 @@ public enum Host {
     }
 
     public static func clocks() -> SourceClocks {
-        func ns(_ c: clockid_t) -> Int64 {
-            var ts = timespec()
-            clock_gettime(c, &ts)
-            return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
-        }
-        return SourceClocks(realtimeNs: ns(CLOCK_REALTIME), monotonicNs: ns(CLOCK_MONOTONIC), boottimeNs: ns(CLOCK_BOOTTIME))
+        SourceClocks(realtimeNs: clockNs(CLOCK_REALTIME), monotonicNs: clockNs(CLOCK_MONOTONIC), boottimeNs: clockNs(CLOCK_BOOTTIME))
+    }
+
+    /// Clock `c` now, in ns.
+    static func clockNs(_ c: clockid_t) -> Int64 {
+        var ts = timespec()
+        clock_gettime(c, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
     }
 
     /// Time-namespace offsets (ns) that make this host's CLOCK_MONOTONIC and

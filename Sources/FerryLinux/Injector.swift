@@ -86,7 +86,7 @@ final class BatchedWriter {
     }
 }
 
-/// Linux x86-64 syscall numbers ferry injects.
+/// Linux x86-64 syscall numbers ferry injects or calls raw.
 enum SYS {
     static let read = 0, write = 1, open = 2, close = 3, lseek = 8, mmap = 9, mprotect = 10, munmap = 11, brk = 12, madvise = 28
     static let rtSigaction = 13, rtSigprocmask = 14, mremap = 25, dup2 = 33, getitimer = 36, setitimer = 38
@@ -95,6 +95,8 @@ enum SYS {
     static let sigaltstack = 131, gettid = 186, setTidAddress = 218, exitGroup = 231, tgkill = 234
     static let rtSigqueueinfo = 129, rtTgsigqueueinfo = 297, pipe2 = 293, dup3 = 292, openat = 257
     static let rseq = 334, clone3 = 435, memfdCreate = 319, pidfdOpen = 434, processMrelease = 448
+    static let ioctl = 16, epollCtl = 233, timerfdCreate = 283, timerfdSettime = 286
+    static let signalfd4 = 289, eventfd2 = 290, epollCreate1 = 291, kcmp = 312, userfaultfd = 323
 }
 
 /// The bytes of `syscall; int3`.

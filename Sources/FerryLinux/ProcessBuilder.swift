@@ -122,7 +122,7 @@ final class ProcessBuilder {
         for m in image.mappings {
             try create(m, keepKernelVDSO: kernelVDSO)
         }
-        let anonymous = image.mappings.filter { $0.kind == .anonymous || $0.kind == .heap || $0.kind == .stack }
+        let anonymous = image.mappings.filter { $0.kind.isPrivateAnonymous }
         if !anonymous.isEmpty {
             do {
                 userfault = try UserfaultFill.start(injector: main, scratch: scratch, ranges: anonymous.map { ($0.start, $0.end) })
@@ -212,8 +212,8 @@ final class ProcessBuilder {
     /// adaptation rewrites pages, writes are batched) takes its own copy.
     func fill(_ span: PageSpan) throws {
         guard span.pid == image.pid else { return }
-        if adaptation == nil, let u = userfault, index.mapping(pid: span.pid, containing: span.address)?.kind != .vdso,
-           try u.fill(span, overwrite: pageWriter) { return }
+        // Only private anonymous memory is registered (never the vDSO, which `fill` of a run handles).
+        if adaptation == nil, let u = userfault, try u.fill(span, overwrite: pageWriter) { return }
         try fill(PageRun(copying: span))
     }
 
@@ -240,9 +240,9 @@ final class ProcessBuilder {
         // Under the userfaultfd fill its bitmap knows which pages hold data (those get zeros written);
         // MADV_DONTNEED there would leave a hole the bitmap calls populated, and the next write into it
         // would fault into the userfaultfd ferry itself serves.
-        if adaptation == nil, let u = userfault, try original.withSpan({ try u.fill($0, owned: original.data, overwrite: pageWriter) }) { return }
+        if adaptation == nil, let u = userfault, try original.withSpan({ try u.fill($0, overwrite: pageWriter) }) { return }
         let m = index.mapping(pid: original.pid, containing: original.address)
-        guard adaptation == nil, let m, m.kind == .anonymous || m.kind == .heap || m.kind == .stack else { return try fill(original) }
+        guard adaptation == nil, let m, m.kind.isPrivateAnonymous else { return try fill(original) }
         // Only writable memory was filled during pre-copy.
         guard m.protection.contains(.write) else { return }
         try pageWriter.flush()
