@@ -200,29 +200,31 @@ public final class Connection: @unchecked Sendable {
         inbox.peer = peer
     }
 
-    /// Sends one frame; blocks while too many bytes are still waiting to go out.
+    /// Sends one control frame; blocks while too many bytes are still waiting to go out.
     public func send(_ type: MessageType, _ payload: UnsafeRawBufferPointer) throws {
         try checkStillWanted(type)
-        try send(sealed: FrameEncoding.encode(type, payload, allocator: channel.allocator), type: type,
-                 imageBytes: type == .imageChunk ? payload.count : 0)
+        try send(sealed: FrameEncoding.encode(type, payload, allocator: channel.allocator), type: type, imageBytes: 0)
     }
 
     /// Sends a batch of pre-copy pages (then empty again); nothing if it is empty.
     public func send(_ batch: inout PageBatch) throws {
         guard !batch.isEmpty else { return }
-        try checkStillWanted(.precopyPages)
+        var frame = batch.frame
         let bytes = batch.dataBytes
-        let frame = batch.seal()
         batch = PageBatch(allocator: channel.allocator)
-        try send(sealed: frame, type: .precopyPages, imageBytes: bytes)
+        try send(built: &frame, type: .precopyPages, imageBytes: bytes)
     }
 
-    /// Sends an IMAGE_CHUNK built in place: `frame` holds the header's room, then the image bytes.
+    /// Sends an IMAGE_CHUNK built in place (`FrameEncoding.buffer`, then the image bytes).
     public func send(imageChunk frame: inout ByteBuffer) throws {
-        try checkStillWanted(.imageChunk)
-        let bytes = frame.readableBytes - WireProtocol.headerSize
-        FrameEncoding.seal(&frame, .imageChunk)
-        try send(sealed: frame, type: .imageChunk, imageBytes: bytes)
+        try send(built: &frame, type: .imageChunk, imageBytes: frame.readableBytes - WireProtocol.headerSize)
+    }
+
+    /// Seals and sends a frame whose payload was written after the header's room.
+    private func send(built frame: inout ByteBuffer, type: MessageType, imageBytes: Int) throws {
+        try checkStillWanted(type)
+        FrameEncoding.seal(&frame, type)
+        try send(sealed: frame, type: type, imageBytes: imageBytes)
     }
 
     /// A sender of image or page data stops as soon as the peer gave up or the connection failed.

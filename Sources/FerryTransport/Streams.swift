@@ -19,9 +19,7 @@ public final class ConnectionSink: ByteSink {
     }
 
     private static func emptyFrame(_ c: Connection) -> ByteBuffer {
-        var b = c.channel.allocator.buffer(capacity: WireProtocol.headerSize + WireProtocol.chunkSize)
-        b.moveWriterIndex(forwardBy: WireProtocol.headerSize)
-        return b
+        FrameEncoding.buffer(capacity: WireProtocol.chunkSize, allocator: c.channel.allocator)
     }
 
     private var used: Int { frame.readableBytes - WireProtocol.headerSize }

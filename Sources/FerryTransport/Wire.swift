@@ -199,10 +199,17 @@ final class FrameAssembler: ChannelInboundHandler {
 enum FrameEncoding {
     /// A frame ready to write: header and payload in one buffer.
     static func encode(_ type: MessageType, _ payload: UnsafeRawBufferPointer, allocator: ByteBufferAllocator) -> ByteBuffer {
-        var b = allocator.buffer(capacity: WireProtocol.headerSize + payload.count)
-        b.moveWriterIndex(forwardBy: WireProtocol.headerSize)
+        var b = buffer(capacity: payload.count, allocator: allocator)
         if payload.count > 0 { b.writeBytes(payload) }
         seal(&b, type)
+        return b
+    }
+
+    /// An empty frame with room for `capacity` payload bytes, its header's
+    /// room already skipped: the payload is written in place, then `seal`.
+    static func buffer(capacity: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var b = allocator.buffer(capacity: WireProtocol.headerSize + capacity)
+        b.moveWriterIndex(forwardBy: WireProtocol.headerSize)
         return b
     }
 
@@ -243,8 +250,7 @@ public struct PageBatch {
     public private(set) var dataBytes = 0
 
     public init(allocator: ByteBufferAllocator) {
-        frame = allocator.buffer(capacity: WireProtocol.headerSize + PageBatch.capacity)
-        frame.moveWriterIndex(forwardBy: WireProtocol.headerSize)
+        frame = FrameEncoding.buffer(capacity: PageBatch.capacity, allocator: allocator)
     }
 
     public var isEmpty: Bool { frame.readableBytes == WireProtocol.headerSize }
@@ -261,12 +267,6 @@ public struct PageBatch {
         frame.writeInteger(UInt32(count) | (data == nil ? PageBatch.zeroFlag : 0), endianness: .little)
         frame.writeInteger(address, endianness: .little)
         if let data { frame.writeBytes(data); dataBytes += data.count }
-    }
-
-    /// The finished PRECOPY_PAGES frame.
-    public mutating func seal() -> ByteBuffer {
-        FrameEncoding.seal(&frame, .precopyPages)
-        return frame
     }
 
     /// Each run of a received PRECOPY_PAGES frame, in order, as a span over

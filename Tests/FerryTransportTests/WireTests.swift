@@ -40,6 +40,13 @@ struct WireTests {
 
     static func bytes(_ b: ByteBuffer) -> [UInt8] { b.getBytes(at: b.readerIndex, length: b.readableBytes)! }
 
+    /// The PRECOPY_PAGES frame a connection sends for `batch`.
+    static func sealed(_ batch: PageBatch) -> [UInt8] {
+        var frame = batch.frame
+        FrameEncoding.seal(&frame, .precopyPages)
+        return bytes(frame)
+    }
+
     static func encode(_ type: MessageType, _ payload: [UInt8]) -> [UInt8] {
         bytes(payload.withUnsafeBytes { FrameEncoding.encode(type, $0, allocator: ByteBufferAllocator()) })
     }
@@ -104,7 +111,7 @@ struct WireTests {
             while done < n {
                 let k = min(n - done, zero ? PageRecord.maxZeroPages : PageBatch.maxRunPages)
                 if !batch.fits(pages: k, data: !zero) {
-                    batches.append(Self.bytes(batch.seal()))
+                    batches.append(Self.sealed(batch))
                     batch = PageBatch(allocator: ByteBufferAllocator())
                 }
                 let at = address + UInt64(done * 4096)
@@ -119,7 +126,7 @@ struct WireTests {
             address += UInt64((n + 1 + rng.below(3)) * 4096)
             runs += 1
         }
-        if !batch.isEmpty { batches.append(Self.bytes(batch.seal())) }
+        if !batch.isEmpty { batches.append(Self.sealed(batch)) }
         #expect(batches.count > 2)
         for maxPiece in [333, 4096, 65_537, 1 << 20] {
             let frames = try Self.assemble(batches.flatMap { $0 }, seed: UInt64(maxPiece), maxPiece: maxPiece)
