@@ -50,10 +50,8 @@ public final class MappedPageFile: @unchecked Sendable {
             }
         }
 
-        /// The record as a `PageRun` owning a copy of its pages.
-        public func run() -> PageRun {
-            PageRun(pid: pid, address: address, pageCount: pageCount, data: data.map { Array($0) })
-        }
+        /// The record's pages where they are, in the mapping.
+        public var span: PageSpan { PageSpan(pid: pid, address: address, pageCount: pageCount, data: data) }
     }
 
     /// nil where the file cannot be mapped (a file system without mmap):
@@ -116,8 +114,7 @@ public final class MappedPageFile: @unchecked Sendable {
                     let data = type == .pages ? UnsafeRawBufferPointer(rebasing: bytes[at + 24..<at + 24 + dataCount]) : nil
                     record = Record(pid: f.pid, address: f.address, pageCount: f.count, data: data, offset: recordOffset,
                                     end: Int64(next), covered: covered, name: name, type: type)
-                    try index.check(PageRun(pid: f.pid, address: f.address, pageCount: f.count, data: nil), file: name,
-                                    offset: recordOffset)
+                    try index.check(pid: f.pid, address: f.address, bytes: f.count * ImageFormat.pageSize, file: name, offset: recordOffset)
                 } catch {
                     try record.verify()
                     throw error

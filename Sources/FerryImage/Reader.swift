@@ -466,7 +466,7 @@ public struct MappingIndex: Sendable {
         try check(pid: span.pid, address: span.address, bytes: span.byteCount, file: file, offset: offset)
     }
 
-    private func check(pid: Int32, address: UInt64, bytes: Int, file: String, offset: Int64) throws {
+    public func check(pid: Int32, address: UInt64, bytes: Int, file: String, offset: Int64) throws {
         guard byPid[pid] != nil else {
             throw ImageError(file: file, offset: offset, "pages for pid \(pid), which is not in the image")
         }

@@ -174,7 +174,7 @@ public final class PhasedRestore {
     public func fill(mapped file: MappedPageFile, index: MappingIndex) throws {
         try MappedFill.run(file: file, index: index,
                            plan: { r in try self.builder(r.pid).directFill(address: r.address, pageCount: r.pageCount, hasData: r.data != nil) },
-                           inOrder: { r in try self.builder(r.pid).fill(r.run()) })
+                           inOrder: { r in try self.builder(r.pid).fill(r.span) })
     }
 
     /// Writes the pages queued so far (pre-copy: before the source freezes).

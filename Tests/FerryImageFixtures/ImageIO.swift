@@ -44,7 +44,7 @@ public enum ImageIO {
         guard let pages = try r.mappedPages() else { throw ImageError(file: directory, "pages.img cannot be mapped here") }
         try pages.forEachRecord(index: MappingIndex(r.metadata)) { record in
             try record.verify()
-            runs.append(record.run())
+            runs.append(PageRun(copying: record.span))
         }
         return GeneratedImage(metadata: r.metadata, runs: runs)
     }
