@@ -52,10 +52,26 @@ public struct CPUFeatures: Codable, Equatable, Sendable {
     public var flags: [String]
     public var vendor: String
     public var model: String
+    /// Where each extended XSAVE component lies in this CPU's standard-format
+    /// area (CPUID 0xD sub-leaf n), for every component of `xcr0` above SSE.
+    /// CPUs differ: AMD has no MPX hole, so its AVX-512 and PKRU offsets are
+    /// lower than Intel's. Absent from older images.
+    public var xsaveLayout: [XSaveExtent]?
 
-    public init(xcr0: UInt64, xsaveSize: UInt32, flags: [String], vendor: String = "", model: String = "") {
+    public init(xcr0: UInt64, xsaveSize: UInt32, flags: [String], vendor: String = "", model: String = "",
+                xsaveLayout: [XSaveExtent]? = nil) {
         self.xcr0 = xcr0; self.xsaveSize = xsaveSize; self.flags = flags; self.vendor = vendor; self.model = model
+        self.xsaveLayout = xsaveLayout
     }
+}
+
+/// One XSAVE state component's place in a standard-format area.
+public struct XSaveExtent: Codable, Equatable, Sendable {
+    /// The component's bit number in XCR0 / XSTATE_BV.
+    public var component: Int
+    public var offset: Int
+    public var size: Int
+    public init(component: Int, offset: Int, size: Int) { self.component = component; self.offset = offset; self.size = size }
 }
 
 /// A reference to a file as it was when the image was taken, so the restorer
@@ -411,6 +427,11 @@ public struct ProcessImage: Codable, Equatable, Sendable {
     public var timers: [IntervalTimer]
     /// Which kernel personality the process runs under.
     public var personality: UInt32
+    /// The XSAVE components the process may use (arch_prctl
+    /// ARCH_GET_XCOMP_PERM): a dynamic component such as AMX tile data is
+    /// in it only when the process asked for it (ARCH_REQ_XCOMP_PERM).
+    /// Absent where the kernel has no such call, and in older images.
+    public var xcompPermitted: UInt64?
 
     public init(pid: Int32, nsPids: [Int32] = [], ppid: Int32 = 0, pgid: Int32 = 0, sid: Int32 = 0, comm: String = "",
                 credentials: Credentials = Credentials(), exe: FileIdentity? = nil, cwd: String = "/", root: String = "/",

@@ -206,6 +206,7 @@ enum ProcessDump {
             let reread = knownSignalActions.flatMap { SignalState.toReread(status: status, known: $0) }
             image.signalActions = try SignalState.dumpActions(injector: injector, scratch: scratch, reading: reread)
             image.timers = try ProcessMisc.dumpTimers(injector: injector, scratch: scratch)
+            image.xcompPermitted = try ProcessMisc.dumpXCompPermission(injector: injector, scratch: scratch)
             image.sharedPendingSignals = try SignalState.dumpSharedPending(tid: threads[0])
             for tid in threads {
                 let t = Tracee(tid)
