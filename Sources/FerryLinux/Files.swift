@@ -23,6 +23,7 @@ public enum FileState {
             let info = ProcFS.parseStatus(infoText)
             let flags = Int32(info["flags"] ?? "0", radix: 8) ?? 0
             let pos = Int64(info["pos"] ?? "0") ?? 0
+            try AttributeState.refuseFile(pid: pid, fd: fd, path: link, flags: flags, fdinfo: infoText)
             var st = stat()
             guard stat("/proc/\(pid)/fd/\(fd)", &st) == 0 else {
                 throw SystemError("stat(/proc/\(pid)/fd/\(fd))", errno: errno, "dumping fd \(fd) of \(pid)")

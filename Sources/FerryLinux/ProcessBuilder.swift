@@ -312,10 +312,17 @@ final class ProcessBuilder {
                 : Injector(tracee: tracee, pid: child.pid, base: try tracee.getRegs(), trampoline: scratch.address)
             injectors[t.tid] = inj
             try ThreadState.restoreInside(t, injector: inj, scratch: scratch)
+            try AttributeState.restoreInside(t.attributes, tid: t.tid, injector: inj)
         }
         try ProcessMisc.restoreTimers(image.timers, injector: main, scratch: scratch)
         try SignalState.restorePending(process: image, injectors: injectors, main: main, scratch: scratch)
+        try AttributeState.restoreProcess(image.attributes, personality: image.personality, pid: child.pid, injector: main, scratch: scratch)
         try ProcessMisc.restoreCredentials(image.credentials, injector: main, scratch: scratch)
+        for t in image.threads {
+            guard let inj = injectors[t.tid] else { continue }
+            try AttributeState.restoreAfterCredentials(t.attributes, tid: t.tid, liveTid: inj.tracee.tid,
+                                                       noNewPrivs: image.attributes?.noNewPrivs ?? false, injector: inj)
+        }
     }
 
     /// clone3 (with set_tid) injected in the main thread; returns the new

@@ -40,6 +40,49 @@ struct RefusalTests {
         Self.expectRefusal(try Self.ferry(["checkpoint", zombie, "-o", "/tmp/ferry-zombie"]), "zombie")
     }
 
+    /// State ferry does not carry, each refused by name at checkpoint; the
+    /// process runs on untouched (not stopped, its state still there).
+    @Test(arguments: [
+        ("posix timer", """
+         import ctypes,os
+         libc=ctypes.CDLL(None,use_errno=True)
+         t=ctypes.c_void_p()
+         assert libc.timer_create(1,None,ctypes.byref(t))==0
+         """, "POSIX timers"),
+        ("flock", """
+         import fcntl,os,tempfile
+         f=tempfile.TemporaryFile()
+         fcntl.flock(f,fcntl.LOCK_EX)
+         """, "holds a lock"),
+        ("O_ASYNC", """
+         import fcntl,os
+         r,w=os.pipe()
+         fcntl.fcntl(r,fcntl.F_SETFL,fcntl.fcntl(r,fcntl.F_GETFL)|os.O_ASYNC)
+         """, "O_ASYNC"),
+        ("bounding set", """
+         import ctypes
+         libc=ctypes.CDLL(None,use_errno=True)
+         assert libc.prctl(24,13,0,0,0)==0
+         """, "CapBnd"),
+        ("shared fd table", """
+         import ctypes,os,time
+         libc=ctypes.CDLL(None,use_errno=True)
+         libc.syscall.restype=ctypes.c_long
+         if libc.syscall(56,0x400|17,0,0,0,0)==0:
+             time.sleep(30); os._exit(0)
+         """, "descriptor table"),
+    ])
+    func uncarriedStateIsRefusedByName(_ what: String, _ setup: String, _ fragment: String) throws {
+        // Only the state under test: none of the test runner's descriptors.
+        let h = try Helper("import os\nos.closerange(3, 1 << 16)\n" + setup + "\nprint(os.getpid(),flush=True)\nimport time\ntime.sleep(30)\n")
+        let pid = h.firstLine()
+        try #require(Int32(pid) != nil, "\(what): the helper did not start")
+        Self.expectRefusal(try Self.ferry(["checkpoint", pid, "-o", "/tmp/ferry-uncarried"]), fragment)
+        let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+        let state = stat.split(separator: ")").last?.split(separator: " ").first ?? "?"
+        #expect(state == "S" || state == "R", "\(what): the process must run on (state \(state))")
+    }
+
     @Test func tracedProcessIsRefusedAndLeftAlone() throws {
         // A python parent PTRACE_SEIZEs its own `sleep` child, as a debugger would.
         let h = try Helper("""
