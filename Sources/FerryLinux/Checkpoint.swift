@@ -5,7 +5,10 @@ import FerryContainer
 
 public struct CheckpointOptions: Sendable {
     public var leaveRunning: Bool
-    public init(leaveRunning: Bool = false) { self.leaveRunning = leaveRunning }
+    /// The tree belongs to a shell's job: its session and group, led from
+    /// outside, become the restoring ferry's (`--shell-job`).
+    public var shellJob: Bool
+    public init(leaveRunning: Bool = false, shellJob: Bool = false) { self.leaveRunning = leaveRunning; self.shellJob = shellJob }
 }
 
 public struct CheckpointResult: Sendable {
@@ -23,6 +26,7 @@ public struct CheckpointResult: Sendable {
 public enum Checkpoint {
     public static func run(pid: Int32, sink: ImageSink, options: CheckpointOptions = .init()) throws -> CheckpointResult {
         let session = try CheckpointSession(pid: pid)
+        session.shellJob = options.shellJob
         do {
             let result = try session.write(to: sink)
             if options.leaveRunning { session.resume() } else { session.sendKill() }
@@ -60,6 +64,8 @@ public final class CheckpointSession {
     /// namespaces it was read in: used again when the root's namespaces are
     /// the same, instead of reading its cgroups while frozen (2–80 ms here).
     public var knownContainer: ContainerSnapshot?
+    /// A shell's job: a session and group led from outside the tree are accepted (`JobControl`).
+    public var shellJob = false
 
     /// Preflight checks, then freezes `pid` and its descendants.
     public init(pid: Int32) throws {
@@ -94,13 +100,7 @@ public final class CheckpointSession {
             processes.append(try ProcessDump.capture(pid: p, threads: threads, pipes: &pipes, ignoringFDs: ignoredFDs[p] ?? [],
                                                      knownMappings: knownMappings[p], knownSignalActions: knownSignalActions[p]))
         }
-        let pids = Set(processes.map(\.pid))
-        for p in processes {
-            try AttributeState.refuseUncarried(pid: p.pid, comm: p.comm, status: try ProcFS.status(p.pid), mappings: p.mappings,
-                                               root: !pids.contains(p.ppid), threads: p.threads)
-        }
-        try AttributeState.refuseSharedResources(tree)
-        FileState.markSharedAcrossProcesses(&processes)
+        try ProcessDump.finishTree(&processes, shellJob: shellJob)
         let container: [UInt8]?
         if let k = knownContainer, k.namespaces == ContainerSnapshot.namespaces(of: pid) {
             container = k.record
@@ -175,6 +175,19 @@ public struct ContainerSnapshot: Sendable {
 
 /// One frozen process → ProcessImage (its pages are dumped after all metadata).
 enum ProcessDump {
+    /// What is decided over the whole captured tree: state ferry does not
+    /// carry, refused by name; open files shared between its processes.
+    static func finishTree(_ processes: inout [ProcessImage], shellJob: Bool) throws {
+        let pids = Set(processes.map(\.pid))
+        for p in processes {
+            try AttributeState.refuseUncarried(pid: p.pid, comm: p.comm, status: try ProcFS.status(p.pid), mappings: p.mappings,
+                                               root: !pids.contains(p.ppid), threads: p.threads)
+        }
+        try AttributeState.refuseSharedResources(processes.map(\.pid))
+        try JobControl.refuseOutsideLeaders(processes, shellJob: shellJob)
+        FileState.markSharedAcrossProcesses(&processes)
+    }
+
     static func capture(pid: Int32, threads: [Int32], pipes: inout [UInt64: PipeData], ignoringFDs: Set<Int32> = [],
                         knownMappings: [Mapping]? = nil, knownSignalActions: [SignalAction]? = nil) throws -> ProcessImage {
         let stat = try ProcFS.stat(pid)

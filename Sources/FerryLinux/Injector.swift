@@ -90,7 +90,7 @@ final class BatchedWriter {
 enum SYS {
     static let read = 0, write = 1, open = 2, close = 3, lseek = 8, mmap = 9, mprotect = 10, munmap = 11, brk = 12, madvise = 28
     static let rtSigaction = 13, rtSigprocmask = 14, mremap = 25, dup2 = 33, getitimer = 36, setitimer = 38
-    static let getpid = 39, clone = 56, fcntl = 72, chdir = 80, umask = 95, prctl = 157, arch_prctl = 158
+    static let getpid = 39, setpgid = 109, setsid = 112, clone = 56, fcntl = 72, chdir = 80, umask = 95, prctl = 157, arch_prctl = 158
     static let setresuid = 117, setresgid = 119, setgroups = 116, setfsuid = 122, setfsgid = 123
     static let sigaltstack = 131, gettid = 186, setTidAddress = 218, exitGroup = 231, tgkill = 234
     static let rtSigqueueinfo = 129, rtTgsigqueueinfo = 297, pipe2 = 293, dup3 = 292, openat = 257

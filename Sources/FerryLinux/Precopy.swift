@@ -29,7 +29,7 @@ public final class PrecopySource {
     /// How long the process was frozen to start tracking.
     public private(set) var startFreezeMs = 0.0
 
-    public init(pid: Int32) throws {
+    public init(pid: Int32, shellJob: Bool = false) throws {
         self.pid = pid
         // The mappings with their VmFlags are read while the process still
         // runs: /proc/PID/smaps walks every page table entry (~60 ms at 1 GiB
@@ -38,6 +38,7 @@ public final class PrecopySource {
         let known = try MemoryState.mappings(of: pid)
         let frozenAt = ContinuousClock.now
         let session = try CheckpointSession(pid: pid)
+        session.shellJob = shellJob
         var resumed = false
         defer { if !resumed { session.resume() } }
         let meta = try session.captureMetadata(knownMappings: [pid: known])
@@ -185,7 +186,7 @@ extension CheckpointSession {
         for p in tree {
             processes.append(try ProcessDump.capture(pid: p, threads: try ProcFS.threads(p), pipes: &pipes, knownMappings: knownMappings[p]))
         }
-        FileState.markSharedAcrossProcesses(&processes)
+        try ProcessDump.finishTree(&processes, shellJob: shellJob)
         let meta = ImageMetadata(source: Host.describe(), processes: processes, pipes: pipes.values.sorted { $0.pipeID < $1.pipeID })
         try Validation.validate(meta, name: "pre-copy metadata of \(pid)")
         return meta

@@ -128,6 +128,7 @@ public final class PhasedRestore {
             let target = options.targetLayout.layout
             let rootBuilder = try ProcessBuilder(child: child, image: root, meta: meta, target: target)
             pool = try rootBuilder.createPipePool(meta.pipes, processes: meta.processes)
+            try rootBuilder.startSession()
             builders[root.pid] = rootBuilder
             order = [rootBuilder]
             var next = 0
@@ -137,12 +138,17 @@ public final class PhasedRestore {
                 for c in meta.processes where c.ppid == parent.image.pid && builders[c.pid] == nil && c.pid != root.pid {
                     let b = try parent.forkChild(c, newPidNamespace: options.newPidNamespace, target: target)
                     created.append(b.child)
+                    try b.startSession()
                     builders[c.pid] = b
                     order.append(b)
                 }
             }
             guard order.count == meta.processes.count else {
                 throw FerryError("cannot restore: \(meta.processes.count - order.count) process(es) of the image are not descendants of its root \(root.pid)")
+            }
+            // Group leaders first: members join groups that exist.
+            for b in order.sorted(by: { ($0.image.pgid == $0.image.pid ? 0 : 1) < ($1.image.pgid == $1.image.pid ? 0 : 1) }) {
+                try b.joinGroup(processes: meta.processes, newPidNamespace: options.newPidNamespace)
             }
             for b in order { try b.buildAddressSpace() }
         } catch {

@@ -13,6 +13,8 @@ struct CheckpointCommand: ParsableCommand {
     @Option(help: "Write a stream image to this file instead, or to standard output with '-' (e.g. piped into `ferry restore --stream -`).")
     var stream: String?
     @Flag(help: "Let the process continue after the checkpoint instead of killing it.") var leaveRunning = false
+    @Flag(help: "The process is a shell's job: its session and process group, led by the shell, become the restoring ferry's.")
+    var shellJob = false
     @Flag(help: ArgumentHelp("Write the pages with O_DIRECT, past the page cache (where the file system allows it).",
                              discussion: "Faster on a busy machine, but a restore on this machine then reads the image from the disk."))
     var directIO = false
@@ -32,7 +34,7 @@ struct CheckpointCommand: ParsableCommand {
             } else {
                 sink = try DirectoryImageWriter(directory: output!, directIO: directIO)
             }
-            let r = try Checkpoint.run(pid: pid, sink: sink, options: CheckpointOptions(leaveRunning: leaveRunning))
+            let r = try Checkpoint.run(pid: pid, sink: sink, options: CheckpointOptions(leaveRunning: leaveRunning, shellJob: shellJob))
             let mib = Double(r.dataPages * 4096) / 1048576
             var err = StandardError()
             print("checkpointed \(r.processes) process(es), \(r.threads) thread(s): \(String(format: "%.1f", mib)) MiB of pages, " +

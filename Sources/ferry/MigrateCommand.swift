@@ -68,12 +68,18 @@ final class LinuxSubject: PrecopySubject {
     private var session: CheckpointSession?
     private var precopy: PrecopySource?
 
-    init(pid: Int32) throws {
+    let shellJob: Bool
+
+    init(pid: Int32, shellJob: Bool) throws {
         self.pid = pid
+        self.shellJob = shellJob
         (pids, memoryBytes) = try MigrationHost.tree(of: pid)
     }
 
-    func freeze() throws { session = try CheckpointSession(pid: pid) }
+    func freeze() throws {
+        session = try CheckpointSession(pid: pid)
+        session?.shellJob = shellJob
+    }
 
     func writeImage(to sink: ByteSink) throws {
         guard let session else { throw MigrationError("not frozen") }
@@ -107,7 +113,7 @@ final class LinuxSubject: PrecopySubject {
     func collect() { session?.kill() }
 
     func startPrecopy() throws -> ImageMetadata {
-        let p = try PrecopySource(pid: pid)
+        let p = try PrecopySource(pid: pid, shellJob: shellJob)
         precopy = p
         return p.metadata
     }
@@ -285,6 +291,8 @@ struct MigrateCommand: ParsableCommand {
     @Option(help: "The target, ADDRESS:PORT of `ferry serve`.") var to: String
     @OptionGroup var connection: ConnectionOptions
     @Flag(help: "Print the summary as JSON (total_ms, downtime_ms, bytes, rounds).") var json = false
+    @Flag(help: "The process is a shell's job: its session and process group, led by the shell, become those of the target's ferry.")
+    var shellJob = false
     @Flag(help: "Freeze at once and copy everything (no pre-copy rounds while the process runs).") var noPrecopy = false
     @Option(help: "Pre-copy rounds while the process runs, at most.") var maxRounds: Int = 8
     @Option(help: "Pre-copy ends once a round finds at most this many MiB dirty.") var dirtyThreshold: Double = 1
@@ -297,7 +305,7 @@ struct MigrateCommand: ParsableCommand {
         try reportingErrors {
             let (host, port) = try HostPort.parse(to)
             let tls = try connection.tls(for: host, role: "migrate")
-            let subject = try LinuxSubject(pid: pid)
+            let subject = try LinuxSubject(pid: pid, shellJob: shellJob)
             let conn = try Connection.connect(host: host, port: port, tls: tls, limits: connection.limits)
             let terminal = isatty(STDERR_FILENO) == 1
             var lastShown = 0.0

@@ -83,6 +83,20 @@ struct RefusalTests {
         #expect(state == "S" || state == "R", "\(what): the process must run on (state \(state))")
     }
 
+    /// A job of another process's session (the runner's, like a shell's) is
+    /// refused naming --shell-job; with it, the checkpoint goes through and
+    /// the restored process joins the restorer's session.
+    @Test func aShellJobNeedsShellJob() throws {
+        let h = try Helper("import os,time\nos.closerange(3, 1 << 16)\nprint(os.getpid(),flush=True)\ntime.sleep(30)\n")
+        let pid = h.firstLine()
+        let dir = "/tmp/ferry-shelljob-\(pid)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        Self.expectRefusal(try Self.ferry(["checkpoint", pid, "-o", dir, "--leave-running"]), "--shell-job")
+        #expect(kill(pid_t(pid)!, 0) == 0, "the process runs on")
+        let r = try Self.ferry(["checkpoint", pid, "-o", dir, "--leave-running", "--shell-job"])
+        #expect(r.0 == 0, "\(r.2)")
+    }
+
     @Test func tracedProcessIsRefusedAndLeftAlone() throws {
         // A python parent PTRACE_SEIZEs its own `sleep` child, as a debugger would.
         let h = try Helper("""

@@ -88,7 +88,7 @@ struct ProtocolTests {
     func incompatible(_ what: String) throws {
         var caps = FakeTarget.compatible()
         switch what {
-        case "xsave": caps.host.cpu.xcr0 = 0x3; caps.host.cpu.xsaveSize = 576
+        case "xsave": caps.host.cpu.xcr0 = 0xe7; caps.host.cpu.xsaveSize = 2432  // growth: the source enables 0x7
         case "pids": caps.pidsInUse = [4242]
         case "memory": caps.freeMemoryBytes = 1024
         case "protocol": caps.protocolVersion = WireProtocol.version + 1
