@@ -198,6 +198,10 @@ final class ProcessBuilder {
         let run = adaptation != nil ? adaptation!.adapt(original) : original
         let m = index.mapping(pid: run.pid, containing: run.address)
         if m?.kind == .vdso && kernelVDSO { return }
+        // Readers refuse these (MappingIndex.check); the write itself must never reach a host file either.
+        if m?.kind == .sharedFile {
+            throw FerryError("cannot restore: pages at \(hex(run.address)) lie in a shared mapping of the file \(m!.file?.path ?? m!.name); ferry never writes an image's pages into a file")
+        }
         if let u = userfault, try run.withSpan({ try u.fill($0, owned: run.data, overwrite: pageWriter) }) { return }
         if let data = run.data {
             try pageWriter.add(run.address, data)

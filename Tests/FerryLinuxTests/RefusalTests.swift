@@ -176,4 +176,32 @@ struct RefusalTests {
         let state = (try? String(contentsOfFile: "/proc/\(w.pid)/status", encoding: .utf8)) ?? ""
         #expect(!state.contains("State:\tt") && !state.contains("TracerPid:\t\(getpid())"), "left traced or stopped: \(state)")
     }
+
+    /// An image whose pages lie in a MAP_SHARED file mapping (ferry never writes such pages: the
+    /// contents are the file's) is refused at restore, the file untouched and nothing left running.
+    @Test func pagesAimedAtASharedFileMappingAreRefused() throws {
+        let (image, _, ctl) = try Self.checkpointCopy("getpid_same")
+        defer { try? FileManager.default.removeItem(atPath: ctl) }
+        var meta = try DirectoryImageReader(directory: image).metadata
+        let stack = try #require(meta.processes[0].mappings.firstIndex { $0.kind == .stack })
+        let victim = ctl + "/victim.dat"
+        let original = [UInt8](repeating: 0x5a, count: Int(meta.processes[0].mappings[stack].size))
+        #expect(FileManager.default.createFile(atPath: victim, contents: Data(original)))
+        var st = stat()
+        #expect(lstat(victim, &st) == 0)
+        try Self.rewriteMetadata(image) { m in
+            var map = m.processes[0].mappings[stack]
+            map.kind = .sharedFile
+            map.flags = []
+            map.name = victim
+            map.file = FileIdentity(path: victim, size: UInt64(st.st_size),
+                                    mtimeNs: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec))
+            m.processes[0].mappings[stack] = map
+        }
+        meta = try DirectoryImageReader(directory: image).metadata
+        Self.expectRefusal(try Self.ferry(["restore", image]), "a shared mapping of the file \(victim)")
+        #expect(FileManager.default.contents(atPath: victim) == Data(original), "the file was written")
+        usleep(100_000)
+        #expect(kill(meta.processes[0].pid, 0) != 0, "nothing may be left running")
+    }
 }
