@@ -38,6 +38,7 @@ public enum Validation {
             guard p.mappings.count <= maxMappings else { throw fail("\(who) has \(p.mappings.count) mappings, over the limit") }
             guard p.files.count <= maxFiles else { throw fail("\(who) has \(p.files.count) files, over the limit") }
             try validateMappings(p.mappings, who: who, fail: fail)
+            try validatePaths(p, who: who, file: name)
             var tids = Set<Int32>()
             for t in p.threads {
                 guard t.tid > 0, tids.insert(t.tid).inserted else { throw fail("\(who): thread \(t.tid) invalid or repeated") }
@@ -65,6 +66,24 @@ public enum Validation {
         for p in meta.processes.dropFirst() where !pids.contains(p.ppid) {
             // Children must hang below a process of the image (the first is the root).
             throw fail("process \(p.pid): parent \(p.ppid) is not in the image")
+        }
+    }
+
+    /// Every path of `p` a restore opens, executes or enters: absolute and normalized (`ImagePath`).
+    static func validatePaths(_ p: ProcessImage, who: String, file: String) throws {
+        if let exe = p.exe { try ImagePath.check(exe.path, as: .absolute, field: "\(who): executable", in: file) }
+        try ImagePath.check(p.cwd, as: .absolute, field: "\(who): working directory", in: file)
+        for m in p.mappings {
+            if let f = m.file { try ImagePath.check(f.path, as: .absolute, field: "\(who): file of mapping 0x\(String(m.start, radix: 16))", in: file) }
+        }
+        for f in p.files {
+            switch f.kind {
+            case .regular:
+                try ImagePath.check(f.file?.path ?? f.path, as: .absolute, field: "\(who): path of fd \(f.fd)", in: file)
+            case .directory, .characterDevice, .fifo:
+                try ImagePath.check(f.path, as: .absolute, field: "\(who): path of fd \(f.fd)", in: file)
+            default: break
+            }
         }
     }
 
