@@ -88,7 +88,9 @@ final class ProcessBuilder {
         var ids: [UInt64] = []
         for p in processes { for f in p.files where f.kind == .pipe && !ids.contains(f.pipeID) { ids.append(f.pipeID) } }
         let data = Dictionary(uniqueKeysWithValues: pipes.map { ($0.pipeID, $0) })
-        return try FileState.createPipePool(ids, data: data, processes: processes, injector: main, scratch: scratch)
+        let slots = FileState.WorkingFDs(processes: processes)
+        try FileState.allowDescriptors(below: slots.end, pid: child.pid)
+        return try FileState.createPipePool(ids, data: data, processes: processes, slots: slots, injector: main, scratch: scratch)
     }
 
     /// Forks `image` from this (still unbuilt) process with clone3 and its pid.
