@@ -61,7 +61,8 @@ public final class CheckpointSession {
     /// the same, instead of reading its cgroups while frozen (2–80 ms here).
     public var knownContainer: ContainerSnapshot?
 
-    /// Preflight checks, then freezes `pid` and its descendants.
+    /// Preflight checks, then freezes `pid` and its descendants and refuses
+    /// a tree whose shared memory a restore would split (`SharedMemory`).
     public init(pid: Int32) throws {
         self.pid = pid
         try Preflight.checkCheckpointable(pid)
@@ -76,6 +77,7 @@ public final class CheckpointSession {
                 tree.append(p)
                 queue += ProcFS.children(p)
             }
+            try SharedMemory.check(tree: tree)
         } catch {
             freezer.thaw()
             throw error

@@ -3,9 +3,61 @@ import FerryImage
 @testable import FerryLinux
 import Testing
 
-/// What keeps a restore from touching the host outside what the image
-/// means, as pure decisions (no root needed).
+/// What keeps a restore from splitting shared memory or touching the host
+/// outside what the image means, as pure decisions (no root needed).
 struct HostSafetyTests {
+    static func entry(_ start: UInt64, _ pages: UInt64 = 1, offset: UInt64 = 0, inode: UInt64, path: String,
+                      shared: Bool = true) -> ProcFS.MapEntry {
+        ProcFS.MapEntry(start: start, end: start + pages * 4096, read: true, write: true, exec: false, shared: shared,
+                        offset: offset, device: 1, inode: inode, path: path)
+    }
+
+    static let anon = "/dev/zero (deleted)"
+
+    @Test func oneSharedMappingNobodyElseMapsIsCarried() {
+        let tree = [(pid: Int32(10), maps: [Self.entry(0x1000, 4, inode: 5, path: Self.anon),
+                                            Self.entry(0x9000, 2, inode: 6, path: "/memfd:buf (deleted)"),
+                                            Self.entry(0x20000, inode: 7, path: "/srv/data")]),
+                    (pid: Int32(11), maps: [Self.entry(0x1000, 4, inode: 8, path: Self.anon),
+                                            Self.entry(0x20000, inode: 7, path: "/srv/data"),
+                                            Self.entry(0x30000, inode: 5, path: "/x", shared: false)])]
+        // Two processes sharing a regular file (inode 7) is fine: the file stays the shared medium.
+        #expect(SharedMemory.refusal(tree: tree) == nil)
+    }
+
+    @Test func sharedAnonymousMemoryAcrossFork() throws {
+        let tree = [(pid: Int32(10), maps: [Self.entry(0x7f00_0000_0000, inode: 5, path: Self.anon)]),
+                    (pid: Int32(11), maps: [Self.entry(0x7f00_0000_0000, inode: 5, path: Self.anon)])]
+        let why = try #require(SharedMemory.refusal(tree: tree))
+        #expect(why.hasPrefix("cannot checkpoint: process 10 at 0x7f0000000000-0x7f0000001000 and process 11 at 0x7f0000000000-0x7f0000001000 share MAP_SHARED|MAP_ANONYMOUS memory;"), "\(why)")
+        #expect(!why.contains("\n"))
+    }
+
+    @Test func memfdMappedTwiceInOneProcess() throws {
+        let tree = [(pid: Int32(10), maps: [Self.entry(0x1000, 2, inode: 6, path: "/memfd:jit (deleted)"),
+                                            Self.entry(0x8000, 2, inode: 6, path: "/memfd:jit (deleted)")])]
+        let why = try #require(SharedMemory.refusal(tree: tree))
+        #expect(why.contains("maps the same memfd \"jit\" twice"), "\(why)")
+        // One area split by mprotect: the same object, parts that follow each other.
+        let split = [(pid: Int32(10), maps: [Self.entry(0x1000, 2, inode: 6, path: "/memfd:jit (deleted)"),
+                                             Self.entry(0x3000, 2, offset: 0x2000, inode: 6, path: "/memfd:jit (deleted)")])]
+        #expect(SharedMemory.refusal(tree: split) == nil)
+    }
+
+    @Test func systemVSharedMemoryIsNeverCarried() throws {
+        let one = [(pid: Int32(10), maps: [Self.entry(0x5000, inode: 3, path: "/SYSV00000000 (deleted)")])]
+        let why = try #require(SharedMemory.refusal(tree: one))
+        #expect(why.contains("process 10 at 0x5000-0x6000 attaches System V shared memory (key 0x00000000, shmid 3)"), "\(why)")
+        let two = one + [(pid: Int32(11), maps: [Self.entry(0x5000, inode: 3, path: "/SYSV00000000 (deleted)")])]
+        #expect(SharedMemory.refusal(tree: two)?.contains("process 10 at 0x5000-0x6000 and process 11 at 0x5000-0x6000 attach System V") == true)
+    }
+
+    @Test func aSharerOutsideTheTreeIsNamed() throws {
+        let tree = [(pid: Int32(11), maps: [Self.entry(0x1000, inode: 5, path: Self.anon)])]
+        let why = try #require(SharedMemory.refusal(tree: tree, outside: [.init(pid: 10, entry: Self.entry(0x1000, inode: 5, path: Self.anon))]))
+        #expect(why.contains("process 11 at 0x1000-0x2000 shares MAP_SHARED|MAP_ANONYMOUS memory with process 10, which is outside the checkpointed tree"), "\(why)")
+    }
+
     static func process(_ pid: Int32, _ files: [FileDescriptorImage]) -> ProcessImage {
         ProcessImage(pid: pid, threads: [ThreadImage(tid: pid)], files: files)
     }

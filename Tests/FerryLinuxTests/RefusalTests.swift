@@ -60,8 +60,8 @@ struct RefusalTests {
     final class Workload {
         let reaper: Child
         let pid: pid_t
-        init(binary: String, ctl: String) throws {
-            reaper = try Child(["/usr/bin/python3", W.workloads + "/reaper.py", "python3", W.workloads + "/launch.py", binary, ctl],
+        init(binary: String, ctl: String, args: [String] = []) throws {
+            reaper = try Child(["/usr/bin/python3", W.workloads + "/reaper.py", "python3", W.workloads + "/launch.py", binary, ctl] + args,
                                stdout: .null, stderr: .null)
             for _ in 0..<100 where !FileManager.default.fileExists(atPath: ctl + "/ready") { usleep(100_000) }
             let text = (try? String(contentsOfFile: ctl + "/ready", encoding: .utf8)) ?? ""
@@ -175,6 +175,55 @@ struct RefusalTests {
         #expect(w.isRunning, "the process keeps running after the refusal")
         let state = (try? String(contentsOfFile: "/proc/\(w.pid)/status", encoding: .utf8)) ?? ""
         #expect(!state.contains("State:\tt") && !state.contains("TracerPid:\t\(getpid())"), "left traced or stopped: \(state)")
+    }
+
+    /// Stops a workload left running and returns its verdict.
+    static func verdict(_ ctl: String) -> String {
+        _ = FileManager.default.createFile(atPath: ctl + "/stop", contents: nil)
+        for _ in 0..<100 where !FileManager.default.fileExists(atPath: ctl + "/result") { usleep(100_000) }
+        return (try? String(contentsOfFile: ctl + "/result", encoding: .utf8)) ?? "no result"
+    }
+
+    static func expectLeftAlone(_ pid: pid_t, sourceLocation: SourceLocation = #_sourceLocation) {
+        let state = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        #expect(kill(pid, 0) == 0, "the process keeps running", sourceLocation: sourceLocation)
+        #expect(!state.contains("State:\tt") && !state.contains("State:\tT") && state.contains("TracerPid:\t0"),
+                "left traced or stopped: \(state)", sourceLocation: sourceLocation)
+    }
+
+    /// A parent and child sharing memory (shm_fork): checkpointing the parent's tree, or the child
+    /// alone (its sharer outside the tree), is refused with one line naming the processes and the
+    /// mapping; both keep running and still share the page (the workload checks it).
+    @Test("memory shared across fork is refused at checkpoint and the tree keeps running",
+          arguments: [("anon", "MAP_SHARED|MAP_ANONYMOUS memory"), ("memfd", "memfd \"wl_shm_fork\""), ("sysv", "System V shared memory")])
+    func sharedMemoryAcrossForkIsRefused(_ mode: String, _ what: String) throws {
+        try W.buildWorkloads()
+        let ctl = try Self.makeCtl("shm-\(mode)")
+        defer { try? FileManager.default.removeItem(atPath: ctl) }
+        let w = try Workload(binary: W.out + "/wl_shm_fork", ctl: ctl, args: [mode])
+        let child = try #require(Int32(((try? String(contentsOfFile: "/proc/\(w.pid)/task/\(w.pid)/children", encoding: .utf8)) ?? "")
+            .trimmingCharacters(in: .whitespacesAndNewlines)))
+        let tree = try Self.ferry(["checkpoint", "\(w.pid)", "-o", ctl + "/img"])
+        Self.expectRefusal(tree, what)
+        #expect(tree.2.contains("process \(w.pid) at 0x") && tree.2.contains("process \(child) at 0x"), "\(tree.2)")
+        let alone = try Self.ferry(["checkpoint", "\(child)", "-o", ctl + "/img-child"])
+        Self.expectRefusal(alone, what)
+        if mode != "sysv" { #expect(alone.2.contains("with process \(w.pid), which is outside the checkpointed tree"), "\(alone.2)") }
+        usleep(200_000)
+        Self.expectLeftAlone(w.pid)
+        Self.expectLeftAlone(child)
+        #expect(Self.verdict(ctl) == "PASS\n")
+    }
+
+    @Test func memfdMappedTwiceIsRefused() throws {
+        try W.buildWorkloads()
+        let ctl = try Self.makeCtl("shm-alias")
+        defer { try? FileManager.default.removeItem(atPath: ctl) }
+        let w = try Workload(binary: W.out + "/wl_shm_single", ctl: ctl, args: ["alias"])
+        Self.expectRefusal(try Self.ferry(["checkpoint", "\(w.pid)", "-o", ctl + "/img"]), "maps the same memfd \"wl_shm_single\" twice")
+        usleep(100_000)
+        Self.expectLeftAlone(w.pid)
+        #expect(Self.verdict(ctl) == "PASS\n")
     }
 
     /// An image whose pages lie in a MAP_SHARED file mapping (ferry never writes such pages: the
