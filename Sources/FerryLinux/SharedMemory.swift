@@ -99,6 +99,25 @@ enum SharedMemory {
             }
         }
         if let why = refusal(tree: maps, outside: outside) { throw FerryError(why) }
+        for (pid, entries) in maps {
+            for e in entries where e.shared && e.path.hasPrefix("/memfd:") {
+                let seals = memfdSeals(pid: pid, e)
+                if seals & ~fSealSeal != 0 {
+                    throw FerryError("cannot checkpoint: process \(pid) at \(hex(e.start))-\(hex(e.end)) maps \(describe(e)) sealed with F_GET_SEALS 0x\(String(seals, radix: 16)); a restore would map it as unsealed shared anonymous memory — checkpoint a program that does not seal its memfds")
+                }
+            }
+        }
+    }
+
+    /// F_SEAL_SEAL: the only seal of a memfd made without MFD_ALLOW_SEALING (nothing to keep).
+    static let fSealSeal: Int32 = 1
+
+    /// The seals of the memfd behind a mapping (0 when they cannot be read).
+    static func memfdSeals(pid: Int32, _ e: ProcFS.MapEntry) -> Int32 {
+        let fd = open("/proc/\(pid)/map_files/\(String(e.start, radix: 16))-\(String(e.end, radix: 16))", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return 0 }
+        defer { close(fd) }
+        return max(fcntl(fd, 1034 /* F_GET_SEALS */), 0)
     }
 }
 #endif

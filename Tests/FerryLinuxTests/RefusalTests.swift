@@ -215,12 +215,16 @@ struct RefusalTests {
         #expect(Self.verdict(ctl) == "PASS\n")
     }
 
-    @Test func memfdMappedTwiceIsRefused() throws {
+    /// One process, but a memfd it maps twice (two views of one object) or sealed: refused, left running.
+    @Test("a memfd mapped twice or sealed is refused", arguments: [
+        ("alias", "maps the same memfd \"wl_shm_single\" twice"), ("sealed", "sealed with F_GET_SEALS 0x"),
+    ])
+    func memfdMappedTwiceOrSealedIsRefused(_ mode: String, _ fragment: String) throws {
         try W.buildWorkloads()
-        let ctl = try Self.makeCtl("shm-alias")
+        let ctl = try Self.makeCtl("shm-\(mode)")
         defer { try? FileManager.default.removeItem(atPath: ctl) }
-        let w = try Workload(binary: W.out + "/wl_shm_single", ctl: ctl, args: ["alias"])
-        Self.expectRefusal(try Self.ferry(["checkpoint", "\(w.pid)", "-o", ctl + "/img"]), "maps the same memfd \"wl_shm_single\" twice")
+        let w = try Workload(binary: W.out + "/wl_shm_single", ctl: ctl, args: [mode])
+        Self.expectRefusal(try Self.ferry(["checkpoint", "\(w.pid)", "-o", ctl + "/img"]), fragment)
         usleep(100_000)
         Self.expectLeftAlone(w.pid)
         #expect(Self.verdict(ctl) == "PASS\n")

@@ -1,13 +1,14 @@
-/* shm_fork [anon|memfd|sysv]: a parent and its child share one page of
- * memory — MAP_SHARED|MAP_ANONYMOUS inherited across fork (default), a
- * memfd mapped MAP_SHARED before the fork (its fd closed), or a System V
- * segment attached before the fork (marked IPC_RMID). Each counts up its own
+/* shm_fork [anon|memfd|sysv|file]: a parent and its child share one page
+ * of memory — MAP_SHARED|MAP_ANONYMOUS inherited across fork (default), a
+ * memfd mapped MAP_SHARED before the fork (its fd closed), a System V
+ * segment attached before the fork (marked IPC_RMID), or a MAP_SHARED
+ * mapping of the regular file CTLDIR/shm_fork.dat. Each counts up its own
  * word in the page every millisecond; each sees the other's word advance
  * (at least once a second) and never go back. At stop the parent raises a
  * flag in the page; the child must see it and exit 0, which it can only if
- * the page is still shared. ferry refuses to checkpoint this tree (it would
- * restore each process with a copy of its own); the workload checks the
- * sharing either way. */
+ * the page is still shared. ferry refuses to checkpoint the first three (it
+ * would restore each process with a copy of its own); a shared file stays
+ * shared through the file, and is carried. */
 #include "wl.h"
 #include <sys/ipc.h>
 #include <sys/mman.h>
@@ -42,9 +43,16 @@ static struct page *share(const char *mode)
 			p = MAP_FAILED;
 		/* Gone once both have detached (exited). */
 		shmctl(id, IPC_RMID, NULL);
+	} else if (strcmp(mode, "file") == 0) {
+		char path[PATH_MAX];
+		int fd = open(wl_path(path, "shm_fork.dat"), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd < 0 || ftruncate(fd, 4096) != 0)
+			wl_setup_fail("create shm_fork.dat");
+		p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		close(fd);
 	} else {
 		errno = EINVAL;
-		wl_setup_fail("mode (anon, memfd or sysv)");
+		wl_setup_fail("mode (anon, memfd, sysv or file)");
 	}
 	if (p == MAP_FAILED)
 		wl_setup_fail("map the shared page");
