@@ -83,11 +83,13 @@ enum SharedMemory {
         a.offset < b.offset + (b.end - b.start) && b.offset < a.offset + (a.end - a.start)
     }
 
-    /// Reads the mappings of the (frozen) tree, and of the host's other
-    /// processes when the tree maps shared memory, and throws the refusal.
+    /// Reads the mappings of the tree, and of the host's other processes
+    /// when the tree maps shared memory, and throws the refusal. A process
+    /// whose mappings cannot be read (it exited) adds none: the capture,
+    /// which needs them, says what went wrong.
     static func check(tree: [Int32]) throws {
         var maps: [(pid: Int32, maps: [ProcFS.MapEntry])] = []
-        for p in tree { maps.append((p, try ProcFS.maps(p, withFlags: false))) }
+        for p in tree { maps.append((p, (try? ProcFS.maps(p, withFlags: false)) ?? [])) }
         let objects = Set(maps.flatMap { $0.maps.filter { isInMemoryShared($0) && $0.inode != 0 }.map { "\($0.device):\($0.inode)" } })
         guard !objects.isEmpty || maps.contains(where: { $0.maps.contains(where: isSysV) }) else { return }
         var outside: [Use] = []

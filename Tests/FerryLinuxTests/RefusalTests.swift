@@ -191,9 +191,9 @@ struct RefusalTests {
                 "left traced or stopped: \(state)", sourceLocation: sourceLocation)
     }
 
-    /// A parent and child sharing memory (shm_fork): checkpointing the parent's tree, or the child
-    /// alone (its sharer outside the tree), is refused with one line naming the processes and the
-    /// mapping; both keep running and still share the page (the workload checks it).
+    /// A parent and child sharing memory (shm_fork): checkpointing or migrating the parent's tree,
+    /// or checkpointing the child alone (its sharer outside the tree), is refused with one line naming
+    /// the processes and the mapping; both keep running and still share the page (the workload checks it).
     @Test("memory shared across fork is refused at checkpoint and the tree keeps running",
           arguments: [("anon", "MAP_SHARED|MAP_ANONYMOUS memory"), ("memfd", "memfd \"wl_shm_fork\""), ("sysv", "System V shared memory")])
     func sharedMemoryAcrossForkIsRefused(_ mode: String, _ what: String) throws {
@@ -206,6 +206,8 @@ struct RefusalTests {
         let tree = try Self.ferry(["checkpoint", "\(w.pid)", "-o", ctl + "/img"])
         Self.expectRefusal(tree, what)
         #expect(tree.2.contains("process \(w.pid) at 0x") && tree.2.contains("process \(child) at 0x"), "\(tree.2)")
+        // A migration refuses before it connects anywhere (nothing listens on port 9 here).
+        Self.expectRefusal(try Self.ferry(["migrate", "\(w.pid)", "--to", "127.0.0.1:9"]), what)
         let alone = try Self.ferry(["checkpoint", "\(child)", "-o", ctl + "/img-child"])
         Self.expectRefusal(alone, what)
         if mode != "sysv" { #expect(alone.2.contains("with process \(w.pid), which is outside the checkpointed tree"), "\(alone.2)") }
