@@ -66,6 +66,7 @@ public final class CheckpointSession {
     public init(pid: Int32) throws {
         self.pid = pid
         try Preflight.checkCheckpointable(pid)
+        let sharers = SharedMemory.outsideSharers(of: SharedMemory.tree(of: pid))
         frozenAt = Host.now()
         do {
             // The root first so it cannot fork meanwhile; then its descendants.
@@ -77,7 +78,7 @@ public final class CheckpointSession {
                 tree.append(p)
                 queue += ProcFS.children(p)
             }
-            try SharedMemory.check(tree: tree)
+            try SharedMemory.check(tree: tree, outside: sharers)
         } catch {
             freezer.thaw()
             throw error

@@ -46,7 +46,7 @@ public enum MigrationHost {
             }
             queue += ProcFS.children(p)
         }
-        try SharedMemory.check(tree: processes)
+        try SharedMemory.check(tree: processes, outside: SharedMemory.outsideSharers(of: processes))
         return (ids, rss)
     }
 

@@ -83,15 +83,31 @@ enum SharedMemory {
         a.offset < b.offset + (b.end - b.start) && b.offset < a.offset + (a.end - a.start)
     }
 
-    /// Reads the mappings of the tree, and of the host's other processes
-    /// when the tree maps shared memory, and throws the refusal. A process
-    /// whose mappings cannot be read (it exited) adds none: the capture,
-    /// which needs them, says what went wrong.
-    static func check(tree: [Int32]) throws {
-        var maps: [(pid: Int32, maps: [ProcFS.MapEntry])] = []
-        for p in tree { maps.append((p, (try? ProcFS.maps(p, withFlags: false)) ?? [])) }
-        let objects = Set(maps.flatMap { $0.maps.filter { isInMemoryShared($0) && $0.inode != 0 }.map { "\($0.device):\($0.inode)" } })
-        guard !objects.isEmpty || maps.contains(where: { $0.maps.contains(where: isSysV) }) else { return }
+    /// The mappings of each process of `tree`. A process whose mappings
+    /// cannot be read (it exited) has none here: the capture, which needs
+    /// them, says what went wrong.
+    static func mappings(of tree: [Int32]) -> [(pid: Int32, maps: [ProcFS.MapEntry])] {
+        tree.map { ($0, (try? ProcFS.maps($0, withFlags: false)) ?? []) }
+    }
+
+    /// `pid` and its descendants as they are now (running).
+    static func tree(of pid: Int32) -> [Int32] {
+        var all = [pid]
+        var next = 0
+        while next < all.count {
+            all += ProcFS.children(all[next])
+            next += 1
+        }
+        return all
+    }
+
+    /// The mappings of the host's other processes that map an in-memory
+    /// object some process of `tree` maps shared. It reads every process's
+    /// maps (only when the tree maps such objects), so it runs before the
+    /// tree is frozen: it adds nothing to the frozen window.
+    static func outsideSharers(of tree: [Int32]) -> [Use] {
+        let objects = Set(mappings(of: tree).flatMap { $0.maps.filter { isInMemoryShared($0) && $0.inode != 0 }.map { "\($0.device):\($0.inode)" } })
+        guard !objects.isEmpty else { return [] }
         var outside: [Use] = []
         let skip = Set(tree + [getpid()])
         for pid in (try? ProcFS.numericEntries("/proc", "listing processes")) ?? [] where !skip.contains(pid) {
@@ -100,23 +116,44 @@ enum SharedMemory {
                 outside.append(Use(pid: pid, entry: e))
             }
         }
+        return outside
+    }
+
+    /// Throws the refusal for `tree` (frozen, or about to be) given the
+    /// sharers found outside it; also refuses sealed memfds and shared
+    /// mappings of deleted files still linked under another name.
+    static func check(tree: [Int32], outside: [Use]) throws {
+        let maps = mappings(of: tree)
         if let why = refusal(tree: maps, outside: outside) { throw FerryError(why) }
         for (pid, entries) in maps {
-            for e in entries where e.shared && e.path.hasPrefix("/memfd:") {
-                let seals = memfdSeals(pid: pid, e)
-                if seals & ~fSealSeal != 0 {
-                    throw FerryError("cannot checkpoint: process \(pid) at \(hex(e.start))-\(hex(e.end)) maps \(describe(e)) sealed with F_GET_SEALS 0x\(String(seals, radix: 16)); a restore would map it as unsealed shared anonymous memory — checkpoint a program that does not seal its memfds")
+            for e in entries where isInMemoryShared(e) {
+                let link = "/proc/\(pid)/map_files/\(String(e.start, radix: 16))-\(String(e.end, radix: 16))"
+                if e.path.hasPrefix("/memfd:") {
+                    let seals = memfdSeals(link)
+                    if seals & ~fSealSeal != 0 {
+                        throw FerryError("cannot checkpoint: process \(pid) at \(hex(e.start))-\(hex(e.end)) maps \(describe(e)) sealed with F_GET_SEALS 0x\(String(seals, radix: 16)); a restore would map it as unsealed shared anonymous memory — checkpoint a program that does not seal its memfds")
+                    }
+                } else if isDeletedFile(e) {
+                    var st = stat()
+                    if stat(link, &st) == 0 && st.st_nlink > 0 {
+                        throw FerryError("cannot checkpoint: process \(pid) at \(hex(e.start))-\(hex(e.end)) maps \(describe(e)) shared, and that file is still linked under another name (\(st.st_nlink) link(s)); a restore would map a copy no longer in the file — checkpoint a program that maps the file by a name it still has")
+                    }
                 }
             }
         }
     }
 
+    /// A shared mapping of a regular file deleted at its path (not anonymous memory, memfd or SysV).
+    static func isDeletedFile(_ e: ProcFS.MapEntry) -> Bool {
+        e.path.hasSuffix(" (deleted)") && !e.path.hasPrefix("/dev/zero") && !e.path.hasPrefix("/memfd:") && !e.path.hasPrefix("/SYSV")
+    }
+
     /// F_SEAL_SEAL: the only seal of a memfd made without MFD_ALLOW_SEALING (nothing to keep).
     static let fSealSeal: Int32 = 1
 
-    /// The seals of the memfd behind a mapping (0 when they cannot be read).
-    static func memfdSeals(pid: Int32, _ e: ProcFS.MapEntry) -> Int32 {
-        let fd = open("/proc/\(pid)/map_files/\(String(e.start, radix: 16))-\(String(e.end, radix: 16))", O_RDONLY | O_CLOEXEC)
+    /// The seals of the memfd behind a mapping's /proc/PID/map_files link (0 when they cannot be read).
+    static func memfdSeals(_ link: String) -> Int32 {
+        let fd = open(link, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return 0 }
         defer { close(fd) }
         return max(fcntl(fd, 1034 /* F_GET_SEALS */), 0)

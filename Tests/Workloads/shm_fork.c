@@ -4,7 +4,8 @@
  * segment attached before the fork (marked IPC_RMID), or a MAP_SHARED
  * mapping of the regular file CTLDIR/shm_fork.dat. Each counts up its own
  * word in the page every millisecond; each sees the other's word advance
- * (at least once a second) and never go back. At stop the parent raises a
+ * (at least every 5 s: a checkpoint may hold one side a while) and never go
+ * back. At stop the parent raises a
  * flag in the page; the child must see it and exit 0, which it can only if
  * the page is still shared. ferry refuses to checkpoint the first three (it
  * would restore each process with a copy of its own); a shared file stays
@@ -60,7 +61,7 @@ static struct page *share(const char *mode)
 }
 
 /* One side's step: count up, check the other side. Returns 0 when the
- * other side has not moved for more than a second. */
+ * other side has not moved for more than 5 s. */
 struct side {
 	int me;
 	uint64_t seen, seen_at;
@@ -76,7 +77,7 @@ static int step(struct side *s)
 	} else if (other > s->seen) {
 		s->seen = other;
 		s->seen_at = now;
-	} else if (now - s->seen_at > 1000000000ull) {
+	} else if (now - s->seen_at > 5000000000ull) {
 		return 0;
 	}
 	return 1;
