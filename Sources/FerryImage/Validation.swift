@@ -8,6 +8,9 @@ public enum Validation {
     public static let maxThreads = 8192
     public static let maxMappings = 1 << 16
     public static let maxFiles = 1 << 16
+    /// fd numbers stay below this (Linux's default fs.nr_open is 1 << 20), so
+    /// a restore can place its own descriptors above the image's.
+    public static let fdLimit: Int32 = 1 << 30
     public static let maxXSaveSize = 64 << 10
 
     public static func validate(_ meta: ImageMetadata, name: String) throws {
@@ -56,7 +59,7 @@ public enum Validation {
             }
             var fds = Set<Int32>()
             for f in p.files {
-                guard f.fd >= 0, fds.insert(f.fd).inserted else { throw fail("\(who): fd \(f.fd) invalid or repeated") }
+                guard f.fd >= 0, f.fd < fdLimit, fds.insert(f.fd).inserted else { throw fail("\(who): fd \(f.fd) invalid or repeated") }
                 if f.kind == .pipe, f.pipeID == 0 { throw fail("\(who): pipe fd \(f.fd) without a pipe id") }
             }
             for a in p.signalActions where !(1...64).contains(a.signo) {

@@ -82,6 +82,17 @@ struct HostSafetyTests {
         #expect(FileState.WorkingFDs(processes: [Self.process(1, [])]).base >= 3)
     }
 
+    @Test func fdNumbersStayWhereFerrysOwnFitAbove() throws {
+        let meta = { (fd: Int32) in
+            ImageMetadata(source: SourceHost(os: "linux", kernelRelease: "6.8", cpu: CPUFeatures(xcr0: 7, xsaveSize: 832, flags: [])),
+                          processes: [Self.process(1, [FileDescriptorImage(fd: fd, kind: .eventfd, flags: 0)])])
+        }
+        #expect(throws: ImageError.self) { try Validation.validate(meta(Int32.max), name: "m") }
+        #expect(throws: ImageError.self) { try Validation.validate(meta(Validation.fdLimit), name: "m") }
+        try Validation.validate(meta(Validation.fdLimit - 1), name: "m")
+        #expect(FileState.WorkingFDs(processes: meta(Validation.fdLimit - 1).processes).base > Validation.fdLimit - 1)
+    }
+
     @Test("a container name is one plain path component", arguments: ["../../../etc", "a/b", ".."])
     func containerNameWithAPathIsRefused(_ name: String) throws {
         let record = try ContainerRecord(spec: ContainerSpec(name: name, isolation: Isolation(namespaces: [Namespace(.uts)]))).encoded()
