@@ -199,14 +199,14 @@ public enum FileState {
     /// runs as root) so that descriptors below `end` can be used; the
     /// image's own limits are set at the end of the restore.
     static func allowDescriptors(below end: Int32, pid: Int32) throws {
+        let nofile = Int32(RLIMIT_NOFILE.rawValue)
         var cur: [UInt64] = [0, 0]
-        try check(Int(ferry_prlimit(pid, RLIMIT_NOFILE_, nil, &cur)), "prlimit(RLIMIT_NOFILE)", "reading the fd limit of \(pid)")
+        try check(Int(ferry_prlimit(pid, nofile, nil, &cur)), "prlimit(RLIMIT_NOFILE)", "reading the fd limit of \(pid)")
         guard cur[0] < UInt64(end) else { return }
         let new: [UInt64] = [UInt64(end), max(cur[1], UInt64(end))]
-        try check(Int(ferry_prlimit(pid, RLIMIT_NOFILE_, new, nil)), "prlimit(RLIMIT_NOFILE, \(end))",
+        try check(Int(ferry_prlimit(pid, nofile, new, nil)), "prlimit(RLIMIT_NOFILE, \(end))",
                   "making room for fd \(end - 1) in \(pid)")
     }
-    static let RLIMIT_NOFILE_: Int32 = 7
 
     /// What the root created for the whole tree (children forked afterwards inherit it).
     struct PipePool {

@@ -10,8 +10,10 @@ import FerryImage
 /// process, or in a process outside the tree — shares the object, since
 /// after the restore writes through one are no longer seen through the
 /// other. System V segments are never carried: the segment itself (key,
-/// shmid, shmctl state) is not re-created. Such trees are refused at
-/// checkpoint, before anything is captured.
+/// shmid, shmctl state) is not re-created; nor are a memfd's seals, nor the
+/// link between a deleted file still linked elsewhere and its mapping.
+/// Such trees are refused at checkpoint, before anything is captured, and
+/// by a migration before it connects.
 ///
 /// Shared mappings of regular files are not concerned: they are restored
 /// as mappings of the same file, which stays the shared medium.
