@@ -475,5 +475,11 @@ public struct MappingIndex: Sendable {
             throw ImageError(file: file, offset: offset,
                              "pages at 0x\(String(address, radix: 16))+\(bytes) lie outside every mapping of pid \(pid)")
         }
+        // A shared file mapping's contents are the file's: writing pages there would write into a file
+        // of the restoring host. ferry never puts such pages in an image.
+        if m.kind == .sharedFile {
+            throw ImageError(file: file, offset: offset,
+                             "pages at 0x\(String(address, radix: 16))+\(bytes) of pid \(pid) lie in a shared mapping of the file \(m.file?.path ?? m.name); its contents come from the file, never from an image, and ferry does not write them into it")
+        }
     }
 }

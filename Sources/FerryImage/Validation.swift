@@ -8,6 +8,9 @@ public enum Validation {
     public static let maxThreads = 8192
     public static let maxMappings = 1 << 16
     public static let maxFiles = 1 << 16
+    /// fd numbers stay below this (Linux's default fs.nr_open is 1 << 20), so
+    /// a restore can place its own descriptors above the image's.
+    public static let fdLimit: Int32 = 1 << 30
     public static let maxXSaveSize = 64 << 10
 
     public static func validate(_ meta: ImageMetadata, name: String) throws {
@@ -38,6 +41,7 @@ public enum Validation {
             guard p.mappings.count <= maxMappings else { throw fail("\(who) has \(p.mappings.count) mappings, over the limit") }
             guard p.files.count <= maxFiles else { throw fail("\(who) has \(p.files.count) files, over the limit") }
             try validateMappings(p.mappings, who: who, fail: fail)
+            try validatePaths(p, who: who, file: name)
             var tids = Set<Int32>()
             for t in p.threads {
                 guard t.tid > 0, tids.insert(t.tid).inserted else { throw fail("\(who): thread \(t.tid) invalid or repeated") }
@@ -55,7 +59,7 @@ public enum Validation {
             }
             var fds = Set<Int32>()
             for f in p.files {
-                guard f.fd >= 0, fds.insert(f.fd).inserted else { throw fail("\(who): fd \(f.fd) invalid or repeated") }
+                guard f.fd >= 0, f.fd < fdLimit, fds.insert(f.fd).inserted else { throw fail("\(who): fd \(f.fd) invalid or repeated") }
                 if f.kind == .pipe, f.pipeID == 0 { throw fail("\(who): pipe fd \(f.fd) without a pipe id") }
             }
             for a in p.signalActions where !(1...64).contains(a.signo) {
@@ -65,6 +69,24 @@ public enum Validation {
         for p in meta.processes.dropFirst() where !pids.contains(p.ppid) {
             // Children must hang below a process of the image (the first is the root).
             throw fail("process \(p.pid): parent \(p.ppid) is not in the image")
+        }
+    }
+
+    /// Every path of `p` a restore opens, executes or enters: absolute and normalized (`ImagePath`).
+    static func validatePaths(_ p: ProcessImage, who: String, file: String) throws {
+        if let exe = p.exe { try ImagePath.check(exe.path, as: .absolute, field: "\(who): executable", in: file) }
+        try ImagePath.check(p.cwd, as: .absolute, field: "\(who): working directory", in: file)
+        for m in p.mappings {
+            if let f = m.file { try ImagePath.check(f.path, as: .absolute, field: "\(who): file of mapping 0x\(String(m.start, radix: 16))", in: file) }
+        }
+        for f in p.files {
+            switch f.kind {
+            case .regular:
+                try ImagePath.check(f.file?.path ?? f.path, as: .absolute, field: "\(who): path of fd \(f.fd)", in: file)
+            case .directory, .characterDevice, .fifo:
+                try ImagePath.check(f.path, as: .absolute, field: "\(who): path of fd \(f.fd)", in: file)
+            default: break
+            }
         }
     }
 

@@ -67,10 +67,12 @@ public final class CheckpointSession {
     /// A shell's job: a session and group led from outside the tree are accepted (`JobControl`).
     public var shellJob = false
 
-    /// Preflight checks, then freezes `pid` and its descendants.
+    /// Preflight checks, then freezes `pid` and its descendants and refuses
+    /// a tree whose shared memory a restore would split (`SharedMemory`).
     public init(pid: Int32) throws {
         self.pid = pid
         try Preflight.checkCheckpointable(pid)
+        let sharers = SharedMemory.outsideSharers(of: SharedMemory.tree(of: pid))
         frozenAt = Host.now()
         do {
             // The root first so it cannot fork meanwhile; then its descendants.
@@ -82,6 +84,7 @@ public final class CheckpointSession {
                 tree.append(p)
                 queue += ProcFS.children(p)
             }
+            try SharedMemory.check(tree: tree, outside: sharers)
         } catch {
             freezer.thaw()
             throw error

@@ -127,9 +127,20 @@ enum ContainerState {
     /// Decodes the image's record; nil when it has none.
     static func record(_ meta: ImageMetadata) throws -> ContainerRecord? {
         guard let bytes = meta.container?.value else { return nil }
-        do { return try ContainerRecord.decode(bytes) } catch {
+        let record: ContainerRecord
+        do { record = try ContainerRecord.decode(bytes) } catch {
             throw FerryError("cannot restore: the image's container record is unreadable: \(error)")
         }
+        // The name becomes a cgroup directory's (`ContainerRestore.makeCgroups`).
+        if let name = record.spec.name, let why = ImagePath.problem(name, as: .name) {
+            throw FerryError("cannot restore: the image's container name \(ImagePath.quoted(name)) is refused as a cgroup directory name: \(why)")
+        }
+        return record
+    }
+
+    /// The leaf cgroup directory's name for one restore: the container's name (checked by `record`) and ferry's pid.
+    static func leafName(_ spec: ContainerSpec, restorer: Int32) -> String {
+        "\(spec.name ?? "ct")-\(restorer)"
     }
 }
 
@@ -188,6 +199,9 @@ final class ContainerRestore {
     private var createFiles = false
 
     private func makeCgroups(_ mounts: CgroupMounts, leafName: String) throws {
+        if let why = ImagePath.problem(leafName, as: .name) {
+            throw FerryError("cannot restore: the container's cgroup name \(ImagePath.quoted(leafName)) is refused: \(why)")
+        }
         createFiles = mounts.createFiles
         let v1 = LinuxApplyPlan(spec, cgroup: .v1)
         let v2 = LinuxApplyPlan(spec, cgroup: .v2)

@@ -153,24 +153,68 @@ public enum FileState {
 
     // MARK: restore
 
-    /// Pipes and the open files shared across the tree live here from the
-    /// root's creation until every process has taken its descriptors.
-    static let poolBase: Int32 = 700
-    /// Temporary descriptors while a table is being built.
-    static let tempBase: Int32 = 900
+    /// Where ferry keeps its own descriptors inside the processes it builds:
+    /// numbers above every fd of the image, so that placing an image fd
+    /// never lands on one of them. The pool (pipes and the open files shared
+    /// across the tree) lives there from the root's creation until every
+    /// process has taken its descriptors; each process's temporaries follow it.
+    struct WorkingFDs: Equatable {
+        /// The first pool descriptor.
+        var base: Int32
+        /// The first temporary descriptor (the pool ends here).
+        var tempBase: Int32
+        /// One past the last temporary descriptor.
+        var end: Int32
+
+        init(processes: [ProcessImage]) {
+            let highest = processes.flatMap { $0.files.map(\.fd) }.max() ?? -1
+            var pipes = Set<UInt64>(), shared = Set<UInt64>()
+            var temps = 0
+            for p in processes {
+                var own = 0
+                for f in p.files where f.sharedWith == nil {
+                    if f.kind == .pipe { pipes.insert(f.pipeID) } else if let id = f.treeShareID { shared.insert(id) } else { own += 1 }
+                }
+                temps = max(temps, own)
+            }
+            // Headroom for fds a process opens during pre-copy (the pool is made from the first metadata).
+            base = max(highest + 1, 3) + 32
+            tempBase = base + Int32(2 * pipes.count + shared.count)
+            end = tempBase + Int32(temps)
+        }
+    }
+
+    /// Raises the RLIMIT_NOFILE of `pid` (soft, and hard if needed: ferry
+    /// runs as root) so that descriptors below `end` can be used; the
+    /// image's own limits are set at the end of the restore.
+    static func allowDescriptors(below end: Int32, pid: Int32) throws {
+        let nofile = Int32(RLIMIT_NOFILE.rawValue)
+        var cur: [UInt64] = [0, 0]
+        try check(Int(ferry_prlimit(pid, nofile, nil, &cur)), "prlimit(RLIMIT_NOFILE)", "reading the fd limit of \(pid)")
+        guard cur[0] < UInt64(end) else { return }
+        let new: [UInt64] = [UInt64(end), max(cur[1], UInt64(end))]
+        try check(Int(ferry_prlimit(pid, nofile, new, nil)), "prlimit(RLIMIT_NOFILE, \(end))",
+                  "making room for fd \(end - 1) in \(pid)")
+    }
 
     /// What the root created for the whole tree (children forked afterwards inherit it).
     struct PipePool {
         var pipes: [UInt64: (read: Int32, write: Int32)] = [:]
         /// Open files shared by several processes, by `treeShareID`.
         var shared: [UInt64: Int32] = [:]
-        var next = poolBase
-        var descriptors: Range<Int32> { poolBase..<next }
+        let slots: WorkingFDs
+        var next: Int32
+        var descriptors: Range<Int32> { slots.base..<next }
+
+        init(slots: WorkingFDs) {
+            self.slots = slots
+            next = slots.base
+        }
 
         mutating func reserve(_ n: Int32) throws -> Int32 {
             let first = next
-            guard next + n <= tempBase else {
-                throw FerryError("cannot restore: the tree shares more than \(tempBase - poolBase) pipe ends and open files")
+            guard next + n <= slots.tempBase else {
+                throw FerryError("cannot restore: the tree shares more pipe ends and open files than its fds say (\(slots.tempBase - slots.base))")
             }
             next += n
             return first
@@ -180,9 +224,9 @@ public enum FileState {
     /// Creates every pipe at reserved descriptors in the root and puts back
     /// the bytes that were in flight; then opens once each file several
     /// processes share (`treeShareID`, from its first entry in `processes`).
-    static func createPipePool(_ ids: [UInt64], data: [UInt64: PipeData], processes: [ProcessImage],
+    static func createPipePool(_ ids: [UInt64], data: [UInt64: PipeData], processes: [ProcessImage], slots: WorkingFDs,
                                injector: Injector, scratch: ScratchArea) throws -> PipePool {
-        var pool = PipePool()
+        var pool = PipePool(slots: slots)
         for id in ids {
             try injector.call(SYS.pipe2, [scratch.data, 0], "pipe2")
             let pair = try injector.memory.read(scratch.data, count: 8).withUnsafeBytes { ($0.load(as: Int32.self), $0.load(fromByteOffset: 4, as: Int32.self)) }
@@ -249,14 +293,16 @@ public enum FileState {
     /// moved into place and the pool and temporaries closed.
     static func restore(_ files: [FileDescriptorImage], pool: PipePool, injector: Injector, scratch: ScratchArea) throws {
         var temps: [(temp: Int32, image: FileDescriptorImage)] = []
-        var nextTemp = tempBase
+        var nextTemp = pool.slots.tempBase
         /// Moves a new descriptor to the next temporary number, which it returns.
         @discardableResult
         func park(_ fd: Int64, _ f: FileDescriptorImage) throws -> Int32 {
             let t = nextTemp
             nextTemp += 1
-            try injector.call(SYS.dup2, [UInt64(fd), UInt64(t)], "dup2")
-            try injector.call(SYS.close, [UInt64(fd)], "close")
+            if fd != Int64(t) {
+                try injector.call(SYS.dup2, [UInt64(fd), UInt64(t)], "dup2")
+                try injector.call(SYS.close, [UInt64(fd)], "close")
+            }
             temps.append((t, f))
             return t
         }
@@ -273,6 +319,11 @@ public enum FileState {
             }
         }
         let primaries = files.filter { $0.sharedWith == nil }
+        if let f = files.first(where: { $0.fd >= pool.slots.base }) {
+            throw FerryError("cannot restore fd \(f.fd) of process \(injector.memory.pid): it was opened after the first metadata, at or above fd \(pool.slots.base) where ferry keeps its own descriptors; retry the migration")
+        }
+        let parked = primaries.filter { $0.kind != .pipe && $0.treeShareID == nil }.count
+        try allowDescriptors(below: pool.slots.tempBase + Int32(parked), pid: injector.memory.pid)
         for f in primaries where f.kind != .epoll {
             if f.kind == .pipe {
                 guard let ends = pool.pipes[f.pipeID] else { throw FerryError("cannot restore fd \(f.fd): pipe \(f.pipeID) was not created") }
@@ -302,10 +353,9 @@ public enum FileState {
             try place(try park(ep, f), f)
             try placeDups(of: [f.fd])
         }
-        // The pool and the temporaries, except where a final fd landed on one of those numbers.
-        let finals = Set(files.map(\.fd))
-        for t in Array(pool.descriptors) + Array(tempBase..<nextTemp) where !finals.contains(t) {
-            _ = try injector.raw(SYS.close, [UInt64(t)])
+        // The pool and the temporaries (all above the image's fds).
+        if pool.slots.base < nextTemp {
+            _ = try injector.raw(436 /* close_range */, [UInt64(pool.slots.base), UInt64(nextTemp - 1), 0])
         }
     }
 

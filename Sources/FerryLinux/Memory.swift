@@ -62,7 +62,7 @@ public enum MemoryState {
     static func policy(for m: Mapping) -> DumpPolicy {
         switch m.kind {
         case .vvar, .vsyscall: return .none
-        case .sharedFile: return m.flags.contains(.deletedFile) ? .all : .none
+        case .sharedFile: return .none // the file holds the contents (a restore refuses pages there)
         case .privateFile: return .presentAnonymous
         case .sharedAnonymous, .vdso: return .all
         case .anonymous, .heap, .stack: return m.flags.contains(.deletedFile) ? .all : .present

@@ -28,20 +28,25 @@ public enum MigrationHost {
     }
 
     /// Every pid and tid of the tree under `pid`, and its resident memory.
+    /// A tree whose shared memory a restore would split is refused here,
+    /// before anything is frozen or sent (and again once it is frozen).
     public static func tree(of pid: Int32) throws -> (ids: [Int32], residentBytes: UInt64) {
         guard ProcFS.exists("/proc/\(pid)") else { throw FerryError("no process \(pid)") }
         var ids: [Int32] = []
+        var processes: [Int32] = []
         var rss: UInt64 = 0
         var queue = [pid]
         while !queue.isEmpty {
             let p = queue.removeFirst()
             ids.append(p)
+            processes.append(p)
             ids += ((try? ProcFS.threads(p)) ?? []).filter { $0 != p }
             if let s = try? ProcFS.status(p), let v = s["VmRSS"], let kb = UInt64(v.split(separator: " ").first ?? "") {
                 rss += kb * 1024
             }
             queue += ProcFS.children(p)
         }
+        try SharedMemory.check(tree: processes, outside: SharedMemory.outsideSharers(of: processes))
         return (ids, rss)
     }
 

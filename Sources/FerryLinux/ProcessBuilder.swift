@@ -88,7 +88,9 @@ final class ProcessBuilder {
         var ids: [UInt64] = []
         for p in processes { for f in p.files where f.kind == .pipe && !ids.contains(f.pipeID) { ids.append(f.pipeID) } }
         let data = Dictionary(uniqueKeysWithValues: pipes.map { ($0.pipeID, $0) })
-        return try FileState.createPipePool(ids, data: data, processes: processes, injector: main, scratch: scratch)
+        let slots = FileState.WorkingFDs(processes: processes)
+        try FileState.allowDescriptors(below: slots.end, pid: child.pid)
+        return try FileState.createPipePool(ids, data: data, processes: processes, slots: slots, injector: main, scratch: scratch)
     }
 
     /// Forks `image` from this (still unbuilt) process with clone3 and its pid.
@@ -198,6 +200,10 @@ final class ProcessBuilder {
         let run = adaptation != nil ? adaptation!.adapt(original) : original
         let m = index.mapping(pid: run.pid, containing: run.address)
         if m?.kind == .vdso && kernelVDSO { return }
+        // Readers refuse these (MappingIndex.check); the write itself must never reach a host file either.
+        if m?.kind == .sharedFile {
+            throw FerryError("cannot restore: pages at \(hex(run.address)) lie in a shared mapping of the file \(m!.file?.path ?? m!.name); ferry never writes an image's pages into a file")
+        }
         if let u = userfault, try run.withSpan({ try u.fill($0, owned: run.data, overwrite: pageWriter) }) { return }
         if let data = run.data {
             try pageWriter.add(run.address, data)

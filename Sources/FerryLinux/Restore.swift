@@ -105,7 +105,7 @@ public final class PhasedRestore {
         try RestoreChecks.preflight(meta, newPidNamespace: options.newPidNamespace, allowMissingCPU: options.allowMissingCPUFeatures,
                                     allowXSaveGrowth: options.allowXSaveGrowth)
         let root = meta.processes[0]
-        let container = try ctRecord.map { try ContainerRestore.prepare($0, leafName: "\($0.spec.name ?? "ct")-\(getpid())") }
+        let container = try ctRecord.map { try ContainerRestore.prepare($0, leafName: ContainerState.leafName($0.spec, restorer: getpid())) }
         self.container = container
         let wanted = options.newPidNamespace ? (root.nsPids.last ?? root.pid) : root.pid
         // In a fresh pid namespace the tree also gets a fresh time namespace

@@ -162,7 +162,8 @@ public struct ImageGenerator {
 
     private mutating func pageRuns(pid: Int32, mappings: [Mapping]) -> [PageRun] {
         var runs: [PageRun] = []
-        for m in mappings where m.kind != .vsyscall && m.kind != .vvar {
+        // As ferry: no pages for a shared file mapping (its contents are the file's; readers refuse them).
+        for m in mappings where m.kind != .vsyscall && m.kind != .vvar && m.kind != .sharedFile {
             let pages = Int(m.size / 4096)
             var page = 0
             for _ in 0..<rng.int(size.runsPerMapping) {

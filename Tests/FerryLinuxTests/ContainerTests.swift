@@ -108,6 +108,20 @@ struct ContainerTests {
         c.remove()
     }
 
+    /// A leaf name that is not one plain component is refused before any directory is made.
+    @Test("restore cgroups: a leaf name with a path in it makes nothing", arguments: ["../escape-1", "a/b", ".."])
+    func leafNameWithAPath(_ leaf: String) throws {
+        let root = try Self.tempTree(["unified"])
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let mounts = CgroupMounts(v1: [:], v2: root + "/unified", v2Controllers: ["cpu", "memory", "pids"], createFiles: true)
+        let e = #expect(throws: FerryError.self) {
+            try ContainerRestore.prepare(ContainerRecord(spec: Self.spec()), cgroups: mounts, leafName: leaf)
+        }
+        #expect(e?.description.contains("cgroup name") == true, "\(String(describing: e))")
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: root + "/unified")) == [], "nothing may be created")
+        #expect(!FileManager.default.fileExists(atPath: root + "/escape-1"))
+    }
+
     /// v1 for cpu and pids, nothing for memory: the memory limit is reported, not dropped.
     @Test("restore cgroups: v1 writes per hierarchy; a limit no hierarchy takes is a note")
     func v1RouteAndNote() throws {

@@ -117,8 +117,8 @@ struct RefusalTests {
     final class Workload {
         let reaper: Child
         let pid: pid_t
-        init(binary: String, ctl: String) throws {
-            reaper = try Child(["/usr/bin/python3", W.workloads + "/reaper.py", "python3", W.workloads + "/launch.py", binary, ctl],
+        init(binary: String, ctl: String, args: [String] = []) throws {
+            reaper = try Child(["/usr/bin/python3", W.workloads + "/reaper.py", "python3", W.workloads + "/launch.py", binary, ctl] + args,
                                stdout: .null, stderr: .null)
             for _ in 0..<100 where !FileManager.default.fileExists(atPath: ctl + "/ready") { usleep(100_000) }
             let text = (try? String(contentsOfFile: ctl + "/ready", encoding: .utf8)) ?? ""
@@ -203,9 +203,7 @@ struct RefusalTests {
         // The operator says the process does not use it: restored, and it verifies itself.
         let r = try Self.ferry(["restore", image, "--allow-missing-cpu-features", lacking])
         #expect(r.0 == 0, "\(r.2)")
-        FileManager.default.createFile(atPath: ctl + "/stop", contents: nil)
-        for _ in 0..<100 where !FileManager.default.fileExists(atPath: ctl + "/result") { usleep(100_000) }
-        #expect((try? String(contentsOfFile: ctl + "/result", encoding: .utf8)) == "PASS\n")
+        #expect(Self.verdict(ctl) == "PASS\n")
     }
 
     @Test func pidInUseIsRefusedWithTheFix() throws {
@@ -224,26 +222,131 @@ struct RefusalTests {
     @Test func epollWatchOfAMovedFDIsRefusedAndLeftRunning() throws {
         let ctl = try Self.makeCtl("epoll")
         defer { try? FileManager.default.removeItem(atPath: ctl) }
-        let script = ctl + "/moved_watch.py"
-        try """
-        #!/usr/bin/python3
-        import os, select, sys, time
+        let w = try Self.pythonWorkload(ctl, setUp: """
+        import select
         r, w = os.pipe()
         ep = select.epoll()
         ep.register(r, select.EPOLLIN)
         moved = os.dup(r)
         os.close(r)
-        with open(sys.argv[1] + "/ready.tmp", "w") as f: f.write(f"{os.getpid()}\\n")
-        os.rename(sys.argv[1] + "/ready.tmp", sys.argv[1] + "/ready")
-        while True: time.sleep(0.05)
-        """.write(toFile: script, atomically: true, encoding: .utf8)
-        chmod(script, 0o755)
-        let w = try Workload(binary: script, ctl: ctl)
+        """, step: "pass")
         let r = try Self.ferry(["checkpoint", "\(w.pid)", "-o", ctl + "/img"])
         Self.expectRefusal(r, "no longer open at fd")
         usleep(100_000)
-        #expect(w.isRunning, "the process keeps running after the refusal")
-        let state = (try? String(contentsOfFile: "/proc/\(w.pid)/status", encoding: .utf8)) ?? ""
-        #expect(!state.contains("State:\tt") && !state.contains("TracerPid:\t\(getpid())"), "left traced or stopped: \(state)")
+        Self.expectLeftAlone(w.pid)
+    }
+
+    /// A python3 workload in `ctl` (the directory is `d`): `setUp`, then ready, then `step` every 50 ms.
+    static func pythonWorkload(_ ctl: String, setUp: String, step: String) throws -> Workload {
+        let script = ctl + "/workload.py"
+        let lines = ["#!/usr/bin/python3", "import os, sys, time", "d = sys.argv[1]", setUp,
+                     "with open(d + \"/ready.tmp\", \"w\") as f: f.write(f\"{os.getpid()}\\n\")",
+                     "os.rename(d + \"/ready.tmp\", d + \"/ready\")",
+                     "while True:", "    " + step, "    time.sleep(0.05)"]
+        try lines.joined(separator: "\n").write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        return try Workload(binary: script, ctl: ctl)
+    }
+
+    /// Stops a workload left running and returns its verdict.
+    static func verdict(_ ctl: String) -> String {
+        _ = FileManager.default.createFile(atPath: ctl + "/stop", contents: nil)
+        for _ in 0..<100 where !FileManager.default.fileExists(atPath: ctl + "/result") { usleep(100_000) }
+        return (try? String(contentsOfFile: ctl + "/result", encoding: .utf8)) ?? "no result"
+    }
+
+    static func expectLeftAlone(_ pid: pid_t, sourceLocation: SourceLocation = #_sourceLocation) {
+        let state = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        #expect(kill(pid, 0) == 0, "the process keeps running", sourceLocation: sourceLocation)
+        #expect(!state.contains("State:\tt") && !state.contains("State:\tT") && state.contains("TracerPid:\t0"),
+                "left traced or stopped: \(state)", sourceLocation: sourceLocation)
+    }
+
+    /// A parent and child sharing memory (shm_fork): checkpointing or migrating the parent's tree,
+    /// or checkpointing the child alone (its sharer outside the tree), is refused with one line naming
+    /// the processes and the mapping; both keep running and still share the page (the workload checks it).
+    @Test("memory shared across fork is refused at checkpoint and the tree keeps running",
+          arguments: [("anon", "MAP_SHARED|MAP_ANONYMOUS memory"), ("memfd", "memfd \"wl_shm_fork\""), ("sysv", "System V shared memory")])
+    func sharedMemoryAcrossForkIsRefused(_ mode: String, _ what: String) throws {
+        try W.buildWorkloads()
+        let ctl = try Self.makeCtl("shm-\(mode)")
+        defer { try? FileManager.default.removeItem(atPath: ctl) }
+        let w = try Workload(binary: W.out + "/wl_shm_fork", ctl: ctl, args: [mode])
+        let child = try #require(Int32(((try? String(contentsOfFile: "/proc/\(w.pid)/task/\(w.pid)/children", encoding: .utf8)) ?? "")
+            .trimmingCharacters(in: .whitespacesAndNewlines)))
+        let tree = try Self.ferry(["checkpoint", "\(w.pid)", "-o", ctl + "/img"])
+        Self.expectRefusal(tree, what)
+        #expect(tree.2.contains("process \(w.pid) at 0x") && tree.2.contains("process \(child) at 0x"), "\(tree.2)")
+        // A migration refuses before it connects anywhere (nothing listens on port 9 here).
+        Self.expectRefusal(try Self.ferry(["migrate", "\(w.pid)", "--to", "127.0.0.1:9"]), what)
+        let alone = try Self.ferry(["checkpoint", "\(child)", "-o", ctl + "/img-child"])
+        Self.expectRefusal(alone, what)
+        if mode != "sysv" { #expect(alone.2.contains("with process \(w.pid), which is outside the checkpointed tree"), "\(alone.2)") }
+        usleep(200_000)
+        Self.expectLeftAlone(w.pid)
+        Self.expectLeftAlone(child)
+        #expect(Self.verdict(ctl) == "PASS\n")
+    }
+
+    /// One process, but a memfd it maps twice (two views of one object) or sealed: refused, left running.
+    @Test("a memfd mapped twice or sealed is refused", arguments: [
+        ("alias", "maps the same memfd \"wl_shm_single\" twice"), ("sealed", "sealed with F_GET_SEALS 0x"),
+    ])
+    func memfdMappedTwiceOrSealedIsRefused(_ mode: String, _ fragment: String) throws {
+        try W.buildWorkloads()
+        let ctl = try Self.makeCtl("shm-\(mode)")
+        defer { try? FileManager.default.removeItem(atPath: ctl) }
+        let w = try Workload(binary: W.out + "/wl_shm_single", ctl: ctl, args: [mode])
+        Self.expectRefusal(try Self.ferry(["checkpoint", "\(w.pid)", "-o", ctl + "/img"]), fragment)
+        usleep(100_000)
+        Self.expectLeftAlone(w.pid)
+        #expect(Self.verdict(ctl) == "PASS\n")
+    }
+
+    /// A shared mapping of a file deleted at its path but still linked under another name: a restore
+    /// would map a copy the file no longer sees. Refused, the process left running.
+    @Test func sharedMappingOfAFileStillLinkedElsewhereIsRefused() throws {
+        let ctl = try Self.makeCtl("relinked")
+        defer { try? FileManager.default.removeItem(atPath: ctl) }
+        let w = try Self.pythonWorkload(ctl, setUp: """
+        import mmap
+        fd = os.open(d + "/a.dat", os.O_RDWR | os.O_CREAT, 0o644)
+        os.ftruncate(fd, 4096)
+        m = mmap.mmap(fd, 4096, mmap.MAP_SHARED)
+        os.close(fd)
+        os.link(d + "/a.dat", d + "/b.dat")
+        os.unlink(d + "/a.dat")
+        """, step: "m[0] = (m[0] + 1) % 256")
+        Self.expectRefusal(try Self.ferry(["checkpoint", "\(w.pid)", "-o", ctl + "/img"]), "still linked under another name (1 link(s))")
+        usleep(100_000)
+        Self.expectLeftAlone(w.pid)
+    }
+
+    /// An image whose pages lie in a MAP_SHARED file mapping (ferry never writes such pages: the
+    /// contents are the file's) is refused at restore, the file untouched and nothing left running.
+    @Test func pagesAimedAtASharedFileMappingAreRefused() throws {
+        let (image, _, ctl) = try Self.checkpointCopy("getpid_same")
+        defer { try? FileManager.default.removeItem(atPath: ctl) }
+        var meta = try DirectoryImageReader(directory: image).metadata
+        let stack = try #require(meta.processes[0].mappings.firstIndex { $0.kind == .stack })
+        let victim = ctl + "/victim.dat"
+        let original = [UInt8](repeating: 0x5a, count: Int(meta.processes[0].mappings[stack].size))
+        #expect(FileManager.default.createFile(atPath: victim, contents: Data(original)))
+        var st = stat()
+        #expect(lstat(victim, &st) == 0)
+        try Self.rewriteMetadata(image) { m in
+            var map = m.processes[0].mappings[stack]
+            map.kind = .sharedFile
+            map.flags = []
+            map.name = victim
+            map.file = FileIdentity(path: victim, size: UInt64(st.st_size),
+                                    mtimeNs: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec))
+            m.processes[0].mappings[stack] = map
+        }
+        meta = try DirectoryImageReader(directory: image).metadata
+        Self.expectRefusal(try Self.ferry(["restore", image]), "a shared mapping of the file \(victim)")
+        #expect(FileManager.default.contents(atPath: victim) == Data(original), "the file was written")
+        usleep(100_000)
+        #expect(kill(meta.processes[0].pid, 0) != 0, "nothing may be left running")
     }
 }

@@ -1,0 +1,164 @@
+#if os(Linux)
+import Glibc
+import FerryImage
+
+/// Shared memory a restore would split. ferry keeps the contents of shared
+/// in-memory objects (MAP_SHARED|MAP_ANONYMOUS, memfd, System V shm, deleted
+/// files) in the image and restores each mapping as its own
+/// MAP_SHARED|MAP_ANONYMOUS area: right for one mapping that nothing else
+/// maps, wrong as soon as a second mapping — in the tree, in the same
+/// process, or in a process outside the tree — shares the object, since
+/// after the restore writes through one are no longer seen through the
+/// other. System V segments are never carried: the segment itself (key,
+/// shmid, shmctl state) is not re-created; nor are a memfd's seals, nor the
+/// link between a deleted file still linked elsewhere and its mapping.
+/// Such trees are refused at checkpoint, before anything is captured, and
+/// by a migration before it connects.
+///
+/// Shared mappings of regular files are not concerned: they are restored
+/// as mappings of the same file, which stays the shared medium.
+enum SharedMemory {
+    /// A mapping of a process.
+    struct Use: Equatable {
+        var pid: Int32
+        var entry: ProcFS.MapEntry
+    }
+
+    /// Whether the image carries the contents of `e` as shared memory (see `MemoryState.mapping`).
+    static func isInMemoryShared(_ e: ProcFS.MapEntry) -> Bool {
+        guard e.shared else { return false }
+        let p = e.path
+        return e.inode == 0 || p.isEmpty || p.hasPrefix("/dev/zero") || p.hasPrefix("/SYSV") || p.hasPrefix("/memfd:")
+            || p.hasSuffix(" (deleted)")
+    }
+
+    static func isSysV(_ e: ProcFS.MapEntry) -> Bool { e.path.hasPrefix("/SYSV") }
+
+    /// What the object is, for a message.
+    static func describe(_ e: ProcFS.MapEntry) -> String {
+        let p = e.path.hasSuffix(" (deleted)") ? String(e.path.dropLast(10)) : e.path
+        if p.hasPrefix("/SYSV") { return "System V shared memory (key 0x\(p.dropFirst(5)), shmid \(e.inode))" }
+        if p.hasPrefix("/memfd:") { return "memfd \"\(p.dropFirst(7))\"" }
+        if p.hasPrefix("/dev/zero") || p.isEmpty || e.inode == 0 { return "MAP_SHARED|MAP_ANONYMOUS memory" }
+        return "shared memory of the deleted file \(p)"
+    }
+
+    static func place(_ u: Use) -> String { "process \(u.pid) at \(hex(u.entry.start))-\(hex(u.entry.end))" }
+
+    /// Why the tree cannot be checkpointed, or nil. `tree`: each process's
+    /// mappings; `outside`: mappings of other processes of the host that map
+    /// an object the tree maps shared.
+    static func refusal(tree: [(pid: Int32, maps: [ProcFS.MapEntry])], outside: [Use] = []) -> String? {
+        let uses = tree.flatMap { p in p.maps.filter(isInMemoryShared).map { Use(pid: p.pid, entry: $0) } }
+        let todo = "ferry does not restore shared memory yet"
+        if let first = uses.first(where: { isSysV($0.entry) }) {
+            let all = uses.filter { $0.entry.device == first.entry.device && $0.entry.inode == first.entry.inode }
+            return "cannot checkpoint: \(all.map(place).joined(separator: " and ")) attach\(all.count == 1 ? "es" : "") \(describe(first.entry)); \(todo) (the segment would not exist after a restore) — checkpoint the program once it has detached it (shmdt), or one that does not use System V shm"
+        }
+        var byObject: [String: [Use]] = [:]
+        var order: [String] = []
+        // Inode 0 names no object: such mappings cannot be told apart, nor found elsewhere.
+        for u in uses where u.entry.inode != 0 {
+            let key = "\(u.entry.device):\(u.entry.inode)"
+            if byObject[key] == nil { order.append(key) }
+            byObject[key, default: []].append(u)
+        }
+        for key in order {
+            let group = byObject[key]!
+            let what = describe(group[0].entry)
+            if let other = outside.first(where: { "\($0.entry.device):\($0.entry.inode)" == key }) {
+                return "cannot checkpoint: \(place(group[0])) shares \(what) with process \(other.pid), which is outside the checkpointed tree; \(todo) and the restored copy would no longer see that process's writes — checkpoint a program that does not share memory with other processes"
+            }
+            for (i, a) in group.enumerated() {
+                for b in group[(i + 1)...] where a.pid != b.pid || overlaps(a.entry, b.entry) {
+                    let who = a.pid == b.pid ? "maps the same \(what) twice" : "share \(what)"
+                    return "cannot checkpoint: \(place(a)) and \(place(b)) \(who); \(todo) and would give each mapping a copy of its own — checkpoint a program that does not share memory between processes or mappings (e.g. MAP_SHARED|MAP_ANONYMOUS inherited across fork)"
+                }
+            }
+        }
+        return nil
+    }
+
+    /// Whether two mappings of one object cover some of the same bytes of it
+    /// (one area split by mprotect does not: its parts follow each other).
+    static func overlaps(_ a: ProcFS.MapEntry, _ b: ProcFS.MapEntry) -> Bool {
+        a.offset < b.offset + (b.end - b.start) && b.offset < a.offset + (a.end - a.start)
+    }
+
+    /// The mappings of each process of `tree`. A process whose mappings
+    /// cannot be read (it exited) has none here: the capture, which needs
+    /// them, says what went wrong.
+    static func mappings(of tree: [Int32]) -> [(pid: Int32, maps: [ProcFS.MapEntry])] {
+        tree.map { ($0, (try? ProcFS.maps($0, withFlags: false)) ?? []) }
+    }
+
+    /// `pid` and its descendants as they are now (running).
+    static func tree(of pid: Int32) -> [Int32] {
+        var all = [pid]
+        var next = 0
+        while next < all.count {
+            all += ProcFS.children(all[next])
+            next += 1
+        }
+        return all
+    }
+
+    /// The mappings of the host's other processes that map an in-memory
+    /// object some process of `tree` maps shared. It reads every process's
+    /// maps (only when the tree maps such objects), so it runs before the
+    /// tree is frozen: it adds nothing to the frozen window.
+    static func outsideSharers(of tree: [Int32]) -> [Use] {
+        let objects = Set(mappings(of: tree).flatMap { $0.maps.filter { isInMemoryShared($0) && $0.inode != 0 }.map { "\($0.device):\($0.inode)" } })
+        guard !objects.isEmpty else { return [] }
+        var outside: [Use] = []
+        let skip = Set(tree + [getpid()])
+        for pid in (try? ProcFS.numericEntries("/proc", "listing processes")) ?? [] where !skip.contains(pid) {
+            // A process that exits meanwhile, or a kernel thread, shows nothing.
+            for e in (try? ProcFS.maps(pid, withFlags: false)) ?? [] where e.shared && objects.contains("\(e.device):\(e.inode)") {
+                outside.append(Use(pid: pid, entry: e))
+            }
+        }
+        return outside
+    }
+
+    /// Throws the refusal for `tree` (frozen, or about to be) given the
+    /// sharers found outside it; also refuses sealed memfds and shared
+    /// mappings of deleted files still linked under another name.
+    static func check(tree: [Int32], outside: [Use]) throws {
+        let maps = mappings(of: tree)
+        if let why = refusal(tree: maps, outside: outside) { throw FerryError(why) }
+        for (pid, entries) in maps {
+            for e in entries where isInMemoryShared(e) {
+                let link = "/proc/\(pid)/map_files/\(String(e.start, radix: 16))-\(String(e.end, radix: 16))"
+                if e.path.hasPrefix("/memfd:") {
+                    let seals = memfdSeals(link)
+                    if seals & ~fSealSeal != 0 {
+                        throw FerryError("cannot checkpoint: process \(pid) at \(hex(e.start))-\(hex(e.end)) maps \(describe(e)) sealed with F_GET_SEALS 0x\(String(seals, radix: 16)); a restore would map it as unsealed shared anonymous memory — checkpoint a program that does not seal its memfds")
+                    }
+                } else if isDeletedFile(e) {
+                    var st = stat()
+                    if stat(link, &st) == 0 && st.st_nlink > 0 {
+                        throw FerryError("cannot checkpoint: process \(pid) at \(hex(e.start))-\(hex(e.end)) maps \(describe(e)) shared, and that file is still linked under another name (\(st.st_nlink) link(s)); a restore would map a copy no longer in the file — checkpoint a program that maps the file by a name it still has")
+                    }
+                }
+            }
+        }
+    }
+
+    /// A shared mapping of a regular file deleted at its path (not anonymous memory, memfd or SysV).
+    static func isDeletedFile(_ e: ProcFS.MapEntry) -> Bool {
+        e.path.hasSuffix(" (deleted)") && !e.path.hasPrefix("/dev/zero") && !e.path.hasPrefix("/memfd:") && !e.path.hasPrefix("/SYSV")
+    }
+
+    /// F_SEAL_SEAL: the only seal of a memfd made without MFD_ALLOW_SEALING (nothing to keep).
+    static let fSealSeal: Int32 = 1
+
+    /// The seals of the memfd behind a mapping's /proc/PID/map_files link (0 when they cannot be read).
+    static func memfdSeals(_ link: String) -> Int32 {
+        let fd = open(link, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return 0 }
+        defer { close(fd) }
+        return max(fcntl(fd, 1034 /* F_GET_SEALS */), 0)
+    }
+}
+#endif
