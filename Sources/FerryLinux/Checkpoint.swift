@@ -195,12 +195,10 @@ enum ProcessDump {
         try FileState.dumpPipes(pid: pid, files: image.files, into: &pipes)
         PhaseTimer.shared.mark("capture: /proc, files")
 
-        // Signals stay pending while ferry injects calls (an itimer must not interrupt them);
-        // every thread gets its own mask back whatever happens.
+        // Each thread's mask as frozen; ferry blocks every signal only in a thread
+        // it injects into (a ptrace-stopped thread is never picked for a signal).
         var masks: [Int32: UInt64] = [:]
         for tid in threads { masks[tid] = try Tracee(tid).getSigMask() }
-        defer { for (tid, m) in masks { try? Tracee(tid).setSigMask(m) } }
-        for tid in threads { try Tracee(tid).setSigMask(ThreadState.blockAll) }
         try ScratchSession.with(pid: pid, tid: threads[0]) { injector, scratch, mainRegs in
             image.layout = try LayoutState.dump(pid: pid, injector: injector)
             let reread = knownSignalActions.flatMap { SignalState.toReread(status: status, known: $0) }
@@ -208,10 +206,16 @@ enum ProcessDump {
             image.timers = try ProcessMisc.dumpTimers(injector: injector, scratch: scratch)
             image.sharedPendingSignals = try SignalState.dumpSharedPending(tid: threads[0])
             for tid in threads {
+                let mask = masks[tid] ?? 0
+                if tid == threads[0] {
+                    image.threads.append(try ThreadState.dump(tid: tid, regs: mainRegs, sigmask: mask, injector: injector, scratch: scratch))
+                    continue
+                }
                 let t = Tracee(tid)
-                let regs = tid == threads[0] ? mainRegs : try t.getRegs()
-                let inj = tid == threads[0] ? injector : Injector(tracee: t, pid: pid, base: regs, trampoline: scratch.address)
-                image.threads.append(try ThreadState.dump(tid: tid, regs: regs, sigmask: masks[tid] ?? 0, injector: inj, scratch: scratch))
+                let regs = try t.getRegs()
+                image.threads.append(try Injector.session(t, pid: pid, regs: regs, scratch: scratch) { inj in
+                    try ThreadState.dump(tid: tid, regs: regs, sigmask: mask, injector: inj, scratch: scratch)
+                })
             }
         }
         PhaseTimer.shared.mark("capture: injected (signals, timers, threads)")
@@ -219,19 +223,42 @@ enum ProcessDump {
     }
 }
 
-/// A scratch mapping in a frozen process for the duration of `body`:
-/// created by a syscall injected at the thread's own rip (the instruction
-/// bytes there are put back at once), removed the same way afterwards. The
-/// thread's registers are restored whatever happens.
+/// A scratch mapping in a frozen process for the duration of `body`,
+/// created and removed by syscalls injected into thread `tid`, which is put
+/// back as frozen whatever happens. With an rt_sigreturn gadget in the
+/// process (`Gadget`), the injections go through a return frame
+/// (`Injector`), so a ferry killed at any moment leaves the thread running
+/// on as it was: the program's code is never written. Without one, the
+/// first and last call run from `syscall; int3` written over the bytes at
+/// the thread's rip (put back at once), which a killed ferry can leave
+/// there: a warning says so.
 enum ScratchSession {
     static func with(pid: Int32, tid: Int32, _ body: (Injector, ScratchArea, LinuxRegs) throws -> Void) throws {
         let t = Tracee(tid)
         let saved = try t.getRegs()
-        defer { try? t.setRegs(saved) }
         let size = ScratchArea.defaultSize
-        let address = try atRip(t, saved: saved, pid: pid) { inj in
-            try inj.call(SYS.mmap, [0, UInt64(size), 7 /* rwx */, 0x22 /* PRIVATE|ANON */, UInt64.max, 0], "mmap(scratch)")
+        let mmapArgs: [UInt64] = [0, UInt64(size), 7 /* rwx */, 0x22 /* PRIVATE|ANON */, UInt64.max, 0]
+        if let gadget = Gadget.find(pid: pid) {
+            do {
+                let inj = try Injector(live: t, pid: pid, regs: saved, gadget: gadget, trampoline: 0)
+                defer { try? inj.finish() }
+                let address = try inj.call(SYS.mmap, mmapArgs, "mmap(scratch)")
+                let scratch = ScratchArea(address: UInt64(bitPattern: address), size: size, gadget: gadget)
+                defer { _ = try? inj.call(SYS.munmap, [scratch.address, UInt64(size)], "munmap(scratch)") }
+                // For a thread whose frame cannot be written (`Injector.session`).
+                try RemoteMemory(pid: pid).write(scratch.address, syscallTrap)
+                try body(inj, scratch, saved)
+                return
+            } catch let e as FrameUnwritable {
+                warnOnce("ferry: warning: \(e); injecting from the thread's own code instead, which is not kill-safe")
+            }
+        } else {
+            warnOnce("ferry: warning: process \(pid) has no rt_sigreturn gadget (mov $15, %rax; syscall); ferry injects syscalls through `syscall; int3` written over its code, which a killed ferry can leave behind (docs/kill-safety.md)")
         }
+        let mask = try t.getSigMask()
+        try t.setSigMask(ThreadState.blockAll)
+        defer { try? t.setSigMask(mask); try? t.setRegs(saved) }
+        let address = try atRip(t, saved: saved, pid: pid) { inj in try inj.call(SYS.mmap, mmapArgs, "mmap(scratch)") }
         let scratch = ScratchArea(address: UInt64(bitPattern: address), size: size)
         defer {
             _ = try? atRip(t, saved: saved, pid: pid) { inj in
@@ -239,8 +266,7 @@ enum ScratchSession {
             }
         }
         try RemoteMemory(pid: pid).write(scratch.address, syscallTrap)
-        let injector = Injector(tracee: t, pid: pid, base: saved, trampoline: scratch.address)
-        try body(injector, scratch, saved)
+        try body(Injector(tracee: t, pid: pid, base: saved, trampoline: scratch.address), scratch, saved)
     }
 
     /// Runs one injected call with `syscall; int3` written over the bytes at rip, then puts them back.

@@ -169,7 +169,7 @@ public final class DirtyTracker {
     /// `mode`; returns its number there. On failure the fd is closed again.
     static func injectUserfaultfd(_ inj: Injector, scratch: ScratchArea, features: UInt64, mode: UInt64,
                                   ranges: [(start: UInt64, end: UInt64)]) throws -> Int32 {
-        let ufd = try inj.call(SYS.userfaultfd, [UInt64(O_CLOEXEC | O_NONBLOCK)], "userfaultfd")
+        let ufd = try highFD(try inj.call(SYS.userfaultfd, [UInt64(O_CLOEXEC | O_NONBLOCK)], "userfaultfd"), inj)
         do {
             // struct uffdio_api { u64 api; u64 features; u64 ioctls; }
             try inj.memory.write(scratch.data, le([0xAA, features, 0]))
@@ -187,16 +187,26 @@ public final class DirtyTracker {
         return Int32(ufd)
     }
 
-    /// Runs `body` with `pid` frozen, every signal held, inside a scratch session.
+    /// `fd` moved to a number near the process's RLIMIT_NOFILE (the old one
+    /// closed), so that a descriptor ferry leaves behind (a killed ferry
+    /// leaves pre-copy's userfaultfd) does not take a number the program's
+    /// next open would get. Unchanged when no such number is free.
+    static func highFD(_ fd: Int64, _ inj: Injector) -> Int64 {
+        var limit: [UInt64] = [0, 0]
+        guard ferry_prlimit(inj.memory.pid, 7 /* RLIMIT_NOFILE */, nil, &limit) == 0 else { return fd }
+        let floor = min(limit[0], 1 << 20)
+        guard floor > 64, UInt64(fd) < floor - 16 else { return fd }
+        guard let high = try? inj.raw(SYS.fcntl, [UInt64(fd), 1030 /* F_DUPFD_CLOEXEC */, floor - 16]), high >= 0 else { return fd }
+        _ = try? inj.raw(SYS.close, [UInt64(fd)])
+        return high
+    }
+
+    /// Runs `body` with `pid` frozen, inside a scratch session (whose thread holds every signal meanwhile).
     static func inject(pid: Int32, frozen: Bool, _ body: (Injector, ScratchArea) throws -> Int32) throws -> Int32 {
         let freezer = Freezer()
         defer { freezer.thaw() }
         if !frozen { try freezer.freeze(process: pid) }
         let tid = pid
-        let t = Tracee(tid)
-        let mask = try t.getSigMask()
-        try t.setSigMask(ThreadState.blockAll)
-        defer { try? t.setSigMask(mask) }
         var result: Int32 = -1
         try ScratchSession.with(pid: pid, tid: tid) { inj, scratch, _ in result = try body(inj, scratch) }
         return result
