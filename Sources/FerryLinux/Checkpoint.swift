@@ -191,7 +191,9 @@ enum ProcessDump {
         let exePath = try ProcFS.readlink("/proc/\(pid)/exe")
         image.exe = try? MemoryState.identity(ofMappedFile: "/proc/\(pid)/exe", path: exePath)
         image.mappings = mappings
-        image.files = try FileState.dump(pid: pid, ignoring: ignoringFDs)
+        // A userfaultfd an earlier, killed pre-copy left: closed below, not in the image.
+        let stale = DirtyTracker.leftovers(pid: pid).subtracting(ignoringFDs)
+        image.files = try FileState.dump(pid: pid, ignoring: ignoringFDs.union(stale))
         try FileState.dumpPipes(pid: pid, files: image.files, into: &pipes)
         PhaseTimer.shared.mark("capture: /proc, files")
 
@@ -200,6 +202,7 @@ enum ProcessDump {
         var masks: [Int32: UInt64] = [:]
         for tid in threads { masks[tid] = try Tracee(tid).getSigMask() }
         try ScratchSession.with(pid: pid, tid: threads[0]) { injector, scratch, mainRegs in
+            for fd in stale { try injector.call(SYS.close, [UInt64(fd)], "close(userfaultfd \(fd) left by a killed ferry)") }
             image.layout = try LayoutState.dump(pid: pid, injector: injector)
             let reread = knownSignalActions.flatMap { SignalState.toReread(status: status, known: $0) }
             image.signalActions = try SignalState.dumpActions(injector: injector, scratch: scratch, reading: reread)
