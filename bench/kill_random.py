@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""Random-time SIGKILL of ferry: the process it works on must run on and
+verify itself (docs/kill-safety.md).
+
+  bench/kill_random.py [MODE...]     MODE: leave-running, checkpoint, migrate (default: all three)
+
+Environment:
+  FERRY    ferry binary                  (default .build/debug/ferry)
+  WL       workload directory            (default .build/workloads)
+  WORKLOAD workload name                 (default clock_loop)
+  TRIALS   trials per mode               (default 200)
+
+One trial: start the workload (launch.py under reaper.py, as the tests do),
+start ferry on it, SIGKILL ferry after a delay drawn uniformly from
+[0, 1.2 x the time an unkilled run takes] (measured first, median of 3),
+then: if ferry had already finished, the trial is "completed" (for
+`checkpoint` and `migrate` the process is then gone on purpose: nothing to
+check; nor when a killed `checkpoint` had written a whole image: it kills
+the process then); otherwise the process must exist with no tracer and no thread in a
+stop, and on `stop` write PASS. Prints per mode: trials, killed, completed,
+passed, failed (with the first few failures).
+`migrate` runs `ferry serve --listen 127.0.0.1:PORT --new-pidns` beside.
+"""
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FERRY = os.environ.get("FERRY", os.path.join(ROOT, ".build/debug/ferry"))
+WL = os.environ.get("WL", os.path.join(ROOT, ".build/workloads"))
+WORKLOAD = os.environ.get("WORKLOAD", "clock_loop")
+TRIALS = int(os.environ.get("TRIALS", "200"))
+HERE = os.path.join(ROOT, "Tests/Workloads")
+
+
+def wait_for(path, seconds):
+    end = time.time() + seconds
+    while time.time() < end:
+        if os.path.exists(path):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def start_workload():
+    ctl = tempfile.mkdtemp(prefix="ferry_kill.")
+    reaper = subprocess.Popen(["python3", os.path.join(HERE, "reaper.py"), "python3", os.path.join(HERE, "launch.py"),
+                               os.path.join(WL, "wl_" + WORKLOAD), ctl],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if not wait_for(ctl + "/ready", 10):
+        raise RuntimeError("workload did not start")
+    time.sleep(0.1)
+    pid = int(open(ctl + "/ready").read().strip())
+    return ctl, reaper, pid
+
+
+def untraced(pid):
+    """None when every thread of the tree under pid runs untraced, else why not."""
+    queue = [pid]
+    while queue:
+        p = queue.pop(0)
+        try:
+            tasks = os.listdir("/proc/%d/task" % p)
+        except FileNotFoundError:
+            return "process %d is gone" % p
+        for t in tasks:
+            try:
+                fields = dict(l.split(":", 1) for l in open("/proc/%d/task/%s/status" % (p, t)) if ":" in l)
+            except FileNotFoundError:
+                continue
+            state, tracer = fields["State"].strip(), fields["TracerPid"].strip()
+            if tracer != "0" or state[0] in "tTZ":
+                return "thread %s of %d: state %s, tracer %s" % (t, p, state, tracer)
+        try:
+            queue += [int(c) for c in open("/proc/%d/task/%d/children" % (p, p)).read().split()]
+        except FileNotFoundError:
+            pass
+    return None
+
+
+def finish(ctl, reaper, pid):
+    """Asks the workload for its verdict; returns None on PASS, else the reason."""
+    open(ctl + "/stop", "w").close()
+    if not wait_for(ctl + "/result", 15):
+        os.kill(pid, signal.SIGKILL) if os.path.exists("/proc/%d" % pid) else None
+        reaper.wait()
+        return "no result"
+    res = open(ctl + "/result").read().strip()
+    reaper.wait()
+    return None if res.startswith("PASS") else res
+
+
+def command(mode, pid, ctl, port):
+    if mode == "leave-running":
+        return [FERRY, "checkpoint", str(pid), "-o", ctl + "/img", "--leave-running"]
+    if mode == "checkpoint":
+        return [FERRY, "checkpoint", str(pid), "-o", ctl + "/img"]
+    return [FERRY, "migrate", str(pid), "--to", "127.0.0.1:%d" % port]
+
+
+def finished_image(ctl):
+    """True when ferry wrote a whole image (`ferry inspect` accepts it)."""
+    return subprocess.run([FERRY, "inspect", ctl + "/img"], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode == 0
+
+
+def cleanup(ctl):
+    subprocess.run(["rm", "-rf", ctl])
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def kill_target_process(serve_log_offset, serve_log):
+    """After a completed migration, the process runs on the target (our serve): stop it."""
+    with open(serve_log) as f:
+        f.seek(serve_log_offset)
+        for line in f:
+            if "running as pid" in line:
+                try:
+                    os.kill(int(line.split("running as pid")[1].split()[0]), signal.SIGKILL)
+                except (ValueError, ProcessLookupError):
+                    pass
+
+
+def run_mode(mode):
+    serve = None
+    port = 0
+    serve_log = None
+    if mode == "migrate":
+        port = free_port()
+        serve_log = tempfile.mktemp(prefix="ferry_serve.")
+        serve = subprocess.Popen([FERRY, "serve", "--listen", "127.0.0.1:%d" % port, "--new-pidns"],
+                                 stdout=open(serve_log, "w"), stderr=subprocess.STDOUT)
+        time.sleep(1)
+    try:
+        durations = []
+        for _ in range(3):
+            ctl, reaper, pid = start_workload()
+            offset = os.path.getsize(serve_log) if serve_log else 0
+            t0 = time.time()
+            r = subprocess.run(command(mode, pid, ctl, port), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            durations.append(time.time() - t0)
+            if r.returncode != 0:
+                print("%s: an unkilled run failed: %s" % (mode, r.stderr.decode().strip()))
+            if mode == "leave-running":
+                finish(ctl, reaper, pid)
+            else:
+                reaper.wait()
+                if serve_log:
+                    time.sleep(0.2)
+                    kill_target_process(offset, serve_log)
+            cleanup(ctl)
+        span = sorted(durations)[1] * 1.2
+        killed = completed = passed = 0
+        failures = []
+        for i in range(TRIALS):
+            ctl, reaper, pid = start_workload()
+            offset = os.path.getsize(serve_log) if serve_log else 0
+            p = subprocess.Popen(command(mode, pid, ctl, port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(random.uniform(0, span))
+            done = p.poll() is not None
+            if not done:
+                p.kill()
+            p.wait()
+            if done and mode != "leave-running":
+                completed += 1
+                reaper.wait()
+                if serve_log:
+                    time.sleep(0.2)
+                    kill_target_process(offset, serve_log)
+                cleanup(ctl)
+                continue
+            why = untraced(pid)
+            if why and not done and mode == "checkpoint" and finished_image(ctl):
+                # Killed after the image was complete: ferry had sent the process its SIGKILL on purpose.
+                done = True
+                reaper.wait()
+                completed += 1
+                cleanup(ctl)
+                continue
+            if done:
+                completed += 1
+            else:
+                killed += 1
+            verdict = finish(ctl, reaper, pid)
+            why = why or verdict
+            if why is None:
+                passed += 1
+            else:
+                failures.append("trial %d (%s): %s" % (i, "completed" if done else "killed", why))
+            if serve_log and not done:
+                time.sleep(0.05)
+            cleanup(ctl)
+        print("%-14s trials %d  killed %d  completed %d  source verified PASS %d  failed %d  (kill window %.0f ms)"
+              % (mode, TRIALS, killed, completed, passed, len(failures), span * 1000))
+        for f in failures[:10]:
+            print("    " + f)
+        return not failures
+    finally:
+        if serve:
+            serve.kill()
+            serve.wait()
+        if serve_log:
+            os.unlink(serve_log)
+
+
+def main():
+    modes = sys.argv[1:] or ["leave-running", "checkpoint", "migrate"]
+    ok = all([run_mode(m) for m in modes])
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
