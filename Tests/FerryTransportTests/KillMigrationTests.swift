@@ -60,4 +60,33 @@ struct KillMigrationTests {
         #expect(try wl.verdict() == "PASS", "serve: \(server.log)")
         print("kill sweep migrate \(kind): \(kills) kills, \(window) in the ACK window")
     }
+
+    @Test("ferry serve killed at sampled injections of its restore: the source runs on and nothing is left on the target")
+    func killedServe() throws {
+        try M.buildWorkloads()
+        let net = try NetnsPair()
+        defer { net.remove() }
+        let wl = try Workload(M.out + "/wl_anon_pattern", args: ["16", "4"], netns: net.source)
+        defer { wl.cleanup() }
+        var n = 1, kills = 0
+        while true {
+            let server = try M.serve(net, tls: nil, extra: ["--new-pidns", "--once"], env: ["FERRY_TEST_KILL_AT=injection:\(n)"])
+            let r = try M.migrate(net, pid: wl.pid, tls: nil)
+            server.process.wait()  // killed at point n, or (finished) below
+            if r.status == 0 {
+                server.stop()
+                break
+            }
+            kills += 1
+            wl.expectRolledBack(r)
+            for _ in 0..<40 where wl.instances != [wl.pid] { Thread.sleep(forTimeInterval: 0.05) }
+            #expect(wl.instances == [wl.pid], "injection:\(n): only the source may run; serve: \(server.log)")
+            #expect(Self.untraced(wl.pid))
+            n += 5
+            if n > 3000 { Issue.record("serve never finished"); break }
+        }
+        try wl.waitForExit(seconds: 10)
+        #expect(try wl.verdict() == "PASS")
+        print("kill sweep serve: \(kills) kills")
+    }
 }
