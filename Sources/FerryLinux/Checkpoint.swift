@@ -1,5 +1,6 @@
 #if os(Linux)
 import Glibc
+import FerryCore
 import FerryImage
 import FerryContainer
 
@@ -234,7 +235,8 @@ enum ProcessDump {
 /// on as it was: the program's code is never written. Without one, the
 /// first and last call run from `syscall; int3` written over the bytes at
 /// the thread's rip (put back at once), which a killed ferry can leave
-/// there: a warning says so.
+/// there (a warning says so); the calls in between go through return
+/// frames and a gadget ferry writes into the scratch area.
 enum ScratchSession {
     static func with(pid: Int32, tid: Int32, _ body: (Injector, ScratchArea, LinuxRegs) throws -> Void) throws {
         let t = Tracee(tid)
@@ -256,20 +258,21 @@ enum ScratchSession {
                 warnOnce("ferry: warning: \(e); injecting from the thread's own code instead, which is not kill-safe")
             }
         } else {
-            warnOnce("ferry: warning: process \(pid) has no rt_sigreturn gadget (mov $15, %rax; syscall); ferry injects syscalls through `syscall; int3` written over its code, which a killed ferry can leave behind (docs/kill-safety.md)")
+            warnOnce("ferry: warning: process \(pid) has no rt_sigreturn gadget (mov $15, %rax; syscall); ferry creates and removes its scratch area through `syscall; int3` written over the program's code, which a killed ferry can leave behind (docs/kill-safety.md)")
         }
         let mask = try t.getSigMask()
-        try t.setSigMask(ThreadState.blockAll)
-        defer { try? t.setSigMask(mask); try? t.setRegs(saved) }
-        let address = try atRip(t, saved: saved, pid: pid) { inj in try inj.call(SYS.mmap, mmapArgs, "mmap(scratch)") }
-        let scratch = ScratchArea(address: UInt64(bitPattern: address), size: size)
-        defer {
-            _ = try? atRip(t, saved: saved, pid: pid) { inj in
-                try inj.call(SYS.munmap, [scratch.address, UInt64(size)], "munmap(scratch)")
-            }
+        func atRipBlocked(_ nr: Int, _ args: [UInt64], _ what: String) throws -> Int64 {
+            try t.setSigMask(ThreadState.blockAll)
+            defer { try? t.setSigMask(mask); try? t.setRegs(saved) }
+            return try atRip(t, saved: saved, pid: pid) { try $0.call(nr, args, what) }
         }
+        let address = UInt64(bitPattern: try atRipBlocked(SYS.mmap, mmapArgs, "mmap(scratch)"))
+        // A gadget of its own in the scratch area: the calls in between go through return frames.
+        let scratch = ScratchArea(address: address, size: size, gadget: Gadget(address: address + 16, length: ReturnFrame.gadgets[0].count))
+        defer { _ = try? atRipBlocked(SYS.munmap, [scratch.address, UInt64(size)], "munmap(scratch)") }
         try RemoteMemory(pid: pid).write(scratch.address, syscallTrap)
-        try body(Injector(tracee: t, pid: pid, base: saved, trampoline: scratch.address), scratch, saved)
+        try RemoteMemory(pid: pid).write(scratch.address + 16, ReturnFrame.gadgets[0])
+        try Injector.session(t, pid: pid, regs: saved, scratch: scratch) { inj in try body(inj, scratch, saved) }
     }
 
     /// Runs one injected call with `syscall; int3` written over the bytes at rip, then puts them back.

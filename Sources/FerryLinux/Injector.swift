@@ -129,7 +129,8 @@ public final class Injector {
     /// Registers the injected calls start from (the thread's own, with orig_rax = -1).
     var base: LinuxRegs
     let path: Path
-    /// The thread's own registers and mask, put back by `finish` (gadget path).
+    /// The thread's own registers, put back by `finish`, and (threads of a
+    /// live program, `init(live:)`) its own signal mask.
     private let saved: LinuxRegs
     private var savedMask: UInt64?
     /// The thread sits at a syscall-exit stop (gadget path): `finish` first brings it to an interrupt stop.
