@@ -152,7 +152,7 @@ public final class Injector {
     /// signal is blocked only once the frame holding the thread's own mask
     /// is in place and the registers point at the gadget. Throws
     /// `FrameUnwritable` before changing anything when there can be no
-    /// frame (no stack memory below rsp, no XSAVE area).
+    /// frame (no stack memory below rsp, no XSAVE area, a shadow stack).
     init(live tracee: Tracee, pid: Int32, regs: LinuxRegs, gadget: Gadget?, trampoline: UInt64) throws {
         self.tracee = tracee
         self.memory = RemoteMemory(pid: pid)
@@ -161,6 +161,10 @@ public final class Injector {
         var b = regs
         b.origRax = UInt64.max
         if let gadget {
+            // rt_sigreturn of a thread with a CET shadow stack checks a token the frame has not got.
+            if let features = (try? ProcFS.status(tracee.tid))?["x86_Thread_features"], features.contains("shstk") {
+                throw FrameUnwritable(tid: tracee.tid, why: "it runs with a shadow stack (CET), whose rt_sigreturn needs a token")
+            }
             guard let xstate = try? tracee.getXState() else {
                 throw FrameUnwritable(tid: tracee.tid, why: "its XSAVE area cannot be read (NT_X86_XSTATE)")
             }
