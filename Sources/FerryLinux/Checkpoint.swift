@@ -1,5 +1,6 @@
 #if os(Linux)
 import Glibc
+import FerryCore
 import FerryImage
 import FerryContainer
 
@@ -213,17 +214,18 @@ enum ProcessDump {
         let exePath = try ProcFS.readlink("/proc/\(pid)/exe")
         image.exe = try? MemoryState.identity(ofMappedFile: "/proc/\(pid)/exe", path: exePath)
         image.mappings = mappings
-        image.files = try FileState.dump(pid: pid, ignoring: ignoringFDs)
+        // A userfaultfd an earlier, killed pre-copy left: closed below, not in the image.
+        let stale = DirtyTracker.leftovers(pid: pid).subtracting(ignoringFDs)
+        image.files = try FileState.dump(pid: pid, ignoring: ignoringFDs.union(stale))
         try FileState.dumpPipes(pid: pid, files: image.files, into: &pipes)
         PhaseTimer.shared.mark("capture: /proc, files")
 
-        // Signals stay pending while ferry injects calls (an itimer must not interrupt them);
-        // every thread gets its own mask back whatever happens.
+        // Each thread's mask as frozen; ferry blocks every signal only in a thread
+        // it injects into (a ptrace-stopped thread is never picked for a signal).
         var masks: [Int32: UInt64] = [:]
         for tid in threads { masks[tid] = try Tracee(tid).getSigMask() }
-        defer { for (tid, m) in masks { try? Tracee(tid).setSigMask(m) } }
-        for tid in threads { try Tracee(tid).setSigMask(ThreadState.blockAll) }
         try ScratchSession.with(pid: pid, tid: threads[0]) { injector, scratch, mainRegs in
+            for fd in stale { try injector.call(SYS.close, [UInt64(fd)], "close(userfaultfd \(fd) left by a killed ferry)") }
             image.layout = try LayoutState.dump(pid: pid, injector: injector)
             let reread = knownSignalActions.flatMap { SignalState.toReread(status: status, known: $0) }
             image.signalActions = try SignalState.dumpActions(injector: injector, scratch: scratch, reading: reread)
@@ -231,16 +233,25 @@ enum ProcessDump {
             image.xcompPermitted = try ProcessMisc.dumpXCompPermission(injector: injector, scratch: scratch)
             image.attributes = try AttributeState.dumpProcess(pid: pid, status: status, injector: injector, scratch: scratch)
             image.sharedPendingSignals = try SignalState.dumpSharedPending(tid: threads[0])
-            for tid in threads {
-                let t = Tracee(tid)
-                let regs = tid == threads[0] ? mainRegs : try t.getRegs()
-                let inj = tid == threads[0] ? injector : Injector(tracee: t, pid: pid, base: regs, trampoline: scratch.address)
-                var thread = try ThreadState.dump(tid: tid, regs: regs, sigmask: masks[tid] ?? 0, injector: inj, scratch: scratch)
+            /// One thread's state and attributes, read through `inj`, which runs in it.
+            func dumpThread(_ tid: Int32, regs: LinuxRegs, mask: UInt64, inj: Injector) throws -> ThreadImage {
+                var thread = try ThreadState.dump(tid: tid, regs: regs, sigmask: mask, injector: inj, scratch: scratch)
                 thread.attributes = try AttributeState.dumpThread(tid: tid, injector: inj, scratch: scratch)
-                try t.setRegs(regs)  // the injected calls moved it; the main thread's are put back by the scratch session
                 try AttributeState.refuseCapabilities(pid: pid, tid: tid, comm: image.comm, euid: image.credentials.euid,
                                                       have: thread.attributes?.capabilities ?? [])
-                image.threads.append(thread)
+                return thread
+            }
+            for tid in threads {
+                let mask = masks[tid] ?? 0
+                if tid == threads[0] {
+                    image.threads.append(try dumpThread(tid, regs: mainRegs, mask: mask, inj: injector))
+                    continue
+                }
+                let t = Tracee(tid)
+                let regs = try t.getRegs()
+                image.threads.append(try Injector.session(t, pid: pid, regs: regs, scratch: scratch) { inj in
+                    try dumpThread(tid, regs: regs, mask: mask, inj: inj)
+                })
             }
         }
         PhaseTimer.shared.mark("capture: injected (signals, timers, threads)")
@@ -248,28 +259,52 @@ enum ProcessDump {
     }
 }
 
-/// A scratch mapping in a frozen process for the duration of `body`:
-/// created by a syscall injected at the thread's own rip (the instruction
-/// bytes there are put back at once), removed the same way afterwards. The
-/// thread's registers are restored whatever happens.
+/// A scratch mapping in a frozen process for the duration of `body`,
+/// created and removed by syscalls injected into thread `tid`, which is put
+/// back as frozen whatever happens. With an rt_sigreturn gadget in the
+/// process (`Gadget`), the injections go through a return frame
+/// (`Injector`), so a ferry killed at any moment leaves the thread running
+/// on as it was: the program's code is never written. Without one, the
+/// first and last call run from `syscall; int3` written over the bytes at
+/// the thread's rip (put back at once), which a killed ferry can leave
+/// there (a warning says so); the calls in between go through return
+/// frames and a gadget ferry writes into the scratch area.
 enum ScratchSession {
     static func with(pid: Int32, tid: Int32, _ body: (Injector, ScratchArea, LinuxRegs) throws -> Void) throws {
         let t = Tracee(tid)
         let saved = try t.getRegs()
-        defer { try? t.setRegs(saved) }
         let size = ScratchArea.defaultSize
-        let address = try atRip(t, saved: saved, pid: pid) { inj in
-            try inj.call(SYS.mmap, [0, UInt64(size), 7 /* rwx */, 0x22 /* PRIVATE|ANON */, UInt64.max, 0], "mmap(scratch)")
-        }
-        let scratch = ScratchArea(address: UInt64(bitPattern: address), size: size)
-        defer {
-            _ = try? atRip(t, saved: saved, pid: pid) { inj in
-                try inj.call(SYS.munmap, [scratch.address, UInt64(size)], "munmap(scratch)")
+        let mmapArgs: [UInt64] = [0, UInt64(size), 7 /* rwx */, 0x22 /* PRIVATE|ANON */, UInt64.max, 0]
+        if let gadget = Gadget.find(pid: pid) {
+            do {
+                let inj = try Injector(live: t, pid: pid, regs: saved, gadget: gadget, trampoline: 0)
+                defer { try? inj.finish() }
+                let address = try inj.call(SYS.mmap, mmapArgs, "mmap(scratch)")
+                let scratch = ScratchArea(address: UInt64(bitPattern: address), size: size, gadget: gadget)
+                defer { _ = try? inj.call(SYS.munmap, [scratch.address, UInt64(size)], "munmap(scratch)") }
+                // For a thread whose frame cannot be written (`Injector.session`).
+                try RemoteMemory(pid: pid).write(scratch.address, syscallTrap)
+                try body(inj, scratch, saved)
+                return
+            } catch let e as FrameUnwritable {
+                warnOnce("ferry: warning: \(e); injecting from the thread's own code instead, which is not kill-safe")
             }
+        } else {
+            warnOnce("ferry: warning: process \(pid) has no rt_sigreturn gadget (mov $15, %rax; syscall); ferry creates and removes its scratch area through `syscall; int3` written over the program's code, which a killed ferry can leave behind (docs/kill-safety.md)")
         }
+        let mask = try t.getSigMask()
+        func atRipBlocked(_ nr: Int, _ args: [UInt64], _ what: String) throws -> Int64 {
+            try t.setSigMask(ThreadState.blockAll)
+            defer { try? t.setSigMask(mask); try? t.setRegs(saved) }
+            return try atRip(t, saved: saved, pid: pid) { try $0.call(nr, args, what) }
+        }
+        let address = UInt64(bitPattern: try atRipBlocked(SYS.mmap, mmapArgs, "mmap(scratch)"))
+        // A gadget of its own in the scratch area: the calls in between go through return frames.
+        let scratch = ScratchArea(address: address, size: size, gadget: Gadget(address: address + 16, length: ReturnFrame.gadgets[0].count))
+        defer { _ = try? atRipBlocked(SYS.munmap, [scratch.address, UInt64(size)], "munmap(scratch)") }
         try RemoteMemory(pid: pid).write(scratch.address, syscallTrap)
-        let injector = Injector(tracee: t, pid: pid, base: saved, trampoline: scratch.address)
-        try body(injector, scratch, saved)
+        try RemoteMemory(pid: pid).write(scratch.address + 16, ReturnFrame.gadgets[0])
+        try Injector.session(t, pid: pid, regs: saved, scratch: scratch) { inj in try body(inj, scratch, saved) }
     }
 
     /// Runs one injected call with `syscall; int3` written over the bytes at rip, then puts them back.

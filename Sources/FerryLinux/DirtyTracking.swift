@@ -169,7 +169,7 @@ public final class DirtyTracker {
     /// `mode`; returns its number there. On failure the fd is closed again.
     static func injectUserfaultfd(_ inj: Injector, scratch: ScratchArea, features: UInt64, mode: UInt64,
                                   ranges: [(start: UInt64, end: UInt64)]) throws -> Int32 {
-        let ufd = try inj.call(SYS.userfaultfd, [UInt64(O_CLOEXEC | O_NONBLOCK)], "userfaultfd")
+        let ufd = try highFD(try inj.call(SYS.userfaultfd, [UInt64(O_CLOEXEC | O_NONBLOCK)], "userfaultfd"), inj)
         do {
             // struct uffdio_api { u64 api; u64 features; u64 ioctls; }
             try inj.memory.write(scratch.data, le([0xAA, features, 0]))
@@ -187,16 +187,51 @@ public final class DirtyTracker {
         return Int32(ufd)
     }
 
-    /// Runs `body` with `pid` frozen, every signal held, inside a scratch session.
+    /// The lowest number `highFD` moves a descriptor to: 16 below the
+    /// process's RLIMIT_NOFILE (at most 2^20); nil for a limit of 64 or less.
+    static func highFDFloor(_ pid: Int32) -> UInt64? {
+        var limit: [UInt64] = [0, 0]
+        guard ferry_prlimit(pid, 7 /* RLIMIT_NOFILE */, nil, &limit) == 0 else { return nil }
+        let top = min(limit[0], 1 << 20)
+        return top > 64 ? top - 16 : nil
+    }
+
+    /// `fd` moved to a number near the process's RLIMIT_NOFILE (the old one
+    /// closed), so that a descriptor ferry leaves behind (a killed ferry
+    /// leaves pre-copy's userfaultfd) does not take a number the program's
+    /// next open would get. Unchanged when no such number is free.
+    static func highFD(_ fd: Int64, _ inj: Injector) -> Int64 {
+        guard let floor = highFDFloor(inj.memory.pid), UInt64(fd) < floor else { return fd }
+        guard let high = try? inj.raw(SYS.fcntl, [UInt64(fd), 1030 /* F_DUPFD_CLOEXEC */, floor]), high >= 0 else { return fd }
+        _ = try? inj.raw(SYS.close, [UInt64(fd)])
+        return high
+    }
+
+    /// Pre-copy userfaultfds a killed ferry left in `pid`: userfaultfds at
+    /// or above the number `highFD` starts from, and userfaultfds never set
+    /// up with UFFDIO_API (a ferry killed between creating one and moving it
+    /// leaves it at a low number; no program can use such an fd before that
+    /// call, and ferry could not carry it anyway). A capture closes them and
+    /// leaves them out of the image.
+    static func leftovers(pid: Int32) -> Set<Int32> {
+        guard let fds = try? ProcFS.fds(pid) else { return [] }
+        let floor = highFDFloor(pid)
+        return Set(fds.filter { fd in
+            guard (try? ProcFS.readlink("/proc/\(pid)/fd/\(fd)")) == "anon_inode:[userfaultfd]" else { return false }
+            if let floor, UInt64(fd) >= floor { return true }
+            // fdinfo "API:\t<api>:<features>:<ioctls>"; features are 0 until UFFDIO_API.
+            let api = (try? ProcFS.text("/proc/\(pid)/fdinfo/\(fd)")).flatMap { ProcFS.parseStatus($0)["API"] } ?? ""
+            let parts = api.split(separator: ":")
+            return parts.count == 3 && UInt64(parts[1], radix: 16) == 0
+        })
+    }
+
+    /// Runs `body` with `pid` frozen, inside a scratch session (whose thread holds every signal meanwhile).
     static func inject(pid: Int32, frozen: Bool, _ body: (Injector, ScratchArea) throws -> Int32) throws -> Int32 {
         let freezer = Freezer()
         defer { freezer.thaw() }
         if !frozen { try freezer.freeze(process: pid) }
         let tid = pid
-        let t = Tracee(tid)
-        let mask = try t.getSigMask()
-        try t.setSigMask(ThreadState.blockAll)
-        defer { try? t.setSigMask(mask) }
         var result: Int32 = -1
         try ScratchSession.with(pid: pid, tid: tid) { inj, scratch, _ in result = try body(inj, scratch) }
         return result

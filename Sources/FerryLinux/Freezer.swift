@@ -48,7 +48,9 @@ public final class Freezer {
             for tid in fresh {
                 let t = Tracee(tid)
                 do {
-                    try t.seize()
+                    // TRACESYSGOOD: a syscall stop's code (SIGTRAP | 0x80) is no signal, so a
+                    // thread left at one when ferry dies is not sent SIGTRAP by the kernel.
+                    try t.seize(options: PT.oTraceSysGood)
                 } catch let e as SystemError where e.errno == ESRCH {
                     continue // the thread exited meanwhile
                 } catch let e as SystemError where e.errno == EPERM {

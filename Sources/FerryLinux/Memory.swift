@@ -119,6 +119,7 @@ public enum MemoryState {
                     while j < n && j < most && take(j) { j += 1 }
                     let runAddr = addr + UInt64(i * page)
                     let runBytes = (j - i) * page
+                    TestKill.point(.batch)
                     let readable = m.protection.contains(.read)
                     if let stream {
                         let into = try stream.reserve(pid: pid, address: runAddr, count: j - i)

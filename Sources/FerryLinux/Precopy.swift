@@ -104,6 +104,7 @@ public final class PrecopySource {
                 let n = Int(min(UInt64(chunk), r.end - at))
                 let got = try memory.read(at, into: buffer.baseAddress!, count: n)
                 guard got == n else { throw FerryError("pre-copy: memory at \(hex(at)) of \(pid) went away") }
+                TestKill.point(.batch)
                 try body(at, UnsafeRawBufferPointer(start: buffer.baseAddress, count: n))
                 at += UInt64(n)
             }

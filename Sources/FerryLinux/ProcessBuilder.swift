@@ -373,8 +373,9 @@ final class ProcessBuilder {
 
     // MARK: go
 
-    /// Loads every thread's registers, removes the scratch area and lets the process run.
-    func release() throws {
+    /// Loads every thread's registers and removes the scratch area; the
+    /// process stays stopped until `detach`.
+    func prepareRelease() throws {
         for t in image.threads.dropFirst() {
             try ThreadState.restoreRegisters(t, tracee: threads[t.tid]!, source: meta.source.cpu, permitted: image.xcompPermitted)
         }
@@ -392,6 +393,10 @@ final class ProcessBuilder {
             throw FerryError("process \(child.pid) \(st.description) while removing ferry's scratch area")
         }
         try ThreadState.restoreRegisters(image.threads[0], tracee: t, source: meta.source.cpu, permitted: image.xcompPermitted)
+    }
+
+    /// Lets the process run (after `prepareRelease`).
+    func detach() throws {
         for tr in threads.values { try tr.detach() }
     }
 }

@@ -4,11 +4,11 @@ import CFerryLinux
 
 /// ptrace requests and options ferry uses (linux/ptrace.h).
 enum PT {
-    static let peekData = 2, pokeData = 5, cont = 7, kill = 8, getRegs = 12, setRegs = 13, detach = 17
+    static let peekData = 2, pokeData = 5, cont = 7, syscall = 24, kill = 8, getRegs = 12, setRegs = 13, detach = 17
     static let setOptions = 0x4200, getEventMsg = 0x4201, getRegSet = 0x4204, setRegSet = 0x4205
     static let seize = 0x4206, interrupt = 0x4207, peekSigInfo = 0x4209, getSigMask = 0x420a, setSigMask = 0x420b
     static let getRseqConfiguration = 0x420f
-    static let oTraceFork = 0x2, oTraceClone = 0x8, oExitKill = 0x100000
+    static let oTraceSysGood = 0x1, oTraceFork = 0x2, oTraceClone = 0x8, oExitKill = 0x100000
     static let eventFork = 1, eventClone = 3, eventStop = 128
     static let ntPrstatus = 1, ntX86XState = 0x202
 }
@@ -52,10 +52,12 @@ public struct Tracee: Sendable {
         return r
     }
 
-    public func seize() throws { try ptrace(PT.seize, 0, 0, "ptrace(PTRACE_SEIZE)") }
+    public func seize(options: Int = 0) throws { try ptrace(PT.seize, 0, UInt64(options), "ptrace(PTRACE_SEIZE)") }
     public func interrupt() throws { try ptrace(PT.interrupt, 0, 0, "ptrace(PTRACE_INTERRUPT)") }
     public func setOptions(_ opts: Int) throws { try ptrace(PT.setOptions, 0, UInt64(opts), "ptrace(PTRACE_SETOPTIONS)") }
     public func cont(signal: Int32 = 0) throws { try ptrace(PT.cont, 0, UInt64(signal), "ptrace(PTRACE_CONT)") }
+    /// PTRACE_SYSCALL: runs to the next syscall entry or exit stop.
+    public func resumeToSyscall(signal: Int32 = 0) throws { try ptrace(PT.syscall, 0, UInt64(signal), "ptrace(PTRACE_SYSCALL)") }
     public func detach(signal: Int32 = 0) throws { try ptrace(PT.detach, 0, UInt64(signal), "ptrace(PTRACE_DETACH)") }
 
     public func getRegs() throws -> LinuxRegs {

@@ -234,7 +234,11 @@ public final class PhasedRestore {
                 try b.createThreads()
                 phases.mark("complete: threads, timers, credentials")
             }
-            for b in order.reversed() { try b.release() }
+            // Every process ready before any runs: a ferry killed in the few detach calls
+            // between the first and the last is the only way to leave part of a tree running
+            // (PTRACE_O_EXITKILL kills the rest).
+            for b in order.reversed() { try b.prepareRelease() }
+            for b in order.reversed() { try b.detach() }
             phases.mark("complete: registers, release")
         } catch {
             abandon()

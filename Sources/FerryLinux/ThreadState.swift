@@ -8,10 +8,11 @@ import FerryImage
 public enum ThreadState {
     // MARK: dump
 
-    /// `regs` are the thread's registers as frozen (before any injection).
     /// Every signal but SIGKILL and SIGSTOP, blocked while ferry works in a thread.
     static let blockAll: UInt64 = ~UInt64(0) & ~(UInt64(1) << 8) & ~(UInt64(1) << 18)
 
+    /// `regs` are the thread's registers as frozen (before any injection);
+    /// the caller puts them back (`Injector.finish`).
     static func dump(tid: Int32, regs: LinuxRegs, sigmask mask: UInt64, injector: Injector, scratch: ScratchArea) throws -> ThreadImage {
         let t = Tracee(tid)
         let xstate = try t.getXState()
@@ -32,7 +33,6 @@ public enum ThreadState {
         }
         try injector.call(SYS.prctl, [40 /* PR_GET_TID_ADDRESS */, scratch.data], "prctl(PR_GET_TID_ADDRESS)")
         let tidAddress = try injector.memory.read(scratch.data, count: 8).withUnsafeBytes { $0.load(as: UInt64.self) }
-        try t.setRegs(regs)
 
         let name = (try? ProcFS.text("/proc/\(injector.memory.pid)/task/\(tid)/comm"))?.trimmingWhitespace() ?? ""
         let nsLine = (try? ProcFS.status(tid))?["NSpid"] ?? "\(tid)"

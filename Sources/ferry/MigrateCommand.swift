@@ -76,13 +76,17 @@ final class LinuxSubject: PrecopySubject {
         (pids, memoryBytes) = try MigrationHost.tree(of: pid)
     }
 
+    // TestKill.point(.step) marks each protocol step of the source (debug builds: FERRY_TEST_KILL_AT=step:N).
     func freeze() throws {
+        TestKill.point(.step)
         session = try CheckpointSession(pid: pid)
         session?.shellJob = shellJob
+        TestKill.point(.step)
     }
 
     func writeImage(to sink: ByteSink) throws {
         guard let session else { throw MigrationError("not frozen") }
+        TestKill.point(.step)
         let writer = try StreamImageWriter(sink: sink, source: Host.describe())
         PhaseTimer.shared.mark("image writer")
         if let p = precopy {
@@ -108,18 +112,24 @@ final class LinuxSubject: PrecopySubject {
         session?.resume()
     }
 
-    func kill() { session?.sendKill() }
+    func kill() {
+        TestKill.point(.step)
+        session?.sendKill()
+    }
 
     func collect() { session?.kill() }
 
     func startPrecopy() throws -> ImageMetadata {
+        TestKill.point(.step)
         let p = try PrecopySource(pid: pid, shellJob: shellJob)
         precopy = p
+        TestKill.point(.step)
         return p.metadata
     }
 
     func precopyRound(_ emit: (UInt64, UnsafeRawBufferPointer?, Int) throws -> Void) throws -> Int {
         guard let p = precopy else { return 0 }
+        TestKill.point(.step)
         return try p.round(emit)
     }
 

@@ -55,8 +55,10 @@ final class Server: @unchecked Sendable {
     private var text = ""
     private let ready = DispatchSemaphore(value: 0)
 
-    init(ferry: String, netns: String, args: [String]) throws {
-        process = try Child(["/usr/sbin/ip", "netns", "exec", netns, ferry, "serve"] + args, stderr: .mergeIntoStdout)
+    /// `env`: VAR=VALUE settings for serve.
+    init(ferry: String, netns: String, args: [String], env: [String] = []) throws {
+        process = try Child(["/usr/sbin/ip", "netns", "exec", netns] + (env.isEmpty ? [] : ["/usr/bin/env"] + env) + [ferry, "serve"] + args,
+                            stderr: .mergeIntoStdout)
         process.streamOutput { [self] d in
             lock.lock()
             text += String(decoding: d, as: UTF8.self)
@@ -180,10 +182,10 @@ struct MigrationTests {
         return try sh(args + extra)
     }
 
-    static func serve(_ net: NetnsPair, tls: TLSFiles?, extra: [String] = ["--new-pidns"]) throws -> Server {
+    static func serve(_ net: NetnsPair, tls: TLSFiles?, extra: [String] = ["--new-pidns"], env: [String] = []) throws -> Server {
         var args = ["--listen", "\(net.targetIP):\(port)", "--timeout", "5"]
         if let tls { args += ["--cert", tls.certificate, "--key", tls.key, "--ca", tls.ca] } else { args += ["--insecure"] }
-        return try Server(ferry: ferry, netns: net.target, args: args + extra)
+        return try Server(ferry: ferry, netns: net.target, args: args + extra, env: env)
     }
 
     @Test("a workload migrated to the other namespace keeps running and verifies itself",

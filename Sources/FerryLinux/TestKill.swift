@@ -1,0 +1,43 @@
+#if os(Linux)
+import Glibc
+
+/// A test-only way to kill ferry at a chosen moment: with
+/// FERRY_TEST_KILL_AT=KIND:N (`injection`, `batch` or `step`), a debug build
+/// sends itself SIGKILL at the Nth point of that kind. Release builds compile
+/// it to nothing and never read the variable.
+public enum TestKill {
+    public enum Kind: String, Sendable { case injection, batch, step }
+
+    #if DEBUG
+    private static let target: (Kind, Int)? = {
+        guard let v = getenv("FERRY_TEST_KILL_AT").map({ String(cString: $0) }) else { return nil }
+        let parts = v.split(separator: ":")
+        guard parts.count == 2, let k = Kind(rawValue: String(parts[0])), let n = Int(parts[1]), n > 0 else { return nil }
+        return (k, n)
+    }()
+    nonisolated(unsafe) private static var counts: [Kind: Int] = [:]
+    private static let lock = PointLock()
+    #endif
+
+    /// One point of `kind`; at the chosen one the process dies here.
+    @inline(__always)
+    public static func point(_ kind: Kind) {
+        #if DEBUG
+        guard let (k, n) = target, k == kind else { return }
+        lock.sync {
+            counts[kind, default: 0] += 1
+            if counts[kind] == n { Glibc.kill(getpid(), SIGKILL); while true { pause() } }
+        }
+        #endif
+    }
+}
+
+#if DEBUG
+/// A pthread mutex (FerryLinux does not import Foundation).
+private final class PointLock: @unchecked Sendable {
+    private let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    init() { pthread_mutex_init(m, nil) }
+    func sync(_ body: () -> Void) { pthread_mutex_lock(m); body(); pthread_mutex_unlock(m) }
+}
+#endif
+#endif

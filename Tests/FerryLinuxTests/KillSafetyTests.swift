@@ -1,0 +1,140 @@
+import Foundation
+import Glibc
+import Testing
+import FerryTestSupport
+
+/// A ferry killed at any moment never harms the process it works on
+/// (docs/kill-safety.md). The debug build's FERRY_TEST_KILL_AT=KIND:N makes
+/// ferry SIGKILL itself at the Nth point of KIND; each sweep raises N until
+/// ferry gets through, checking after every kill that the process runs on,
+/// untraced. The process then verifies itself (after a restore when the
+/// last checkpoint killed it). Needs root.
+@Suite(.serialized, .enabled(if: getuid() == 0, "checkpoint/restore needs root"))
+struct KillSafetyTests {
+    typealias W = WorkloadTests
+    typealias Workload = RefusalTests.Workload
+
+    struct Sweep: Sendable, CustomTestStringConvertible {
+        var workload: String
+        /// Every `stride`th injection point of a checkpoint --leave-running.
+        var leaveRunningStride: Int
+        /// Every `stride`th point of a checkpoint that kills the process at the end, and of the restore.
+        var killStride: Int
+        var testDescription: String { workload }
+    }
+
+    static let sweeps: [Sweep] = [
+        Sweep(workload: "clock_loop", leaveRunningStride: 1, killStride: 5),
+        Sweep(workload: "signals", leaveRunningStride: 7, killStride: 13),
+        Sweep(workload: "threads_tls", leaveRunningStride: 5, killStride: 11),
+        Sweep(workload: "fork_pipe", leaveRunningStride: 7, killStride: 13),
+        Sweep(workload: "fpu_regs", leaveRunningStride: 9, killStride: 29),
+    ]
+
+    /// Runs ferry with the kill hook; true when it was killed there (false: it finished, status 0).
+    static func ferry(_ args: [String], killAt: String) throws -> Bool {
+        let r = try Child.run([W.ferry] + args, env: ["FERRY_TEST_KILL_AT": killAt])
+        if r.status == 128 + SIGKILL { return true }
+        #expect(r.status == 0, "ferry \(args.joined(separator: " ")) with \(killAt): \(r.stderr)")
+        return false
+    }
+
+    /// Every process of the tree under `pid`, threads included, runs untraced (not in a ptrace or group stop).
+    static func runsUntraced(_ pid: pid_t, _ context: String) -> Bool {
+        var queue = [pid]
+        while !queue.isEmpty {
+            let p = queue.removeFirst()
+            guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(p)/task") else {
+                Issue.record("\(context): process \(p) is gone")
+                return false
+            }
+            for t in tasks {
+                let status = (try? String(contentsOfFile: "/proc/\(p)/task/\(t)/status", encoding: .utf8)) ?? ""
+                let fields = Dictionary(status.split(separator: "\n").compactMap { line -> (String, String)? in
+                    guard let c = line.firstIndex(of: ":") else { return nil }
+                    return (String(line[..<c]), line[line.index(after: c)...].trimmingCharacters(in: .whitespaces))
+                }, uniquingKeysWith: { a, _ in a })
+                let state = fields["State"] ?? "?"
+                if fields["TracerPid"] != "0" || state.hasPrefix("t") || state.hasPrefix("T") || state.hasPrefix("Z") {
+                    Issue.record("\(context): thread \(t) of \(p) is \(state), tracer \(fields["TracerPid"] ?? "?")")
+                    return false
+                }
+            }
+            let children = (try? String(contentsOfFile: "/proc/\(p)/task/\(p)/children", encoding: .utf8)) ?? ""
+            queue += children.split(separator: " ").compactMap { pid_t($0) }
+        }
+        return true
+    }
+
+    /// Processes running `binary` (zombies left out).
+    static func living(_ binary: String) -> [pid_t] {
+        let pids = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { pid_t($0) }
+        return pids.filter { p in
+            guard (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(p)/exe")) == binary else { return false }
+            let stat = (try? String(contentsOfFile: "/proc/\(p)/stat", encoding: .utf8)) ?? ""
+            return !(stat.split(separator: ")").last?.hasPrefix(" Z") ?? true)
+        }
+    }
+
+    static func waitFor(_ path: String, tenths: Int = 100) -> Bool {
+        for _ in 0..<tenths {
+            if FileManager.default.fileExists(atPath: path) { return true }
+            usleep(100_000)
+        }
+        return false
+    }
+
+    /// Raises N by `stride` until ferry finishes; `check` after every kill. Returns the number of kills.
+    static func sweep(_ args: [String], kind: String, stride: Int, first: Int = 1, check: (Int) -> Bool) throws -> Int {
+        var n = first, kills = 0
+        while try ferry(args, killAt: "\(kind):\(n)") {
+            kills += 1
+            guard check(n) else { return kills }
+            n += stride
+            if n > 5000 { Issue.record("ferry \(args) never finished"); return kills }
+        }
+        return kills
+    }
+
+    @Test("killed at any point of checkpoint --leave-running, checkpoint and restore, the process runs on", arguments: sweeps)
+    func sweep(_ s: Sweep) throws {
+        try W.buildWorkloads()
+        let ctl = try RefusalTests.makeCtl("kill-\(s.workload)")
+        defer { try? FileManager.default.removeItem(atPath: ctl) }
+        // A private copy: its path names this test's processes only.
+        let binary = ctl + "/wl_copy"
+        try FileManager.default.copyItem(atPath: W.out + "/wl_" + s.workload, toPath: binary)
+        defer { for p in Self.living(binary) { kill(p, SIGKILL) } }
+        let w = try Workload(binary: binary, ctl: ctl)
+        let pid = w.pid
+        try #require(pid > 0)
+        let image = ctl + "/img"
+
+        // checkpoint --leave-running: every kill leaves it running; so does the finished run.
+        let leave = ["checkpoint", "\(pid)", "-o", image, "--leave-running"]
+        let k1 = try Self.sweep(leave, kind: "injection", stride: s.leaveRunningStride) { Self.runsUntraced(pid, "\(s.workload) leave-running injection:\($0)") }
+        let k2 = try Self.sweep(leave, kind: "batch", stride: 1) { Self.runsUntraced(pid, "\(s.workload) leave-running batch:\($0)") }
+        #expect(Self.runsUntraced(pid, "\(s.workload) after checkpoint --leave-running"))
+
+        // checkpoint: killed before its end the process runs on; the finished run kills it on purpose.
+        let k3 = try Self.sweep(["checkpoint", "\(pid)", "-o", image], kind: "injection", stride: s.killStride) {
+            Self.runsUntraced(pid, "\(s.workload) checkpoint injection:\($0)")
+        }
+        w.waitGone()
+
+        // restore (into a fresh pid namespace, so that no zombie of a killed attempt holds the pid):
+        // a killed restore leaves nothing of the process running (PTRACE_O_EXITKILL).
+        let k4 = try Self.sweep(["restore", image, "--new-pidns"], kind: "injection", stride: s.killStride) { n in
+            for _ in 0..<100 where !Self.living(binary).isEmpty { usleep(20_000) }
+            let left = Self.living(binary)
+            if !left.isEmpty { Issue.record("\(s.workload) restore injection:\(n): \(left) still run") }
+            return left.isEmpty
+        }
+        #expect(Self.waitFor(ctl + "/ready"))
+        FileManager.default.createFile(atPath: ctl + "/stop", contents: nil)
+        #expect(Self.waitFor(ctl + "/result"), "\(s.workload): no result")
+        let result = (try? String(contentsOfFile: ctl + "/result", encoding: .utf8)) ?? ""
+        #expect(result.hasPrefix("PASS"), "\(s.workload): \(result)")
+        print("kill sweep \(s.workload): \(k1) injection kills (leave-running), \(k2) batch kills, \(k3) checkpoint kills, \(k4) restore kills")
+    }
+}
