@@ -97,22 +97,24 @@ enum AttributeState {
         return capabilitySets.map { status[$0] ?? "?" }
     }
 
-    /// The sets a process of `euid` gets when ferry restores it here: a root
-    /// process ferry's own; another uid's loses its permitted, effective and
-    /// ambient sets with the uid change.
-    static func restorableCapabilities(euid: UInt32) throws -> [String] {
-        let mine = try capabilities(tid: getpid())
-        guard euid != 0 else { return mine }
-        let none = String(repeating: "0", count: mine[1].count)
-        return [mine[0], none, none, mine[3], none]
-    }
+    static func bits(_ hex: String) -> UInt64? { UInt64(hex, radix: 16) }
 
-    /// Capability sets ferry cannot give back (restore sets credentials, not
-    /// capabilities): refused unless they are what `restorableCapabilities` gives.
+    /// Capability sets no restore by this ferry can give back, refused:
+    /// permitted, effective or ambient capabilities of a thread whose uid is
+    /// not 0 (kept across a uid change: a restore sets the uid first, which
+    /// clears them), and any capability ferry itself does not hold.
     static func refuseCapabilities(pid: Int32, tid: Int32, comm: String, euid: UInt32, have: [String]) throws {
-        let expected = try restorableCapabilities(euid: euid)
-        for (i, name) in capabilitySets.enumerated() where have[i] != expected[i] {
-            throw FerryError("cannot checkpoint process \(pid) (\(comm)): thread \(tid) has \(name) \(have[i]) where ferry restores a process of uid \(euid) with \(expected[i]); ferry does not carry capability sets yet: run it with its uid's default capabilities")
+        let mine = try capabilities(tid: getpid()).map { bits($0) ?? 0 }
+        let who = "process \(pid) (\(comm)): thread \(tid)"
+        for (i, name) in capabilitySets.enumerated() {
+            guard i < have.count, let set = bits(have[i]) else { continue }
+            if euid != 0, [1, 2, 4].contains(i), set != 0 {
+                throw FerryError("cannot checkpoint \(who) of uid \(euid) holds capabilities (\(name) \(have[i])); ferry restores the uid first, which clears them: run it without capabilities kept across its uid change")
+            }
+            let ceiling = i == 3 ? mine[3] : mine[1]
+            if set & ~ceiling != 0 {
+                throw FerryError("cannot checkpoint \(who) has \(name) \(have[i]), capabilities ferry does not hold itself (\(String(ceiling, radix: 16))); run ferry with them")
+            }
         }
     }
 
@@ -123,6 +125,61 @@ enum AttributeState {
         for (i, name) in capabilitySets.enumerated() where i < want.count && have[i] != want[i] {
             throw FerryError("cannot restore: thread \(tid) would have \(name) \(have[i]) where it had \(want[i]); restore with a ferry that holds those capabilities")
         }
+    }
+
+    static let sysCapset = 126, prCapbsetDrop: UInt64 = 24, prCapAmbient: UInt64 = 47
+    static let ambientRaise: UInt64 = 2, ambientClearAll: UInt64 = 4
+
+    /// capset for the calling thread: `_LINUX_CAPABILITY_VERSION_3`, two
+    /// 32-bit halves of (effective, permitted, inheritable).
+    static func capset(effective: UInt64, permitted: UInt64, inheritable: UInt64, tid: Int32,
+                       injector: Injector, scratch: ScratchArea) throws {
+        var b = LEBytes()
+        b.i32(0x2008_0522); b.i32(0)
+        for half in [UInt64(0), 32] {
+            for v in [effective, permitted, inheritable] { b.i32(Int32(bitPattern: UInt32(truncatingIfNeeded: v >> half))) }
+        }
+        try injector.memory.write(scratch.data, b.bytes)
+        try injector.call(sysCapset, [scratch.data, scratch.data + 8], "capset (thread \(tid))")
+    }
+
+    /// Before credentials, in each thread while it still holds every
+    /// capability ferry has: its bounding set lowered to the image's, its
+    /// inheritable set made the image's (a uid change keeps both).
+    static func restoreCapabilitiesBeforeCredentials(_ a: ThreadAttributes?, tid: Int32, liveTid: Int32,
+                                                     injector: Injector, scratch: ScratchArea) throws {
+        guard let want = a?.capabilities?.compactMap(bits), want.count == 5 else { return }
+        let have = try capabilities(tid: liveTid).map { bits($0) ?? 0 }
+        var drop = have[3] & ~want[3]
+        while drop != 0 {
+            let cap = UInt64(drop.trailingZeroBitCount)
+            try injector.call(SYS.prctl, [prCapbsetDrop, cap], "prctl(PR_CAPBSET_DROP, \(cap)) (thread \(tid))")
+            drop &= drop - 1
+        }
+        if have[0] != want[0] {
+            try capset(effective: have[2], permitted: have[1], inheritable: want[0], tid: tid, injector: injector, scratch: scratch)
+        }
+    }
+
+    /// After credentials: permitted and effective lowered to the image's,
+    /// the ambient set raised, and every set checked.
+    static func restoreCapabilitiesAfterCredentials(_ a: ThreadAttributes?, tid: Int32, liveTid: Int32,
+                                                    injector: Injector, scratch: ScratchArea) throws {
+        guard let want = a?.capabilities?.compactMap(bits), want.count == 5 else { return }
+        let have = try capabilities(tid: liveTid).map { bits($0) ?? 0 }
+        if have[1] != want[1] || have[2] != want[2] {
+            try capset(effective: want[2], permitted: want[1], inheritable: want[0], tid: tid, injector: injector, scratch: scratch)
+        }
+        if have[4] != want[4] {
+            try injector.call(SYS.prctl, [prCapAmbient, ambientClearAll, 0, 0, 0], "prctl(PR_CAP_AMBIENT_CLEAR_ALL) (thread \(tid))")
+            var raise = want[4]
+            while raise != 0 {
+                let cap = UInt64(raise.trailingZeroBitCount)
+                try injector.call(SYS.prctl, [prCapAmbient, ambientRaise, cap, 0, 0], "prctl(PR_CAP_AMBIENT_RAISE, \(cap)) (thread \(tid))")
+                raise &= raise - 1
+            }
+        }
+        try checkCapabilities(a, tid: tid, liveTid: liveTid)
     }
 
     /// An fd whose state ferry does not carry: signal-driven I/O (its owner
@@ -184,7 +241,6 @@ enum AttributeState {
             if n < 0 { throw SystemError("setpriority(nice \(a.nice))", errno: Int32(-n), "restoring thread \(tid)") }
         }
         if noNewPrivs { try injector.call(SYS.prctl, [prSetNoNewPrivs, 1, 0, 0, 0], "prctl(PR_SET_NO_NEW_PRIVS) (thread \(tid))") }
-        try checkCapabilities(a, tid: tid, liveTid: liveTid)
     }
 
     /// Per process, before credentials: loginuid (only the process itself

@@ -323,9 +323,14 @@ final class ProcessBuilder {
         try ProcessMisc.restoreTimers(image.timers, injector: main, scratch: scratch)
         try SignalState.restorePending(process: image, injectors: injectors, main: main, scratch: scratch)
         try AttributeState.restoreProcess(image.attributes, personality: image.personality, pid: child.pid, injector: main, scratch: scratch)
-        try ProcessMisc.restoreCredentials(image.credentials, injector: main, scratch: scratch)
+        // Credentials and capabilities are per thread: each thread sets its own.
         for t in image.threads {
             guard let inj = injectors[t.tid] else { continue }
+            try AttributeState.restoreCapabilitiesBeforeCredentials(t.attributes, tid: t.tid, liveTid: inj.tracee.tid,
+                                                                    injector: inj, scratch: scratch)
+            try ProcessMisc.restoreCredentials(image.credentials, injector: inj, scratch: scratch)
+            try AttributeState.restoreCapabilitiesAfterCredentials(t.attributes, tid: t.tid, liveTid: inj.tracee.tid,
+                                                                   injector: inj, scratch: scratch)
             try AttributeState.restoreAfterCredentials(t.attributes, tid: t.tid, liveTid: inj.tracee.tid,
                                                        noNewPrivs: image.attributes?.noNewPrivs ?? false, injector: inj)
         }

@@ -16,14 +16,27 @@ public enum ProcessMisc {
                            groups: ids("Groups"))
     }
 
+    /// The 16 limits, from /proc/PID/limits (prlimit on another user's
+    /// process needs CAP_SYS_RESOURCE, which root may lack in a container).
     static func rlimits(_ pid: Int32) throws -> [ResourceLimit] {
-        var out: [ResourceLimit] = []
-        for res in Int32(0)..<16 {
-            var old: [UInt64] = [0, 0]
-            try check(Int(ferry_prlimit(pid, res, nil, &old)), "prlimit(\(res))", "reading the limits of \(pid)")
-            out.append(ResourceLimit(resource: res, soft: old[0], hard: old[1]))
+        try parseLimits(try ProcFS.text("/proc/\(pid)/limits"), pid: pid)
+    }
+
+    /// /proc/PID/limits: a header, then one line per resource in RLIMIT_*
+    /// order: the name in 26 columns, then the soft and hard limits
+    /// ("unlimited" or a number) and the unit.
+    static func parseLimits(_ text: String, pid: Int32) throws -> [ResourceLimit] {
+        let lines = text.split(separator: "\n").dropFirst()
+        guard lines.count >= 16 else { throw FerryError("cannot read the limits of \(pid): /proc/\(pid)/limits has \(lines.count) lines") }
+        return try lines.prefix(16).enumerated().map { i, line in
+            let fields = line.dropFirst(26).split(separator: " ")
+            func value(_ f: Substring?) throws -> UInt64 {
+                if f == "unlimited" { return .max }
+                guard let f, let v = UInt64(f) else { throw FerryError("cannot read the limits of \(pid): \"\(line)\"") }
+                return v
+            }
+            return ResourceLimit(resource: Int32(i), soft: try value(fields.first), hard: try value(fields.dropFirst().first))
         }
-        return out
     }
 
     /// Applies limits from the tracer (prlimit on the new process). A hard

@@ -1,3 +1,5 @@
+import Glibc
+import Foundation
 import FerryImage
 @testable import FerryLinux
 import Testing
@@ -52,5 +54,29 @@ struct FDInfoTests {
         let outer = FileDescriptorImage(fd: 4, kind: .epoll, flags: 2, epollWatches: [EpollWatch(fd: 6, events: 1, data: 0)])
         let order = try FileState.epollOrder([outer, inner], files: [outer, inner, dupOfInner])
         #expect(order.map(\.fd) == [5, 4])
+    }
+}
+
+/// /proc/PID/limits as Linux prints it, and this process's own.
+struct LimitsParsingTests {
+    @Test func ownLimitsMatchGetrlimit() throws {
+        let text = try String(contentsOfFile: "/proc/self/limits", encoding: .utf8)
+        let limits = try ProcessMisc.parseLimits(text, pid: getpid())
+        #expect(limits.count == 16)
+        var nofile = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &nofile)
+        #expect(limits[7].soft == UInt64(nofile.rlim_cur) && limits[7].hard == UInt64(nofile.rlim_max))
+    }
+
+    @Test func unlimitedAndDamagedLines() throws {
+        let header = "Limit                     Soft Limit           Hard Limit           Units     \n"
+        let line = "Max cpu time              unlimited            4096                 seconds   \n"
+        let limits = try ProcessMisc.parseLimits(header + String(repeating: line, count: 16), pid: 1)
+        #expect(limits[0] == ResourceLimit(resource: 0, soft: .max, hard: 4096))
+        #expect(limits[15].resource == 15)
+        #expect(throws: FerryError.self) { try ProcessMisc.parseLimits(header + line, pid: 1) }
+        #expect(throws: FerryError.self) {
+            try ProcessMisc.parseLimits(header + String(repeating: "Max cpu time              lots                 4096\n", count: 16), pid: 1)
+        }
     }
 }

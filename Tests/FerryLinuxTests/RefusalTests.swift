@@ -59,11 +59,12 @@ struct RefusalTests {
          r,w=os.pipe()
          fcntl.fcntl(r,fcntl.F_SETFL,fcntl.fcntl(r,fcntl.F_GETFL)|os.O_ASYNC)
          """, "O_ASYNC"),
-        ("bounding set", """
-         import ctypes
+        ("capabilities kept across a uid change", """
+         import ctypes,os
          libc=ctypes.CDLL(None,use_errno=True)
-         assert libc.prctl(24,13,0,0,0)==0
-         """, "CapBnd"),
+         assert libc.prctl(8,1,0,0,0)==0
+         os.setresuid(65534,65534,65534)
+         """, "holds capabilities (CapPrm"),
         ("shared fd table", """
          import ctypes,os,time
          libc=ctypes.CDLL(None,use_errno=True)

@@ -1,8 +1,10 @@
 /* attributes: kernel attributes a program sets and relies on survive the
  * restore: per thread (a second thread has its own) scheduling policy, nice
  * value, timer slack and robust futex list; per process the OOM score,
- * THP opt-out, child-subreaper flag, no_new_privs and personality; and a
- * child's parent-death signal (its parent is in the tree). */
+ * THP opt-out, child-subreaper flag, no_new_privs and personality; the
+ * capability sets of both threads (one dropped from the bounding, permitted
+ * and effective sets, one made inheritable and ambient); and a child's
+ * parent-death signal (its parent is in the tree). */
 #include "wl.h"
 #include <pthread.h>
 #include <sched.h>
@@ -12,6 +14,7 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <linux/capability.h>
 
 struct thread_attrs {
 	int policy, nice;
@@ -21,6 +24,42 @@ struct thread_attrs {
 };
 
 static volatile int done;
+static struct __user_cap_data_struct caps_want[2];
+static uint64_t bounding_want;
+
+static void read_caps(struct __user_cap_data_struct d[2], uint64_t *bounding)
+{
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	memset(d, 0, 2 * sizeof(*d));
+	syscall(SYS_capget, &h, d);
+	*bounding = 0;
+	for (int c = 0; c < 64; c++)
+		if (prctl(PR_CAPBSET_READ, c, 0, 0, 0) == 1)
+			*bounding |= 1ULL << c;
+}
+
+static int caps_same(char *why, size_t n)
+{
+	struct __user_cap_data_struct d[2];
+	uint64_t bnd;
+	read_caps(d, &bnd);
+	for (int i = 0; i < 2; i++)
+		if (d[i].effective != caps_want[i].effective || d[i].permitted != caps_want[i].permitted ||
+		    d[i].inheritable != caps_want[i].inheritable) {
+			snprintf(why, n, "capabilities[%d] eff/prm/inh %x/%x/%x -> %x/%x/%x", i, caps_want[i].effective,
+			         caps_want[i].permitted, caps_want[i].inheritable, d[i].effective, d[i].permitted, d[i].inheritable);
+			return 0;
+		}
+	if (bnd != bounding_want) {
+		snprintf(why, n, "bounding set %llx -> %llx", (unsigned long long)bounding_want, (unsigned long long)bnd);
+		return 0;
+	}
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, CAP_NET_BIND_SERVICE, 0, 0) != 1) {
+		snprintf(why, n, "CAP_NET_BIND_SERVICE no longer ambient");
+		return 0;
+	}
+	return 1;
+}
 static struct thread_attrs main_want, worker_want;
 static volatile int worker_ok = 1;
 static char worker_reason[200];
@@ -61,6 +100,8 @@ static void *worker(void *arg)
 		read_attrs(&now);
 		if (worker_ok && !same(&worker_want, &now, worker_reason, sizeof(worker_reason)))
 			worker_ok = 0;
+		if (worker_ok && !caps_same(worker_reason, sizeof(worker_reason)))
+			worker_ok = 0;
 		wl_sleep_us(5000);
 	}
 	return NULL;
@@ -80,6 +121,8 @@ static void check(void)
 	char why[200];
 	read_attrs(&now);
 	if (!same(&main_want, &now, why, sizeof(why)))
+		wl_fail("main thread: %s", why);
+	if (!caps_same(why, sizeof(why)))
 		wl_fail("main thread: %s", why);
 	WL_CHECK(read_int("/proc/self/oom_score_adj") == 345, "oom_score_adj %d, want 345", read_int("/proc/self/oom_score_adj"));
 	WL_CHECK(prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0) == 1, "THP disable %d, want 1", prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0));
@@ -121,6 +164,18 @@ int main(int argc, char **argv)
 		}
 	}
 	close(pipefd[1]);
+	/* Capabilities, before the worker starts (it inherits them). */
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2];
+	uint64_t bnd;
+	read_caps(d, &bnd);
+	d[0].effective &= ~(1u << CAP_NET_RAW);
+	d[0].permitted &= ~(1u << CAP_NET_RAW);
+	d[0].inheritable |= 1u << CAP_NET_BIND_SERVICE;
+	if (prctl(PR_CAPBSET_DROP, CAP_NET_RAW, 0, 0, 0) != 0 || syscall(SYS_capset, &h, d) != 0 ||
+	    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_NET_BIND_SERVICE, 0, 0) != 0)
+		wl_setup_fail("capabilities");
+	read_caps(caps_want, &bounding_want);
 	pthread_t th;
 	if (pthread_create(&th, NULL, worker, NULL) != 0)
 		wl_setup_fail("pthread_create");
