@@ -1,0 +1,109 @@
+import FerryImage
+
+// What this host's operator lets a restore create (`ferry serve` and
+// `ferry restore` with --allow-uids / --allow-exe-prefix). An image says
+// which executable runs, with which uids, and what its memory and registers
+// hold; the restorer is root and creates exactly that. The policy is decided
+// here, on the metadata alone, before anything is created. Paths are
+// compared as components after the caller's resolver (realpath on the host)
+// has followed symlinks and `..`; the decision itself touches no file.
+
+/// Why an image may not be restored here under the operator's policy.
+public enum PolicyRefusal: Error, Equatable, Sendable, CustomStringConvertible {
+    /// A process holds a uid (real, effective, saved or fs) outside --allow-uids.
+    case uid(pid: Int32, comm: String, which: String, uid: UInt32, allowed: [UInt32])
+    /// An executable (the image's or a file mapped executable) lies outside every --allow-exe-prefix.
+    case executable(pid: Int32, comm: String, what: String, path: String, resolved: String?, prefixes: [String])
+    /// An executable path that is not its own canonical form (a symlink or `..` on the way, or relative):
+    /// what is checked must be what is executed.
+    case notCanonical(pid: Int32, comm: String, what: String, path: String, resolved: String?)
+    /// --allow-exe-prefix is set and a process names no executable.
+    case noExecutable(pid: Int32, comm: String)
+
+    public var description: String {
+        switch self {
+        case let .uid(pid, comm, which, uid, allowed):
+            return "cannot restore: process \(pid) (\(comm)) runs with \(which) uid \(uid), which --allow-uids \(allowed.map(String.init).joined(separator: ",")) does not allow"
+        case let .executable(pid, comm, what, path, resolved, prefixes):
+            let shown = resolved.map { $0 == path ? path : "\(path) (\($0) here)" } ?? path
+            return "cannot restore: process \(pid) (\(comm)) \(what) \(shown), outside --allow-exe-prefix \(prefixes.joined(separator: ","))"
+        case let .notCanonical(pid, comm, what, path, resolved):
+            let why = resolved.map { "it resolves to \($0) here" } ?? "it does not exist here"
+            return "cannot restore: process \(pid) (\(comm)) \(what) \(path), but \(why); --allow-exe-prefix checks only paths without symlinks or '..'"
+        case let .noExecutable(pid, comm):
+            return "cannot restore: process \(pid) (\(comm)) names no executable, so --allow-exe-prefix cannot be checked"
+        }
+    }
+}
+
+/// The operator's limits on what a restore may create.
+public struct RestorePolicy: Sendable, Equatable {
+    /// Uids a restored process may hold (real, effective, saved and fs); nil: any.
+    public var allowedUIDs: Set<UInt32>?
+    /// Directories every executable must lie in (absolute, compared by path
+    /// component after resolving); empty: anywhere.
+    public var exePrefixes: [String]
+
+    public init(allowedUIDs: Set<UInt32>? = nil, exePrefixes: [String] = []) {
+        self.allowedUIDs = allowedUIDs; self.exePrefixes = exePrefixes
+    }
+
+    /// No limits at all.
+    public var isOpen: Bool { allowedUIDs == nil && exePrefixes.isEmpty }
+
+    /// The first rule `meta` breaks, or nil. `resolve` gives a path's
+    /// canonical form on this host (every symlink followed, `.` and `..`
+    /// gone), nil where it does not exist.
+    public func refusal(_ meta: ImageMetadata, resolve: (String) -> String?) -> PolicyRefusal? {
+        let prefixes = exePrefixes.map { resolve($0) ?? PathComponents.normalized($0) ?? $0 }
+        for p in meta.processes {
+            if let allowed = allowedUIDs {
+                let c = p.credentials
+                for (which, uid) in [("real", c.uid), ("effective", c.euid), ("saved", c.suid), ("fs", c.fsuid)] where !allowed.contains(uid) {
+                    return .uid(pid: p.pid, comm: p.comm, which: which, uid: uid, allowed: allowed.sorted())
+                }
+            }
+            guard !prefixes.isEmpty else { continue }
+            guard let exe = p.exe else { return .noExecutable(pid: p.pid, comm: p.comm) }
+            var executables = [("executes", exe.path)]
+            for m in p.mappings where m.protection.contains(.exec) && (m.kind == .privateFile || m.kind == .sharedFile) {
+                if let f = m.file, !executables.contains(where: { $0.1 == f.path }) { executables.append(("maps executable", f.path)) }
+            }
+            for (what, path) in executables {
+                let resolved = resolve(path)
+                guard let canonical = resolved, PathComponents.normalized(path) == path, canonical == path else {
+                    return .notCanonical(pid: p.pid, comm: p.comm, what: what, path: path, resolved: resolved)
+                }
+                if !prefixes.contains(where: { PathComponents.isWithin(canonical, directory: $0) }) {
+                    return .executable(pid: p.pid, comm: p.comm, what: what, path: path, resolved: canonical, prefixes: exePrefixes)
+                }
+            }
+        }
+        return nil
+    }
+}
+
+/// Absolute paths as lists of components.
+public enum PathComponents {
+    /// `path` with empty and `.` components dropped and each `..` taking the
+    /// component before it (lexically: right only where nothing on the way is
+    /// a symlink); nil for a relative path.
+    public static func normalized(_ path: String) -> String? {
+        guard path.hasPrefix("/") else { return nil }
+        var parts: [Substring] = []
+        for c in path.split(separator: "/", omittingEmptySubsequences: true) {
+            if c == "." { continue }
+            if c == ".." { _ = parts.popLast(); continue }
+            parts.append(c)
+        }
+        return "/" + parts.joined(separator: "/")
+    }
+
+    /// Whether `path` is `directory` or lies below it, component by component
+    /// (/usr/bin2 is not within /usr/bin). Both are taken lexically as given.
+    public static func isWithin(_ path: String, directory: String) -> Bool {
+        guard let p = normalized(path), let d = normalized(directory) else { return false }
+        let pc = p.split(separator: "/"), dc = d.split(separator: "/")
+        return pc.count >= dc.count && Array(pc.prefix(dc.count)) == dc
+    }
+}
