@@ -18,13 +18,20 @@ struct ServeSecurityTests {
 
     static func socketPath() -> String { "/tmp/ferry-serve-\(getpid())-\(Int.random(in: 0..<1_000_000)).sock" }
 
-    @Test("a workload migrates over a Unix socket (root checked with SO_PEERCRED) and verifies itself")
+    @Test("a workload migrates over a Unix socket (root checked with SO_PEERCRED) and verifies itself, while a stalled, a half-message and a garbage connection sit there")
     func migratesOverUnixSocket() throws {
         try TestPaths.buildWorkloads()
         let path = Self.socketPath()
         let server = try Self.serve(path, [])
         defer { server.stop() }
         #expect(server.log.contains("listening on unix:\(path) (peers checked by uid: root)"), "\(server.log)")
+        let stalled = try RawPeer(unixPath: path)
+        let half = try RawPeer(unixPath: path)
+        half.send(helloHeader(length: 200) + [UInt8](repeating: 0x7b, count: 20))
+        let garbage = try RawPeer(unixPath: path)
+        garbage.send([UInt8](repeating: 0x41, count: 64))
+        #expect(garbage.closedByPeer(within: 2))
+        #expect(server.process.isRunning, "garbage must not end serve: \(server.log)")
         let wl = try Workload(TestPaths.out + "/wl_threads_tls", netns: nil)
         defer { wl.cleanup() }
         let r = try sh([Self.ferry, "migrate", "\(wl.pid)", "--to", "unix:" + path, "--json"])
@@ -33,6 +40,8 @@ struct ServeSecurityTests {
         try wl.waitForExit(seconds: 10)
         #expect(wl.instances.count == 1, "one copy must run (on the target)")
         #expect(try wl.verdict() == "PASS", "serve: \(server.log)")
+        #expect(server.log.contains("dropped unix:\(path): protocol error"), "\(server.log)")
+        _ = (stalled, half)
     }
 
     @Test("serve's policy refuses the image before anything is created; the source runs on", arguments: [
