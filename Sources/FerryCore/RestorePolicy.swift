@@ -19,6 +19,10 @@ public enum PolicyRefusal: Error, Equatable, Sendable, CustomStringConvertible {
     case notCanonical(pid: Int32, comm: String, what: String, path: String, resolved: String?)
     /// --allow-exe-prefix is set and a process names no executable.
     case noExecutable(pid: Int32, comm: String)
+    /// Under --allow-uids, a file the image has open, mapped or as its
+    /// executable or cwd that its own uid could not reach here (restore
+    /// opens them as root, before the credentials are set).
+    case fileAccess(pid: Int32, comm: String, uid: UInt32, what: String, path: String, access: FileAccess)
 
     public var description: String {
         switch self {
@@ -32,6 +36,8 @@ public enum PolicyRefusal: Error, Equatable, Sendable, CustomStringConvertible {
             return "cannot restore: process \(pid) (\(comm)) \(what) \(path), but \(why); --allow-exe-prefix checks only paths without symlinks or '..'"
         case let .noExecutable(pid, comm):
             return "cannot restore: process \(pid) (\(comm)) names no executable, so --allow-exe-prefix cannot be checked"
+        case let .fileAccess(pid, comm, uid, what, path, access):
+            return "cannot restore: process \(pid) (\(comm)) runs as uid \(uid), which may not \(access) \(path) (\(what)) here; under --allow-uids a process gets only the files its own uid could open"
         }
     }
 }
@@ -53,8 +59,10 @@ public struct RestorePolicy: Sendable, Equatable {
 
     /// The first rule `meta` breaks, or nil. `resolve` gives a path's
     /// canonical form on this host (every symlink followed, `.` and `..`
-    /// gone), nil where it does not exist.
-    public func refusal(_ meta: ImageMetadata, resolve: (String) -> String?) -> PolicyRefusal? {
+    /// gone), nil where it does not exist; `owner` a file's owner and mode
+    /// (nil: not known, not checked).
+    public func refusal(_ meta: ImageMetadata, resolve: (String) -> String?,
+                        owner: (String) -> FileOwnership? = { _ in nil }) -> PolicyRefusal? {
         let prefixes = exePrefixes.map { resolve($0) ?? PathComponents.normalized($0) ?? $0 }
         for p in meta.processes {
             if let allowed = allowedUIDs {
@@ -62,6 +70,7 @@ public struct RestorePolicy: Sendable, Equatable {
                 for (which, uid) in [("real", c.uid), ("effective", c.euid), ("saved", c.suid), ("fs", c.fsuid)] where !allowed.contains(uid) {
                     return .uid(pid: p.pid, comm: p.comm, which: which, uid: uid, allowed: allowed.sorted())
                 }
+                if let r = Self.inaccessibleFile(p, resolve: resolve, owner: owner) { return r }
             }
             guard !prefixes.isEmpty else { continue }
             guard let exe = p.exe else { return .noExecutable(pid: p.pid, comm: p.comm) }
@@ -77,6 +86,73 @@ public struct RestorePolicy: Sendable, Equatable {
                 if !prefixes.contains(where: { PathComponents.isWithin(canonical, directory: $0) }) {
                     return .executable(pid: p.pid, comm: p.comm, what: what, path: path, resolved: canonical, prefixes: exePrefixes)
                 }
+            }
+        }
+        return nil
+    }
+}
+
+/// What a process wants of a file.
+public struct FileAccess: OptionSet, Sendable, Equatable, CustomStringConvertible {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    public static let read = FileAccess(rawValue: 4), write = FileAccess(rawValue: 2), execute = FileAccess(rawValue: 1)
+
+    public var description: String {
+        if self == .execute { return "execute or enter" }
+        return [contains(.read) ? "read" : nil, contains(.write) ? "write" : nil].compactMap { $0 }.joined(separator: " and ")
+    }
+}
+
+/// Owner, group and permission bits of a file on the target.
+public struct FileOwnership: Sendable, Equatable {
+    public var uid: UInt32, gid: UInt32
+    /// The permission bits (st_mode & 0o777).
+    public var mode: UInt32
+    public init(uid: UInt32, gid: UInt32, mode: UInt32) { self.uid = uid; self.gid = gid; self.mode = mode }
+}
+
+extension RestorePolicy {
+    /// The kernel's permission check for `c` (fs uid and gid, supplementary
+    /// groups) on a file: owner, group or other bits. ACLs are not read, and
+    /// a fs uid of 0 passes, as root's does.
+    public static func permits(_ c: Credentials, _ f: FileOwnership, _ want: FileAccess) -> Bool {
+        if c.fsuid == 0 { return true }
+        let bits: UInt32
+        if c.fsuid == f.uid { bits = f.mode >> 6 & 7 } else if c.fsgid == f.gid || c.groups.contains(f.gid) { bits = f.mode >> 3 & 7 } else { bits = f.mode & 7 }
+        return bits & want.rawValue == want.rawValue
+    }
+
+    /// The first file `p` holds (descriptors by path, file mappings, its
+    /// executable, its cwd) that its own credentials could not reach: every
+    /// directory on the way must be enterable, the file itself allow the
+    /// access. Files that do not exist are left to restore's own checks.
+    static func inaccessibleFile(_ p: ProcessImage, resolve: (String) -> String?, owner: (String) -> FileOwnership?) -> PolicyRefusal? {
+        let c = p.credentials
+        guard c.fsuid != 0 else { return nil }
+        var wanted: [(what: String, path: String, access: FileAccess)] = []
+        if let exe = p.exe { wanted.append(("its executable", exe.path, .execute)) }
+        wanted.append(("its cwd", p.cwd, .execute))
+        for f in p.files where f.sharedWith == nil && [.regular, .directory, .characterDevice, .fifo].contains(f.kind) && !f.path.isEmpty {
+            let mode = f.flags & 3  // O_ACCMODE
+            wanted.append(("fd \(f.fd)", f.path, mode == 0 ? .read : mode == 1 ? .write : [.read, .write]))
+        }
+        for m in p.mappings where m.kind == .privateFile || m.kind == .sharedFile {
+            guard let file = m.file else { continue }
+            let write = m.kind == .sharedFile && m.protection.contains(.write)
+            wanted.append(("a mapping at 0x\(String(m.start, radix: 16))", file.path, write ? [.read, .write] : .read))
+        }
+        for (what, path, access) in wanted {
+            guard let real = resolve(path) else { continue }
+            var dir = ""
+            for part in real.split(separator: "/").dropLast() {
+                dir += "/" + part
+                if let o = owner(dir), !permits(c, o, .execute) {
+                    return .fileAccess(pid: p.pid, comm: p.comm, uid: c.fsuid, what: what, path: path, access: .execute)
+                }
+            }
+            if let o = owner(real), !permits(c, o, access) {
+                return .fileAccess(pid: p.pid, comm: p.comm, uid: c.fsuid, what: what, path: path, access: access)
             }
         }
         return nil

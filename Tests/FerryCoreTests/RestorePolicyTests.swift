@@ -124,3 +124,74 @@ let fs = FakeFS(links: ["/bin": "/usr/bin", "/tmp/evil/link": "/usr/bin/app", "/
         #expect(PathComponents.normalized("/../..") == "/")
     }
 }
+
+/// Owners and modes of the fake host's files.
+let owners: [String: FileOwnership] = [
+    "/usr": FileOwnership(uid: 0, gid: 0, mode: 0o755), "/usr/bin": FileOwnership(uid: 0, gid: 0, mode: 0o755),
+    "/usr/bin/app": FileOwnership(uid: 0, gid: 0, mode: 0o755), "/usr/lib": FileOwnership(uid: 0, gid: 0, mode: 0o755),
+    "/usr/lib/libc.so.6": FileOwnership(uid: 0, gid: 0, mode: 0o644),
+    "/etc": FileOwnership(uid: 0, gid: 0, mode: 0o755), "/etc/data": FileOwnership(uid: 0, gid: 0, mode: 0o644),
+    "/etc/shadow": FileOwnership(uid: 0, gid: 42, mode: 0o640), "/root": FileOwnership(uid: 0, gid: 0, mode: 0o700),
+    "/root/notes": FileOwnership(uid: 0, gid: 0, mode: 0o644), "/srv": FileOwnership(uid: 0, gid: 0, mode: 0o755),
+    "/srv/app": FileOwnership(uid: 1000, gid: 1000, mode: 0o700), "/srv/app/run": FileOwnership(uid: 1000, gid: 1000, mode: 0o700),
+]
+let hostFiles = FakeFS(links: fs.links, files: fs.files.union(["/etc/shadow", "/root/notes"]))
+
+func withFD(_ p: ProcessImage, _ path: String, flags: Int32) -> ProcessImage {
+    var p = p
+    p.files.append(FileDescriptorImage(fd: 3, kind: .regular, flags: flags, path: path))
+    return p
+}
+
+@Suite struct FileAccessPolicyTests {
+    let policy = RestorePolicy(allowedUIDs: [1000])
+
+    func refusal(_ p: ProcessImage) -> PolicyRefusal? {
+        policy.refusal(metadata(p), resolve: hostFiles.resolve, owner: { owners[$0] })
+    }
+
+    @Test("under --allow-uids a descriptor is reopened only where the process's own uid could open it")
+    func descriptors() {
+        #expect(refusal(withFD(process(), "/etc/data", flags: 0)) == nil)
+        #expect(refusal(withFD(process(), "/etc/data", flags: 2))
+                == .fileAccess(pid: 10, comm: "app", uid: 1000, what: "fd 3", path: "/etc/data", access: [.read, .write]))
+        let shadow = refusal(withFD(process(), "/etc/shadow", flags: 0))
+        #expect(shadow == .fileAccess(pid: 10, comm: "app", uid: 1000, what: "fd 3", path: "/etc/shadow", access: .read))
+        #expect(shadow?.description == "cannot restore: process 10 (app) runs as uid 1000, which may not read /etc/shadow (fd 3) here; under --allow-uids a process gets only the files its own uid could open")
+        // A directory on the way that the uid cannot enter.
+        #expect(refusal(withFD(process(), "/root/notes", flags: 0))
+                == .fileAccess(pid: 10, comm: "app", uid: 1000, what: "fd 3", path: "/root/notes", access: .execute))
+        // Group membership counts.
+        var member = process()
+        member.credentials.groups = [42]
+        #expect(refusal(withFD(member, "/etc/shadow", flags: 0)) == nil)
+    }
+
+    @Test("mappings, executable and cwd are checked too; the uid's own files pass")
+    func mappingsExeCwd() {
+        #expect(refusal(process(libraries: ["/usr/lib/libc.so.6"], data: ["/etc/data"])) == nil)
+        #expect(refusal(process(data: ["/etc/shadow"]))?.description.contains("may not read /etc/shadow (a mapping at 0x") == true)
+        #expect(refusal(process(exe: "/srv/app/run")) == nil)
+        var p = process()
+        p.cwd = "/root"
+        #expect(refusal(p) == .fileAccess(pid: 10, comm: "app", uid: 1000, what: "its cwd", path: "/root", access: .execute))
+    }
+
+    @Test("without --allow-uids, or for a process running as root, files are not checked here")
+    func notChecked() {
+        let root = withFD(process(uids: (0, 0, 0, 0)), "/etc/shadow", flags: 2)
+        #expect(RestorePolicy(allowedUIDs: [0]).refusal(metadata(root), resolve: hostFiles.resolve, owner: { owners[$0] }) == nil)
+        #expect(RestorePolicy().refusal(metadata(withFD(process(), "/etc/shadow", flags: 2)), resolve: hostFiles.resolve, owner: { owners[$0] }) == nil)
+    }
+
+    @Test("the permission bits: owner, then group, then others")
+    func permits() {
+        let c = Credentials(uid: 1000, euid: 1000, suid: 1000, fsuid: 1000, gid: 100, egid: 100, sgid: 100, fsgid: 100, groups: [7])
+        #expect(RestorePolicy.permits(c, FileOwnership(uid: 1000, gid: 0, mode: 0o600), [.read, .write]))
+        #expect(!RestorePolicy.permits(c, FileOwnership(uid: 1000, gid: 100, mode: 0o077), .read), "the owner's bits decide for the owner")
+        #expect(RestorePolicy.permits(c, FileOwnership(uid: 0, gid: 100, mode: 0o040), .read))
+        #expect(RestorePolicy.permits(c, FileOwnership(uid: 0, gid: 7, mode: 0o020), .write))
+        #expect(!RestorePolicy.permits(c, FileOwnership(uid: 0, gid: 7, mode: 0o604), .read), "the group's bits decide for a member")
+        #expect(RestorePolicy.permits(c, FileOwnership(uid: 0, gid: 0, mode: 0o001), .execute))
+    }
+}
