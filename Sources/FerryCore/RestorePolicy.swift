@@ -11,7 +11,8 @@ import FerryImage
 /// Why an image may not be restored here under the operator's policy.
 public enum PolicyRefusal: Error, Equatable, Sendable, CustomStringConvertible {
     /// A process holds a uid (real, effective, saved or fs) outside --allow-uids.
-    case uid(pid: Int32, comm: String, which: String, uid: UInt32, allowed: [UInt32])
+    /// `peer`: the policy is the one for a non-root peer on a Unix socket.
+    case uid(pid: Int32, comm: String, which: String, uid: UInt32, allowed: [UInt32], peer: UInt32? = nil)
     /// An executable (the image's or a file mapped executable) lies outside every --allow-exe-prefix.
     case executable(pid: Int32, comm: String, what: String, path: String, resolved: String?, prefixes: [String])
     /// An executable path that is not its own canonical form (a symlink or `..` on the way, or relative):
@@ -26,7 +27,9 @@ public enum PolicyRefusal: Error, Equatable, Sendable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case let .uid(pid, comm, which, uid, allowed):
+        case let .uid(pid, comm, which, uid, _, peer?):
+            return "cannot restore: process \(pid) (\(comm)) runs with \(which) uid \(uid); a peer connected as uid \(peer) may migrate only processes running as itself (and within --allow-uids)"
+        case let .uid(pid, comm, which, uid, allowed, nil):
             return "cannot restore: process \(pid) (\(comm)) runs with \(which) uid \(uid), which --allow-uids \(allowed.map(String.init).joined(separator: ",")) does not allow"
         case let .executable(pid, comm, what, path, resolved, prefixes):
             let shown = resolved.map { $0 == path ? path : "\(path) (\($0) here)" } ?? path
@@ -49,6 +52,8 @@ public struct RestorePolicy: Sendable, Equatable {
     /// Directories every executable must lie in (absolute, compared by path
     /// component after resolving); empty: anywhere.
     public var exePrefixes: [String]
+    /// Set by `forPeer`: the non-root uid the policy was narrowed to.
+    public var peerUID: UInt32?
 
     public init(allowedUIDs: Set<UInt32>? = nil, exePrefixes: [String] = []) {
         self.allowedUIDs = allowedUIDs; self.exePrefixes = exePrefixes
@@ -56,6 +61,17 @@ public struct RestorePolicy: Sendable, Equatable {
 
     /// No limits at all.
     public var isOpen: Bool { allowedUIDs == nil && exePrefixes.isEmpty }
+
+    /// The policy for a migration from a peer running as `uid` (a Unix
+    /// socket's SO_PEERCRED): root keeps the operator's policy; any other
+    /// user may restore only processes running as itself, within it.
+    public func forPeer(uid: UInt32?) -> RestorePolicy {
+        guard let uid, uid != 0 else { return self }
+        var p = self
+        p.allowedUIDs = (allowedUIDs ?? [uid]).intersection([uid])
+        p.peerUID = uid
+        return p
+    }
 
     /// The first rule `meta` breaks, or nil. `resolve` gives a path's
     /// canonical form on this host (every symlink followed, `.` and `..`
@@ -68,7 +84,7 @@ public struct RestorePolicy: Sendable, Equatable {
             if let allowed = allowedUIDs {
                 let c = p.credentials
                 for (which, uid) in [("real", c.uid), ("effective", c.euid), ("saved", c.suid), ("fs", c.fsuid)] where !allowed.contains(uid) {
-                    return .uid(pid: p.pid, comm: p.comm, which: which, uid: uid, allowed: allowed.sorted())
+                    return .uid(pid: p.pid, comm: p.comm, which: which, uid: uid, allowed: allowed.sorted(), peer: peerUID)
                 }
                 if let r = Self.inaccessibleFile(p, resolve: resolve, owner: owner) { return r }
             }

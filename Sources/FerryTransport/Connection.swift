@@ -218,9 +218,11 @@ public final class Connection: @unchecked Sendable {
     private var sendFailure: MigrationError?
     /// Image bytes sent (IMAGE_CHUNK payloads and pre-copy page data).
     public private(set) var bytesSent: UInt64 = 0
+    /// The peer's uid, on a Unix socket (SO_PEERCRED).
+    public let peerUID: UInt32?
 
-    init(channel: Channel, inbox: Inbox, peer: String, limits: ConnectionLimits) {
-        self.channel = channel; self.inbox = inbox; self.peer = peer; self.limits = limits
+    init(channel: Channel, inbox: Inbox, peer: String, limits: ConnectionLimits, peerUID: UInt32? = nil) {
+        self.channel = channel; self.inbox = inbox; self.peer = peer; self.limits = limits; self.peerUID = peerUID
         inbox.channel = channel
         inbox.peer = peer
     }
@@ -496,20 +498,20 @@ public final class Listener: @unchecked Sendable {
                     channel.close(promise: nil)
                 }
                 channel.closeFuture.whenComplete { _ in deadline.cancel() }
-                let configure: @Sendable () throws -> Void = {
+                let configure: @Sendable (UInt32?) throws -> Void = { uid in
                     try Pipeline.configure(channel, ssl: ssl, server: true, serverName: nil, inbox: inbox, peer: peer, onReady: { _ in },
                                            onFirstFrame: { ch in
                         deadline.cancel()
-                        box.listener?.enqueue(Connection(channel: ch, inbox: inbox, peer: peer, limits: limits))
+                        box.listener?.enqueue(Connection(channel: ch, inbox: inbox, peer: peer, limits: limits, peerUID: uid))
                     })
                 }
-                guard let allowed = allowedUIDs else { return channel.eventLoop.makeCompletedFuture(withResultOf: configure) }
+                guard let allowed = allowedUIDs else { return channel.eventLoop.makeCompletedFuture(withResultOf: { try configure(nil) }) }
                 return PeerCredentials.of(channel).flatMapThrowing { cred in
                     guard UnixSocketPolicy.admits(uid: cred.uid, allowed: allowed) else {
                         inbox.fail(MigrationError("peer uid \(cred.uid) (pid \(cred.pid)) is not allowed; serve --allow-uid admits others than root"))
                         throw MigrationError("peer uid \(cred.uid) refused")
                     }
-                    try configure()
+                    try configure(cred.uid)
                 }
             }
         switch endpoint {

@@ -137,6 +137,8 @@ final class LinuxTarget: PrecopyTarget {
     var children: [Int32] = []
     /// What the current migration's HELLO asks for (serve takes one migration at a time).
     private var hello: Hello?
+    /// The current peer's uid, on a Unix socket.
+    var peerUID: UInt32?
 
     init(newPidNamespace: Bool, grants: Allowances = Allowances(), policy: RestorePolicy = RestorePolicy()) {
         self.newPidNamespace = newPidNamespace; self.grants = grants; self.policy = policy
@@ -154,7 +156,7 @@ final class LinuxTarget: PrecopyTarget {
         let selfPath = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/proc/self/exe"
         let granted = (hello?.requested ?? Allowances()).granted(by: grants)
         return RestoreOptions(newPidNamespace: newPidNamespace, ferryPath: selfPath,
-                              allowMissingCPUFeatures: granted.missingCPUFeatures, allowXSaveGrowth: granted.xsaveGrowth, policy: policy)
+                              allowMissingCPUFeatures: granted.missingCPUFeatures, allowXSaveGrowth: granted.xsaveGrowth, policy: policy.forPeer(uid: peerUID))
     }
 
     func beginPrecopy(metadata: ImageMetadata) throws -> PrecopyRestoring {
@@ -290,7 +292,8 @@ struct ServeCommand: ParsableCommand {
             while true {
                 target.reapExited()
                 guard let conn = listener.accept(timeout: 1) else { continue }
-                say("migration from \(conn.peer)")
+                say("migration from \(conn.peer)" + (conn.peerUID.map { " (uid \($0))" } ?? ""))
+                target.peerUID = conn.peerUID
                 let stamp = Int(Date().timeIntervalSince1970)
                 let outcome = MigrationReceiver.handle(conn, target: target,
                                                        keepImage: try connection.keptImageSink(name: "migration-\(stamp).stream"),

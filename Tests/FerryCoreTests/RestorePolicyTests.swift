@@ -113,6 +113,18 @@ let fs = FakeFS(links: ["/bin": "/usr/bin", "/tmp/evil/link": "/usr/bin/app", "/
         #expect(p.refusal(metadata(process(exe: nil)), resolve: fs.resolve) == .noExecutable(pid: 10, comm: "app"))
     }
 
+    @Test("a non-root peer may restore only processes of its own uid; root keeps the operator's policy")
+    func peerPolicy() {
+        let open = RestorePolicy()
+        #expect(open.forPeer(uid: nil) == open && open.forPeer(uid: 0) == open)
+        #expect(open.forPeer(uid: 1000).allowedUIDs == [1000])
+        #expect(RestorePolicy(allowedUIDs: [1000, 1001]).forPeer(uid: 1001).allowedUIDs == [1001])
+        #expect(RestorePolicy(allowedUIDs: [1000]).forPeer(uid: 1001).allowedUIDs == [])
+        let r = open.forPeer(uid: 1000).refusal(metadata(process(uids: (1000, 0, 1000, 1000))), resolve: fs.resolve)
+        #expect(r == .uid(pid: 10, comm: "app", which: "effective", uid: 0, allowed: [1000], peer: 1000))
+        #expect(r?.description.contains("a peer connected as uid 1000 may migrate only processes running as itself") == true)
+    }
+
     @Test("paths compare by component")
     func components() {
         #expect(PathComponents.isWithin("/usr/bin/x", directory: "/usr/bin"))
