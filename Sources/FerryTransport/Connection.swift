@@ -38,6 +38,10 @@ public struct TLSFiles: Sendable {
             // makes a client certificate mandatory.
             config.certificateVerification = .noHostnameVerification
             config.minimumTLSVersion = .tlsv12
+            // Closing waits this long at most for the peer's close_notify: a
+            // peer dropped unauthenticated (it stalled in its handshake) is
+            // gone within it, not after NIOSSL's default of 5 s.
+            config.shutdownTimeout = .seconds(2)
             return try NIOSSLContext(configuration: config)
         } catch let e as MigrationError {
             throw e
