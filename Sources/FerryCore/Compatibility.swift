@@ -29,10 +29,12 @@ public struct RestoreVerdict: Equatable, Sendable {
 }
 
 public enum Compatibility {
-    /// Checks architecture, page size, OS, XSAVE state (the host's and every
-    /// thread's) and CPU flags (`requiredCPUFlags` ∩ the source CPU's).
+    /// Checks architecture, page size, OS, every thread's XSAVE state, XSAVE
+    /// growth (unless `allowXSaveGrowth`) and CPU flags (`requiredCPUFlags` ∩
+    /// the source CPU's).
     public static func verdict(image: ImageMetadata, target: TargetCapabilities,
-                               requiredCPUFlags: Set<String> = CPUFeatureCheck.isaFlags) -> RestoreVerdict {
+                               requiredCPUFlags: Set<String> = CPUFeatureCheck.isaFlags,
+                               allowXSaveGrowth: Bool = false) -> RestoreVerdict {
         var reasons: [String] = []
         let source = image.source
         if source.arch != "x86_64" || target.arch != "x86_64" {
@@ -47,22 +49,20 @@ public enum Compatibility {
         if target.os == .freebsd && !target.linuxABIAvailable {
             reasons.append("cannot restore on FreeBSD: the Linux ABI is not loaded; run `kldload linux64` on the target")
         }
-        var xsaveReasons: [String] = []
-        func checkXSave(xcr0: UInt64, size: Int) {
-            if let r = XSave.canRestore(imageXCR0: xcr0, imageSize: size, targetXCR0: target.cpu.xcr0,
-                                        targetSize: Int(target.cpu.xsaveSize)).reason, !xsaveReasons.contains(r) {
-                xsaveReasons.append(r)
-            }
-        }
-        if source.cpu.xsaveSize != 0 {  // 0: not recorded; the threads' areas still are checked
-            checkXSave(xcr0: source.cpu.xcr0, size: Int(source.cpu.xsaveSize))
-        }
+        // XSAVE: decided by the state each thread holds, not by what the
+        // source CPU enables (a process that never touched AVX-512 moves to
+        // a CPU without it).
         for p in image.processes {
             for t in p.threads {
-                if let x = t.extendedState { checkXSave(xcr0: x.xcr0, size: x.area.count) }
+                guard let x = t.extendedState else { continue }
+                if let r = XSave.verdict(thread: t.tid, state: x, source: source.cpu, permitted: p.xcompPermitted, target: target.cpu) {
+                    reasons.append(r)
+                }
             }
         }
-        reasons += xsaveReasons
+        if !allowXSaveGrowth, let r = XSave.growth(sourceXCR0: source.cpu.xcr0, targetXCR0: target.cpu.xcr0) {
+            reasons.append(r)
+        }
         if let r = CPUFeatureCheck.cpuCompatibility(image: source.cpu, target: target.cpu, required: requiredCPUFlags).reason {
             reasons.append(r)
         }

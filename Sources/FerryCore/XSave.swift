@@ -101,15 +101,6 @@ public enum XSaveComponent: Int, CaseIterable, Sendable, Comparable {
     }
 }
 
-/// Whether a target can hold an image's XSAVE state.
-public enum XSaveVerdict: Equatable, Sendable {
-    case compatible
-    case incompatible(reason: String)
-
-    public var isCompatible: Bool { self == .compatible }
-    public var reason: String? { if case .incompatible(let r) = self { return r } else { return nil } }
-}
-
 /// An XSAVE area could not be prepared for a target.
 public struct XSaveError: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String
@@ -155,52 +146,144 @@ public enum XSave {
         return ExtendedState(xcr0: xcr0, area: area)
     }
 
-    /// The area for Linux PTRACE_SETREGSET NT_X86_XSTATE: `targetSize` bytes,
-    /// XCR0 word = target XCR0, XSTATE_BV masked to it, XCOMP_BV and the
-    /// reserved header bytes zeroed (Linux rejects the area otherwise).
-    public static func forLinux(_ state: ExtendedState, targetXCR0: UInt64, targetSize: Int) throws -> [UInt8] {
-        try prepare(state, targetXCR0: targetXCR0, targetSize: targetSize, xcr0Word: targetXCR0)
+    /// x87 and SSE: in the FXSAVE image, on every x86-64 CPU.
+    public static let legacyComponents: UInt64 = 0x3
+    /// PKRU as Linux gives it to every new process: key 0 open, keys 1-15
+    /// access-disabled.
+    public static let linuxDefaultPKRU: UInt32 = 0x5555_5554
+    /// AMX tile data: a dynamic component, usable only after the process
+    /// asked for it with arch_prctl(ARCH_REQ_XCOMP_PERM).
+    public static let amxComponents: UInt64 = XSaveComponent.amxTilecfg.bit | XSaveComponent.amxTiledata.bit
+
+    /// Where each extended component lies for `cpu`: its recorded layout, or
+    /// the Intel offsets (`standardExtent`) for a CPU that recorded none.
+    public static func layout(of cpu: CPUFeatures) -> [Int: XSaveExtent] {
+        var out: [Int: XSaveExtent] = [:]
+        if let recorded = cpu.xsaveLayout {
+            for e in recorded where e.component >= 2 && e.component < 64 { out[e.component] = e }
+            return out
+        }
+        for c in XSaveComponent.components(in: cpu.xcr0) {
+            if let e = c.standardExtent { out[c.rawValue] = XSaveExtent(component: c.rawValue, offset: e.offset, size: e.size) }
+        }
+        return out
+    }
+
+    /// The layout a thread's area was saved in: the source CPU's, or, when
+    /// the image recorded none and the target CPU enables the same
+    /// components in an area of the same size, the target's (the same kind
+    /// of CPU); otherwise the Intel offsets.
+    public static func sourceLayout(source: CPUFeatures?, target: CPUFeatures) -> [Int: XSaveExtent] {
+        guard let source else { return layout(of: target) }
+        if source.xsaveLayout == nil, source.xcr0 == target.xcr0, source.xsaveSize == target.xsaveSize {
+            return layout(of: target)
+        }
+        return layout(of: source)
+    }
+
+    /// The PKRU value an area holds, or nil when its XSTATE_BV has no PKRU
+    /// or the area is too short for it.
+    public static func pkru(_ area: [UInt8], layout: [Int: XSaveExtent]) -> UInt32? {
+        guard let bv = xstateBV(area), bv & XSaveComponent.pkru.bit != 0,
+              let e = layout[XSaveComponent.pkru.rawValue], e.size >= 4, e.offset >= minimumSize,
+              e.offset <= area.count - 4 else { return nil }
+        return area.loadLE(UInt32.self, at: e.offset)
+    }
+
+    /// The components a thread needs wherever it runs: those holding
+    /// non-initial state (XSTATE_BV), less PKRU while it holds Linux's
+    /// default or 0 (no protection key is opened or closed beyond what a CPU
+    /// without PKU does for pages of key 0), plus AMX whenever the process
+    /// was granted AMX (it may use it any time, whatever the state holds now).
+    public static func componentsInUse(_ area: [UInt8], layout: [Int: XSaveExtent], permitted: UInt64?) -> UInt64 {
+        var used = xstateBV(area) ?? (xcr0Word(area) ?? legacyComponents)
+        if used & XSaveComponent.pkru.bit != 0, let value = pkru(area, layout: layout), value == 0 || value == linuxDefaultPKRU {
+            used &= ~XSaveComponent.pkru.bit
+        }
+        if let permitted, permitted & XSaveComponent.amxTiledata.bit != 0 { used |= amxComponents }
+        return used
+    }
+
+    /// Why a thread's XSAVE state cannot be restored on `target`, in one
+    /// line, or nil when it can: every component the thread uses must be
+    /// enabled there, and each must fit the target's area.
+    public static func verdict(thread tid: Int32, state: ExtendedState, source: CPUFeatures?, permitted: UInt64?,
+                               target: CPUFeatures) -> String? {
+        let area = state.area.value
+        if area.count < minimumSize {
+            return "cannot restore: thread \(tid)'s XSAVE area is \(area.count) bytes, shorter than the \(minimumSize)-byte FXSAVE image and header; the image is damaged"
+        }
+        let from = sourceLayout(source: source, target: target)
+        let used = componentsInUse(area, layout: from, permitted: permitted)
+        let lacking = used & ~target.xcr0
+        if lacking != 0 {
+            var why = "cannot restore: thread \(tid) has \(XSaveComponent.describe(lacking)) state in use (XSTATE_BV \(hex(xstateBV(area) ?? 0))"
+            if lacking & amxComponents != 0, let permitted { why += ", AMX granted: ARCH_GET_XCOMP_PERM \(hex(permitted))" }
+            why += ") but this CPU enables XCR0 \(hex(target.xcr0)); restore on a CPU that has \(XSaveComponent.describe(lacking))"
+            if lacking & ~(XSaveComponent.pkru.bit | amxComponents) != 0 {
+                why += ", or run the process with glibc told not to use it (GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX512F,...)"
+            }
+            return why
+        }
+        let to = layout(of: target)
+        for c in XSaveComponent.components(in: (xstateBV(area) ?? 0) & target.xcr0 & ~legacyComponents) {
+            guard let s = from[c.rawValue], s.offset >= minimumSize, s.size >= 0, s.offset <= area.count - s.size else {
+                return "cannot restore: thread \(tid)'s XSAVE area has no room for its \(c.name) state (\(area.count) bytes); the image is damaged"
+            }
+            guard let d = to[c.rawValue], d.size == s.size, d.offset >= minimumSize, d.offset <= Int(target.xsaveSize) - d.size else {
+                return "cannot restore: thread \(tid)'s \(c.name) state (\(s.size) bytes) does not fit this CPU's XSAVE layout; restore on a CPU of the source's kind"
+            }
+        }
+        return nil
+    }
+
+    /// Why this target's XSAVE area would overflow buffers the process sized
+    /// at start-up, or nil: more user components enabled here than on the
+    /// source. glibc's lazy-binding trampoline (_dl_runtime_resolve_xsave /
+    /// xsavec) sizes its buffer by CPUID 0xD at start-up and overflows it.
+    public static func growth(sourceXCR0: UInt64, targetXCR0: UInt64) -> String? {
+        let userComponents: UInt64 = 0x602ff  // x87 … Hi16_ZMM, PKRU, AMX
+        let grown = targetXCR0 & ~sourceXCR0 & userComponents
+        guard sourceXCR0 != 0, grown != 0 else { return nil }
+        return "cannot restore: this CPU enables XSAVE components the source's did not (\(XSaveComponent.describe(grown)): XCR0 \(hex(targetXCR0)) here, \(hex(sourceXCR0)) there); glibc's lazy-binding trampoline sized its XSAVE buffer for the source and would overflow it; restore on a CPU with the same XCR0, or pass --allow-xsave-growth if the process binds eagerly (LD_BIND_NOW=1) and runs no XSAVE of its own"
+    }
+
+    /// The area for Linux PTRACE_SETREGSET NT_X86_XSTATE on `target`: its
+    /// size and layout, the XCR0 word set to its XCR0, each component in use
+    /// moved to the target's offset, components the target lacks (checked
+    /// unused by `verdict`) left out of XSTATE_BV, XCOMP_BV and the reserved
+    /// header bytes zero (Linux rejects the area otherwise).
+    public static func forLinux(_ state: ExtendedState, tid: Int32 = 0, source: CPUFeatures?, permitted: UInt64?,
+                                target: CPUFeatures) throws -> [UInt8] {
+        try convert(state, tid: tid, source: source, permitted: permitted, target: target, xcr0Word: target.xcr0)
     }
 
     /// The area for FreeBSD PT_SETXSTATE: as `forLinux`, with the XCR0 word
     /// cleared (see the file comment).
-    public static func forFreeBSD(_ state: ExtendedState, targetXCR0: UInt64, targetSize: Int) throws -> [UInt8] {
-        try prepare(state, targetXCR0: targetXCR0, targetSize: targetSize, xcr0Word: 0)
+    public static func forFreeBSD(_ state: ExtendedState, tid: Int32 = 0, source: CPUFeatures?, permitted: UInt64?,
+                                  target: CPUFeatures) throws -> [UInt8] {
+        try convert(state, tid: tid, source: source, permitted: permitted, target: target, xcr0Word: 0)
     }
 
-    static func prepare(_ state: ExtendedState, targetXCR0: UInt64, targetSize: Int, xcr0Word: UInt64) throws -> [UInt8] {
-        let verdict = canRestore(imageXCR0: state.xcr0, imageSize: state.area.count, targetXCR0: targetXCR0, targetSize: targetSize)
-        if let reason = verdict.reason { throw XSaveError(description: reason) }
-        var a = state.area.value
-        if a.count < targetSize { a += [UInt8](repeating: 0, count: targetSize - a.count) }
-        if a.count > targetSize { a.removeLast(a.count - targetSize) }
-        a.storeLE(xcr0Word, at: xcr0Offset)
-        a.storeLE(a.loadLE(UInt64.self, at: xstateBVOffset) & targetXCR0, at: xstateBVOffset)
-        for i in xcompBVOffset..<minimumSize { a[i] = 0 }
-        return a
-    }
-
-    /// Whether a target whose kernel enables `targetXCR0` with a
-    /// `targetSize`-byte area can hold state saved under `imageXCR0`.
-    /// Every component the image's XCR0 enables must be enabled on the
-    /// target (the standard format puts each at a fixed offset, so a superset
-    /// has room); the image area must also fit.
-    public static func canRestore(imageXCR0: UInt64, imageSize: Int, targetXCR0: UInt64, targetSize: Int) -> XSaveVerdict {
-        let missing = imageXCR0 & ~targetXCR0
-        if missing != 0 {
-            return .incompatible(reason: "cannot restore: the image uses \(XSaveComponent.describe(missing)) state (XCR0 \(hex(imageXCR0))) but this CPU enables \(hex(targetXCR0))")
+    static func convert(_ state: ExtendedState, tid: Int32, source: CPUFeatures?, permitted: UInt64?,
+                        target: CPUFeatures, xcr0Word: UInt64) throws -> [UInt8] {
+        if let reason = verdict(thread: tid, state: state, source: source, permitted: permitted, target: target) {
+            throw XSaveError(description: reason)
         }
-        if imageSize < minimumSize {
-            return .incompatible(reason: "cannot restore: the image's XSAVE area is \(imageSize) bytes, shorter than the \(minimumSize)-byte FXSAVE image and header; the image is damaged")
+        let a = state.area.value
+        let size = max(Int(target.xsaveSize), minimumSize)
+        var out = [UInt8](repeating: 0, count: size)
+        out.replaceSubrange(0..<xcr0Offset, with: a[0..<xcr0Offset])
+        out.storeLE(xcr0Word, at: xcr0Offset)
+        let kept = (xstateBV(a) ?? legacyComponents) & target.xcr0
+        out.storeLE(kept, at: xstateBVOffset)
+        let from = sourceLayout(source: source, target: target), to = layout(of: target)
+        for c in XSaveComponent.components(in: kept & ~legacyComponents) {
+            // `verdict` checked both extents.
+            guard let s = from[c.rawValue], let d = to[c.rawValue] else { continue }
+            out.replaceSubrange(d.offset..<(d.offset + d.size), with: a[s.offset..<(s.offset + s.size)])
         }
-        if imageSize > targetSize {
-            // Only possible when the bytes past targetSize belong to no enabled component.
-            let needed = XSaveComponent.components(in: imageXCR0).compactMap { $0.standardExtent.map { $0.offset + $0.size } }.max() ?? minimumSize
-            if needed > targetSize {
-                return .incompatible(reason: "cannot restore: the image's XSAVE area needs \(needed) bytes (XCR0 \(hex(imageXCR0))) but this CPU's area is \(targetSize) bytes")
-            }
-        }
-        return .compatible
+        return out
     }
 }
 
@@ -212,7 +295,7 @@ public struct CPUCompatibility: Equatable, Sendable {
     /// One line, or nil when compatible.
     public var reason: String? {
         missing.isEmpty ? nil
-            : "cannot restore: the image ran on a CPU with \(missing.joined(separator: ", ")), which this CPU lacks; code (e.g. glibc's ifunc-selected memcpy) may already use them"
+            : "cannot restore: the image ran on a CPU with \(missing.joined(separator: ", ")), which this CPU lacks; code (e.g. glibc's ifunc-selected memcpy) may already use them; restore on such a CPU, or pass --allow-missing-cpu-features \(missing.joined(separator: ",")) if the process does not use them"
     }
 }
 

@@ -52,10 +52,26 @@ public struct CPUFeatures: Codable, Equatable, Sendable {
     public var flags: [String]
     public var vendor: String
     public var model: String
+    /// Where each extended XSAVE component lies in this CPU's standard-format
+    /// area (CPUID 0xD sub-leaf n), for every component of `xcr0` above SSE.
+    /// CPUs differ: AMD has no MPX hole, so its AVX-512 and PKRU offsets are
+    /// lower than Intel's. Absent from older images.
+    public var xsaveLayout: [XSaveExtent]?
 
-    public init(xcr0: UInt64, xsaveSize: UInt32, flags: [String], vendor: String = "", model: String = "") {
+    public init(xcr0: UInt64, xsaveSize: UInt32, flags: [String], vendor: String = "", model: String = "",
+                xsaveLayout: [XSaveExtent]? = nil) {
         self.xcr0 = xcr0; self.xsaveSize = xsaveSize; self.flags = flags; self.vendor = vendor; self.model = model
+        self.xsaveLayout = xsaveLayout
     }
+}
+
+/// One XSAVE state component's place in a standard-format area.
+public struct XSaveExtent: Codable, Equatable, Sendable {
+    /// The component's bit number in XCR0 / XSTATE_BV.
+    public var component: Int
+    public var offset: Int
+    public var size: Int
+    public init(component: Int, offset: Int, size: Int) { self.component = component; self.offset = offset; self.size = size }
 }
 
 /// A reference to a file as it was when the image was taken, so the restorer
@@ -272,6 +288,9 @@ public struct ThreadImage: Codable, Equatable, Sendable {
     /// set_tid_address() pointer, 0 if unknown.
     public var clearChildTid: UInt64
     public var name: String
+    /// Scheduling, timer slack, parent-death signal and robust futex list.
+    /// Absent from older images.
+    public var attributes: ThreadAttributes?
 
     public init(tid: Int32, nsTids: [Int32] = [], registers: Registers = Registers(), extendedState: ExtendedState? = nil,
                 sigmask: UInt64 = 0, sigaltstack: SignalStack = SignalStack(), rseq: RseqArea? = nil,
@@ -279,6 +298,53 @@ public struct ThreadImage: Codable, Equatable, Sendable {
         self.tid = tid; self.nsTids = nsTids; self.registers = registers; self.extendedState = extendedState
         self.sigmask = sigmask; self.sigaltstack = sigaltstack; self.rseq = rseq; self.syscall = syscall
         self.pendingSignals = pendingSignals; self.clearChildTid = clearChildTid; self.name = name
+    }
+}
+
+/// Per-thread kernel attributes a program can set and later rely on.
+public struct ThreadAttributes: Codable, Equatable, Sendable {
+    /// sched_getscheduler: SCHED_OTHER 0, FIFO 1, RR 2, BATCH 3, IDLE 5, DEADLINE 6;
+    /// with SCHED_RESET_ON_FORK (0x40000000) when set.
+    public var schedPolicy: Int32
+    /// sched_priority (real-time policies; 0 otherwise).
+    public var schedPriority: Int32
+    /// The nice value, -20…19.
+    public var nice: Int32
+    /// prctl(PR_GET_TIMERSLACK), in ns.
+    public var timerSlackNs: UInt64
+    /// prctl(PR_GET_PDEATHSIG): the signal sent when the parent dies, 0 none.
+    public var parentDeathSignal: Int32
+    /// get_robust_list: the list head's address and length (0 when none).
+    public var robustListHead: UInt64
+    public var robustListLength: UInt64
+    /// CapInh, CapPrm, CapEff, CapBnd and CapAmb as /proc shows them (hex).
+    public var capabilities: [String]?
+
+    public init(schedPolicy: Int32 = 0, schedPriority: Int32 = 0, nice: Int32 = 0, timerSlackNs: UInt64 = 50_000,
+                parentDeathSignal: Int32 = 0, robustListHead: UInt64 = 0, robustListLength: UInt64 = 0) {
+        self.schedPolicy = schedPolicy; self.schedPriority = schedPriority; self.nice = nice
+        self.timerSlackNs = timerSlackNs; self.parentDeathSignal = parentDeathSignal
+        self.robustListHead = robustListHead; self.robustListLength = robustListLength
+    }
+}
+
+/// Per-process kernel attributes a program can set and later rely on.
+public struct ProcessAttributes: Codable, Equatable, Sendable {
+    /// /proc/PID/oom_score_adj, -1000…1000.
+    public var oomScoreAdj: Int32
+    /// prctl(PR_GET_THP_DISABLE).
+    public var thpDisabled: Bool
+    /// prctl(PR_GET_CHILD_SUBREAPER).
+    public var childSubreaper: Bool
+    /// prctl(PR_GET_NO_NEW_PRIVS) (NoNewPrivs in /proc/PID/status).
+    public var noNewPrivs: Bool
+    /// /proc/PID/loginuid; 4294967295 is "unset".
+    public var loginUID: UInt32
+
+    public init(oomScoreAdj: Int32 = 0, thpDisabled: Bool = false, childSubreaper: Bool = false, noNewPrivs: Bool = false,
+                loginUID: UInt32 = .max) {
+        self.oomScoreAdj = oomScoreAdj; self.thpDisabled = thpDisabled; self.childSubreaper = childSubreaper
+        self.noNewPrivs = noNewPrivs; self.loginUID = loginUID
     }
 }
 
@@ -411,6 +477,13 @@ public struct ProcessImage: Codable, Equatable, Sendable {
     public var timers: [IntervalTimer]
     /// Which kernel personality the process runs under.
     public var personality: UInt32
+    /// The XSAVE components the process may use (arch_prctl
+    /// ARCH_GET_XCOMP_PERM): a dynamic component such as AMX tile data is
+    /// in it only when the process asked for it (ARCH_REQ_XCOMP_PERM).
+    /// Absent where the kernel has no such call, and in older images.
+    public var xcompPermitted: UInt64?
+    /// OOM score, THP, subreaper, no_new_privs, loginuid. Absent from older images.
+    public var attributes: ProcessAttributes?
 
     public init(pid: Int32, nsPids: [Int32] = [], ppid: Int32 = 0, pgid: Int32 = 0, sid: Int32 = 0, comm: String = "",
                 credentials: Credentials = Credentials(), exe: FileIdentity? = nil, cwd: String = "/", root: String = "/",

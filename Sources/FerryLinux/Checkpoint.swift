@@ -94,6 +94,12 @@ public final class CheckpointSession {
             processes.append(try ProcessDump.capture(pid: p, threads: threads, pipes: &pipes, ignoringFDs: ignoredFDs[p] ?? [],
                                                      knownMappings: knownMappings[p], knownSignalActions: knownSignalActions[p]))
         }
+        let pids = Set(processes.map(\.pid))
+        for p in processes {
+            try AttributeState.refuseUncarried(pid: p.pid, comm: p.comm, status: try ProcFS.status(p.pid), mappings: p.mappings,
+                                               root: !pids.contains(p.ppid), threads: p.threads)
+        }
+        try AttributeState.refuseSharedResources(tree)
         FileState.markSharedAcrossProcesses(&processes)
         let container: [UInt8]?
         if let k = knownContainer, k.namespaces == ContainerSnapshot.namespaces(of: pid) {
@@ -206,12 +212,19 @@ enum ProcessDump {
             let reread = knownSignalActions.flatMap { SignalState.toReread(status: status, known: $0) }
             image.signalActions = try SignalState.dumpActions(injector: injector, scratch: scratch, reading: reread)
             image.timers = try ProcessMisc.dumpTimers(injector: injector, scratch: scratch)
+            image.xcompPermitted = try ProcessMisc.dumpXCompPermission(injector: injector, scratch: scratch)
+            image.attributes = try AttributeState.dumpProcess(pid: pid, status: status, injector: injector, scratch: scratch)
             image.sharedPendingSignals = try SignalState.dumpSharedPending(tid: threads[0])
             for tid in threads {
                 let t = Tracee(tid)
                 let regs = tid == threads[0] ? mainRegs : try t.getRegs()
                 let inj = tid == threads[0] ? injector : Injector(tracee: t, pid: pid, base: regs, trampoline: scratch.address)
-                image.threads.append(try ThreadState.dump(tid: tid, regs: regs, sigmask: masks[tid] ?? 0, injector: inj, scratch: scratch))
+                var thread = try ThreadState.dump(tid: tid, regs: regs, sigmask: masks[tid] ?? 0, injector: inj, scratch: scratch)
+                thread.attributes = try AttributeState.dumpThread(tid: tid, injector: inj, scratch: scratch)
+                try t.setRegs(regs)  // the injected calls moved it; the main thread's are put back by the scratch session
+                try AttributeState.refuseCapabilities(pid: pid, tid: tid, comm: image.comm, euid: image.credentials.euid,
+                                                      have: thread.attributes?.capabilities ?? [])
+                image.threads.append(thread)
             }
         }
         PhaseTimer.shared.mark("capture: injected (signals, timers, threads)")

@@ -14,14 +14,16 @@ public enum FileState {
 
     static func dump(pid: Int32, ignoring: Set<Int32> = []) throws -> [FileDescriptorImage] {
         var out: [FileDescriptorImage] = []
-        /// (device, inode) of each dumped fd, to find dups among the fds with the same inode.
-        var seen: [(fd: Int32, dev: UInt64, ino: UInt64)] = []
+        /// The distinct open files seen so far, to find dups; and where each fd's image is in `out`.
+        var openFiles = OpenFileIndex<[UInt64]>()
+        var position: [Int32: Int] = [:]
         for fd in try ProcFS.fds(pid) where !ignoring.contains(fd) {
             let link = try ProcFS.readlink("/proc/\(pid)/fd/\(fd)")
             let infoText = try ProcFS.text("/proc/\(pid)/fdinfo/\(fd)")
             let info = ProcFS.parseStatus(infoText)
             let flags = Int32(info["flags"] ?? "0", radix: 8) ?? 0
             let pos = Int64(info["pos"] ?? "0") ?? 0
+            try AttributeState.refuseFile(pid: pid, fd: fd, path: link, flags: flags, fdinfo: infoText)
             var st = stat()
             guard stat("/proc/\(pid)/fd/\(fd)", &st) == 0 else {
                 throw SystemError("stat(/proc/\(pid)/fd/\(fd))", errno: errno, "dumping fd \(fd) of \(pid)")
@@ -29,16 +31,16 @@ public enum FileState {
             var img = FileDescriptorImage(fd: fd, kind: .other, flags: flags & ~oCloexecFdinfo,
                                           closeOnExec: flags & oCloexecFdinfo != 0, offset: pos, path: link)
             let dev = UInt64(st.st_dev), ino = UInt64(st.st_ino)
-            if let first = seen.first(where: { $0.dev == dev && $0.ino == ino && sameOpenFile(pid, $0.fd, fd) }) {
+            if let first = openFiles.twin(of: ProcessFD(pid: pid, fd: fd), key: [dev, ino]), let at = position[first.fd] {
                 // A dup: its twin's open file (kind, pipe id, identity…), restored with dup3 (shared offset and flags).
-                var dup = out.first { $0.fd == first.fd }!
+                var dup = out[at]
                 dup.fd = fd
                 dup.closeOnExec = img.closeOnExec
                 dup.sharedWith = first.fd
                 out.append(dup)
                 continue
             }
-            seen.append((fd, dev, ino))
+            position[fd] = out.count
             switch st.st_mode & S_IFMT {
             case S_IFREG:
                 if link.hasSuffix(" (deleted)") {
@@ -85,12 +87,6 @@ public enum FileState {
         return out
     }
 
-    /// kcmp(KCMP_FILE): do `a` of `pid` and `b` of `otherPid` (default: the same process) refer to one open file?
-    /// Without kcmp (kernels built without CHECKPOINT_RESTORE) every fd counts as its own file, as before.
-    static func sameOpenFile(_ pid: Int32, _ a: Int32, _ b: Int32, otherPid: Int32? = nil) -> Bool {
-        ferry_syscall6(SYS.kcmp, UInt64(pid), UInt64(otherPid ?? pid), KCMP_FILE, UInt64(a), UInt64(b), 0) == 0
-    }
-
     /// Kinds whose open file can be shared by a tree through the pool. Pipes
     /// have their own pool; an epoll's watches belong to one process's fds.
     static let treeShareable: Set<FileKind> = [.regular, .directory, .characterDevice, .fifo, .eventfd, .timerfd, .signalfd]
@@ -100,30 +96,23 @@ public enum FileState {
     /// exist (frozen): kcmp compares their files.
     static func markSharedAcrossProcesses(_ processes: inout [ProcessImage]) {
         guard processes.count > 1 else { return }
-        // Candidates grouped by (kind, path): only those can be the same open file.
-        var groups: [String: [[(p: Int, f: Int)]]] = [:]
+        // Candidates keyed by (kind, path): only those can be the same open file.
+        var index = OpenFileIndex<String>()
+        var groups: [ProcessFD: [(p: Int, f: Int)]] = [:]
+        var order: [ProcessFD] = []
         for (pi, p) in processes.enumerated() {
             for (fi, f) in p.files.enumerated() where f.sharedWith == nil && treeShareable.contains(f.kind) {
-                let key = "\(f.kind.rawValue)\u{0}\(f.path)"
-                var list = groups[key] ?? []
-                if let g = list.firstIndex(where: { g in
-                    let rep = processes[g[0].p]
-                    return rep.pid != p.pid && !g.contains { processes[$0.p].pid == p.pid }
-                        && sameOpenFile(rep.pid, rep.files[g[0].f].fd, f.fd, otherPid: p.pid)
-                }) {
-                    list[g].append((pi, fi))
-                } else {
-                    list.append([(pi, fi)])
-                }
-                groups[key] = list
+                let d = ProcessFD(pid: p.pid, fd: f.fd)
+                let rep = index.twin(of: d, key: "\(f.kind.rawValue)\u{0}\(f.path)") ?? d
+                if groups[rep] == nil { order.append(rep) }
+                groups[rep, default: []].append((pi, fi))
             }
         }
         var next: UInt64 = 1
-        for key in groups.keys.sorted() {
-            for g in groups[key]! where g.count > 1 {
-                for r in g { processes[r.p].files[r.f].treeShareID = next }
-                next += 1
-            }
+        for rep in order {
+            guard let g = groups[rep], g.count > 1 else { continue }
+            for r in g { processes[r.p].files[r.f].treeShareID = next }
+            next += 1
         }
     }
 

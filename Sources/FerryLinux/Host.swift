@@ -60,7 +60,21 @@ public enum Host {
                 }
             }
         }
-        return CPUFeatures(xcr0: xcr0, xsaveSize: size, flags: flags.sorted(), vendor: vendor, model: model)
+        return CPUFeatures(xcr0: xcr0, xsaveSize: size, flags: flags.sorted(), vendor: vendor, model: model,
+                           xsaveLayout: xsaveLayout(xcr0: xcr0))
+    }
+
+    /// Offset and size of every extended user component XCR0 enables
+    /// (CPUID 0xD sub-leaf n: EAX size, EBX offset in the standard format;
+    /// ECX bit 0 marks supervisor components, which ptrace never shows).
+    static func xsaveLayout(xcr0: UInt64) -> [XSaveExtent] {
+        var out: [XSaveExtent] = []
+        for n in 2..<64 where xcr0 & (1 << UInt64(n)) != 0 {
+            var r: [UInt32] = [0, 0, 0, 0]
+            ferry_cpuid(0xd, UInt32(n), &r)
+            if r[2] & 1 == 0 && r[0] != 0 { out.append(XSaveExtent(component: n, offset: Int(r[1]), size: Int(r[0]))) }
+        }
+        return out
     }
 }
 #endif

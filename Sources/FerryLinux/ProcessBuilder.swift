@@ -300,6 +300,7 @@ final class ProcessBuilder {
     func createThreads() throws {
         let flags: UInt64 = 0x100 | 0x200 | 0x400 | 0x800 | 0x10000 | 0x40000 // VM FS FILES SIGHAND THREAD SYSVSEM
         let nsLevel = child.reaper != nil || image.nsPids.count > 1
+        try ProcessMisc.restoreXCompPermission(image.xcompPermitted, injector: main)
         for t in image.threads.dropFirst() {
             let wanted = nsLevel ? (t.nsTids.last ?? t.tid) : t.tid
             threads[t.tid] = Tracee(try cloneInjected(flags: flags, exitSignal: 0, wanted: wanted, what: "thread \(wanted)"))
@@ -311,10 +312,17 @@ final class ProcessBuilder {
                 : Injector(tracee: tracee, pid: child.pid, base: try tracee.getRegs(), trampoline: scratch.address)
             injectors[t.tid] = inj
             try ThreadState.restoreInside(t, injector: inj, scratch: scratch)
+            try AttributeState.restoreInside(t.attributes, tid: t.tid, injector: inj)
         }
         try ProcessMisc.restoreTimers(image.timers, injector: main, scratch: scratch)
         try SignalState.restorePending(process: image, injectors: injectors, main: main, scratch: scratch)
+        try AttributeState.restoreProcess(image.attributes, personality: image.personality, pid: child.pid, injector: main, scratch: scratch)
         try ProcessMisc.restoreCredentials(image.credentials, injector: main, scratch: scratch)
+        for t in image.threads {
+            guard let inj = injectors[t.tid] else { continue }
+            try AttributeState.restoreAfterCredentials(t.attributes, tid: t.tid, liveTid: inj.tracee.tid,
+                                                       noNewPrivs: image.attributes?.noNewPrivs ?? false, injector: inj)
+        }
     }
 
     /// clone3 (with set_tid) injected in the main thread; returns the new
@@ -362,7 +370,7 @@ final class ProcessBuilder {
     /// Loads every thread's registers, removes the scratch area and lets the process run.
     func release() throws {
         for t in image.threads.dropFirst() {
-            try ThreadState.restoreRegisters(t, tracee: threads[t.tid]!)
+            try ThreadState.restoreRegisters(t, tracee: threads[t.tid]!, source: meta.source.cpu, permitted: image.xcompPermitted)
         }
         // munmap of the scratch area from inside it: the return lands on unmapped memory, the
         // SIGSEGV stops the thread before anything runs, and the final registers replace it.
@@ -377,7 +385,7 @@ final class ProcessBuilder {
         guard case .stopped(let sig, _) = st, sig == SIGSEGV else {
             throw FerryError("process \(child.pid) \(st.description) while removing ferry's scratch area")
         }
-        try ThreadState.restoreRegisters(image.threads[0], tracee: t)
+        try ThreadState.restoreRegisters(image.threads[0], tracee: t, source: meta.source.cpu, permitted: image.xcompPermitted)
         for tr in threads.values { try tr.detach() }
     }
 }

@@ -2,6 +2,7 @@
 import Glibc
 import CFerryLinux
 import FerryImage
+import FerryCore
 
 /// Per-process odds and ends: credentials, rlimits, cwd, umask, interval
 /// timers, name, personality.
@@ -78,6 +79,25 @@ public enum ProcessMisc {
         try injector.call(SYS.setfsgid, [UInt64(c.fsgid)], "setfsgid")
         try injector.call(SYS.setresuid, [UInt64(c.uid), UInt64(c.euid), UInt64(c.suid)], "setresuid")
         try injector.call(SYS.setfsuid, [UInt64(c.fsuid)], "setfsuid")
+    }
+
+    /// arch_prctl codes for dynamic XSAVE components (Linux 5.16+).
+    static let archGetXCompPerm: UInt64 = 0x1022, archReqXCompPerm: UInt64 = 0x1023
+
+    /// The XSAVE components the process may use, or nil where the kernel
+    /// has no ARCH_GET_XCOMP_PERM.
+    static func dumpXCompPermission(injector: Injector, scratch: ScratchArea) throws -> UInt64? {
+        let r = try injector.raw(SYS.arch_prctl, [archGetXCompPerm, scratch.data])
+        guard r == 0 else { return nil }
+        return try injector.memory.read(scratch.data, count: 8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+    }
+
+    /// Asks again for AMX tile data where the process had been granted it,
+    /// so its tile state can be loaded and its later AMX use works.
+    static func restoreXCompPermission(_ permitted: UInt64?, injector: Injector) throws {
+        guard let permitted, permitted & XSaveComponent.amxTiledata.bit != 0 else { return }
+        try injector.call(SYS.arch_prctl, [archReqXCompPerm, UInt64(XSaveComponent.amxTiledata.rawValue)],
+                          "arch_prctl(ARCH_REQ_XCOMP_PERM, AMX tile data)")
     }
 
     /// Writes a NUL-terminated string into scratch and returns its address.

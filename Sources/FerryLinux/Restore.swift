@@ -261,36 +261,13 @@ enum RestoreChecks {
     static func preflight(_ meta: ImageMetadata, newPidNamespace: Bool, allowMissingCPU: Set<String> = [],
                           allowXSaveGrowth: Bool = false) throws {
         let host = Host.cpu()
-        // More XSAVE components here than on the source: code that sized an
-        // XSAVE buffer by CPUID 0xD at start-up overflows it. glibc's lazy-
-        // binding trampoline (_dl_runtime_resolve_xsave/xsavec) does: measured,
-        // a 0x3 → 0x7 move segfaults in ld.so on the first unresolved call.
-        let userComponents: UInt64 = 0x602ff  // x87 … Hi16_ZMM, PKRU, AMX
-        let sourceXCR0 = meta.source.cpu.xcr0 != 0 ? meta.source.cpu.xcr0
-            : (meta.processes.first?.threads.first?.extendedState?.xcr0 ?? 0)
-        let grown = host.xcr0 & ~sourceXCR0 & userComponents
-        if sourceXCR0 != 0, grown != 0, !allowXSaveGrowth {
-            throw FerryError("cannot restore: this CPU enables XSAVE components the source's did not (\(XSaveComponent.describe(grown)): XCR0 0x\(String(host.xcr0, radix: 16)) here, 0x\(String(sourceXCR0, radix: 16)) there); glibc's lazy-binding trampoline sized its XSAVE buffer for the source and would overflow it; restore on a CPU with the same XCR0, or pass --allow-xsave-growth if the process binds eagerly (LD_BIND_NOW=1) and runs no XSAVE of its own")
-        }
-        // Code chosen by CPUID on the source (glibc's ifuncs and its lazy-binding
-        // trampoline, e.g. XSAVEC) faults on a CPU without the feature.
-        if !meta.source.cpu.flags.isEmpty, !host.flags.isEmpty {
-            var c = CPUFeatureCheck.cpuCompatibility(image: meta.source.cpu, target: host, required: CPUFeatureCheck.isaFlags)
-            c.missing.removeAll { allowMissingCPU.contains($0) }
-            if let r = c.reason {
-                throw FerryError(r + "; restore on such a CPU, or pass --allow-missing-cpu-features \(c.missing.joined(separator: ",")) if the process does not use them")
-            }
-        }
+        // CPU flags and XSAVE: the one verdict the migration handshake uses too.
+        let target = TargetCapabilities(os: .linux, kernelRelease: Host.describe().kernelRelease, cpu: host)
+        let cpuProblems = Compatibility.verdict(image: meta, target: target,
+                                                requiredCPUFlags: CPUFeatureCheck.isaFlags.subtracting(allowMissingCPU),
+                                                allowXSaveGrowth: allowXSaveGrowth).reasons
+        if let first = cpuProblems.first { throw FerryError(first) }
         for p in meta.processes {
-            // XSAVE: the components a thread has in use (XSTATE_BV) must exist here; unused ones are dropped.
-            for t in p.threads {
-                guard let x = t.extendedState else { continue }
-                let inUse = XSave.xstateBV(x.area.value) ?? x.xcr0
-                let lacking = inUse & ~host.xcr0
-                if lacking != 0 {
-                    throw FerryError("cannot restore: thread \(t.tid) has \(XSaveComponent.describe(lacking)) state in use (XSTATE_BV 0x\(String(inUse, radix: 16))) but this CPU enables XCR0 0x\(String(host.xcr0, radix: 16))")
-                }
-            }
             if !newPidNamespace {
                 for id in [p.pid] + p.threads.map(\.tid) where ProcFS.exists("/proc/\(id)") {
                     throw FerryError("cannot restore: pid \(id) is in use on this host; stop that process or restore with --new-pidns")

@@ -64,12 +64,13 @@ public enum ThreadState {
     }
 
     /// Loads the final registers and XSAVE state.
-    static func restoreRegisters(_ thread: ThreadImage, tracee: Tracee) throws {
+    /// `source` is the CPU the image was taken on, `permitted` its process's
+    /// XSAVE permissions (ARCH_GET_XCOMP_PERM).
+    static func restoreRegisters(_ thread: ThreadImage, tracee: Tracee, source: CPUFeatures, permitted: UInt64?) throws {
         try tracee.setSigMask(thread.sigmask)
         if let x = thread.extendedState {
-            // In this CPU's format: its XCR0 and size; components it lacks were checked unused.
-            let host = Host.cpu()
-            try tracee.setXState(try XSave.forLinux(x, targetXCR0: host.xcr0, targetSize: Int(host.xsaveSize)))
+            // In this CPU's size and layout; components it lacks were checked unused.
+            try tracee.setXState(try XSave.forLinux(x, tid: thread.tid, source: source, permitted: permitted, target: Host.cpu()))
         }
         let live = try tracee.getRegs()
         var regs = LinuxRegs(bytes: SyscallRestartRules.linuxRegisters(resuming: thread.registers, syscall: thread.syscall).bytes)

@@ -5,7 +5,8 @@ import FerryTestSupport
 
 /// Pre-copy dirty tracking on a live process: a userfaultfd injected into it,
 /// PAGEMAP_SCAN from outside (root).
-@Suite(.serialized, .enabled(if: getuid() == 0, "ptrace and /proc/PID/pagemap of another process need root"))
+@Suite(.serialized, .enabled(if: getuid() == 0, "ptrace and /proc/PID/pagemap of another process need root"),
+       .enabled(if: HostFeatures.dirtyTracking, "dirty tracking needs PAGEMAP_SCAN and userfaultfd WP_ASYNC (Linux 6.7+); this is \(HostFeatures.kernelDescription)"))
 struct DirtyTrackingTests {
     @Test("the pages a running process writes are found, scan after scan, and it passes its own check afterwards")
     func tracksWrites() throws {

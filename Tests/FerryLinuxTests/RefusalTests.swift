@@ -40,6 +40,49 @@ struct RefusalTests {
         Self.expectRefusal(try Self.ferry(["checkpoint", zombie, "-o", "/tmp/ferry-zombie"]), "zombie")
     }
 
+    /// State ferry does not carry, each refused by name at checkpoint; the
+    /// process runs on untouched (not stopped, its state still there).
+    @Test(arguments: [
+        ("posix timer", """
+         import ctypes,os
+         libc=ctypes.CDLL(None,use_errno=True)
+         t=ctypes.c_void_p()
+         assert libc.timer_create(1,None,ctypes.byref(t))==0
+         """, "POSIX timers"),
+        ("flock", """
+         import fcntl,os,tempfile
+         f=tempfile.TemporaryFile()
+         fcntl.flock(f,fcntl.LOCK_EX)
+         """, "holds a lock"),
+        ("O_ASYNC", """
+         import fcntl,os
+         r,w=os.pipe()
+         fcntl.fcntl(r,fcntl.F_SETFL,fcntl.fcntl(r,fcntl.F_GETFL)|os.O_ASYNC)
+         """, "O_ASYNC"),
+        ("bounding set", """
+         import ctypes
+         libc=ctypes.CDLL(None,use_errno=True)
+         assert libc.prctl(24,13,0,0,0)==0
+         """, "CapBnd"),
+        ("shared fd table", """
+         import ctypes,os,time
+         libc=ctypes.CDLL(None,use_errno=True)
+         libc.syscall.restype=ctypes.c_long
+         if libc.syscall(56,0x400|17,0,0,0,0)==0:
+             time.sleep(30); os._exit(0)
+         """, "descriptor table"),
+    ])
+    func uncarriedStateIsRefusedByName(_ what: String, _ setup: String, _ fragment: String) throws {
+        // Only the state under test: none of the test runner's descriptors.
+        let h = try Helper("import os\nos.closerange(3, 1 << 16)\n" + setup + "\nprint(os.getpid(),flush=True)\nimport time\ntime.sleep(30)\n")
+        let pid = h.firstLine()
+        try #require(Int32(pid) != nil, "\(what): the helper did not start")
+        Self.expectRefusal(try Self.ferry(["checkpoint", pid, "-o", "/tmp/ferry-uncarried"]), fragment)
+        let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+        let state = stat.split(separator: ")").last?.split(separator: " ").first ?? "?"
+        #expect(state == "S" || state == "R", "\(what): the process must run on (state \(state))")
+    }
+
     @Test func tracedProcessIsRefusedAndLeftAlone() throws {
         // A python parent PTRACE_SEIZEs its own `sleep` child, as a debugger would.
         let h = try Helper("""
@@ -114,24 +157,37 @@ struct RefusalTests {
     @Test func xsaveStateThisCPULacksIsRefused() throws {
         let (image, _, ctl) = try Self.checkpointCopy("fpu_regs")
         defer { try? FileManager.default.removeItem(atPath: ctl) }
-        // Claim AVX-512 state in use (XSTATE_BV bits 5–7) in the first thread.
+        // Claim state in use (XSTATE_BV) for a component this CPU does not enable.
+        let hostXCR0 = try DirectoryImageReader(directory: image).metadata.source.cpu.xcr0
+        let candidates: [(UInt64, String)] = [(0xe0, "AVX-512"), (0x18, "MPX"), (0x200, "PKRU"), (0x60000, "AMX")]
+        guard let (bits, name) = candidates.first(where: { hostXCR0 & $0.0 == 0 }) else {
+            print("skipped: this CPU (XCR0 0x\(String(hostXCR0, radix: 16))) enables every XSAVE component the test can claim")
+            return
+        }
         try Self.rewriteMetadata(image) { meta in
             var area = meta.processes[0].threads[0].extendedState!.area.value
-            area[512] |= 0xe0
-            meta.processes[0].threads[0].extendedState = ExtendedState(xcr0: 0xe7, area: area)
+            for i in 0..<8 { area[512 + i] |= UInt8(truncatingIfNeeded: bits >> (8 * UInt64(i))) }
+            meta.processes[0].threads[0].extendedState = ExtendedState(xcr0: hostXCR0 | bits, area: area)
         }
-        let host = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
-        if host.contains("avx512f") { return } // this CPU could hold it
-        Self.expectRefusal(try Self.ferry(["restore", image]), "AVX-512")
+        Self.expectRefusal(try Self.ferry(["restore", image]), name)
     }
 
     @Test func cpuFlagThisCPULacksIsRefusedUnlessIgnored() throws {
+        // A feature the checks know and this CPU lacks (CPUs of this project's kind differ).
+        let host = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        let flagsLine = host.split(separator: "\n").first { $0.hasPrefix("flags") } ?? ""
+        let hostFlags = Set(flagsLine.split(separator: " ").map(String.init))
+        let candidates = ["amx_tile", "sse4a", "fma4", "avx512_fp16", "avx_vnni", "sha_ni", "movdir64b", "avx512f"]
+        guard let lacking = candidates.first(where: { !hostFlags.contains($0) }) else {
+            print("skipped: this CPU has every feature in \(candidates)")
+            return
+        }
         let (image, _, ctl) = try Self.checkpointCopy("getpid_same")
         defer { try? FileManager.default.removeItem(atPath: ctl) }
-        try Self.rewriteMetadata(image) { $0.source.cpu.flags.append("amx_tile") }
-        Self.expectRefusal(try Self.ferry(["restore", image]), "amx_tile")
+        try Self.rewriteMetadata(image) { $0.source.cpu.flags.append(lacking) }
+        Self.expectRefusal(try Self.ferry(["restore", image]), lacking)
         // The operator says the process does not use it: restored, and it verifies itself.
-        let r = try Self.ferry(["restore", image, "--allow-missing-cpu-features", "amx_tile"])
+        let r = try Self.ferry(["restore", image, "--allow-missing-cpu-features", lacking])
         #expect(r.0 == 0, "\(r.2)")
         FileManager.default.createFile(atPath: ctl + "/stop", contents: nil)
         for _ in 0..<100 where !FileManager.default.fileExists(atPath: ctl + "/result") { usleep(100_000) }

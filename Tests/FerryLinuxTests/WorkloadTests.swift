@@ -16,7 +16,7 @@ struct WorkloadTests {
         "anon_pattern", "anon_pattern 256 32", "heap_grow", "file_map_private", "file_map_shared", "mprotect",
         "threads_tls", "fork_pipe", "append_log", "pipe_inflight", "signals", "sigaltstack", "sleep_syscall", "fpu_regs",
         "fpu_regs sse", "rseq_cpu", "getpid_same", "cmdline_same", "itimer", "stack_pointers", "clock_loop", "python_loop",
-        "event_fds", "shared_file",
+        "event_fds", "shared_file", "attributes",
     ]
 
     static func run(_ args: [String], env: [String: String] = [:]) throws -> (status: Int32, output: String) {
@@ -34,7 +34,7 @@ struct WorkloadTests {
         #expect(r.output.hasPrefix("PASS"), "\(spec): \(r.output)")
     }
 
-    @Test("checkpoint → restore into a fresh pid namespace", arguments: ["getpid_same", "threads_tls", "sleep_syscall", "fork_pipe", "shared_file"])
+    @Test("checkpoint → restore into a fresh pid namespace", arguments: ["getpid_same", "threads_tls", "sleep_syscall", "fork_pipe", "shared_file", "attributes"])
     func checkpointRestoreNewPidns(_ name: String) throws {
         try Self.buildWorkloads()
         let r = try Self.run(["/bin/bash", Self.workloads + "/run_cr.sh", Self.ferry, Self.out, name],

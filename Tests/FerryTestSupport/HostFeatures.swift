@@ -1,0 +1,31 @@
+import Foundation
+
+/// What the machine running the tests offers, for tests that need a kernel
+/// feature: each is enabled where the feature is there and skipped with the
+/// reason printed where it is not (machines of this project's kind differ:
+/// Linux 6.18 with cgroup v1 here, Debian 12's 6.1 with cgroup v2 elsewhere).
+public enum HostFeatures {
+    /// The running kernel's major and minor version.
+    public static let kernel: (major: Int, minor: Int) = {
+        let release = (try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8)) ?? ""
+        let parts = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
+        return (parts.first ?? 0, parts.count > 1 ? parts[1] : 0)
+    }()
+
+    public static func kernelAtLeast(_ major: Int, _ minor: Int) -> Bool {
+        kernel.major > major || (kernel.major == major && kernel.minor >= minor)
+    }
+
+    /// PAGEMAP_SCAN and userfaultfd WP_ASYNC, which pre-copy's dirty tracking
+    /// uses (Linux 6.7+).
+    public static var dirtyTracking: Bool { kernelAtLeast(6, 7) }
+
+    public static var kernelDescription: String { "Linux \(kernel.major).\(kernel.minor)" }
+
+    /// The cgroup v1 hierarchies the container tests make cgroups in.
+    public static var cgroupV1: Bool {
+        ["cpu", "memory", "pids", "cpuset"].allSatisfy {
+            FileManager.default.fileExists(atPath: "/sys/fs/cgroup/\($0)/cgroup.procs")
+        }
+    }
+}
