@@ -292,16 +292,15 @@ public enum MigrationSource {
         let granted = hello.requested.granted(by: caps.grants)
         let required = CPUFeatureCheck.isaFlags.subtracting(granted.missingCPUFeatures)
         let cpuReasons = Compatibility.verdict(image: ImageMetadata(source: local, processes: [], pipes: []), target: target,
-                                               requiredCPUFlags: required).reasons
+                                               requiredCPUFlags: required, allowXSaveGrowth: granted.xsaveGrowth).reasons
         reasons += cpuReasons
         let refused = hello.requested.missingCPUFeatures.subtracting(granted.missingCPUFeatures)
         if !cpuReasons.isEmpty && !refused.isEmpty {
             let listed = refused.sorted().joined(separator: ",")
             reasons.append("the target does not permit --allow-missing-cpu-features \(listed): its operator must start `ferry serve --allow-missing-cpu-features \(listed)`")
         }
-        let grown = caps.host.cpu.xcr0 & ~local.cpu.xcr0 & 0x602ff  // user XSAVE components: x87 … AVX-512, PKRU, AMX
-        if hello.requested.xsaveGrowth && !granted.xsaveGrowth && grown != 0 {
-            reasons.append("the target enables more XSAVE components and does not permit --allow-xsave-growth: its operator must start `ferry serve --allow-xsave-growth`")
+        if hello.requested.xsaveGrowth && !granted.xsaveGrowth && XSave.growth(sourceXCR0: local.cpu.xcr0, targetXCR0: caps.host.cpu.xcr0) != nil {
+            reasons.append("the target does not permit --allow-xsave-growth: its operator must start `ferry serve --allow-xsave-growth`")
         }
         if !caps.newPidNamespace && !caps.pidsFree {
             let shown = hello.pids.prefix(8).map(String.init).joined(separator: ", ") + (hello.pids.count > 8 ? ", …" : "")

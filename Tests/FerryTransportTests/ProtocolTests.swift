@@ -88,7 +88,8 @@ struct ProtocolTests {
     func incompatible(_ what: String) throws {
         var caps = FakeTarget.compatible()
         switch what {
-        case "xsave": caps.host.cpu.xcr0 = 0x3; caps.host.cpu.xsaveSize = 576
+        // More XSAVE components on the target (AVX-512), not allowed: refused at the source (the threads' state is the target's to check).
+        case "xsave": caps.host.cpu.xcr0 = 0xe7; caps.host.cpu.xsaveSize = 2440
         case "pids": caps.pidsFree = false
         case "memory": caps.freeMemoryBytes = 1024
         case "protocol": caps.protocolVersion = WireProtocol.version + 1
@@ -134,6 +135,21 @@ struct ProtocolTests {
         let old = #"{"protocolVersion":1,"role":"source","ferryVersion":"0","imageVersion":1,"pids":[1],"memoryBytes":1}"#
         let oldHello = try JSONDecoder().decode(Hello.self, from: Data(old.utf8))
         #expect(oldHello.allowMissingCPUFeatures == nil && oldHello.allowXSaveGrowth == nil)
+    }
+
+    @Test("XSAVE growth on the target: refused unless the source asks for it and the target's operator permits it")
+    func xsaveGrowthGranted() {
+        var caps = FakeTarget.compatible()
+        caps.host.cpu.xcr0 = 0xe7
+        caps.host.cpu.xsaveSize = 2440
+        let local = FakeTarget.local()  // XCR0 0x7
+        let asked = Hello(pids: [1], memoryBytes: 1, allowXSaveGrowth: true)
+        let plain = MigrationSource.verdict(hello: Hello(pids: [1], memoryBytes: 1), capabilities: caps, local: local, localVDSO: caps.vdso)
+        #expect(!plain.isEmpty, "growth is refused by default")
+        let notGranted = MigrationSource.verdict(hello: asked, capabilities: caps, local: local, localVDSO: caps.vdso)
+        #expect(notGranted.contains { $0.contains("serve --allow-xsave-growth") }, "\(notGranted)")
+        caps.grantsXSaveGrowth = true
+        #expect(MigrationSource.verdict(hello: asked, capabilities: caps, local: local, localVDSO: caps.vdso).isEmpty)
     }
 
     @Test("the target grants only what both the source asks for and its own operator permits")
