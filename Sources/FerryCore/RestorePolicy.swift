@@ -24,6 +24,9 @@ public enum PolicyRefusal: Error, Equatable, Sendable, CustomStringConvertible {
     /// executable or cwd that its own uid could not reach here (restore
     /// opens them as root, before the credentials are set).
     case fileAccess(pid: Int32, comm: String, uid: UInt32, what: String, path: String, access: FileAccess)
+    /// Under --allow-uids, an attribute a process of that uid could not set
+    /// itself (ferry, as root, would set it).
+    case privilege(pid: Int32, comm: String, uid: UInt32, what: String)
 
     public var description: String {
         switch self {
@@ -39,6 +42,8 @@ public enum PolicyRefusal: Error, Equatable, Sendable, CustomStringConvertible {
             return "cannot restore: process \(pid) (\(comm)) \(what) \(path), but \(why); --allow-exe-prefix checks only paths without symlinks or '..'"
         case let .noExecutable(pid, comm):
             return "cannot restore: process \(pid) (\(comm)) names no executable, so --allow-exe-prefix cannot be checked"
+        case let .privilege(pid, comm, uid, what):
+            return "cannot restore: process \(pid) (\(comm)) runs as uid \(uid) but has \(what), which only a privileged process may set; under --allow-uids a process gets only what its own uid could set"
         case let .fileAccess(pid, comm, uid, what, path, access):
             return "cannot restore: process \(pid) (\(comm)) runs as uid \(uid), which may not \(access) \(path) (\(what)) here; under --allow-uids a process gets only the files its own uid could open"
         }
@@ -86,7 +91,7 @@ public struct RestorePolicy: Sendable, Equatable {
                 for (which, uid) in [("real", c.uid), ("effective", c.euid), ("saved", c.suid), ("fs", c.fsuid)] where !allowed.contains(uid) {
                     return .uid(pid: p.pid, comm: p.comm, which: which, uid: uid, allowed: allowed.sorted(), peer: peerUID)
                 }
-                if let r = Self.inaccessibleFile(p, resolve: resolve, owner: owner) { return r }
+                if let r = Self.privilegedAttribute(p) ?? Self.inaccessibleFile(p, resolve: resolve, owner: owner) { return r }
             }
             guard !prefixes.isEmpty else { continue }
             guard let exe = p.exe else { return .noExecutable(pid: p.pid, comm: p.comm) }
@@ -137,6 +142,32 @@ extension RestorePolicy {
         let bits: UInt32
         if c.fsuid == f.uid { bits = f.mode >> 6 & 7 } else if c.fsgid == f.gid || c.groups.contains(f.gid) { bits = f.mode >> 3 & 7 } else { bits = f.mode & 7 }
         return bits & want.rawValue == want.rawValue
+    }
+
+    /// The first attribute of a process not running as root that ferry would
+    /// set with root's privileges: real-time or deadline scheduling, a
+    /// negative nice value, a negative OOM score adjustment, another loginuid.
+    /// (RLIMIT_RTPRIO/RLIMIT_NICE could let the uid do some of it; they are
+    /// not consulted, the refusal errs on the safe side.)
+    static func privilegedAttribute(_ p: ProcessImage) -> PolicyRefusal? {
+        let c = p.credentials
+        guard c.euid != 0 else { return nil }
+        for t in p.threads {
+            guard let a = t.attributes else { continue }
+            let policy = a.schedPolicy & ~0x4000_0000  // SCHED_RESET_ON_FORK
+            if [1, 2, 6].contains(policy) {
+                let name = [1: "SCHED_FIFO", 2: "SCHED_RR", 6: "SCHED_DEADLINE"][policy]!
+                return .privilege(pid: p.pid, comm: p.comm, uid: c.euid, what: "real-time scheduling (\(name) \(a.schedPriority), thread \(t.tid))")
+            }
+            if a.nice < 0 { return .privilege(pid: p.pid, comm: p.comm, uid: c.euid, what: "nice \(a.nice) (thread \(t.tid))") }
+        }
+        if let a = p.attributes {
+            if a.oomScoreAdj < 0 { return .privilege(pid: p.pid, comm: p.comm, uid: c.euid, what: "oom_score_adj \(a.oomScoreAdj)") }
+            if a.loginUID != .max && a.loginUID != c.uid {
+                return .privilege(pid: p.pid, comm: p.comm, uid: c.euid, what: "loginuid \(a.loginUID)")
+            }
+        }
+        return nil
     }
 
     /// The first file `p` holds (descriptors by path, file mappings, its

@@ -207,3 +207,27 @@ func withFD(_ p: ProcessImage, _ path: String, flags: Int32) -> ProcessImage {
         #expect(RestorePolicy.permits(c, FileOwnership(uid: 0, gid: 0, mode: 0o001), .execute))
     }
 }
+
+@Suite struct PrivilegedAttributeTests {
+    @Test("under --allow-uids a non-root process may not bring real-time scheduling, negative nice or OOM adjustment, or another loginuid")
+    func refused() {
+        let policy = RestorePolicy(allowedUIDs: [1000])
+        func check(_ change: (inout ProcessImage) -> Void) -> PolicyRefusal? {
+            var p = process()
+            p.threads = [ThreadImage(tid: 10)]
+            p.threads[0].attributes = ThreadAttributes()
+            p.attributes = ProcessAttributes(loginUID: 1000)
+            change(&p)
+            return policy.refusal(metadata(p), resolve: fs.resolve)
+        }
+        #expect(check { _ in } == nil)
+        let rt = check { $0.threads[0].attributes?.schedPolicy = 1 | 0x4000_0000; $0.threads[0].attributes?.schedPriority = 50 }
+        #expect(rt == .privilege(pid: 10, comm: "app", uid: 1000, what: "real-time scheduling (SCHED_FIFO 50, thread 10)"))
+        #expect(rt?.description.contains("only a privileged process may set") == true)
+        #expect(check { $0.threads[0].attributes?.nice = -5 } == .privilege(pid: 10, comm: "app", uid: 1000, what: "nice -5 (thread 10)"))
+        #expect(check { $0.threads[0].attributes?.nice = 5 } == nil)
+        #expect(check { $0.attributes?.oomScoreAdj = -500 } == .privilege(pid: 10, comm: "app", uid: 1000, what: "oom_score_adj -500"))
+        #expect(check { $0.attributes?.loginUID = 0 } == .privilege(pid: 10, comm: "app", uid: 1000, what: "loginuid 0"))
+        #expect(check { $0.attributes?.loginUID = .max } == nil)
+    }
+}
