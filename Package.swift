@@ -48,6 +48,7 @@ let package = Package(
             dependencies: [
                 "FerryImage",
                 "FerryContainer",
+                "FerryCore",
                 "FerryTransport",
                 .target(name: "FerryLinux", condition: .when(platforms: [.linux])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -19,7 +19,7 @@ check; nor when a killed `checkpoint` had written a whole image: it kills
 the process then); otherwise the process must exist with no tracer and no thread in a
 stop, and on `stop` write PASS. Prints per mode: trials, killed, completed,
 passed, failed (with the first few failures).
-`migrate` runs `ferry serve --listen 127.0.0.1:PORT --new-pidns` beside; a
+`migrate` runs `ferry serve --listen 127.0.0.1:PORT --new-pidns --insecure` beside; a
 killed migrate whose source is gone but whose copy runs on the target went
 through (completed); one where both run died in the ACK window
 (docs/kill-safety.md) and is counted apart; the copy is killed.
@@ -105,7 +105,7 @@ def command(mode, pid, ctl, port):
         return [FERRY, "checkpoint", str(pid), "-o", ctl + "/img", "--leave-running"]
     if mode == "checkpoint":
         return [FERRY, "checkpoint", str(pid), "-o", ctl + "/img"]
-    return [FERRY, "migrate", str(pid), "--to", "127.0.0.1:%d" % port]
+    return [FERRY, "migrate", str(pid), "--to", "127.0.0.1:%d" % port, "--insecure"]
 
 
 def finished_image(ctl):
@@ -161,7 +161,7 @@ def run_mode(mode):
     if mode == "migrate":
         port = free_port()
         serve_log = tempfile.mktemp(prefix="ferry_serve.")
-        serve = subprocess.Popen([FERRY, "serve", "--listen", "127.0.0.1:%d" % port, "--new-pidns"],
+        serve = subprocess.Popen([FERRY, "serve", "--listen", "127.0.0.1:%d" % port, "--new-pidns", "--insecure"],
                                  stdout=open(serve_log, "w"), stderr=subprocess.STDOUT)
         time.sleep(1)
     try:

@@ -255,7 +255,8 @@ side_restore() {  # SIDE
 # cold: checkpoint | restore.  host↔guest streams go through the agent's
 # hostfwd; guest→guest streams go over the guests' own socket link.
 # live: `ferry serve --once` on DST, `ferry migrate PID --to DST --json` on
-# SRC, mutual TLS with the run's CA.  Addresses: a guest's serve (7070) is
+# SRC, mutual TLS with the run's CA (serve refuses to start without
+# authentication; the guests' serve too).  Addresses: a guest's serve (7070) is
 # reached from the host through its second hostfwd and from the other guest
 # over the guests' link; the host's serve listens on 127.0.0.1, which a guest
 # reaches as 10.0.2.2 (slirp's alias for the host's loopback).  A refusal
@@ -277,7 +278,8 @@ transport_live() {  # SRC DST PID [--leave-running]
 	*) listen=0.0.0.0:7070; to=${ip2[$dst]}:7070 ;;
 	esac
 	[ "$src" = host ] && to=127.0.0.1:${sport[$dst]}
-	local serve="ferry serve --listen $listen $(live_tls "$dst") --new-pidns --once --timeout 60"
+	# The allowances migrate asks for count only where serve permits them too.
+	local serve="ferry serve --listen $listen $(live_tls "$dst") --new-pidns --once --timeout 60 $restore_extra"
 	echo "$serve" >"$case_log.serve"
 	if [ "$dst" = host ]; then
 		# serve itself, not under timeout: the cleanup's kill -9 must reach it

@@ -15,10 +15,14 @@ public struct RestoreOptions: Sendable {
     public var allowMissingCPUFeatures: Set<String>
     /// Restore even when this CPU enables XSAVE components the source's did not.
     public var allowXSaveGrowth: Bool
+    /// The operator's limits (uids, executables), checked before anything is
+    /// created and again on pre-copy's final metadata.
+    public var policy: RestorePolicy
     public init(newPidNamespace: Bool = false, ferryPath: String = "/proc/self/exe", targetLayout: TargetLayoutChoice = .native,
-                allowMissingCPUFeatures: Set<String> = [], allowXSaveGrowth: Bool = false) {
+                allowMissingCPUFeatures: Set<String> = [], allowXSaveGrowth: Bool = false, policy: RestorePolicy = RestorePolicy()) {
         self.newPidNamespace = newPidNamespace; self.ferryPath = ferryPath; self.targetLayout = targetLayout
         self.allowMissingCPUFeatures = allowMissingCPUFeatures; self.allowXSaveGrowth = allowXSaveGrowth
+        self.policy = policy
     }
 }
 
@@ -96,6 +100,7 @@ public final class PhasedRestore {
     private var finished = false
 
     public init(metadata meta: ImageMetadata, options: RestoreOptions) throws {
+        try options.policy.enforce(meta)
         self.meta = meta
         // A container's pid namespace is re-created (the pids inside it are the image's innermost).
         let ctRecord = try ContainerState.record(meta)
@@ -212,6 +217,8 @@ public final class PhasedRestore {
         if let why = PhasedRestore.mismatch(preliminary: meta, final: final) {
             throw FerryError("cannot complete the restore: \(why)")
         }
+        // The final metadata carries credentials and executables of its own.
+        try options.policy.enforce(final)
         if order.contains(where: { $0.adaptation != nil }) {
             throw FerryError("cannot complete the restore with an adapted layout after pre-copy")
         }

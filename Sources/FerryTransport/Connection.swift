@@ -38,6 +38,10 @@ public struct TLSFiles: Sendable {
             // makes a client certificate mandatory.
             config.certificateVerification = .noHostnameVerification
             config.minimumTLSVersion = .tlsv12
+            // Closing waits this long at most for the peer's close_notify: a
+            // peer dropped unauthenticated (it stalled in its handshake) is
+            // gone within it, not after NIOSSL's default of 5 s.
+            config.shutdownTimeout = .seconds(2)
             return try NIOSSLContext(configuration: config)
         } catch let e as MigrationError {
             throw e
@@ -55,8 +59,16 @@ public struct ConnectionLimits: Sendable {
     public var inboxHighWater: Int
     /// Bytes written but not yet sent before the sender blocks.
     public var sendHighWater: Int
-    public init(timeout: Double = 30, inboxHighWater: Int = 8 << 20, sendHighWater: Int = 8 << 20) {
+    /// A listener closes a connection that has not authenticated and sent its
+    /// first complete message (HELLO) this many seconds after it was opened.
+    public var handshakeTimeout: Double
+    /// A listener holds at most this many connections not yet accepted (in
+    /// their handshake, or waiting for the migration before them); more are closed at once.
+    public var maxPending: Int
+    public init(timeout: Double = 30, inboxHighWater: Int = 8 << 20, sendHighWater: Int = 8 << 20,
+                handshakeTimeout: Double = 10, maxPending: Int = 16) {
         self.timeout = timeout; self.inboxHighWater = inboxHighWater; self.sendHighWater = sendHighWater
+        self.handshakeTimeout = handshakeTimeout; self.maxPending = maxPending
     }
 }
 
@@ -69,11 +81,13 @@ final class Inbox: @unchecked Sendable {
     /// A NACK or ABORT received: the peer gave up (a sender stops at once).
     private var refusal: MigrationError?
     private var paused = false
+    /// Until a listener's connection is accepted, reading pauses after each message.
+    private var holding: Bool
     var peer = "peer"
     let highWater: Int
     weak var channel: Channel?
 
-    init(highWater: Int) { self.highWater = highWater }
+    init(highWater: Int, holding: Bool = false) { self.highWater = highWater; self.holding = holding }
 
     /// On the event loop: returns true when reading should pause.
     func put(_ frame: Frame) -> Bool {
@@ -84,8 +98,18 @@ final class Inbox: @unchecked Sendable {
         }
         bytes += frame.byteCount
         condition.broadcast()
-        if bytes >= highWater && !paused { paused = true; return true }
+        if (bytes >= highWater || holding) && !paused { paused = true; return true }
         return false
+    }
+
+    /// The connection was accepted: reading goes on as the migration takes messages.
+    func release() {
+        condition.lock()
+        holding = false
+        let resume = paused && bytes < highWater / 2
+        if resume { paused = false }
+        condition.unlock()
+        if resume, let channel { channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in } }
     }
 
     func fail(_ error: MigrationError) {
@@ -145,9 +169,10 @@ final class InboxHandler: ChannelInboundHandler, @unchecked Sendable {
     let peer: String
     private let tls: Bool
     private var onReady: ((Channel) -> Void)?
+    private var onFirstFrame: ((Channel) -> Void)?
 
-    init(inbox: Inbox, peer: String, tls: Bool, onReady: @escaping (Channel) -> Void) {
-        self.inbox = inbox; self.peer = peer; self.tls = tls; self.onReady = onReady
+    init(inbox: Inbox, peer: String, tls: Bool, onReady: @escaping (Channel) -> Void, onFirstFrame: ((Channel) -> Void)? = nil) {
+        self.inbox = inbox; self.peer = peer; self.tls = tls; self.onReady = onReady; self.onFirstFrame = onFirstFrame
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -168,6 +193,10 @@ final class InboxHandler: ChannelInboundHandler, @unchecked Sendable {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if inbox.put(unwrapInboundIn(data)) {
             context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+        }
+        if let first = onFirstFrame {
+            onFirstFrame = nil
+            first(context.channel)
         }
     }
 
@@ -193,9 +222,11 @@ public final class Connection: @unchecked Sendable {
     private var sendFailure: MigrationError?
     /// Image bytes sent (IMAGE_CHUNK payloads and pre-copy page data).
     public private(set) var bytesSent: UInt64 = 0
+    /// The peer's uid, on a Unix socket (SO_PEERCRED).
+    public let peerUID: UInt32?
 
-    init(channel: Channel, inbox: Inbox, peer: String, limits: ConnectionLimits) {
-        self.channel = channel; self.inbox = inbox; self.peer = peer; self.limits = limits
+    init(channel: Channel, inbox: Inbox, peer: String, limits: ConnectionLimits, peerUID: UInt32? = nil) {
+        self.channel = channel; self.inbox = inbox; self.peer = peer; self.limits = limits; self.peerUID = peerUID
         inbox.channel = channel
         inbox.peer = peer
     }
@@ -336,7 +367,7 @@ enum Pipeline {
     static let reads = AdaptiveRecvByteBufferAllocator(minimum: 4096, initial: 64 << 10, maximum: 1 << 20)
 
     static func configure(_ channel: Channel, ssl: NIOSSLContext?, server: Bool, serverName: String?, inbox: Inbox,
-                          peer: String, onReady: @escaping (Channel) -> Void) throws {
+                          peer: String, onReady: @escaping (Channel) -> Void, onFirstFrame: ((Channel) -> Void)? = nil) throws {
         let ops = channel.pipeline.syncOperations
         if let ssl {
             if server {
@@ -346,7 +377,7 @@ enum Pipeline {
             }
         }
         try ops.addHandler(FrameAssembler())
-        try ops.addHandler(InboxHandler(inbox: inbox, peer: peer, tls: ssl != nil, onReady: onReady))
+        try ops.addHandler(InboxHandler(inbox: inbox, peer: peer, tls: ssl != nil, onReady: onReady, onFirstFrame: onFirstFrame))
     }
 }
 
@@ -356,26 +387,46 @@ public enum TransportLoop {
 }
 
 extension Connection {
-    /// Connects to `host:port`; with `tls`, mutual TLS must complete before this returns.
+    /// Connects to `host:port` over TCP; with `tls`, mutual TLS must complete before this returns.
     public static func connect(host: String, port: Int, tls: TLSFiles?, limits: ConnectionLimits = .init()) throws -> Connection {
+        try connect(to: .tcp(host: host, port: port), tls: tls, limits: limits)
+    }
+
+    /// Connects to `endpoint`. Over TCP, `tls` (nil: plain TCP, `--insecure`);
+    /// over a Unix socket the listener must run as root or as this process's
+    /// user (SO_PEERCRED), since the migration hands it a process.
+    public static func connect(to endpoint: Endpoint, tls: TLSFiles?, limits: ConnectionLimits = .init()) throws -> Connection {
         let ssl = try tls?.context(server: false)
-        let peer = "\(host):\(port)"
+        let peer = endpoint.description
         let inbox = Inbox(highWater: limits.inboxHighWater)
         let readyPromise = TransportLoop.group.next().makePromise(of: Void.self)
-        let bootstrap = ClientBootstrap(group: TransportLoop.group)
+        var bootstrap = ClientBootstrap(group: TransportLoop.group)
             .connectTimeout(.seconds(Int64(max(1, limits.timeout))))
-            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .channelOption(ChannelOptions.recvAllocator, value: Pipeline.reads)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try Pipeline.configure(channel, ssl: ssl, server: false, serverName: host, inbox: inbox, peer: peer) { _ in
+                    try Pipeline.configure(channel, ssl: ssl, server: false, serverName: nil, inbox: inbox, peer: peer) { _ in
                         readyPromise.succeed(())
                     }
                 }
             }
         let channel: Channel
         do {
-            channel = try bootstrap.connect(host: host, port: port).wait()
+            switch endpoint {
+            case let .tcp(host, port):
+                bootstrap = bootstrap.channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+                channel = try bootstrap.connect(host: host, port: port).wait()
+            case let .unix(path):
+                channel = try bootstrap.connect(unixDomainSocketPath: path).wait()
+                let cred = try PeerCredentials.of(channel).wait()
+                guard cred.uid == 0 || cred.uid == geteuid() else {
+                    try? channel.close().wait()
+                    throw MigrationError("connection to \(peer) refused: the listener runs as uid \(cred.uid), neither root nor this user")
+                }
+            }
+        } catch let e as MigrationError {
+            readyPromise.succeed(())
+            throw e
         } catch {
             readyPromise.succeed(())
             throw MigrationError("cannot connect to \(peer): \(Connection.describe(error, peer: peer, handshakeDone: true).description.replacingOccurrences(of: "connection to \(peer) failed: ", with: ""))")
@@ -391,75 +442,157 @@ extension Connection {
     }
 }
 
-/// A listening socket whose authenticated connections are taken one at a time.
+/// A listening socket whose authenticated connections are taken one at a
+/// time. A connection is offered to `accept` only once it is authenticated
+/// (mutual TLS, or SO_PEERCRED on a Unix socket) and its first message has
+/// arrived whole, so a peer that connects and stalls, or sends half a
+/// message or garbage, never reaches the migration loop: it is closed after
+/// `handshakeTimeout`, or at the first bad byte. At most `maxPending`
+/// connections wait to be accepted; reading from one pauses after its first
+/// message until it is.
 public final class Listener: @unchecked Sendable {
     private let serverChannel: Channel
     private let condition = NSCondition()
     private var pending: [Connection] = []
-    /// Connections dropped before they were accepted (failed authentication), one line each.
+    /// Connections opened and not yet accepted or closed.
+    private var unaccepted: Set<ObjectIdentifier> = []
+    private let socketPath: String?
+    /// Connections dropped before they were accepted (failed authentication, stalled, garbage, too many), one line each.
     public let onRejected: @Sendable (String) -> Void
     public var localPort: Int { serverChannel.localAddress?.port ?? 0 }
 
-    public init(host: String, port: Int, tls: TLSFiles?, limits: ConnectionLimits = .init(),
+    /// Listens on TCP `host:port`, with mutual TLS or (nil) none.
+    public convenience init(host: String, port: Int, tls: TLSFiles?, limits: ConnectionLimits = .init(),
+                            onRejected: @escaping @Sendable (String) -> Void = { _ in }) throws {
+        try self.init(endpoint: .tcp(host: host, port: port), authentication: tls.map { .tls($0) } ?? .none, limits: limits,
+                      onRejected: onRejected)
+    }
+
+    public init(endpoint: Endpoint, authentication: PeerAuthentication, limits: ConnectionLimits = .init(),
                 onRejected: @escaping @Sendable (String) -> Void = { _ in }) throws {
-        let ssl = try tls?.context(server: true)
+        let ssl: NIOSSLContext?, allowedUIDs: Set<UInt32>?
+        switch authentication {
+        case .tls(let files): (ssl, allowedUIDs) = (try files.context(server: true), nil)
+        case .peerUIDs(let uids): (ssl, allowedUIDs) = (nil, uids)
+        case .none: (ssl, allowedUIDs) = (nil, nil)
+        }
+        if case .unix = endpoint, ssl != nil { throw MigrationError("a Unix socket checks its peers with SO_PEERCRED, not TLS") }
+        if case .tcp = endpoint, allowedUIDs != nil { throw MigrationError("peer uids can be checked on a Unix socket only") }
         self.onRejected = onRejected
         let box = ListenerBox()
-        let bootstrap = ServerBootstrap(group: TransportLoop.group)
+        var bootstrap = ServerBootstrap(group: TransportLoop.group)
             .serverChannelOption(ChannelOptions.backlog, value: 16)
-            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(ChannelOptions.recvAllocator, value: Pipeline.reads)
             .childChannelInitializer { channel in
-                let peer = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "peer"
-                let inbox = Inbox(highWater: limits.inboxHighWater)
-                return channel.eventLoop.makeCompletedFuture {
-                    try Pipeline.configure(channel, ssl: ssl, server: true, serverName: nil, inbox: inbox, peer: peer) { ch in
-                        box.listener?.enqueue(Connection(channel: ch, inbox: inbox, peer: peer, limits: limits))
+                let peer: String
+                if case .unix(let path) = endpoint { peer = "unix:\(path)" } else {
+                    peer = channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "peer"
+                }
+                guard let listener = box.listener, listener.admit(channel, limit: limits.maxPending) else {
+                    onRejected("dropped \(peer): \(limits.maxPending) connections are already waiting")
+                    return channel.close()
+                }
+                let inbox = Inbox(highWater: limits.inboxHighWater, holding: true)
+                channel.closeFuture.whenComplete { _ in
+                    if box.listener?.forget(channel) == true { onRejected("dropped \(peer): \(inbox.failed ?? MigrationError("closed before its first message"))") }
+                }
+                // Not authenticated and sending within the time: closed.
+                let deadline = channel.eventLoop.scheduleTask(in: .milliseconds(Int64(limits.handshakeTimeout * 1000))) {
+                    inbox.fail(MigrationError("no complete first message within \(limits.handshakeTimeout) s"))
+                    channel.close(promise: nil)
+                }
+                channel.closeFuture.whenComplete { _ in deadline.cancel() }
+                let configure: @Sendable (UInt32?) throws -> Void = { uid in
+                    try Pipeline.configure(channel, ssl: ssl, server: true, serverName: nil, inbox: inbox, peer: peer, onReady: { _ in },
+                                           onFirstFrame: { ch in
+                        deadline.cancel()
+                        box.listener?.enqueue(Connection(channel: ch, inbox: inbox, peer: peer, limits: limits, peerUID: uid))
+                    })
+                }
+                guard let allowed = allowedUIDs else { return channel.eventLoop.makeCompletedFuture(withResultOf: { try configure(nil) }) }
+                return PeerCredentials.of(channel).flatMapThrowing { cred in
+                    guard UnixSocketPolicy.admits(uid: cred.uid, allowed: allowed) else {
+                        inbox.fail(MigrationError("peer uid \(cred.uid) (pid \(cred.pid)) is not allowed; serve --allow-uid admits others than root"))
+                        throw MigrationError("peer uid \(cred.uid) refused")
                     }
-                    if ssl != nil {
-                        // A peer that never authenticates is dropped once it closes or fails.
-                        channel.closeFuture.whenComplete { _ in
-                            if let f = inbox.failed, box.listener?.wasAccepted(channel) == false { onRejected("dropped \(peer): \(f)") }
-                        }
-                    }
+                    try configure(cred.uid)
                 }
             }
-        do {
-            serverChannel = try bootstrap.bind(host: host, port: port).wait()
-        } catch {
-            throw MigrationError("cannot listen on \(host):\(port): \(error)")
+        switch endpoint {
+        case let .tcp(host, port):
+            bootstrap = bootstrap.serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            do {
+                serverChannel = try bootstrap.bind(host: host, port: port).wait()
+            } catch {
+                throw MigrationError("cannot listen on \(host):\(port): \(error)")
+            }
+            socketPath = nil
+        case let .unix(path):
+            try UnixSocketPolicy.prepare(path: path)
+            // The file is created without permissions for anyone but root,
+            // then given its mode: no window in which others may connect.
+            let old = umask(0o177)
+            defer { umask(old) }
+            do {
+                serverChannel = try bootstrap.bind(unixDomainSocketPath: path).wait()
+            } catch {
+                throw MigrationError("cannot listen on unix:\(path): \(error)")
+            }
+            do { try UnixSocketPolicy.secure(path: path, allowed: allowedUIDs ?? []) } catch {
+                try? serverChannel.close().wait()
+                throw error
+            }
+            socketPath = path
         }
         box.listener = self
     }
 
-    private var acceptedChannels: [ObjectIdentifier] = []
+    /// Counts a new connection; false when `limit` are already waiting.
+    fileprivate func admit(_ channel: Channel, limit: Int) -> Bool {
+        condition.lock(); defer { condition.unlock() }
+        guard unaccepted.count < limit else { return false }
+        unaccepted.insert(ObjectIdentifier(channel))
+        return true
+    }
+
+    /// A connection closed: true when it was never accepted.
+    fileprivate func forget(_ channel: Channel) -> Bool {
+        condition.lock(); defer { condition.unlock() }
+        pending.removeAll { $0.channel === channel }
+        return unaccepted.remove(ObjectIdentifier(channel)) != nil
+    }
 
     fileprivate func enqueue(_ c: Connection) {
         condition.lock()
         pending.append(c)
-        acceptedChannels.append(ObjectIdentifier(c.channel))
         condition.broadcast()
         condition.unlock()
     }
 
-    fileprivate func wasAccepted(_ channel: Channel) -> Bool {
-        condition.lock(); defer { condition.unlock() }
-        return acceptedChannels.contains(ObjectIdentifier(channel))
-    }
-
-    /// The next authenticated connection (nil after `timeout` seconds, if given).
+    /// The next authenticated connection whose first message is in (nil after `timeout` seconds, if given).
     public func accept(timeout: Double? = nil) -> Connection? {
-        condition.lock(); defer { condition.unlock() }
+        condition.lock()
         let deadline = timeout.map { Date(timeIntervalSinceNow: $0) } ?? .distantFuture
         while pending.isEmpty {
-            if !condition.wait(until: deadline) && pending.isEmpty { return nil }
+            if !condition.wait(until: deadline) && pending.isEmpty { condition.unlock(); return nil }
         }
-        return pending.removeFirst()
+        let c = pending.removeFirst()
+        unaccepted.remove(ObjectIdentifier(c.channel))
+        condition.unlock()
+        c.inbox.release()
+        return c
+    }
+
+    /// Connections opened and not yet accepted (in their handshake, or waiting).
+    public var waiting: Int {
+        condition.lock(); defer { condition.unlock() }
+        return unaccepted.count
     }
 
     public func close() {
         try? serverChannel.close().wait()
+        if let socketPath { unlink(socketPath) }
     }
 }
 

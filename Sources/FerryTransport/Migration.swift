@@ -126,7 +126,16 @@ public enum MigrationSource {
                           allowXSaveGrowth: allowXSaveGrowth ? true : nil)
         do {
             try connection.send(.hello, json: hello)
-            let caps = try connection.expect(.capabilities, Capabilities.self)
+            let first = try connection.receive(waitingFor: "CAPABILITIES")
+            guard first.type == .capabilities else { throw Connection.unexpected(first, wanted: "CAPABILITIES", peer: connection.peer) }
+            // Another version's CAPABILITIES need not decode: its version is read first.
+            let version = try WireJSON.decode(VersionOnly.self, first).protocolVersion
+            guard version == WireProtocol.version else {
+                try? connection.send(.verdict, json: Verdict(go: false, reasons: ["protocol \(WireProtocol.version)"]))
+                connection.close()
+                throw MigrationError("the target \(connection.peer) cannot take this process (nothing was frozen): it speaks migration protocol \(version), this ferry \(WireProtocol.version): use the same ferry version on both hosts")
+            }
+            let caps = try WireJSON.decode(Capabilities.self, first)
             let reasons = verdict(hello: hello, capabilities: caps, local: local, localVDSO: localVDSO)
             guard reasons.isEmpty else {
                 try? connection.send(.verdict, json: Verdict(go: false, reasons: reasons))
@@ -278,12 +287,24 @@ public enum MigrationSource {
         }
         let target = TargetCapabilities(os: os, kernelRelease: caps.host.kernelRelease, arch: caps.host.arch,
                                         pageSize: caps.host.pageSize, cpu: caps.host.cpu)
-        // CPU features the process is declared not to use (HELLO) need not be on the target.
-        let required = CPUFeatureCheck.isaFlags.subtracting(hello.allowMissingCPUFeatures ?? [])
-        reasons += Compatibility.verdict(image: ImageMetadata(source: local, processes: [], pipes: []), target: target,
-                                         requiredCPUFlags: required).reasons
-        if !caps.newPidNamespace && !caps.pidsInUse.isEmpty {
-            reasons.append("pid(s) \(caps.pidsInUse.map(String.init).joined(separator: ", ")) are in use on the target; free them or run `ferry serve --new-pidns` there")
+        // CPU features the process is declared not to use (HELLO) need not be
+        // on the target, where its operator permits that too.
+        let granted = hello.requested.granted(by: caps.grants)
+        let required = CPUFeatureCheck.isaFlags.subtracting(granted.missingCPUFeatures)
+        let cpuReasons = Compatibility.verdict(image: ImageMetadata(source: local, processes: [], pipes: []), target: target,
+                                               requiredCPUFlags: required, allowXSaveGrowth: granted.xsaveGrowth).reasons
+        reasons += cpuReasons
+        let refused = hello.requested.missingCPUFeatures.subtracting(granted.missingCPUFeatures)
+        if !cpuReasons.isEmpty && !refused.isEmpty {
+            let listed = refused.sorted().joined(separator: ",")
+            reasons.append("the target does not permit --allow-missing-cpu-features \(listed): its operator must start `ferry serve --allow-missing-cpu-features \(listed)`")
+        }
+        if hello.requested.xsaveGrowth && !granted.xsaveGrowth && XSave.growth(sourceXCR0: local.cpu.xcr0, targetXCR0: caps.host.cpu.xcr0) != nil {
+            reasons.append("the target does not permit --allow-xsave-growth: its operator must start `ferry serve --allow-xsave-growth`")
+        }
+        if !caps.newPidNamespace && !caps.pidsFree {
+            let shown = hello.pids.prefix(8).map(String.init).joined(separator: ", ") + (hello.pids.count > 8 ? ", …" : "")
+            reasons.append("some of the pids of this tree (\(shown)) are in use on the target; free them or run `ferry serve --new-pidns` there")
         }
         if caps.freeMemoryBytes < hello.memoryBytes {
             reasons.append("the target has \(caps.freeMemoryBytes >> 20) MiB of memory available but the process uses \(hello.memoryBytes >> 20) MiB")
@@ -293,6 +314,9 @@ public enum MigrationSource {
 }
 
 /// The target side: one migration per connection.
+/// The first field of HELLO and CAPABILITIES, readable whatever the version.
+struct VersionOnly: Decodable { var protocolVersion: Int }
+
 public enum MigrationReceiver {
     public enum Outcome: Equatable, Sendable {
         /// The process runs here and the source killed its copy.
@@ -304,8 +328,6 @@ public enum MigrationReceiver {
         /// The source decided not to migrate after seeing our capabilities.
         case declined
     }
-
-    private struct VersionOnly: Decodable { var protocolVersion: Int }
 
     public static func handle(_ connection: Connection, target: MigrationTarget, keepImage: ByteSink? = nil,
                               log: (String) -> Void = { _ in }) -> Outcome {
@@ -320,8 +342,9 @@ public enum MigrationReceiver {
             let f = try connection.receive(waitingFor: "HELLO")
             guard f.type == .hello else { throw Connection.unexpected(f, wanted: "HELLO", peer: peer) }
             let v = try WireJSON.decode(VersionOnly.self, f)
-            guard v.protocolVersion <= WireProtocol.version else {
-                return fail("the source speaks migration protocol \(v.protocolVersion), newer than this ferry's \(WireProtocol.version): upgrade ferry on this host")
+            guard v.protocolVersion == WireProtocol.version else {
+                let which = v.protocolVersion > WireProtocol.version ? "upgrade ferry on this host" : "upgrade ferry on the source"
+                return fail("the source speaks migration protocol \(v.protocolVersion), this ferry \(WireProtocol.version): \(which) (the same ferry version on both hosts)")
             }
             hello = try WireJSON.decode(Hello.self, f)
             guard hello.imageVersion <= Int(ImageFormat.version) else {

@@ -1,8 +1,9 @@
 import FerryImage
 import NIOCore
 
-// The migration wire protocol. One connection (TLS, or plain TCP when asked
-// for explicitly) carries framed messages:
+// The migration wire protocol. One connection (mutual TLS, a Unix socket
+// whose peer's uid is checked, or plain TCP when asked for explicitly with
+// --insecure) carries framed messages:
 //
 //  frame header (12 bytes, little-endian)
 //  +0  u32 type      MessageType
@@ -11,9 +12,11 @@ import NIOCore
 //  +12 payload
 //
 //  source                                  target
-//  HELLO (version, pids, memory)   ──▶
+//  HELLO (version, the pids it needs,
+//   memory, CPU-check allowances)  ──▶
 //                                  ◀──     CAPABILITIES (host, CPU/XSAVE, vDSO,
-//                                           pids free, free memory) or NACK
+//                                           whether the pids are all free, free
+//                                           memory, the allowances it grants) or NACK
 //  VERDICT (go / refused + reasons) ──▶    decided BEFORE anything is frozen
 //  [PRECOPY_META (preliminary metadata)  the target builds the processes and
 //   PRECOPY_PAGES × n, in rounds   ──▶     their address spaces, fills pages
@@ -36,7 +39,10 @@ public enum WireProtocol {
     /// Bumped on any incompatible change; a peer with a newer version is refused.
     /// 2: PRECOPY_SYNC / PRECOPY_SYNCED end the rounds.
     /// 3: PRECOPY_PAGES carries a batch of runs (`PageBatch`), not one run.
-    public static let version = 3
+    /// 4: CAPABILITIES says only whether HELLO's pids are all free (not which
+    ///    are in use) and which CPU-check allowances the target grants; the
+    ///    target refuses any other version with a NACK.
+    public static let version = 4
     /// Image bytes per IMAGE_CHUNK.
     public static let chunkSize = 256 << 10
     public static let headerSize = 12
@@ -368,14 +374,15 @@ public struct Hello: Codable, Sendable, Equatable {
     public var ferryVersion: String
     /// The image format version the sender writes.
     public var imageVersion: Int
-    /// Every pid and tid of the tree to migrate (the target says which are free).
+    /// Every pid and tid of the tree to migrate (the target says whether all are free).
     public var pids: [Int32]
     /// Resident memory of the tree, to compare with the target's free memory.
     public var memoryBytes: UInt64
     /// CPU features (cpuinfo names) the source CPU has and the target may
     /// lack, because the process is known not to use them (`migrate
     /// --allow-missing-cpu-features`); the target's restore accepts them as
-    /// `restore --allow-missing-cpu-features` does. Absent from older sources.
+    /// `restore --allow-missing-cpu-features` does, as far as the target's
+    /// own operator allows (`Allowances.granted`). Absent: none.
     public var allowMissingCPUFeatures: [String]?
     /// The target may enable more XSAVE components than the source (the
     /// process binds eagerly): `restore --allow-xsave-growth`. Absent: no.
@@ -402,16 +409,50 @@ public struct Capabilities: Codable, Sendable, Equatable {
     public var protocolVersion: Int
     public var host: SourceHost
     public var vdso: [VDSOArea]
-    /// The pids of HELLO that are in use on the target.
-    public var pidsInUse: [Int32]
+    /// Every pid of HELLO is free on the target (which ones are taken is not
+    /// said: the answer reveals no more of the target's processes than that).
+    public var pidsFree: Bool
     /// The target restores into a fresh pid namespace, so pids need not be free.
     public var newPidNamespace: Bool
     public var freeMemoryBytes: UInt64
+    /// The CPU-check allowances the target's operator permits a source to ask
+    /// for (`serve --allow-missing-cpu-features/--allow-xsave-growth`).
+    public var grantsMissingCPUFeatures: [String]
+    public var grantsXSaveGrowth: Bool
 
-    public init(protocolVersion: Int = WireProtocol.version, host: SourceHost, vdso: [VDSOArea], pidsInUse: [Int32],
-                newPidNamespace: Bool, freeMemoryBytes: UInt64) {
-        self.protocolVersion = protocolVersion; self.host = host; self.vdso = vdso; self.pidsInUse = pidsInUse
+    public init(protocolVersion: Int = WireProtocol.version, host: SourceHost, vdso: [VDSOArea], pidsFree: Bool,
+                newPidNamespace: Bool, freeMemoryBytes: UInt64, grants: Allowances = Allowances()) {
+        self.protocolVersion = protocolVersion; self.host = host; self.vdso = vdso; self.pidsFree = pidsFree
         self.newPidNamespace = newPidNamespace; self.freeMemoryBytes = freeMemoryBytes
+        grantsMissingCPUFeatures = grants.missingCPUFeatures.sorted(); grantsXSaveGrowth = grants.xsaveGrowth
+    }
+
+    public var grants: Allowances { Allowances(missingCPUFeatures: Set(grantsMissingCPUFeatures), xsaveGrowth: grantsXSaveGrowth) }
+}
+
+/// Relaxations of the target's CPU checks (`restore --allow-missing-cpu-features`,
+/// `--allow-xsave-growth`). In a migration the source asks for them (it knows
+/// the process) and the target's operator permits them (`serve`'s options):
+/// only what both say applies. A peer can never switch off a check the
+/// target's operator did not.
+public struct Allowances: Sendable, Equatable {
+    public var missingCPUFeatures: Set<String>
+    public var xsaveGrowth: Bool
+    public init(missingCPUFeatures: Set<String> = [], xsaveGrowth: Bool = false) {
+        self.missingCPUFeatures = missingCPUFeatures; self.xsaveGrowth = xsaveGrowth
+    }
+
+    /// What a source asking for `self` gets from a target that permits `permitted`.
+    public func granted(by permitted: Allowances) -> Allowances {
+        Allowances(missingCPUFeatures: missingCPUFeatures.intersection(permitted.missingCPUFeatures),
+                   xsaveGrowth: xsaveGrowth && permitted.xsaveGrowth)
+    }
+}
+
+extension Hello {
+    /// The allowances this HELLO asks for.
+    public var requested: Allowances {
+        Allowances(missingCPUFeatures: Set(allowMissingCPUFeatures ?? []), xsaveGrowth: allowXSaveGrowth ?? false)
     }
 }
 

@@ -1,6 +1,7 @@
 #if os(Linux)
 import ArgumentParser
 import Foundation
+import FerryCore
 import FerryImage
 import FerryLinux
 import FerryTransport
@@ -10,22 +11,36 @@ struct ConnectionOptions: ParsableArguments {
     @Option(help: "PEM certificate of this host (mutual TLS).") var cert: String?
     @Option(help: "PEM private key of --cert.") var key: String?
     @Option(help: "PEM certificate of the CA that signed the peer's certificate.") var ca: String?
-    @Flag(help: "Allow a plain TCP connection to or from a non-loopback address (no encryption, no authentication).")
+    @Flag(help: "Use plain TCP: no encryption and no authentication, loopback included (tests and demos only; a warning is printed).")
     var insecure = false
     @Option(help: "Seconds to wait for the peer before giving up (a stalled peer ends the migration).") var timeout: Double = 30
     @Option(help: "Also write the image stream to this directory (none is written otherwise).") var keepImage: String?
 
-    /// The TLS files, or nil for plain TCP (allowed on loopback, or with --insecure).
-    func tls(for host: String, role: String) throws -> TLSFiles? {
+    /// How the connection to or from `endpoint` is authenticated; throws (one
+    /// line naming the fix) where it would not be. `peerUIDs`: serve's --allow-uid.
+    func authentication(for endpoint: Endpoint, role: String, peerUIDs: Set<UInt32> = []) throws -> PeerAuthentication {
         let given = [cert, key, ca].compactMap { $0 }
-        if given.isEmpty {
-            if !insecure && !HostPort.isLoopback(host) {
-                throw MigrationError("\(role) on \(host) needs mutual TLS (--cert FILE --key FILE --ca FILE); pass --insecure to use plain TCP anyway")
+        switch endpoint {
+        case .unix:
+            guard given.isEmpty, !insecure else {
+                throw MigrationError("\(role) \(role == "serve" ? "on" : "to") \(endpoint) authenticates peers by uid (SO_PEERCRED); --cert/--key/--ca and --insecure are for TCP")
             }
-            return nil
+            return .peerUIDs(peerUIDs)
+        case .tcp:
+            guard peerUIDs.isEmpty else { throw MigrationError("--allow-uid applies to --listen unix:/PATH only") }
+            if given.isEmpty {
+                guard insecure else {
+                    throw MigrationError("\(role) \(role == "serve" ? "on" : "to") \(endpoint) needs authentication: mutual TLS (--cert FILE --key FILE --ca FILE) or a Unix socket (unix:/PATH); --insecure allows plain TCP for tests and demos")
+                }
+                var e = StandardError()
+                print(role == "serve"
+                      ? "warning: --insecure: plain TCP without authentication on \(endpoint); anyone who can reach it can have a process of their choosing restored as root here"
+                      : "warning: --insecure: plain TCP to \(endpoint); the process's memory travels unencrypted to a target that is not authenticated", to: &e)
+                return .none
+            }
+            guard let cert, let key, let ca else { throw MigrationError("TLS needs all three of --cert, --key and --ca") }
+            return .tls(TLSFiles(certificate: cert, key: key, ca: ca))
         }
-        guard let cert, let key, let ca else { throw MigrationError("TLS needs all three of --cert, --key and --ca") }
-        return TLSFiles(certificate: cert, key: key, ca: ca)
     }
 
     var limits: ConnectionLimits { ConnectionLimits(timeout: timeout) }
@@ -37,28 +52,15 @@ struct ConnectionOptions: ParsableArguments {
     }
 }
 
-enum HostPort {
-    static func parse(_ text: String) throws -> (host: String, port: Int) {
-        var host = text, portText = ""
-        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
-            host = String(text[text.index(after: text.startIndex)..<close])
-            portText = String(text[text.index(after: close)...].dropFirst())
-        } else if let colon = text.lastIndex(of: ":") {
-            host = String(text[..<colon])
-            portText = String(text[text.index(after: colon)...])
-        }
-        guard let port = Int(portText), (0...65535).contains(port), !host.isEmpty else {
-            throw MigrationError("\"\(text)\" is not ADDRESS:PORT")
-        }
-        return (host, port)
-    }
-
-    static func isLoopback(_ host: String) -> Bool {
-        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+extension PeerAuthentication {
+    /// ", 1000, 1001": the uids besides root a Unix socket admits.
+    var peerUIDsShown: String {
+        guard case .peerUIDs(let uids) = self else { return "" }
+        return uids.subtracting([0]).sorted().map { ", \($0)" }.joined()
     }
 }
 
-func vdsoAreas() -> [VDSOArea] { MigrationHost.vdsoLayout().map { VDSOArea(name: $0.name, size: $0.size) } }
+func vdsoAreas() -> [FerryTransport.VDSOArea] { MigrationHost.vdsoLayout().map { FerryTransport.VDSOArea(name: $0.name, size: $0.size) } }
 
 /// The source side on Linux: a CheckpointSession, after pre-copy rounds when asked.
 final class LinuxSubject: PrecopySubject {
@@ -144,25 +146,33 @@ final class LinuxSubject: PrecopySubject {
 /// The target side on Linux: Restore from the stream (after pre-copy, a PhasedRestore).
 final class LinuxTarget: PrecopyTarget {
     let newPidNamespace: Bool
+    /// The allowances this host's operator permits a source to ask for.
+    let grants: Allowances
+    let policy: RestorePolicy
     /// Restored processes (and pid-namespace inits) to collect once they exit.
     var children: [Int32] = []
-    /// What the current migration's HELLO allows (serve takes one migration at a time).
+    /// What the current migration's HELLO asks for (serve takes one migration at a time).
     private var hello: Hello?
+    /// The current peer's uid, on a Unix socket.
+    var peerUID: UInt32?
 
-    init(newPidNamespace: Bool) { self.newPidNamespace = newPidNamespace }
+    init(newPidNamespace: Bool, grants: Allowances = Allowances(), policy: RestorePolicy = RestorePolicy()) {
+        self.newPidNamespace = newPidNamespace; self.grants = grants; self.policy = policy
+    }
 
     func capabilities(for hello: Hello) -> Capabilities {
         self.hello = hello
-        return Capabilities(host: Host.describe(), vdso: vdsoAreas(), pidsInUse: MigrationHost.pidsInUse(hello.pids),
-                            newPidNamespace: newPidNamespace, freeMemoryBytes: MigrationHost.availableMemory())
+        return Capabilities(host: Host.describe(), vdso: vdsoAreas(), pidsFree: MigrationHost.pidsInUse(hello.pids).isEmpty,
+                            newPidNamespace: newPidNamespace, freeMemoryBytes: MigrationHost.availableMemory(), grants: grants)
     }
 
-    /// The source's allowances (`migrate --allow-missing-cpu-features/--allow-xsave-growth`) apply as `restore`'s do.
+    /// The source's allowances (`migrate --allow-missing-cpu-features/--allow-xsave-growth`)
+    /// apply as `restore`'s do, where serve's own options permit them too.
     var options: RestoreOptions {
         let selfPath = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/proc/self/exe"
+        let granted = (hello?.requested ?? Allowances()).granted(by: grants)
         return RestoreOptions(newPidNamespace: newPidNamespace, ferryPath: selfPath,
-                              allowMissingCPUFeatures: Set(hello?.allowMissingCPUFeatures ?? []),
-                              allowXSaveGrowth: hello?.allowXSaveGrowth ?? false)
+                              allowMissingCPUFeatures: granted.missingCPUFeatures, allowXSaveGrowth: granted.xsaveGrowth, policy: policy.forPeer(uid: peerUID))
     }
 
     func beginPrecopy(metadata: ImageMetadata) throws -> PrecopyRestoring {
@@ -258,25 +268,48 @@ func say(_ line: String) {
 struct ServeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Receive live migrations and restore them on this host.")
+        abstract: "Receive live migrations and restore them on this host (as root: see docs/security.md).")
 
-    @Option(help: "Address and port to listen on, e.g. 10.0.0.2:7070 or 127.0.0.1:0.") var listen: String
+    @Option(help: "Where to listen: ADDRESS:PORT (mutual TLS, or --insecure) or unix:/PATH (peers checked by uid), e.g. 10.0.0.2:7070 or unix:/run/ferry/serve.sock.")
+    var listen: String
     @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var restorePolicy: PolicyOptions
+    @Option(name: .customLong("allow-uid"), help: "With unix:/PATH: a uid besides root whose processes may connect (SO_PEERCRED). Repeatable or comma-separated.")
+    var allowPeerUID: [String] = []
+    @Option(help: "Comma-separated CPU features a source may declare unused (`migrate --allow-missing-cpu-features`); a source's declaration counts only for these.")
+    var allowMissingCpuFeatures: String = ""
+    @Flag(help: "Let a source ask for `migrate --allow-xsave-growth`; without this the target's XSAVE check always applies.")
+    var allowXsaveGrowth = false
+    @Option(help: "Seconds a connection has to authenticate and send its first message before it is closed.") var handshakeTimeout: Double = 10
+    @Option(help: "Connections waiting to be served (in their handshake or behind a migration) at most; more are closed at once.") var maxPending: Int = 16
     @Flag(help: "Restore each process into a fresh pid namespace (its pids need not be free here).") var newPidns = false
     @Flag(help: "Exit after one migration (its outcome is the exit status).") var once = false
 
     func run() throws {
         try reportingErrors {
-            let (host, port) = try HostPort.parse(listen)
-            let tls = try connection.tls(for: host, role: "serve")
-            let listener = try Listener(host: host, port: port, tls: tls, limits: connection.limits) { say($0) }
+            let endpoint = try Endpoint.parse(listen)
+            let auth = try connection.authentication(for: endpoint, role: "serve",
+                                                     peerUIDs: Set(try UIDList.parse(allowPeerUID, option: "--allow-uid")))
+            let policy = try restorePolicy.policy
+            var limits = connection.limits
+            limits.handshakeTimeout = handshakeTimeout
+            limits.maxPending = max(1, maxPending)
+            let listener = try Listener(endpoint: endpoint, authentication: auth, limits: limits) { say($0) }
             defer { listener.close() }
-            say("listening on \(host):\(listener.localPort)\(tls == nil ? " (plain TCP, no authentication)" : " (mutual TLS)")")
-            let target = LinuxTarget(newPidNamespace: newPidns)
+            let shown: String
+            switch (endpoint, auth) {
+            case (.tcp(let host, _), .tls): shown = "\(Endpoint.tcp(host: host, port: listener.localPort)) (mutual TLS)"
+            case (.tcp(let host, _), _): shown = "\(Endpoint.tcp(host: host, port: listener.localPort)) (plain TCP, no authentication)"
+            case (.unix, _): shown = "\(endpoint) (peers checked by uid: root\(auth.peerUIDsShown))"
+            }
+            say("listening on \(shown)")
+            let grants = Allowances(missingCPUFeatures: Set(allowMissingCpuFeatures.split(separator: ",").map(String.init)), xsaveGrowth: allowXsaveGrowth)
+            let target = LinuxTarget(newPidNamespace: newPidns, grants: grants, policy: policy)
             while true {
                 target.reapExited()
                 guard let conn = listener.accept(timeout: 1) else { continue }
-                say("migration from \(conn.peer)")
+                say("migration from \(conn.peer)" + (conn.peerUID.map { " (uid \($0))" } ?? ""))
+                target.peerUID = conn.peerUID
                 let stamp = Int(Date().timeIntervalSince1970)
                 let outcome = MigrationReceiver.handle(conn, target: target,
                                                        keepImage: try connection.keptImageSink(name: "migration-\(stamp).stream"),
@@ -298,7 +331,7 @@ struct MigrateCommand: ParsableCommand {
         abstract: "Move a running process to a host running `ferry serve`; it keeps running there.")
 
     @Argument(help: "The process to migrate (with its children).") var pid: Int32
-    @Option(help: "The target, ADDRESS:PORT of `ferry serve`.") var to: String
+    @Option(help: "The target: ADDRESS:PORT of `ferry serve` (mutual TLS, or --insecure), or unix:/PATH (this host; the listener must run as root).") var to: String
     @OptionGroup var connection: ConnectionOptions
     @Flag(help: "Print the summary as JSON (total_ms, downtime_ms, bytes, rounds).") var json = false
     @Flag(help: "The process is a shell's job: its session and process group, led by the shell, become those of the target's ferry.")
@@ -313,10 +346,12 @@ struct MigrateCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let (host, port) = try HostPort.parse(to)
-            let tls = try connection.tls(for: host, role: "migrate")
+            let endpoint = try Endpoint.parse(to)
+            let auth = try connection.authentication(for: endpoint, role: "migrate")
             let subject = try LinuxSubject(pid: pid, shellJob: shellJob)
-            let conn = try Connection.connect(host: host, port: port, tls: tls, limits: connection.limits)
+            var tls: TLSFiles?
+            if case .tls(let files) = auth { tls = files }
+            let conn = try Connection.connect(to: endpoint, tls: tls, limits: connection.limits)
             let terminal = isatty(STDERR_FILENO) == 1
             var lastShown = 0.0
             var shown = false

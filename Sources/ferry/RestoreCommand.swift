@@ -18,6 +18,7 @@ struct RestoreCommand: ParsableCommand {
     var allowMissingCpuFeatures: String = ""
     @Flag(help: "Restore even when this CPU enables XSAVE components (e.g. AVX) the source's did not; safe only if the process binds eagerly (LD_BIND_NOW=1) and sizes no XSAVE buffer itself.")
     var allowXsaveGrowth = false
+    @OptionGroup var restorePolicy: PolicyOptions
 
     func validate() throws {
         guard (directory == nil) != (stream == nil) else { throw ValidationError("give exactly one of DIR or --stream FILE|-") }
@@ -32,7 +33,7 @@ struct RestoreCommand: ParsableCommand {
             let options = RestoreOptions(newPidNamespace: newPidns, ferryPath: selfPath,
                                          targetLayout: TargetLayoutChoice(rawValue: targetLayout)!,
                                          allowMissingCPUFeatures: Set(allowMissingCpuFeatures.split(separator: ",").map(String.init)),
-                                         allowXSaveGrowth: allowXsaveGrowth)
+                                         allowXSaveGrowth: allowXsaveGrowth, policy: try restorePolicy.policy)
             let r: RestoreResult
             if let stream {
                 let source = stream == "-" ? FileSource(fd: 0, name: "standard input") : try FileSource(path: stream)

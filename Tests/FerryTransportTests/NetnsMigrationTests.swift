@@ -55,10 +55,10 @@ final class Server: @unchecked Sendable {
     private var text = ""
     private let ready = DispatchSemaphore(value: 0)
 
-    /// `env`: VAR=VALUE settings for serve.
-    init(ferry: String, netns: String, args: [String], env: [String] = []) throws {
-        process = try Child(["/usr/sbin/ip", "netns", "exec", netns] + (env.isEmpty ? [] : ["/usr/bin/env"] + env) + [ferry, "serve"] + args,
-                            stderr: .mergeIntoStdout)
+    /// `netns` nil: in this host's network namespace. `env`: VAR=VALUE settings for serve.
+    init(ferry: String, netns: String?, args: [String], env: [String] = []) throws {
+        process = try Child((netns.map { ["/usr/sbin/ip", "netns", "exec", $0] } ?? []) + (env.isEmpty ? [] : ["/usr/bin/env"] + env)
+                            + [ferry, "serve"] + args, stderr: .mergeIntoStdout)
         process.streamOutput { [self] d in
             lock.lock()
             text += String(decoding: d, as: UTF8.self)
@@ -86,10 +86,11 @@ final class Workload {
     let pid: Int32
     let ctl: String
 
-    init(_ bin: String, args: [String] = [], netns: String) throws {
+    /// `netns` nil: in this host's network namespace.
+    init(_ bin: String, args: [String] = [], netns: String?) throws {
         ctl = "/tmp/ferry-mig-\(getpid())-\(Int.random(in: 0..<1_000_000))"
         try FileManager.default.createDirectory(atPath: ctl, withIntermediateDirectories: true)
-        let cmd = (["ip", "netns", "exec", netns, "python3", TestPaths.workloads + "/launch.py", bin, ctl] + args)
+        let cmd = ((netns.map { ["ip", "netns", "exec", $0] } ?? []) + ["python3", TestPaths.workloads + "/launch.py", bin, ctl] + args)
             .map { "'\($0)'" }.joined(separator: " ")
         let r = try sh(["/bin/bash", "-c", "\(cmd) </dev/null >/dev/null 2>&1 & echo $!"])
         guard let p = Int32(r.output.trimmingCharacters(in: .whitespacesAndNewlines)) else {
@@ -331,14 +332,34 @@ struct MigrationTests {
 
 /// Command-line refusals that need no network and no root.
 @Suite struct ServeCommandTests {
-    @Test("serve refuses a non-loopback address without TLS unless --insecure", arguments: [
-        ["--listen", "10.77.9.9:7070"], ["--listen", "0.0.0.0:7070"],
+    @Test("serve without credentials refuses to start, on loopback too, with one line naming the fix", arguments: [
+        ["--listen", "10.77.9.9:7070"], ["--listen", "0.0.0.0:7070"], ["--listen", "127.0.0.1:7070"], ["--listen", "[::1]:7070"],
     ])
     func plainTCPRefused(_ args: [String]) throws {
         let r = try sh([MigrationTests.ferry, "serve"] + args)
         #expect(r.status == 1)
-        #expect(r.output.contains("needs mutual TLS") && r.output.contains("--insecure"), "\(r.output)")
+        #expect(r.output.contains("needs authentication") && r.output.contains("--cert") && r.output.contains("unix:/PATH")
+                && r.output.contains("--insecure"), "\(r.output)")
         #expect(r.output.split(separator: "\n").count == 1)
+    }
+
+    @Test("migrate without credentials refuses plain TCP, loopback included")
+    func migratePlainRefused() throws {
+        let r = try sh([MigrationTests.ferry, "migrate", "1", "--to", "127.0.0.1:1"])
+        #expect(r.status == 1)
+        #expect(r.output.contains("needs authentication") && r.output.split(separator: "\n").count == 1, "\(r.output)")
+    }
+
+    @Test("serve --insecure warns on stderr at every start")
+    func insecureWarns() throws {
+        let serve = try Child([MigrationTests.ferry, "serve", "--listen", "127.0.0.1:0", "--insecure"], stderr: .capture)
+        defer { serve.kill(); _ = serve.wait() }
+        let line = serve.readLine() ?? ""
+        #expect(line.contains("listening on 127.0.0.1:") && line.contains("plain TCP"), "\(line)")
+        serve.kill()
+        _ = serve.wait()
+        let err = String(decoding: serve.drain().stderr, as: UTF8.self)
+        #expect(err.contains("warning: --insecure") && err.contains("restored as root"), "\(err)")
     }
 
     @Test("TLS needs all three files")
@@ -346,5 +367,13 @@ struct MigrationTests {
         let r = try sh([MigrationTests.ferry, "migrate", "1", "--to", "127.0.0.1:1", "--cert", "/nonexistent"])
         #expect(r.status == 1)
         #expect(r.output.contains("all three"), "\(r.output)")
+    }
+
+    @Test("a Unix socket takes neither TLS files nor --insecure; --allow-uid only a Unix socket")
+    func unixOptions() throws {
+        let a = try sh([MigrationTests.ferry, "serve", "--listen", "unix:/run/x.sock", "--insecure"])
+        #expect(a.status == 1 && a.output.contains("SO_PEERCRED"), "\(a.output)")
+        let b = try sh([MigrationTests.ferry, "serve", "--listen", "127.0.0.1:0", "--insecure", "--allow-uid", "1000"])
+        #expect(b.status == 1 && b.output.contains("unix:/PATH only"), "\(b.output)")
     }
 }

@@ -88,8 +88,9 @@ struct ProtocolTests {
     func incompatible(_ what: String) throws {
         var caps = FakeTarget.compatible()
         switch what {
-        case "xsave": caps.host.cpu.xcr0 = 0xe7; caps.host.cpu.xsaveSize = 2432  // growth: the source enables 0x7
-        case "pids": caps.pidsInUse = [4242]
+        // More XSAVE components on the target (AVX-512), not allowed: refused at the source (the threads' state is the target's to check).
+        case "xsave": caps.host.cpu.xcr0 = 0xe7; caps.host.cpu.xsaveSize = 2440
+        case "pids": caps.pidsFree = false
         case "memory": caps.freeMemoryBytes = 1024
         case "protocol": caps.protocolVersion = WireProtocol.version + 1
         default: caps.host.os = "plan9"
@@ -108,14 +109,14 @@ struct ProtocolTests {
     @Test("pids in use do not matter when the target restores into a new pid namespace")
     func pidsInNewNamespace() throws {
         var caps = FakeTarget.compatible()
-        caps.pidsInUse = [4242]
+        caps.pidsFree = false
         caps.newPidNamespace = true
         let reasons = MigrationSource.verdict(hello: Hello(pids: [4242], memoryBytes: 1), capabilities: caps,
                                               local: FakeTarget.local(), localVDSO: caps.vdso)
         #expect(reasons.isEmpty, "\(reasons)")
     }
 
-    @Test("CPU features the source declares unused (HELLO) are not required of the target; others still are")
+    @Test("CPU features the source declares unused (HELLO) are not required of the target where its operator permits them; others still are")
     func allowedMissingFeatures() throws {
         var caps = FakeTarget.compatible()
         caps.host.cpu.flags = ["sse2"]  // no avx
@@ -123,13 +124,48 @@ struct ProtocolTests {
         let plain = MigrationSource.verdict(hello: Hello(pids: [1], memoryBytes: 1), capabilities: caps, local: local, localVDSO: caps.vdso)
         #expect(plain.count == 1 && plain[0].contains("avx"), "\(plain)")
         let hello = Hello(pids: [1], memoryBytes: 1, allowMissingCPUFeatures: ["avx"], allowXSaveGrowth: true)
+        // The target's serve did not permit it: still refused, and the refusal says how to permit it.
+        let notGranted = MigrationSource.verdict(hello: hello, capabilities: caps, local: local, localVDSO: caps.vdso)
+        #expect(notGranted.contains { $0.contains("avx") && $0.contains("serve --allow-missing-cpu-features avx") }, "\(notGranted)")
+        caps.grantsMissingCPUFeatures = ["avx"]
         #expect(MigrationSource.verdict(hello: hello, capabilities: caps, local: local, localVDSO: caps.vdso).isEmpty)
-        // The allowances reach the target; a HELLO without them (an older source) still decodes.
+        // The allowances reach the target; a HELLO without them still decodes.
         let decoded = try JSONDecoder().decode(Hello.self, from: JSONEncoder().encode(hello))
         #expect(decoded.allowMissingCPUFeatures == ["avx"] && decoded.allowXSaveGrowth == true)
         let old = #"{"protocolVersion":1,"role":"source","ferryVersion":"0","imageVersion":1,"pids":[1],"memoryBytes":1}"#
         let oldHello = try JSONDecoder().decode(Hello.self, from: Data(old.utf8))
         #expect(oldHello.allowMissingCPUFeatures == nil && oldHello.allowXSaveGrowth == nil)
+    }
+
+    @Test("XSAVE growth on the target: refused unless the source asks for it and the target's operator permits it")
+    func xsaveGrowthGranted() {
+        var caps = FakeTarget.compatible()
+        caps.host.cpu.xcr0 = 0xe7
+        caps.host.cpu.xsaveSize = 2440
+        let local = FakeTarget.local()  // XCR0 0x7
+        let asked = Hello(pids: [1], memoryBytes: 1, allowXSaveGrowth: true)
+        let plain = MigrationSource.verdict(hello: Hello(pids: [1], memoryBytes: 1), capabilities: caps, local: local, localVDSO: caps.vdso)
+        #expect(!plain.isEmpty, "growth is refused by default")
+        let notGranted = MigrationSource.verdict(hello: asked, capabilities: caps, local: local, localVDSO: caps.vdso)
+        #expect(notGranted.contains { $0.contains("serve --allow-xsave-growth") }, "\(notGranted)")
+        caps.grantsXSaveGrowth = true
+        #expect(MigrationSource.verdict(hello: asked, capabilities: caps, local: local, localVDSO: caps.vdso).isEmpty)
+    }
+
+    @Test("the target grants only what both the source asks for and its own operator permits")
+    func allowancesIntersect() {
+        let asked = Allowances(missingCPUFeatures: ["avx", "avx2"], xsaveGrowth: true)
+        #expect(asked.granted(by: Allowances()) == Allowances())
+        #expect(asked.granted(by: Allowances(missingCPUFeatures: ["avx2", "sse4_2"], xsaveGrowth: false))
+                == Allowances(missingCPUFeatures: ["avx2"], xsaveGrowth: false))
+        #expect(Allowances().granted(by: Allowances(missingCPUFeatures: ["avx"], xsaveGrowth: true)) == Allowances())
+        #expect(asked.granted(by: asked) == asked)
+    }
+
+    @Test("CAPABILITIES says whether the pids are free, never which are in use")
+    func capabilitiesHidePids() throws {
+        let json = String(decoding: WireJSON.encode(FakeTarget.compatible()), as: UTF8.self)
+        #expect(json.contains("\"pidsFree\":true") && !json.contains("pidsInUse"), "\(json)")
     }
 
     /// Streams the target must refuse; each ends with the source resumed and nothing on the target.
@@ -210,33 +246,63 @@ struct ProtocolTests {
         #expect(target.running == 0)
     }
 
-    @Test("garbage instead of HELLO, and a HELLO from a newer protocol, are refused with one line")
+    @Test("garbage instead of HELLO is dropped before the migration loop sees it; a HELLO of another protocol version is refused with one line naming both")
     func badHandshake() throws {
-        for kind in ["garbage", "newer"] {
-            let listener = try Listener(host: "127.0.0.1", port: 0, tls: nil, limits: ConnectionLimits(timeout: 2))
+        for kind in ["garbage", "newer", "older"] {
+            let rejected = Box<[String]>([])
+            let listener = try Listener(host: "127.0.0.1", port: 0, tls: nil, limits: ConnectionLimits(timeout: 2)) { rejected.value.append($0) }
             defer { listener.close() }
             let outcome = Box<MigrationReceiver.Outcome?>(nil)
             let done = DispatchSemaphore(value: 0)
             Thread {
-                if let c = listener.accept(timeout: 5) { outcome.value = MigrationReceiver.handle(c, target: FakeTarget()) }
+                if let c = listener.accept(timeout: kind == "garbage" ? 2 : 5) { outcome.value = MigrationReceiver.handle(c, target: FakeTarget()) }
                 done.signal()
             }.start()
             let conn = try Connection.connect(host: "127.0.0.1", port: listener.localPort, tls: nil, limits: ConnectionLimits(timeout: 2))
             if kind == "garbage" {
                 try conn.channel.writeAndFlush(conn.channel.allocator.buffer(bytes: [UInt8](repeating: 0x41, count: 64))).wait()
             } else {
-                try conn.send(.hello, bytes: Array(#"{"protocolVersion":9,"role":"source"}"#.utf8))
+                let version = kind == "newer" ? 9 : 3
+                try conn.send(.hello, bytes: Array(#"{"protocolVersion":\#(version),"role":"source"}"#.utf8))
                 let f = try conn.receive(waitingFor: "NACK")
                 #expect(f.type == .nack)
                 let reason = try WireJSON.decode(Reason.self, f).reason
-                #expect(reason.contains("protocol 9"), "\(reason)")
+                #expect(reason.contains("protocol \(version), this ferry \(WireProtocol.version)"), "\(reason)")
+                #expect(reason.contains(kind == "newer" ? "upgrade ferry on this host" : "upgrade ferry on the source"), "\(reason)")
             }
             done.wait()
+            conn.close()
+            if kind == "garbage" {
+                #expect(outcome.value == nil, "garbage must never be accepted")
+                #expect(rejected.value.contains { $0.contains("dropped") && $0.contains("protocol error") }, "\(rejected.value)")
+                continue
+            }
             guard case .failed(let reason) = outcome.value else { Issue.record("\(kind): \(String(describing: outcome.value))"); continue }
             #expect(!reason.contains("\n"))
-            if kind == "garbage" { #expect(reason.contains("protocol error"), "\(reason)") }
-            conn.close()
         }
+    }
+
+    @Test("a target of another protocol version: the source refuses with one line before freezing anything")
+    func olderTarget() throws {
+        let listener = try Listener(host: "127.0.0.1", port: 0, tls: nil, limits: ConnectionLimits(timeout: 2))
+        defer { listener.close() }
+        Thread {
+            guard let c = listener.accept(timeout: 5) else { return }
+            _ = try? c.receive(waitingFor: "HELLO")
+            // A protocol 3 target's CAPABILITIES: pidsInUse, no pidsFree.
+            try? c.send(.capabilities, bytes: Array(#"{"protocolVersion":3,"pidsInUse":[],"newPidNamespace":false,"freeMemoryBytes":1}"#.utf8))
+            _ = try? c.receive(waitingFor: "VERDICT")
+            c.close()
+        }.start()
+        let subject = FakeSubject(stream: try Self.image())
+        let conn = try Connection.connect(host: "127.0.0.1", port: listener.localPort, tls: nil, limits: ConnectionLimits(timeout: 2))
+        do {
+            _ = try MigrationSource.run(subject: subject, connection: conn, local: FakeTarget.local(), localVDSO: [])
+            Issue.record("migrated to a protocol 3 target")
+        } catch {
+            #expect("\(error)".contains("protocol 3, this ferry \(WireProtocol.version)") && "\(error)".contains("nothing was frozen"), "\(error)")
+        }
+        #expect(subject.freezes == 0)
     }
 
     @Test("frames: round trip and caps")

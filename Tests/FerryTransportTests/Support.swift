@@ -87,7 +87,7 @@ final class FakeTarget: MigrationTarget, @unchecked Sendable {
     }
 
     static func compatible() -> Capabilities {
-        Capabilities(host: local(), vdso: [VDSOArea(name: "[vdso]", size: 8192)], pidsInUse: [], newPidNamespace: false,
+        Capabilities(host: local(), vdso: [VDSOArea(name: "[vdso]", size: 8192)], pidsFree: true, newPidNamespace: false,
                      freeMemoryBytes: 1 << 30)
     }
 
