@@ -446,7 +446,12 @@ public struct Phase: Codable, Sendable, Equatable {
 /// NACK and ABORT.
 public struct Reason: Codable, Sendable, Equatable {
     public var reason: String
-    public init(_ reason: String) { self.reason = reason }
+    /// Characters of a reason sent at most: far below the 64 KiB frame cap, so a
+    /// long error (one quoting hostile input) never makes the frame oversized.
+    public static let maxCharacters = 4096
+    public init(_ reason: String) {
+        self.reason = reason.count <= Reason.maxCharacters ? reason : String(reason.prefix(Reason.maxCharacters)) + "…"
+    }
 }
 
 enum WireJSON {
