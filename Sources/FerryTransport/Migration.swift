@@ -129,7 +129,7 @@ public enum MigrationSource {
             let caps = try connection.expect(.capabilities, Capabilities.self)
             let reasons = verdict(hello: hello, capabilities: caps, local: local, localVDSO: localVDSO)
             guard reasons.isEmpty else {
-                try? connection.send(.verdict, json: Verdict(go: false, reasons: reasons))
+                try? connection.send(.verdict, json: Verdict.refused(reasons))
                 connection.close()
                 throw MigrationError("the target \(connection.peer) cannot take this process (nothing was frozen): " + reasons.joined(separator: "; "))
             }
@@ -342,6 +342,7 @@ public enum MigrationReceiver {
                 return fail("the source speaks migration protocol \(v.protocolVersion), newer than this ferry's \(WireProtocol.version): upgrade ferry on this host")
             }
             hello = try WireJSON.decode(Hello.self, f)
+            if let why = hello.problem { return fail(why) }
             guard hello.imageVersion <= Int(ImageFormat.version) else {
                 return fail("the source writes image version \(hello.imageVersion), newer than this ferry's \(ImageFormat.version): upgrade ferry on this host")
             }

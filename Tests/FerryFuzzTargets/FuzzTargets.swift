@@ -128,9 +128,11 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     static func handshake(hello: [UInt8], capabilities: [UInt8]) {
         let h = try? WireJSON.decode(Hello.self, Frame(type: .hello, payload: ByteBuffer(bytes: hello)))
         let c = try? WireJSON.decode(Capabilities.self, Frame(type: .capabilities, payload: ByteBuffer(bytes: capabilities)))
-        if let h, let c {
-            _ = MigrationSource.verdict(hello: h, capabilities: c, local: localHost, localVDSO: localVDSO)
-        }
+        guard let h, h.problem == nil, let c else { return }
+        // The refusal goes back in a VERDICT frame, whose sealing traps on an oversized payload.
+        let reasons = MigrationSource.verdict(hello: h, capabilities: c, local: localHost, localVDSO: localVDSO)
+        let verdict = WireJSON.encode(Verdict.refused(reasons))
+        _ = verdict.withUnsafeBytes { FrameEncoding.encode(.verdict, $0, allocator: ByteBufferAllocator()) }
     }
 }
 

@@ -17,11 +17,32 @@ struct TransportLimitTests {
 
     /// A NACK/ABORT reason quoting a long error still fits its 64 KiB frame.
     @Test func longReasonFitsItsFrame() throws {
-        let reason = Reason(String(repeating: "é", count: 200_000))
-        #expect(reason.reason.count == Reason.maxCharacters + 1)
+        let reason = Reason(String(repeating: "\u{1}é", count: 200_000))
+        #expect(reason.reason.utf8.count <= Reason.maxBytes + 3)
         let payload = WireJSON.encode(reason)
         #expect(payload.count <= MessageType.nack.maxLength)
         let frame = payload.withUnsafeBytes { FrameEncoding.encode(.nack, $0, allocator: ByteBufferAllocator()) }
         #expect(frame.readableBytes == payload.count + WireProtocol.headerSize)
+    }
+
+    /// A hostile target's CAPABILITIES (its OS name, 1 MiB) quoted in the
+    /// reasons of a refusal: the VERDICT still fits its frame.
+    @Test func refusalQuotingAHugeCapabilitiesFitsItsFrame() throws {
+        let host = SourceHost(os: String(repeating: "x", count: 900_000), kernelRelease: "1", cpu: CPUFeatures(xcr0: 7, xsaveSize: 832, flags: []))
+        let caps = Capabilities(host: host, vdso: [], pidsInUse: Array(0..<50_000), newPidNamespace: false, freeMemoryBytes: 0)
+        let hello = Hello(pids: [1], memoryBytes: 1 << 40)
+        let local = SourceHost(os: "linux", kernelRelease: "6.8", cpu: CPUFeatures(xcr0: 7, xsaveSize: 832, flags: []))
+        let reasons = MigrationSource.verdict(hello: hello, capabilities: caps, local: local, localVDSO: [])
+        #expect(WireJSON.encode(Verdict(go: false, reasons: reasons)).count > MessageType.verdict.maxLength)
+        let payload = WireJSON.encode(Verdict.refused(reasons + Array(repeating: "r", count: 20)))
+        #expect(payload.count <= MessageType.verdict.maxLength)
+        _ = payload.withUnsafeBytes { FrameEncoding.encode(.verdict, $0, allocator: ByteBufferAllocator()) }
+    }
+
+    /// A HELLO naming more pids than a tree holds is refused before it is answered.
+    @Test func helloWithTooManyPidsIsRefused() {
+        #expect(Hello(pids: Array(0..<Int32(Hello.maxPids)), memoryBytes: 0).problem == nil)
+        let why = Hello(pids: Array(0..<Int32(Hello.maxPids + 1)), memoryBytes: 0).problem
+        #expect(why == "HELLO names \(Hello.maxPids + 1) pids, more than a tree ferry migrates (\(Hello.maxPids))")
     }
 }
