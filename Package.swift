@@ -67,7 +67,7 @@ let package = Package(
         // Framing/handshake units, and live migrations between two network namespaces (root).
         // The fuzz targets (decoders of image and wire input), shared by the libFuzzer binary
         // (FERRY_FUZZ, below) and the tests that replay the saved corpus (Tests/FuzzCorpus).
-        .target(name: "FerryFuzzTargets", dependencies: ["FerryImage", "FerryTransport", .product(name: "NIOCore", package: "swift-nio"),
+        .target(name: "FerryFuzzTargets", dependencies: ["FerryImage", "FerryCore", "FerryTransport", .product(name: "NIOCore", package: "swift-nio"),
                                                          .product(name: "NIOEmbedded", package: "swift-nio")],
                 path: "Tests/FerryFuzzTargets"),
         .testTarget(name: "FerryFuzzTests", dependencies: ["FerryFuzzTargets", "FerryTestSupport"]),

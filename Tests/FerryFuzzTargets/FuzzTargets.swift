@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import FerryImage
+import FerryCore
 @testable import FerryTransport
 import NIOCore
 import NIOEmbedded
@@ -46,6 +47,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             if reseal { Reseal.image(&payload) }
             if let r = try? MetadataFirstStreamReader(source: MemorySource(payload, name: "fuzz")) {
                 try? r.forEachPageRun { _ in }
+                Self.plan(r.metadata)
             }
         case .wire:
             if reseal { Reseal.frames(&payload) }
@@ -57,6 +59,23 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     }
 
     public func run(_ bytes: [UInt8]) { bytes.withUnsafeBytes { run($0) } }
+
+    /// What a restore decides from validated metadata before it touches the
+    /// target: placement on a Linux and a FreeBSD layout, and the registers
+    /// each thread resumes with.
+    static func plan(_ meta: ImageMetadata) {
+        let targets = [TargetLayout.linux(stackTop: 0x7ffd_0000_0000, vdsoAreas: TargetLayout.linuxVDSOBlock(at: 0x7fff_f7fc_0000)),
+                       TargetLayout.freebsdLinuxulator()]
+        for p in meta.processes {
+            for target in targets {
+                _ = try? Placement.planPlacement(process: p, target: target, stackPolicy: .moveToTargetTop)
+            }
+            for t in p.threads {
+                _ = SyscallRestartRules.linuxRegisters(resuming: t.registers, syscall: t.syscall)
+                _ = SyscallRestartRules.freeBSDRegisters(resuming: t.registers, syscall: t.syscall)
+            }
+        }
+    }
 
     static func secondMagic(_ b: [UInt8]) -> Int? {
         let magic = ImageFormat.magic
