@@ -30,7 +30,7 @@ for t in $targets; do
     # Swift's own backtracer would wait on a crashing fuzz input; libFuzzer reports it.
     if ! SWIFT_BACKTRACE=enable=no FERRY_FUZZ_TARGET=$t "$bin" -max_total_time="$seconds" \
         -timeout="${FUZZ_TIMEOUT:-10}" -malloc_limit_mb="${FUZZ_MALLOC_MB:-512}" -rss_limit_mb=2048 \
-        -print_final_stats=1 -artifact_prefix="Tests/FuzzCorpus/$t/" \
+        -detect_leaks="${FUZZ_LEAKS:-1}" -print_final_stats=1 -artifact_prefix="Tests/FuzzCorpus/$t/" \
         "$work/$t" "Tests/FuzzCorpus/$t" >"$work/$t.log" 2>&1; then
         grep -E "ERROR|Fatal error|SUMMARY|artifact|Test unit written" "$work/$t.log" | head -n 20
         echo "fuzz: $t FAILED (log: $work/$t.log)"

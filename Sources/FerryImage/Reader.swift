@@ -64,7 +64,8 @@ public final class RecordReader {
     private var ended = false
     /// Bytes the source already delivered past the last read (`ByteSource.read(into:extra:)`):
     /// a record's checksum and the next record's header come with its pages, no syscall of their own.
-    private let ahead = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
+    /// Allocated once the header is accepted: `deinit`, which frees it, does not run for an init that throws.
+    private let ahead: UnsafeMutableRawBufferPointer
     private var aheadAt = 0, aheadEnd = 0
 
     public init(source: ByteSource, expecting expected: EncodingKind? = nil) throws {
@@ -83,6 +84,7 @@ public final class RecordReader {
         }
         offset = Int64(done)
         kind = try header.withUnsafeBytes { try RecordReader.checkHeader($0, name: source.name, expecting: expected) }
+        ahead = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
     }
 
     /// Checks the 32-byte image header; returns its encoding.
