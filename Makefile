@@ -25,7 +25,8 @@ test: deps kernel-check
 # stream, metadata-first stream, wire frames and page batches, handshake):
 # FUZZ_SECONDS per target, seeds from valid images; what fails is saved in
 # Tests/FuzzCorpus/<target>/, whose inputs also replay in every run (and in
-# FerryFuzzTests). `make test` runs FUZZ_TEST_SECONDS per target.
+# FerryFuzzTests). `make test` runs FUZZ_TEST_SECONDS per target (0: none);
+# its first build of .build/fuzz builds the dependencies again (minutes).
 # Options (scripts/fuzz.sh): FERRY_FUZZ=fuzzer,address for ASan too.
 FUZZ_SECONDS ?= 60
 FUZZ_TEST_SECONDS ?= 10

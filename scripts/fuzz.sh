@@ -16,6 +16,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-${FUZZ_SECONDS:-60}}
 [ $# -gt 0 ] && shift
 targets=${*:-"image-dir image-stream metadata-first wire handshake"}
+[ "$seconds" = 0 ] && { echo "fuzz: skipped (0 seconds)"; exit 0; }
 scratch=.build/fuzz
 work=.build/fuzz-corpus
 FERRY_FUZZ=${FERRY_FUZZ:-1} ${SWIFT:-swift} build --scratch-path "$scratch" --product ferry-fuzz >"$scratch.log" 2>&1 || {

@@ -2,7 +2,7 @@ import Testing
 import FerryImage
 @testable import FerryCore
 
-/// Values from a damaged image that used to trap in arithmetic: each is now a one-line refusal.
+/// Values from a damaged image that reach unchecked arithmetic: each is a one-line refusal.
 @Suite struct HostileInputTests {
     /// A vDSO symbol offset (from the image's vDSO) past the end of the address space.
     @Test func vdsoSymbolOffsetOverflowIsRefused() {

@@ -5,7 +5,7 @@ import FerryTestSupport
 
 /// Every input saved under Tests/FuzzCorpus/<target>/ (crashes, hangs and
 /// huge allocations the fuzzers found, once fixed) replayed through its
-/// target without the fuzzer: each must now end in an error or a result.
+/// target without the fuzzer: each ends in an error or a result.
 @Suite struct CorpusReplayTests {
     static let corpus = TestPaths.root.appendingPathComponent("Tests/FuzzCorpus").path
 

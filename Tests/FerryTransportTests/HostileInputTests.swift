@@ -3,7 +3,7 @@ import FerryImage
 import NIOCore
 import Testing
 
-/// Sizes from the process or a peer that used to trap the sender.
+/// Sizes from the process or a peer that decide how large a frame is: each is checked before sealing.
 struct TransportLimitTests {
     /// Pre-copy metadata over the PRECOPY_META cap is caught before it is
     /// sent (the source then rolls tracking back and goes stop-and-copy).
