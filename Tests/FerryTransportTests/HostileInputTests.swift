@@ -1,4 +1,5 @@
 import FerryImage
+import FerryImageFixtures
 @testable import FerryTransport
 import NIOCore
 import Testing
@@ -44,5 +45,44 @@ struct TransportLimitTests {
         #expect(Hello(pids: Array(0..<Int32(Hello.maxPids)), memoryBytes: 0).problem == nil)
         let why = Hello(pids: Array(0..<Int32(Hello.maxPids + 1)), memoryBytes: 0).problem
         #expect(why == "HELLO names \(Hello.maxPids + 1) pids, more than a tree ferry migrates (\(Hello.maxPids))")
+    }
+}
+
+/// A source whose pre-copy metadata is larger than one PRECOPY_META frame
+/// (tracking starts, then must be undone); its final image is `inner`'s.
+final class OversizedPrecopySubject: PrecopySubject, @unchecked Sendable {
+    let inner: FakeSubject
+    let metadata: ImageMetadata
+    private(set) var started = 0, cancelled = 0, rounds = 0
+    init(inner: FakeSubject, metadata: ImageMetadata) { self.inner = inner; self.metadata = metadata }
+    var pids: [Int32] { inner.pids }
+    var memoryBytes: UInt64 { inner.memoryBytes }
+    func freeze() throws { try inner.freeze() }
+    func writeImage(to sink: ByteSink) throws { try inner.writeImage(to: sink) }
+    func resume() { inner.resume() }
+    func kill() { inner.kill() }
+    func startPrecopy() throws -> ImageMetadata { started += 1; return metadata }
+    func precopyRound(_ emit: (UInt64, UnsafeRawBufferPointer?, Int) throws -> Void) throws -> Int { rounds += 1; return 0 }
+    func cancelPrecopy() { cancelled += 1 }
+    var precopyFreezeMs: Double { 0 }
+}
+
+@Suite(.serialized)
+struct OversizedPrecopyTests {
+    /// Tracking is rolled back and the migration goes stop-and-copy: no
+    /// PRECOPY_META reaches the target (this one takes no pre-copy, and
+    /// would refuse it), and the source never traps on the frame's cap.
+    @Test func oversizedPrecopyMetadataFallsBackToStopAndCopy() throws {
+        var meta = ImageGenerator.make(seed: 5, size: .small).metadata
+        meta.processes[0].comm = String(repeating: "m", count: MessageType.precopyMeta.maxLength)
+        let stream = try ImageIO.streamBytes(ImageGenerator.make(seed: 7))
+        let subject = OversizedPrecopySubject(inner: FakeSubject(stream: stream), metadata: meta)
+        let target = FakeTarget()
+        let r = try migrateOverLoopback(subject: subject, target: target, precopy: PrecopyOptions(enabled: true))
+        #expect(r.sourceError == nil, "\(r.sourceError ?? "")")
+        #expect(r.outcome == .migrated(pid: 777))
+        #expect(subject.started == 1 && subject.cancelled == 1 && subject.rounds == 0)
+        #expect(subject.inner.state == .killed)
+        #expect(r.summary?.rounds == 1)
     }
 }
