@@ -3,7 +3,7 @@
 SWIFT ?= swift
 SWIFT_FLAGS ?=
 APT_PKGS := libelf-dev libbsd-dev gcc make iproute2 python3-pip openssl
-.PHONY: all deps build test demo bench clean kernel-check vm-deps vm-test vm-smoke
+.PHONY: all deps build test demo bench clean kernel-check vm-deps vm-test vm-smoke fuzz
 
 all: build
 
@@ -19,6 +19,19 @@ build: deps
 test: deps kernel-check
 	$(SWIFT) build --build-tests $(SWIFT_FLAGS)
 	$(SWIFT) test --skip-build $(SWIFT_FLAGS)
+	SWIFT=$(SWIFT) sh scripts/fuzz.sh $(FUZZ_TEST_SECONDS)
+
+# libFuzzer over the decoders of hostile input (image reader, directory and
+# stream, metadata-first stream, wire frames and page batches, handshake):
+# FUZZ_SECONDS per target, seeds from valid images; what fails is saved in
+# Tests/FuzzCorpus/<target>/, whose inputs also replay in every run (and in
+# FerryFuzzTests). `make test` runs FUZZ_TEST_SECONDS per target (0: none);
+# its first build of .build/fuzz builds the dependencies again (minutes).
+# Options (scripts/fuzz.sh): FERRY_FUZZ=fuzzer,address for ASan too.
+FUZZ_SECONDS ?= 60
+FUZZ_TEST_SECONDS ?= 10
+fuzz: deps
+	SWIFT=$(SWIFT) sh scripts/fuzz.sh $(FUZZ_SECONDS)
 
 # FreeBSD module: Linux unit tests + compile-check against FreeBSD headers,
 # and the CFerryFreeBSD shim cross-compiled and linked for FreeBSD (zig).

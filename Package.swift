@@ -66,6 +66,12 @@ let package = Package(
         // Real processes: workloads checkpointed and restored (root).
         .testTarget(name: "FerryLinuxTests", dependencies: ["FerryLinux", "FerryImage", "FerryContainer", "FerryTestSupport"]),
         // Framing/handshake units, and live migrations between two network namespaces (root).
+        // The fuzz targets (decoders of image and wire input), shared by the libFuzzer binary
+        // (FERRY_FUZZ, below) and the tests that replay the saved corpus (Tests/FuzzCorpus).
+        .target(name: "FerryFuzzTargets", dependencies: ["FerryImage", "FerryCore", "FerryTransport", .product(name: "NIOCore", package: "swift-nio"),
+                                                         .product(name: "NIOEmbedded", package: "swift-nio")],
+                path: "Tests/FerryFuzzTargets"),
+        .testTarget(name: "FerryFuzzTests", dependencies: ["FerryFuzzTargets", "FerryTestSupport"]),
         .testTarget(
             name: "FerryTransportTests",
             dependencies: ["FerryTransport", "FerryImage", "FerryImageFixtures", "FerryTestSupport", .product(name: "NIOCore", package: "swift-nio"),
@@ -73,3 +79,19 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// `FERRY_FUZZ=1 swift build --scratch-path .build/fuzz --product ferry-fuzz` (what `make fuzz` runs):
+// the decoders and the fuzz targets built with libFuzzer's coverage instrumentation, and the
+// libFuzzer binary. Kept out of the normal build, which must not carry the instrumentation.
+if let sanitizers = Context.environment["FERRY_FUZZ"] {
+    let flags: [SwiftSetting] = [.unsafeFlags(["-sanitize=" + (sanitizers == "1" ? "fuzzer" : sanitizers)])]
+    for target in package.targets where ["FerryImage", "FerryCore", "FerryTransport", "FerryFuzzTargets"].contains(target.name) {
+        target.swiftSettings = (target.swiftSettings ?? []) + flags
+    }
+    package.products.append(.executable(name: "ferry-fuzz", targets: ["FerryFuzz"]))
+    package.targets.append(.executableTarget(
+        name: "FerryFuzz", dependencies: ["FerryFuzzTargets", "FerryImageFixtures", "FerryImage", "FerryTransport",
+                                          .product(name: "NIOCore", package: "swift-nio")],
+        path: "Tests/FerryFuzz", swiftSettings: flags,
+        linkerSettings: [.unsafeFlags(["-sanitize=" + (sanitizers == "1" ? "fuzzer" : sanitizers)])]))
+}

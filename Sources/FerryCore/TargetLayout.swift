@@ -206,6 +206,9 @@ public enum Placement {
             case .stack:
                 let mustMove = problem(range) != nil || (stackPolicy == .moveToTargetTop && m.end != target.stackTop)
                 if mustMove {
+                    guard m.size <= target.stackTop else {
+                        throw PlacementError(description: "cannot move \(describe(m)) below \(target.name)'s stack top \(hex(target.stackTop)): the stack is larger than the address space under it")
+                    }
                     let newStart = target.stackTop - m.size
                     planned.append(PlannedMapping(mapping: m, action: .move(to: newStart)))
                     moves.append(AreaMove(name: m.name.isEmpty ? "[stack]" : m.name, old: range, newStart: newStart))

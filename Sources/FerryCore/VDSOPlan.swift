@@ -1,3 +1,5 @@
+import FerryImage
+
 // The vDSO decision.
 //
 // A restored process keeps using the vDSO it found at start-up: glibc
@@ -129,24 +131,31 @@ public enum VDSOPlan {
         var byOffset: [UInt64: [String]] = [:]
         for (name, sym) in oldSymbols { byOffset[sym.offset, default: []].append(name) }
         var patches: [CodePatch] = []
-        for offset in byOffset.keys.sorted() {
-            let names = byOffset[offset]!.sorted()
+        for (offset, aliases) in byOffset.sorted(by: { $0.key < $1.key }) {
+            let names = aliases.sorted()
             let label = names.joined(separator: "/")
+            // The offsets come from the image's vDSO (its ELF symbol table): a value past
+            // the address space is refused, not added.
+            guard case (let address, false) = oldBase.addingReportingOverflow(offset), address < Validation.userAddressLimit else {
+                throw VDSOPlanError(description: "cannot proxy the vDSO: the image's vDSO puts \(label) at offset \(hex(offset)) from \(hex(oldBase)), outside the address space; the image is damaged")
+            }
             guard let counterpart = names.lazy.compactMap({ newSymbols[$0] }).first else {
                 let entrySize = names.map { oldSymbols[$0]!.size }.max()!
                 if let nr = names.lazy.compactMap({ syscallFallbacks[$0] }).first, entrySize >= 8 {
-                    patches.append(CodePatch(address: oldBase + offset, bytes: syscallStub(nr),
+                    patches.append(CodePatch(address: address, bytes: syscallStub(nr),
                                              symbol: label + " (missing here: system call \(nr))"))
                     continue
                 }
                 if names.contains(where: enosysFallbacks.contains), entrySize >= 8 {
-                    patches.append(CodePatch(address: oldBase + offset, bytes: enosysStub, symbol: label + " (missing here: returns -ENOSYS)"))
+                    patches.append(CodePatch(address: address, bytes: enosysStub, symbol: label + " (missing here: returns -ENOSYS)"))
                     continue
                 }
                 throw VDSOPlanError(description: "cannot proxy the vDSO: the image's vDSO exports \(label), which this kernel's vDSO lacks; restore on a kernel that provides it")
             }
             let size = names.map { oldSymbols[$0]!.size }.max()!
-            let address = oldBase + offset, target = newBase + counterpart.offset
+            guard case (let target, false) = newBase.addingReportingOverflow(counterpart.offset) else {
+                throw VDSOPlanError(description: "cannot proxy the vDSO: this kernel's vDSO puts \(label) at offset \(hex(counterpart.offset)) from \(hex(newBase)), past the end of the address space")
+            }
             let bytes: [UInt8]
             if size >= UInt64(absoluteJumpSize) {
                 bytes = absoluteJump(to: target)

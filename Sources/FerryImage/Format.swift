@@ -54,6 +54,10 @@ public enum ImageFormat {
     public static let knownCapabilities: UInt64 = Capabilities.zeroRuns
     public static let metaFileName = "meta.img"
     public static let pagesFileName = "pages.img"
+    /// Payload bytes of all metadata records (SOURCE, PROCESS, PIPE,
+    /// CONTAINER) of one file or stream together: each record has its own
+    /// cap, and this bounds how many of them a reader keeps.
+    public static let maxMetadataBytes: UInt64 = 256 << 20
 
     public enum Capabilities {
         /// ZERO records are used.

@@ -59,10 +59,13 @@ public final class RecordReader {
     public private(set) var recordOffset: Int64 = 0
     private var records: UInt64 = 0
     private var pageBytes: UInt64 = 0
+    /// Payload bytes of the metadata records so far (`ImageFormat.maxMetadataBytes`).
+    private var metadataBytes: UInt64 = 0
     private var ended = false
     /// Bytes the source already delivered past the last read (`ByteSource.read(into:extra:)`):
     /// a record's checksum and the next record's header come with its pages, no syscall of their own.
-    private let ahead = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
+    /// Allocated once the header is accepted: `deinit`, which frees it, does not run for an init that throws.
+    private let ahead: UnsafeMutableRawBufferPointer
     private var aheadAt = 0, aheadEnd = 0
 
     public init(source: ByteSource, expecting expected: EncodingKind? = nil) throws {
@@ -81,6 +84,7 @@ public final class RecordReader {
         }
         offset = Int64(done)
         kind = try header.withUnsafeBytes { try RecordReader.checkHeader($0, name: source.name, expecting: expected) }
+        ahead = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
     }
 
     /// Checks the 32-byte image header; returns its encoding.
@@ -213,9 +217,16 @@ public final class RecordReader {
         let rawType = head.le32(0)
         let length = head.le32(4)
         let type = try RecordReader.recordType(rawType, length: length, name: source.name, at: recordOffset)
+        if type != .pages && type != .zero && type != .end {
+            metadataBytes += UInt64(length)
+            guard metadataBytes <= ImageFormat.maxMetadataBytes else {
+                throw ImageError(file: source.name, offset: recordOffset,
+                                 "the metadata records exceed \(ImageFormat.maxMetadataBytes >> 20) MiB together (the image is damaged or hostile)")
+            }
+        }
         // Page contents are read straight into their own array (no copy out of the payload).
         let prefixLength = type == .pages ? min(Int(length), 16) : Int(length)
-        let payload = try readArray(prefixLength, what: "a \(type) record")
+        let payload = try readGrowing(prefixLength, what: "a \(type) record")
         let pageData = type == .pages ? try readArray(Int(length) - prefixLength, what: "a \(type) record") : nil
         var tail = [UInt8](repeating: 0, count: 4)
         try readExactly(into: &tail, what: "a record checksum")
@@ -234,15 +245,32 @@ public final class RecordReader {
         return record
     }
 
-    /// Reads `count` bytes into a new array without zero-filling it first.
-    private func readArray(_ count: Int, what: String) throws -> [UInt8] {
+    /// Bytes of a metadata payload allocated ahead of their arrival.
+    static let growthStep = 1 << 20
+
+    /// Reads `count` bytes (at most the record type's cap, checked before) into
+    /// a new array that grows by `growthStep` as the bytes arrive: a record
+    /// claiming 64 MiB in a stream that ends early costs what arrived, not 64 MiB.
+    private func readGrowing(_ count: Int, what: String) throws -> [UInt8] {
+        guard count > Self.growthStep else { return try readArray(count, what: what) }
+        var bytes = try readArray(Self.growthStep, what: what, of: (0, count))
+        while bytes.count < count {
+            bytes += try readArray(min(Self.growthStep, count - bytes.count), what: what, of: (bytes.count, count))
+        }
+        return bytes
+    }
+
+    /// Reads `count` bytes into a new array without zero-filling it first;
+    /// `of`: the bytes of `what` read before these and its size, for the message on truncation.
+    private func readArray(_ count: Int, what: String, of part: (before: Int, total: Int)? = nil) throws -> [UInt8] {
         var failure: Error?
         let bytes = [UInt8](unsafeUninitializedCapacity: count) { buf, initialized in
             do {
                 let done = try fill(UnsafeMutableRawBufferPointer(buf))
                 if done < count {
+                    let (before, total) = part ?? (0, count)
                     failure = ImageError(file: source.name, offset: offset + Int64(done),
-                                         "truncated: ended inside \(what) (\(done) of \(count) bytes)")
+                                         "truncated: ended inside \(what) (\(before + done) of \(total) bytes)")
                 }
             } catch {
                 failure = error
@@ -470,8 +498,9 @@ public struct MappingIndex: Sendable {
         guard byPid[pid] != nil else {
             throw ImageError(file: file, offset: offset, "pages for pid \(pid), which is not in the image")
         }
-        let last = address + UInt64(bytes) - 1
-        guard let m = mapping(pid: pid, containing: address), m.contains(last) else {
+        // `bytes` comes from a checked page count (1 or more pages); the sum is checked all the same.
+        let (end, overflow) = address.addingReportingOverflow(UInt64(max(bytes, 1)))
+        guard !overflow, let m = mapping(pid: pid, containing: address), m.contains(end - 1) else {
             throw ImageError(file: file, offset: offset,
                              "pages at 0x\(String(address, radix: 16))+\(bytes) lie outside every mapping of pid \(pid)")
         }

@@ -12,6 +12,8 @@ public enum Validation {
     /// a restore can place its own descriptors above the image's.
     public static let fdLimit: Int32 = 1 << 30
     public static let maxXSaveSize = 64 << 10
+    /// A vDSO or vvar mapping at most (kernels map 8–16 KiB): a proxied vDSO is read whole.
+    public static let maxVDSOMappingSize: UInt64 = 1 << 20
 
     public static func validate(_ meta: ImageMetadata, name: String) throws {
         func fail(_ msg: String) -> ImageError { ImageError(file: name, msg) }
@@ -61,6 +63,22 @@ public enum Validation {
             for f in p.files {
                 guard f.fd >= 0, f.fd < fdLimit, fds.insert(f.fd).inserted else { throw fail("\(who): fd \(f.fd) invalid or repeated") }
                 if f.kind == .pipe, f.pipeID == 0 { throw fail("\(who): pipe fd \(f.fd) without a pipe id") }
+                // Watched fds become epoll_ctl arguments: a negative one is refused here.
+                for w in f.epollWatches ?? [] where w.fd < 0 {
+                    throw fail("\(who): epoll fd \(f.fd) watches invalid fd \(w.fd)")
+                }
+            }
+            for f in p.files {
+                if let twin = f.sharedWith, twin == f.fd || !fds.contains(twin) {
+                    throw fail("\(who): fd \(f.fd) shares the open file of fd \(twin), which the process does not have")
+                }
+            }
+            var timers = Set<Int32>()
+            for t in p.timers {
+                // ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF, each at most once.
+                guard (0...2).contains(t.which), timers.insert(t.which).inserted else {
+                    throw fail("\(who): interval timer \(t.which) invalid or repeated")
+                }
             }
             for a in p.signalActions where !(1...64).contains(a.signo) {
                 throw fail("\(who): signal action for invalid signal \(a.signo)")
@@ -106,6 +124,10 @@ public enum Validation {
             switch m.kind {
             case .privateFile, .sharedFile:
                 guard m.file != nil || m.flags.contains(.deletedFile) else { throw fail("\(who): file mapping \(range) names no file") }
+            case .vdso, .vvar:
+                guard m.end - m.start <= maxVDSOMappingSize else {
+                    throw fail("\(who): \(m.kind.rawValue) mapping \(range) is larger than any kernel's (\(maxVDSOMappingSize >> 10) KiB at most)")
+                }
             default: break
             }
         }

@@ -347,7 +347,7 @@ public enum FileState {
             let ep = try injector.call(SYS.epollCreate1, [0], "epoll_create1 for fd \(f.fd)")
             for w in f.epollWatches ?? [] {
                 try injector.memory.write(scratch.data, epollEvent(events: w.events, data: w.data))
-                try injector.call(SYS.epollCtl, [UInt64(ep), 1 /* EPOLL_CTL_ADD */, UInt64(w.fd), scratch.data],
+                try injector.call(SYS.epollCtl, [UInt64(ep), 1 /* EPOLL_CTL_ADD */, UInt64(bitPattern: Int64(w.fd)), scratch.data],
                                   "epoll_ctl(ADD, fd \(w.fd)) for epoll fd \(f.fd)")
             }
             try place(try park(ep, f), f)

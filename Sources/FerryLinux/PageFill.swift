@@ -133,7 +133,7 @@ final class UserfaultFill {
             let offset = Int(s.address - span.address), count = s.pages * 4096
             guard let data = span.data else {
                 // ZERO: a page never written reads as zero already.
-                if s.populated { try overwrite.add(s.address, [UInt8](repeating: 0, count: count)) }
+                if s.populated { try overwrite.addZeros(s.address, count: count) }
                 continue
             }
             if s.populated {
@@ -188,6 +188,21 @@ final class UserfaultFill {
         close(localFD)
         localFD = -1
         try injector.call(SYS.close, [UInt64(remoteFD)], "close(userfaultfd \(remoteFD))")
+    }
+}
+extension BatchedWriter {
+    /// One MiB of zeros, shared by every zero run.
+    static let zeroChunk = [UInt8](repeating: 0, count: 1 << 20)
+
+    /// Zeros `count` bytes at `address` out of `zeroChunk`: a ZERO run of any
+    /// length (up to 4 GiB) allocates at most one partial chunk, never its size.
+    func addZeros(_ address: UInt64, count: Int) throws {
+        var done = 0
+        while done < count {
+            let n = min(count - done, BatchedWriter.zeroChunk.count)
+            try add(address + UInt64(done), n == BatchedWriter.zeroChunk.count ? BatchedWriter.zeroChunk : Array(BatchedWriter.zeroChunk[..<n]))
+            done += n
+        }
     }
 }
 #endif

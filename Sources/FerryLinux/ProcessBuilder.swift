@@ -209,7 +209,7 @@ final class ProcessBuilder {
             try pageWriter.add(run.address, data)
         } else if let m, m.kind == .privateFile || m.kind == .sharedAnonymous {
             // Zero pages over file contents (or shared memory) must be written; anonymous memory is already zero.
-            try pageWriter.add(run.address, [UInt8](repeating: 0, count: run.byteCount))
+            try pageWriter.addZeros(run.address, count: run.byteCount)
         }
     }
 
@@ -313,7 +313,7 @@ final class ProcessBuilder {
         }
         var injectors: [Int32: Injector] = [:]
         for t in image.threads {
-            let tracee = threads[t.tid]!
+            let tracee = try restoredThread(t.tid)
             let inj = tracee.tid == child.pid ? main
                 : Injector(tracee: tracee, pid: child.pid, base: try tracee.getRegs(), trampoline: scratch.address)
             injectors[t.tid] = inj
@@ -334,6 +334,19 @@ final class ProcessBuilder {
             try AttributeState.restoreAfterCredentials(t.attributes, tid: t.tid, liveTid: inj.tracee.tid,
                                                        noNewPrivs: image.attributes?.noNewPrivs ?? false, injector: inj)
         }
+    }
+
+    /// The restored thread standing for the image's `tid`; an image whose
+    /// thread list changed under the builder (a tid missing or repeated) is refused, not trapped on.
+    func restoredThread(_ tid: Int32) throws -> Tracee {
+        try ProcessBuilder.thread(tid, in: threads, pid: image.pid)
+    }
+
+    static func thread(_ tid: Int32, in threads: [Int32: Tracee], pid: Int32) throws -> Tracee {
+        guard let t = threads[tid] else {
+            throw FerryError("cannot restore process \(pid): its thread \(tid) was not created (a thread missing from, or repeated in, the image)")
+        }
+        return t
     }
 
     /// clone3 (with set_tid) injected in the main thread; returns the new
@@ -382,7 +395,7 @@ final class ProcessBuilder {
     /// process stays stopped until `detach`.
     func prepareRelease() throws {
         for t in image.threads.dropFirst() {
-            try ThreadState.restoreRegisters(t, tracee: threads[t.tid]!, source: meta.source.cpu, permitted: image.xcompPermitted)
+            try ThreadState.restoreRegisters(t, tracee: try restoredThread(t.tid), source: meta.source.cpu, permitted: image.xcompPermitted)
         }
         // munmap of the scratch area from inside it: the return lands on unmapped memory, the
         // SIGSEGV stops the thread before anything runs, and the final registers replace it.

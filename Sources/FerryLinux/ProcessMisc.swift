@@ -78,7 +78,7 @@ public enum ProcessMisc {
             let value = max(t.valueNs, 1000)
             b.u64(value / 1_000_000_000); b.u64(value % 1_000_000_000 / 1000)
             try injector.memory.write(scratch.data, b.bytes)
-            try injector.call(SYS.setitimer, [UInt64(t.which), scratch.data, 0], "setitimer(\(t.which))")
+            try injector.call(SYS.setitimer, [UInt64(bitPattern: Int64(t.which)), scratch.data, 0], "setitimer(\(t.which))")
         }
     }
 

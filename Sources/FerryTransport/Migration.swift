@@ -138,7 +138,7 @@ public enum MigrationSource {
             let caps = try WireJSON.decode(Capabilities.self, first)
             let reasons = verdict(hello: hello, capabilities: caps, local: local, localVDSO: localVDSO)
             guard reasons.isEmpty else {
-                try? connection.send(.verdict, json: Verdict(go: false, reasons: reasons))
+                try? connection.send(.verdict, json: Verdict.refused(reasons))
                 connection.close()
                 throw MigrationError("the target \(connection.peer) cannot take this process (nothing was frozen): " + reasons.joined(separator: "; "))
             }
@@ -207,9 +207,18 @@ public enum MigrationSource {
             log("warning: no dirty tracking (\(oneLine(error))): stop-and-copy")
             return 1
         }
+        // The metadata must fit one PRECOPY_META frame. Tracking is already
+        // in the process by now: a tree too large for it is rolled back to
+        // stop-and-copy here, before anything is sent.
+        let preBytes = WireJSON.encode(pre)
+        if let why = precopyMetadataProblem(bytes: preBytes.count, processes: pre.processes.count) {
+            p.cancelPrecopy()
+            log("warning: \(why): stop-and-copy")
+            return 1
+        }
         var rounds = 0
         do {
-            try connection.send(.precopyMeta, json: pre)
+            try connection.send(.precopyMeta, bytes: preBytes)
             let pid = pre.processes[0].pid
             var previous = Int.max
             var rate = 0.0
@@ -244,6 +253,15 @@ public enum MigrationSource {
             throw MigrationError("pre-copy failed, the process keeps running here unchanged: \(reason)")
         }
         return rounds + 1
+    }
+
+    /// Why `bytes` of encoded pre-copy metadata (of a tree of `processes`)
+    /// cannot go out as PRECOPY_META, or nil.
+    static func precopyMetadataProblem(bytes: Int, processes: Int) -> String? {
+        if processes == 0 || bytes == 0 { return "the pre-copy metadata holds no process" }
+        let cap = MessageType.precopyMeta.maxLength
+        if bytes > cap { return "the pre-copy metadata takes \(bytes) bytes, more than one PRECOPY_META message carries (\(cap))" }
+        return nil
     }
 
     /// One pre-copy round, its runs batched into PRECOPY_PAGES frames;
@@ -347,6 +365,7 @@ public enum MigrationReceiver {
                 return fail("the source speaks migration protocol \(v.protocolVersion), this ferry \(WireProtocol.version): \(which) (the same ferry version on both hosts)")
             }
             hello = try WireJSON.decode(Hello.self, f)
+            if let why = hello.problem { return fail(why) }
             guard hello.imageVersion <= Int(ImageFormat.version) else {
                 return fail("the source writes image version \(hello.imageVersion), newer than this ferry's \(ImageFormat.version): upgrade ferry on this host")
             }

@@ -70,6 +70,8 @@ public final class ConnectionSource: ByteSource {
     }
 
     public func read(into out: UnsafeMutableRawBufferPointer) throws -> Int {
+        // An empty buffer may have no address to copy to.
+        guard out.count > 0 else { return 0 }
         while pieces.isEmpty {
             let f: Frame
             if let pending = first { f = pending; first = nil } else { f = try connection.receive(waitingFor: "image data") }

@@ -487,7 +487,44 @@ public struct Phase: Codable, Sendable, Equatable {
 /// NACK and ABORT.
 public struct Reason: Codable, Sendable, Equatable {
     public var reason: String
-    public init(_ reason: String) { self.reason = reason }
+    /// UTF-8 bytes of a reason sent at most: even JSON-escaped (6 bytes a byte at
+    /// worst) far below the 64 KiB frame cap, so a long error (one quoting hostile
+    /// input) never makes the frame oversized.
+    public static let maxBytes = 4096
+    public init(_ reason: String) { self.reason = Reason.clipped(reason, to: Reason.maxBytes) }
+
+    /// `text` cut to at most `bytes` UTF-8 bytes (then marked with "…").
+    static func clipped(_ text: String, to bytes: Int) -> String {
+        text.utf8.count <= bytes ? text : String(decoding: text.utf8.prefix(bytes), as: UTF8.self) + "…"
+    }
+}
+
+extension Verdict {
+    /// Reasons a refusal carries at most, each clipped to `maxReasonBytes`: they
+    /// quote the target's CAPABILITIES (up to 1 MiB), and must fit a 64 KiB VERDICT.
+    public static let maxReasons = 8, maxReasonBytes = 1024
+
+    /// A refusal whose reasons fit the VERDICT frame however long the originals are.
+    public static func refused(_ reasons: [String]) -> Verdict {
+        var kept = reasons.prefix(maxReasons).map { Reason.clipped($0, to: maxReasonBytes) }
+        if reasons.count > maxReasons { kept.append("and \(reasons.count - maxReasons) more") }
+        return Verdict(go: false, reasons: kept)
+    }
+}
+
+extension Hello {
+    /// Pids and tids one HELLO names at most: a tree of the image's process and thread caps.
+    public static let maxPids = Validation.maxProcesses + Validation.maxThreads
+
+    /// Why a target refuses this HELLO before answering it, or nil. The answer
+    /// (CAPABILITIES) lists the pids in use, so a HELLO naming more than a
+    /// tree can hold could make it larger than its frame.
+    public var problem: String? {
+        if pids.count > Hello.maxPids { return "HELLO names \(pids.count) pids, more than a tree ferry migrates (\(Hello.maxPids))" }
+        if (allowMissingCPUFeatures?.count ?? 0) > 1024 { return "HELLO allows \(allowMissingCPUFeatures!.count) missing CPU features, more than exist" }
+        if ferryVersion.utf8.count > 256 || role.utf8.count > 256 { return "HELLO carries an overlong version or role" }
+        return nil
+    }
 }
 
 enum WireJSON {

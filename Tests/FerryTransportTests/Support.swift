@@ -129,8 +129,9 @@ func expectRolledBack(_ r: LoopbackRun, _ subject: FakeSubject, _ target: FakeTa
     #expect(target.running == 0, sourceLocation: sourceLocation)
 }
 
-func migrateOverLoopback(subject: FakeSubject, target: FakeTarget, serverTLS: TLSFiles? = nil, clientTLS: TLSFiles? = nil,
-                         limits: ConnectionLimits = ConnectionLimits(timeout: 5), acceptTimeout: Double = 10) throws -> LoopbackRun {
+func migrateOverLoopback(subject: MigrationSubject, target: FakeTarget, serverTLS: TLSFiles? = nil, clientTLS: TLSFiles? = nil,
+                         limits: ConnectionLimits = ConnectionLimits(timeout: 5), acceptTimeout: Double = 10,
+                         precopy: PrecopyOptions = PrecopyOptions(enabled: false)) throws -> LoopbackRun {
     let rejected = Box<[String]>([])
     let listener = try Listener(host: "127.0.0.1", port: 0, tls: serverTLS, limits: limits) { rejected.value.append($0) }
     defer { listener.close() }
@@ -148,7 +149,7 @@ func migrateOverLoopback(subject: FakeSubject, target: FakeTarget, serverTLS: TL
     do {
         let conn = try Connection.connect(host: "127.0.0.1", port: listener.localPort, tls: clientTLS, limits: limits)
         result.value.summary = try MigrationSource.run(subject: subject, connection: conn, local: FakeTarget.local(),
-                                                       localVDSO: [VDSOArea(name: "[vdso]", size: 8192)])
+                                                       localVDSO: [VDSOArea(name: "[vdso]", size: 8192)], precopy: precopy)
     } catch {
         result.value.sourceError = "\(error)"
     }

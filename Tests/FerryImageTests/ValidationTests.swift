@@ -1,0 +1,64 @@
+import Testing
+import FerryImage
+import FerryImageFixtures
+
+/// Values the restore passes to the kernel as they are (fd numbers, timer
+/// kinds) are checked when the image is read: a bad one is a one-line error.
+@Suite("Validation of values the restore uses")
+struct ValidationTests {
+    static func refusal(_ edit: (inout ProcessImage) -> Void) -> String? {
+        var meta = ImageGenerator.make(seed: 7, size: .small).metadata
+        edit(&meta.processes[0])
+        do { try Validation.validate(meta, name: "img"); return nil } catch let e as ImageError {
+            #expect(!e.description.contains("\n"))
+            return e.message
+        } catch { return "\(error)" }
+    }
+
+    @Test func generatedImageIsValid() {
+        #expect(Self.refusal { _ in } == nil)
+    }
+
+    @Test func negativeEpollWatchFdIsRefused() {
+        let message = Self.refusal { p in
+            p.files.append(FileDescriptorImage(fd: 900, kind: .epoll, flags: 2, epollWatches: [EpollWatch(fd: -5, events: 1, data: 0)]))
+        }
+        #expect(message?.contains("epoll fd 900 watches invalid fd -5") == true, "\(String(describing: message))")
+    }
+
+    @Test(arguments: [Int32(-1), 3, Int32.min])
+    func invalidIntervalTimerIsRefused(which: Int32) {
+        let message = Self.refusal { p in p.timers = [IntervalTimer(which: which, intervalNs: 0, valueNs: 1000)] }
+        #expect(message?.contains("interval timer \(which) invalid or repeated") == true, "\(String(describing: message))")
+    }
+
+    @Test func repeatedIntervalTimerIsRefused() {
+        let t = IntervalTimer(which: 0, intervalNs: 0, valueNs: 1000)
+        #expect(Self.refusal { p in p.timers = [t, t] }?.contains("interval timer 0 invalid or repeated") == true)
+    }
+
+    @Test func fdSharedWithAMissingFdIsRefused() {
+        let message = Self.refusal { p in
+            var f = FileDescriptorImage(fd: 901, kind: .regular, flags: 0)
+            f.sharedWith = 999
+            p.files.append(f)
+        }
+        #expect(message?.contains("fd 901 shares the open file of fd 999") == true, "\(String(describing: message))")
+    }
+
+    @Test func repeatedThreadIsRefused() {
+        let message = Self.refusal { p in p.threads.append(p.threads[0]) }
+        #expect(message?.contains("invalid or repeated") == true)
+    }
+}
+
+extension ValidationTests {
+    /// A proxied vDSO is read whole from the process: an oversized one is refused up front.
+    @Test func oversizedVDSOMappingIsRefused() {
+        let message = Self.refusal { p in
+            let i = p.mappings.firstIndex { $0.kind == .vdso }!
+            p.mappings[i].end = p.mappings[i].start + (2 << 20)
+        }
+        #expect(message?.contains("larger than any kernel's") == true, "\(String(describing: message))")
+    }
+}
