@@ -13,6 +13,9 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 hostname ferry-guest-test
+# Loopback up, as Debian's ifupdown brings it up (the tests serve and
+# connect on 127.0.0.1).
+ip link set lo up
 echo "test-init: kernel $(uname -r), $(grep -c '^processor' /proc/cpuinfo) cpu(s), $(sed -n 's/^MemTotal: *//p' /proc/meminfo) memory"
 # Dependencies first (modules.order, written by guest-test.sh).
 while read -r m; do
