@@ -21,7 +21,8 @@
 # (.build/debug/ferryPackageTests.xctest), GUEST_TEST_LIBRARY (swift-testing:
 # the bundle's --testing-library; empty runs it without the flag).
 # Output: vm/logs/guest-test-RUN/ (console.log: the whole serial console;
-# tests.log: the bundle's output; qemu.log).  Exit status: the bundle's,
+# tests.log: the bundle's output; tests.xml: its xUnit file; summary.txt:
+# per-suite counts from it, vm/test-summary.py; qemu.log).  Exit status: the bundle's,
 # 2 for a setup error, 124 when VM_TEST_WAIT ran out.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -91,9 +92,14 @@ install -m 0755 "$here/guest/test-init.sh" "$st/r/init"
 cp "$tdir"/* "$st/r/modules/"
 q() { printf "'%s'" "${1//\'/\'\\\'\'}"; }  # one shell word, single-quoted
 cmd="env -i HOME=/root TERM=dumb NO_COLOR=1 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin $(q "$bundle")"
-[ -n "$library" ] && cmd="$cmd --testing-library $(q "$library")"
+xunit=
+if [ -n "$library" ]; then
+	cmd="$cmd --testing-library $(q "$library")"
+	# Per-test results (suite, skip reason, failure), printed after the run.
+	[ "$library" = swift-testing ] && xunit=/tmp/guest-test.xml && cmd="$cmd --xunit-output $xunit"
+fi
 for a in "$@"; do cmd="$cmd $(q "$a")"; done
-{ echo "TEST_DIR=$(q "$root")"; echo "TEST_CMD=$(q "$cmd")"; } >"$st/r/test.conf"
+{ echo "TEST_DIR=$(q "$root")"; echo "TEST_CMD=$(q "$cmd")"; echo "TEST_XUNIT=$(q "$xunit")"; } >"$st/r/test.conf"
 initrd=$st/initrd.cpio.gz
 (cd "$st/r" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -1) >"$initrd" || err "cpio failed"
 
@@ -122,6 +128,10 @@ while kill -0 "$qpid" 2>/dev/null; do
 done
 [ -z "$status" ] && { wait "$qpid" || true; qpid=; }
 sed -n '/^GUEST-TEST-BEGIN/,/^GUEST-TEST-EXIT/p' "$logs/console.log" | tr -d '\r' >"$logs/tests.log"
+tr -d '\r' <"$logs/console.log" | sed -n '/^GUEST-TEST-XUNIT-BEGIN/,/^GUEST-TEST-XUNIT-END/{//!p}' >"$logs/tests.xml"
+if [ -s "$logs/tests.xml" ] && python3 "$here/test-summary.py" "$logs/tests.xml" >"$logs/summary.txt" 2>&1; then
+	cat "$logs/summary.txt"
+fi
 if [ -z "$status" ]; then
 	status=$(sed -n 's/^GUEST-TEST-EXIT \([0-9]*\).*/\1/p' "$logs/console.log" | tail -n1)
 	[ -n "$status" ] || { status=2; echo "vm/guest-test: the guest stopped without reporting (last console lines below)" >&2

@@ -48,6 +48,12 @@ chroot $n /bin/sh -c "cd '$TEST_DIR' && exec $TEST_CMD" </dev/null 2>&1
 st=$?
 echo "GUEST-TEST-END $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "GUEST-TEST-EXIT $st"
+if [ -n "$TEST_XUNIT" ] && [ -s "$n$TEST_XUNIT" ]; then
+	echo GUEST-TEST-XUNIT-BEGIN
+	cat "$n$TEST_XUNIT"
+	echo
+	echo GUEST-TEST-XUNIT-END
+fi
 sync
 poweroff -f
 echo o >/proc/sysrq-trigger
