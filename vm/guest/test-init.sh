@@ -5,10 +5,34 @@
 # hostroot), under an overlay whose upper layer is a tmpfs, so nothing the
 # tests write reaches the host.  It mounts proc, sysfs, devtmpfs, fresh
 # tmpfs on /tmp and /run, and cgroup v2 only, as stock Debian 12 has it;
-# then it chroots into the overlay, runs /test.conf's command from its
-# directory, prints the output between markers on the console (the host
-# collects it) and powers off.
+# then it makes the overlay the root with switch_root (not chroot: a chroot
+# is no mount namespace's root, so /proc paths read from another mount
+# namespace, as `ip netns exec` makes, would begin with the chroot's
+# directory) and runs itself again there as `init run-tests`: /test.conf's
+# command from its directory, the output between markers on the console
+# (the host collects it), then power-off.
 export PATH=/usr/bin:/usr/sbin
+if [ "${1:-}" = run-tests ]; then
+	# Stage 2, pid 1 in the overlay root: the host's userland, busybox beside.
+	bb=/run/guest-test/busybox
+	. /run/guest-test/test.conf
+	echo "test-init: running in $TEST_DIR: $TEST_CMD"
+	echo "GUEST-TEST-BEGIN $($bb date -u +%Y-%m-%dT%H:%M:%SZ)"
+	$bb sh -c "cd '$TEST_DIR' && exec $TEST_CMD" </dev/null 2>&1
+	st=$?
+	echo "GUEST-TEST-END $($bb date -u +%Y-%m-%dT%H:%M:%SZ)"
+	echo "GUEST-TEST-EXIT $st"
+	if [ -n "$TEST_XUNIT" ] && [ -s "$TEST_XUNIT" ]; then
+		echo GUEST-TEST-XUNIT-BEGIN
+		$bb cat "$TEST_XUNIT"
+		echo
+		echo GUEST-TEST-XUNIT-END
+	fi
+	$bb sync
+	$bb poweroff -f
+	echo o >/proc/sysrq-trigger
+	$bb sleep 60
+fi
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
@@ -40,21 +64,11 @@ mount -t tmpfs -o mode=1777 tmp $n/tmp
 mount -t tmpfs -o mode=0755 run $n/run
 # The host's /mnt holds only its own mounts (nothing the tests use).
 mount -t tmpfs -o mode=0755 mnt $n/mnt
+# Stage 2 needs busybox, this script and its command in the new root.
+g=$n/run/guest-test
+mkdir -p $g
+cp /usr/bin/busybox /init /test.conf $g/
 . /test.conf
 echo "test-init: mounts: $(grep -c . /proc/mounts); cgroup: $(cat $n/sys/fs/cgroup/cgroup.controllers)"
-echo "test-init: running in $TEST_DIR: $TEST_CMD"
-echo "GUEST-TEST-BEGIN $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-chroot $n /bin/sh -c "cd '$TEST_DIR' && exec $TEST_CMD" </dev/null 2>&1
-st=$?
-echo "GUEST-TEST-END $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-echo "GUEST-TEST-EXIT $st"
-if [ -n "$TEST_XUNIT" ] && [ -s "$n$TEST_XUNIT" ]; then
-	echo GUEST-TEST-XUNIT-BEGIN
-	cat "$n$TEST_XUNIT"
-	echo
-	echo GUEST-TEST-XUNIT-END
-fi
-sync
-poweroff -f
-echo o >/proc/sysrq-trigger
-sleep 60
+exec switch_root $n /run/guest-test/busybox sh /run/guest-test/init run-tests
+fail "switch_root failed"
