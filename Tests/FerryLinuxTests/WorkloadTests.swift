@@ -31,7 +31,9 @@ struct WorkloadTests {
         try Self.buildWorkloads()
         let parts = spec.split(separator: " ").map(String.init)
         let r = try Self.run(["/bin/bash", Self.workloads + "/run_cr.sh", Self.ferry, Self.out] + parts)
-        #expect(r.output.hasPrefix("PASS"), "\(spec): \(r.output)")
+        withKnownIssue(Comment(rawValue: HostFeatures.semaphoreEventfdIssue)) {
+            #expect(r.output.hasPrefix("PASS"), "\(spec): \(r.output)")
+        } when: { spec == "event_fds" && !HostFeatures.eventfdSemaphoreShown }
     }
 
     @Test("checkpoint → restore into a fresh pid namespace", arguments: ["getpid_same", "threads_tls", "sleep_syscall", "fork_pipe", "shared_file"])
