@@ -22,7 +22,8 @@
 # the bundle's --testing-library; empty runs it without the flag).
 # Output: vm/logs/guest-test-RUN/ (console.log: the whole serial console;
 # tests.log: the bundle's output; tests.xml: its xUnit file; summary.txt:
-# per-suite counts from it, vm/test-summary.py; qemu.log).  Exit status: the bundle's,
+# per-suite counts from it, vm/test-summary.py, which also reads a run cut
+# short from tests.log; qemu.log).  Exit status: the bundle's,
 # 2 for a setup error, 124 when VM_TEST_WAIT ran out.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
