@@ -78,7 +78,7 @@ def main():
     counts = defaultdict(lambda: dict.fromkeys(KINDS, 0))
     for suite, _, kind, _ in results:
         counts[suite][kind] += 1
-    shown_kinds = [k for k in KINDS if any(c[k] for c in counts.values())] or KINDS[:3]
+    shown_kinds = KINDS[:3] + [k for k in KINDS[3:] if any(c[k] for c in counts.values())]
     print(f"{'suite':52}" + "".join(f" {k:>10}" for k in shown_kinds))
     total = dict.fromkeys(KINDS, 0)
     for suite in sorted(counts):
