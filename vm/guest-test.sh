@@ -77,8 +77,12 @@ logs=$here/logs/guest-test-$run_id
 mkdir -p "$logs"
 st=$(mktemp -d /tmp/ferry-guest-test.XXXXXX)
 qpid=
-cleanup() {
-	[ -n "$qpid" ] && kill "$qpid" 2>/dev/null && sleep 1 && kill -9 "$qpid" 2>/dev/null
+cleanup() {  # under set -e: no command here may fail
+	if [ -n "$qpid" ]; then
+		kill "$qpid" 2>/dev/null || true
+		sleep 1
+		kill -9 "$qpid" 2>/dev/null || true
+	fi
 	rm -rf "$st"
 }
 trap cleanup EXIT
