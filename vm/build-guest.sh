@@ -32,37 +32,14 @@ ldd "$busybox_bin" >/dev/null 2>&1 && err "$busybox_bin is dynamically linked; i
 mkdir -p "$cache"
 
 # --- kernel: Debian's package, unpacked once per version -------------------
-kernel_candidate() {  # sets real (the versioned package) and ver
-	real=$kpkg
-	dep=$(apt-cache depends "$kpkg" 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9].*\)$/\1/p' | head -n1 || true)
-	[ -n "$dep" ] && real=$dep
-	ver=$(apt-cache policy "$real" 2>/dev/null | sed -n 's/^ *Candidate: //p' || true)
-}
-kernel_candidate
-# A fresh machine may have no package lists yet (CI): read them once.
-if { [ -z "$ver" ] || [ "$ver" = "(none)" ]; } && [ "$(id -u)" = 0 ]; then
-	timeout 300 apt-get update -qq >/dev/null 2>&1 || true
-	kernel_candidate
-fi
-[ -n "$ver" ] && [ "$ver" != "(none)" ] || err "no kernel package '$real' (from VM_KERNEL_PKG=$kpkg) in apt's lists; run apt-get update or pick another"
-kdir=$cache/kernel/${real}_$ver
-if [ ! -f "$kdir/vmlinuz" ]; then
-	tmp=$(mktemp -d "$cache/kdl.XXXXXX")
-	trap 'rm -rf "$tmp"' EXIT
-	(cd "$tmp" && timeout 600 apt-get download "$real=$ver" >"$tmp/apt.log" 2>&1) ||
-		err "cannot download kernel package $real=$ver: $(grep -m1 -E '^(E|W):' "$tmp/apt.log" || tail -n1 "$tmp/apt.log")"
-	dpkg-deb -x "$tmp"/*.deb "$tmp/x" || err "cannot unpack $tmp/*.deb"
-	krel=$(ls "$tmp/x/lib/modules" | head -n1)
-	mkdir -p "$tmp/k/modules"
-	cp "$tmp/x/boot/vmlinuz-$krel" "$tmp/k/vmlinuz"
-	cp "$tmp/x/boot/config-$krel" "$tmp/k/config"
+. "$here/kernel-pkg.sh"
+kernel_pick
+if [ ! -f "$kdir/vmlinuz" ] || [ ! -f "$kdir/modules/e1000.ko" ]; then
+	kernel_unpack
+	mkdir -p "$tmp/modules"
 	# e1000 is all the guest needs (qemu's default NIC); no dependencies.
-	e1000=$(find "$tmp/x/lib/modules/$krel" -name 'e1000.ko*' | head -n1)
-	[ -n "$e1000" ] || err "$real has no e1000 module"
-	case "$e1000" in *.ko) ;; *) err "$e1000 is compressed; busybox insmod needs a plain .ko" ;; esac
-	cp "$e1000" "$tmp/k/modules/"
-	echo "$krel" >"$tmp/k/release"
-	rm -rf "$kdir" && mkdir -p "$(dirname "$kdir")" && mv "$tmp/k" "$kdir"
+	kernel_module e1000 "$tmp/modules/e1000.ko"
+	kernel_install modules
 	rm -rf "$tmp"
 	trap - EXIT
 fi

@@ -66,13 +66,16 @@ struct CheckTests {
         #expect(r["process_vm_readv"]?.verdict == .ok)
         #expect(r["PR_SET_MM_MAP"]?.verdict == .ok)
         #expect(r["soft_dirty"] != nil)
-        #expect(r["userfaultfd"]?.verdict == .ok)
         if HostFeatures.dirtyTracking {
+            #expect(r["userfaultfd"]?.verdict == .ok)
             #expect(r["PAGEMAP_SCAN"]?.verdict == .ok)
             #expect(r["userfaultfd"]?.detail.contains("WP_ASYNC") == true)
             #expect(r["dirty_tracking"]?.verdict == .ok)
         } else {
+            // userfaultfd itself works (Debian 12's 6.1 has it); only WP_ASYNC is missing.
             print("\(HostFeatures.kernelDescription): PAGEMAP_SCAN and WP_ASYNC are not expected (6.7+)")
+            #expect(r["userfaultfd"]?.verdict == .degraded)
+            #expect(r["userfaultfd"]?.detail.hasPrefix("no WP_ASYNC") == true)
             #expect(r["PAGEMAP_SCAN"]?.verdict != .ok)
         }
         #expect(r["clone3_set_tid"]?.verdict == .ok)

@@ -26,12 +26,20 @@ struct WorkloadTests {
 
     static func buildWorkloads() throws { try TestPaths.buildWorkloads() }
 
+    /// A restored workload must say PASS; event_fds is a known issue where
+    /// fdinfo does not show EFD_SEMAPHORE (HostFeatures.eventfdSemaphoreShown).
+    static func expectPass(_ spec: String, _ output: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        withKnownIssue(Comment(rawValue: HostFeatures.semaphoreEventfdIssue)) {
+            #expect(output.hasPrefix("PASS"), "\(spec): \(output)", sourceLocation: sourceLocation)
+        } when: { spec == "event_fds" && !HostFeatures.eventfdSemaphoreShown }
+    }
+
     @Test("checkpoint → restore → self-check", arguments: cases)
     func checkpointRestore(_ spec: String) throws {
         try Self.buildWorkloads()
         let parts = spec.split(separator: " ").map(String.init)
         let r = try Self.run(["/bin/bash", Self.workloads + "/run_cr.sh", Self.ferry, Self.out] + parts)
-        #expect(r.output.hasPrefix("PASS"), "\(spec): \(r.output)")
+        Self.expectPass(spec, r.output)
     }
 
     @Test("checkpoint → restore into a fresh pid namespace", arguments: ["getpid_same", "threads_tls", "sleep_syscall", "fork_pipe", "shared_file", "attributes", "sessions"])
@@ -50,7 +58,7 @@ struct WorkloadTests {
         let parts = spec.split(separator: " ").map(String.init)
         let r = try Self.run(["/bin/bash", Self.workloads + "/run_cr.sh", Self.ferry, Self.out] + parts,
                              env: ["RESTORE_ARGS": "--target-layout freebsd-linuxulator"])
-        #expect(r.output.hasPrefix("PASS"), "\(spec): \(r.output)")
+        Self.expectPass(spec, r.output)
     }
 
     @Test("checkpoint --stream - | restore --stream - (no image on disk)", arguments: ["threads_tls", "fork_pipe", "anon_pattern 256 32", "signals", "event_fds"])
@@ -59,7 +67,7 @@ struct WorkloadTests {
         let parts = spec.split(separator: " ").map(String.init)
         let r = try Self.run(["/bin/bash", Self.workloads + "/run_cr.sh", Self.ferry, Self.out] + parts,
                              env: ["STREAM": "1", "RESTORE_ARGS": "--new-pidns"])
-        #expect(r.output.hasPrefix("PASS"), "\(spec): \(r.output)")
+        Self.expectPass(spec, r.output)
     }
 
     @Test("--leave-running leaves the process running and correct", arguments: ["threads_tls", "itimer", "pipe_inflight", "event_fds"])

@@ -210,7 +210,10 @@ struct MigrationTests {
         let running = wl.instances
         let treeSize = ["fork_pipe": 3, "shared_file": 2][name] ?? 1
         #expect(running.count == treeSize, "one copy must run (on the target): \(running)")
-        #expect(try wl.verdict() == "PASS", "serve: \(server.log)")
+        let verdict = try wl.verdict()
+        withKnownIssue(Comment(rawValue: HostFeatures.semaphoreEventfdIssue)) {
+            #expect(verdict == "PASS", "serve: \(server.log)")
+        } when: { name == "event_fds" && !HostFeatures.eventfdSemaphoreShown }
     }
 
     @Test("pre-copy: a workload dirtying memory moves in several rounds with a short freeze, and passes",
@@ -227,16 +230,23 @@ struct MigrationTests {
         let line = r.output.split(separator: "\n").last.map(String.init) ?? ""
         let json = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
         let rounds = json["rounds"] as? Int ?? 0
-        #expect(mode.isEmpty ? rounds >= 2 : rounds == 1, "\(line)")
+        // Without dirty tracking (before Linux 6.7) migrate warns and falls back to stop-and-copy.
+        let preCopies = mode.isEmpty && HostFeatures.dirtyTracking
+        if mode.isEmpty && !preCopies {
+            print("\(HostFeatures.kernelDescription): no dirty tracking (6.7+), so stop-and-copy with a warning is expected")
+            #expect(r.output.contains("warning: no dirty tracking"), "\(r.output)")
+        }
+        #expect(preCopies ? rounds >= 2 : rounds == 1, "\(line)")
         // The brief freeze that starts tracking is reported (none without pre-copy).
         let startFreeze = json["precopy_freeze_ms"] as? Double ?? -1
-        #expect(mode.isEmpty ? startFreeze > 0 : startFreeze == 0, "\(line)")
+        #expect(preCopies ? startFreeze > 0 : startFreeze == 0, "\(line)")
         try wl.waitForExit(seconds: 10)
         #expect(wl.instances.count == 1)
         #expect(try wl.verdict() == "PASS", "serve: \(server.log)")
     }
 
     @Test("pre-copy: pages dropped (MADV_DONTNEED), zeroed or re-touched and a mapping replaced while rounds run arrive exact; with layout=1 the mappings also change",
+          .enabled(if: HostFeatures.dirtyTracking, "pre-copy rounds need dirty tracking: PAGEMAP_SCAN and userfaultfd WP_ASYNC (Linux 6.7+); this is \(HostFeatures.kernelDescription)"),
           arguments: ["0", "1", "0 scan-absent"])
     func precopyChurn(_ variant: String) throws {
         let layout = String(variant.prefix(1))

@@ -5,7 +5,9 @@
 # (which kills it), reaps it, runs `FERRY restore $RESTORE_ARGS`, lets the
 # restored process run, asks for its verdict and prints one line:
 #   PASS NAME  |  FAIL NAME: reason
-# Exit status 0 on PASS. Leaves nothing running. DAMAGE=flip|truncate damages
+# Exit status 0 on PASS. Leaves nothing running. RESTORE_TIMEOUT (s, 1200)
+# bounds the restore (seconds on hardware; under qemu TCG a 256 MiB restore
+# took over 300 s). DAMAGE=flip|truncate damages
 # pages.img before the restore, which must then refuse it (PASS if it does).
 set -u
 # Orphans of the killed tree must be reaped at once (their pids are restored).
@@ -78,7 +80,9 @@ else
 		exit 0
 	fi
 	# shellcheck disable=SC2086
-	out="$("$FERRY" restore "$img" ${RESTORE_ARGS:-} 2>&1)" || fail "restore: $out"
+	# Bounded: a restore that hangs (as --new-pidns did on Linux 6.1) is a FAIL, not a stuck suite.
+	out="$(timeout "${RESTORE_TIMEOUT:-1200}" "$FERRY" restore "$img" ${RESTORE_ARGS:-} 2>&1)" ||
+		fail "restore (status $?; 124: still running after ${RESTORE_TIMEOUT:-1200} s): $out"
 fi
 restored="$(echo "$out" | sed -n 's/^restored pid \([0-9]*\).*/\1/p')"
 [ -n "$restored" ] || fail "restore printed no pid: $out"
