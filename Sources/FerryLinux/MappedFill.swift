@@ -68,10 +68,25 @@ final class MappedFill: @unchecked Sendable {
     static func run(file: MappedPageFile, index: MappingIndex, plan: (MappedPageFile.Record) throws -> DirectFill,
                     inOrder: (MappedPageFile.Record) throws -> Void) throws {
         let fill = MappedFill(file: file)
-        let helper = Thread { fill.helperLoop() }
-        helper.name = "ferry page fill"
-        helper.start()
-        defer { fill.stopHelper() }
+        // Without a helper (a thread that cannot be created: on Linux before
+        // 6.x a thread whose time namespace for children differs from its
+        // own, as restore's --new-pidns sets it, gets EINVAL) the restoring
+        // thread does every job itself.
+        var helper = pthread_t()
+        let box = Unmanaged.passRetained(fill).toOpaque()
+        let started = pthread_create(&helper, nil, { arg in
+            let f = Unmanaged<MappedFill>.fromOpaque(arg!).takeRetainedValue()
+            f.helperLoop()
+            return nil
+        }, box) == 0
+        if !started {
+            Unmanaged<MappedFill>.fromOpaque(box).release()
+            fill.helperExited = true
+        }
+        defer {
+            fill.stopHelper()
+            if started { pthread_join(helper, nil) }
+        }
         var job = Job()
         var current: Int64 = 0
         do {

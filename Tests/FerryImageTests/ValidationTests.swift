@@ -39,7 +39,7 @@ struct ValidationTests {
 
     @Test func fdSharedWithAMissingFdIsRefused() {
         let message = Self.refusal { p in
-            var f = FileDescriptorImage(fd: 901, kind: .regular, flags: 0)
+            var f = FileDescriptorImage(fd: 901, kind: .regular, flags: 0, path: "/dev/null")
             f.sharedWith = 999
             p.files.append(f)
         }

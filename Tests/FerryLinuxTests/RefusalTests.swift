@@ -279,7 +279,7 @@ struct RefusalTests {
         Self.expectRefusal(tree, what)
         #expect(tree.2.contains("process \(w.pid) at 0x") && tree.2.contains("process \(child) at 0x"), "\(tree.2)")
         // A migration refuses before it connects anywhere (nothing listens on port 9 here).
-        Self.expectRefusal(try Self.ferry(["migrate", "\(w.pid)", "--to", "127.0.0.1:9", "--insecure"]), what)
+        Self.expectRefusal(try Self.ferry(["migrate", "\(w.pid)", "--to", "unix:/run/ferry-test-nobody-listens.sock"]), what)
         let alone = try Self.ferry(["checkpoint", "\(child)", "-o", ctl + "/img-child"])
         Self.expectRefusal(alone, what)
         if mode != "sysv" { #expect(alone.2.contains("with process \(w.pid), which is outside the checkpointed tree"), "\(alone.2)") }
