@@ -89,10 +89,11 @@ func helloHeader(length: UInt32) -> [UInt8] {
         let (outcome, error) = try migrate(to: listener, endpoint: .tcp(host: "127.0.0.1", port: listener.localPort), tls: try pki?.issue("source"))
         #expect(error == nil, "\(error ?? "")")
         #expect(outcome == .migrated(pid: 777))
-        // The garbage is dropped at once (plain) or fails TLS; the stalled ones at the handshake timeout.
-        #expect(stalled.closedByPeer(within: 6))
-        #expect(half.closedByPeer(within: 6))
-        #expect(garbage.closedByPeer(within: 6))
+        // The garbage is dropped at once (plain) or fails TLS; the stalled ones at the handshake timeout
+        // (2 s, then TLS close waits up to 2 s for the peer; a loaded machine adds to both).
+        #expect(stalled.closedByPeer(within: 15))
+        #expect(half.closedByPeer(within: 15))
+        #expect(garbage.closedByPeer(within: 15))
         Thread.sleep(forTimeInterval: 0.2)
         #expect(listener.waiting == 0)
         lock.lock(); let log = rejected.value; lock.unlock()
