@@ -16,9 +16,9 @@ import CFerryFile
 ///
 /// With `RecordWriter.directIO`, on a regular file ferry opened whose offset
 /// is block-aligned, the buffers are written with O_DIRECT: the kernel does
-/// not copy them into the page cache (42 % of a checkpoint's CPU in the
-/// first session's profile, docs/performance.md); but a restore on this
-/// machine then reads the image from the disk.
+/// not copy them into the page cache (docs/performance.md has the measured
+/// share of a checkpoint's CPU); but a restore on this machine then reads
+/// the image from the disk.
 /// Where the file refuses O_DIRECT, it is written as usual. The unaligned end
 /// of the record stream goes back into the FileSink, which writes it (and
 /// what follows) once O_DIRECT is off again.
@@ -157,7 +157,8 @@ public final class PageRecordStream {
     }
 
     /// Writes everything out; the unaligned rest goes back to the FileSink,
-    /// with O_DIRECT off again. Then the RecordWriter writes as before.
+    /// with O_DIRECT off again, and the RecordWriter writes through the
+    /// FileSink from then on.
     func close() throws {
         guard !closed else { return }
         closed = true

@@ -18,7 +18,7 @@ enum DirectFill {
 /// Fills a restore's memory from a mapped pages.img on two CPUs. The
 /// restoring (ptrace) thread walks the records, checks their layout and
 /// decides how each is filled (`DirectFill`, which also does the bookkeeping
-/// of filled pages, so file order decides as before). Runs of copies go in
+/// of filled pages, so file order decides which copy of a page wins). Runs of copies go in
 /// jobs of a few MiB to a queue, and each job — checksums, then UFFDIO_COPY
 /// from the mapping, then dropping its file pages from the RSS — is done by
 /// whichever thread takes it: a helper thread, or the restoring thread
@@ -68,10 +68,10 @@ final class MappedFill: @unchecked Sendable {
     static func run(file: MappedPageFile, index: MappingIndex, plan: (MappedPageFile.Record) throws -> DirectFill,
                     inOrder: (MappedPageFile.Record) throws -> Void) throws {
         let fill = MappedFill(file: file)
-        // Without a helper (a thread that cannot be created: on Linux before
-        // 6.x a thread whose time namespace for children differs from its
-        // own, as restore's --new-pidns sets it, gets EINVAL) the restoring
-        // thread does every job itself.
+        // Without a helper (a thread that cannot be created: on Linux 6.1 a
+        // thread whose time namespace for children differs from its own, as
+        // restore's --new-pidns sets it, gets EINVAL) the restoring thread
+        // does every job itself.
         var helper = pthread_t()
         let box = Unmanaged.passRetained(fill).toOpaque()
         let started = pthread_create(&helper, nil, { arg in
