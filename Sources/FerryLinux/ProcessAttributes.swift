@@ -143,12 +143,23 @@ enum AttributeState {
         try injector.call(sysCapset, [scratch.data, scratch.data + 8], "capset (thread \(tid))")
     }
 
+    /// The image's five sets as numbers, nil when it has none; damaged sets
+    /// are refused (never skipped, which would leave the restorer's).
+    static func wantedCapabilities(_ a: ThreadAttributes?, tid: Int32) throws -> [UInt64]? {
+        guard let strings = a?.capabilities else { return nil }
+        let sets = strings.compactMap(bits)
+        guard strings.count == capabilitySets.count, sets.count == strings.count else {
+            throw FerryError("cannot restore: thread \(tid)'s capability sets in the image are damaged (\(strings.prefix(5).joined(separator: " ")))")
+        }
+        return sets
+    }
+
     /// Before credentials, in each thread while it still holds every
     /// capability ferry has: its bounding set lowered to the image's, its
     /// inheritable set made the image's (a uid change keeps both).
     static func restoreCapabilitiesBeforeCredentials(_ a: ThreadAttributes?, tid: Int32, liveTid: Int32,
                                                      injector: Injector, scratch: ScratchArea) throws {
-        guard let want = a?.capabilities?.compactMap(bits), want.count == 5 else { return }
+        guard let want = try wantedCapabilities(a, tid: tid) else { return }
         let have = try capabilities(tid: liveTid).map { bits($0) ?? 0 }
         var drop = have[3] & ~want[3]
         while drop != 0 {
@@ -165,7 +176,7 @@ enum AttributeState {
     /// the ambient set raised, and every set checked.
     static func restoreCapabilitiesAfterCredentials(_ a: ThreadAttributes?, tid: Int32, liveTid: Int32,
                                                     injector: Injector, scratch: ScratchArea) throws {
-        guard let want = a?.capabilities?.compactMap(bits), want.count == 5 else { return }
+        guard let want = try wantedCapabilities(a, tid: tid) else { return }
         let have = try capabilities(tid: liveTid).map { bits($0) ?? 0 }
         if have[1] != want[1] || have[2] != want[2] {
             try capset(effective: want[2], permitted: want[1], inheritable: want[0], tid: tid, injector: injector, scratch: scratch)

@@ -80,3 +80,17 @@ struct LimitsParsingTests {
         }
     }
 }
+
+/// Capability sets from an image are five hex words or the restore is refused.
+struct CapabilitySetTests {
+    @Test func damagedSetsAreRefusedNotSkipped() throws {
+        var a = ThreadAttributes()
+        #expect(try AttributeState.wantedCapabilities(a, tid: 1) == nil)
+        a.capabilities = ["0", "1ff", "1ff", "1ffffffffff", "0"]
+        #expect(try AttributeState.wantedCapabilities(a, tid: 1) == [0, 0x1ff, 0x1ff, 0x1ff_ffff_ffff, 0])
+        for bad in [["0", "1ff"], ["0", "zz", "1", "1", "0"], ["0", "0", "0", "0", "10000000000000000"]] {
+            a.capabilities = bad
+            #expect(throws: FerryError.self) { try AttributeState.wantedCapabilities(a, tid: 1) }
+        }
+    }
+}
