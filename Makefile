@@ -44,7 +44,7 @@ demo: build
 # Checkpoint/restore benchmark (docs/performance.md). Variables, from the
 # command line or the environment: SIZES="16 256 1024" RUNS=5 CRIU=/path/to/criu
 bench: deps
-	$(SWIFT) build -c release $(SWIFT_FLAGS)
+	$(SWIFT) build -c release --product ferry $(SWIFT_FLAGS)
 	$(MAKE) -s -C Tests/Workloads OUT="$(CURDIR)/.build/workloads"
 	FERRY=.build/release/ferry WL=.build/workloads python3 bench/cr_bench.py
 	FERRY=.build/release/ferry WL=.build/workloads bash bench/migrate_bench.sh

@@ -98,11 +98,13 @@ def wait_for(path, seconds):
     return False
 
 
-def timed(argv, rssfile, pid_re=None):
-    """Runs argv under /usr/bin/time -f %M. Returns (seconds, stdout+stderr, rc, KiB).
-    With pid_re, seconds is until a line matching it appears (the restored pid)."""
+def timed(argv, rssfile, pid_re=None, cpu=None):
+    """Runs argv under /usr/bin/time. Returns (seconds, stdout+stderr, rc, KiB):
+    KiB is the peak RSS. With pid_re, seconds is until a line matching it
+    appears (the restored pid). With a dict `cpu`, cpu["s"] gets the tool's
+    user + system CPU seconds, its waited-for children included."""
     t0 = time.monotonic()
-    p = subprocess.Popen([TIME, "-f", "%M", "-o", rssfile] + argv,
+    p = subprocess.Popen([TIME, "-f", "%M %U %S", "-o", rssfile] + argv,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     seen, lines = None, []
     try:
@@ -116,10 +118,14 @@ def timed(argv, rssfile, pid_re=None):
         p.wait()
         raise
     total = time.monotonic() - t0
+    kib = None
     try:
-        kib = int(open(rssfile).read().split()[-1])
+        fields = open(rssfile).read().split()[-3:]
+        kib = int(fields[0])
+        if cpu is not None:
+            cpu["s"] = float(fields[1]) + float(fields[2])
     except (OSError, ValueError, IndexError):
-        kib = None
+        pass
     return (seen if seen is not None else total), "".join(lines), rc, kib
 
 
@@ -132,18 +138,72 @@ class Fail(Exception):
     pass
 
 
-def one_run(tool, mib):
-    """One checkpoint → restore → verdict cycle. Returns a dict of measurements."""
-    ctl = tempfile.mkdtemp(prefix=f"ferry_bench_{tool}_{mib}_", dir="/tmp")
+def tree_pids(pid):
+    """pid and its descendants, from /proc/PID/task/*/children."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for t in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{t}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except OSError:
+            pass
+    return out
+
+
+def tree_cpu(pids):
+    """CPU seconds (user + system) the processes `pids` have used, from
+    /proc/PID/stat; a zombie not yet reaped still shows its totals. What a
+    tool's code does inside the process (CRIU's parasite and restorer,
+    ferry's injected syscalls) is charged there, not to the tool."""
+    ticks, total = os.sysconf("SC_CLK_TCK"), 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / ticks
+
+
+def reap_all(pids, seconds=10):
+    """Reaps every pid of a killed tree (reparented to this subreaper) so the
+    restore gets them back free."""
+    left, end = set(pids), time.monotonic() + seconds
+    while left and time.monotonic() < end:
+        try:
+            got, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if got == 0:
+            left = {p for p in left if os.path.exists(f"/proc/{p}")}
+            time.sleep(0.01)
+        else:
+            left.discard(got)
+
+
+def one_run(tool, mib, workload=None, label=None, limits=None):
+    """One checkpoint → restore → verdict cycle. Returns a dict of measurements.
+    `workload`: the workload's command after CTLDIR (default wl_anon_pattern
+    MIB); `limits`: {resource: value} set in the workload before exec."""
+    workload = workload or [os.path.join(WL, "wl_anon_pattern"), str(mib)]
+    ctl = tempfile.mkdtemp(prefix=f"ferry_bench_{tool}_{label or mib}_", dir="/tmp")
     live["ctl"].add(ctl)
     img, rss = os.path.join(ctl, "image"), os.path.join(ctl, "rss")
     os.mkdir(img)
     # Its own session (setsid), for both tools: CRIU without --shell-job
     # requires the dumped tree to own its session and process group, and
     # --shell-job needs a controlling tty, which `make bench` may not have.
-    wl = subprocess.Popen([os.path.join(WL, "wl_anon_pattern"), ctl, str(mib)],
+    def set_limits():
+        import resource
+        for res, value in (limits or {}).items():
+            resource.setrlimit(res, (value, value))
+    wl = subprocess.Popen([workload[0], ctl] + workload[1:],
                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                          start_new_session=True)
+                          start_new_session=True, preexec_fn=set_limits if limits else None)
     pid = wl.pid
     live["pids"].add((pid, ctl))
     r = {}
@@ -151,11 +211,15 @@ def one_run(tool, mib):
         if not wait_for(os.path.join(ctl, "ready"), 60):
             raise Fail("workload not ready within 60 s")
         time.sleep(0.3)
+        tree = tree_pids(pid)
+        before = tree_cpu(tree)
         if tool == "ferry":
             argv = [FERRY, "checkpoint", str(pid), "-o", img] + FERRY_CKPT_ARGS
         else:
             argv = [CRIU, "dump", "-t", str(pid), "-D", img, "--display-stats"]
-        r["ckpt_s"], out, rc, r["ckpt_kib"] = timed(argv, rss)
+        cpu = {}
+        r["ckpt_s"], out, rc, r["ckpt_kib"] = timed(argv, rss, cpu=cpu)
+        r["ckpt_cpu"] = cpu.get("s", 0) + max(0.0, tree_cpu(tree) - before)
         if rc != 0:
             raise Fail(f"checkpoint rc {rc}: {out.strip()[-300:]}")
         m = re.search(r"frozen (\d+) ms", out)                # ferry
@@ -163,7 +227,8 @@ def one_run(tool, mib):
         m = re.search(r"^Frozen time: (\d+) us", out, re.M)   # criu --display-stats
         if m:
             r["frozen_s"] = int(m.group(1)) / 1e6
-        wl.wait()                      # reap: the pid must be free for restore
+        wl.wait()                      # reap: the pids must be free for restore
+        reap_all(tree)
         live["pids"].discard((pid, ctl))
         r["img_mib"] = du_mib(img)
         live["pids"].add((pid, ctl))   # the restored process gets this pid back
@@ -173,7 +238,9 @@ def one_run(tool, mib):
             # -d: criu exits once the tree runs; the restored root is
             # reparented to this script (child subreaper) and reaped here.
             argv, pid_re = [CRIU, "restore", "-D", img, "-d"], None
-        r["rst_s"], out, rc, r["rst_kib"] = timed(argv, rss, pid_re)
+        cpu = {}
+        r["rst_s"], out, rc, r["rst_kib"] = timed(argv, rss, pid_re, cpu=cpu)
+        r["rst_cpu"] = cpu.get("s")
         if rc != 0:
             raise Fail(f"restore rc {rc}: {out.strip()[-300:]}")
         restored = pid
@@ -183,6 +250,7 @@ def one_run(tool, mib):
                 raise Fail(f"restore printed no pid: {out.strip()[-300:]}")
             restored = int(m.group(1))
         live["pids"].add((restored, ctl))
+        r["rst_cpu"] = r["rst_cpu"] + tree_cpu(tree_pids(restored)) if r["rst_cpu"] is not None else None
         time.sleep(RUN_AFTER)
         open(os.path.join(ctl, "stop"), "w").close()
         if not wait_for(os.path.join(ctl, "result"), 60):

@@ -2,6 +2,7 @@
 import Glibc
 import CFerryLinux
 import FerryImage
+import FerryCore
 
 /// File descriptors: regular files (path, flags, offset), directories,
 /// character devices, pipes with the bytes in flight, eventfd, timerfd,
@@ -157,30 +158,24 @@ public enum FileState {
     /// numbers above every fd of the image, so that placing an image fd
     /// never lands on one of them. The pool (pipes and the open files shared
     /// across the tree) lives there from the root's creation until every
-    /// process has taken its descriptors; each process's temporaries follow it.
+    /// process has taken its descriptors.
     struct WorkingFDs: Equatable {
         /// The first pool descriptor.
         var base: Int32
-        /// The first temporary descriptor (the pool ends here).
-        var tempBase: Int32
-        /// One past the last temporary descriptor.
+        /// One past the last pool descriptor.
         var end: Int32
 
         init(processes: [ProcessImage]) {
             let highest = processes.flatMap { $0.files.map(\.fd) }.max() ?? -1
             var pipes = Set<UInt64>(), shared = Set<UInt64>()
-            var temps = 0
             for p in processes {
-                var own = 0
                 for f in p.files where f.sharedWith == nil {
-                    if f.kind == .pipe { pipes.insert(f.pipeID) } else if let id = f.treeShareID { shared.insert(id) } else { own += 1 }
+                    if f.kind == .pipe { pipes.insert(f.pipeID) } else if let id = f.treeShareID { shared.insert(id) }
                 }
-                temps = max(temps, own)
             }
             // Headroom for fds a process opens during pre-copy (the pool is made from the first metadata).
             base = max(highest + 1, 3) + 32
-            tempBase = base + Int32(2 * pipes.count + shared.count)
-            end = tempBase + Int32(temps)
+            end = base + Int32(2 * pipes.count + shared.count)
         }
     }
 
@@ -193,8 +188,11 @@ public enum FileState {
         try check(Int(ferry_prlimit(pid, nofile, nil, &cur)), "prlimit(RLIMIT_NOFILE)", "reading the fd limit of \(pid)")
         guard cur[0] < UInt64(end) else { return }
         let new: [UInt64] = [UInt64(end), max(cur[1], UInt64(end))]
-        try check(Int(ferry_prlimit(pid, nofile, new, nil)), "prlimit(RLIMIT_NOFILE, \(end))",
-                  "making room for fd \(end - 1) in \(pid)")
+        let r = ferry_prlimit(pid, nofile, new, nil)
+        if r == -EPERM {
+            throw FerryError("cannot restore: process \(pid) needs fd numbers up to \(end - 1) (the image's fds and ferry's working fds above them) but its hard RLIMIT_NOFILE is \(cur[1]) and ferry may not raise it (no CAP_SYS_RESOURCE): raise ferry's own hard limit (ulimit -Hn) above \(end - 1)")
+        }
+        try check(Int(r), "prlimit(RLIMIT_NOFILE, \(end))", "making room for fd \(end - 1) in \(pid)")
     }
 
     /// What the root created for the whole tree (children forked afterwards inherit it).
@@ -213,8 +211,8 @@ public enum FileState {
 
         mutating func reserve(_ n: Int32) throws -> Int32 {
             let first = next
-            guard next + n <= slots.tempBase else {
-                throw FerryError("cannot restore: the tree shares more pipe ends and open files than its fds say (\(slots.tempBase - slots.base))")
+            guard next + n <= slots.end else {
+                throw FerryError("cannot restore: the tree shares more pipe ends and open files than its fds say (\(slots.end - slots.base))")
             }
             next += n
             return first
@@ -288,27 +286,22 @@ public enum FileState {
         }
     }
 
-    /// Recreates the descriptor table inside a new process: files are opened
-    /// at temporary numbers, pipes taken from the pool, then everything is
-    /// moved into place and the pool and temporaries closed.
+    /// Recreates the descriptor table inside a new process. Each file is
+    /// opened (or taken from the pool) and moved to its number at once: a
+    /// new descriptor gets the lowest free number, never one already placed,
+    /// so no number above the image's and the pool's is needed. Dups follow
+    /// their twins, epolls come last, then the pool is closed.
     static func restore(_ files: [FileDescriptorImage], pool: PipePool, injector: Injector, scratch: ScratchArea) throws {
-        var temps: [(temp: Int32, image: FileDescriptorImage)] = []
-        var nextTemp = pool.slots.tempBase
-        /// Moves a new descriptor to the next temporary number, which it returns.
-        @discardableResult
-        func park(_ fd: Int64, _ f: FileDescriptorImage) throws -> Int32 {
-            let t = nextTemp
-            nextTemp += 1
-            if fd != Int64(t) {
-                try injector.call(SYS.dup2, [UInt64(fd), UInt64(t)], "dup2")
-                try injector.call(SYS.close, [UInt64(fd)], "close")
+        /// Moves `from` to the number of `f` (closing `from` unless it is a
+        /// pool slot) with its close-on-exec and status flags (O_NONBLOCK,
+        /// O_APPEND … belong to the open file).
+        func place(_ from: Int64, _ f: FileDescriptorImage, keep: Bool) throws {
+            if from == Int64(f.fd) {
+                try injector.call(SYS.fcntl, [UInt64(f.fd), 2 /* F_SETFD */, f.closeOnExec ? 1 : 0], "fcntl(F_SETFD) on fd \(f.fd)")
+            } else {
+                try injector.call(SYS.dup3, [UInt64(from), UInt64(f.fd), f.closeOnExec ? UInt64(O_CLOEXEC) : 0], "dup3 to fd \(f.fd)")
+                if !keep { try injector.call(SYS.close, [UInt64(from)], "close") }
             }
-            temps.append((t, f))
-            return t
-        }
-        /// Final number, close-on-exec and status flags (O_NONBLOCK, O_APPEND … belong to the open file).
-        func place(_ temp: Int32, _ f: FileDescriptorImage) throws {
-            try injector.call(SYS.dup3, [UInt64(temp), UInt64(f.fd), f.closeOnExec ? UInt64(O_CLOEXEC) : 0], "dup3 to fd \(f.fd)")
             try injector.call(SYS.fcntl, [UInt64(f.fd), 4 /* F_SETFL */, UInt64(UInt32(bitPattern: f.flags))], "fcntl(F_SETFL) on fd \(f.fd)")
         }
         /// Dups share the open file of their twin (which is placed already).
@@ -322,24 +315,23 @@ public enum FileState {
         if let f = files.first(where: { $0.fd >= pool.slots.base }) {
             throw FerryError("cannot restore fd \(f.fd) of process \(injector.memory.pid): it was opened after the first metadata, at or above fd \(pool.slots.base) where ferry keeps its own descriptors; retry the migration")
         }
-        let parked = primaries.filter { $0.kind != .pipe && $0.treeShareID == nil }.count
-        try allowDescriptors(below: pool.slots.tempBase + Int32(parked), pid: injector.memory.pid)
-        for f in primaries where f.kind != .epoll {
+        let batched = try openByPath(primaries.filter { $0.treeShareID == nil && byPath.contains($0.kind) },
+                                     injector: injector, scratch: scratch)
+        for f in primaries where f.kind != .epoll && !batched.contains(f.fd) {
             if f.kind == .pipe {
                 guard let ends = pool.pipes[f.pipeID] else { throw FerryError("cannot restore fd \(f.fd): pipe \(f.pipeID) was not created") }
-                temps.append(((f.flags & O_ACCMODE) == O_RDONLY ? ends.read : ends.write, f))
+                try place(Int64((f.flags & O_ACCMODE) == O_RDONLY ? ends.read : ends.write), f, keep: true)
             } else if let id = f.treeShareID {
                 guard let slot = pool.shared[id] else { throw FerryError("cannot restore fd \(f.fd): shared file \(id) was not opened") }
                 // The pool may have been opened from a pre-copy round's metadata: the offset is this (final) one.
                 if f.kind == .regular || f.kind == .directory {
                     try injector.call(SYS.lseek, [UInt64(slot), UInt64(bitPattern: f.offset), 0], "lseek(shared \(f.path))")
                 }
-                temps.append((slot, f))
+                try place(Int64(slot), f, keep: true)
             } else {
-                try park(try openInProcess(f, injector: injector, scratch: scratch), f)
+                try place(try openInProcess(f, injector: injector, scratch: scratch), f, keep: false)
             }
         }
-        for (temp, f) in temps { try place(temp, f) }
         try placeDups(of: Set(primaries.filter { $0.kind != .epoll }.map(\.fd)))
         // epoll last: its watches name the final fd numbers, other epolls' included.
         let epolls = try epollOrder(primaries.filter { $0.kind == .epoll }, files: files)
@@ -350,13 +342,58 @@ public enum FileState {
                 try injector.call(SYS.epollCtl, [UInt64(ep), 1 /* EPOLL_CTL_ADD */, UInt64(bitPattern: Int64(w.fd)), scratch.data],
                                   "epoll_ctl(ADD, fd \(w.fd)) for epoll fd \(f.fd)")
             }
-            try place(try park(ep, f), f)
+            try place(ep, f, keep: false)
             try placeDups(of: [f.fd])
         }
-        // The pool and the temporaries (all above the image's fds).
-        if pool.slots.base < nextTemp {
-            _ = try injector.raw(436 /* close_range */, [UInt64(pool.slots.base), UInt64(nextTemp - 1), 0])
+        // The pool (above the image's fds).
+        if pool.slots.base < pool.slots.end {
+            _ = try injector.raw(436 /* close_range */, [UInt64(pool.slots.base), UInt64(pool.slots.end - 1), 0])
         }
+    }
+
+    /// Kinds `openByPath` opens.
+    static let byPath: Set<FileKind> = [.regular, .directory, .characterDevice, .fifo]
+
+    /// Opens every file of `files` (kinds in `byPath`, none shared across
+    /// processes) at its own number, in one batch of injected calls. The
+    /// number each open returns is known in advance (the lowest free one,
+    /// from the process's table as /proc shows it), so each is moved to its
+    /// place in the same batch; the results are checked against it after.
+    /// Returns the fds placed.
+    static func openByPath(_ files: [FileDescriptorImage], injector: Injector, scratch: ScratchArea) throws -> Set<Int32> {
+        guard !files.isEmpty else { return [] }
+        var table = FreeDescriptors(occupied: try ProcFS.fds(injector.memory.pid))
+        var batch = InjectedBatch()
+        var expected: [(call: Int, fd: Int32, f: FileDescriptorImage)] = []
+        var calls = 0
+        func add(_ c: InjectedBatch.Call) { batch.add(c); calls += 1 }
+        for f in files {
+            let path = f.kind == .regular ? (f.file?.path ?? f.path) : f.path
+            if access(path, F_OK) != 0 {
+                throw FerryError("cannot restore fd \(f.fd): \(path) no longer exists")
+            }
+            var flags = f.flags & ~(O_CREAT | O_TRUNC | O_EXCL)
+            if f.kind == .fifo { flags |= O_NONBLOCK }
+            let x = table.take()
+            if x == f.fd && f.closeOnExec { flags |= O_CLOEXEC }
+            expected.append((calls, x, f))
+            add(.init(SYS.open, [0, UInt64(UInt32(bitPattern: flags)), 0], string: path, at: 0, "open(\(path)) for fd \(f.fd)"))
+            if f.kind == .regular || f.kind == .directory, f.offset != 0 {
+                add(.init(SYS.lseek, [UInt64(x), UInt64(bitPattern: f.offset), 0], "lseek(\(path)) for fd \(f.fd)"))
+            }
+            if x != f.fd {
+                add(.init(SYS.dup3, [UInt64(x), UInt64(f.fd), f.closeOnExec ? UInt64(O_CLOEXEC) : 0], "dup3 to fd \(f.fd)"))
+                add(.init(SYS.close, [UInt64(x)], "close"))
+                table.occupy(f.fd)
+                table.release(x)
+            }
+            add(.init(SYS.fcntl, [UInt64(f.fd), 4 /* F_SETFL */, UInt64(UInt32(bitPattern: f.flags))], "fcntl(F_SETFL) on fd \(f.fd)"))
+        }
+        let results = try batch.run(injector, scratch: scratch)
+        for e in expected where results[e.call] != Int64(e.fd) {
+            throw FerryError("cannot restore fd \(e.f.fd) of process \(injector.memory.pid): its file opened at fd \(results[e.call]), not at the predicted \(e.fd) (the descriptor table changed under ferry)")
+        }
+        return Set(files.map(\.fd))
     }
 
     /// eventfd, timerfd or signalfd with the state of `f`, at a new descriptor.

@@ -230,18 +230,25 @@ public final class Injector {
         r.rip = trampoline
         r.origRax = UInt64.max
         Injector.setArgs(&r, nr, a)
+        let after = try runToTrap(r, endingAt: trampoline + 3, "injected syscall \(nr)")
+        return Int64(bitPattern: after.rax)
+    }
+
+    /// Loads `r`, resumes the thread and returns its registers at the
+    /// int3 that ends the injected code, which must leave rip at `end`.
+    private func runToTrap(_ r: LinuxRegs, endingAt end: UInt64, _ what: @autoclosure () -> String) throws -> LinuxRegs {
         try tracee.setRegs(r)
         try tracee.cont()
         TestKill.point(.injection)
         let status = WaitStatus(try tracee.wait())
         guard case .stopped(let sig, let event) = status, sig == SIGTRAP, event == 0 else {
-            throw FerryError("thread \(tracee.tid) \(status.description) while running injected syscall \(nr)")
+            throw FerryError("thread \(tracee.tid) \(status.description) while running \(what())")
         }
         let after = try tracee.getRegs()
-        guard after.rip == trampoline + 3 else {
-            throw FerryError("thread \(tracee.tid) stopped at \(hex(after.rip)) instead of after the injected syscall \(nr)")
+        guard after.rip == end else {
+            throw FerryError("thread \(tracee.tid) stopped at \(hex(after.rip)) instead of after \(what())")
         }
-        return Int64(bitPattern: after.rax)
+        return after
     }
 
     private func viaGadget(_ nr: Int, _ a: [UInt64], _ gadget: UInt64, _ length: Int) throws -> Int64 {
@@ -305,6 +312,20 @@ public final class Injector {
         TestKill.point(.injection)
         try tracee.setRegs(saved)
         savedMask = nil
+    }
+
+    /// Runs `InjectedBatch`'s loop at `entry` over `count` table entries at
+    /// `table` and returns the calls left (r12) at its int3. Trap path only.
+    func runLoop(entry: UInt64, table: UInt64, count: Int) throws -> UInt64 {
+        guard case .trap = path else {
+            throw FerryError("thread \(tracee.tid): batched syscalls run only in a process ferry builds")
+        }
+        var r = base
+        r.rip = entry
+        r.origRax = UInt64.max
+        r.rbx = table
+        r.r12 = UInt64(count)
+        return try runToTrap(r, endingAt: entry + UInt64(InjectedBatch.code.count), "\(count) injected syscalls").r12
     }
 
     /// Performs syscall `nr`, throwing a `SystemError` naming `what` on failure.

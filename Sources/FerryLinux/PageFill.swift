@@ -2,6 +2,7 @@
 import Glibc
 import CFerryLinux
 import FerryImage
+import FerryCore
 
 /// Which pages of some page-aligned ranges have been populated (pure
 /// bookkeeping, tested without root). A restore fills the fresh anonymous
@@ -112,8 +113,9 @@ final class UserfaultFill {
     /// Creates the userfaultfd in the process `injector` drives, over `ranges` (none yet touched).
     static func start(injector: Injector, scratch: ScratchArea, ranges: [(start: UInt64, end: UInt64)]) throws -> UserfaultFill {
         let pid = injector.memory.pid
+        // Adjacent mappings (all still writable here) take one registration.
         let remote = try DirtyTracker.injectUserfaultfd(injector, scratch: scratch, features: 0, mode: DirtyTracker.modeMissing,
-                                                        ranges: ranges)
+                                                        ranges: AddressRanges.coalesced(ranges))
         let local = ferry_fd_of_process(pid, remote)
         guard local >= 0 else {
             _ = try? injector.call(SYS.close, [UInt64(remote)], "close(userfaultfd)")

@@ -86,46 +86,120 @@ public enum ProcFS {
 
     public static func parseMaps(_ text: String) throws -> [MapEntry] {
         var out: [MapEntry] = []
-        for line in text.split(separator: "\n") {
-            // start-end perms offset dev inode path
-            let parts = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
-            guard parts.count >= 5 else { throw FerryError("malformed maps line: \(line)") }
-            let range = parts[0].split(separator: "-")
-            let perms = Array(parts[1])
-            guard range.count == 2, perms.count == 4,
-                  let s = UInt64(range[0], radix: 16), let e = UInt64(range[1], radix: 16),
-                  let off = UInt64(parts[2], radix: 16), let ino = UInt64(parts[4]) else {
-                throw FerryError("malformed maps line: \(line)")
+        var text = text
+        try text.withUTF8 { b in
+            var i = 0
+            while i < b.count {
+                var end = i
+                while end < b.count && b[end] != 0x0a { end += 1 }
+                if end > i { out.append(try parseMapsLine(UnsafeBufferPointer(rebasing: b[i..<end]))) }
+                i = end + 1
             }
-            let dev = parts[3].split(separator: ":")
-            let major = UInt64(dev.first ?? "0", radix: 16) ?? 0
-            let minor = UInt64(dev.last ?? "0", radix: 16) ?? 0
-            let path = parts.count > 5 ? parts[5].trimmingWhitespace() : ""
-            out.append(MapEntry(start: s, end: e, read: perms[0] == "r", write: perms[1] == "w", exec: perms[2] == "x",
-                                shared: perms[3] == "s", offset: off, device: makedev(major, minor), inode: ino, path: path))
         }
         return out
+    }
+
+    /// One line: `start-end perms offset major:minor inode [path]`, read as
+    /// bytes (a process can have tens of thousands of mappings).
+    static func parseMapsLine(_ b: UnsafeBufferPointer<UInt8>) throws -> MapEntry {
+        var i = 0
+        func malformed() -> FerryError { FerryError("malformed maps line: \(String(decoding: b, as: UTF8.self))") }
+        func skipSpaces() { while i < b.count && b[i] == 0x20 { i += 1 } }
+        /// A number in `radix` up to `stop` (or a space / the end).
+        func number(_ radix: UInt64, stop: UInt8 = 0x20) throws -> UInt64 {
+            var v: UInt64 = 0, digits = 0
+            while i < b.count && b[i] != stop && b[i] != 0x20 {
+                let c = b[i]
+                let d: UInt64
+                switch c {
+                case 0x30...0x39: d = UInt64(c - 0x30)
+                case 0x61...0x66 where radix == 16: d = UInt64(c - 0x61 + 10)
+                case 0x41...0x46 where radix == 16: d = UInt64(c - 0x41 + 10)
+                default: throw malformed()
+                }
+                let (m, o1) = v.multipliedReportingOverflow(by: radix)
+                let (a, o2) = m.addingReportingOverflow(d)
+                guard !o1 && !o2 else { throw malformed() }
+                v = a
+                digits += 1
+                i += 1
+            }
+            guard digits > 0 else { throw malformed() }
+            return v
+        }
+        func expect(_ c: UInt8) throws {
+            guard i < b.count, b[i] == c else { throw malformed() }
+            i += 1
+        }
+        let start = try number(16, stop: 0x2d)
+        try expect(0x2d)
+        let end = try number(16)
+        skipSpaces()
+        guard i + 4 <= b.count else { throw malformed() }
+        let perms = (b[i], b[i + 1], b[i + 2], b[i + 3])
+        i += 4
+        guard i < b.count, b[i] == 0x20 else { throw malformed() }
+        skipSpaces()
+        let offset = try number(16)
+        skipSpaces()
+        let major = try number(16, stop: 0x3a)
+        try expect(0x3a)
+        let minor = try number(16)
+        skipSpaces()
+        let inode = try number(10)
+        skipSpaces()
+        var last = b.count
+        while last > i && (b[last - 1] == 0x20 || b[last - 1] == 0x09) { last -= 1 }
+        let path = i < last ? String(decoding: UnsafeBufferPointer(rebasing: b[i..<last]), as: UTF8.self) : ""
+        return MapEntry(start: start, end: end, read: perms.0 == 0x72, write: perms.1 == 0x77, exec: perms.2 == 0x78,
+                        shared: perms.3 == 0x73, offset: offset, device: makedev(major, minor), inode: inode, path: path)
     }
 
     /// Maps with VmFlags from /proc/PID/smaps.
     public static func maps(_ pid: Int32, withFlags: Bool = true) throws -> [MapEntry] {
         guard withFlags else { return try parseMaps(try text("/proc/\(pid)/maps")) }
-        let smaps = try text("/proc/\(pid)/smaps")
-        var headerLines: [Substring] = []
-        var flags: [Set<String>] = []
-        for line in smaps.split(separator: "\n") {
-            if line.hasPrefix("VmFlags:") {
-                flags.append(Set(line.dropFirst(8).split(separator: " ").map(String.init)))
-            } else if let token = line.split(separator: " ").first, token.contains("-"),
-                      token.allSatisfy({ $0 == "-" || $0.isHexDigit }) {
-                headerLines.append(line)
-            }
-        }
-        var entries = try parseMaps(headerLines.joined(separator: "\n"))
+        let (headers, flags) = splitSmaps(try read("/proc/\(pid)/smaps"))
+        var entries = try parseMaps(headers)
         if flags.count == entries.count {
             for i in entries.indices { entries[i].vmFlags = flags[i] }
         }
         return entries
+    }
+
+    /// /proc/PID/smaps → the maps-style header lines and each mapping's
+    /// VmFlags. Scans bytes: a header line starts with a lowercase hex digit
+    /// (an address), field lines with a capital letter; only headers and
+    /// VmFlags lines are decoded (tens of thousands of mappings make smaps
+    /// megabytes long).
+    static func splitSmaps(_ bytes: [UInt8]) -> (headers: String, flags: [Set<String>]) {
+        var headers = [UInt8]()
+        var flags: [Set<String>] = []
+        let vmFlags = Array("VmFlags:".utf8)
+        bytes.withUnsafeBufferPointer { b in
+            var i = 0
+            while i < b.count {
+                var end = i
+                while end < b.count && b[end] != 0x0a { end += 1 }
+                let first = b[i]
+                if (first >= 0x30 && first <= 0x39) || (first >= 0x61 && first <= 0x66) {
+                    headers.append(contentsOf: b[i..<end])
+                    headers.append(0x0a)
+                } else if end - i >= vmFlags.count && b[i..<(i + vmFlags.count)].elementsEqual(vmFlags) {
+                    var set = Set<String>()
+                    var j = i + vmFlags.count
+                    while j < end {
+                        while j < end && b[j] == 0x20 { j += 1 }
+                        var k = j
+                        while k < end && b[k] != 0x20 { k += 1 }
+                        if k > j { set.insert(String(decoding: b[j..<k], as: UTF8.self)) }
+                        j = k
+                    }
+                    flags.append(set)
+                }
+                i = end + 1
+            }
+        }
+        return (String(decoding: headers, as: UTF8.self), flags)
     }
 
     /// /proc/PID/auxv as 64-bit words (pairs, ending with AT_NULL).

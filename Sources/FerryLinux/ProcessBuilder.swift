@@ -17,6 +17,8 @@ final class ProcessBuilder {
     let main: Injector
     /// Mappings created writable for filling, to be given their final protection.
     private var pendingProtect: [Mapping] = []
+    /// Anonymous mmaps and mprotects queued to run in one resume.
+    private var batch = InjectedBatch()
     /// image tid → Tracee of the restored thread.
     private var threads: [Int32: Tracee] = [:]
     private let index: MappingIndex
@@ -63,7 +65,7 @@ final class ProcessBuilder {
 
     /// A 64 KiB home for the injected code, free now and in the image, created with a syscall
     /// poked at the exec entry point (that code is unmapped later anyway).
-    private static func createScratch(tracee t: Tracee, regs: LinuxRegs, pid: Int32, avoiding mappings: [Mapping]) throws -> ScratchArea {
+    static func createScratch(tracee t: Tracee, regs: LinuxRegs, pid: Int32, avoiding mappings: [Mapping]) throws -> ScratchArea {
         let current = try ProcFS.maps(pid, withFlags: false)
         let busy = (mappings.map { ($0.start, $0.end) } + current.map { ($0.start, $0.end) }).sorted { $0.0 < $1.0 }
         var candidate: UInt64 = 0x1_0000_0000
@@ -109,8 +111,9 @@ final class ProcessBuilder {
         if adaptation?.proxiesVDSO == true { vdsoPlan = VDSOPlacement.Plan() }
         // Everything of the exec'd program goes, except our scratch and the kernel's vDSO block.
         for m in current where m.start != scratch.address && !VDSOPlacement.isVDSO(m.path) && m.path != "[vsyscall]" {
-            try main.call(SYS.munmap, [m.start, m.end - m.start], "munmap(\(hex(m.start))) of the exec'd program")
+            batch.add(.init(SYS.munmap, [m.start, m.end - m.start], "munmap(\(hex(m.start))) of the exec'd program"))
         }
+        try batch.run(main, scratch: scratch)
         for move in vdsoPlan.moves {
             try main.call(SYS.mremap, [move.from, move.size, move.size, 3 /* MAYMOVE|FIXED */, move.to],
                           "mremap of the vDSO from \(hex(move.from)) to \(hex(move.to))")
@@ -124,6 +127,7 @@ final class ProcessBuilder {
         for m in image.mappings {
             try create(m, keepKernelVDSO: kernelVDSO)
         }
+        try batch.run(main, scratch: scratch)
         let anonymous = image.mappings.filter { $0.kind.isPrivateAnonymous }
         if !anonymous.isEmpty {
             do {
@@ -170,6 +174,7 @@ final class ProcessBuilder {
             return
         case .vdso:
             if keepKernelVDSO { return }
+            try batch.run(main, scratch: scratch)
             // Proxy: the image's own vDSO code, patched once filled (finishAddressSpace).
             try main.call(SYS.mmap, [m.start, size, 3, ProcessBuilder.MAP_PRIVATE | ProcessBuilder.MAP_ANON | ProcessBuilder.MAP_FIXED_NOREPLACE,
                                      UInt64.max, 0], "mmap(\(what)) for the proxied vDSO")
@@ -179,8 +184,9 @@ final class ProcessBuilder {
             flags |= m.kind == .sharedAnonymous ? ProcessBuilder.MAP_SHARED : ProcessBuilder.MAP_PRIVATE
             if m.flags.contains(.growsDown) { flags |= ProcessBuilder.MAP_GROWSDOWN }
             if !m.protection.contains(.write) { prot |= 3; needsProtect = true }
-            try main.call(SYS.mmap, [m.start, size, prot, flags, UInt64.max, 0], "mmap(\(what))")
+            batch.add(.init(SYS.mmap, [m.start, size, prot, flags, UInt64.max, 0], "mmap(\(what))"))
         case .privateFile, .sharedFile:
+            try batch.run(main, scratch: scratch)
             guard let file = m.file else { throw FerryError("cannot restore \(what): no file recorded") }
             let shared = m.kind == .sharedFile
             let openFlags: UInt64 = shared && m.protection.contains(.write) ? UInt64(O_RDWR) : UInt64(O_RDONLY)
@@ -274,8 +280,9 @@ final class ProcessBuilder {
             vdsoNote = "vDSO proxied: \(patches.count) entry points of the image's vDSO at \(hex(old.start)) jump to this kernel's at \(hex(kernelBase))"
         }
         for m in pendingProtect {
-            try main.call(SYS.mprotect, [m.start, m.end - m.start, UInt64(m.protection.rawValue)], "mprotect(\(hex(m.start)))")
+            batch.add(.init(SYS.mprotect, [m.start, m.end - m.start, UInt64(m.protection.rawValue)], "mprotect(\(hex(m.start)))"))
         }
+        try batch.run(main, scratch: scratch)
         pendingProtect.removeAll()
     }
 

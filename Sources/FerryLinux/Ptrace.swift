@@ -37,6 +37,8 @@ public struct LinuxRegs: Equatable, Sendable {
     var r10: UInt64 { get { words[7] } set { words[7] = newValue } }
     var r8: UInt64 { get { words[9] } set { words[9] = newValue } }
     var r9: UInt64 { get { words[8] } set { words[8] = newValue } }
+    var rbx: UInt64 { get { words[5] } set { words[5] = newValue } }
+    var r12: UInt64 { get { words[3] } set { words[3] = newValue } }
 }
 
 /// One traced thread. All calls for one tracee must come from the thread that attached it.
