@@ -41,13 +41,16 @@ kernel-check: deps
 demo: build
 	bash scripts/demo.sh
 
-# Checkpoint/restore benchmark (docs/performance.md). Variables, from the
-# command line or the environment: SIZES="16 256 1024" RUNS=5 CRIU=/path/to/criu
+# Checkpoint/restore benchmark, live migration, and the scaling sweeps with
+# their CSVs and pictures in bench/results/ (docs/performance.md). Variables,
+# from the command line or the environment: SIZES="16 256 1024" RUNS=5
+# CRIU=/path/to/criu, SWEEPS=… POINTS_<SWEEP>=… HOGS=2 (bench/scale_bench.py)
 bench: deps
 	$(SWIFT) build -c release --product ferry $(SWIFT_FLAGS)
 	$(MAKE) -s -C Tests/Workloads OUT="$(CURDIR)/.build/workloads"
 	FERRY=.build/release/ferry WL=.build/workloads python3 bench/cr_bench.py
 	FERRY=.build/release/ferry WL=.build/workloads bash bench/migrate_bench.sh
+	FERRY=.build/release/ferry WL=.build/workloads python3 bench/scale_bench.py
 
 # VM-pair runs (vm/README.md): host ⇄ Debian 12 guests (kernel 6.1, other CPU
 # models) under qemu TCG; prints crossing, workload, transport, result,

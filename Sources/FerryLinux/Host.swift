@@ -42,7 +42,13 @@ public enum Host {
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 
-    public static func cpu() -> CPUFeatures {
+    /// This CPU's features (read once: /proc/cpuinfo is long on big machines
+    /// and a restore asks once per thread).
+    public static func cpu() -> CPUFeatures { thisCPU }
+
+    private static let thisCPU = readCPU()
+
+    private static func readCPU() -> CPUFeatures {
         let xcr0 = ferry_xgetbv0()
         var r: [UInt32] = [0, 0, 0, 0]
         ferry_cpuid(0xd, 0, &r)

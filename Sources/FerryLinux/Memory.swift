@@ -130,6 +130,7 @@ public enum MemoryState {
                             throw error
                         }
                         let n = stream.commit()
+                        PageProgress.shared.add(pages: n.data)
                         stats.dataPages += n.data
                         stats.zeroPages += n.zero
                     } else {
@@ -177,6 +178,7 @@ public enum MemoryState {
                 stats.zeroPages += n
             } else {
                 try sink.writePages(pid: pid, address: a, data: UnsafeRawBufferPointer(rebasing: data[i * page..<(i + n) * page]))
+                PageProgress.shared.add(pages: n)
                 stats.dataPages += n
             }
         }

@@ -57,11 +57,29 @@ public enum ProcFS {
     /// "Key:\tvalue" lines of /proc/PID/status.
     public static func status(_ pid: Int32) throws -> [String: String] { parseStatus(try text("/proc/\(pid)/status")) }
 
+    /// `Key:\tvalue` lines → [key: value] with the value's surrounding
+    /// blanks removed (scanned as bytes: read once per thread).
     public static func parseStatus(_ text: String) -> [String: String] {
         var out: [String: String] = [:]
-        for line in text.split(separator: "\n") {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            out[String(line[..<colon])] = line[line.index(after: colon)...].trimmingWhitespace()
+        var text = text
+        text.withUTF8 { b in
+            var i = 0
+            while i < b.count {
+                var end = i
+                var colon = -1
+                while end < b.count && b[end] != 0x0a {
+                    if colon < 0 && b[end] == 0x3a { colon = end }
+                    end += 1
+                }
+                if colon >= 0 {
+                    var vs = colon + 1, ve = end
+                    while vs < ve && (b[vs] == 0x20 || b[vs] == 0x09) { vs += 1 }
+                    while ve > vs && (b[ve - 1] == 0x20 || b[ve - 1] == 0x09 || b[ve - 1] == 0x0d) { ve -= 1 }
+                    out[String(decoding: UnsafeBufferPointer(rebasing: b[i..<colon]), as: UTF8.self)] =
+                        String(decoding: UnsafeBufferPointer(rebasing: b[vs..<ve]), as: UTF8.self)
+                }
+                i = end + 1
+            }
         }
         return out
     }

@@ -99,12 +99,22 @@ enum AttributeState {
 
     static func bits(_ hex: String) -> UInt64? { UInt64(hex, radix: 16) }
 
+    nonisolated(unsafe) private static var own: [UInt64]?
+
+    /// ferry's own capability sets, read once.
+    static func ownCapabilities() throws -> [UInt64] {
+        if let own { return own }
+        let sets = try capabilities(tid: getpid()).map { bits($0) ?? 0 }
+        own = sets
+        return sets
+    }
+
     /// Capability sets no restore by this ferry can give back, refused:
     /// permitted, effective or ambient capabilities of a thread whose uid is
     /// not 0 (kept across a uid change: a restore sets the uid first, which
     /// clears them), and any capability ferry itself does not hold.
     static func refuseCapabilities(pid: Int32, tid: Int32, comm: String, euid: UInt32, have: [String]) throws {
-        let mine = try capabilities(tid: getpid()).map { bits($0) ?? 0 }
+        let mine = try ownCapabilities()
         let who = "process \(pid) (\(comm)): thread \(tid)"
         for (i, name) in capabilitySets.enumerated() {
             guard i < have.count, let set = bits(have[i]) else { continue }

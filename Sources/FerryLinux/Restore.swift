@@ -168,6 +168,7 @@ public final class PhasedRestore {
 
     /// Writes one run of pages (checked against the mappings by the caller's reader).
     public func fill(_ run: PageRun) throws {
+        if run.data != nil { PageProgress.shared.add(pages: run.pageCount) }
         try builder(run.pid).fill(run)
     }
 
@@ -178,13 +179,17 @@ public final class PhasedRestore {
 
     /// `fill` for pages that stay where they are (a received frame): no copy where the userfaultfd fill takes them.
     public func fill(_ span: PageSpan) throws {
+        if span.data != nil { PageProgress.shared.add(pages: span.pageCount) }
         try builder(span.pid).fill(span)
     }
 
     /// Writes every page of a mapped pages.img (see `MappedFill`).
     public func fill(mapped file: MappedPageFile, index: MappingIndex) throws {
         try MappedFill.run(file: file, index: index,
-                           plan: { r in try self.builder(r.pid).directFill(address: r.address, pageCount: r.pageCount, hasData: r.data != nil) },
+                           plan: { r in
+                               if r.data != nil { PageProgress.shared.add(pages: r.pageCount) }
+                               return try self.builder(r.pid).directFill(address: r.address, pageCount: r.pageCount, hasData: r.data != nil)
+                           },
                            inOrder: { r in try self.builder(r.pid).fill(r.span) })
     }
 

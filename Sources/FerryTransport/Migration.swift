@@ -109,6 +109,8 @@ public struct MigrationProgress: Sendable {
     public var round: Int
     /// Bytes dirtied per second during the last round (0 in stop-and-copy).
     public var dirtyRate: Double
+    /// The dirty set the last completed pre-copy round sent, in bytes (nil before one completed).
+    public var dirtyBytes: UInt64? = nil
 }
 
 /// The source side.
@@ -222,16 +224,18 @@ public enum MigrationSource {
             let pid = pre.processes[0].pid
             var previous = Int.max
             var rate = 0.0
+            var dirty: UInt64?
             while true {
                 rounds += 1
                 let start = now()
-                let (round, lastRate) = (rounds, rate)
+                let (round, lastRate, lastDirty) = (rounds, rate, dirty)
                 let pages = try sendRound(p, connection, pid: pid) {
-                    progress?(MigrationProgress(bytesSent: connection.bytesSent, round: round, dirtyRate: lastRate))
+                    progress?(MigrationProgress(bytesSent: connection.bytesSent, round: round, dirtyRate: lastRate, dirtyBytes: lastDirty))
                 }
                 if rounds > 1 { rate = Double(pages * 4096) / max(now() - start, 1e-6) }
+                dirty = UInt64(pages) * 4096
                 log("pre-copy round \(rounds): \(pages) pages (\(pages >> 8) MiB)")
-                progress?(MigrationProgress(bytesSent: connection.bytesSent, round: rounds, dirtyRate: rate))
+                progress?(MigrationProgress(bytesSent: connection.bytesSent, round: rounds, dirtyRate: rate, dirtyBytes: dirty))
                 if rounds >= options.maxRounds { break }
                 if rounds > 1 && (pages <= options.smallDirtyPages || (previous != Int.max && pages * 10 >= previous * 9)) { break }
                 if rounds > 1 { previous = pages }

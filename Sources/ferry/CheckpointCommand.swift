@@ -18,6 +18,7 @@ struct CheckpointCommand: ParsableCommand {
     @Flag(help: ArgumentHelp("Write the pages with O_DIRECT, past the page cache (where the file system allows it).",
                              discussion: "Faster on a busy machine, but a restore on this machine then reads the image from the disk."))
     var directIO = false
+    @OptionGroup var progress: ProgressOptions
 
     func validate() throws {
         guard (output == nil) != (stream == nil) else { throw ValidationError("give exactly one of -o DIR or --stream FILE|-") }
@@ -34,12 +35,34 @@ struct CheckpointCommand: ParsableCommand {
             } else {
                 sink = try DirectoryImageWriter(directory: output!, directIO: directIO)
             }
-            let r = try Checkpoint.run(pid: pid, sink: sink, options: CheckpointOptions(leaveRunning: leaveRunning, shellJob: shellJob))
+            let display = ProgressDisplay(progress.mode, phase: "checkpoint", total: Self.residentEstimate(pid))
+            let r: CheckpointResult
+            do {
+                r = try Checkpoint.run(pid: pid, sink: sink, options: CheckpointOptions(leaveRunning: leaveRunning, shellJob: shellJob))
+                display.stop()
+            } catch {
+                display.stop()
+                throw error
+            }
             let mib = Double(r.dataPages * 4096) / 1048576
             var err = StandardError()
             print("checkpointed \(r.processes) process(es), \(r.threads) thread(s): \(String(format: "%.1f", mib)) MiB of pages, " +
                   "\(r.zeroPages) zero pages; frozen \(Int(r.frozenSeconds * 1000)) ms; " + (leaveRunning ? "left running" : "killed"), to: &err)
         }
+    }
+
+    /// The tree's resident anonymous memory (RssAnon + RssShmem of every
+    /// process): what a checkpoint reads, about; nil if unreadable.
+    static func residentEstimate(_ root: Int32) -> UInt64? {
+        var total: UInt64 = 0, todo = [root], seen = Set<Int32>()
+        while let p = todo.popLast(), seen.insert(p).inserted, seen.count < 100_000 {
+            guard let st = try? ProcFS.status(p) else { continue }
+            for key in ["RssAnon", "RssShmem"] {
+                if let kib = st[key]?.split(separator: " ").first.flatMap({ UInt64($0) }) { total += kib * 1024 }
+            }
+            todo += ProcFS.children(p)
+        }
+        return total > 0 ? total : nil
     }
 }
 #endif

@@ -334,6 +334,7 @@ struct MigrateCommand: ParsableCommand {
     @Option(help: "The target: ADDRESS:PORT of `ferry serve` (mutual TLS, or --insecure), or unix:/PATH (this host; the listener must run as root).") var to: String
     @OptionGroup var connection: ConnectionOptions
     @Flag(help: "Print the summary as JSON (total_ms, downtime_ms, bytes, rounds).") var json = false
+    @OptionGroup var progressOptions: ProgressOptions
     @Flag(help: "The process is a shell's job: its session and process group, led by the shell, become those of the target's ferry.")
     var shellJob = false
     @Flag(help: "Freeze at once and copy everything (no pre-copy rounds while the process runs).") var noPrecopy = false
@@ -353,31 +354,23 @@ struct MigrateCommand: ParsableCommand {
             if case .tls(let files) = auth { tls = files }
             let conn = try Connection.connect(to: endpoint, tls: tls, limits: connection.limits)
             let terminal = isatty(STDERR_FILENO) == 1
-            var lastShown = 0.0
-            var shown = false
+            let display = ProgressDisplay(progressOptions.mode, phase: "migrate", total: nil)
+            defer { display.stop() }
             let summary = try MigrationSource.run(
                 subject: subject, connection: conn, local: Host.describe(), localVDSO: vdsoAreas(),
                 precopy: PrecopyOptions(enabled: !noPrecopy, maxRounds: maxRounds, smallDirtyPages: Int(dirtyThreshold * 256)),
                 keepImage: try connection.keptImageSink(name: "migration-\(pid).stream"),
                 allowMissingCPUFeatures: Set(allowMissingCpuFeatures.split(separator: ",").map(String.init)),
                 allowXSaveGrowth: allowXsaveGrowth,
-                progress: { p in
-                    guard terminal else { return }
-                    let t = Date().timeIntervalSince1970
-                    guard t - lastShown > 0.1 else { return }
-                    lastShown = t
-                    shown = true
-                    let line = String(format: "\rsent %.1f MiB, round %d, dirty rate %.1f MiB/s ", Double(p.bytesSent) / 1048576, p.round, p.dirtyRate / 1048576)
-                    FileHandle.standardError.write(Data(line.utf8))
-                },
+                progress: { p in display.update(bytes: p.bytesSent, round: p.round, dirty: p.dirtyBytes) },
                 log: { line in
                     if terminal || line.hasPrefix("warning") {
+                        display.clearLine()
                         var e = StandardError()
-                        print((shown ? "\n" : "") + line, to: &e)
-                        shown = false
+                        print(line, to: &e)
                     }
                 })
-            if shown { FileHandle.standardError.write(Data("\n".utf8)) }
+            display.stop()
             if json {
                 let out = try JSONSerialization.data(withJSONObject: [
                     "total_ms": summary.total_ms, "downtime_ms": summary.downtime_ms, "bytes": summary.bytes,

@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import FerryImage
 import FerryLinux
+import Glibc
 
 struct RestoreCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -19,6 +20,7 @@ struct RestoreCommand: ParsableCommand {
     @Flag(help: "Restore even when this CPU enables XSAVE components (e.g. AVX) the source's did not; safe only if the process binds eagerly (LD_BIND_NOW=1) and sizes no XSAVE buffer itself.")
     var allowXsaveGrowth = false
     @OptionGroup var restorePolicy: PolicyOptions
+    @OptionGroup var progress: ProgressOptions
 
     func validate() throws {
         guard (directory == nil) != (stream == nil) else { throw ValidationError("give exactly one of DIR or --stream FILE|-") }
@@ -35,11 +37,22 @@ struct RestoreCommand: ParsableCommand {
                                          allowMissingCPUFeatures: Set(allowMissingCpuFeatures.split(separator: ",").map(String.init)),
                                          allowXSaveGrowth: allowXsaveGrowth, policy: try restorePolicy.policy)
             let r: RestoreResult
-            if let stream {
-                let source = stream == "-" ? FileSource(fd: 0, name: "standard input") : try FileSource(path: stream)
-                r = try Restore.run(stream: source, options: options)
-            } else {
-                r = try Restore.run(image: try DirectoryImageReader(directory: directory!), options: options)
+            // pages.img holds the page contents and little else: the total to show.
+            var total: UInt64?
+            var st = stat()
+            if stream == nil, let directory, stat(directory + "/" + ImageFormat.pagesFileName, &st) == 0 { total = UInt64(st.st_size) }
+            let display = ProgressDisplay(progress.mode, phase: "restore", total: total)
+            do {
+                if let stream {
+                    let source = stream == "-" ? FileSource(fd: 0, name: "standard input") : try FileSource(path: stream)
+                    r = try Restore.run(stream: source, options: options)
+                } else {
+                    r = try Restore.run(image: try DirectoryImageReader(directory: directory!), options: options)
+                }
+                display.stop()
+            } catch {
+                display.stop()
+                throw error
             }
             for note in r.notes { print("note: \(note)") }
             if let ns = r.namespaceInit {

@@ -41,4 +41,11 @@ struct ProcFSTests {
         }
         #expect((try? ProcFS.parseMaps("1000-2000 rw-s 10 fd:1 7 /dev/zero (deleted)  "))?.first?.path == "/dev/zero (deleted)")
     }
+
+    @Test func statusLinesBecomeKeysAndTrimmedValues() {
+        let s = ProcFS.parseStatus("Name:\tmy: prog\nUmask:\t0022\nNSpid:\t812\t1\nCapEff:\t000001fffeffffff \nno colon here\nEmpty:\n")
+        #expect(s["Name"] == "my: prog" && s["Umask"] == "0022" && s["NSpid"] == "812\t1")
+        #expect(s["CapEff"] == "000001fffeffffff" && s["Empty"] == "" && s.count == 5)
+        #expect(ProcFS.parseStatus("").isEmpty)
+    }
 }
