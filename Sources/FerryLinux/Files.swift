@@ -61,7 +61,11 @@ public enum FileState {
                     img.kind = .fifo
                 }
             case S_IFSOCK:
-                throw FerryError("cannot checkpoint \(pid): fd \(fd) is a socket (\(link)); ferry does not migrate sockets yet — close it or run the program without it")
+                img.kind = .socket
+                guard let inet = try InetSocket.dump(pid: pid, fd: fd, link: link) else {
+                    throw FerryError("cannot checkpoint \(pid): fd \(fd) is a Unix socket (\(link)); ferry does not migrate Unix sockets yet — close it or run the program without it")
+                }
+                img.inet = inet
             default:
                 do {
                     switch link {
@@ -90,7 +94,7 @@ public enum FileState {
 
     /// Kinds whose open file can be shared by a tree through the pool. Pipes
     /// have their own pool; an epoll's watches belong to one process's fds.
-    static let treeShareable: Set<FileKind> = [.regular, .directory, .characterDevice, .fifo, .eventfd, .timerfd, .signalfd]
+    static let treeShareable: Set<FileKind> = [.regular, .directory, .characterDevice, .fifo, .eventfd, .timerfd, .signalfd, .socket]
 
     /// Gives the fds of different processes that share one open file (a log
     /// opened before fork) a common `treeShareID`. The processes must still
@@ -281,7 +285,9 @@ public enum FileState {
             return fd
         case .eventfd, .timerfd, .signalfd:
             return try createEventFile(f, injector: injector, scratch: scratch)
-        case .pipe, .socket, .other, .epoll:
+        case .socket:
+            return try InetSocket.create(f, injector: injector, scratch: scratch)
+        case .pipe, .other, .epoll:
             throw FerryError("cannot restore fd \(f.fd): kind \(f.kind.rawValue) is not opened by itself")
         }
     }

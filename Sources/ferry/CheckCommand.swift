@@ -5,11 +5,16 @@ import FerryLinux
 struct CheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
-        abstract: "Probe the kernel and CPU facilities ferry uses; exits 1 when one it strictly needs is missing.")
+        abstract: "Probe the kernel and CPU facilities ferry uses; exits 1 when one it strictly needs is missing. With a PID: list that process's sockets and whether each will be carried.")
 
     @Flag(help: "Print the report as JSON.") var json = false
+    @Argument(help: "A process whose sockets to list (without freezing it).") var pid: Int32?
 
     func run() throws {
+        if let pid {
+            for line in try InetSocket.report(pid: pid) { print(line) }
+            return
+        }
         let report = CheckProbes.run()
         if json {
             print(report.json())

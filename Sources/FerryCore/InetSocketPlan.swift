@@ -1,0 +1,253 @@
+import FerryImage
+
+/// Decisions about TCP and UDP sockets, pure: which ones ferry carries, which
+/// options it reads, and the system calls that recreate a saved socket after
+/// validating every field of its record. Values are Linux's.
+public enum InetSocketPlan {
+    public static let afInet: Int32 = 2, afInet6: Int32 = 10
+    public static let sockStream: Int32 = 1, sockDgram: Int32 = 2
+    public static let ipprotoTCP: Int32 = 6, ipprotoUDP: Int32 = 17
+    public static let solSocket: Int32 = 1, solIP: Int32 = 0, solIPv6: Int32 = 41, solTCP: Int32 = 6
+
+    /// The largest backlog ferry passes to listen(2) (the kernel clamps to somaxconn anyway).
+    public static let maxBacklog: Int32 = 65535
+    /// More options than this in one record is a damaged image.
+    public static let maxOptions = 64
+
+    /// One integer option ferry reads from a socket and sets again when it differs from a fresh socket's.
+    public struct Option: Equatable, Sendable {
+        public var level: Int32
+        public var name: Int32
+        public var label: String
+        /// SO_SNDBUF/SO_RCVBUF: getsockopt reports twice what setsockopt was given.
+        public var doubled: Bool
+        init(_ level: Int32, _ name: Int32, _ label: String, doubled: Bool = false) {
+            self.level = level; self.name = name; self.label = label; self.doubled = doubled
+        }
+    }
+
+    static let socketLevel: [Option] = [
+        Option(1, 2, "SO_REUSEADDR"), Option(1, 15, "SO_REUSEPORT"), Option(1, 9, "SO_KEEPALIVE"),
+        Option(1, 7, "SO_SNDBUF", doubled: true), Option(1, 8, "SO_RCVBUF", doubled: true),
+        Option(1, 6, "SO_BROADCAST"), Option(1, 12, "SO_PRIORITY"), Option(1, 18, "SO_RCVLOWAT"), Option(1, 36, "SO_MARK"),
+        Option(1, 10, "SO_OOBINLINE"),
+    ]
+    static let tcpLevel: [Option] = [
+        Option(6, 1, "TCP_NODELAY"), Option(6, 4, "TCP_KEEPIDLE"), Option(6, 5, "TCP_KEEPINTVL"), Option(6, 6, "TCP_KEEPCNT"),
+        Option(6, 9, "TCP_DEFER_ACCEPT"), Option(6, 23, "TCP_FASTOPEN"), Option(6, 18, "TCP_USER_TIMEOUT"),
+        Option(6, 3, "TCP_CORK"), Option(6, 12, "TCP_QUICKACK"),
+    ]
+    static let ipLevel: [Option] = [
+        Option(0, 1, "IP_TOS"), Option(0, 2, "IP_TTL"), Option(0, 15, "IP_FREEBIND"), Option(0, 19, "IP_TRANSPARENT"),
+        Option(0, 11, "IP_RECVERR"), Option(0, 8, "IP_PKTINFO"), Option(0, 10, "IP_MTU_DISCOVER"),
+        Option(0, 33, "IP_MULTICAST_TTL"), Option(0, 34, "IP_MULTICAST_LOOP"),
+    ]
+    static let ipv6Level: [Option] = [
+        Option(41, 26, "IPV6_V6ONLY"), Option(41, 16, "IPV6_UNICAST_HOPS"), Option(41, 67, "IPV6_TCLASS"),
+        Option(41, 78, "IPV6_FREEBIND"), Option(41, 75, "IPV6_TRANSPARENT"), Option(41, 25, "IPV6_RECVERR"),
+        Option(41, 49, "IPV6_RECVPKTINFO"), Option(41, 23, "IPV6_MTU_DISCOVER"),
+        Option(41, 18, "IPV6_MULTICAST_HOPS"), Option(41, 19, "IPV6_MULTICAST_LOOP"),
+    ]
+
+    /// The options ferry reads (and may set again) on a socket of this family and type.
+    public static func options(family: Int32, type: Int32) -> [Option] {
+        socketLevel + (type == sockStream ? tcpLevel : []) + (family == afInet6 ? ipv6Level : ipLevel)
+    }
+
+    /// The value to pass to setsockopt for an option read as `value`.
+    public static func setValue(_ o: SocketOptionValue) -> Int32 {
+        let doubled = (socketLevel.first { $0.level == o.level && $0.name == o.name })?.doubled ?? false
+        return doubled ? o.value / 2 : o.value
+    }
+
+    /// Linux's TCP states (include/net/tcp_states.h), by number.
+    public static let tcpStates = ["", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT",
+                                   "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "NEW_SYN_RECV", "BOUND_INACTIVE"]
+
+    public static func tcpStateName(_ s: Int) -> String {
+        s > 0 && s < tcpStates.count ? tcpStates[s] : "state \(s)"
+    }
+
+    /// What ferry saw of one socket.
+    public struct Facts: Equatable, Sendable {
+        public var family: Int32
+        public var type: Int32
+        public var proto: Int32
+        /// TCP: tcpi_state; nil for UDP.
+        public var tcpState: Int?
+        public var local: InetEndpoint?
+        public var peer: InetEndpoint?
+        /// A listener's accepted-but-not-yet-accept(2)ed connections.
+        public var acceptQueue: Int
+        /// A UDP socket has at least one datagram waiting to be read.
+        public var datagramQueued: Bool
+        /// Options set that ferry does not carry (SO_LINGER on, timeouts, a filter …), by name.
+        public var uncarriedOptions: [String]
+        public init(family: Int32, type: Int32, proto: Int32, tcpState: Int? = nil, local: InetEndpoint? = nil,
+                    peer: InetEndpoint? = nil, acceptQueue: Int = 0, datagramQueued: Bool = false, uncarriedOptions: [String] = []) {
+            self.family = family; self.type = type; self.proto = proto; self.tcpState = tcpState; self.local = local
+            self.peer = peer; self.acceptQueue = acceptQueue; self.datagramQueued = datagramQueued; self.uncarriedOptions = uncarriedOptions
+        }
+    }
+
+    public enum Verdict: Equatable, Sendable {
+        /// Carried, in this state ("listen", "closed", "bound", "connected").
+        case carry(String)
+        /// Not carried; why, and the way out.
+        case refuse(String)
+    }
+
+    /// Whether a socket is carried, from what was seen of it.
+    public static func decide(_ f: Facts) -> Verdict {
+        let what = describe(f)
+        guard f.family == afInet || f.family == afInet6 else {
+            return .refuse("\(what): ferry carries only TCP and UDP sockets")
+        }
+        if let o = f.uncarriedOptions.first {
+            return .refuse("\(what) has \(o) set, which ferry does not carry — run the program without it")
+        }
+        switch (f.type, f.proto) {
+        case (sockStream, ipprotoTCP), (sockStream, 0):
+            switch f.tcpState ?? 0 {
+            case 10:
+                if f.acceptQueue > 0 {
+                    return .refuse("\(what) has \(f.acceptQueue) connection(s) waiting to be accepted, which ferry does not carry — checkpoint when the server has accepted them")
+                }
+                return .carry("listen")
+            case 7:
+                return .carry("closed")
+            case 1:
+                return .refuse("\(what) is an established TCP connection; ferry does not carry established connections yet — close it, or checkpoint when the program has no connection open")
+            case let s:
+                return .refuse("\(what) is a TCP connection in state \(tcpStateName(s)); ferry does not carry connections — checkpoint when it is closed")
+            }
+        case (sockDgram, ipprotoUDP), (sockDgram, 0):
+            if f.datagramQueued {
+                return .refuse("\(what) has datagrams waiting to be read, which ferry does not carry — checkpoint when the program has read them")
+            }
+            return .carry(f.peer == nil ? "bound" : "connected")
+        default:
+            return .refuse("\(what): ferry carries only TCP and UDP sockets (type \(f.type), protocol \(f.proto))")
+        }
+    }
+
+    /// "TCP IPv6 [::]:8080" / "UDP IPv4 127.0.0.1:53 → 10.0.0.1:53" / "raw IPv4 socket".
+    public static func describe(_ f: Facts) -> String {
+        let fam = f.family == afInet ? "IPv4" : f.family == afInet6 ? "IPv6" : "family \(f.family)"
+        let kind: String
+        switch f.type {
+        case sockStream: kind = f.proto == ipprotoTCP || f.proto == 0 ? "TCP" : "stream (protocol \(f.proto))"
+        case sockDgram: kind = f.proto == ipprotoUDP || f.proto == 0 ? "UDP" : "datagram (protocol \(f.proto))"
+        case 3: kind = "raw"
+        case 5: kind = "seqpacket"
+        default: kind = "type \(f.type)"
+        }
+        var s = "\(kind) \(fam) socket"
+        if let l = f.local { s += " " + endpointText(l) }
+        if let p = f.peer { s += " → " + endpointText(p) }
+        return s
+    }
+
+    /// "1.2.3.4:80", "[::1]:80" (IPv6 in full hex groups, zeros shortened).
+    public static func endpointText(_ e: InetEndpoint) -> String {
+        if e.address.count == 4 {
+            return e.address.map(String.init).joined(separator: ".") + ":\(e.port)"
+        }
+        guard e.address.count == 16 else { return "(\(e.address.count)-byte address):\(e.port)" }
+        var groups: [UInt16] = []
+        for i in stride(from: 0, to: 16, by: 2) { groups.append(UInt16(e.address[i]) << 8 | UInt16(e.address[i + 1])) }
+        // The longest run of two or more zero groups becomes "::".
+        var best = (start: -1, len: 0), i = 0
+        while i < 8 {
+            var j = i
+            while j < 8 && groups[j] == 0 { j += 1 }
+            if j - i > best.len && j - i >= 2 { best = (i, j - i) }
+            i = j == i ? i + 1 : j
+        }
+        let hex = groups.map { String($0, radix: 16) }
+        let text = best.start < 0 ? hex.joined(separator: ":")
+            : hex[0..<best.start].joined(separator: ":") + "::" + hex[(best.start + best.len)...].joined(separator: ":")
+        return "[\(text)]:\(e.port)"
+    }
+
+    /// The bytes of a struct sockaddr_in / sockaddr_in6 for `e` (Linux layout).
+    public static func sockaddr(family: Int32, _ e: InetEndpoint) -> [UInt8] {
+        var b: [UInt8] = [UInt8(truncatingIfNeeded: family), UInt8(truncatingIfNeeded: family >> 8),
+                          UInt8(e.port >> 8), UInt8(e.port & 0xff)]
+        if family == afInet {
+            b += e.address + [UInt8](repeating: 0, count: 8)
+        } else {
+            let scope = e.scopeID ?? 0
+            b += [0, 0, 0, 0] + e.address
+            b += [UInt8(scope & 0xff), UInt8(scope >> 8 & 0xff), UInt8(scope >> 16 & 0xff), UInt8(scope >> 24)]
+        }
+        return b
+    }
+
+    /// One system call of a socket's restore.
+    public enum Step: Equatable, Sendable {
+        case socket(family: Int32, type: Int32, proto: Int32)
+        case setsockopt(level: Int32, name: Int32, value: Int32)
+        case bind([UInt8])
+        case listen(Int32)
+        case connect([UInt8])
+    }
+
+    public struct Invalid: Error, Equatable, Sendable, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// The calls that recreate `s` (socket, options, bind, listen or
+    /// connect), after checking every field; a damaged record throws.
+    public static func steps(_ s: InetSocketImage) throws -> [Step] {
+        func bad(_ why: String) -> Invalid { Invalid(description: "the image's socket record is damaged: \(why)") }
+        guard s.family == afInet || s.family == afInet6 else { throw bad("family \(s.family)") }
+        let addressBytes = s.family == afInet ? 4 : 16
+        for e in [s.local, s.peer].compactMap({ $0 }) where e.address.count != addressBytes {
+            throw bad("a \(e.address.count)-byte address for family \(s.family)")
+        }
+        if s.family == afInet, s.local?.scopeID ?? 0 != 0 || s.peer?.scopeID ?? 0 != 0 { throw bad("an IPv6 scope on an IPv4 address") }
+        let tcp = s.type == sockStream && (s.proto == ipprotoTCP || s.proto == 0)
+        let udp = s.type == sockDgram && (s.proto == ipprotoUDP || s.proto == 0)
+        guard tcp || udp else { throw bad("type \(s.type) protocol \(s.proto)") }
+        guard s.options.count <= maxOptions else { throw bad("\(s.options.count) options") }
+        let known = options(family: s.family, type: s.type)
+        var out: [Step] = [.socket(family: s.family, type: s.type, proto: s.proto)]
+        for o in s.options {
+            guard known.contains(where: { $0.level == o.level && $0.name == o.name }) else {
+                throw bad("option \(o.level)/\(o.name) is not one ferry sets on this kind of socket")
+            }
+            out.append(.setsockopt(level: o.level, name: o.name, value: setValue(o)))
+        }
+        switch (tcp, s.state) {
+        case (true, "listen"):
+            guard let l = s.local else { throw bad("a listening socket with no address") }
+            guard let backlog = s.backlog, backlog >= 0, backlog <= maxBacklog else { throw bad("backlog \(s.backlog.map(String.init) ?? "missing")") }
+            guard s.peer == nil else { throw bad("a listening socket with a peer") }
+            out += [.bind(sockaddr(family: s.family, l)), .listen(backlog)]
+        case (true, "closed"), (false, "bound"):
+            guard s.peer == nil else { throw bad("an unconnected socket with a peer") }
+            if let l = s.local { out.append(.bind(sockaddr(family: s.family, l))) }
+        case (false, "connected"):
+            guard let p = s.peer else { throw bad("a connected UDP socket with no peer") }
+            if let l = s.local { out.append(.bind(sockaddr(family: s.family, l))) }
+            out.append(.connect(sockaddr(family: s.family, p)))
+        default:
+            throw bad("state \"\(s.state)\" for a \(tcp ? "TCP" : "UDP") socket")
+        }
+        return out
+    }
+
+    /// The transmit and receive queue sizes (bytes) of the socket with
+    /// inode `inode` in a /proc/net/{tcp,udp}[6] table; nil when it is not there.
+    public static func queues(procNet text: String, inode: UInt64) -> (tx: UInt64, rx: UInt64)? {
+        for line in text.split(separator: "\n").dropFirst() {
+            let f = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard f.count > 9, UInt64(f[9]) == inode else { continue }
+            let q = f[4].split(separator: ":")
+            guard q.count == 2, let tx = UInt64(q[0], radix: 16), let rx = UInt64(q[1], radix: 16) else { return nil }
+            return (tx, rx)
+        }
+        return nil
+    }
+}

@@ -1,0 +1,229 @@
+#if os(Linux)
+import Glibc
+import CFerryLinux
+import FerryImage
+import FerryCore
+
+/// TCP and UDP sockets (IPv4, IPv6): listening and unconnected TCP sockets,
+/// bound and connected UDP sockets, with their options. ferry reads a copy
+/// of the socket (pidfd_getfd) with getsockname/getpeername/getsockopt and
+/// TCP_INFO, and the UDP receive queue from /proc/PID/net/udp[6]; nothing
+/// it does changes the socket. Restore recreates it with socket, setsockopt,
+/// bind and listen or connect inside the process. What `InetSocketPlan`
+/// refuses (established connections, queued connections or datagrams, other
+/// families) is refused at checkpoint by name.
+public enum InetSocket {
+    static let soDomain: Int32 = 39, soProtocol: Int32 = 38, soType: Int32 = 3
+    static let soLinger: Int32 = 13, soRcvtimeo: Int32 = 20, soSndtimeo: Int32 = 21
+    static let soBindToDevice: Int32 = 25, soGetFilter: Int32 = 26, tcpInfo: Int32 = 11, tcpCongestion: Int32 = 13
+
+    /// What ferry sees of socket `fd` of `pid`: the facts the plan decides
+    /// on, the options that differ from a fresh socket's, and the backlog.
+    struct Seen {
+        var facts: InetSocketPlan.Facts
+        var options: [SocketOptionValue]
+        var backlog: Int32?
+    }
+
+    /// Reads socket `fd` of `pid` (a copy of it, in ferry).
+    static func look(pid: Int32, fd: Int32, link: String) throws -> Seen {
+        let copy = ferry_fd_of_process(pid, fd)
+        guard copy >= 0 else { throw SystemError("pidfd_getfd(\(pid), \(fd))", errno: -copy, "reading socket fd \(fd) of \(pid)") }
+        defer { close(copy) }
+        let family = intOption(copy, InetSocketPlan.solSocket, soDomain) ?? -1
+        let type = intOption(copy, InetSocketPlan.solSocket, soType) ?? -1
+        let proto = intOption(copy, InetSocketPlan.solSocket, soProtocol) ?? -1
+        var facts = InetSocketPlan.Facts(family: family, type: type, proto: proto)
+        guard family == InetSocketPlan.afInet || family == InetSocketPlan.afInet6 else { return Seen(facts: facts, options: []) }
+        facts.local = endpoint(copy, peer: false)
+        facts.peer = endpoint(copy, peer: true)
+        var backlog: Int32?
+        if type == InetSocketPlan.sockStream {
+            // struct tcp_info: u8 tcpi_state; for a listener tcpi_unacked (offset 24) is
+            // the accept queue and tcpi_sacked (28) the backlog.
+            var info = [UInt8](repeating: 0, count: 104)
+            var len = socklen_t(info.count)
+            let r = info.withUnsafeMutableBytes { getsockopt(copy, InetSocketPlan.solTCP, tcpInfo, $0.baseAddress, &len) }
+            try checkLibc(r, "getsockopt(TCP_INFO)", "reading socket fd \(fd) of \(pid)")
+            facts.tcpState = Int(info[0])
+            if info[0] == 10 {
+                facts.acceptQueue = Int(le32(info, 24))
+                backlog = Int32(truncatingIfNeeded: le32(info, 28))
+            }
+        } else if type == InetSocketPlan.sockDgram {
+            let inode = socketInode(link)
+            let table = "/proc/\(pid)/net/\(family == InetSocketPlan.afInet6 ? "udp6" : "udp")"
+            let text = (try? ProcFS.text(table)) ?? ""
+            // Not found (UDP-Lite, another namespace's table): taken as having data, so refused.
+            facts.datagramQueued = inode.flatMap { InetSocketPlan.queues(procNet: text, inode: $0) }.map { $0.rx > 0 } ?? true
+        }
+        facts.uncarriedOptions = uncarried(copy, family: family, type: type, proto: proto)
+        return Seen(facts: facts, options: differingOptions(copy, family: family, type: type, proto: proto), backlog: backlog)
+    }
+
+    /// The image record of socket `fd` of `pid`, or a refusal naming it;
+    /// nil for a Unix socket (not this file's).
+    static func dump(pid: Int32, fd: Int32, link: String) throws -> InetSocketImage? {
+        let seen = try look(pid: pid, fd: fd, link: link)
+        let f = seen.facts
+        if f.family == 1 /* AF_UNIX */ { return nil }
+        switch InetSocketPlan.decide(f) {
+        case .refuse(let why):
+            throw FerryError("cannot checkpoint \(pid): fd \(fd): \(why)")
+        case .carry(let state):
+            // An unbound socket reads as the wildcard address, port 0.
+            let local = f.local.flatMap { $0.port == 0 && $0.address.allSatisfy { $0 == 0 } ? nil : $0 }
+            return InetSocketImage(family: f.family, type: f.type, proto: f.proto, state: state, local: local,
+                                   peer: state == "connected" ? f.peer : nil, backlog: state == "listen" ? seen.backlog : nil,
+                                   options: seen.options)
+        }
+    }
+
+    /// One line per socket of `pid` for `ferry check PID`: what it is and whether it is carried.
+    public static func report(pid: Int32) throws -> [String] {
+        var lines: [String] = []
+        for fd in try ProcFS.fds(pid) {
+            guard let link = try? ProcFS.readlink("/proc/\(pid)/fd/\(fd)"), link.hasPrefix("socket:") else { continue }
+            do {
+                let seen = try look(pid: pid, fd: fd, link: link)
+                if seen.facts.family == 1 {
+                    lines.append("fd \(fd): unix socket \(link): not carried by the TCP/UDP support (Unix sockets are handled separately)")
+                    continue
+                }
+                switch InetSocketPlan.decide(seen.facts) {
+                case .carry(let state): lines.append("fd \(fd): \(InetSocketPlan.describe(seen.facts)) (\(state)): carried")
+                case .refuse(let why): lines.append("fd \(fd): NOT carried: \(why)")
+                }
+            } catch {
+                lines.append("fd \(fd): \(link): cannot be read: \(error)")
+            }
+        }
+        return lines
+    }
+
+    // MARK: restore
+
+    /// Creates the socket `f` describes at a new descriptor in the process.
+    static func create(_ f: FileDescriptorImage, injector: Injector, scratch: ScratchArea) throws -> Int64 {
+        guard let s = f.inet else {
+            throw FerryError("cannot restore fd \(f.fd): it is a socket of a kind ferry does not restore (no TCP/UDP record)")
+        }
+        let steps: [InetSocketPlan.Step]
+        do { steps = try InetSocketPlan.steps(s) } catch let e as InetSocketPlan.Invalid {
+            throw FerryError("cannot restore fd \(f.fd): \(e)")
+        }
+        var sock: Int64 = -1
+        do {
+            for step in steps {
+                switch step {
+                case .socket(let family, let type, let proto):
+                    sock = try injector.call(41 /* socket */, [UInt64(family), UInt64(type), UInt64(proto)], "socket(\(family), \(type), \(proto)) for fd \(f.fd)")
+                case .setsockopt(let level, let name, let value):
+                    try injector.memory.write(scratch.data, withUnsafeBytes(of: value.littleEndian, Array.init))
+                    try injector.call(54 /* setsockopt */, [UInt64(sock), UInt64(level), UInt64(name), scratch.data, 4],
+                                      "setsockopt(\(level), \(name), \(value)) for fd \(f.fd)")
+                case .bind(let addr):
+                    try injector.memory.write(scratch.data, addr)
+                    let r = try injector.raw(49 /* bind */, [UInt64(sock), scratch.data, UInt64(addr.count)])
+                    if r == -Int64(EADDRINUSE) {
+                        throw FerryError("cannot restore fd \(f.fd): \(s.local.map(InetSocketPlan.endpointText) ?? "its address") is in use on this host (is the checkpointed program, or another, still listening there?)")
+                    }
+                    if r < 0 { throw SystemError("bind(\(s.local.map(InetSocketPlan.endpointText) ?? "?")) for fd \(f.fd)", errno: Int32(-r), "in process \(injector.memory.pid)") }
+                case .listen(let backlog):
+                    try injector.call(50 /* listen */, [UInt64(sock), UInt64(backlog)], "listen(\(backlog)) for fd \(f.fd)")
+                case .connect(let addr):
+                    try injector.memory.write(scratch.data, addr)
+                    try injector.call(42 /* connect */, [UInt64(sock), scratch.data, UInt64(addr.count)],
+                                      "connect(\(s.peer.map(InetSocketPlan.endpointText) ?? "?")) for fd \(f.fd)")
+                }
+            }
+        } catch {
+            if sock >= 0 { _ = try? injector.raw(SYS.close, [UInt64(sock)]) }
+            throw error
+        }
+        return sock
+    }
+
+    // MARK: reading
+
+    static func le32(_ b: [UInt8], _ at: Int) -> UInt32 {
+        UInt32(b[at]) | UInt32(b[at + 1]) << 8 | UInt32(b[at + 2]) << 16 | UInt32(b[at + 3]) << 24
+    }
+
+    static func intOption(_ fd: Int32, _ level: Int32, _ name: Int32) -> Int32? {
+        var v: Int32 = 0
+        var len = socklen_t(4)
+        return getsockopt(fd, level, name, &v, &len) == 0 ? v : nil
+    }
+
+    /// "socket:[123]" → 123.
+    static func socketInode(_ link: String) -> UInt64? {
+        guard link.hasPrefix("socket:["), link.hasSuffix("]") else { return nil }
+        return UInt64(link.dropFirst(8).dropLast())
+    }
+
+    static func endpoint(_ fd: Int32, peer: Bool) -> InetEndpoint? {
+        var ss = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let r = withUnsafeMutablePointer(to: &ss) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { peer ? getpeername(fd, $0, &len) : getsockname(fd, $0, &len) }
+        }
+        guard r == 0 else { return nil }
+        let bytes = withUnsafeBytes(of: &ss) { Array($0.prefix(Int(len))) }
+        guard bytes.count >= 8 else { return nil }
+        let port = UInt16(bytes[2]) << 8 | UInt16(bytes[3])
+        let family = Int32(bytes[0]) | Int32(bytes[1]) << 8
+        if family == InetSocketPlan.afInet {
+            return InetEndpoint(address: Array(bytes[4..<8]), port: port)
+        }
+        guard family == InetSocketPlan.afInet6, bytes.count >= 28 else { return nil }
+        let scope = le32(bytes, 24)
+        return InetEndpoint(address: Array(bytes[8..<24]), port: port, scopeID: scope == 0 ? nil : scope)
+    }
+
+    /// The integer options of `fd` whose values differ from those of a fresh socket of the same kind.
+    static func differingOptions(_ fd: Int32, family: Int32, type: Int32, proto: Int32) -> [SocketOptionValue] {
+        let fresh = socket(family, type | Int32(SOCK_CLOEXEC.rawValue), proto)
+        defer { if fresh >= 0 { close(fresh) } }
+        var out: [SocketOptionValue] = []
+        for o in InetSocketPlan.options(family: family, type: type) {
+            guard let v = intOption(fd, o.level, o.name) else { continue }
+            if fresh >= 0, let d = intOption(fresh, o.level, o.name), d == v { continue }
+            out.append(SocketOptionValue(level: o.level, name: o.name, value: v))
+        }
+        return out
+    }
+
+    /// Options set on `fd` that ferry does not carry, by name.
+    static func uncarried(_ fd: Int32, family: Int32, type: Int32, proto: Int32) -> [String] {
+        var out: [String] = []
+        var linger = (Int32(0), Int32(0))
+        var len = socklen_t(8)
+        if getsockopt(fd, InetSocketPlan.solSocket, soLinger, &linger, &len) == 0, linger.0 != 0 { out.append("SO_LINGER") }
+        for (name, label) in [(soRcvtimeo, "SO_RCVTIMEO"), (soSndtimeo, "SO_SNDTIMEO")] {
+            var tv = (Int64(0), Int64(0))
+            len = socklen_t(16)
+            if getsockopt(fd, InetSocketPlan.solSocket, name, &tv, &len) == 0, tv.0 != 0 || tv.1 != 0 { out.append(label) }
+        }
+        var dev = [UInt8](repeating: 0, count: 32)
+        len = socklen_t(dev.count)
+        if dev.withUnsafeMutableBytes({ getsockopt(fd, InetSocketPlan.solSocket, soBindToDevice, $0.baseAddress, &len) }) == 0, len > 0, dev[0] != 0 {
+            out.append("SO_BINDTODEVICE")
+        }
+        // SO_GET_FILTER with no buffer gives the length of an attached classic filter (0: none).
+        len = 0
+        if getsockopt(fd, InetSocketPlan.solSocket, soGetFilter, nil, &len) != 0 || len != 0 { out.append("a socket filter (SO_ATTACH_FILTER/SO_ATTACH_BPF)") }
+        if type == InetSocketPlan.sockStream {
+            let fresh = socket(family, type | Int32(SOCK_CLOEXEC.rawValue), proto)
+            defer { if fresh >= 0 { close(fresh) } }
+            func cc(_ s: Int32) -> [UInt8]? {
+                var b = [UInt8](repeating: 0, count: 16)
+                var l = socklen_t(16)
+                return b.withUnsafeMutableBytes({ getsockopt(s, InetSocketPlan.solTCP, tcpCongestion, $0.baseAddress, &l) }) == 0 ? b : nil
+            }
+            if fresh >= 0, let a = cc(fd), let d = cc(fresh), a != d { out.append("TCP_CONGESTION") }
+        }
+        return out
+    }
+}
+#endif

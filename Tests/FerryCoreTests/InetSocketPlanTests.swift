@@ -1,0 +1,101 @@
+import FerryCore
+import FerryImage
+import Testing
+
+struct InetSocketPlanTests {
+    typealias P = InetSocketPlan
+    static let lo4 = InetEndpoint(address: [127, 0, 0, 1], port: 8080)
+    static let any6 = InetEndpoint(address: [UInt8](repeating: 0, count: 16), port: 443)
+
+    @Test func listenersAndUDPAreCarriedOthersRefusedByName() {
+        let listen = P.Facts(family: P.afInet, type: P.sockStream, proto: 6, tcpState: 10, local: Self.lo4)
+        #expect(P.decide(listen) == .carry("listen"))
+        var pending = listen
+        pending.acceptQueue = 2
+        guard case .refuse(let why) = P.decide(pending) else { Issue.record("accept queue carried"); return }
+        #expect(why.contains("TCP IPv4 socket 127.0.0.1:8080") && why.contains("2 connection(s) waiting"))
+        var est = listen
+        est.tcpState = 1
+        est.peer = InetEndpoint(address: [127, 0, 0, 1], port: 5000)
+        guard case .refuse(let e) = P.decide(est) else { Issue.record("established carried"); return }
+        #expect(e.contains("→ 127.0.0.1:5000") && e.contains("established"))
+        var closing = est
+        closing.tcpState = 8
+        guard case .refuse(let c) = P.decide(closing) else { Issue.record("CLOSE_WAIT carried"); return }
+        #expect(c.contains("CLOSE_WAIT"))
+        let udp = P.Facts(family: P.afInet6, type: P.sockDgram, proto: 17, local: Self.any6)
+        #expect(P.decide(udp) == .carry("bound"))
+        var queued = udp
+        queued.datagramQueued = true
+        guard case .refuse(let q) = P.decide(queued) else { Issue.record("queued datagrams carried"); return }
+        #expect(q.contains("UDP IPv6 socket [::]:443") && q.contains("datagrams"))
+        var linger = listen
+        linger.uncarriedOptions = ["SO_LINGER"]
+        guard case .refuse(let l) = P.decide(linger) else { Issue.record("SO_LINGER carried"); return }
+        #expect(l.contains("SO_LINGER"))
+        guard case .refuse(let raw) = P.decide(P.Facts(family: P.afInet, type: 3, proto: 1)) else { Issue.record("raw carried"); return }
+        #expect(raw.contains("raw IPv4 socket"))
+        guard case .refuse(let pk) = P.decide(P.Facts(family: 17, type: 3, proto: 768)) else { Issue.record("packet carried"); return }
+        #expect(pk.contains("family 17"))
+    }
+
+    @Test func endpointsPrintLikeTheKernelTools() {
+        #expect(P.endpointText(Self.any6) == "[::]:443")
+        var a = [UInt8](repeating: 0, count: 16)
+        a[15] = 1
+        #expect(P.endpointText(InetEndpoint(address: a, port: 1)) == "[::1]:1")
+        let b: [UInt8] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 2]
+        #expect(P.endpointText(InetEndpoint(address: b, port: 2)) == "[2001:db8::1:0:0:2]:2")
+    }
+
+    @Test func stepsRecreateAListenerInOrder() throws {
+        let img = InetSocketImage(family: P.afInet, type: P.sockStream, proto: 6, state: "listen", local: Self.lo4, backlog: 7,
+                                  options: [SocketOptionValue(level: 1, name: 2, value: 1), SocketOptionValue(level: 1, name: 8, value: 131072)])
+        let s = try P.steps(img)
+        #expect(s.count == 5)
+        #expect(s[0] == .socket(family: 2, type: 1, proto: 6))
+        #expect(s[1] == .setsockopt(level: 1, name: 2, value: 1))
+        // SO_RCVBUF reads doubled: set half.
+        #expect(s[2] == .setsockopt(level: 1, name: 8, value: 65536))
+        #expect(s[3] == .bind([2, 0, 0x1f, 0x90, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]))
+        #expect(s[4] == .listen(7))
+        let udp = InetSocketImage(family: P.afInet6, type: P.sockDgram, proto: 17, state: "connected",
+                                  local: InetEndpoint(address: Self.any6.address, port: 9, scopeID: 3), peer: Self.any6)
+        let u = try P.steps(udp)
+        #expect(u.count == 3)
+        guard case .bind(let addr) = u[1] else { Issue.record("no bind"); return }
+        #expect(addr.count == 28 && addr[0] == 10 && addr[3] == 9 && addr[24] == 3)
+        guard case .connect = u[2] else { Issue.record("no connect"); return }
+    }
+
+    @Test(arguments: [
+        InetSocketImage(family: 1, type: 1, proto: 0, state: "listen", local: lo4, backlog: 1),
+        InetSocketImage(family: 2, type: 1, proto: 6, state: "listen", local: any6, backlog: 1),
+        InetSocketImage(family: 2, type: 1, proto: 6, state: "listen", local: lo4, backlog: -1),
+        InetSocketImage(family: 2, type: 1, proto: 6, state: "listen", local: lo4, backlog: 1 << 20),
+        InetSocketImage(family: 2, type: 1, proto: 6, state: "listen", local: nil, backlog: 1),
+        InetSocketImage(family: 2, type: 1, proto: 6, state: "established", local: lo4),
+        InetSocketImage(family: 2, type: 2, proto: 17, state: "connected", local: lo4),
+        InetSocketImage(family: 2, type: 3, proto: 1, state: "bound"),
+        InetSocketImage(family: 2, type: 1, proto: 17, state: "closed"),
+        InetSocketImage(family: 2, type: 1, proto: 6, state: "closed", options: [SocketOptionValue(level: 1, name: 25, value: 0)]),
+        InetSocketImage(family: 2, type: 2, proto: 17, state: "bound", options: [SocketOptionValue(level: 6, name: 1, value: 1)]),
+        InetSocketImage(family: 2, type: 2, proto: 17, state: "bound", local: InetEndpoint(address: [1, 2, 3, 4], port: 1, scopeID: 2)),
+        InetSocketImage(family: 2, type: 2, proto: 17, state: "bound",
+                        options: Array(repeating: SocketOptionValue(level: 1, name: 2, value: 1), count: 65)),
+    ])
+    func damagedRecordsAreRefused(_ img: InetSocketImage) {
+        #expect(throws: P.Invalid.self) { try P.steps(img) }
+    }
+
+    @Test func procNetQueues() {
+        let text = """
+          sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+          12: 0100007F:A1B2 00000000:0000 07 00000000:00000340 00:00000000 00000000     0        0 55123 2 0000000000000000 0
+          13: 0100007F:A1B3 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 55124 2 0000000000000000 0
+        """
+        #expect(P.queues(procNet: text, inode: 55123)?.rx == 0x340)
+        #expect(P.queues(procNet: text, inode: 55124)?.rx == 0)
+        #expect(P.queues(procNet: text, inode: 1) == nil)
+    }
+}

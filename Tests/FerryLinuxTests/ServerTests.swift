@@ -1,0 +1,180 @@
+import Foundation
+import Testing
+import FerryTestSupport
+
+/// TCP and UDP sockets: the inet_sockets workload (listeners and UDP
+/// sockets with options, one listener shared with a child), the states ferry
+/// refuses by name, and real servers checkpointed while idle and restored,
+/// then asked for what they held. Needs root.
+@Suite(.serialized, .enabled(if: getuid() == 0, "checkpoint/restore needs root"))
+struct ServerTests {
+    typealias W = WorkloadTests
+
+    @Test("inet_sockets: checkpoint → restore → self-check", arguments: ["", "LEAVE_RUNNING"])
+    func inetSockets(_ mode: String) throws {
+        try W.buildWorkloads()
+        let r = try W.run(["/bin/bash", W.workloads + "/run_cr.sh", W.ferry, W.out, "inet_sockets"],
+                          env: mode.isEmpty ? [:] : [mode: "1"])
+        #expect(r.output.hasPrefix("PASS"), "\(mode): \(r.output)")
+    }
+
+    /// A connection waiting in a listener's accept queue, and an established
+    /// connection: refused at checkpoint with one line naming the fd; the
+    /// process runs on and still passes its own checks.
+    @Test(arguments: [("pending", "fd 3: TCP IPv4 socket 127.0.0.1:"), ("pending", "waiting to be accepted"),
+                      ("established", "established TCP connection")])
+    func refusedByName(_ mode: String, _ fragment: String) throws {
+        try W.buildWorkloads()
+        let ctl = try Self.tempDir("ferry_inet")
+        defer { try? FileManager.default.removeItem(atPath: ctl) }
+        let w = try Child(["/usr/bin/python3", W.workloads + "/launch.py", W.out + "/wl_inet_sockets", ctl, mode], stdout: .null, stderr: .null)
+        defer { w.kill(); _ = w.wait() }
+        #expect(Self.waitFor(ctl + "/ready", seconds: 10), "no ready")
+        let r = try Child.run([W.ferry, "checkpoint", "\(w.pid)", "-o", ctl + "/image"])
+        #expect(r.status != 0, "checkpoint accepted a \(mode) connection")
+        #expect(r.stderr.split(separator: "\n").count == 1 && r.stderr.contains(fragment), "\(r.stderr)")
+        #expect(kill(w.pid, 0) == 0, "the refused process is gone")
+        let check = try Child.run([W.ferry, "check", "\(w.pid)"])
+        #expect(check.stdout.contains("NOT carried") && check.stdout.contains(": carried"), "\(check.stdout)")
+        FileManager.default.createFile(atPath: ctl + "/stop", contents: nil)
+        #expect(Self.waitFor(ctl + "/result", seconds: 15), "no result")
+    }
+
+    // MARK: real servers
+
+    @Test("python3 -m http.server serves a page after restore")
+    func pythonHTTPServer() throws {
+        let dir = try Self.tempDir("ferry_http")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let page = "ferry page \(getpid())\n"
+        try page.write(toFile: dir + "/page.html", atomically: true, encoding: .utf8)
+        let port = try Self.freePort()
+        let fetch = "import urllib.request,sys;sys.stdout.write(urllib.request.urlopen('http://127.0.0.1:\(port)/page.html',timeout=10).read().decode())"
+        try Self.checkpointRestore([try Self.pythonExecutable(), "-m", "http.server", "\(port)", "--bind", "127.0.0.1", "--directory", dir], port: port) {
+            let got = try Self.python(fetch)
+            #expect(got == page)
+        } after: {
+            let got = try Self.python(fetch)
+            #expect(got == page)
+        }
+    }
+
+    @Test("memcached -t 4 returns a key set before the checkpoint",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/memcached"), "memcached is not installed (make deps installs it)"))
+    func memcached() throws {
+        let port = try Self.freePort()
+        let set = "import socket;s=socket.create_connection(('127.0.0.1',\(port)));s.sendall(b'set ferrykey 0 0 5\\r\\nhello\\r\\n');print(s.recv(100).decode().strip())"
+        let get = "import socket;s=socket.create_connection(('127.0.0.1',\(port)));s.sendall(b'get ferrykey\\r\\n');print(s.recv(100).decode().split('\\r\\n')[1])"
+        try Self.checkpointRestore(["/usr/bin/memcached", "-u", "root", "-t", "4", "-p", "\(port)", "-l", "127.0.0.1", "-U", "0"], port: port) {
+            let got = try Self.python(set)
+            #expect(got == "STORED\n")
+        } after: {
+            let got = try Self.python(get)
+            #expect(got == "hello\n")
+        }
+    }
+
+    @Test("redis-server returns a key written before the checkpoint",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/redis-server"), "redis-server is not installed (make deps installs it)"))
+    func redis() throws {
+        let port = try Self.freePort()
+        let dir = try Self.tempDir("ferry_redis")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cli = ["/usr/bin/redis-cli", "-p", "\(port)"]
+        try Self.checkpointRestore(["/usr/bin/redis-server", "--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                                    "--dir", dir, "--daemonize", "no"], port: port) {
+            let got = try Child.run(cli + ["set", "ferrykey", "kept"]).stdout
+            #expect(got == "OK\n")
+        } after: {
+            let got = try Child.run(cli + ["get", "ferrykey"]).stdout
+            #expect(got == "kept\n")
+        }
+    }
+
+    // MARK: helpers
+
+    struct SetupFailure: Error, CustomStringConvertible { var description: String }
+
+    /// Starts `args`, waits for `port` to accept, runs `before`, checkpoints
+    /// (which kills it), restores, runs `after`, and kills the restored server.
+    static func checkpointRestore(_ args: [String], port: UInt16, before: () throws -> Void, after: () throws -> Void) throws {
+        let img = try tempDir("ferry_server")
+        defer { try? FileManager.default.removeItem(atPath: img) }
+        // launch.py: no fd, mask or disposition of the test runner's.
+        let server = try Child(["/usr/bin/python3", W.workloads + "/launch.py"] + args, stdout: .null, stderr: .null)
+        var serverAlive = true
+        defer { if serverAlive { server.kill(); _ = server.wait() } }
+        guard waitForPort(port, seconds: 15) else { Issue.record("\(args[0]) does not listen on \(port)"); return }
+        try before()
+        usleep(300_000)
+        let ck = try Child.run([W.ferry, "checkpoint", "\(server.pid)", "-o", img + "/image"])
+        guard ck.status == 0 else { Issue.record("checkpoint of \(args.joined(separator: " ")): \(ck.stderr)"); return }
+        _ = server.wait()
+        serverAlive = false
+        let rs = try Child.run([W.ferry, "restore", img + "/image"])
+        let restored = rs.stdout.split(separator: "\n").first { $0.hasPrefix("restored pid ") }
+            .flatMap { Int32($0.dropFirst("restored pid ".count).prefix { $0.isNumber }) }
+        guard rs.status == 0, let pid = restored else { Issue.record("restore: \(rs.stdout) \(rs.stderr)"); return }
+        defer { kill(pid, SIGKILL) }
+        #expect(waitForPort(port, seconds: 5), "the restored server does not accept on \(port)")
+        try after()
+    }
+
+    static func python(_ code: String) throws -> String {
+        let r = try Child.run(["/usr/bin/env", "python3", "-c", code])
+        if r.status != 0 { Issue.record("client failed: \(r.stderr)") }
+        return r.stdout
+    }
+
+    /// The real python3 (not a pyenv shim script), to be checkpointed itself.
+    static func pythonExecutable() throws -> String {
+        let r = try Child.run(["/usr/bin/env", "python3", "-c", "import sys;print(sys.executable)"])
+        return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    static func tempDir(_ prefix: String) throws -> String {
+        var t = Array("/tmp/\(prefix).XXXXXX".utf8CString)
+        guard let p = mkdtemp(&t) else { throw SetupFailure(description: "mkdtemp failed") }
+        return String(cString: p)
+    }
+
+    static func waitFor(_ path: String, seconds: Double) -> Bool {
+        for _ in 0..<Int(seconds * 10) {
+            if FileManager.default.fileExists(atPath: path) { return true }
+            usleep(100_000)
+        }
+        return false
+    }
+
+    /// A port nothing listens on now (bound to 0 and released).
+    static func freePort() throws -> UInt16 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &a) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
+        guard ok else { throw SetupFailure(description: "no free port") }
+        return UInt16(bigEndian: a.sin_port)
+    }
+
+    static func waitForPort(_ port: UInt16, seconds: Double) -> Bool {
+        for _ in 0..<Int(seconds * 10) {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var a = sockaddr_in()
+            a.sin_family = sa_family_t(AF_INET)
+            a.sin_port = port.bigEndian
+            a.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let r = withUnsafePointer(to: &a) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            close(fd)
+            if r == 0 { return true }
+            usleep(100_000)
+        }
+        return false
+    }
+}
