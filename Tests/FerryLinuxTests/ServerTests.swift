@@ -40,6 +40,53 @@ struct ServerTests {
         #expect(Self.waitFor(ctl + "/result", seconds: 15), "no result")
     }
 
+    /// A UDP socket with a datagram (here a zero-length one) not read yet is refused by name.
+    @Test func queuedDatagramIsRefused() throws {
+        let dir = try Self.tempDir("ferry_udpq")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let script = """
+        import socket, time
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', 0))
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'', s.getsockname())
+        open('\(dir)/ready', 'w').close()
+        time.sleep(60)
+        """
+        try script.write(toFile: dir + "/q.py", atomically: true, encoding: .utf8)
+        let p = try Child(["/usr/bin/python3", W.workloads + "/launch.py", try Self.pythonExecutable(), dir + "/q.py"], stdout: .null, stderr: .null)
+        defer { p.kill(); _ = p.wait() }
+        #expect(Self.waitFor(dir + "/ready", seconds: 10), "no ready")
+        let r = try Child.run([W.ferry, "checkpoint", "\(p.pid)", "-o", dir + "/image"])
+        #expect(r.status != 0 && r.stderr.contains("UDP IPv4 socket 127.0.0.1:") && r.stderr.contains("datagrams waiting"), "\(r.stderr)")
+        #expect(kill(p.pid, 0) == 0, "the refused process is gone")
+    }
+
+    /// A redis client connected while the checkpoint is taken: the server's
+    /// end is an established connection, refused by name (TCP_REPAIR is not
+    /// done); redis runs on and still answers.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/redis-server"), "redis-server is not installed (make deps installs it)"))
+    func redisConnectedClientIsRefused() throws {
+        let port = try Self.freePort()
+        let dir = try Self.tempDir("ferry_redis")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try Child(["/usr/bin/python3", W.workloads + "/launch.py", "/usr/bin/redis-server", "--port", "\(port)", "--bind", "127.0.0.1",
+                                "--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no"], stdout: .null, stderr: .null)
+        defer { server.kill(); _ = server.wait() }
+        #expect(Self.waitForPort(port, seconds: 15))
+        let client = try Child(["/usr/bin/env", "python3", "-c", """
+            import socket,time
+            s=socket.create_connection(('127.0.0.1',\(port)))
+            s.sendall(b'PING\\r\\n'); print(s.recv(100).decode().strip(), flush=True)
+            time.sleep(60)
+            """], stderr: .null)
+        defer { client.kill(); _ = client.wait() }
+        #expect(client.readLine() == "+PONG")
+        let r = try Child.run([W.ferry, "checkpoint", "\(server.pid)", "-o", dir + "/image"])
+        #expect(r.status != 0 && r.stderr.contains("established TCP connection") && r.stderr.contains("127.0.0.1:\(port) →"), "\(r.stderr)")
+        #expect(kill(server.pid, 0) == 0, "the refused server is gone")
+        let ping = try Child.run(["/usr/bin/redis-cli", "-p", "\(port)", "ping"])
+        #expect(ping.stdout == "PONG\n")
+    }
+
     // MARK: real servers
 
     @Test("python3 -m http.server serves a page after restore")
