@@ -103,6 +103,18 @@ public enum InetSocket {
 
     // MARK: restore
 
+    /// Checks every TCP/UDP record of the image before anything is created.
+    static func preflight(_ meta: ImageMetadata) throws {
+        for p in meta.processes {
+            for f in p.files {
+                guard let s = f.inet else { continue }
+                do { _ = try InetSocketPlan.steps(s) } catch let e as InetSocketPlan.Invalid {
+                    throw FerryError("cannot restore fd \(f.fd) of process \(p.pid): \(e)")
+                }
+            }
+        }
+    }
+
     /// Creates the socket `f` describes at a new descriptor in the process.
     static func create(_ f: FileDescriptorImage, injector: Injector, scratch: ScratchArea) throws -> Int64 {
         guard let s = f.inet else {

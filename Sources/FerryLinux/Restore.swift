@@ -282,6 +282,7 @@ enum RestoreChecks {
                                                 requiredCPUFlags: CPUFeatureCheck.isaFlags.subtracting(allowMissingCPU),
                                                 allowXSaveGrowth: allowXSaveGrowth).reasons
         if let first = cpuProblems.first { throw FerryError(first) }
+        try InetSocket.preflight(meta)
         for p in meta.processes {
             if !newPidNamespace {
                 for id in [p.pid] + p.threads.map(\.tid) where ProcFS.exists("/proc/\(id)") {
