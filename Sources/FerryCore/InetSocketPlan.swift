@@ -40,18 +40,20 @@ public enum InetSocketPlan {
     static let ipLevel: [Option] = [
         Option(0, 1, "IP_TOS"), Option(0, 2, "IP_TTL"), Option(0, 15, "IP_FREEBIND"), Option(0, 19, "IP_TRANSPARENT"),
         Option(0, 11, "IP_RECVERR"), Option(0, 8, "IP_PKTINFO"), Option(0, 10, "IP_MTU_DISCOVER"),
-        Option(0, 33, "IP_MULTICAST_TTL"), Option(0, 34, "IP_MULTICAST_LOOP"),
     ]
+    /// Multicast options (setsockopt refuses them on stream sockets).
+    static let udpIPLevel: [Option] = [Option(0, 33, "IP_MULTICAST_TTL"), Option(0, 34, "IP_MULTICAST_LOOP")]
+    static let udpIPv6Level: [Option] = [Option(41, 18, "IPV6_MULTICAST_HOPS"), Option(41, 19, "IPV6_MULTICAST_LOOP")]
     static let ipv6Level: [Option] = [
         Option(41, 26, "IPV6_V6ONLY"), Option(41, 16, "IPV6_UNICAST_HOPS"), Option(41, 67, "IPV6_TCLASS"),
         Option(41, 78, "IPV6_FREEBIND"), Option(41, 75, "IPV6_TRANSPARENT"), Option(41, 25, "IPV6_RECVERR"),
         Option(41, 49, "IPV6_RECVPKTINFO"), Option(41, 23, "IPV6_MTU_DISCOVER"),
-        Option(41, 18, "IPV6_MULTICAST_HOPS"), Option(41, 19, "IPV6_MULTICAST_LOOP"),
     ]
 
     /// The options ferry reads (and may set again) on a socket of this family and type.
     public static func options(family: Int32, type: Int32) -> [Option] {
         socketLevel + (type == sockStream ? tcpLevel : []) + (family == afInet6 ? ipv6Level : ipLevel)
+            + (type == sockDgram ? (family == afInet6 ? udpIPv6Level : udpIPLevel) : [])
     }
 
     /// The value to pass to setsockopt for an option read as `value`.
@@ -117,7 +119,7 @@ public enum InetSocketPlan {
             case 7:
                 return .carry("closed")
             case 1:
-                return .refuse("\(what) is an established TCP connection; ferry does not carry established connections yet — close it, or checkpoint when the program has no connection open")
+                return .carry("established")
             case let s:
                 return .refuse("\(what) is a TCP connection in state \(tcpStateName(s)); ferry does not carry connections — checkpoint when it is closed")
             }
@@ -191,6 +193,57 @@ public enum InetSocketPlan {
         case bind([UInt8])
         case listen(Int32)
         case connect([UInt8])
+        /// TCP_REPAIR_QUEUE `queue`, then these bytes sent into it (repair mode).
+        case fillQueue(queue: Int32, [UInt8])
+        /// TCP_REPAIR_OPTIONS: (code, value) pairs.
+        case repairOptions([UInt32])
+        /// TCP_REPAIR_WINDOW: snd_wl1, snd_wnd, max_window, rcv_wnd, rcv_wup.
+        case repairWindow([UInt32])
+    }
+
+    public static let tcpRepair: Int32 = 19, tcpRepairQueue: Int32 = 20, tcpQueueSeq: Int32 = 21, tcpTimestamp: Int32 = 24
+    public static let recvQueue: Int32 = 1, sendQueue: Int32 = 2
+    /// The most bytes ferry carries in one queue of a connection.
+    public static let maxQueueBytes = 64 << 20
+
+    /// An established connection through TCP_REPAIR, in the order the
+    /// kernel needs: options, repair on, bind, both sequence numbers,
+    /// connect (no handshake), TCP options and timestamp, the queues, the
+    /// window, repair off, SO_REUSEADDR again (repair mode overrides it).
+    static func establishedSteps(_ s: InetSocketImage, options: [Step], bad: (String) -> Invalid) throws -> [Step] {
+        guard let t = s.tcp else { throw bad("an established connection without its TCP state") }
+        guard let l = s.local, let p = s.peer, p.port != 0 else { throw bad("an established connection without both addresses") }
+        guard t.sendQueue.value.count <= maxQueueBytes, t.recvQueue.value.count <= maxQueueBytes else { throw bad("a queue over \(maxQueueBytes) bytes") }
+        guard t.window.count == 5 else { throw bad("a TCP window of \(t.window.count) fields") }
+        guard (1...65535).contains(t.mss) else { throw bad("MSS \(t.mss)") }
+        guard (t.sendWindowScale == nil) == (t.recvWindowScale == nil), t.sendWindowScale ?? 0 <= 14, t.recvWindowScale ?? 0 <= 14 else {
+            throw bad("window scaling \(t.sendWindowScale.map(String.init) ?? "-")/\(t.recvWindowScale.map(String.init) ?? "-")")
+        }
+        // struct tcp_repair_opt pairs: TCPOPT_MSS 2, TCPOPT_WINDOW 3, TCPOPT_SACK_PERM 4, TCPOPT_TIMESTAMP 8.
+        var tcpOptions: [UInt32] = [2, t.mss]
+        if let snd = t.sendWindowScale, let rcv = t.recvWindowScale { tcpOptions += [3, UInt32(snd) | UInt32(rcv) << 16] }
+        if t.sack { tcpOptions += [4, 0] }
+        if t.timestamp != nil { tcpOptions += [8, 0] }
+        let recvStart = t.recvSeq, sendStart = t.sendSeq
+        // Repair on after the options: it forces address reuse, which SO_REUSEADDR would undo.
+        var out: [Step] = [.socket(family: s.family, type: s.type, proto: s.proto)] + options
+        out.append(.setsockopt(level: solTCP, name: tcpRepair, value: 1))
+        out += [.bind(sockaddr(family: s.family, l)),
+                .setsockopt(level: solTCP, name: tcpRepairQueue, value: recvQueue),
+                .setsockopt(level: solTCP, name: tcpQueueSeq, value: Int32(bitPattern: recvStart)),
+                .setsockopt(level: solTCP, name: tcpRepairQueue, value: sendQueue),
+                .setsockopt(level: solTCP, name: tcpQueueSeq, value: Int32(bitPattern: sendStart)),
+                .connect(sockaddr(family: s.family, p)),
+                .repairOptions(tcpOptions)]
+        if let ts = t.timestamp { out.append(.setsockopt(level: solTCP, name: tcpTimestamp, value: Int32(bitPattern: ts))) }
+        if !t.sendQueue.value.isEmpty { out.append(.fillQueue(queue: sendQueue, t.sendQueue.value)) }
+        if !t.recvQueue.value.isEmpty { out.append(.fillQueue(queue: recvQueue, t.recvQueue.value)) }
+        // Repair off without a window probe (TCP_REPAIR_OFF_NO_WP): the peer of a
+        // connection within the tree may not exist yet, and a probe to its
+        // port would be answered with a reset.
+        out += [.repairWindow(t.window), .setsockopt(level: solTCP, name: tcpRepair, value: -1)]
+        out += options.filter { $0 == .setsockopt(level: solSocket, name: 2, value: 1) }
+        return out
     }
 
     public struct Invalid: Error, Equatable, Sendable, CustomStringConvertible {
@@ -212,13 +265,16 @@ public enum InetSocketPlan {
         guard tcp || udp else { throw bad("type \(s.type) protocol \(s.proto)") }
         guard s.options.count <= maxOptions else { throw bad("\(s.options.count) options") }
         let known = options(family: s.family, type: s.type)
-        var out: [Step] = [.socket(family: s.family, type: s.type, proto: s.proto)]
+        var optionSteps: [Step] = []
         for o in s.options {
             guard known.contains(where: { $0.level == o.level && $0.name == o.name }) else {
                 throw bad("option \(o.level)/\(o.name) is not one ferry sets on this kind of socket")
             }
-            out.append(.setsockopt(level: o.level, name: o.name, value: setValue(o)))
+            optionSteps.append(.setsockopt(level: o.level, name: o.name, value: setValue(o)))
         }
+        if tcp && s.state == "established" { return try establishedSteps(s, options: optionSteps, bad: bad) }
+        guard s.tcp == nil else { throw bad("TCP connection state on a socket in state \"\(s.state)\"") }
+        var out: [Step] = [.socket(family: s.family, type: s.type, proto: s.proto)] + optionSteps
         switch (tcp, s.state) {
         case (true, "listen"):
             guard let l = s.local else { throw bad("a listening socket with no address") }

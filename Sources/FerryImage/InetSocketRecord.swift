@@ -19,6 +19,8 @@ public struct InetSocketImage: Codable, Equatable, Sendable {
     public var backlog: Int32?
     /// Options whose value differs from a fresh socket's of the same kind, set again on restore.
     public var options: [SocketOptionValue]
+    /// An established TCP connection (state "established"), read in TCP_REPAIR mode.
+    public var tcp: TCPConnectionState?
 
     public init(family: Int32, type: Int32, proto: Int32, state: String, local: InetEndpoint? = nil,
                 peer: InetEndpoint? = nil, backlog: Int32? = nil, options: [SocketOptionValue] = []) {
@@ -45,4 +47,33 @@ public struct SocketOptionValue: Codable, Equatable, Sendable {
     public var name: Int32
     public var value: Int32
     public init(level: Int32, name: Int32, value: Int32) { self.level = level; self.name = name; self.value = value }
+}
+
+/// What TCP_REPAIR reads of an established connection and sets again.
+public struct TCPConnectionState: Codable, Equatable, Sendable {
+    /// Sequence number of the first byte of `sendQueue` (snd_una).
+    public var sendSeq: UInt32
+    /// Sequence number of the first byte of `recvQueue` (the first byte not read by the program).
+    public var recvSeq: UInt32
+    /// Bytes written by the program and not acknowledged by the peer (sent or not).
+    public var sendQueue: Bytes
+    /// Bytes received and not read by the program.
+    public var recvQueue: Bytes
+    /// The connection's MSS (TCP_MAXSEG).
+    public var mss: UInt32
+    /// Window scaling negotiated: our send and receive shifts; nil without it.
+    public var sendWindowScale: UInt8?
+    public var recvWindowScale: UInt8?
+    public var sack: Bool
+    /// TCP timestamps negotiated: the current timestamp value (TCP_TIMESTAMP); nil without them.
+    public var timestamp: UInt32?
+    /// struct tcp_repair_window: snd_wl1, snd_wnd, max_window, rcv_wnd, rcv_wup.
+    public var window: [UInt32]
+
+    public init(sendSeq: UInt32, recvSeq: UInt32, sendQueue: [UInt8], recvQueue: [UInt8], mss: UInt32,
+                sendWindowScale: UInt8?, recvWindowScale: UInt8?, sack: Bool, timestamp: UInt32?, window: [UInt32]) {
+        self.sendSeq = sendSeq; self.recvSeq = recvSeq; self.sendQueue = Bytes(sendQueue); self.recvQueue = Bytes(recvQueue)
+        self.mss = mss; self.sendWindowScale = sendWindowScale; self.recvWindowScale = recvWindowScale; self.sack = sack
+        self.timestamp = timestamp; self.window = window
+    }
 }

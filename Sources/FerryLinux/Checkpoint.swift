@@ -92,7 +92,7 @@ public final class CheckpointSession {
         }
     }
 
-    deinit { if open && !killSent { freezer.thaw() } }
+    deinit { if open && !killSent { InetSocket.TCPRepair.leave(); freezer.thaw() } }
 
     /// Captures every process: all metadata first (`beginPages`), then the pages, then `finish`.
     public func write(to sink: ImageSink) throws -> CheckpointResult {
@@ -137,6 +137,7 @@ public final class CheckpointSession {
     public func resume() {
         guard open, !killSent else { return }
         open = false
+        InetSocket.TCPRepair.leave()
         freezer.thaw()
     }
 
@@ -147,6 +148,7 @@ public final class CheckpointSession {
         guard open else { return }
         open = false
         freezer.kill()
+        InetSocket.TCPRepair.release()
     }
 
     /// Kills the frozen tree without waiting, as `criu dump` does (SIGKILL,
@@ -158,6 +160,7 @@ public final class CheckpointSession {
         guard open, !killSent else { return }
         killSent = true
         freezer.sendKill()
+        InetSocket.TCPRepair.release()
     }
 }
 

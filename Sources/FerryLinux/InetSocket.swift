@@ -73,9 +73,11 @@ public enum InetSocket {
         case .carry(let state):
             // An unbound socket reads as the wildcard address, port 0.
             let local = f.local.flatMap { $0.port == 0 && $0.address.allSatisfy { $0 == 0 } ? nil : $0 }
-            return InetSocketImage(family: f.family, type: f.type, proto: f.proto, state: state, local: local,
-                                   peer: state == "connected" ? f.peer : nil, backlog: state == "listen" ? seen.backlog : nil,
-                                   options: seen.options)
+            var img = InetSocketImage(family: f.family, type: f.type, proto: f.proto, state: state, local: local,
+                                      peer: state == "connected" || state == "established" ? f.peer : nil,
+                                      backlog: state == "listen" ? seen.backlog : nil, options: seen.options)
+            if state == "established" { img.tcp = try TCPRepair.capture(pid: pid, fd: fd) }
+            return img
         }
     }
 
@@ -125,15 +127,18 @@ public enum InetSocket {
             throw FerryError("cannot restore fd \(f.fd): \(e)")
         }
         var sock: Int64 = -1
+        func setInt(_ level: Int32, _ name: Int32, _ value: Int32) throws {
+            try injector.memory.write(scratch.data, withUnsafeBytes(of: value.littleEndian, Array.init))
+            try injector.call(54 /* setsockopt */, [UInt64(sock), UInt64(level), UInt64(name), scratch.data, 4],
+                              "setsockopt(\(level), \(name), \(value)) for fd \(f.fd)")
+        }
         do {
             for step in steps {
                 switch step {
                 case .socket(let family, let type, let proto):
                     sock = try injector.call(41 /* socket */, [UInt64(family), UInt64(type), UInt64(proto)], "socket(\(family), \(type), \(proto)) for fd \(f.fd)")
                 case .setsockopt(let level, let name, let value):
-                    try injector.memory.write(scratch.data, withUnsafeBytes(of: value.littleEndian, Array.init))
-                    try injector.call(54 /* setsockopt */, [UInt64(sock), UInt64(level), UInt64(name), scratch.data, 4],
-                                      "setsockopt(\(level), \(name), \(value)) for fd \(f.fd)")
+                    try setInt(level, name, value)
                 case .bind(let addr):
                     try injector.memory.write(scratch.data, addr)
                     let r = try injector.raw(49 /* bind */, [UInt64(sock), scratch.data, UInt64(addr.count)])
@@ -143,6 +148,26 @@ public enum InetSocket {
                     if r < 0 { throw SystemError("bind(\(s.local.map(InetSocketPlan.endpointText) ?? "?")) for fd \(f.fd)", errno: Int32(-r), "in process \(injector.memory.pid)") }
                 case .listen(let backlog):
                     try injector.call(50 /* listen */, [UInt64(sock), UInt64(backlog)], "listen(\(backlog)) for fd \(f.fd)")
+                case .fillQueue(let queue, let bytes):
+                    try setInt(InetSocketPlan.solTCP, InetSocketPlan.tcpRepairQueue, queue)
+                    var off = 0
+                    while off < bytes.count {
+                        let n = min(bytes.count - off, scratch.dataSize, 1 << 16)
+                        try injector.memory.write(scratch.data, Array(bytes[off..<off + n]))
+                        // MSG_DONTWAIT: a full send buffer is an error, not a hang.
+                        let sent = try injector.call(44 /* sendto */, [UInt64(sock), scratch.data, UInt64(n), 0x40, 0, 0],
+                                                     "send(\(n) bytes into TCP queue \(queue)) for fd \(f.fd)")
+                        guard sent > 0 else { throw FerryError("cannot restore fd \(f.fd): the TCP queue took no bytes") }
+                        off += Int(sent)
+                    }
+                case .repairOptions(let pairs):
+                    try injector.memory.write(scratch.data, pairs.flatMap { v in withUnsafeBytes(of: v.littleEndian, Array.init) })
+                    try injector.call(54, [UInt64(sock), 6, 22 /* TCP_REPAIR_OPTIONS */, scratch.data, UInt64(pairs.count * 4)],
+                                      "setsockopt(TCP_REPAIR_OPTIONS) for fd \(f.fd)")
+                case .repairWindow(let w):
+                    try injector.memory.write(scratch.data, w.flatMap { v in withUnsafeBytes(of: v.littleEndian, Array.init) })
+                    try injector.call(54, [UInt64(sock), 6, 29 /* TCP_REPAIR_WINDOW */, scratch.data, UInt64(w.count * 4)],
+                                      "setsockopt(TCP_REPAIR_WINDOW) for fd \(f.fd)")
                 case .connect(let addr):
                     try injector.memory.write(scratch.data, addr)
                     try injector.call(42 /* connect */, [UInt64(sock), scratch.data, UInt64(addr.count)],
@@ -157,6 +182,84 @@ public enum InetSocket {
     }
 
     // MARK: reading
+
+    /// Established connections: their sockets are put in TCP_REPAIR mode
+    /// while the tree is frozen (through a copy ferry holds), so that when
+    /// the source is killed closing them sends nothing (no FIN, no RST);
+    /// `leave()` takes them out again when the source goes on.
+    enum TCPRepair {
+        struct Held { var copy: Int32; var reuseAddr: Int32 }
+        nonisolated(unsafe) static var held: [Held] = []
+        static let siocinq: UInt = 0x541B, siocoutq: UInt = 0x5411
+
+        /// Puts socket `fd` of the frozen `pid` in repair mode and reads its state.
+        static func capture(pid: Int32, fd: Int32) throws -> TCPConnectionState {
+            let copy = ferry_fd_of_process(pid, fd)
+            guard copy >= 0 else { throw SystemError("pidfd_getfd(\(pid), \(fd))", errno: -copy, "reading TCP connection fd \(fd) of \(pid)") }
+            let ctx = "reading TCP connection fd \(fd) of \(pid)"
+            func set(_ name: Int32, _ v: Int32) throws {
+                var v = v
+                try checkLibc(setsockopt(copy, InetSocketPlan.solTCP, name, &v, 4), "setsockopt(TCP \(name), \(v))", ctx)
+            }
+            let reuse = intOption(copy, InetSocketPlan.solSocket, 2) ?? 0
+            do { try set(InetSocketPlan.tcpRepair, 1) } catch {
+                close(copy)
+                throw FerryError("cannot checkpoint \(pid): fd \(fd) is an established TCP connection and TCP_REPAIR is refused (\(error)); ferry needs CAP_NET_ADMIN to carry connections")
+            }
+            held.append(Held(copy: copy, reuseAddr: reuse))
+            func queue(_ q: Int32, _ sizeIoctl: UInt) throws -> (seq: UInt32, bytes: [UInt8]) {
+                try set(InetSocketPlan.tcpRepairQueue, q)
+                var seq: Int32 = 0
+                var len = socklen_t(4)
+                try checkLibc(getsockopt(copy, InetSocketPlan.solTCP, InetSocketPlan.tcpQueueSeq, &seq, &len), "getsockopt(TCP_QUEUE_SEQ)", ctx)
+                var size: Int32 = 0
+                try checkLibc(ioctl(copy, sizeIoctl, &size), "ioctl(SIOCINQ/SIOCOUTQ)", ctx)
+                guard size >= 0, Int(size) <= InetSocketPlan.maxQueueBytes else {
+                    throw FerryError("cannot checkpoint \(pid): fd \(fd) holds \(size) bytes in a TCP queue, over the \(InetSocketPlan.maxQueueBytes) ferry carries")
+                }
+                var bytes = [UInt8](repeating: 0, count: Int(size))
+                if size > 0 {
+                    let n = bytes.withUnsafeMutableBytes { recv(copy, $0.baseAddress, Int(size), Int32(MSG_PEEK | MSG_DONTWAIT)) }
+                    guard n == Int(size) else { throw SystemError("recv(MSG_PEEK) of a TCP queue (\(n) of \(size) bytes)", errno: errno, ctx) }
+                }
+                return (UInt32(bitPattern: seq) &- UInt32(size), bytes)
+            }
+            let rq = try queue(InetSocketPlan.recvQueue, siocinq)
+            let sq = try queue(InetSocketPlan.sendQueue, siocoutq)
+            var info = [UInt8](repeating: 0, count: 104)
+            var len = socklen_t(info.count)
+            try checkLibc(info.withUnsafeMutableBytes { getsockopt(copy, InetSocketPlan.solTCP, tcpInfo, $0.baseAddress, &len) }, "getsockopt(TCP_INFO)", ctx)
+            // tcpi_options (byte 5): 1 timestamps, 2 SACK, 4 window scale; byte 6: snd_wscale (low 4 bits), rcv_wscale (high 4).
+            let opts = info[5], scales = info[6]
+            let mss = UInt32(bitPattern: intOption(copy, InetSocketPlan.solTCP, 2 /* TCP_MAXSEG */) ?? 0)
+            var ts: UInt32?
+            if opts & 1 != 0 { ts = intOption(copy, InetSocketPlan.solTCP, InetSocketPlan.tcpTimestamp).map { UInt32(bitPattern: $0) } }
+            var w = [UInt32](repeating: 0, count: 5)
+            len = socklen_t(20)
+            try checkLibc(w.withUnsafeMutableBytes { getsockopt(copy, InetSocketPlan.solTCP, 29 /* TCP_REPAIR_WINDOW */, $0.baseAddress, &len) },
+                          "getsockopt(TCP_REPAIR_WINDOW)", ctx)
+            return TCPConnectionState(sendSeq: sq.seq, recvSeq: rq.seq, sendQueue: sq.bytes, recvQueue: rq.bytes, mss: mss,
+                                      sendWindowScale: opts & 4 != 0 ? scales & 0xf : nil, recvWindowScale: opts & 4 != 0 ? scales >> 4 : nil,
+                                      sack: opts & 2 != 0, timestamp: ts, window: w)
+        }
+
+        /// The source goes on: repair mode off without a window probe, SO_REUSEADDR as it was.
+        static func leave() {
+            for h in held {
+                var off: Int32 = -1 /* TCP_REPAIR_OFF_NO_WP */, reuse = h.reuseAddr
+                _ = setsockopt(h.copy, InetSocketPlan.solTCP, InetSocketPlan.tcpRepair, &off, 4)
+                _ = setsockopt(h.copy, InetSocketPlan.solSocket, 2, &reuse, 4)
+                close(h.copy)
+            }
+            held = []
+        }
+
+        /// The source is killed: its connections close silently in repair mode.
+        static func release() {
+            for h in held { close(h.copy) }
+            held = []
+        }
+    }
 
     static func le32(_ b: [UInt8], _ at: Int) -> UInt32 {
         UInt32(b[at]) | UInt32(b[at + 1]) << 8 | UInt32(b[at + 2]) << 16 | UInt32(b[at + 3]) << 24

@@ -17,8 +17,7 @@ struct InetSocketPlanTests {
         var est = listen
         est.tcpState = 1
         est.peer = InetEndpoint(address: [127, 0, 0, 1], port: 5000)
-        guard case .refuse(let e) = P.decide(est) else { Issue.record("established carried"); return }
-        #expect(e.contains("→ 127.0.0.1:5000") && e.contains("established"))
+        #expect(P.decide(est) == .carry("established"))
         var closing = est
         closing.tcpState = 8
         guard case .refuse(let c) = P.decide(closing) else { Issue.record("CLOSE_WAIT carried"); return }
@@ -66,6 +65,52 @@ struct InetSocketPlanTests {
         guard case .bind(let addr) = u[1] else { Issue.record("no bind"); return }
         #expect(addr.count == 28 && addr[0] == 10 && addr[3] == 9 && addr[24] == 3)
         guard case .connect = u[2] else { Issue.record("no connect"); return }
+    }
+
+    static let tcpState = TCPConnectionState(sendSeq: 1000, recvSeq: 5000, sendQueue: [1, 2, 3], recvQueue: [], mss: 65483,
+                                             sendWindowScale: 7, recvWindowScale: 7, sack: true, timestamp: 123, window: [1, 2, 3, 4, 5])
+
+    @Test func stepsRepairAnEstablishedConnection() throws {
+        var img = InetSocketImage(family: P.afInet, type: P.sockStream, proto: 6, state: "established", local: Self.lo4,
+                                  peer: InetEndpoint(address: [127, 0, 0, 1], port: 5000), options: [SocketOptionValue(level: 1, name: 2, value: 1)])
+        img.tcp = Self.tcpState
+        let s = try P.steps(img)
+        let repairOn = try #require(s.firstIndex(of: .setsockopt(level: 6, name: 19, value: 1)))
+        let bind = try #require(s.firstIndex { if case .bind = $0 { return true } else { return false } })
+        let connect = try #require(s.firstIndex { if case .connect = $0 { return true } else { return false } })
+        let sendSeq = try #require(s.firstIndex(of: .setsockopt(level: 6, name: 21, value: 1000)))
+        let fill = try #require(s.firstIndex(of: .fillQueue(queue: 2, [1, 2, 3])))
+        let off = try #require(s.firstIndex(of: .setsockopt(level: 6, name: 19, value: -1)))
+        // SO_REUSEADDR before repair (which forces reuse) and again after it.
+        #expect(s[1] == .setsockopt(level: 1, name: 2, value: 1) && s.last == .setsockopt(level: 1, name: 2, value: 1))
+        #expect(repairOn < bind && bind < sendSeq && sendSeq < connect && connect < fill && fill < off)
+        #expect(s.contains(.repairOptions([2, 65483, 3, 7 | 7 << 16, 4, 0, 8, 0])))
+        #expect(s.contains(.setsockopt(level: 6, name: 24, value: 123)))
+        #expect(!s.contains { if case .fillQueue(queue: 1, _) = $0 { return true } else { return false } }, "an empty receive queue is not filled")
+    }
+
+    @Test(arguments: [
+        TCPConnectionState(sendSeq: 0, recvSeq: 0, sendQueue: [], recvQueue: [], mss: 0, sendWindowScale: nil, recvWindowScale: nil,
+                           sack: false, timestamp: nil, window: [1, 2, 3, 4, 5]),
+        TCPConnectionState(sendSeq: 0, recvSeq: 0, sendQueue: [], recvQueue: [], mss: 1460, sendWindowScale: 15, recvWindowScale: 7,
+                           sack: false, timestamp: nil, window: [1, 2, 3, 4, 5]),
+        TCPConnectionState(sendSeq: 0, recvSeq: 0, sendQueue: [], recvQueue: [], mss: 1460, sendWindowScale: 7, recvWindowScale: nil,
+                           sack: false, timestamp: nil, window: [1, 2, 3, 4, 5]),
+        TCPConnectionState(sendSeq: 0, recvSeq: 0, sendQueue: [], recvQueue: [], mss: 1460, sendWindowScale: nil, recvWindowScale: nil,
+                           sack: false, timestamp: nil, window: [1, 2, 3]),
+    ])
+    func damagedConnectionsAreRefused(_ t: TCPConnectionState) {
+        var img = InetSocketImage(family: P.afInet, type: P.sockStream, proto: 6, state: "established", local: Self.lo4,
+                                  peer: InetEndpoint(address: [127, 0, 0, 1], port: 5000))
+        img.tcp = t
+        #expect(throws: P.Invalid.self) { try P.steps(img) }
+        img.tcp = Self.tcpState
+        img.peer = nil
+        #expect(throws: P.Invalid.self) { try P.steps(img) }
+        img.peer = InetEndpoint(address: [127, 0, 0, 1], port: 5000)
+        img.state = "listen"
+        img.backlog = 1
+        #expect(throws: P.Invalid.self, "TCP state on a listener") { try P.steps(img) }
     }
 
     @Test(arguments: [

@@ -16,8 +16,9 @@
  * u4 → uc, and to u6. The child checks its copy of l4 the same way.
  *
  * Modes (argv[2]): "pending" leaves a connection in l4's accept queue,
- * "established" accepts it and keeps both ends: the checkpoint must refuse
- * both, naming them. */
+ * which the checkpoint must refuse by name; "established" accepts it and
+ * keeps both ends with unread bytes in each direction: after restore they
+ * are read, and the connection carries bytes both ways. */
 #include "wl.h"
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -234,6 +235,9 @@ int main(int argc, char **argv)
 			keep[1] = accept(l4, NULL, NULL);
 			if (keep[1] < 0)
 				wl_setup_fail("accept");
+			/* Bytes left unread at each end (receive queues). */
+			if (write(keep[0], "before", 6) != 6 || write(keep[1], "hello", 5) != 5)
+				wl_setup_fail("write on the connection");
 		}
 	}
 	child = fork();
@@ -250,8 +254,21 @@ int main(int argc, char **argv)
 	wl_ready();
 	while (!wl_stop())
 		wl_sleep_us(20000);
-	if (keep[0] >= 0) {
-		/* A refused mode: the connection it holds is only there to be refused. */
+	if (keep[1] >= 0) {
+		/* established: the connection (both ends here) goes on with its unread bytes. */
+		char buf[16] = { 0 };
+		struct sockaddr_storage peer;
+		socklen_t len = sizeof(peer);
+		WL_CHECK(getpeername(keep[0], (void *)&peer, &len) == 0 && memcmp(&peer, &a_l4, sizeof(struct sockaddr_in)) == 0,
+			 "the client end is no longer connected to l4");
+		WL_CHECK(read(keep[1], buf, 6) == 6 && memcmp(buf, "before", 6) == 0, "server end: unread bytes lost (%s)", buf);
+		WL_CHECK(read(keep[0], buf, 5) == 5 && memcmp(buf, "hello", 5) == 0, "client end: unread bytes lost");
+		WL_CHECK(write(keep[0], "after", 5) == 5 && read(keep[1], buf, 5) == 5 && memcmp(buf, "after", 5) == 0,
+			 "client → server after restore");
+		WL_CHECK(write(keep[1], "again", 5) == 5 && read(keep[0], buf, 5) == 5 && memcmp(buf, "again", 5) == 0,
+			 "server → client after restore");
+	} else if (keep[0] >= 0) {
+		/* pending: the connection it holds is only there to be refused. */
 		int st = 0;
 		WL_CHECK(waitpid(child, &st, 0) == child && WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child's check failed (status %#x)", st);
 		wl_finish();
