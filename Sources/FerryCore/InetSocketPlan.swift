@@ -105,7 +105,9 @@ public enum InetSocketPlan {
         guard f.family == afInet || f.family == afInet6 else {
             return .refuse("\(what): ferry carries only TCP and UDP sockets")
         }
-        if let o = f.uncarriedOptions.first {
+        let tcp = f.type == sockStream && (f.proto == ipprotoTCP || f.proto == 0)
+        let udp = f.type == sockDgram && (f.proto == ipprotoUDP || f.proto == 0)
+        if tcp || udp, let o = f.uncarriedOptions.first {
             return .refuse("\(what) has \(o) set, which ferry does not carry — run the program without it")
         }
         switch (f.type, f.proto) {

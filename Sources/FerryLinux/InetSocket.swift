@@ -145,6 +145,9 @@ public enum InetSocket {
                     if r == -Int64(EADDRINUSE) {
                         throw FerryError("cannot restore fd \(f.fd): \(s.local.map(InetSocketPlan.endpointText) ?? "its address") is in use on this host (is the checkpointed program, or another, still listening there?)")
                     }
+                    if r == -Int64(EADDRNOTAVAIL) {
+                        throw FerryError("cannot restore fd \(f.fd): \(s.local.map(InetSocketPlan.endpointText) ?? "its address") is not an address of this host, so the socket cannot be bound to it")
+                    }
                     if r < 0 { throw SystemError("bind(\(s.local.map(InetSocketPlan.endpointText) ?? "?")) for fd \(f.fd)", errno: Int32(-r), "in process \(injector.memory.pid)") }
                 case .listen(let backlog):
                     try injector.call(50 /* listen */, [UInt64(sock), UInt64(backlog)], "listen(\(backlog)) for fd \(f.fd)")

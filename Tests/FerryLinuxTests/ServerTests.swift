@@ -62,6 +62,34 @@ struct ServerTests {
         #expect(kill(p.pid, 0) == 0, "the refused process is gone")
     }
 
+    /// A checkpoint refused after an established connection was put in
+    /// repair mode (a queued datagram on a later fd) takes it out again: the
+    /// connection carries bytes both ways afterwards.
+    @Test func refusedCheckpointLeavesConnectionsWorking() throws {
+        let dir = try Self.tempDir("ferry_undo")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let script = """
+        import socket, os, time
+        l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen()
+        c = socket.create_connection(l.getsockname()); a, _ = l.accept()
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(('127.0.0.1', 0))
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'q', u.getsockname())
+        open('\(dir)/ready', 'w').close()
+        while not os.path.exists('\(dir)/go'): time.sleep(0.05)
+        c.sendall(b'ping'); assert a.recv(4) == b'ping'
+        a.sendall(b'pong'); assert c.recv(4) == b'pong'
+        open('\(dir)/result', 'w').write('OK')
+        """
+        try script.write(toFile: dir + "/undo.py", atomically: true, encoding: .utf8)
+        let p = try Child(["/usr/bin/python3", W.workloads + "/launch.py", try Self.pythonExecutable(), dir + "/undo.py"], stdout: .null, stderr: .null)
+        defer { p.kill(); _ = p.wait() }
+        #expect(Self.waitFor(dir + "/ready", seconds: 10), "no ready")
+        let r = try Child.run([W.ferry, "checkpoint", "\(p.pid)", "-o", dir + "/image"])
+        #expect(r.status != 0 && r.stderr.contains("datagrams waiting"), "\(r.stderr)")
+        FileManager.default.createFile(atPath: dir + "/go", contents: nil)
+        #expect(Self.waitFor(dir + "/result", seconds: 10), "the connection no longer works after the refused checkpoint")
+    }
+
     /// A redis client stays connected across the checkpoint and restore and
     /// goes on on the same connection (TCP_REPAIR on the server's end; the
     /// client, outside the tree, sees a pause).
