@@ -85,10 +85,13 @@ public enum InetSocketPlan {
         public var datagramQueued: Bool
         /// Options set that ferry does not carry (SO_LINGER on, timeouts, a filter …), by name.
         public var uncarriedOptions: [String]
+        /// sk_shutdown (1 receive, 2 send); nil when it could not be read.
+        public var shutdown: UInt8?
         public init(family: Int32, type: Int32, proto: Int32, tcpState: Int? = nil, local: InetEndpoint? = nil,
                     peer: InetEndpoint? = nil, acceptQueue: Int = 0, datagramQueued: Bool = false, uncarriedOptions: [String] = []) {
             self.family = family; self.type = type; self.proto = proto; self.tcpState = tcpState; self.local = local
             self.peer = peer; self.acceptQueue = acceptQueue; self.datagramQueued = datagramQueued; self.uncarriedOptions = uncarriedOptions
+            self.shutdown = 0
         }
     }
 
@@ -109,6 +112,9 @@ public enum InetSocketPlan {
         let udp = f.type == sockDgram && (f.proto == ipprotoUDP || f.proto == 0)
         if tcp || udp, let o = f.uncarriedOptions.first {
             return .refuse("\(what) has \(o) set, which ferry does not carry — run the program without it")
+        }
+        if tcp || udp, f.shutdown == nil {
+            return .refuse("\(what): its shutdown state cannot be read (sock_diag: inet_diag/udp_diag missing, or the socket is in another network namespace), so ferry cannot carry it")
         }
         switch (f.type, f.proto) {
         case (sockStream, ipprotoTCP), (sockStream, 0):
@@ -195,6 +201,8 @@ public enum InetSocketPlan {
         case bind([UInt8])
         case listen(Int32)
         case connect([UInt8])
+        /// shutdown(2) with SHUT_RD 0, SHUT_WR 1, SHUT_RDWR 2.
+        case shutdown(Int32)
         /// TCP_REPAIR_QUEUE `queue`, then these bytes sent into it (repair mode).
         case fillQueue(queue: Int32, [UInt8])
         /// TCP_REPAIR_OPTIONS: (code, value) pairs.
@@ -274,7 +282,12 @@ public enum InetSocketPlan {
             }
             optionSteps.append(.setsockopt(level: o.level, name: o.name, value: setValue(o)))
         }
-        if tcp && s.state == "established" { return try establishedSteps(s, options: optionSteps, bad: bad) }
+        guard (0...3).contains(s.shutdown ?? 0) else { throw bad("shutdown bits \(s.shutdown ?? 0)") }
+        let shut: [Step] = (s.shutdown ?? 0) == 0 ? [] : [.shutdown((s.shutdown ?? 0) - 1)]
+        if tcp && s.state == "established" {
+            guard shut.isEmpty else { throw bad("an established connection that was shut down (its state would not be ESTABLISHED)") }
+            return try establishedSteps(s, options: optionSteps, bad: bad)
+        }
         guard s.tcp == nil else { throw bad("TCP connection state on a socket in state \"\(s.state)\"") }
         var out: [Step] = [.socket(family: s.family, type: s.type, proto: s.proto)] + optionSteps
         switch (tcp, s.state) {
@@ -293,7 +306,7 @@ public enum InetSocketPlan {
         default:
             throw bad("state \"\(s.state)\" for a \(tcp ? "TCP" : "UDP") socket")
         }
-        return out
+        return out + shut
     }
 
     /// The transmit and receive queue sizes (bytes) of the socket with

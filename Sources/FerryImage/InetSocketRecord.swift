@@ -19,6 +19,8 @@ public struct InetSocketImage: Codable, Equatable, Sendable {
     public var backlog: Int32?
     /// Options whose value differs from a fresh socket's of the same kind, set again on restore.
     public var options: [SocketOptionValue]
+    /// shutdown(2) already done: 1 receive, 2 send, 3 both (the kernel's sk_shutdown); nil for none.
+    public var shutdown: Int32?
     /// An established TCP connection (state "established"), read in TCP_REPAIR mode.
     public var tcp: TCPConnectionState?
 

@@ -58,6 +58,9 @@ public enum InetSocket {
             facts.datagramQueued = inode.flatMap { InetSocketPlan.queues(procNet: text, inode: $0) }.map { $0.rx > 0 } ?? true
         }
         facts.uncarriedOptions = uncarried(copy, family: family, type: type, proto: proto)
+        if let inode = socketInode(link), type == InetSocketPlan.sockStream || type == InetSocketPlan.sockDgram {
+            facts.shutdown = shutdownBits(family: family, proto: type == InetSocketPlan.sockStream ? 6 : proto == 0 ? 17 : proto, inode: inode)
+        }
         return Seen(facts: facts, options: differingOptions(copy, family: family, type: type, proto: proto), backlog: backlog)
     }
 
@@ -76,6 +79,7 @@ public enum InetSocket {
             var img = InetSocketImage(family: f.family, type: f.type, proto: f.proto, state: state, local: local,
                                       peer: state == "connected" || state == "established" ? f.peer : nil,
                                       backlog: state == "listen" ? seen.backlog : nil, options: seen.options)
+            if let bits = f.shutdown, bits != 0 { img.shutdown = Int32(bits) }
             if state == "established" { img.tcp = try TCPRepair.capture(pid: pid, fd: fd) }
             return img
         }
@@ -171,6 +175,10 @@ public enum InetSocket {
                     try injector.memory.write(scratch.data, w.flatMap { v in withUnsafeBytes(of: v.littleEndian, Array.init) })
                     try injector.call(54, [UInt64(sock), 6, 29 /* TCP_REPAIR_WINDOW */, scratch.data, UInt64(w.count * 4)],
                                       "setsockopt(TCP_REPAIR_WINDOW) for fd \(f.fd)")
+                case .shutdown(let how):
+                    // On an unconnected socket shutdown sets the bits and says ENOTCONN.
+                    let r = try injector.raw(48 /* shutdown */, [UInt64(sock), UInt64(how)])
+                    if r < 0 && r != -Int64(ENOTCONN) { throw SystemError("shutdown(\(how)) for fd \(f.fd)", errno: Int32(-r), "in process \(injector.memory.pid)") }
                 case .connect(let addr):
                     try injector.memory.write(scratch.data, addr)
                     try injector.call(42 /* connect */, [UInt64(sock), scratch.data, UInt64(addr.count)],
@@ -185,6 +193,47 @@ public enum InetSocket {
     }
 
     // MARK: reading
+
+    /// The socket's shutdown bits (1 receive, 2 send) from sock_diag
+    /// (INET_DIAG_SHUTDOWN), found by inode among the sockets of `family`
+    /// and `proto` in ferry's network namespace; nil when it cannot be read.
+    static func shutdownBits(family: Int32, proto: Int32, inode: UInt64) -> UInt8? {
+        let nl = socket(16 /* AF_NETLINK */, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 4 /* NETLINK_SOCK_DIAG */)
+        guard nl >= 0 else { return nil }
+        defer { close(nl) }
+        // nlmsghdr (16) + inet_diag_req_v2 (56): every state, no extensions.
+        var req = [UInt8](repeating: 0, count: 72)
+        func put32(_ v: UInt32, _ at: Int) { for i in 0..<4 { req[at + i] = UInt8(truncatingIfNeeded: v >> (8 * UInt32(i))) } }
+        put32(72, 0)
+        req[4] = 20 /* SOCK_DIAG_BY_FAMILY */
+        req[6] = 0x01; req[7] = 0x03 /* NLM_F_REQUEST | NLM_F_DUMP */
+        req[16] = UInt8(family); req[17] = UInt8(proto)
+        put32(0xffff_ffff, 20)
+        guard req.withUnsafeBytes({ send(nl, $0.baseAddress, 72, 0) }) == 72 else { return nil }
+        var buf = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = buf.withUnsafeMutableBytes { recv(nl, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { return nil }
+            var off = 0
+            while off + 16 <= n {
+                let len = Int(le32(buf, off)), type = UInt16(buf[off + 4]) | UInt16(buf[off + 5]) << 8
+                guard len >= 16, off + len <= n else { return nil }
+                if type == 3 /* NLMSG_DONE */ || type == 2 /* NLMSG_ERROR */ { return nil }
+                // inet_diag_msg (72 bytes) after the header; idiag_inode at 68.
+                if len >= 16 + 72, UInt64(le32(buf, off + 16 + 68)) == inode {
+                    var a = off + 16 + 72
+                    while a + 4 <= off + len {
+                        let alen = Int(UInt16(buf[a]) | UInt16(buf[a + 1]) << 8), atype = UInt16(buf[a + 2]) | UInt16(buf[a + 3]) << 8
+                        guard alen >= 4 else { break }
+                        if atype == 8 /* INET_DIAG_SHUTDOWN */, alen >= 5 { return buf[a + 4] }
+                        a += (alen + 3) & ~3
+                    }
+                    return 0
+                }
+                off += (len + 3) & ~3
+            }
+        }
+    }
 
     /// Established connections: their sockets are put in TCP_REPAIR mode
     /// while the tree is frozen (through a copy ferry holds), so that when
