@@ -251,7 +251,7 @@ public enum FileState {
             pool.pipes[id] = (r, w)
         }
         for p in processes {
-            for f in p.files {
+            for f in InetSocket.connectionsLast(p.files) {
                 guard let id = f.treeShareID, pool.shared[id] == nil else { continue }
                 let fd = try openInProcess(f, injector: injector, scratch: scratch)
                 let slot = try pool.reserve(1)
@@ -323,7 +323,8 @@ public enum FileState {
         }
         let batched = try openByPath(primaries.filter { $0.treeShareID == nil && byPath.contains($0.kind) },
                                      injector: injector, scratch: scratch)
-        for f in primaries where f.kind != .epoll && !batched.contains(f.fd) {
+        // Established connections after the listeners whose port they take again.
+        for f in InetSocket.connectionsLast(primaries) where f.kind != .epoll && !batched.contains(f.fd) {
             if f.kind == .pipe {
                 guard let ends = pool.pipes[f.pipeID] else { throw FerryError("cannot restore fd \(f.fd): pipe \(f.pipeID) was not created") }
                 try place(Int64((f.flags & O_ACCMODE) == O_RDONLY ? ends.read : ends.write), f, keep: true)

@@ -109,6 +109,12 @@ public enum InetSocket {
 
     // MARK: restore
 
+    /// `files` with established connections moved to the end (in order):
+    /// a connection bound first would keep its listener from binding the port.
+    static func connectionsLast(_ files: [FileDescriptorImage]) -> [FileDescriptorImage] {
+        files.filter { $0.inet?.tcp == nil } + files.filter { $0.inet?.tcp != nil }
+    }
+
     /// Checks every TCP/UDP record of the image before anything is created.
     static func preflight(_ meta: ImageMetadata) throws {
         for p in meta.processes {

@@ -38,6 +38,18 @@ struct InetSocketPlanTests {
         #expect(pk.contains("family 17"))
     }
 
+    @Test func shutdownIsCarriedOrRefusedWhenUnknown() throws {
+        var f = P.Facts(family: P.afInet, type: P.sockDgram, proto: 17, local: Self.lo4)
+        f.shutdown = nil
+        guard case .refuse(let why) = P.decide(f) else { Issue.record("unknown shutdown state carried"); return }
+        #expect(why.contains("shutdown state"))
+        var img = InetSocketImage(family: P.afInet, type: P.sockDgram, proto: 17, state: "bound", local: Self.lo4)
+        img.shutdown = 2
+        #expect(try P.steps(img).last == .shutdown(1))
+        img.shutdown = 4
+        #expect(throws: P.Invalid.self) { try P.steps(img) }
+    }
+
     @Test func endpointsPrintLikeTheKernelTools() {
         #expect(P.endpointText(Self.any6) == "[::]:443")
         var a = [UInt8](repeating: 0, count: 16)
