@@ -115,6 +115,24 @@ public enum InetSocket {
         files.filter { $0.inet?.tcp == nil } + files.filter { $0.inet?.tcp != nil }
     }
 
+    /// Sockets several processes share are created once, from the
+    /// preliminary metadata of a pre-copy: a final metadata in which one of
+    /// them differs (a connection's sequence numbers or queues moved) cannot
+    /// be completed.
+    static func sharedSocketsChanged(preliminary: ImageMetadata, final: ImageMetadata) -> String? {
+        func shared(_ m: ImageMetadata) -> [String: InetSocketImage] {
+            var out: [String: InetSocketImage] = [:]
+            for p in m.processes {
+                for f in p.files where f.treeShareID != nil { if let s = f.inet { out["\(p.pid)/\(f.fd)"] = s } }
+            }
+            return out
+        }
+        let a = shared(preliminary), b = shared(final)
+        guard a != b else { return nil }
+        let key = (Set(a.keys).union(b.keys)).sorted().first { a[$0] != b[$0] } ?? "?"
+        return "the socket at process/fd \(key), shared by several processes, changed during pre-copy"
+    }
+
     /// Checks every TCP/UDP record of the image before anything is created.
     static func preflight(_ meta: ImageMetadata) throws {
         for p in meta.processes {

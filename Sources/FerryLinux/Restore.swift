@@ -213,6 +213,7 @@ public final class PhasedRestore {
         for (a, b) in zip(preliminary.processes, final.processes) where a.mappings != b.mappings {
             return "process \(b.pid) changed its mappings during pre-copy"
         }
+        if let why = InetSocket.sharedSocketsChanged(preliminary: preliminary, final: final) { return why }
         return nil
     }
 
