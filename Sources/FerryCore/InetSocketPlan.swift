@@ -236,7 +236,19 @@ public enum InetSocketPlan {
         if t.timestamp != nil { tcpOptions += [8, 0] }
         let recvStart = t.recvSeq, sendStart = t.sendSeq
         // Repair on after the options: it forces address reuse, which SO_REUSEADDR would undo.
-        var out: [Step] = [.socket(family: s.family, type: s.type, proto: s.proto)] + options
+        // Buffers grown by autotuning go past wmem_max/rmem_max, and the queues
+        // must fit: SO_SNDBUFFORCE/SO_RCVBUFFORCE (CAP_NET_ADMIN, which repair needs too).
+        let forced = options.map { step -> Step in
+            if case .setsockopt(solSocket, let name, let v) = step, name == 7 || name == 8 {
+                return .setsockopt(level: solSocket, name: name == 7 ? 32 : 33, value: v)
+            }
+            return step
+        }
+        var out: [Step] = [.socket(family: s.family, type: s.type, proto: s.proto)] + forced
+        // The unread bytes must fit the receive buffer whatever it was (the kernel doubles the value).
+        let need = Int32(min(t.recvQueue.value.count + (1 << 16), Int(Int32.max / 2)))
+        let rcv = forced.compactMap { step -> Int32? in if case .setsockopt(solSocket, 33, let v) = step { return v } else { return nil } }.last
+        if !t.recvQueue.value.isEmpty, rcv ?? 0 < need { out.append(.setsockopt(level: solSocket, name: 33, value: need)) }
         out.append(.setsockopt(level: solTCP, name: tcpRepair, value: 1))
         out += [.bind(sockaddr(family: s.family, l)),
                 .setsockopt(level: solTCP, name: tcpRepairQueue, value: recvQueue),

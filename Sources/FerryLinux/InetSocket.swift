@@ -300,6 +300,13 @@ public enum InetSocket {
                 }
                 return (UInt32(bitPattern: seq) &- UInt32(size), bytes)
             }
+            // Bytes written but never sent would only go out by retransmission after
+            // the restore (seconds on a quiet connection): refused instead.
+            var notSent: Int32 = 0
+            try checkLibc(ioctl(copy, 0x894B /* SIOCOUTQNSD */, &notSent), "ioctl(SIOCOUTQNSD)", ctx)
+            if notSent > 0 {
+                throw FerryError("cannot checkpoint \(pid): fd \(fd) is a TCP connection with \(notSent) bytes written and not yet sent (the peer is not reading, or its window is full); ferry carries only bytes already sent — retry when the peer has caught up")
+            }
             let rq = try queue(InetSocketPlan.recvQueue, siocinq)
             let sq = try queue(InetSocketPlan.sendQueue, siocoutq)
             var info = [UInt8](repeating: 0, count: 104)
