@@ -16,8 +16,7 @@ public enum MemoryState {
     static func mapping(from e: ProcFS.MapEntry, pid: Int32) throws -> Mapping {
         var flags: MappingFlags = e.shared ? [.shared] : []
         if e.vmFlags.contains("gd") { flags.insert(.growsDown) }
-        if e.vmFlags.contains("lo") { flags.insert(.locked) }
-        if e.vmFlags.contains("dd") { flags.insert(.dontDump) }
+        flags.formUnion(MappingAdvice.flags(e.vmFlags))
         var path = e.path
         let deleted = path.hasSuffix(" (deleted)")
         if deleted { path = String(path.dropLast(10)) }
@@ -43,7 +42,8 @@ public enum MemoryState {
             }
         }
         return Mapping(start: e.start, end: e.end, protection: e.protection, kind: kind, flags: flags,
-                       fileOffset: e.offset, file: file, name: e.path)
+                       fileOffset: e.offset, file: file, name: e.path,
+                       sharedObject: SharedMemory.isAnonymousShared(e) ? e.inode : nil)
     }
 
     static func identity(ofMappedFile link: String, path: String) throws -> FileIdentity {

@@ -4,16 +4,18 @@ import FerryImage
 
 /// Shared memory a restore would split. ferry keeps the contents of shared
 /// in-memory objects (MAP_SHARED|MAP_ANONYMOUS, memfd, System V shm, deleted
-/// files) in the image and restores each mapping as its own
-/// MAP_SHARED|MAP_ANONYMOUS area: right for one mapping that nothing else
-/// maps, wrong as soon as a second mapping — in the tree, in the same
-/// process, or in a process outside the tree — shares the object, since
-/// after the restore writes through one are no longer seen through the
-/// other. System V segments are never carried: the segment itself (key,
-/// shmid, shmctl state) is not re-created; nor are a memfd's seals, nor the
-/// link between a deleted file still linked elsewhere and its mapping.
-/// Such trees are refused at checkpoint, before anything is captured, and
-/// by a migration before it connects.
+/// files) in the image. MAP_SHARED|MAP_ANONYMOUS and /dev/zero memory is
+/// restored as one object per object of the tree, mapped by every mapping
+/// of it (`SharedMemoryPlan`); the others are restored as one
+/// MAP_SHARED|MAP_ANONYMOUS area per mapping: right for one mapping that
+/// nothing else maps, wrong as soon as a second mapping — in the tree, in
+/// the same process — shares the object, since after the restore writes
+/// through one are no longer seen through the other. Any object shared with
+/// a process outside the tree is refused too. System V segments are never
+/// carried: the segment itself (key, shmid, shmctl state) is not re-created;
+/// nor are a memfd's seals, nor the link between a deleted file still linked
+/// elsewhere and its mapping. Such trees are refused at checkpoint, before
+/// anything is captured, and by a migration before it connects.
 ///
 /// Shared mappings of regular files are not concerned: they are restored
 /// as mappings of the same file, which stays the shared medium.
@@ -33,6 +35,14 @@ enum SharedMemory {
     }
 
     static func isSysV(_ e: ProcFS.MapEntry) -> Bool { e.path.hasPrefix("/SYSV") }
+
+    /// MAP_SHARED|MAP_ANONYMOUS memory or /dev/zero mapped shared: a shmem
+    /// object reachable only through mappings, restored as one object that
+    /// every mapping of it maps (`SharedMemoryPlan`), whichever processes and
+    /// offsets they are.
+    static func isAnonymousShared(_ e: ProcFS.MapEntry) -> Bool {
+        e.shared && e.inode != 0 && (e.path == "/dev/zero (deleted)" || e.path == "/dev/zero")
+    }
 
     /// What the object is, for a message.
     static func describe(_ e: ProcFS.MapEntry) -> String {
@@ -69,6 +79,8 @@ enum SharedMemory {
             if let other = outside.first(where: { "\($0.entry.device):\($0.entry.inode)" == key }) {
                 return "cannot checkpoint: \(place(group[0])) shares \(what) with process \(other.pid), which is outside the checkpointed tree; \(todo) and the restored copy would no longer see that process's writes — checkpoint a program that does not share memory with other processes"
             }
+            // Shared anonymous memory within the tree is restored as one object.
+            if isAnonymousShared(group[0].entry) { continue }
             for (i, a) in group.enumerated() {
                 for b in group[(i + 1)...] where a.pid != b.pid || overlaps(a.entry, b.entry) {
                     let who = a.pid == b.pid ? "maps the same \(what) twice" : "share \(what)"
