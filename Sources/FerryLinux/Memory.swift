@@ -60,6 +60,8 @@ public enum MemoryState {
     enum DumpPolicy { case none, present, presentAnonymous, all }
 
     static func policy(for m: Mapping) -> DumpPolicy {
+        // MAP_DROPPABLE memory may be dropped by the kernel at any time: it comes back zero, as CRIU does.
+        if m.flags.contains(.droppable) { return .none }
         switch m.kind {
         case .vvar, .vsyscall: return .none
         case .sharedFile: return .none // the file holds the contents (a restore refuses pages there)
