@@ -51,6 +51,42 @@ public struct SharedMemoryPlan: Equatable, Sendable {
         return plan
     }
 
+    /// What each process dumps (parallel to `processes`): its mappings, where a
+    /// mapping of a shared object is cut down to the pages of the object no
+    /// earlier mapping (earlier process, or earlier in the same process)
+    /// covers, and left out when nothing remains; every page of an object is
+    /// then stored once, through its first mapping, and the restore's writes
+    /// through that mapping reach the others. Mappings of bad extent are kept
+    /// whole (`make` refuses them at restore).
+    public static func dumped(_ processes: [ProcessImage]) -> [[Mapping]] {
+        var covered: [UInt64: [(start: UInt64, end: UInt64)]] = [:]
+        return processes.map { p in
+            p.mappings.flatMap { m -> [Mapping] in
+                guard let id = m.sharedObject, m.end > m.start else { return [m] }
+                let (end, overflow) = m.fileOffset.addingReportingOverflow(m.end - m.start)
+                guard !overflow else { return [m] }
+                var pieces: [(start: UInt64, end: UInt64)] = [(m.fileOffset, end)]
+                for c in covered[id, default: []] {
+                    pieces = pieces.flatMap { piece -> [(start: UInt64, end: UInt64)] in
+                        guard c.start < piece.end && piece.start < c.end else { return [piece] }
+                        var rest: [(start: UInt64, end: UInt64)] = []
+                        if piece.start < c.start { rest.append((piece.start, c.start)) }
+                        if c.end < piece.end { rest.append((c.end, piece.end)) }
+                        return rest
+                    }
+                }
+                covered[id, default: []].append((m.fileOffset, end))
+                return pieces.map { piece in
+                    var cut = m
+                    cut.start = m.start + (piece.start - m.fileOffset)
+                    cut.end = m.start + (piece.end - m.fileOffset)
+                    cut.fileOffset = piece.start
+                    return cut
+                }
+            }
+        }
+    }
+
     /// The object `id`, if the plan has it.
     public func object(_ id: UInt64) -> Object? { objects.first { $0.id == id } }
 

@@ -23,6 +23,23 @@ private func shared(_ start: UInt64, _ pages: UInt64, object: UInt64?, offset: U
         #expect(plan.object(8) == nil)
     }
 
+    @Test func eachObjectPageIsDumpedOnce() {
+        let page: UInt64 = 4096
+        let privateMap = shared(0x90000, 2, object: nil, kind: .anonymous)
+        // Parent: object 7 pages 0-3, then a private mapping. Child: object 7 pages 2-5 (dumps 4-5),
+        // object 7 page 1 again (nothing left), object 7 pages 0-7 (dumps 6-7), object 9 pages 0-1 (all).
+        let parent = ProcessImage(pid: 10, mappings: [shared(0x10000, 4, object: 7), privateMap])
+        let child = ProcessImage(pid: 11, ppid: 10, mappings: [
+            shared(0x20000, 4, object: 7, offset: 2 * page), shared(0x30000, 1, object: 7, offset: page),
+            shared(0x40000, 8, object: 7), shared(0x50000, 2, object: 9),
+        ])
+        let d = SharedMemoryPlan.dumped([parent, child])
+        #expect(d.count == 2)
+        #expect(d[0] == parent.mappings)
+        let ranges = d[1].map { [$0.start, $0.end, $0.fileOffset] }
+        #expect(ranges == [[0x22000, 0x24000, 4 * page], [0x46000, 0x48000, 6 * page], [0x50000, 0x52000, 0]])
+    }
+
     @Test func noSharedObjectsNoPlan() throws {
         let p = ProcessImage(pid: 1, mappings: [shared(0x10000, 1, object: nil), shared(0x20000, 1, object: nil, kind: .anonymous)])
         #expect(try SharedMemoryPlan.make([p]).objects.isEmpty)
