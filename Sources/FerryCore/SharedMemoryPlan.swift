@@ -16,6 +16,8 @@ public struct SharedMemoryPlan: Equatable, Sendable {
         public var size: UInt64
         /// Index of its working descriptor, from the plan's first one.
         public var slot: Int
+        /// A memfd (created with its name, of its size) rather than anonymous memory.
+        public var memfd: MemfdIdentity? = nil
     }
 
     /// In the order of first use (root first, then the image's process order).
@@ -40,11 +42,20 @@ public struct SharedMemoryPlan: Equatable, Sendable {
                 guard m.end > m.start, !overflow, end <= maxObjectSize, m.fileOffset % 4096 == 0 else {
                     throw PlanError("process \(p.pid) maps shared object \(id) at 0x\(String(m.start, radix: 16)) with offset \(m.fileOffset) and size \(m.end &- m.start), out of bounds")
                 }
+                if let f = m.memfd {
+                    // A memfd keeps its own size (a mapping may reach past its end: SIGBUS there, as before).
+                    guard f.size <= maxObjectSize, !f.name.utf8.contains(0), f.name.utf8.count <= 249 else {
+                        throw PlanError("process \(p.pid) maps memfd \(id) of size \(f.size) or name length \(f.name.utf8.count), out of bounds")
+                    }
+                }
                 if let i = index[id] {
-                    plan.objects[i].size = max(plan.objects[i].size, end)
+                    guard plan.objects[i].memfd == m.memfd else {
+                        throw PlanError("process \(p.pid) maps shared object \(id) at 0x\(String(m.start, radix: 16)) described otherwise by another mapping")
+                    }
+                    if m.memfd == nil { plan.objects[i].size = max(plan.objects[i].size, end) }
                 } else {
                     index[id] = plan.objects.count
-                    plan.objects.append(Object(id: id, size: end, slot: plan.objects.count))
+                    plan.objects.append(Object(id: id, size: m.memfd?.size ?? end, slot: plan.objects.count, memfd: m.memfd))
                 }
             }
         }
@@ -65,7 +76,9 @@ public struct SharedMemoryPlan: Equatable, Sendable {
                 guard let id = m.sharedObject, m.end > m.start else { return [m] }
                 let (end, overflow) = m.fileOffset.addingReportingOverflow(m.end - m.start)
                 guard !overflow else { return [m] }
-                var pieces: [(start: UInt64, end: UInt64)] = [(m.fileOffset, end)]
+                // Pages past a memfd's end cannot be read (SIGBUS): nothing to store there.
+                let limit = m.memfd.map { ($0.size &+ 4095) & ~UInt64(4095) } ?? end
+                var pieces: [(start: UInt64, end: UInt64)] = m.fileOffset < min(end, limit) ? [(m.fileOffset, min(end, limit))] : []
                 for c in covered[id, default: []] {
                     pieces = pieces.flatMap { piece -> [(start: UInt64, end: UInt64)] in
                         guard c.start < piece.end && piece.start < c.end else { return [piece] }

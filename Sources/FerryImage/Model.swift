@@ -192,15 +192,31 @@ public struct Mapping: Codable, Equatable, Sendable {
     /// object it maps, the same in every mapping of the image that shares it
     /// (its shmem inode at checkpoint); `fileOffset` is the offset in it.
     public var sharedObject: UInt64?
+    /// When that object is a memfd: its name, size and whether it allows sealing.
+    public var memfd: MemfdIdentity?
 
     public init(start: UInt64, end: UInt64, protection: Protection, kind: MappingKind, flags: MappingFlags = [],
-                fileOffset: UInt64 = 0, file: FileIdentity? = nil, name: String = "", sharedObject: UInt64? = nil) {
+                fileOffset: UInt64 = 0, file: FileIdentity? = nil, name: String = "", sharedObject: UInt64? = nil,
+                memfd: MemfdIdentity? = nil) {
         self.start = start; self.end = end; self.protection = protection; self.kind = kind; self.flags = flags
         self.fileOffset = fileOffset; self.file = file; self.name = name; self.sharedObject = sharedObject
+        self.memfd = memfd
     }
 
     public var size: UInt64 { end - start }
     public func contains(_ address: UInt64) -> Bool { address >= start && address < end }
+}
+
+/// A memfd (memfd_create) as a restore re-creates it.
+public struct MemfdIdentity: Codable, Equatable, Sendable {
+    /// The name given to memfd_create (without "memfd:").
+    public var name: String
+    public var size: UInt64
+    /// Created with MFD_ALLOW_SEALING and not sealed yet (F_GET_SEALS read 0).
+    public var allowsSealing: Bool
+    public init(name: String, size: UInt64, allowsSealing: Bool) {
+        self.name = name; self.size = size; self.allowsSealing = allowsSealing
+    }
 }
 
 public struct MappingFlags: OptionSet, Codable, Hashable, Sendable {

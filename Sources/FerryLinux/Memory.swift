@@ -43,7 +43,8 @@ public enum MemoryState {
         }
         return Mapping(start: e.start, end: e.end, protection: e.protection, kind: kind, flags: flags,
                        fileOffset: e.offset, file: file, name: e.path,
-                       sharedObject: SharedMemory.isAnonymousShared(e) ? e.inode : nil)
+                       sharedObject: SharedMemory.isPlannedShared(e) ? e.inode : nil,
+                       memfd: SharedMemory.isMemfd(e) && e.shared ? try SharedMemory.memfdIdentity(e, pid: pid) : nil)
     }
 
     static func identity(ofMappedFile link: String, path: String) throws -> FileIdentity {

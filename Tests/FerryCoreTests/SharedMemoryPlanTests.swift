@@ -40,6 +40,23 @@ private func shared(_ start: UInt64, _ pages: UInt64, object: UInt64?, offset: U
         #expect(ranges == [[0x22000, 0x24000, 4 * page], [0x46000, 0x48000, 6 * page], [0x50000, 0x52000, 0]])
     }
 
+    @Test func aMemfdKeepsItsNameAndSizeAndIsNotStoredPastItsEnd() throws {
+        let page: UInt64 = 4096
+        var a = shared(0x10000, 4, object: 3)
+        a.memfd = MemfdIdentity(name: "buf", size: 2 * page + 100, allowsSealing: true)
+        var b = a
+        b.start = 0x20000; b.end = 0x21000
+        let plan = try SharedMemoryPlan.make([ProcessImage(pid: 1, mappings: [a, b])])
+        #expect(plan.objects.count == 1 && plan.objects[0].size == 2 * page + 100 && plan.objects[0].memfd?.name == "buf")
+        // Pages 0-2 are stored (page 2 holds the last 100 bytes); page 3 lies past the end.
+        let d = SharedMemoryPlan.dumped([ProcessImage(pid: 1, mappings: [a, b])])
+        #expect(d[0].map { [$0.start, $0.end] } == [[0x10000, 0x13000]])
+        // Two mappings that describe one object differently: refused.
+        var c = b
+        c.memfd = MemfdIdentity(name: "other", size: page, allowsSealing: false)
+        #expect(throws: SharedMemoryPlan.PlanError.self) { try SharedMemoryPlan.make([ProcessImage(pid: 1, mappings: [a, c])]) }
+    }
+
     @Test func noSharedObjectsNoPlan() throws {
         let p = ProcessImage(pid: 1, mappings: [shared(0x10000, 1, object: nil), shared(0x20000, 1, object: nil, kind: .anonymous)])
         #expect(try SharedMemoryPlan.make([p]).objects.isEmpty)
