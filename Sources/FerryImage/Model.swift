@@ -188,15 +188,35 @@ public struct Mapping: Codable, Equatable, Sendable {
     public var file: FileIdentity?
     /// The name the kernel shows ("[heap]", "[stack]", "[vvar]", …) or "".
     public var name: String
+    /// For shared anonymous memory (MAP_SHARED|MAP_ANONYMOUS, /dev/zero): the
+    /// object it maps, the same in every mapping of the image that shares it
+    /// (its shmem inode at checkpoint); `fileOffset` is the offset in it.
+    public var sharedObject: UInt64?
+    /// When that object is a memfd: its name, size and whether it allows sealing.
+    public var memfd: MemfdIdentity?
 
     public init(start: UInt64, end: UInt64, protection: Protection, kind: MappingKind, flags: MappingFlags = [],
-                fileOffset: UInt64 = 0, file: FileIdentity? = nil, name: String = "") {
+                fileOffset: UInt64 = 0, file: FileIdentity? = nil, name: String = "", sharedObject: UInt64? = nil,
+                memfd: MemfdIdentity? = nil) {
         self.start = start; self.end = end; self.protection = protection; self.kind = kind; self.flags = flags
-        self.fileOffset = fileOffset; self.file = file; self.name = name
+        self.fileOffset = fileOffset; self.file = file; self.name = name; self.sharedObject = sharedObject
+        self.memfd = memfd
     }
 
     public var size: UInt64 { end - start }
     public func contains(_ address: UInt64) -> Bool { address >= start && address < end }
+}
+
+/// A memfd (memfd_create) as a restore re-creates it.
+public struct MemfdIdentity: Codable, Equatable, Sendable {
+    /// The name given to memfd_create (without "memfd:").
+    public var name: String
+    public var size: UInt64
+    /// Created with MFD_ALLOW_SEALING and not sealed yet (F_GET_SEALS read 0).
+    public var allowsSealing: Bool
+    public init(name: String, size: UInt64, allowsSealing: Bool) {
+        self.name = name; self.size = size; self.allowsSealing = allowsSealing
+    }
 }
 
 public struct MappingFlags: OptionSet, Codable, Hashable, Sendable {
@@ -208,6 +228,16 @@ public struct MappingFlags: OptionSet, Codable, Hashable, Sendable {
     public static let deletedFile = MappingFlags(rawValue: 1 << 2)
     public static let locked = MappingFlags(rawValue: 1 << 3)
     public static let dontDump = MappingFlags(rawValue: 1 << 4)
+    /// madvise advice and mmap flags the kernel shows in VmFlags (sr, rr, dc, mg, hg, nh, wf, nr, dp).
+    public static let sequential = MappingFlags(rawValue: 1 << 5)
+    public static let random = MappingFlags(rawValue: 1 << 6)
+    public static let dontFork = MappingFlags(rawValue: 1 << 7)
+    public static let mergeable = MappingFlags(rawValue: 1 << 8)
+    public static let hugePage = MappingFlags(rawValue: 1 << 9)
+    public static let noHugePage = MappingFlags(rawValue: 1 << 10)
+    public static let wipeOnFork = MappingFlags(rawValue: 1 << 11)
+    public static let noReserve = MappingFlags(rawValue: 1 << 12)
+    public static let droppable = MappingFlags(rawValue: 1 << 13)
 }
 
 /// General-purpose registers in a neutral x86-64 form: no segment selectors,

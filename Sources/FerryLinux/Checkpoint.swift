@@ -119,8 +119,9 @@ public final class CheckpointSession {
         PhaseTimer.shared.mark("capture: host, validation")
         try sink.beginPages(metadata: meta)
         PhaseTimer.shared.mark("send metadata")
-        for image in processes {
-            let stats = try MemoryState.dumpPages(pid: image.pid, mappings: image.mappings.filter { !sink.skipsMapping(pid: image.pid, mapping: $0) },
+        // Each page of a shared anonymous object is stored once (SharedMemoryPlan.dumped).
+        for (image, dumped) in zip(processes, SharedMemoryPlan.dumped(processes)) {
+            let stats = try MemoryState.dumpPages(pid: image.pid, mappings: dumped.filter { !sink.skipsMapping(pid: image.pid, mapping: $0) },
                                                   to: sink)
             result.dataPages += stats.dataPages
             result.zeroPages += stats.zeroPages

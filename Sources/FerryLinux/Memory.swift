@@ -16,8 +16,7 @@ public enum MemoryState {
     static func mapping(from e: ProcFS.MapEntry, pid: Int32) throws -> Mapping {
         var flags: MappingFlags = e.shared ? [.shared] : []
         if e.vmFlags.contains("gd") { flags.insert(.growsDown) }
-        if e.vmFlags.contains("lo") { flags.insert(.locked) }
-        if e.vmFlags.contains("dd") { flags.insert(.dontDump) }
+        flags.formUnion(MappingAdvice.flags(e.vmFlags))
         var path = e.path
         let deleted = path.hasSuffix(" (deleted)")
         if deleted { path = String(path.dropLast(10)) }
@@ -43,7 +42,9 @@ public enum MemoryState {
             }
         }
         return Mapping(start: e.start, end: e.end, protection: e.protection, kind: kind, flags: flags,
-                       fileOffset: e.offset, file: file, name: e.path)
+                       fileOffset: e.offset, file: file, name: e.path,
+                       sharedObject: SharedMemory.isPlannedShared(e) ? e.inode : nil,
+                       memfd: SharedMemory.isMemfd(e) && e.shared ? try SharedMemory.memfdIdentity(e, pid: pid) : nil)
     }
 
     static func identity(ofMappedFile link: String, path: String) throws -> FileIdentity {
@@ -60,6 +61,8 @@ public enum MemoryState {
     enum DumpPolicy { case none, present, presentAnonymous, all }
 
     static func policy(for m: Mapping) -> DumpPolicy {
+        // MAP_DROPPABLE memory may be dropped by the kernel at any time: it comes back zero, as CRIU does.
+        if m.flags.contains(.droppable) { return .none }
         switch m.kind {
         case .vvar, .vsyscall: return .none
         case .sharedFile: return .none // the file holds the contents (a restore refuses pages there)

@@ -198,7 +198,7 @@ extension MemoryState {
     /// The mappings from /proc/PID/maps (no page-table walk) with the VmFlags
     /// of `known`, when every entry is one of `known` (same range, protection,
     /// offset and name); nil otherwise (read /proc/PID/smaps then). A VmFlag
-    /// changed by madvise over a whole mapping (MADV_DONTDUMP) is not seen.
+    /// changed by madvise over a whole mapping (`MappingAdvice`) is not seen.
     static func mappings(of pid: Int32, ifUnchangedFrom known: [Mapping]) throws -> [Mapping]? {
         let entries = try ProcFS.maps(pid, withFlags: false)
         var out: [Mapping] = []
@@ -209,7 +209,7 @@ extension MemoryState {
             guard k < known.count, known[k].start == e.start, known[k].end == e.end, known[k].name == e.path,
                   known[k].protection == e.protection, known[k].fileOffset == e.offset else { return nil }
             var m = try mapping(from: e, pid: pid)
-            m.flags.formUnion(known[k].flags.intersection([.growsDown, .locked, .dontDump]))
+            m.flags.formUnion(known[k].flags.intersection(MappingAdvice.all.union(.growsDown)))
             out.append(m)
         }
         return out

@@ -33,6 +33,8 @@ final class ProcessBuilder {
     /// The image's vDSO mapping when its code is kept and patched (proxy), with the kernel's block base.
     private var proxiedVDSO: (image: Mapping, kernelVDSO: UInt64)?
     private(set) var vdsoNote: String?
+    /// Shared memory object id → the descriptor holding it (`SharedMemoryRestore`), inherited by forked children.
+    var sharedObjects: [UInt64: Int32] = [:]
 
     static let MAP_PRIVATE: UInt64 = 0x02, MAP_SHARED: UInt64 = 0x01, MAP_ANON: UInt64 = 0x20
     static let MAP_GROWSDOWN: UInt64 = 0x100, MAP_FIXED_NOREPLACE: UInt64 = 0x100000
@@ -100,7 +102,9 @@ final class ProcessBuilder {
         let wanted = newPidNamespace ? (image.nsPids.last ?? image.pid) : image.pid
         let pid = try cloneInjected(flags: 0, exitSignal: UInt64(SIGCHLD), wanted: wanted, what: "process \(wanted)")
         let spawned = SpawnedProcess(pid: pid, reaper: nil, tracee: Tracee(pid))
-        return try ProcessBuilder(child: spawned, image: image, meta: meta, target: target, inheritedScratch: scratch)
+        let b = try ProcessBuilder(child: spawned, image: image, meta: meta, target: target, inheritedScratch: scratch)
+        b.sharedObjects = sharedObjects
+        return b
     }
 
     // MARK: address space
@@ -127,6 +131,7 @@ final class ProcessBuilder {
         for m in image.mappings {
             try create(m, keepKernelVDSO: kernelVDSO)
         }
+        for fd in sharedObjects.values.sorted() { batch.add(.init(SYS.close, [UInt64(fd)], "close(shared memory fd \(fd))")) }
         try batch.run(main, scratch: scratch)
         let anonymous = image.mappings.filter { $0.kind.isPrivateAnonymous }
         if !anonymous.isEmpty {
@@ -184,7 +189,14 @@ final class ProcessBuilder {
             flags |= m.kind == .sharedAnonymous ? ProcessBuilder.MAP_SHARED : ProcessBuilder.MAP_PRIVATE
             if m.flags.contains(.growsDown) { flags |= ProcessBuilder.MAP_GROWSDOWN }
             if !m.protection.contains(.write) { prot |= 3; needsProtect = true }
-            batch.add(.init(SYS.mmap, [m.start, size, prot, flags, UInt64.max, 0], "mmap(\(what))"))
+            if let id = m.sharedObject {
+                // One object for all its mappings (SharedMemoryRestore).
+                guard m.kind == .sharedAnonymous, let fd = sharedObjects[id] else { throw FerryError("cannot restore \(what): shared object \(id) was not created") }
+                flags = ProcessBuilder.MAP_FIXED_NOREPLACE | ProcessBuilder.MAP_SHARED
+                batch.add(.init(SYS.mmap, [m.start, size, prot, flags, UInt64(fd), m.fileOffset], "mmap(\(what)) of shared object \(id)"))
+            } else {
+                batch.add(.init(SYS.mmap, [m.start, size, prot, MappingAdvice.mmapFlags(m, flags), UInt64.max, 0], "mmap(\(what))"))
+            }
         case .privateFile, .sharedFile:
             try batch.run(main, scratch: scratch)
             guard let file = m.file else { throw FerryError("cannot restore \(what): no file recorded") }
@@ -195,7 +207,7 @@ final class ProcessBuilder {
             defer { _ = try? main.call(SYS.close, [UInt64(fd)], "close") }
             if !shared && !m.protection.contains(.write) { prot |= 3; needsProtect = true }
             let flags = (shared ? ProcessBuilder.MAP_SHARED : ProcessBuilder.MAP_PRIVATE) | ProcessBuilder.MAP_FIXED_NOREPLACE
-            try main.call(SYS.mmap, [m.start, size, prot, flags, UInt64(fd), m.fileOffset], "mmap(\(what) of \(file.path))")
+            try main.call(SYS.mmap, [m.start, size, prot, MappingAdvice.mmapFlags(m, flags), UInt64(fd), m.fileOffset], "mmap(\(what) of \(file.path))")
         }
         if needsProtect { pendingProtect.append(m) }
     }
@@ -282,6 +294,7 @@ final class ProcessBuilder {
         for m in pendingProtect {
             batch.add(.init(SYS.mprotect, [m.start, m.end - m.start, UInt64(m.protection.rawValue)], "mprotect(\(hex(m.start)))"))
         }
+        for m in image.mappings { for c in MappingAdvice.calls(m) { batch.add(c) } }
         try batch.run(main, scratch: scratch)
         pendingProtect.removeAll()
     }

@@ -110,6 +110,7 @@ public final class PhasedRestore {
         try RestoreChecks.preflight(meta, newPidNamespace: options.newPidNamespace, allowMissingCPU: options.allowMissingCPUFeatures,
                                     allowXSaveGrowth: options.allowXSaveGrowth)
         let root = meta.processes[0]
+        let sharedMemory = try SharedMemoryRestore.plan(meta)
         let container = try ctRecord.map { try ContainerRestore.prepare($0, leafName: ContainerState.leafName($0.spec, restorer: getpid())) }
         self.container = container
         let wanted = options.newPidNamespace ? (root.nsPids.last ?? root.pid) : root.pid
@@ -133,6 +134,8 @@ public final class PhasedRestore {
             let target = options.targetLayout.layout
             let rootBuilder = try ProcessBuilder(child: child, image: root, meta: meta, target: target)
             pool = try rootBuilder.createPipePool(meta.pipes, processes: meta.processes)
+            rootBuilder.sharedObjects = try SharedMemoryRestore.create(sharedMemory, base: FileState.WorkingFDs(processes: meta.processes).end,
+                                                                       pid: child.pid, main: rootBuilder.main, scratch: rootBuilder.scratch)
             try rootBuilder.startSession()
             builders[root.pid] = rootBuilder
             order = [rootBuilder]

@@ -4,16 +4,18 @@ import FerryImage
 
 /// Shared memory a restore would split. ferry keeps the contents of shared
 /// in-memory objects (MAP_SHARED|MAP_ANONYMOUS, memfd, System V shm, deleted
-/// files) in the image and restores each mapping as its own
-/// MAP_SHARED|MAP_ANONYMOUS area: right for one mapping that nothing else
-/// maps, wrong as soon as a second mapping — in the tree, in the same
-/// process, or in a process outside the tree — shares the object, since
-/// after the restore writes through one are no longer seen through the
-/// other. System V segments are never carried: the segment itself (key,
-/// shmid, shmctl state) is not re-created; nor are a memfd's seals, nor the
-/// link between a deleted file still linked elsewhere and its mapping.
-/// Such trees are refused at checkpoint, before anything is captured, and
-/// by a migration before it connects.
+/// files) in the image. MAP_SHARED|MAP_ANONYMOUS and /dev/zero memory and
+/// memfds are restored as one object per object of the tree, mapped by every
+/// mapping of it (`SharedMemoryPlan`); the others are restored as one
+/// MAP_SHARED|MAP_ANONYMOUS area per mapping: right for one mapping that
+/// nothing else maps, wrong as soon as a second mapping — in the tree, in
+/// the same process — shares the object, since after the restore writes
+/// through one are no longer seen through the other. Any object shared with
+/// a process outside the tree is refused too. System V segments are never
+/// carried: the segment itself (key, shmid, shmctl state) is not re-created;
+/// nor are a memfd's seals, nor the link between a deleted file still linked
+/// elsewhere and its mapping. Such trees are refused at checkpoint, before
+/// anything is captured, and by a migration before it connects.
 ///
 /// Shared mappings of regular files are not concerned: they are restored
 /// as mappings of the same file, which stays the shared medium.
@@ -33,6 +35,39 @@ enum SharedMemory {
     }
 
     static func isSysV(_ e: ProcFS.MapEntry) -> Bool { e.path.hasPrefix("/SYSV") }
+
+    /// MAP_SHARED|MAP_ANONYMOUS memory or /dev/zero mapped shared: a shmem
+    /// object reachable only through mappings, restored as one object that
+    /// every mapping of it maps (`SharedMemoryPlan`), whichever processes and
+    /// offsets they are.
+    static func isAnonymousShared(_ e: ProcFS.MapEntry) -> Bool {
+        e.shared && e.inode != 0 && (e.path == "/dev/zero (deleted)" || e.path == "/dev/zero")
+    }
+
+    static func isMemfd(_ e: ProcFS.MapEntry) -> Bool { e.path.hasPrefix("/memfd:") && e.path.hasSuffix(" (deleted)") }
+
+    /// Restored as one object for all its mappings: shared anonymous memory,
+    /// or a memfd mapped shared (`check` refuses sealed or hugetlb ones).
+    static func isPlannedShared(_ e: ProcFS.MapEntry) -> Bool {
+        isAnonymousShared(e) || (e.shared && e.inode != 0 && isMemfd(e))
+    }
+
+    /// The name, size and sealing of the memfd a mapping of process `pid` maps.
+    static func memfdIdentity(_ e: ProcFS.MapEntry, pid: Int32) throws -> MemfdIdentity {
+        let link = "/proc/\(pid)/map_files/\(String(e.start, radix: 16))-\(String(e.end, radix: 16))"
+        var st = stat()
+        guard stat(link, &st) == 0 else { throw SystemError("stat(\(link))", errno: errno, "reading the size of \(describe(e))") }
+        let name = String(e.path.dropFirst(7).dropLast(10))
+        return MemfdIdentity(name: name, size: UInt64(max(st.st_size, 0)), allowsSealing: memfdSeals(link) == 0 && memfdSealable(link))
+    }
+
+    /// Whether F_GET_SEALS works on the memfd behind `link` (it fails with EINVAL only on non-memfd files).
+    static func memfdSealable(_ link: String) -> Bool {
+        let fd = open(link, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return fcntl(fd, 1034 /* F_GET_SEALS */) == 0
+    }
 
     /// What the object is, for a message.
     static func describe(_ e: ProcFS.MapEntry) -> String {
@@ -69,6 +104,8 @@ enum SharedMemory {
             if let other = outside.first(where: { "\($0.entry.device):\($0.entry.inode)" == key }) {
                 return "cannot checkpoint: \(place(group[0])) shares \(what) with process \(other.pid), which is outside the checkpointed tree; \(todo) and the restored copy would no longer see that process's writes — checkpoint a program that does not share memory with other processes"
             }
+            // Shared anonymous memory and memfds within the tree are restored as one object each.
+            if isPlannedShared(group[0].entry) { continue }
             for (i, a) in group.enumerated() {
                 for b in group[(i + 1)...] where a.pid != b.pid || overlaps(a.entry, b.entry) {
                     let who = a.pid == b.pid ? "maps the same \(what) twice" : "share \(what)"
@@ -131,6 +168,11 @@ enum SharedMemory {
             for e in entries where isInMemoryShared(e) {
                 let link = "/proc/\(pid)/map_files/\(String(e.start, radix: 16))-\(String(e.end, radix: 16))"
                 if e.path.hasPrefix("/memfd:") {
+                    // A hugetlbfs file's block size is its huge page size.
+                    var st = stat()
+                    if stat(link, &st) == 0 && st.st_blksize > 4096 {
+                        throw FerryError("cannot checkpoint: process \(pid) at \(hex(e.start))-\(hex(e.end)) maps \(describe(e)), a hugetlb memfd; ferry does not restore hugetlb memory — checkpoint a program that does not use MFD_HUGETLB")
+                    }
                     let seals = memfdSeals(link)
                     if seals & ~fSealSeal != 0 {
                         throw FerryError("cannot checkpoint: process \(pid) at \(hex(e.start))-\(hex(e.end)) maps \(describe(e)) sealed with F_GET_SEALS 0x\(String(seals, radix: 16)); a restore would map it as unsealed shared anonymous memory — checkpoint a program that does not seal its memfds")

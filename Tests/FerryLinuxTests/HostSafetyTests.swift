@@ -25,22 +25,36 @@ struct HostSafetyTests {
         #expect(SharedMemory.refusal(tree: tree) == nil)
     }
 
-    @Test func sharedAnonymousMemoryAcrossFork() throws {
-        let tree = [(pid: Int32(10), maps: [Self.entry(0x7f00_0000_0000, inode: 5, path: Self.anon)]),
+    /// MAP_SHARED|MAP_ANONYMOUS memory or a memfd across fork, at other offsets or twice in a process
+    /// is carried (one object, SharedMemoryPlan); a deleted file shared across fork is not.
+    @Test func sharedAnonymousMemoryAcrossForkIsCarriedMemfdIsNot() throws {
+        let tree = [(pid: Int32(10), maps: [Self.entry(0x7f00_0000_0000, inode: 5, path: Self.anon),
+                                            Self.entry(0x7f00_0001_0000, offset: 0, inode: 5, path: Self.anon)]),
                     (pid: Int32(11), maps: [Self.entry(0x7f00_0000_0000, inode: 5, path: Self.anon)])]
-        let why = try #require(SharedMemory.refusal(tree: tree))
-        #expect(why.hasPrefix("cannot checkpoint: process 10 at 0x7f0000000000-0x7f0000001000 and process 11 at 0x7f0000000000-0x7f0000001000 share MAP_SHARED|MAP_ANONYMOUS memory;"), "\(why)")
+        #expect(SharedMemory.refusal(tree: tree) == nil)
+        let entry = Self.entry(0x1000, inode: 5, path: Self.anon)
+        #expect(SharedMemory.isAnonymousShared(entry))
+        #expect(!SharedMemory.isAnonymousShared(Self.entry(0x1000, inode: 5, path: Self.anon, shared: false)))
+        #expect(!SharedMemory.isAnonymousShared(Self.entry(0x1000, inode: 6, path: "/memfd:buf (deleted)")))
+        #expect(SharedMemory.isPlannedShared(Self.entry(0x1000, inode: 6, path: "/memfd:buf (deleted)")))
+        let memfd = [(pid: Int32(10), maps: [Self.entry(0x7f00_0000_0000, inode: 6, path: "/memfd:buf (deleted)")]),
+                     (pid: Int32(11), maps: [Self.entry(0x7f00_0000_0000, inode: 6, path: "/memfd:buf (deleted)")])]
+        #expect(SharedMemory.refusal(tree: memfd) == nil)
+        let deleted = [(pid: Int32(10), maps: [Self.entry(0x7f00_0000_0000, inode: 6, path: "/tmp/buf (deleted)")]),
+                       (pid: Int32(11), maps: [Self.entry(0x7f00_0000_0000, inode: 6, path: "/tmp/buf (deleted)")])]
+        let why = try #require(SharedMemory.refusal(tree: deleted))
+        #expect(why.hasPrefix("cannot checkpoint: process 10 at 0x7f0000000000-0x7f0000001000 and process 11 at 0x7f0000000000-0x7f0000001000 share shared memory of the deleted file /tmp/buf;"), "\(why)")
         #expect(!why.contains("\n"))
     }
 
-    @Test func memfdMappedTwiceInOneProcess() throws {
-        let tree = [(pid: Int32(10), maps: [Self.entry(0x1000, 2, inode: 6, path: "/memfd:jit (deleted)"),
-                                            Self.entry(0x8000, 2, inode: 6, path: "/memfd:jit (deleted)")])]
+    @Test func deletedFileMappedTwiceInOneProcess() throws {
+        let tree = [(pid: Int32(10), maps: [Self.entry(0x1000, 2, inode: 6, path: "/tmp/jit (deleted)"),
+                                            Self.entry(0x8000, 2, inode: 6, path: "/tmp/jit (deleted)")])]
         let why = try #require(SharedMemory.refusal(tree: tree))
-        #expect(why.contains("maps the same memfd \"jit\" twice"), "\(why)")
+        #expect(why.contains("maps the same shared memory of the deleted file /tmp/jit twice"), "\(why)")
         // One area split by mprotect: the same object, parts that follow each other.
-        let split = [(pid: Int32(10), maps: [Self.entry(0x1000, 2, inode: 6, path: "/memfd:jit (deleted)"),
-                                             Self.entry(0x3000, 2, offset: 0x2000, inode: 6, path: "/memfd:jit (deleted)")])]
+        let split = [(pid: Int32(10), maps: [Self.entry(0x1000, 2, inode: 6, path: "/tmp/jit (deleted)"),
+                                             Self.entry(0x3000, 2, offset: 0x2000, inode: 6, path: "/tmp/jit (deleted)")])]
         #expect(SharedMemory.refusal(tree: split) == nil)
     }
 

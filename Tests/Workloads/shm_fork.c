@@ -7,9 +7,9 @@
  * (at least every 5 s: a checkpoint may hold one side a while) and never go
  * back. At stop the parent raises a
  * flag in the page; the child must see it and exit 0, which it can only if
- * the page is still shared. ferry refuses to checkpoint the first three (it
- * would restore each process with a copy of its own); a shared file stays
- * shared through the file, and is carried. */
+ * the page is still shared. ferry carries anon and memfd (one object mapped
+ * by both), refuses sysv (the segment is not re-created); a shared file
+ * stays shared through the file, and is carried. */
 #include "wl.h"
 #include <sys/ipc.h>
 #include <sys/mman.h>

@@ -6,8 +6,8 @@
  * memory). With `alias` the memfd is mapped a second time and each step
  * also checks that a write through one view shows through the other; with
  * `sealed` the memfd carries F_SEAL_SHRINK|F_SEAL_GROW, checked through
- * /proc/self/map_files at stop. ferry refuses both (it would restore two
- * separate copies, or unsealed memory). */
+ * /proc/self/map_files at stop. ferry carries the alias (one memfd,
+ * mapped twice) and refuses the sealed memfd (it would restore it unsealed). */
 #include "wl.h"
 #include <sys/mman.h>
 
