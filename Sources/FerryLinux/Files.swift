@@ -61,7 +61,8 @@ public enum FileState {
                     img.kind = .fifo
                 }
             case S_IFSOCK:
-                throw FerryError("cannot checkpoint \(pid): fd \(fd) is a socket (\(link)); ferry does not migrate sockets yet — close it or run the program without it")
+                img.kind = .socket
+                img.unixSocket = try UnixSocket.dump(pid: pid, fd: fd, inode: ino, fdinfo: infoText)
             default:
                 do {
                     switch link {
@@ -173,9 +174,10 @@ public enum FileState {
                     if f.kind == .pipe { pipes.insert(f.pipeID) } else if let id = f.treeShareID { shared.insert(id) }
                 }
             }
+            let sockets = Int32(UnixSocketPlan.socketCount(processes))
             // Headroom for fds a process opens during pre-copy (the pool is made from the first metadata).
             base = max(highest + 1, 3) + 32
-            end = base + Int32(2 * pipes.count + shared.count)
+            end = base + Int32(2 * pipes.count + shared.count) + sockets
         }
     }
 
@@ -200,6 +202,8 @@ public enum FileState {
         var pipes: [UInt64: (read: Int32, write: Int32)] = [:]
         /// Open files shared by several processes, by `treeShareID`.
         var shared: [UInt64: Int32] = [:]
+        /// Unix sockets, by inode.
+        var sockets: [UInt64: Int32] = [:]
         let slots: WorkingFDs
         var next: Int32
         var descriptors: Range<Int32> { slots.base..<next }
@@ -246,6 +250,7 @@ public enum FileState {
             }
             pool.pipes[id] = (r, w)
         }
+        pool.sockets = try UnixSocket.createPairs(processes, reserve: { try pool.reserve($0) }, injector: injector, scratch: scratch)
         for p in processes {
             for f in p.files {
                 guard let id = f.treeShareID, pool.shared[id] == nil else { continue }
@@ -321,6 +326,9 @@ public enum FileState {
             if f.kind == .pipe {
                 guard let ends = pool.pipes[f.pipeID] else { throw FerryError("cannot restore fd \(f.fd): pipe \(f.pipeID) was not created") }
                 try place(Int64((f.flags & O_ACCMODE) == O_RDONLY ? ends.read : ends.write), f, keep: true)
+            } else if f.kind == .socket {
+                guard let slot = f.unixSocket.flatMap({ pool.sockets[$0.inode] }) else { throw FerryError("cannot restore fd \(f.fd): its socket was not created") }
+                try place(Int64(slot), f, keep: true)
             } else if let id = f.treeShareID {
                 guard let slot = pool.shared[id] else { throw FerryError("cannot restore fd \(f.fd): shared file \(id) was not opened") }
                 // The pool may have been opened from a pre-copy round's metadata: the offset is this (final) one.
