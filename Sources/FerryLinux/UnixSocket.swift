@@ -73,29 +73,12 @@ public enum UnixSocket {
         guard copy >= 0 else { throw SystemError("pidfd_getfd(\(pid), \(fd))", errno: -copy, "reading socket fd \(fd) of \(pid)") }
         defer { close(copy) }
         let domain = try option(copy, SO_DOMAIN), type = try option(copy, SO_TYPE)
-        guard domain == 1 /* AF_UNIX */ else {
-            let proto = (try? option(copy, SO_PROTOCOL)) ?? 0
-            throw FerryError("\(what) is \(familyName(domain: domain, type: type, protocol: proto)) (socket:[\(inode)]); ferry carries only Unix socket pairs inside the tree — close it or run the program without it")
+        let proto = domain == 1 ? 0 : ((try? option(copy, SO_PROTOCOL)) ?? 0)
+        let info = domain == 1 ? try diag(inode) : nil
+        if let why = refusal(inode: inode, domain: domain, type: type, protocol: proto, fdinfo: fdinfo, info: info) {
+            throw FerryError("\(what) \(why)")
         }
-        if let n = ProcFS.parseStatus(fdinfo)["scm_fds"].flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) }), n > 0 {
-            throw FerryError("\(what) is a unix socket (socket:[\(inode)]) with \(n) file descriptor(s) in flight (SCM_RIGHTS not yet received); ferry does not carry descriptors in flight — let the program receive them first")
-        }
-        guard let info = try diag(inode) else {
-            throw FerryError("\(what) is a unix socket (socket:[\(inode)]) that sock_diag does not report (another network namespace?); ferry cannot see its peer")
-        }
-        let bound = name(info)
-        if info.state == TCP_LISTEN {
-            throw FerryError("\(what) is a listening unix socket on \(UnixSocketPlan.printable(bound)) with \(info.rqueue) queued connection(s); ferry does not carry listening unix sockets yet")
-        }
-        if !bound.isEmpty && bound.first != "\0" {
-            throw FerryError("\(what) is a unix socket bound to \(bound); ferry carries only socket pairs without a path name yet")
-        }
-        guard info.peer != 0 else {
-            throw FerryError("\(what) is a unix socket (socket:[\(inode)]) that is not connected or whose peer is closed; ferry carries only connected socket pairs yet")
-        }
-        guard [UnixSocketImage.stream, UnixSocketImage.datagram, UnixSocketImage.seqpacket].contains(type) else {
-            throw FerryError("\(what) is a unix socket of type \(type); ferry carries stream, datagram and seqpacket sockets")
-        }
+        guard let info else { throw FerryError("\(what): no sock_diag record") }
         let queue = try peekQueue(copy, type: type, expected: type == UnixSocketImage.datagram ? nil : Int(info.rqueue),
                                   what: "\(what) (unix socket:[\(inode)])")
         let s = UnixSocketImage(inode: inode, peer: UInt64(info.peer), type: type,
@@ -103,12 +86,81 @@ public enum UnixSocket {
                                 passCredentials: try option(copy, SO_PASSCRED) != 0, peekOffset: try option(copy, SO_PEEK_OFF),
                                 shutdown: info.shutdown & 3, queue: queue)
         var named = s
-        if !bound.isEmpty {
+        if info.name_len > 0 {
             let n = max(0, min(Int(info.name_len), 108))
             named.abstractName = Bytes(withUnsafeBytes(of: info.name) { Array($0.prefix(n).dropFirst()) })
         }
         if let why = named.problem() { throw FerryError("\(what): \(why)") }
         return named
+    }
+
+    /// Why a socket is not carried (the words after "fd N"), or nil when it is
+    /// a connected pair end without a path name (its peer is checked over the tree).
+    static func refusal(inode: UInt64, domain: Int32, type: Int32, protocol proto: Int32, fdinfo: String, info: ferry_unix_info?) -> String? {
+        guard domain == 1 /* AF_UNIX */ else {
+            return "is \(familyName(domain: domain, type: type, protocol: proto)) (socket:[\(inode)]); ferry carries only Unix socket pairs inside the tree — close it or run the program without it"
+        }
+        if let n = ProcFS.parseStatus(fdinfo)["scm_fds"].flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) }), n > 0 {
+            return "is a unix socket (socket:[\(inode)]) with \(n) file descriptor(s) in flight (SCM_RIGHTS not yet received); ferry does not carry descriptors in flight — let the program receive them first"
+        }
+        guard let info else {
+            return "is a unix socket (socket:[\(inode)]) that sock_diag does not report (another network namespace?); ferry cannot see its peer"
+        }
+        let bound = name(info)
+        if info.state == TCP_LISTEN {
+            return "is a listening unix socket on \(UnixSocketPlan.printable(bound)) with \(info.rqueue) queued connection(s); ferry does not carry listening unix sockets yet"
+        }
+        if !bound.isEmpty && bound.first != "\0" {
+            return "is a unix socket bound to \(bound); ferry carries only socket pairs without a path name yet"
+        }
+        guard info.peer != 0 else {
+            return "is a unix socket (socket:[\(inode)]) that is not connected or whose peer is closed; ferry carries only connected socket pairs yet"
+        }
+        guard [UnixSocketImage.stream, UnixSocketImage.datagram, UnixSocketImage.seqpacket].contains(type) else {
+            return "is a unix socket of type \(type); ferry carries stream, datagram and seqpacket sockets"
+        }
+        return nil
+    }
+
+    /// `ferry check PID`: each socket of the tree under `pid` and whether a
+    /// checkpoint carries it, read without freezing (queues are not read).
+    public static func survey(pid: Int32) throws -> [String] {
+        guard ProcFS.exists("/proc/\(pid)") else { throw FerryError("no process \(pid)") }
+        var tree: [Int32] = [], queue = [pid]
+        while let p = queue.first {
+            queue.removeFirst()
+            tree.append(p)
+            queue += ProcFS.children(p)
+        }
+        var found: [(pid: Int32, fd: Int32, inode: UInt64)] = []
+        for p in tree {
+            for fd in (try? ProcFS.fds(p)) ?? [] {
+                guard let link = try? ProcFS.readlink("/proc/\(p)/fd/\(fd)"), link.hasPrefix("socket:["),
+                      let inode = UInt64(link.dropFirst(8).dropLast()) else { continue }
+                found.append((p, fd, inode))
+            }
+        }
+        let inTree = Set(found.map(\.inode))
+        return found.map { s in
+            let head = "process \(s.pid) fd \(s.fd) socket:[\(s.inode)]:"
+            let copy = ferry_fd_of_process(s.pid, s.fd)
+            guard copy >= 0 else { return "\(head) cannot be read (pidfd_getfd: errno \(-copy))" }
+            defer { close(copy) }
+            let domain = (try? option(copy, SO_DOMAIN)) ?? -1, type = (try? option(copy, SO_TYPE)) ?? -1
+            let proto = domain == 1 ? 0 : ((try? option(copy, SO_PROTOCOL)) ?? 0)
+            let info = domain == 1 ? (try? diag(s.inode)) ?? nil : nil
+            let fdinfo = (try? ProcFS.text("/proc/\(s.pid)/fdinfo/\(s.fd)")) ?? ""
+            if let why = refusal(inode: s.inode, domain: domain, type: type, protocol: proto, fdinfo: fdinfo, info: info) {
+                return "\(head) not carried: \(why)"
+            }
+            let peer = UInt64(info?.peer ?? 0)
+            guard inTree.contains(peer) else {
+                let n = peerName(peer).map { " (bound to \(UnixSocketPlan.printable($0)))" } ?? ""
+                return "\(head) not carried: its peer socket:[\(peer)]\(n) is outside the tree"
+            }
+            let kind = type == UnixSocketImage.stream ? "stream" : type == UnixSocketImage.datagram ? "datagram" : "seqpacket"
+            return "\(head) carried (unix \(kind) pair with socket:[\(peer)])"
+        }
     }
 
     /// The queued data of a socket, read with MSG_PEEK from offset 0 with

@@ -8,8 +8,15 @@ struct CheckCommand: ParsableCommand {
         abstract: "Probe the kernel and CPU facilities ferry uses; exits 1 when one it strictly needs is missing.")
 
     @Flag(help: "Print the report as JSON.") var json = false
+    @Argument(help: "A process: list the sockets of its tree and whether a checkpoint carries each (it is not frozen).")
+    var pid: Int32?
 
     func run() throws {
+        if let pid {
+            let lines = try UnixSocket.survey(pid: pid)
+            print(lines.isEmpty ? "process \(pid): no sockets" : lines.joined(separator: "\n"))
+            return
+        }
         let report = CheckProbes.run()
         if json {
             print(report.json())
