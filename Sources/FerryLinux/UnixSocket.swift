@@ -80,6 +80,7 @@ public enum UnixSocket {
         }
         guard let info else { throw FerryError("\(what): no sock_diag record") }
         let queue = try peekQueue(copy, type: type, expected: type == UnixSocketImage.datagram ? nil : Int(info.rqueue),
+                                  headLength: Int(info.rqueue), shutDown: info.shutdown & 1 != 0,
                                   what: "\(what) (unix socket:[\(inode)])")
         let s = UnixSocketImage(inode: inode, peer: UInt64(info.peer), type: type,
                                 sendBuffer: try option(copy, SO_SNDBUF), receiveBuffer: try option(copy, SO_RCVBUF),
@@ -166,7 +167,7 @@ public enum UnixSocket {
     /// The queued data of a socket, read with MSG_PEEK from offset 0 with
     /// SO_PEEK_OFF (one message per call for datagrams), which is then put
     /// back as it was: the source's queue and peek offset are unchanged.
-    static func peekQueue(_ s: Int32, type: Int32, expected: Int?, what: String) throws -> [[UInt8]] {
+    static func peekQueue(_ s: Int32, type: Int32, expected: Int?, headLength: Int? = nil, shutDown: Bool, what: String) throws -> [[UInt8]] {
         let saved = try option(s, SO_PEEK_OFF)
         var zero: Int32 = 0
         try checkLibc(setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &zero, 4), "setsockopt(SO_PEEK_OFF, 0)", "peeking at a socket queue")
@@ -189,7 +190,9 @@ public enum UnixSocket {
             if n == 0 {
                 // A stream's end of data; an empty message cannot be told from it.
                 if type == UnixSocketImage.stream { break }
-                throw FerryError("\(what) has an empty message queued; ferry does not carry empty datagrams")
+                throw FerryError(shutDown
+                    ? "\(what) is shut down for reading, and an empty message cannot be told from its end of data; ferry does not carry empty messages"
+                    : "\(what) has an empty message queued; ferry does not carry empty messages")
             }
             guard n <= cap else { throw FerryError("\(what) has a queued message of \(n) bytes, over ferry's \(cap)") }
             if type == UnixSocketImage.stream, !out.isEmpty { out[0] += buf[0..<n] } else { out.append(Array(buf[0..<n])) }
@@ -197,6 +200,18 @@ public enum UnixSocket {
             guard total <= UnixSocketImage.maxQueuedBytes, out.count <= UnixSocketImage.maxMessages else {
                 throw FerryError("\(what) has over \(UnixSocketImage.maxQueuedBytes) bytes or \(UnixSocketImage.maxMessages) messages queued; ferry does not carry that much")
             }
+        }
+        // A peek skips an empty message the program already peeked at: at the
+        // head of a datagram queue its length (the kernel's queue length)
+        // differs from the first message read; in an otherwise empty queue poll still sees it.
+        var unseen = false
+        if type == UnixSocketImage.datagram, let first = out.first, let head = headLength, first.count != head { unseen = true }
+        if out.isEmpty && !shutDown {
+            var p = pollfd(fd: s, events: Int16(POLLIN), revents: 0)
+            unseen = poll(&p, 1, 0) == 1 && p.revents & Int16(POLLIN) != 0
+        }
+        if unseen {
+            throw FerryError("\(what) has a queued message a peek does not show (an empty message the program already peeked at); ferry does not carry empty messages")
         }
         if let e = expected, e != total {
             throw FerryError("\(what): \(total) queued bytes read but the kernel reports \(e); the queue could not be read whole")
