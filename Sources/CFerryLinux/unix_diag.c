@@ -27,7 +27,7 @@ int ferry_unix_diag(uint32_t inode, struct ferry_unix_info *out)
 	req.r.sdiag_family = AF_UNIX;
 	req.r.udiag_states = ~0u;
 	req.r.udiag_ino = inode;
-	req.r.udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_PEER | UDIAG_SHOW_ICONS | UDIAG_SHOW_RQLEN;
+	req.r.udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_VFS | UDIAG_SHOW_PEER | UDIAG_SHOW_ICONS | UDIAG_SHOW_RQLEN;
 	req.r.udiag_cookie[0] = ~0u;
 	req.r.udiag_cookie[1] = ~0u;
 	if (send(nl, &req, sizeof(req), 0) != (ssize_t)sizeof(req)) {
@@ -64,6 +64,13 @@ int ferry_unix_diag(uint32_t inode, struct ferry_unix_info *out)
 				len = sizeof(out->name);
 			memcpy(out->name, p, len);
 			out->name_len = len;
+			break;
+		case UNIX_DIAG_VFS:
+			if (len >= (int)sizeof(struct unix_diag_vfs)) {
+				struct unix_diag_vfs v;
+				memcpy(&v, p, sizeof(v));
+				out->vfs_inode = v.udiag_vfs_ino;
+			}
 			break;
 		case UNIX_DIAG_PEER:
 			if (len >= 4)

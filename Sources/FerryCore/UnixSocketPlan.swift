@@ -53,7 +53,7 @@ public enum UnixSocketPlan {
             }
         }
         var out: [(UnixSocketImage, UnixSocketImage)] = []
-        for e in ends {
+        for e in ends where e.socket.listenBacklog == nil {
             let s = e.socket
             guard let p = byInode[s.peer] else {
                 throw UnixSocketRefusal.peerOutside(pid: e.pid, fd: e.fd, inode: s.inode, peer: s.peer, peerName: peerName(s.peer))
@@ -62,10 +62,17 @@ public enum UnixSocketPlan {
                 throw UnixSocketRefusal.notAPair(pid: e.pid, fd: e.fd, inode: s.inode, peer: s.peer)
             }
         }
-        for (inode, s) in byInode where inode < s.peer {
+        for (inode, s) in byInode where s.listenBacklog == nil && inode < s.peer {
             if let p = byInode[s.peer] { out.append((s, p)) }
         }
         return out.sorted { $0.0.inode < $1.0.inode }
+    }
+
+    /// The listening sockets to create, each once, in inode order.
+    public static func listeners(_ ends: [UnixSocketEnd]) -> [UnixSocketImage] {
+        var seen = Set<UInt64>()
+        return ends.compactMap { e in e.socket.listenBacklog != nil && seen.insert(e.socket.inode).inserted ? e.socket : nil }
+            .sorted { $0.inode < $1.inode }
     }
 
     /// Distinct sockets in `processes` (the working descriptors a restore needs for them).

@@ -22,6 +22,18 @@ public struct UnixSocketImage: Codable, Equatable, Sendable {
     /// The abstract name the end is bound to, without its leading NUL (an
     /// autobind name after SO_PASSCRED, or bind(2) on a pair end); nil when unbound.
     public var abstractName: Bytes?
+    /// A listening socket (no peer, no queue): its listen(2) backlog.
+    public var listenBacklog: Int32?
+    /// The absolute path a listening socket is bound to.
+    public var path: String?
+    /// The socket file at `path`: its inode on the source (to recognize the
+    /// file the source leaves behind), permission bits and owner; `pathRemoved`
+    /// when the program had unlinked it (it is recreated for the bind and removed again).
+    public var pathInode: UInt64?
+    public var pathMode: UInt32?
+    public var pathOwner: UInt32?
+    public var pathGroup: UInt32?
+    public var pathRemoved: Bool?
 
     public init(inode: UInt64, peer: UInt64, type: Int32, sendBuffer: Int32, receiveBuffer: Int32,
                 passCredentials: Bool, peekOffset: Int32, shutdown: UInt8, queue: [[UInt8]]) {
@@ -37,7 +49,21 @@ public struct UnixSocketImage: Codable, Equatable, Sendable {
     /// Why this record cannot be restored, or nil when every field is in range.
     public func problem() -> String? {
         guard [Self.stream, Self.datagram, Self.seqpacket].contains(type) else { return "socket type \(type) is not stream, datagram or seqpacket" }
-        guard inode != 0, peer != 0, peer != inode else { return "socket inode \(inode) / peer \(peer) invalid" }
+        if let backlog = listenBacklog {
+            guard inode != 0, peer == 0, queue.isEmpty, type != Self.datagram, backlog >= 0 else {
+                return "listening socket \(inode) with a peer, a queue, datagram type or a negative backlog"
+            }
+            guard (path != nil) != (abstractName != nil) else { return "listening socket \(inode) needs one name, path or abstract" }
+            if let p = path {
+                guard p.hasPrefix("/"), p.utf8.count <= 107, !p.utf8.contains(0), !p.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }) else {
+                    return "listening socket path \(p.debugDescription) invalid (absolute, at most 107 bytes)"
+                }
+                guard let m = pathMode, m <= 0o7777, pathOwner != nil, pathGroup != nil else { return "listening socket path \(p) without its mode and owner" }
+            }
+        } else {
+            guard path == nil else { return "socket \(inode): a path name on a socket that is not listening" }
+            guard inode != 0, peer != 0, peer != inode else { return "socket inode \(inode) / peer \(peer) invalid" }
+        }
         guard (0...Self.maxBuffer).contains(sendBuffer), (0...Self.maxBuffer).contains(receiveBuffer) else {
             return "socket buffer sizes \(sendBuffer)/\(receiveBuffer) out of range"
         }

@@ -16,7 +16,7 @@ public enum UnixSocket {
     static let SO_TYPE: Int32 = 3, SO_SNDBUF: Int32 = 7, SO_RCVBUF: Int32 = 8, SO_PASSCRED: Int32 = 16
     static let SO_SNDBUFFORCE: Int32 = 32, SO_RCVBUFFORCE: Int32 = 33, SO_PROTOCOL: Int32 = 38, SO_DOMAIN: Int32 = 39, SO_PEEK_OFF: Int32 = 42
     static let TCP_LISTEN: UInt8 = 10, TCP_ESTABLISHED: UInt8 = 1
-    static let socketpairNr = 53, bindNr = 49, setsockoptNr = 54, sendtoNr = 44, shutdownNr = 48
+    static let socketpairNr = 53, socketNr = 41, bindNr = 49, listenNr = 50, unlinkNr = 87, chmodNr = 90, lchownNr = 94, setsockoptNr = 54, sendtoNr = 44, shutdownNr = 48
 
     // MARK: dump
 
@@ -54,7 +54,9 @@ public enum UnixSocket {
     /// The name a socket is bound to ("" when none; an abstract name starts with NUL).
     static func name(_ info: ferry_unix_info) -> String {
         let n = max(0, min(Int(info.name_len), 108))
-        let bytes = withUnsafeBytes(of: info.name) { Array($0.prefix(n)) }
+        var bytes = withUnsafeBytes(of: info.name) { Array($0.prefix(n)) }
+        // A path name ends at its first NUL (bind may count the terminator in the address length).
+        if bytes.first != 0, let end = bytes.firstIndex(of: 0) { bytes = Array(bytes[..<end]) }
         return String(decoding: bytes, as: UTF8.self)
     }
 
@@ -79,6 +81,7 @@ public enum UnixSocket {
             throw FerryError("\(what) \(why)")
         }
         guard let info else { throw FerryError("\(what): no sock_diag record") }
+        if info.state == TCP_LISTEN { return try dumpListener(copy, inode: inode, type: type, info: info, what: what) }
         let queue = try peekQueue(copy, type: type, expected: type == UnixSocketImage.datagram ? nil : Int(info.rqueue),
                                   headLength: Int(info.rqueue), shutDown: info.shutdown & 1 != 0,
                                   what: "\(what) (unix socket:[\(inode)])")
@@ -95,6 +98,37 @@ public enum UnixSocket {
         return named
     }
 
+    /// A listening socket with no connection waiting: name, backlog, buffers, SO_PASSCRED and its socket file.
+    static func dumpListener(_ copy: Int32, inode: UInt64, type: Int32, info: ferry_unix_info, what: String) throws -> UnixSocketImage {
+        var s = UnixSocketImage(inode: inode, peer: 0, type: type, sendBuffer: try option(copy, SO_SNDBUF), receiveBuffer: try option(copy, SO_RCVBUF),
+                                passCredentials: try option(copy, SO_PASSCRED) != 0, peekOffset: -1, shutdown: info.shutdown & 3, queue: [])
+        s.listenBacklog = Int32(clamping: info.wqueue)
+        let bound = name(info)
+        if bound.first == "\0" {
+            let n = max(0, min(Int(info.name_len), 108))
+            s.abstractName = Bytes(withUnsafeBytes(of: info.name) { Array($0.prefix(n).dropFirst()) })
+        } else {
+            s.path = bound
+            var st = stat()
+            if lstat(bound, &st) == 0 {
+                guard st.st_mode & S_IFMT == S_IFSOCK, UInt64(st.st_ino) == UInt64(info.vfs_inode) else {
+                    throw FerryError("\(what) is a unix socket listening on \(bound), but that path now names another file; ferry cannot recreate the name")
+                }
+                s.pathMode = UInt32(st.st_mode) & 0o7777
+                s.pathOwner = st.st_uid
+                s.pathGroup = st.st_gid
+                s.pathInode = UInt64(st.st_ino)
+            } else if errno == ENOENT {
+                s.pathRemoved = true
+                s.pathMode = 0o755; s.pathOwner = 0; s.pathGroup = 0
+            } else {
+                throw SystemError("lstat(\(bound))", errno: errno, "reading the socket file of fd \(what)")
+            }
+        }
+        if let why = s.problem() { throw FerryError("\(what): \(why)") }
+        return s
+    }
+
     /// Why a socket is not carried (the words after "fd N"), or nil when it is
     /// a connected pair end without a path name (its peer is checked over the tree).
     static func refusal(inode: UInt64, domain: Int32, type: Int32, protocol proto: Int32, fdinfo: String, info: ferry_unix_info?) -> String? {
@@ -109,7 +143,14 @@ public enum UnixSocket {
         }
         let bound = name(info)
         if info.state == TCP_LISTEN {
-            return "is a listening unix socket on \(UnixSocketPlan.printable(bound)) with \(info.rqueue) queued connection(s); ferry does not carry listening unix sockets yet"
+            if info.rqueue > 0 {
+                return "is a listening unix socket on \(UnixSocketPlan.printable(bound)) with \(info.rqueue) connection(s) not yet accepted; ferry does not carry queued connections — let the program accept them first"
+            }
+            if bound.isEmpty { return "is a listening unix socket without a name; ferry does not carry it" }
+            if bound.first != "\0" && !bound.hasPrefix("/") {
+                return "is a listening unix socket bound to the relative path \(bound); ferry carries absolute paths only"
+            }
+            return nil
         }
         if !bound.isEmpty && bound.first != "\0" {
             return "is a unix socket bound to \(bound); ferry carries only socket pairs without a path name yet"
@@ -153,6 +194,9 @@ public enum UnixSocket {
             let fdinfo = (try? ProcFS.text("/proc/\(s.pid)/fdinfo/\(s.fd)")) ?? ""
             if let why = refusal(inode: s.inode, domain: domain, type: type, protocol: proto, fdinfo: fdinfo, info: info) {
                 return "\(head) not carried: \(why)"
+            }
+            if let info, info.state == TCP_LISTEN {
+                return "\(head) carried (unix listening socket on \(UnixSocketPlan.printable(name(info))))"
             }
             let peer = UInt64(info?.peer ?? 0)
             guard inTree.contains(peer) else {
@@ -239,6 +283,9 @@ public enum UnixSocket {
             throw FerryError("cannot restore: \(r.description)")
         }
         var slots: [UInt64: Int32] = [:]
+        for l in UnixSocketPlan.listeners(UnixSocketPlan.ends(processes)) {
+            slots[l.inode] = try createListener(l, reserve: reserve, injector: injector, scratch: scratch)
+        }
         for (a, b) in pairs {
             try injector.call(socketpairNr, [1 /* AF_UNIX */, UInt64(a.type) | UInt64(O_CLOEXEC), 0, scratch.data],
                               "socketpair(AF_UNIX, \(a.type)) for socket \(a.inode)")
@@ -250,20 +297,7 @@ public enum UnixSocket {
             }
             let ends = [(a, first), (b, first + 1)]
             for (s, fd) in ends {
-                guard let name = s.abstractName?.value else { continue }
-                // struct sockaddr_un: AF_UNIX, then NUL and the abstract name.
-                let addr: [UInt8] = [1, 0, 0] + name
-                try injector.memory.write(scratch.data, addr)
-                let shown = "@" + String(decoding: name, as: UTF8.self)
-                var r = try injector.raw(bindNr, [UInt64(fd), scratch.data, UInt64(addr.count)])
-                if r == -Int64(EADDRINUSE) && UnixSocketPlan.isAutobindName(name) {
-                    // The source (still running during a stream or same-host migration) holds the
-                    // kernel-chosen name: the kernel chooses another (an address length of 2 autobinds).
-                    r = try injector.raw(bindNr, [UInt64(fd), scratch.data, 2])
-                }
-                guard r == 0 else {
-                    throw SystemError("bind(\(shown))", errno: Int32(truncatingIfNeeded: -r), "restoring the name of unix socket \(s.inode)")
-                }
+                if let name = s.abstractName?.value { try bindAbstract(fd, name, s, injector, scratch) }
             }
             for (s, fd) in ends {
                 try set(fd, SO_SNDBUFFORCE, s.sendBuffer / 2, s, injector, scratch)
@@ -283,6 +317,81 @@ public enum UnixSocket {
             }
         }
         return slots
+    }
+
+    /// A listening socket at a pool slot: bound to its name (a path left
+    /// behind by the source is reused once nothing listens on it; a path
+    /// the program had removed is removed again), with mode, owner and backlog.
+    static func createListener(_ l: UnixSocketImage, reserve: (Int32) throws -> Int32, injector: Injector, scratch: ScratchArea) throws -> Int32 {
+        guard let backlog = l.listenBacklog else { throw FerryError("cannot restore socket \(l.inode): not a listener") }
+        if let path = l.path { try clearStalePath(path, inode: l.pathInode, socket: l.inode) }
+        let fd = try reserve(1)
+        let made = try injector.call(socketNr, [1 /* AF_UNIX */, UInt64(l.type) | UInt64(O_CLOEXEC), 0], "socket(AF_UNIX, \(l.type)) for socket \(l.inode)")
+        try injector.call(SYS.dup2, [UInt64(made), UInt64(fd)], "dup2")
+        try injector.call(SYS.close, [UInt64(made)], "close")
+        try set(fd, SO_SNDBUFFORCE, l.sendBuffer / 2, l, injector, scratch)
+        try set(fd, SO_RCVBUFFORCE, l.receiveBuffer / 2, l, injector, scratch)
+        if l.passCredentials { try set(fd, SO_PASSCRED, 1, l, injector, scratch) }
+        if let name = l.abstractName?.value {
+            try bindAbstract(fd, name, l, injector, scratch)
+        } else if let path = l.path {
+            let addr: [UInt8] = [1, 0] + Array(path.utf8) + [0]
+            try injector.memory.write(scratch.data, addr)
+            try injector.call(bindNr, [UInt64(fd), scratch.data, UInt64(addr.count)], "bind(\(path)) of listening socket \(l.inode)")
+            let at = scratch.data + 128
+            try injector.memory.write(at, Array(path.utf8) + [0])
+            if l.pathRemoved == true {
+                try injector.call(unlinkNr, [at], "unlink(\(path)), removed on the source")
+            } else {
+                try injector.call(chmodNr, [at, UInt64(l.pathMode ?? 0o755)], "chmod(\(path))")
+                try injector.call(lchownNr, [at, UInt64(l.pathOwner ?? 0), UInt64(l.pathGroup ?? 0)], "lchown(\(path))")
+            }
+        }
+        try injector.call(listenNr, [UInt64(fd), UInt64(backlog)], "listen(socket \(l.inode), \(backlog))")
+        for how in UnixSocketPlan.shutdownCalls(l.shutdown) {
+            try injector.call(shutdownNr, [UInt64(fd), UInt64(how)], "shutdown(\(how)) of socket \(l.inode)")
+        }
+        return fd
+    }
+
+    /// Removes the socket file the source left at `path` (the same inode, and
+    /// a connect finds nobody listening); any other file there is refused.
+    static func clearStalePath(_ path: String, inode: UInt64?, socket: UInt64) throws {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return }
+        guard st.st_mode & S_IFMT == S_IFSOCK, inode == UInt64(st.st_ino) else {
+            throw FerryError("cannot restore listening socket \(socket): \(path) exists and is not the socket file the source left; remove it")
+        }
+        let probe = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard probe >= 0 else { throw SystemError("socket(AF_UNIX)", errno: errno, "probing \(path)") }
+        defer { close(probe) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { buf in
+            for (i, b) in path.utf8.prefix(buf.count - 1).enumerated() { buf[i] = b }
+        }
+        let r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        if r == 0 || errno != ECONNREFUSED {
+            throw FerryError("cannot restore listening socket \(socket): something still listens on \(path) (the source, during a same-host migration or --leave-running?); stop it first")
+        }
+        guard unlink(path) == 0 else { throw SystemError("unlink(\(path))", errno: errno, "replacing the socket file the source left") }
+    }
+
+    /// Binds `fd` to the abstract name `name`; a kernel-chosen (autobind) name
+    /// still held by the source (a stream or same-host migration) is chosen anew.
+    static func bindAbstract(_ fd: Int32, _ name: [UInt8], _ s: UnixSocketImage, _ injector: Injector, _ scratch: ScratchArea) throws {
+        // struct sockaddr_un: AF_UNIX, then NUL and the abstract name.
+        let addr: [UInt8] = [1, 0, 0] + name
+        try injector.memory.write(scratch.data, addr)
+        let shown = "@" + String(decoding: name, as: UTF8.self)
+        var r = try injector.raw(bindNr, [UInt64(fd), scratch.data, UInt64(addr.count)])
+        if r == -Int64(EADDRINUSE) && UnixSocketPlan.isAutobindName(name) {
+            // An address length of 2 autobinds.
+            r = try injector.raw(bindNr, [UInt64(fd), scratch.data, 2])
+        }
+        guard r == 0 else {
+            throw SystemError("bind(\(shown))", errno: Int32(truncatingIfNeeded: -r), "restoring the name of unix socket \(s.inode)")
+        }
     }
 
     static func set(_ fd: Int32, _ opt: Int32, _ value: Int32, _ s: UnixSocketImage, _ injector: Injector, _ scratch: ScratchArea) throws {

@@ -63,6 +63,42 @@ struct UnixSocketPlanTests {
         #expect(throws: UnixSocketRefusal.inconsistent(pid: 2, fd: 3, inode: 10)) { try UnixSocketPlan.pairs(UnixSocketPlan.ends(tree)) }
     }
 
+    static func listener(_ inode: UInt64, path: String? = "/run/app.sock") -> UnixSocketImage {
+        var s = UnixSocketImage(inode: inode, peer: 0, type: UnixSocketImage.stream, sendBuffer: 4096, receiveBuffer: 4096,
+                                passCredentials: false, peekOffset: -1, shutdown: 0, queue: [])
+        s.listenBacklog = 16
+        if let path { s.path = path; s.pathMode = 0o600; s.pathOwner = 0; s.pathGroup = 0 } else { s.abstractName = Bytes(Array("srv".utf8)) }
+        return s
+    }
+
+    @Test func listenersAreCreatedOnceAndAreNoPairs() throws {
+        let l = Self.listener(50), a = Self.listener(40, path: nil)
+        let tree = [Self.process(1, [(3, l), (4, a), (5, Self.sock(10, peer: 11)), (6, Self.sock(11, peer: 10))]), Self.process(2, [(3, l)])]
+        let ends = UnixSocketPlan.ends(tree)
+        #expect(try UnixSocketPlan.pairs(ends).count == 1)
+        #expect(UnixSocketPlan.listeners(ends).map(\.inode) == [40, 50])
+        #expect(UnixSocketPlan.socketCount(tree) == 4)
+    }
+
+    @Test func listenerRecordsOutOfRangeAreNamed() {
+        #expect(Self.listener(50).problem() == nil)
+        #expect(Self.listener(50, path: nil).problem() == nil)
+        var s = Self.listener(50); s.path = "relative.sock"
+        #expect(s.problem() != nil)
+        s = Self.listener(50); s.path = "/a/../b.sock"
+        #expect(s.problem() != nil)
+        s = Self.listener(50); s.abstractName = Bytes([1])
+        #expect(s.problem() != nil, "one name only")
+        s = Self.listener(50); s.peer = 3
+        #expect(s.problem() != nil)
+        s = Self.listener(50); s.type = UnixSocketImage.datagram
+        #expect(s.problem() != nil)
+        s = Self.listener(50); s.pathMode = nil
+        #expect(s.problem() != nil)
+        s = Self.sock(10, peer: 11); s.path = "/x.sock"
+        #expect(s.problem() != nil, "a path on a pair end")
+    }
+
     @Test func autobindNamesAreFiveHexDigits() {
         #expect(UnixSocketPlan.isAutobindName(Array("4825f".utf8)))
         #expect(!UnixSocketPlan.isAutobindName(Array("4825F".utf8)))

@@ -86,12 +86,14 @@ struct RefusalTests {
          r,w=os.pipe()
          a.sendmsg([b"x"],[(socket.SOL_SOCKET,socket.SCM_RIGHTS,array.array("i",[r]))])
          """, "in flight"),
-        ("listening unix socket", """
+        ("unix listener with a connection not yet accepted", """
          import os,socket
          s=socket.socket(socket.AF_UNIX)
          s.bind("\\0ferry-refusal-\(getpid())")
          s.listen()
-         """, "listening unix socket"),
+         c=socket.socket(socket.AF_UNIX)
+         c.connect("\\0ferry-refusal-\(getpid())")
+         """, "not yet accepted"),
         ("TCP socket", """
          import socket
          s=socket.socket()

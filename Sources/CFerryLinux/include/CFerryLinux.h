@@ -162,7 +162,9 @@ int ferry_errno(void);
  * with a NUL byte. */
 struct ferry_unix_info {
 	uint8_t type, state, shutdown;
-	uint32_t peer, rqueue, wqueue, incoming;
+	/* rqueue: bytes to read, or a listener's queued connections; wqueue: a
+	 * listener's backlog. vfs_inode: the inode of a path name's file. */
+	uint32_t peer, rqueue, wqueue, incoming, vfs_inode;
 	int name_len;
 	char name[108];
 };
