@@ -466,6 +466,8 @@ public struct FileDescriptorImage: Codable, Equatable, Sendable {
     public var epollWatches: [EpollWatch]?
     /// A TCP or UDP socket (kind `socket`).
     public var inet: InetSocketImage?
+    /// A Unix socket (kind `.socket`): see `UnixSocketImage`.
+    public var unixSocket: UnixSocketImage?
 
     public init(fd: Int32, kind: FileKind, flags: Int32, closeOnExec: Bool = false, offset: Int64 = 0,
                 path: String = "", pipeID: UInt64 = 0, file: FileIdentity? = nil, sharedWith: Int32? = nil,

@@ -194,6 +194,7 @@ enum ProcessDump {
         try AttributeState.refuseSharedResources(processes.map(\.pid))
         try JobControl.refuseOutsideLeaders(processes, shellJob: shellJob)
         FileState.markSharedAcrossProcesses(&processes)
+        try UnixSocket.checkTree(processes)
     }
 
     static func capture(pid: Int32, threads: [Int32], pipes: inout [UInt64: PipeData], ignoringFDs: Set<Int32> = [],

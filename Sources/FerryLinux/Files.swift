@@ -62,10 +62,12 @@ public enum FileState {
                 }
             case S_IFSOCK:
                 img.kind = .socket
-                guard let inet = try InetSocket.dump(pid: pid, fd: fd, link: link) else {
-                    throw FerryError("cannot checkpoint \(pid): fd \(fd) is a Unix socket (\(link)); ferry does not migrate Unix sockets yet — close it or run the program without it")
+                // TCP/UDP first; nil means a Unix socket.
+                if let inet = try InetSocket.dump(pid: pid, fd: fd, link: link) {
+                    img.inet = inet
+                } else {
+                    img.unixSocket = try UnixSocket.dump(pid: pid, fd: fd, inode: ino, fdinfo: infoText)
                 }
-                img.inet = inet
             default:
                 do {
                     switch link {
@@ -106,7 +108,8 @@ public enum FileState {
         var groups: [ProcessFD: [(p: Int, f: Int)]] = [:]
         var order: [ProcessFD] = []
         for (pi, p) in processes.enumerated() {
-            for (fi, f) in p.files.enumerated() where f.sharedWith == nil && treeShareable.contains(f.kind) {
+            // Unix sockets are shared through the pool's sockets, by inode.
+            for (fi, f) in p.files.enumerated() where f.sharedWith == nil && treeShareable.contains(f.kind) && f.unixSocket == nil {
                 let d = ProcessFD(pid: p.pid, fd: f.fd)
                 let rep = index.twin(of: d, key: "\(f.kind.rawValue)\u{0}\(f.path)") ?? d
                 if groups[rep] == nil { order.append(rep) }
@@ -177,9 +180,10 @@ public enum FileState {
                     if f.kind == .pipe { pipes.insert(f.pipeID) } else if let id = f.treeShareID { shared.insert(id) }
                 }
             }
+            let sockets = Int32(UnixSocketPlan.socketCount(processes))
             // Headroom for fds a process opens during pre-copy (the pool is made from the first metadata).
             base = max(highest + 1, 3) + 32
-            end = base + Int32(2 * pipes.count + shared.count)
+            end = base + Int32(2 * pipes.count + shared.count) + sockets
         }
     }
 
@@ -204,6 +208,8 @@ public enum FileState {
         var pipes: [UInt64: (read: Int32, write: Int32)] = [:]
         /// Open files shared by several processes, by `treeShareID`.
         var shared: [UInt64: Int32] = [:]
+        /// Unix sockets, by inode.
+        var sockets: [UInt64: Int32] = [:]
         let slots: WorkingFDs
         var next: Int32
         var descriptors: Range<Int32> { slots.base..<next }
@@ -250,6 +256,7 @@ public enum FileState {
             }
             pool.pipes[id] = (r, w)
         }
+        pool.sockets = try UnixSocket.createPairs(processes, reserve: { try pool.reserve($0) }, injector: injector, scratch: scratch)
         for p in processes {
             for f in InetSocket.connectionsLast(p.files) {
                 guard let id = f.treeShareID, pool.shared[id] == nil else { continue }
@@ -328,6 +335,9 @@ public enum FileState {
             if f.kind == .pipe {
                 guard let ends = pool.pipes[f.pipeID] else { throw FerryError("cannot restore fd \(f.fd): pipe \(f.pipeID) was not created") }
                 try place(Int64((f.flags & O_ACCMODE) == O_RDONLY ? ends.read : ends.write), f, keep: true)
+            } else if f.kind == .socket, f.unixSocket != nil {
+                guard let slot = f.unixSocket.flatMap({ pool.sockets[$0.inode] }) else { throw FerryError("cannot restore fd \(f.fd): its socket was not created") }
+                try place(Int64(slot), f, keep: true)
             } else if let id = f.treeShareID {
                 guard let slot = pool.shared[id] else { throw FerryError("cannot restore fd \(f.fd): shared file \(id) was not opened") }
                 // The pool may have been opened from a pre-copy round's metadata: the offset is this (final) one.

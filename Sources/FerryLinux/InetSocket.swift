@@ -92,10 +92,8 @@ public enum InetSocket {
             guard let link = try? ProcFS.readlink("/proc/\(pid)/fd/\(fd)"), link.hasPrefix("socket:") else { continue }
             do {
                 let seen = try look(pid: pid, fd: fd, link: link)
-                if seen.facts.family == 1 {
-                    lines.append("fd \(fd): unix socket \(link): not carried by the TCP/UDP support (Unix sockets are handled separately)")
-                    continue
-                }
+                // Unix sockets are UnixSocket.survey's to report.
+                if seen.facts.family == 1 { continue }
                 switch InetSocketPlan.decide(seen.facts) {
                 case .carry(let state): lines.append("fd \(fd): \(InetSocketPlan.describe(seen.facts)) (\(state)): carried")
                 case .refuse(let why): lines.append("fd \(fd): NOT carried: \(why)")

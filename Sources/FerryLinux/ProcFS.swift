@@ -246,6 +246,17 @@ public enum ProcFS {
         return out.sorted()
     }
 
+    /// `pid` and its descendants as they are now (running), parents first.
+    public static func tree(of pid: Int32) -> [Int32] {
+        var all = [pid]
+        var next = 0
+        while next < all.count {
+            all += children(all[next])
+            next += 1
+        }
+        return all
+    }
+
     /// Direct children of a process (all its threads' children).
     public static func children(_ pid: Int32) -> [Int32] {
         var out: [Int32] = []

@@ -130,15 +130,7 @@ enum SharedMemory {
     }
 
     /// `pid` and its descendants as they are now (running).
-    static func tree(of pid: Int32) -> [Int32] {
-        var all = [pid]
-        var next = 0
-        while next < all.count {
-            all += ProcFS.children(all[next])
-            next += 1
-        }
-        return all
-    }
+    static func tree(of pid: Int32) -> [Int32] { ProcFS.tree(of: pid) }
 
     /// The mappings of the host's other processes that map an in-memory
     /// object some process of `tree` maps shared. It reads every process's

@@ -5,14 +5,19 @@ import FerryLinux
 struct CheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
-        abstract: "Probe the kernel and CPU facilities ferry uses; exits 1 when one it strictly needs is missing. With a PID: list that process's sockets and whether each will be carried.")
+        abstract: "Probe the kernel and CPU facilities ferry uses; exits 1 when one it strictly needs is missing. With a PID: list the sockets of its tree and whether each will be carried.")
 
     @Flag(help: "Print the report as JSON.") var json = false
-    @Argument(help: "A process whose sockets to list (without freezing it).") var pid: Int32?
+    @Argument(help: "A process: list the sockets of its tree and whether a checkpoint carries each (it is not frozen).")
+    var pid: Int32?
 
     func run() throws {
         if let pid {
-            for line in try InetSocket.report(pid: pid) { print(line) }
+            var lines = try UnixSocket.survey(pid: pid)
+            for p in ProcFS.tree(of: pid) {
+                lines += try InetSocket.report(pid: p).map { "process \(p) \($0)" }
+            }
+            print(lines.isEmpty ? "process \(pid): no sockets" : lines.joined(separator: "\n"))
             return
         }
         let report = CheckProbes.run()

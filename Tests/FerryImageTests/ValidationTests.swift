@@ -32,6 +32,27 @@ struct ValidationTests {
         #expect(message?.contains("interval timer \(which) invalid or repeated") == true, "\(String(describing: message))")
     }
 
+    @Test(arguments: [("type", 3), ("peer", 0), ("buffer", -1), ("peek", -2), ("shutdown", 4), ("name", 0), ("empty", 0)])
+    func damagedUnixSocketRecordIsRefused(field: String, value: Int) {
+        let message = Self.refusal { p in
+            var s = UnixSocketImage(inode: 10, peer: 11, type: UnixSocketImage.datagram, sendBuffer: 4096, receiveBuffer: 4096,
+                                    passCredentials: false, peekOffset: -1, shutdown: 0, queue: [[1, 2]])
+            switch field {
+            case "type": s.type = Int32(value)
+            case "peer": s.peer = UInt64(value)
+            case "buffer": s.receiveBuffer = Int32(value)
+            case "peek": s.peekOffset = Int32(value)
+            case "shutdown": s.shutdown = UInt8(value)
+            case "name": s.abstractName = Bytes([])
+            default: s.queue.append(Bytes([]))
+            }
+            var f = FileDescriptorImage(fd: 901, kind: .socket, flags: 2)
+            f.unixSocket = s
+            p.files.append(f)
+        }
+        #expect(message?.contains("socket fd 901") == true, "\(field): \(String(describing: message))")
+    }
+
     @Test func repeatedIntervalTimerIsRefused() {
         let t = IntervalTimer(which: 0, intervalNs: 0, valueNs: 1000)
         #expect(Self.refusal { p in p.timers = [t, t] }?.contains("interval timer 0 invalid or repeated") == true)

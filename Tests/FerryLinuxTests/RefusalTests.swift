@@ -72,6 +72,32 @@ struct RefusalTests {
          if libc.syscall(56,0x400|17,0,0,0,0)==0:
              time.sleep(30); os._exit(0)
          """, "descriptor table"),
+        ("unix socket whose peer is outside the tree", """
+         import os,socket,time
+         a,b=socket.socketpair()
+         if os.fork()!=0:
+             a.close(); time.sleep(30); os._exit(0)
+         os.setsid()
+         b.close()
+         """, "is outside the tree"),
+        ("descriptors in flight", """
+         import array,os,socket
+         a,b=socket.socketpair()
+         r,w=os.pipe()
+         a.sendmsg([b"x"],[(socket.SOL_SOCKET,socket.SCM_RIGHTS,array.array("i",[r]))])
+         """, "in flight"),
+        ("unix listener with a connection not yet accepted", """
+         import os,socket
+         s=socket.socket(socket.AF_UNIX)
+         s.bind("\\0ferry-refusal-\(getpid())")
+         s.listen()
+         c=socket.socket(socket.AF_UNIX)
+         c.connect("\\0ferry-refusal-\(getpid())")
+         """, "not yet accepted"),
+        ("TCP socket", """
+         import socket
+         s=socket.socket()
+         """, "TCP socket"),
     ])
     func uncarriedStateIsRefusedByName(_ what: String, _ setup: String, _ fragment: String) throws {
         // Only the state under test: none of the test runner's descriptors.

@@ -157,4 +157,18 @@ long ferry_probe_wp_scan_dropped(size_t pages);
 /* errno of the calling thread. */
 int ferry_errno(void);
 
+/* What sock_diag reports of the AF_UNIX socket with inode `inode` (in
+ * ferry's network namespace). The name is raw: an abstract name starts
+ * with a NUL byte. */
+struct ferry_unix_info {
+	uint8_t type, state, shutdown;
+	/* rqueue: bytes to read, or a listener's queued connections; wqueue: a
+	 * listener's backlog. vfs_inode: the inode of a path name's file. */
+	uint32_t peer, rqueue, wqueue, incoming, vfs_inode;
+	int name_len;
+	char name[108];
+};
+/* 0, or -errno (-ENOENT: no such unix socket). unix_diag.c. */
+int ferry_unix_diag(uint32_t inode, struct ferry_unix_info *out);
+
 #endif

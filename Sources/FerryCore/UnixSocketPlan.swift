@@ -1,0 +1,98 @@
+import FerryImage
+
+/// One fd holding a Unix socket, in the process `pid` of the tree.
+public struct UnixSocketEnd: Equatable, Sendable {
+    public var pid: Int32
+    public var fd: Int32
+    public var socket: UnixSocketImage
+    public init(pid: Int32, fd: Int32, socket: UnixSocketImage) { self.pid = pid; self.fd = fd; self.socket = socket }
+}
+
+/// Why a tree's Unix sockets cannot be carried.
+public enum UnixSocketRefusal: Error, Equatable, CustomStringConvertible {
+    /// The other end is held by no process of the tree.
+    case peerOutside(pid: Int32, fd: Int32, inode: UInt64, peer: UInt64, peerName: String?)
+    /// Two ends that do not name each other or differ in type.
+    case notAPair(pid: Int32, fd: Int32, inode: UInt64, peer: UInt64)
+    /// One socket recorded twice with different state.
+    case inconsistent(pid: Int32, fd: Int32, inode: UInt64)
+
+    public var description: String {
+        switch self {
+        case let .peerOutside(pid, fd, inode, peer, name):
+            let who = name.map { " (bound to \(UnixSocketPlan.printable($0)))" } ?? ""
+            return "cannot checkpoint \(pid): fd \(fd) is a unix socket (socket:[\(inode)]) whose peer socket:[\(peer)]\(who) is outside the tree; checkpoint the process holding the peer with it, or close the socket"
+        case let .notAPair(pid, fd, inode, peer):
+            return "unix socket fd \(fd) of process \(pid) (socket:[\(inode)]) and its peer socket:[\(peer)] do not form a pair of the same type"
+        case let .inconsistent(pid, fd, inode):
+            return "unix socket fd \(fd) of process \(pid) (socket:[\(inode)]) is recorded twice with different state"
+        }
+    }
+}
+
+/// Which Unix sockets of a tree are pairs, and the order they are created in.
+public enum UnixSocketPlan {
+    /// Every fd of `processes` holding a Unix socket record (dups within a
+    /// process follow their twin and are left out).
+    public static func ends(_ processes: [ProcessImage]) -> [UnixSocketEnd] {
+        processes.flatMap { p in
+            p.files.compactMap { f in f.sharedWith == nil ? f.unixSocket.map { UnixSocketEnd(pid: p.pid, fd: f.fd, socket: $0) } : nil }
+        }
+    }
+
+    /// The pairs to create, each once, lower inode first, ordered by that
+    /// inode. Every end's peer must be in `ends`, name it back and have its
+    /// type; several fds (processes after fork) may hold one end, with one state.
+    public static func pairs(_ ends: [UnixSocketEnd], peerName: (UInt64) -> String? = { _ in nil }) throws -> [(UnixSocketImage, UnixSocketImage)] {
+        var byInode: [UInt64: UnixSocketImage] = [:]
+        for e in ends {
+            if let seen = byInode[e.socket.inode] {
+                guard seen == e.socket else { throw UnixSocketRefusal.inconsistent(pid: e.pid, fd: e.fd, inode: e.socket.inode) }
+            } else {
+                byInode[e.socket.inode] = e.socket
+            }
+        }
+        var out: [(UnixSocketImage, UnixSocketImage)] = []
+        for e in ends where e.socket.listenBacklog == nil {
+            let s = e.socket
+            guard let p = byInode[s.peer] else {
+                throw UnixSocketRefusal.peerOutside(pid: e.pid, fd: e.fd, inode: s.inode, peer: s.peer, peerName: peerName(s.peer))
+            }
+            guard p.peer == s.inode, p.type == s.type, p.inode != s.inode else {
+                throw UnixSocketRefusal.notAPair(pid: e.pid, fd: e.fd, inode: s.inode, peer: s.peer)
+            }
+        }
+        for (inode, s) in byInode where s.listenBacklog == nil && inode < s.peer {
+            if let p = byInode[s.peer] { out.append((s, p)) }
+        }
+        return out.sorted { $0.0.inode < $1.0.inode }
+    }
+
+    /// The listening sockets to create, each once, in inode order.
+    public static func listeners(_ ends: [UnixSocketEnd]) -> [UnixSocketImage] {
+        var seen = Set<UInt64>()
+        return ends.compactMap { e in e.socket.listenBacklog != nil && seen.insert(e.socket.inode).inserted ? e.socket : nil }
+            .sorted { $0.inode < $1.inode }
+    }
+
+    /// Distinct sockets in `processes` (the working descriptors a restore needs for them).
+    public static func socketCount(_ processes: [ProcessImage]) -> Int {
+        Set(ends(processes).map(\.socket.inode)).count
+    }
+
+    /// A socket name for a message: an abstract name (leading NUL) shown as `@name`.
+    public static func printable(_ name: String) -> String {
+        name.first == "\0" ? "@" + name.dropFirst() : name
+    }
+
+    /// A name the kernel chose at autobind: five lowercase hex digits (after the NUL).
+    public static func isAutobindName(_ name: [UInt8]) -> Bool {
+        name.count == 5 && name.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
+    }
+
+    /// How shutdown is replayed on one end: SHUT_WR (1) for the send side,
+    /// SHUT_RD (0) for the receive side, in that order.
+    public static func shutdownCalls(_ bits: UInt8) -> [Int32] {
+        (bits & 2 != 0 ? [1] : []) + (bits & 1 != 0 ? [0] : [])
+    }
+}

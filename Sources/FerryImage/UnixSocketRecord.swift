@@ -1,0 +1,83 @@
+/// One end of a Unix socket pair whose both ends are in the tree (an
+/// unnamed socketpair, shared by fork or not): what `FileDescriptorImage.unixSocket` holds.
+public struct UnixSocketImage: Codable, Equatable, Sendable {
+    /// The socket's inode on the source: its identity in the image (the
+    /// fds of every process holding this end name the same inode).
+    public var inode: UInt64
+    /// The inode of the other end, which is in the image too.
+    public var peer: UInt64
+    /// SOCK_STREAM (1), SOCK_DGRAM (2) or SOCK_SEQPACKET (5).
+    public var type: Int32
+    /// SO_SNDBUF / SO_RCVBUF as getsockopt reports them (the doubled value).
+    public var sendBuffer: Int32
+    public var receiveBuffer: Int32
+    public var passCredentials: Bool
+    /// SO_PEEK_OFF; -1 when unset.
+    public var peekOffset: Int32
+    /// The kernel's shutdown bits: 1 receive side, 2 send side.
+    public var shutdown: UInt8
+    /// What this end has to read, oldest first: one chunk for a stream
+    /// socket, one entry per message for datagram and seqpacket sockets.
+    public var queue: [Bytes]
+    /// The abstract name the end is bound to, without its leading NUL (an
+    /// autobind name after SO_PASSCRED, or bind(2) on a pair end); nil when unbound.
+    public var abstractName: Bytes?
+    /// A listening socket (no peer, no queue): its listen(2) backlog.
+    public var listenBacklog: Int32?
+    /// The absolute path a listening socket is bound to.
+    public var path: String?
+    /// The socket file at `path`: its inode on the source (to recognize the
+    /// file the source leaves behind), permission bits and owner; `pathRemoved`
+    /// when the program had unlinked it (it is recreated for the bind and removed again).
+    public var pathInode: UInt64?
+    public var pathMode: UInt32?
+    public var pathOwner: UInt32?
+    public var pathGroup: UInt32?
+    public var pathRemoved: Bool?
+
+    public init(inode: UInt64, peer: UInt64, type: Int32, sendBuffer: Int32, receiveBuffer: Int32,
+                passCredentials: Bool, peekOffset: Int32, shutdown: UInt8, queue: [[UInt8]]) {
+        self.inode = inode; self.peer = peer; self.type = type; self.sendBuffer = sendBuffer
+        self.receiveBuffer = receiveBuffer; self.passCredentials = passCredentials; self.peekOffset = peekOffset
+        self.shutdown = shutdown; self.queue = queue.map(Bytes.init)
+    }
+
+    public static let stream: Int32 = 1, datagram: Int32 = 2, seqpacket: Int32 = 5
+    /// Bounds a restore accepts: 64 MiB queued per socket, 1 GiB buffers, 65,536 messages.
+    public static let maxQueuedBytes = 64 << 20, maxBuffer: Int32 = 1 << 30, maxMessages = 65536
+
+    /// Why this record cannot be restored, or nil when every field is in range.
+    public func problem() -> String? {
+        guard [Self.stream, Self.datagram, Self.seqpacket].contains(type) else { return "socket type \(type) is not stream, datagram or seqpacket" }
+        if let backlog = listenBacklog {
+            guard inode != 0, peer == 0, queue.isEmpty, type != Self.datagram, backlog >= 0 else {
+                return "listening socket \(inode) with a peer, a queue, datagram type or a negative backlog"
+            }
+            guard (path != nil) != (abstractName != nil) else { return "listening socket \(inode) needs one name, path or abstract" }
+            if let p = path {
+                guard p.hasPrefix("/"), p.utf8.count <= 107, !p.utf8.contains(0), !p.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }) else {
+                    return "listening socket path \(p.debugDescription) invalid (absolute, at most 107 bytes)"
+                }
+                guard let m = pathMode, m <= 0o7777, pathOwner != nil, pathGroup != nil else { return "listening socket path \(p) without its mode and owner" }
+            }
+        } else {
+            guard path == nil else { return "socket \(inode): a path name on a socket that is not listening" }
+            guard inode != 0, peer != 0, peer != inode else { return "socket inode \(inode) / peer \(peer) invalid" }
+        }
+        guard (0...Self.maxBuffer).contains(sendBuffer), (0...Self.maxBuffer).contains(receiveBuffer) else {
+            return "socket buffer sizes \(sendBuffer)/\(receiveBuffer) out of range"
+        }
+        guard peekOffset >= -1 else { return "SO_PEEK_OFF \(peekOffset) invalid" }
+        guard shutdown <= 3 else { return "shutdown bits \(shutdown) invalid" }
+        if let n = abstractName, !(1...107).contains(n.count) { return "abstract name of \(n.count) bytes (1…107)" }
+        guard queue.count <= Self.maxMessages else { return "\(queue.count) queued messages, over the limit" }
+        if type == Self.stream && queue.count > 1 { return "a stream socket with \(queue.count) queue chunks" }
+        var total = 0
+        for m in queue {
+            total += m.count
+            guard total <= Self.maxQueuedBytes else { return "over \(Self.maxQueuedBytes) queued bytes" }
+            if type != Self.stream && m.count == 0 { return "an empty queued message" }
+        }
+        return nil
+    }
+}

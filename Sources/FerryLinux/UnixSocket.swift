@@ -1,0 +1,416 @@
+#if os(Linux)
+import Glibc
+import CFerryLinux
+import FerryImage
+import FerryCore
+
+/// Unix sockets: the ends of socketpairs held inside the tree (stream,
+/// datagram, seqpacket; shared by fork or not) with their queued data,
+/// buffer sizes, SO_PASSCRED, SO_PEEK_OFF and shutdown state. The kernel's
+/// view comes from sock_diag (peer, name, queue lengths, shutdown); the
+/// data is read through a copy of the socket (pidfd_getfd) with MSG_PEEK, so
+/// the source keeps it. Named, listening or unconnected sockets, a peer
+/// outside the tree and descriptors in flight are refused by name.
+public enum UnixSocket {
+    static let SOL_SOCKET: Int32 = 1
+    static let SO_TYPE: Int32 = 3, SO_SNDBUF: Int32 = 7, SO_RCVBUF: Int32 = 8, SO_PASSCRED: Int32 = 16
+    static let SO_SNDBUFFORCE: Int32 = 32, SO_RCVBUFFORCE: Int32 = 33, SO_PROTOCOL: Int32 = 38, SO_DOMAIN: Int32 = 39, SO_PEEK_OFF: Int32 = 42
+    static let TCP_LISTEN: UInt8 = 10, TCP_ESTABLISHED: UInt8 = 1
+    static let socketpairNr = 53, socketNr = 41, bindNr = 49, listenNr = 50, unlinkNr = 87, chmodNr = 90, lchownNr = 94, setsockoptNr = 54, sendtoNr = 44, shutdownNr = 48
+
+    // MARK: dump
+
+    /// The family of a socket for a refusal ("a TCP socket", "a netlink socket" …).
+    static func familyName(domain: Int32, type: Int32, protocol proto: Int32) -> String {
+        switch domain {
+        case 2, 10:
+            let v = domain == 2 ? "" : "v6"
+            if type == 1 && (proto == 6 || proto == 0) { return "a TCP\(v) socket" }
+            if type == 2 && (proto == 17 || proto == 0) { return "a UDP\(v) socket" }
+            return type == 3 ? "a raw IP\(v) socket" : "an IP\(v) socket of type \(type) protocol \(proto)"
+        case 16: return "a netlink socket"
+        case 17: return "a packet socket"
+        default: return "a socket of family \(domain)"
+        }
+    }
+
+    static func option(_ fd: Int32, _ name: Int32) throws -> Int32 {
+        var v: Int32 = 0
+        var len = socklen_t(4)
+        try checkLibc(getsockopt(fd, SOL_SOCKET, name, &v, &len), "getsockopt(\(name))", "reading a socket option")
+        return v
+    }
+
+    /// What sock_diag says of socket `inode`, or nil when it knows no such Unix socket.
+    static func diag(_ inode: UInt64) throws -> ferry_unix_info? {
+        var info = ferry_unix_info()
+        guard let ino = UInt32(exactly: inode) else { return nil }
+        let r = ferry_unix_diag(ino, &info)
+        if r == -ENOENT { return nil }
+        guard r == 0 else { throw SystemError("sock_diag(unix socket \(inode))", errno: -r, "reading a unix socket's peer") }
+        return info
+    }
+
+    /// The name a socket is bound to ("" when none; an abstract name starts with NUL).
+    static func name(_ info: ferry_unix_info) -> String {
+        let n = max(0, min(Int(info.name_len), 108))
+        var bytes = withUnsafeBytes(of: info.name) { Array($0.prefix(n)) }
+        // A path name ends at its first NUL (bind may count the terminator in the address length).
+        if bytes.first != 0, let end = bytes.firstIndex(of: 0) { bytes = Array(bytes[..<end]) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The peer's name, for a refusal.
+    static func peerName(_ inode: UInt64) -> String? {
+        guard let i = try? diag(inode) else { return nil }
+        let n = name(i)
+        return n.isEmpty ? nil : n
+    }
+
+    /// Checks socket fd `fd` of `pid` (inode `inode`) and reads its state
+    /// and queue; anything ferry does not carry throws a one-line refusal.
+    static func dump(pid: Int32, fd: Int32, inode: UInt64, fdinfo: String) throws -> UnixSocketImage {
+        let what = "cannot checkpoint \(pid): fd \(fd)"
+        let copy = ferry_fd_of_process(pid, fd)
+        guard copy >= 0 else { throw SystemError("pidfd_getfd(\(pid), \(fd))", errno: -copy, "reading socket fd \(fd) of \(pid)") }
+        defer { close(copy) }
+        let domain = try option(copy, SO_DOMAIN), type = try option(copy, SO_TYPE)
+        let proto = domain == 1 ? 0 : ((try? option(copy, SO_PROTOCOL)) ?? 0)
+        let info = domain == 1 ? try diag(inode) : nil
+        if let why = refusal(inode: inode, domain: domain, type: type, protocol: proto, fdinfo: fdinfo, info: info) {
+            throw FerryError("\(what) \(why)")
+        }
+        guard let info else { throw FerryError("\(what): no sock_diag record") }
+        if info.state == TCP_LISTEN { return try dumpListener(copy, inode: inode, type: type, info: info, what: what) }
+        let queue = try peekQueue(copy, type: type, expected: type == UnixSocketImage.datagram ? nil : Int(info.rqueue),
+                                  headLength: Int(info.rqueue), shutDown: info.shutdown & 1 != 0,
+                                  what: "\(what) (unix socket:[\(inode)])")
+        let s = UnixSocketImage(inode: inode, peer: UInt64(info.peer), type: type,
+                                sendBuffer: try option(copy, SO_SNDBUF), receiveBuffer: try option(copy, SO_RCVBUF),
+                                passCredentials: try option(copy, SO_PASSCRED) != 0, peekOffset: try option(copy, SO_PEEK_OFF),
+                                shutdown: info.shutdown & 3, queue: queue)
+        var named = s
+        if info.name_len > 0 {
+            let n = max(0, min(Int(info.name_len), 108))
+            named.abstractName = Bytes(withUnsafeBytes(of: info.name) { Array($0.prefix(n).dropFirst()) })
+        }
+        if let why = named.problem() { throw FerryError("\(what): \(why)") }
+        return named
+    }
+
+    /// A listening socket with no connection waiting: name, backlog, buffers, SO_PASSCRED and its socket file.
+    static func dumpListener(_ copy: Int32, inode: UInt64, type: Int32, info: ferry_unix_info, what: String) throws -> UnixSocketImage {
+        var s = UnixSocketImage(inode: inode, peer: 0, type: type, sendBuffer: try option(copy, SO_SNDBUF), receiveBuffer: try option(copy, SO_RCVBUF),
+                                passCredentials: try option(copy, SO_PASSCRED) != 0, peekOffset: -1, shutdown: info.shutdown & 3, queue: [])
+        s.listenBacklog = Int32(clamping: info.wqueue)
+        let bound = name(info)
+        if bound.first == "\0" {
+            let n = max(0, min(Int(info.name_len), 108))
+            s.abstractName = Bytes(withUnsafeBytes(of: info.name) { Array($0.prefix(n).dropFirst()) })
+        } else {
+            s.path = bound
+            var st = stat()
+            if lstat(bound, &st) == 0 {
+                guard st.st_mode & S_IFMT == S_IFSOCK, UInt64(st.st_ino) == UInt64(info.vfs_inode) else {
+                    throw FerryError("\(what) is a unix socket listening on \(bound), but that path now names another file; ferry cannot recreate the name")
+                }
+                s.pathMode = UInt32(st.st_mode) & 0o7777
+                s.pathOwner = st.st_uid
+                s.pathGroup = st.st_gid
+                s.pathInode = UInt64(st.st_ino)
+            } else if errno == ENOENT {
+                s.pathRemoved = true
+                s.pathMode = 0o755; s.pathOwner = 0; s.pathGroup = 0
+            } else {
+                throw SystemError("lstat(\(bound))", errno: errno, "reading the socket file of fd \(what)")
+            }
+        }
+        if let why = s.problem() { throw FerryError("\(what): \(why)") }
+        return s
+    }
+
+    /// Why a socket is not carried (the words after "fd N"), or nil when it is
+    /// a connected pair end without a path name (its peer is checked over the tree).
+    static func refusal(inode: UInt64, domain: Int32, type: Int32, protocol proto: Int32, fdinfo: String, info: ferry_unix_info?) -> String? {
+        guard domain == 1 /* AF_UNIX */ else {
+            return "is \(familyName(domain: domain, type: type, protocol: proto)) (socket:[\(inode)]); ferry carries only Unix socket pairs inside the tree — close it or run the program without it"
+        }
+        if let n = ProcFS.parseStatus(fdinfo)["scm_fds"].flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) }), n > 0 {
+            return "is a unix socket (socket:[\(inode)]) with \(n) file descriptor(s) in flight (SCM_RIGHTS not yet received); ferry does not carry descriptors in flight — let the program receive them first"
+        }
+        guard let info else {
+            return "is a unix socket (socket:[\(inode)]) that sock_diag does not report (another network namespace?); ferry cannot see its peer"
+        }
+        let bound = name(info)
+        if info.state == TCP_LISTEN {
+            if info.rqueue > 0 {
+                return "is a listening unix socket on \(UnixSocketPlan.printable(bound)) with \(info.rqueue) connection(s) not yet accepted; ferry does not carry queued connections — let the program accept them first"
+            }
+            if bound.isEmpty { return "is a listening unix socket without a name; ferry does not carry it" }
+            if bound.first != "\0" && !bound.hasPrefix("/") {
+                return "is a listening unix socket bound to the relative path \(bound); ferry carries absolute paths only"
+            }
+            return nil
+        }
+        if !bound.isEmpty && bound.first != "\0" {
+            return "is a unix socket bound to \(bound); ferry carries only socket pairs without a path name yet"
+        }
+        guard info.peer != 0 else {
+            return "is a unix socket (socket:[\(inode)]) that is not connected or whose peer is closed; ferry carries only connected socket pairs yet"
+        }
+        guard [UnixSocketImage.stream, UnixSocketImage.datagram, UnixSocketImage.seqpacket].contains(type) else {
+            return "is a unix socket of type \(type); ferry carries stream, datagram and seqpacket sockets"
+        }
+        return nil
+    }
+
+    /// `ferry check PID`: each Unix socket of the tree under `pid` and whether a
+    /// checkpoint carries it, read without freezing (queues are not read).
+    public static func survey(pid: Int32) throws -> [String] {
+        guard ProcFS.exists("/proc/\(pid)") else { throw FerryError("no process \(pid)") }
+        let tree = ProcFS.tree(of: pid)
+        var found: [(pid: Int32, fd: Int32, inode: UInt64)] = []
+        for p in tree {
+            for fd in (try? ProcFS.fds(p)) ?? [] {
+                guard let link = try? ProcFS.readlink("/proc/\(p)/fd/\(fd)"), link.hasPrefix("socket:["),
+                      let inode = UInt64(link.dropFirst(8).dropLast()) else { continue }
+                found.append((p, fd, inode))
+            }
+        }
+        let inTree = Set(found.map(\.inode))
+        return found.compactMap { s in
+            let head = "process \(s.pid) fd \(s.fd) socket:[\(s.inode)]:"
+            let copy = ferry_fd_of_process(s.pid, s.fd)
+            guard copy >= 0 else { return "\(head) cannot be read (pidfd_getfd: errno \(-copy))" }
+            defer { close(copy) }
+            let domain = (try? option(copy, SO_DOMAIN)) ?? -1, type = (try? option(copy, SO_TYPE)) ?? -1
+            // Other families are InetSocket's to report.
+            guard domain == 1 else { return nil }
+            let proto = domain == 1 ? 0 : ((try? option(copy, SO_PROTOCOL)) ?? 0)
+            let info = domain == 1 ? (try? diag(s.inode)) ?? nil : nil
+            let fdinfo = (try? ProcFS.text("/proc/\(s.pid)/fdinfo/\(s.fd)")) ?? ""
+            if let why = refusal(inode: s.inode, domain: domain, type: type, protocol: proto, fdinfo: fdinfo, info: info) {
+                return "\(head) not carried: \(why)"
+            }
+            if let info, info.state == TCP_LISTEN {
+                return "\(head) carried (unix listening socket on \(UnixSocketPlan.printable(name(info))))"
+            }
+            let peer = UInt64(info?.peer ?? 0)
+            guard inTree.contains(peer) else {
+                let n = peerName(peer).map { " (bound to \(UnixSocketPlan.printable($0)))" } ?? ""
+                return "\(head) not carried: its peer socket:[\(peer)]\(n) is outside the tree"
+            }
+            let kind = type == UnixSocketImage.stream ? "stream" : type == UnixSocketImage.datagram ? "datagram" : "seqpacket"
+            return "\(head) carried (unix \(kind) pair with socket:[\(peer)])"
+        }
+    }
+
+    /// The queued data of a socket, read with MSG_PEEK from offset 0 with
+    /// SO_PEEK_OFF (one message per call for datagrams), which is then put
+    /// back as it was: the source's queue and peek offset are unchanged.
+    static func peekQueue(_ s: Int32, type: Int32, expected: Int?, headLength: Int? = nil, shutDown: Bool, what: String) throws -> [[UInt8]] {
+        let saved = try option(s, SO_PEEK_OFF)
+        var zero: Int32 = 0
+        try checkLibc(setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &zero, 4), "setsockopt(SO_PEEK_OFF, 0)", "peeking at a socket queue")
+        defer {
+            var v = saved
+            _ = setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &v, 4)
+        }
+        let cap = 1 << 20
+        var buf = [UInt8](repeating: 0, count: cap)
+        var out: [[UInt8]] = []
+        var total = 0
+        // MSG_TRUNC: a datagram's whole length, to tell one too long for the buffer.
+        let flags = Int32(MSG_PEEK | MSG_DONTWAIT) | (type == UnixSocketImage.stream ? 0 : Int32(MSG_TRUNC))
+        while true {
+            let n = buf.withUnsafeMutableBytes { recv(s, $0.baseAddress, cap, flags) }
+            if n < 0 {
+                if errno == EAGAIN { break }
+                throw SystemError("recv(MSG_PEEK)", errno: errno, what)
+            }
+            if n == 0 {
+                // A stream's end of data; an empty message cannot be told from it.
+                if type == UnixSocketImage.stream { break }
+                throw FerryError(shutDown
+                    ? "\(what) is shut down for reading, and an empty message cannot be told from its end of data; ferry does not carry empty messages"
+                    : "\(what) has an empty message queued; ferry does not carry empty messages")
+            }
+            guard n <= cap else { throw FerryError("\(what) has a queued message of \(n) bytes, over ferry's \(cap)") }
+            if type == UnixSocketImage.stream, !out.isEmpty { out[0] += buf[0..<n] } else { out.append(Array(buf[0..<n])) }
+            total += n
+            guard total <= UnixSocketImage.maxQueuedBytes, out.count <= UnixSocketImage.maxMessages else {
+                throw FerryError("\(what) has over \(UnixSocketImage.maxQueuedBytes) bytes or \(UnixSocketImage.maxMessages) messages queued; ferry does not carry that much")
+            }
+        }
+        // A peek skips an empty message the program already peeked at: at the
+        // head of a datagram queue its length (the kernel's queue length)
+        // differs from the first message read; in an otherwise empty queue poll still sees it.
+        var unseen = false
+        if type == UnixSocketImage.datagram, let first = out.first, let head = headLength, first.count != head { unseen = true }
+        if out.isEmpty && !shutDown {
+            var p = pollfd(fd: s, events: Int16(POLLIN), revents: 0)
+            unseen = poll(&p, 1, 0) == 1 && p.revents & Int16(POLLIN) != 0
+        }
+        if unseen {
+            throw FerryError("\(what) has a queued message a peek does not show (an empty message the program already peeked at); ferry does not carry empty messages")
+        }
+        if let e = expected, e != total {
+            throw FerryError("\(what): \(total) queued bytes read but the kernel reports \(e); the queue could not be read whole")
+        }
+        return out
+    }
+
+    /// Refuses the tree's sockets whose peer is outside it (naming the peer's address when it has one).
+    static func checkTree(_ processes: [ProcessImage]) throws {
+        do {
+            _ = try UnixSocketPlan.pairs(UnixSocketPlan.ends(processes), peerName: peerName)
+        } catch let r as UnixSocketRefusal {
+            throw FerryError(r.description)
+        }
+    }
+
+    // MARK: restore
+
+    /// Creates every socket pair of the tree in the root at pool slots, with
+    /// buffers, queued data, options and shutdown state; returns the slot of each socket by inode.
+    static func createPairs(_ processes: [ProcessImage], reserve: (Int32) throws -> Int32,
+                            injector: Injector, scratch: ScratchArea) throws -> [UInt64: Int32] {
+        let pairs: [(UnixSocketImage, UnixSocketImage)]
+        do { pairs = try UnixSocketPlan.pairs(UnixSocketPlan.ends(processes)) } catch let r as UnixSocketRefusal {
+            throw FerryError("cannot restore: \(r.description)")
+        }
+        var slots: [UInt64: Int32] = [:]
+        for l in UnixSocketPlan.listeners(UnixSocketPlan.ends(processes)) {
+            slots[l.inode] = try createListener(l, reserve: reserve, injector: injector, scratch: scratch)
+        }
+        for (a, b) in pairs {
+            try injector.call(socketpairNr, [1 /* AF_UNIX */, UInt64(a.type) | UInt64(O_CLOEXEC), 0, scratch.data],
+                              "socketpair(AF_UNIX, \(a.type)) for socket \(a.inode)")
+            let fds = try injector.memory.read(scratch.data, count: 8).withUnsafeBytes { ($0.load(as: Int32.self), $0.load(fromByteOffset: 4, as: Int32.self)) }
+            let first = try reserve(2)
+            for (from, to) in [(fds.0, first), (fds.1, first + 1)] {
+                try injector.call(SYS.dup2, [UInt64(from), UInt64(to)], "dup2")
+                try injector.call(SYS.close, [UInt64(from)], "close")
+            }
+            let ends = [(a, first), (b, first + 1)]
+            for (s, fd) in ends {
+                if let name = s.abstractName?.value { try bindAbstract(fd, name, s, injector, scratch) }
+            }
+            for (s, fd) in ends {
+                try set(fd, SO_SNDBUFFORCE, s.sendBuffer / 2, s, injector, scratch)
+                try set(fd, SO_RCVBUFFORCE, s.receiveBuffer / 2, s, injector, scratch)
+            }
+            for (i, (s, _)) in ends.enumerated() {
+                let sender = ends[1 - i].1
+                for m in s.queue { try send(m.value, from: sender, to: s, injector, scratch) }
+            }
+            for (s, fd) in ends {
+                if s.passCredentials { try set(fd, SO_PASSCRED, 1, s, injector, scratch) }
+                if s.peekOffset >= 0 { try set(fd, SO_PEEK_OFF, s.peekOffset, s, injector, scratch) }
+                for how in UnixSocketPlan.shutdownCalls(s.shutdown) {
+                    try injector.call(shutdownNr, [UInt64(fd), UInt64(how)], "shutdown(\(how)) of socket \(s.inode)")
+                }
+                slots[s.inode] = fd
+            }
+        }
+        return slots
+    }
+
+    /// A listening socket at a pool slot: bound to its name (a path left
+    /// behind by the source is reused once nothing listens on it; a path
+    /// the program had removed is removed again), with mode, owner and backlog.
+    static func createListener(_ l: UnixSocketImage, reserve: (Int32) throws -> Int32, injector: Injector, scratch: ScratchArea) throws -> Int32 {
+        guard let backlog = l.listenBacklog else { throw FerryError("cannot restore socket \(l.inode): not a listener") }
+        if let path = l.path { try clearStalePath(path, inode: l.pathInode, socket: l.inode) }
+        let fd = try reserve(1)
+        let made = try injector.call(socketNr, [1 /* AF_UNIX */, UInt64(l.type) | UInt64(O_CLOEXEC), 0], "socket(AF_UNIX, \(l.type)) for socket \(l.inode)")
+        try injector.call(SYS.dup2, [UInt64(made), UInt64(fd)], "dup2")
+        try injector.call(SYS.close, [UInt64(made)], "close")
+        try set(fd, SO_SNDBUFFORCE, l.sendBuffer / 2, l, injector, scratch)
+        try set(fd, SO_RCVBUFFORCE, l.receiveBuffer / 2, l, injector, scratch)
+        if l.passCredentials { try set(fd, SO_PASSCRED, 1, l, injector, scratch) }
+        if let name = l.abstractName?.value {
+            try bindAbstract(fd, name, l, injector, scratch)
+        } else if let path = l.path {
+            let addr: [UInt8] = [1, 0] + Array(path.utf8) + [0]
+            try injector.memory.write(scratch.data, addr)
+            try injector.call(bindNr, [UInt64(fd), scratch.data, UInt64(addr.count)], "bind(\(path)) of listening socket \(l.inode)")
+            let at = scratch.data + 128
+            try injector.memory.write(at, Array(path.utf8) + [0])
+            if l.pathRemoved == true {
+                try injector.call(unlinkNr, [at], "unlink(\(path)), removed on the source")
+            } else {
+                try injector.call(chmodNr, [at, UInt64(l.pathMode ?? 0o755)], "chmod(\(path))")
+                try injector.call(lchownNr, [at, UInt64(l.pathOwner ?? 0), UInt64(l.pathGroup ?? 0)], "lchown(\(path))")
+            }
+        }
+        try injector.call(listenNr, [UInt64(fd), UInt64(backlog)], "listen(socket \(l.inode), \(backlog))")
+        for how in UnixSocketPlan.shutdownCalls(l.shutdown) {
+            try injector.call(shutdownNr, [UInt64(fd), UInt64(how)], "shutdown(\(how)) of socket \(l.inode)")
+        }
+        return fd
+    }
+
+    /// Removes the socket file the source left at `path` (the same inode, and
+    /// a connect finds nobody listening); any other file there is refused.
+    static func clearStalePath(_ path: String, inode: UInt64?, socket: UInt64) throws {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return }
+        guard st.st_mode & S_IFMT == S_IFSOCK, inode == UInt64(st.st_ino) else {
+            throw FerryError("cannot restore listening socket \(socket): \(path) exists and is not the socket file the source left; remove it")
+        }
+        let probe = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard probe >= 0 else { throw SystemError("socket(AF_UNIX)", errno: errno, "probing \(path)") }
+        defer { close(probe) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { buf in
+            for (i, b) in path.utf8.prefix(buf.count - 1).enumerated() { buf[i] = b }
+        }
+        let r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        if r == 0 || errno != ECONNREFUSED {
+            throw FerryError("cannot restore listening socket \(socket): something still listens on \(path) (the source, during a same-host migration or --leave-running?); stop it first")
+        }
+        guard unlink(path) == 0 else { throw SystemError("unlink(\(path))", errno: errno, "replacing the socket file the source left") }
+    }
+
+    /// Binds `fd` to the abstract name `name`; a kernel-chosen (autobind) name
+    /// still held by the source (a stream or same-host migration) is chosen anew.
+    static func bindAbstract(_ fd: Int32, _ name: [UInt8], _ s: UnixSocketImage, _ injector: Injector, _ scratch: ScratchArea) throws {
+        // struct sockaddr_un: AF_UNIX, then NUL and the abstract name.
+        let addr: [UInt8] = [1, 0, 0] + name
+        try injector.memory.write(scratch.data, addr)
+        let shown = "@" + String(decoding: name, as: UTF8.self)
+        var r = try injector.raw(bindNr, [UInt64(fd), scratch.data, UInt64(addr.count)])
+        if r == -Int64(EADDRINUSE) && UnixSocketPlan.isAutobindName(name) {
+            // An address length of 2 autobinds.
+            r = try injector.raw(bindNr, [UInt64(fd), scratch.data, 2])
+        }
+        guard r == 0 else {
+            throw SystemError("bind(\(shown))", errno: Int32(truncatingIfNeeded: -r), "restoring the name of unix socket \(s.inode)")
+        }
+    }
+
+    static func set(_ fd: Int32, _ opt: Int32, _ value: Int32, _ s: UnixSocketImage, _ injector: Injector, _ scratch: ScratchArea) throws {
+        try injector.memory.write(scratch.data, withUnsafeBytes(of: value.littleEndian, Array.init))
+        try injector.call(setsockoptNr, [UInt64(fd), UInt64(SOL_SOCKET), UInt64(opt), scratch.data, 4],
+                          "setsockopt(\(opt), \(value)) on socket \(s.inode)")
+    }
+
+    /// Queues `bytes` for socket `s` to read by sending them from its peer `from`.
+    static func send(_ bytes: [UInt8], from: Int32, to s: UnixSocketImage, _ injector: Injector, _ scratch: ScratchArea) throws {
+        if s.type != UnixSocketImage.stream && bytes.count > scratch.dataSize {
+            throw FerryError("cannot restore socket \(s.inode): a queued message of \(bytes.count) bytes exceeds ferry's \(scratch.dataSize)-byte working area")
+        }
+        var off = 0
+        while off < bytes.count {
+            let n = min(bytes.count - off, scratch.dataSize)
+            try injector.memory.write(scratch.data, Array(bytes[off..<off + n]))
+            let sent = try injector.call(sendtoNr, [UInt64(from), scratch.data, UInt64(n), UInt64(MSG_DONTWAIT), 0, 0],
+                                         "sendto(queued data of socket \(s.inode))")
+            guard sent > 0 else { throw FerryError("cannot restore socket \(s.inode): its queued data does not fit") }
+            off += Int(sent)
+        }
+    }
+}
+#endif

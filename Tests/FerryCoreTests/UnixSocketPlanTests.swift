@@ -1,0 +1,136 @@
+import FerryCore
+import FerryImage
+import Testing
+
+/// Which Unix sockets of a tree form pairs, what is refused, and how the
+/// records are bounded.
+struct UnixSocketPlanTests {
+    static func sock(_ inode: UInt64, peer: UInt64, type: Int32 = UnixSocketImage.stream, queue: [[UInt8]] = []) -> UnixSocketImage {
+        UnixSocketImage(inode: inode, peer: peer, type: type, sendBuffer: 4096, receiveBuffer: 4096,
+                        passCredentials: false, peekOffset: -1, shutdown: 0, queue: queue)
+    }
+
+    static func process(_ pid: Int32, _ sockets: [(Int32, UnixSocketImage)], dupOf: (Int32, Int32)? = nil) -> ProcessImage {
+        var files = sockets.map { fd, s in
+            var f = FileDescriptorImage(fd: fd, kind: .socket, flags: 2)
+            f.unixSocket = s
+            return f
+        }
+        if let (fd, twin) = dupOf {
+            var f = FileDescriptorImage(fd: fd, kind: .socket, flags: 2, sharedWith: twin)
+            f.unixSocket = sockets.first { $0.0 == twin }?.1
+            files.append(f)
+        }
+        return ProcessImage(pid: pid, files: files)
+    }
+
+    @Test func aPairSplitAcrossForkIsCreatedOnce() throws {
+        let a = Self.sock(10, peer: 11), b = Self.sock(11, peer: 10)
+        let tree = [Self.process(1, [(3, a), (4, b)]), Self.process(2, [(3, a), (4, b)]), Self.process(3, [(5, b)], dupOf: (6, 5))]
+        let ends = UnixSocketPlan.ends(tree)
+        #expect(ends.count == 5, "dups are left out")
+        let pairs = try UnixSocketPlan.pairs(ends)
+        #expect(pairs.count == 1)
+        #expect(pairs.first?.0.inode == 10 && pairs.first?.1.inode == 11)
+        #expect(UnixSocketPlan.socketCount(tree) == 2)
+    }
+
+    @Test func pairsComeInInodeOrder() throws {
+        let tree = [Self.process(1, [(3, Self.sock(30, peer: 31)), (4, Self.sock(21, peer: 20)), (5, Self.sock(20, peer: 21)), (6, Self.sock(31, peer: 30))])]
+        let pairs = try UnixSocketPlan.pairs(UnixSocketPlan.ends(tree))
+        #expect(pairs.map(\.0.inode) == [20, 30])
+    }
+
+    @Test func aPeerOutsideTheTreeIsRefusedByName() {
+        let tree = [Self.process(7, [(5, Self.sock(10, peer: 99))])]
+        #expect(throws: UnixSocketRefusal.peerOutside(pid: 7, fd: 5, inode: 10, peer: 99, peerName: "\0srv")) {
+            try UnixSocketPlan.pairs(UnixSocketPlan.ends(tree), peerName: { $0 == 99 ? "\0srv" : nil })
+        }
+        let text = UnixSocketRefusal.peerOutside(pid: 7, fd: 5, inode: 10, peer: 99, peerName: "\0srv").description
+        #expect(text.contains("fd 5") && text.contains("@srv") && text.contains("outside the tree"))
+    }
+
+    @Test func endsThatDoNotNameEachOtherOrDifferInTypeAreRefused() {
+        let crossed = [Self.process(1, [(3, Self.sock(10, peer: 11)), (4, Self.sock(11, peer: 12)), (5, Self.sock(12, peer: 11))])]
+        #expect(throws: UnixSocketRefusal.self) { try UnixSocketPlan.pairs(UnixSocketPlan.ends(crossed)) }
+        let types = [Self.process(1, [(3, Self.sock(10, peer: 11)), (4, Self.sock(11, peer: 10, type: UnixSocketImage.datagram))])]
+        #expect(throws: UnixSocketRefusal.notAPair(pid: 1, fd: 3, inode: 10, peer: 11)) { try UnixSocketPlan.pairs(UnixSocketPlan.ends(types)) }
+    }
+
+    @Test func oneSocketWithTwoStatesIsRefused() {
+        let tree = [Self.process(1, [(3, Self.sock(10, peer: 11)), (4, Self.sock(11, peer: 10))]),
+                    Self.process(2, [(3, Self.sock(10, peer: 11, queue: [[1]]))])]
+        #expect(throws: UnixSocketRefusal.inconsistent(pid: 2, fd: 3, inode: 10)) { try UnixSocketPlan.pairs(UnixSocketPlan.ends(tree)) }
+    }
+
+    static func listener(_ inode: UInt64, path: String? = "/run/app.sock") -> UnixSocketImage {
+        var s = UnixSocketImage(inode: inode, peer: 0, type: UnixSocketImage.stream, sendBuffer: 4096, receiveBuffer: 4096,
+                                passCredentials: false, peekOffset: -1, shutdown: 0, queue: [])
+        s.listenBacklog = 16
+        if let path { s.path = path; s.pathMode = 0o600; s.pathOwner = 0; s.pathGroup = 0 } else { s.abstractName = Bytes(Array("srv".utf8)) }
+        return s
+    }
+
+    @Test func listenersAreCreatedOnceAndAreNoPairs() throws {
+        let l = Self.listener(50), a = Self.listener(40, path: nil)
+        let tree = [Self.process(1, [(3, l), (4, a), (5, Self.sock(10, peer: 11)), (6, Self.sock(11, peer: 10))]), Self.process(2, [(3, l)])]
+        let ends = UnixSocketPlan.ends(tree)
+        #expect(try UnixSocketPlan.pairs(ends).count == 1)
+        #expect(UnixSocketPlan.listeners(ends).map(\.inode) == [40, 50])
+        #expect(UnixSocketPlan.socketCount(tree) == 4)
+    }
+
+    @Test func listenerRecordsOutOfRangeAreNamed() {
+        #expect(Self.listener(50).problem() == nil)
+        #expect(Self.listener(50, path: nil).problem() == nil)
+        var s = Self.listener(50); s.path = "relative.sock"
+        #expect(s.problem() != nil)
+        s = Self.listener(50); s.path = "/a/../b.sock"
+        #expect(s.problem() != nil)
+        s = Self.listener(50); s.abstractName = Bytes([1])
+        #expect(s.problem() != nil, "one name only")
+        s = Self.listener(50); s.peer = 3
+        #expect(s.problem() != nil)
+        s = Self.listener(50); s.type = UnixSocketImage.datagram
+        #expect(s.problem() != nil)
+        s = Self.listener(50); s.pathMode = nil
+        #expect(s.problem() != nil)
+        s = Self.sock(10, peer: 11); s.path = "/x.sock"
+        #expect(s.problem() != nil, "a path on a pair end")
+    }
+
+    @Test func autobindNamesAreFiveHexDigits() {
+        #expect(UnixSocketPlan.isAutobindName(Array("4825f".utf8)))
+        #expect(!UnixSocketPlan.isAutobindName(Array("4825F".utf8)))
+        #expect(!UnixSocketPlan.isAutobindName(Array("server".utf8)))
+        #expect(!UnixSocketPlan.isAutobindName(Array("0000".utf8)))
+    }
+
+    @Test func shutdownIsReplayedSendSideFirst() {
+        #expect(UnixSocketPlan.shutdownCalls(0) == [])
+        #expect(UnixSocketPlan.shutdownCalls(1) == [0])
+        #expect(UnixSocketPlan.shutdownCalls(2) == [1])
+        #expect(UnixSocketPlan.shutdownCalls(3) == [1, 0])
+    }
+
+    @Test func recordsOutOfRangeAreNamed() {
+        var s = Self.sock(10, peer: 11)
+        #expect(s.problem() == nil)
+        s.type = 3
+        #expect(s.problem() != nil)
+        s = Self.sock(10, peer: 10)
+        #expect(s.problem() != nil)
+        s = Self.sock(10, peer: 11); s.sendBuffer = -1
+        #expect(s.problem() != nil)
+        s = Self.sock(10, peer: 11); s.peekOffset = -2
+        #expect(s.problem() != nil)
+        s = Self.sock(10, peer: 11); s.shutdown = 4
+        #expect(s.problem() != nil)
+        s = Self.sock(10, peer: 11, queue: [[1], [2]])
+        #expect(s.problem() != nil, "a stream queue is one chunk")
+        s = Self.sock(10, peer: 11, type: UnixSocketImage.datagram, queue: [[1], []])
+        #expect(s.problem() != nil, "empty datagrams are not carried")
+        s = Self.sock(10, peer: 11, type: UnixSocketImage.datagram, queue: [[1], [2]])
+        #expect(s.problem() == nil)
+    }
+}
