@@ -59,7 +59,8 @@ struct KillMigrationTests {
     }
 
     /// A single-threaded process (every step, every 5th injection, page batches sampled
-    /// over the rounds and the final freeze), a multi-threaded one and a tree.
+    /// over the rounds and the final freeze), a multi-threaded one (steps, sampled
+    /// batches) and a tree (steps, every batch: a tree has no pre-copy rounds).
     static let cases: [Case] = [
         Case(workload: "anon_pattern", args: ["32", "4"], kind: "step", stride: 1),
         Case(workload: "anon_pattern", args: ["32", "4"], kind: "injection", stride: 5),
@@ -67,7 +68,9 @@ struct KillMigrationTests {
         Case(workload: "threads_tls", args: [], kind: "step", stride: 1),
         Case(workload: "threads_tls", args: [], kind: "batch", stride: 1, growth: 1.5),
         Case(workload: "fork_pipe", args: [], kind: "step", stride: 1),
-        Case(workload: "fork_pipe", args: [], kind: "batch", stride: 1, growth: 1.5),
+        // Every batch: a target restoring a tree whose source dies must collect the tree's
+        // traced zombies before its namespace init can end (it hung there once).
+        Case(workload: "fork_pipe", args: [], kind: "batch", stride: 1),
     ]
 
     @Test("killed at every step, at sampled injections and page batches of a pre-copy migration, the source runs on",
