@@ -103,6 +103,10 @@ public struct Tracee: Sendable {
         }
     }
 
+    /// The thread's own mask: for a thread inside a wait with a temporary
+    /// mask (sigsuspend, ppoll, pselect6, epoll_pwait) the kernel returns
+    /// the saved one, and PTRACE_SETSIGMASK sets the current mask and drops
+    /// the saved one (docs/kill-safety.md).
     public func getSigMask() throws -> UInt64 {
         var mask: UInt64 = 0
         try withUnsafeMutableBytes(of: &mask) { b in

@@ -171,6 +171,7 @@ public final class PhasedRestore {
 
     /// Writes one run of pages (checked against the mappings by the caller's reader).
     public func fill(_ run: PageRun) throws {
+        TestKill.point(.batch)
         if run.data != nil { PageProgress.shared.add(pages: run.pageCount) }
         try builder(run.pid).fill(run)
     }
@@ -182,6 +183,7 @@ public final class PhasedRestore {
 
     /// `fill` for pages that stay where they are (a received frame): no copy where the userfaultfd fill takes them.
     public func fill(_ span: PageSpan) throws {
+        TestKill.point(.batch)
         if span.data != nil { PageProgress.shared.add(pages: span.pageCount) }
         try builder(span.pid).fill(span)
     }
@@ -190,6 +192,7 @@ public final class PhasedRestore {
     public func fill(mapped file: MappedPageFile, index: MappingIndex) throws {
         try MappedFill.run(file: file, index: index,
                            plan: { r in
+                               TestKill.point(.batch)
                                if r.data != nil { PageProgress.shared.add(pages: r.pageCount) }
                                return try self.builder(r.pid).directFill(address: r.address, pageCount: r.pageCount, hasData: r.data != nil)
                            },

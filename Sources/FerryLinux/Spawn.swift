@@ -79,11 +79,15 @@ struct SpawnedProcess {
         return SpawnedProcess(pid: pid, reaper: reaper, tracee: t)
     }
 
-    /// Kills the half-built process (and its namespace's init).
+    /// Kills the half-built process (and its namespace's init). The init,
+    /// killed, waits in the kernel for every process of its namespace to be
+    /// reaped, and a traced zombie (another process of a tree) is released to
+    /// it only once ferry, its tracer, has collected it: so ferry collects
+    /// every tracee until the init itself is reported.
     func abandon() {
         kill(pid, SIGKILL)
         reapAll(pid)
-        if let reaper { kill(reaper, SIGKILL); _ = ferry_wait(reaper, nil, 0) }
+        if let reaper { kill(reaper, SIGKILL); reapAll(reaper) }
     }
 }
 

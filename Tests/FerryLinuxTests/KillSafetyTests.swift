@@ -20,15 +20,19 @@ struct KillSafetyTests {
         var leaveRunningStride: Int
         /// Every `stride`th point of a checkpoint that kills the process at the end, and of the restore.
         var killStride: Int
+        /// Every `stride`th page batch of the restore (1: every one).
+        var restoreBatchStride: Int
         var testDescription: String { workload }
     }
 
     static let sweeps: [Sweep] = [
-        Sweep(workload: "clock_loop", leaveRunningStride: 1, killStride: 5),
-        Sweep(workload: "signals", leaveRunningStride: 7, killStride: 13),
-        Sweep(workload: "threads_tls", leaveRunningStride: 5, killStride: 11),
-        Sweep(workload: "fork_pipe", leaveRunningStride: 7, killStride: 13),
-        Sweep(workload: "fpu_regs", leaveRunningStride: 9, killStride: 29),
+        Sweep(workload: "clock_loop", leaveRunningStride: 1, killStride: 5, restoreBatchStride: 7),
+        Sweep(workload: "signals", leaveRunningStride: 7, killStride: 13, restoreBatchStride: 1),
+        Sweep(workload: "threads_tls", leaveRunningStride: 5, killStride: 11, restoreBatchStride: 3),
+        Sweep(workload: "fork_pipe", leaveRunningStride: 7, killStride: 13, restoreBatchStride: 5),
+        Sweep(workload: "fpu_regs", leaveRunningStride: 9, killStride: 29, restoreBatchStride: 1),
+        // Every thread waits with a temporary signal mask (sigsuspend, ppoll, pselect6, epoll_pwait).
+        Sweep(workload: "sigmask_wait", leaveRunningStride: 3, killStride: 11, restoreBatchStride: 3),
     ]
 
     /// Runs ferry with the kill hook; true when it was killed there (false: it finished, status 0).
@@ -124,17 +128,23 @@ struct KillSafetyTests {
 
         // restore (into a fresh pid namespace, so that no zombie of a killed attempt holds the pid):
         // a killed restore leaves nothing of the process running (PTRACE_O_EXITKILL).
-        let k4 = try Self.sweep(["restore", image, "--new-pidns"], kind: "injection", stride: s.killStride) { n in
+        func nothingLeft(_ what: String) -> Bool {
             for _ in 0..<100 where !Self.living(binary).isEmpty { usleep(20_000) }
             let left = Self.living(binary)
-            if !left.isEmpty { Issue.record("\(s.workload) restore injection:\(n): \(left) still run") }
+            if !left.isEmpty { Issue.record("\(s.workload) restore \(what): \(left) still run") }
             return left.isEmpty
         }
+        let restore = ["restore", image, "--new-pidns"]
+        // Killed at page batches; the restore that gets through is killed in turn (the image stays).
+        let k5 = try Self.sweep(restore, kind: "batch", stride: s.restoreBatchStride) { nothingLeft("batch:\($0)") }
+        for p in Self.living(binary) { kill(p, SIGKILL) }
+        #expect(nothingLeft("batch sweep's finished restore, killed"))
+        let k4 = try Self.sweep(restore, kind: "injection", stride: s.killStride) { nothingLeft("injection:\($0)") }
         #expect(Self.waitFor(ctl + "/ready"))
         FileManager.default.createFile(atPath: ctl + "/stop", contents: nil)
         #expect(Self.waitFor(ctl + "/result"), "\(s.workload): no result")
         let result = (try? String(contentsOfFile: ctl + "/result", encoding: .utf8)) ?? ""
         #expect(result.hasPrefix("PASS"), "\(s.workload): \(result)")
-        print("kill sweep \(s.workload): \(k1) injection kills (leave-running), \(k2) batch kills, \(k3) checkpoint kills, \(k4) restore kills")
+        print("kill sweep \(s.workload): \(k1) injection kills (leave-running), \(k2) batch kills, \(k3) checkpoint kills, \(k5) restore batch kills, \(k4) restore injection kills")
     }
 }

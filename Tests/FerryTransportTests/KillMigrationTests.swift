@@ -11,23 +11,80 @@ import FerryTestSupport
 struct KillMigrationTests {
     typealias M = MigrationTests
 
+    /// Every thread of the tree under `pid` runs untraced (no tracer, not in a stop).
     static func untraced(_ pid: Int32) -> Bool {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return false }
-        let lines = status.split(separator: "\n")
-        let state = lines.first { $0.hasPrefix("State:") } ?? ""
-        return lines.contains("TracerPid:\t0") && !state.contains("t (") && !state.contains("T (")
+        tree(pid).allSatisfy { p in
+            let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(p)/task")) ?? []
+            return !tasks.isEmpty && tasks.allSatisfy { t in
+                guard let status = try? String(contentsOfFile: "/proc/\(p)/task/\(t)/status", encoding: .utf8) else { return true }
+                let lines = status.split(separator: "\n")
+                let state = lines.first { $0.hasPrefix("State:") } ?? ""
+                return lines.contains("TracerPid:\t0") && !state.contains("t (") && !state.contains("T (")
+            }
+        }
     }
 
-    @Test("killed at every step (and at sampled injections) of a pre-copy migration, the source runs on",
-          arguments: [("step", 1), ("injection", 5)])
-    func killedMigration(_ kind: String, _ stride: Int) throws {
+    /// `pid` and its descendants.
+    static func tree(_ pid: Int32) -> [Int32] {
+        var out: [Int32] = [], queue = [pid]
+        while let p = queue.first {
+            queue.removeFirst()
+            out.append(p)
+            let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(p)/task")) ?? []
+            for t in tasks {
+                let children = (try? String(contentsOfFile: "/proc/\(p)/task/\(t)/children", encoding: .utf8)) ?? ""
+                queue += children.split(separator: " ").compactMap { Int32($0) }
+            }
+        }
+        return out
+    }
+
+    /// Processes of the workload that are not the source's tree: copies on the target.
+    static func copies(_ wl: Workload) -> [Int32] {
+        let source = Set(tree(wl.pid))
+        return wl.instances.filter { !source.contains($0) }
+    }
+
+    /// The next kill point: `stride` on, or (growth > 1) at least `growth` times further,
+    /// which samples the page batches of every round and of the final freeze.
+    static func next(_ n: Int, stride: Int, growth: Double) -> Int { max(n + stride, Int(Double(n) * growth)) }
+
+    struct Case: Sendable, CustomTestStringConvertible {
+        var workload: String
+        var args: [String]
+        var kind: String
+        var stride: Int
+        var growth: Double = 1
+        var testDescription: String { "\(workload) \(kind)" }
+    }
+
+    /// A single-threaded process (every step, every 5th injection, page batches sampled
+    /// over the rounds and the final freeze), a multi-threaded one (steps, sampled
+    /// batches) and a tree (steps, every batch: a tree has no pre-copy rounds).
+    static let cases: [Case] = [
+        Case(workload: "anon_pattern", args: ["32", "4"], kind: "step", stride: 1),
+        Case(workload: "anon_pattern", args: ["32", "4"], kind: "injection", stride: 5),
+        Case(workload: "anon_pattern", args: ["32", "4"], kind: "batch", stride: 1, growth: 1.7),
+        Case(workload: "threads_tls", args: [], kind: "step", stride: 1),
+        Case(workload: "threads_tls", args: [], kind: "batch", stride: 1, growth: 1.5),
+        Case(workload: "fork_pipe", args: [], kind: "step", stride: 1),
+        // Every batch: a target restoring a tree whose source dies must collect the tree's
+        // traced zombies before its namespace init can end (it hung there once).
+        Case(workload: "fork_pipe", args: [], kind: "batch", stride: 1),
+    ]
+
+    @Test("killed at every step, at sampled injections and page batches of a pre-copy migration, the source runs on",
+          arguments: cases)
+    func killedMigration(_ c: Case) throws {
+        let kind = c.kind
         try M.buildWorkloads()
         let net = try NetnsPair()
         defer { net.remove() }
         let server = try M.serve(net, tls: nil)
         defer { server.stop() }
-        let wl = try Workload(M.out + "/wl_anon_pattern", args: ["32", "4"], netns: net.source)
+        let wl = try Workload(M.out + "/wl_" + c.workload, args: c.args, netns: net.source)
         defer { wl.cleanup() }
+        let sourceTree = Self.tree(wl.pid).count
         var n = 1, kills = 0, window = 0
         while true {
             let before = server.log.count
@@ -38,39 +95,42 @@ struct KillMigrationTests {
             }
             kills += 1
             #expect(wl.isRunning && Self.untraced(wl.pid), "\(kind):\(n): the source must run on untraced")
+            #expect(Self.tree(wl.pid).count == sourceTree, "\(kind):\(n): the source tree must keep its processes")
             // The target notices the closed connection and discards what it built, or (after its ACK) keeps it.
             var settled = false
             for _ in 0..<100 {
                 let log = String(server.log.dropFirst(before))
                 if log.contains("no COMMIT") {
                     window += 1
-                    for p in wl.instances where p != wl.pid { kill(p, SIGKILL) }
+                    for p in Self.copies(wl) { kill(p, SIGKILL) }
                     settled = true
                     break
                 }
-                if wl.instances == [wl.pid] && (log.contains("fail") || log.contains("abort") || log.contains("error")) { settled = true; break }
+                if Self.copies(wl).isEmpty && (log.contains("fail") || log.contains("abort") || log.contains("error")) { settled = true; break }
                 Thread.sleep(forTimeInterval: 0.05)
             }
-            if !settled { #expect(wl.instances == [wl.pid], "\(kind):\(n): only the source may run; serve: \(server.log)") }
-            n += stride
+            if !settled { #expect(Self.copies(wl).isEmpty, "\(kind):\(n): only the source may run; serve: \(server.log)") }
+            n = Self.next(n, stride: c.stride, growth: c.growth)
             if n > 3000 { Issue.record("migrate never finished"); break }
         }
         try wl.waitForExit(seconds: 10)
-        #expect(wl.instances.count == 1)
         #expect(try wl.verdict() == "PASS", "serve: \(server.log)")
-        print("kill sweep migrate \(kind): \(kills) kills, \(window) in the ACK window")
+        print("kill sweep migrate \(c.workload) \(kind): \(kills) kills, \(window) in the ACK window")
     }
 
-    @Test("ferry serve killed at sampled injections of its restore: the source runs on and nothing is left on the target")
-    func killedServe() throws {
+    @Test("ferry serve killed at sampled injections and page batches of its restore: the source runs on and nothing is left on the target",
+          arguments: [Case(workload: "anon_pattern", args: ["16", "4"], kind: "injection", stride: 5),
+                      Case(workload: "anon_pattern", args: ["16", "4"], kind: "batch", stride: 1, growth: 1.7)])
+    func killedServe(_ c: Case) throws {
+        let kind = c.kind
         try M.buildWorkloads()
         let net = try NetnsPair()
         defer { net.remove() }
-        let wl = try Workload(M.out + "/wl_anon_pattern", args: ["16", "4"], netns: net.source)
+        let wl = try Workload(M.out + "/wl_" + c.workload, args: c.args, netns: net.source)
         defer { wl.cleanup() }
         var n = 1, kills = 0
         while true {
-            let server = try M.serve(net, tls: nil, extra: ["--new-pidns", "--once"], env: ["FERRY_TEST_KILL_AT=injection:\(n)"])
+            let server = try M.serve(net, tls: nil, extra: ["--new-pidns", "--once"], env: ["FERRY_TEST_KILL_AT=\(kind):\(n)"])
             let r = try M.migrate(net, pid: wl.pid, tls: nil)
             server.process.wait()  // killed at point n, or (finished) below
             if r.status == 0 {
@@ -80,13 +140,13 @@ struct KillMigrationTests {
             kills += 1
             wl.expectRolledBack(r)
             for _ in 0..<40 where wl.instances != [wl.pid] { Thread.sleep(forTimeInterval: 0.05) }
-            #expect(wl.instances == [wl.pid], "injection:\(n): only the source may run; serve: \(server.log)")
+            #expect(wl.instances == [wl.pid], "\(kind):\(n): only the source may run; serve: \(server.log)")
             #expect(Self.untraced(wl.pid))
-            n += 5
+            n = Self.next(n, stride: c.stride, growth: c.growth)
             if n > 3000 { Issue.record("serve never finished"); break }
         }
         try wl.waitForExit(seconds: 10)
         #expect(try wl.verdict() == "PASS")
-        print("kill sweep serve: \(kills) kills")
+        print("kill sweep serve \(kind): \(kills) kills")
     }
 }
