@@ -340,6 +340,8 @@ public struct ProcessAttributes: Codable, Equatable, Sendable {
     public var noNewPrivs: Bool
     /// /proc/PID/loginuid; 4294967295 is "unset".
     public var loginUID: UInt32
+    /// membarrier REGISTER commands in effect (16 PRIVATE_EXPEDITED, 64 …_SYNC_CORE, 256 …_RSEQ); absent in older images.
+    public var membarrierRegistrations: UInt32?
 
     public init(oomScoreAdj: Int32 = 0, thpDisabled: Bool = false, childSubreaper: Bool = false, noNewPrivs: Bool = false,
                 loginUID: UInt32 = .max) {
@@ -417,6 +419,8 @@ public struct FileDescriptorImage: Codable, Equatable, Sendable {
     public var path: String
     /// For pipes: an id shared by both ends within the image (the pipe's inode).
     public var pipeID: UInt64
+    /// For pipes: the pipe's size (F_GETPIPE_SZ); absent in older images (the default, 65536).
+    public var pipeSize: Int?
     /// For regular files, identity when opened.
     public var file: FileIdentity?
     /// Set when this fd shares its open file (offset, status flags, state)

@@ -63,6 +63,7 @@ public enum Validation {
             for f in p.files {
                 guard f.fd >= 0, f.fd < fdLimit, fds.insert(f.fd).inserted else { throw fail("\(who): fd \(f.fd) invalid or repeated") }
                 if f.kind == .pipe, f.pipeID == 0 { throw fail("\(who): pipe fd \(f.fd) without a pipe id") }
+                if let size = f.pipeSize, !(1...Int(Int32.max)).contains(size) { throw fail("\(who): pipe fd \(f.fd) has a size of \(size) bytes") }
                 // Watched fds become epoll_ctl arguments: a negative one is refused here.
                 for w in f.epollWatches ?? [] where w.fd < 0 {
                     throw fail("\(who): epoll fd \(f.fd) watches invalid fd \(w.fd)")

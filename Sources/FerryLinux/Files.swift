@@ -42,6 +42,8 @@ public enum FileState {
                 continue
             }
             position[fd] = out.count
+            let facts = DescriptorFacts(pid: pid, fd: fd, path: link)
+            let pipeSize = try DescriptorChecks.refuse(facts, st: st, isPipe: link.hasPrefix("pipe:["))
             switch st.st_mode & S_IFMT {
             case S_IFREG:
                 if link.hasSuffix(" (deleted)") {
@@ -57,6 +59,7 @@ public enum FileState {
                 if link.hasPrefix("pipe:[") {
                     img.kind = .pipe
                     img.pipeID = UInt64(st.st_ino)
+                    img.pipeSize = pipeSize
                 } else {
                     img.kind = .fifo
                 }
@@ -65,7 +68,10 @@ public enum FileState {
             default:
                 do {
                     switch link {
-                    case "anon_inode:[eventfd]": img.kind = .eventfd; img.eventfd = try FDInfo.eventfd(infoText)
+                    case "anon_inode:[eventfd]":
+                        let eventfdInfo = DescriptorChecks.eventfdInfo(infoText)
+                        try DescriptorChecks.refuseEventFD(facts, fdinfo: eventfdInfo)
+                        img.kind = .eventfd; img.eventfd = try FDInfo.eventfd(eventfdInfo)
                     case "anon_inode:[timerfd]": img.kind = .timerfd; img.timerfd = try FDInfo.timerfd(infoText, realtimeNow: UInt64(Host.clockNs(CLOCK_REALTIME)))
                     case "anon_inode:[signalfd]": img.kind = .signalfd; img.signalMask = try FDInfo.signalMask(infoText)
                     case "anon_inode:[eventpoll]":
@@ -233,10 +239,15 @@ public enum FileState {
                 try injector.call(SYS.dup2, [UInt64(from), UInt64(to)], "dup2")
                 try injector.call(SYS.close, [UInt64(from)], "close")
             }
-            if let bytes = data[id]?.bytes.value, !bytes.isEmpty {
-                if bytes.count > 65536 {
-                    try injector.call(SYS.fcntl, [UInt64(w), 1031 /* F_SETPIPE_SZ */, UInt64(bytes.count)], "fcntl(F_SETPIPE_SZ)")
-                }
+            let bytes = data[id]?.bytes.value ?? []
+            let saved = processes.lazy.flatMap(\.files).first { $0.kind == .pipe && $0.pipeID == id && $0.pipeSize != nil }?.pipeSize
+            if let s = saved, !(1...Int(Int32.max)).contains(s) {
+                throw FerryError("cannot restore: pipe \(id) has a size of \(s) bytes in the image")
+            }
+            if let size = Uncarried.pipeSize(saved: saved, buffered: bytes.count) {
+                try injector.call(SYS.fcntl, [UInt64(w), 1031 /* F_SETPIPE_SZ */, UInt64(size)], "fcntl(F_SETPIPE_SZ, \(size)) for pipe \(id)")
+            }
+            if !bytes.isEmpty {
                 var off = 0
                 while off < bytes.count {
                     let n = min(bytes.count - off, scratch.dataSize)
