@@ -438,6 +438,8 @@ public struct FileDescriptorImage: Codable, Equatable, Sendable {
     public var signalMask: UInt64?
     /// epoll: what it watches.
     public var epollWatches: [EpollWatch]?
+    /// POSIX, flock and OFD locks held through this open file, taken again on restore.
+    public var locks: [FileLock]?
 
     public init(fd: Int32, kind: FileKind, flags: Int32, closeOnExec: Bool = false, offset: Int64 = 0,
                 path: String = "", pipeID: UInt64 = 0, file: FileIdentity? = nil, sharedWith: Int32? = nil,
@@ -446,6 +448,21 @@ public struct FileDescriptorImage: Codable, Equatable, Sendable {
         self.fd = fd; self.kind = kind; self.flags = flags; self.closeOnExec = closeOnExec; self.offset = offset
         self.path = path; self.pipeID = pipeID; self.file = file; self.sharedWith = sharedWith
         self.eventfd = eventfd; self.timerfd = timerfd; self.signalMask = signalMask; self.epollWatches = epollWatches
+    }
+}
+
+/// A lock held through an open file (fdinfo "lock:" line).
+public struct FileLock: Codable, Equatable, Sendable {
+    public enum Kind: String, Codable, Sendable { case posix, flock, ofd }
+    public var kind: Kind
+    /// A write (exclusive) lock; otherwise read (shared).
+    public var write: Bool
+    /// First byte (0 for flock).
+    public var start: UInt64
+    /// Last byte, inclusive; nil: to the end of the file (and flock).
+    public var end: UInt64?
+    public init(kind: Kind, write: Bool, start: UInt64 = 0, end: UInt64? = nil) {
+        self.kind = kind; self.write = write; self.start = start; self.end = end
     }
 }
 

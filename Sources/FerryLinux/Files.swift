@@ -24,6 +24,9 @@ public enum FileState {
             let info = ProcFS.parseStatus(infoText)
             let flags = Int32(info["flags"] ?? "0", radix: 8) ?? 0
             let pos = Int64(info["pos"] ?? "0") ?? 0
+            let facts = DescriptorFacts(pid: pid, fd: fd, path: link)
+            // Locks first: a lease also sets O_ASYNC, and is named as a lease.
+            let locks = try FileLockState.dump(facts, fdinfo: infoText)
             try AttributeState.refuseFile(pid: pid, fd: fd, path: link, flags: flags, fdinfo: infoText)
             var st = stat()
             guard stat("/proc/\(pid)/fd/\(fd)", &st) == 0 else {
@@ -42,8 +45,8 @@ public enum FileState {
                 continue
             }
             position[fd] = out.count
-            let facts = DescriptorFacts(pid: pid, fd: fd, path: link)
             let pipeSize = try DescriptorChecks.refuse(facts, st: st, isPipe: link.hasPrefix("pipe:["))
+            img.locks = locks
             switch st.st_mode & S_IFMT {
             case S_IFREG:
                 if link.hasSuffix(" (deleted)") {
@@ -356,6 +359,7 @@ public enum FileState {
             try place(ep, f, keep: false)
             try placeDups(of: [f.fd])
         }
+        try FileLockState.restore(files, injector: injector, scratch: scratch)
         // The pool (above the image's fds).
         if pool.slots.base < pool.slots.end {
             _ = try injector.raw(436 /* close_range */, [UInt64(pool.slots.base), UInt64(pool.slots.end - 1), 0])

@@ -206,14 +206,10 @@ enum AttributeState {
     }
 
     /// An fd whose state ferry does not carry: signal-driven I/O (its owner
-    /// and signal), and POSIX, flock and OFD locks and leases (fdinfo's
-    /// "lock:" lines).
+    /// and signal). Locks are FileLockState's.
     static func refuseFile(pid: Int32, fd: Int32, path: String, flags: Int32, fdinfo: String) throws {
         if flags & O_ASYNC != 0 {
             throw FerryError("cannot checkpoint \(pid): fd \(fd) (\(path)) has O_ASYNC (signal-driven I/O); ferry does not carry its owner and signal yet: clear O_ASYNC first")
-        }
-        if let lock = fdinfo.split(separator: "\n").first(where: { $0.hasPrefix("lock:") }) {
-            throw FerryError("cannot checkpoint \(pid): fd \(fd) (\(path)) holds a lock or lease (\(lock.dropFirst(5).trimmingWhitespace())); ferry does not carry locks yet: release it first")
         }
     }
 

@@ -49,11 +49,12 @@ struct RefusalTests {
          t=ctypes.c_void_p()
          assert libc.timer_create(1,None,ctypes.byref(t))==0
          """, "POSIX timers"),
-        ("flock", """
-         import fcntl,os,tempfile
-         f=tempfile.TemporaryFile()
-         fcntl.flock(f,fcntl.LOCK_EX)
-         """, "holds a lock"),
+        ("lease", """
+         import fcntl,os
+         p='/tmp/ferry-lease-%d'%os.getpid()
+         open(p,'w').close(); f=os.open(p,os.O_RDONLY); os.unlink(p)
+         fcntl.fcntl(f,1024,fcntl.F_RDLCK)
+         """, "holds a lease"),
         ("O_ASYNC", """
          import fcntl,os
          r,w=os.pipe()
