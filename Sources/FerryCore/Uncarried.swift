@@ -102,20 +102,30 @@ public enum Uncarried {
     }
 }
 
-/// membarrier(2) commands ferry carries: each private expedited barrier
-/// (issued to test a registration) and the command that registers it.
+/// membarrier(2) registrations ferry carries: GLOBAL_EXPEDITED (4) and the
+/// private expedited ones (plain 16, SYNC_CORE 64, RSEQ 256), each a
+/// REGISTER command. Kernels from 6.3 tell them (GET_REGISTRATIONS); before,
+/// each private barrier is issued to test its registration.
 public enum Membarrier {
+    public static let getRegistrations: UInt32 = 512
     public static let privateCommands: [(issue: UInt32, register: UInt32)] = [
         (8, 16),     // PRIVATE_EXPEDITED
         (32, 64),    // PRIVATE_EXPEDITED_SYNC_CORE
         (128, 256),  // PRIVATE_EXPEDITED_RSEQ
     ]
+    public static let registerBits: [UInt32] = [4] + privateCommands.map(\.register)
 
-    /// The REGISTER commands to issue for an image's `registered` bits, in
-    /// order; nil when a bit names no known command (a damaged image).
+    /// The REGISTER commands to issue for `registered`, in order; nil when a
+    /// bit names no command ferry knows.
     public static func registerCommands(_ registered: UInt32) -> [UInt32]? {
-        let known = privateCommands.reduce(UInt32(0)) { $0 | $1.register }
+        let known = registerBits.reduce(0, |)
         guard registered & ~known == 0 else { return nil }
-        return privateCommands.map(\.register).filter { registered & $0 != 0 }
+        return registerBits.filter { registered & $0 != 0 }
+    }
+
+    /// Registrations GET_REGISTRATIONS reported that ferry does not know: refused.
+    public static func refusal(pid: Int32, registered: UInt32) -> String? {
+        guard registerCommands(registered) == nil else { return nil }
+        return "cannot checkpoint process \(pid): it has membarrier registrations ferry does not know (0x\(String(registered, radix: 16))); checkpoint it with a newer ferry"
     }
 }

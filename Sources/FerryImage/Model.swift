@@ -340,7 +340,7 @@ public struct ProcessAttributes: Codable, Equatable, Sendable {
     public var noNewPrivs: Bool
     /// /proc/PID/loginuid; 4294967295 is "unset".
     public var loginUID: UInt32
-    /// membarrier REGISTER commands in effect (16 PRIVATE_EXPEDITED, 64 …_SYNC_CORE, 256 …_RSEQ); absent in older images.
+    /// membarrier REGISTER commands in effect (4 GLOBAL_EXPEDITED, 16 PRIVATE_EXPEDITED, 64 …_SYNC_CORE, 256 …_RSEQ); absent in older images.
     public var membarrierRegistrations: UInt32?
 
     public init(oomScoreAdj: Int32 = 0, thpDisabled: Bool = false, childSubreaper: Bool = false, noNewPrivs: Bool = false,

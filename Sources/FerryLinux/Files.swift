@@ -329,12 +329,21 @@ public enum FileState {
         if let f = files.first(where: { $0.fd >= pool.slots.base }) {
             throw FerryError("cannot restore fd \(f.fd) of process \(injector.memory.pid): it was opened after the first metadata, at or above fd \(pool.slots.base) where ferry keeps its own descriptors; retry the migration")
         }
+        var pipeEndsPlaced = Set<[UInt64]>()
         let batched = try openByPath(primaries.filter { $0.treeShareID == nil && byPath.contains($0.kind) },
                                      injector: injector, scratch: scratch)
         for f in primaries where f.kind != .epoll && !batched.contains(f.fd) {
             if f.kind == .pipe {
                 guard let ends = pool.pipes[f.pipeID] else { throw FerryError("cannot restore fd \(f.fd): pipe \(f.pipeID) was not created") }
-                try place(Int64((f.flags & O_ACCMODE) == O_RDONLY ? ends.read : ends.write), f, keep: true)
+                let reader = (f.flags & O_ACCMODE) == O_RDONLY
+                let slot = reader ? ends.read : ends.write
+                if pipeEndsPlaced.insert([f.pipeID, reader ? 0 : 1]).inserted {
+                    try place(Int64(slot), f, keep: true)
+                } else {
+                    // Another open file of an end this process holds already (opened through
+                    // /proc/PID/fd/N, not dup'ed): its own open file, with its own flags.
+                    try place(try PipeEnds.reopen(slot: slot, f, injector: injector, scratch: scratch), f, keep: false)
+                }
             } else if let id = f.treeShareID {
                 guard let slot = pool.shared[id] else { throw FerryError("cannot restore fd \(f.fd): shared file \(id) was not opened") }
                 // The pool may have been opened from a pre-copy round's metadata: the offset is this (final) one.

@@ -68,7 +68,9 @@ struct MembarrierTests {
     @Test func registrationsBecomeRegisterCommands() {
         #expect(Membarrier.registerCommands(0) == [])
         #expect(Membarrier.registerCommands(16 | 256) == [16, 256])
-        #expect(Membarrier.registerCommands(64) == [64])
-        #expect(Membarrier.registerCommands(16 | 4) == nil, "GLOBAL_EXPEDITED (4) is not carried")
+        #expect(Membarrier.registerCommands(4 | 16 | 64 | 256) == [4, 16, 64, 256])
+        #expect(Membarrier.registerCommands(16 | 1024) == nil)
+        #expect(Membarrier.refusal(pid: 3, registered: 340) == nil)
+        #expect(Membarrier.refusal(pid: 3, registered: 1 << 12)?.contains("0x1000") == true)
     }
 }

@@ -10,7 +10,7 @@ import FerryTestSupport
 @Suite(.serialized, .enabled(if: getuid() == 0, "checkpoint/restore needs root"))
 struct KindWalkTests {
     static let kinds = [
-        "file", "dir", "pipe", "fifo", "fifo_data", "socket", "eventfd", "epoll", "signalfd", "timerfd", "inotify",
+        "file", "dir", "pipe", "pipe_reopen", "fifo", "fifo_data", "socket", "eventfd", "epoll", "signalfd", "timerfd", "inotify",
         "fanotify", "userfaultfd", "pidfd", "memfd", "io_uring", "perf_event", "bpf", "procfile", "ptmx", "devnull",
         "deleted", "anon_shared", "anon_private", "file_private", "memfd_map", "sysv_shm", "aio",
     ]

@@ -2,7 +2,7 @@
  * show, and at stop checks that it is still there with its state. Run
  * through checkpoint/restore, each kind must either pass (carried) or be
  * refused at checkpoint (KindWalkTests): never restored without it.
- * Kinds: file dir pipe fifo fifo_data socket eventfd epoll signalfd timerfd
+ * Kinds: file dir pipe pipe_reopen fifo fifo_data socket eventfd epoll signalfd timerfd
  * inotify fanotify userfaultfd pidfd memfd io_uring perf_event bpf procfile
  * ptmx devnull deleted anon_shared anon_private file_private memfd_map
  * sysv_shm aio. */
@@ -64,6 +64,18 @@ static void setup(void)
 		if (pipe(p) || write(p[1], "abc", 3) != 3)
 			wl_setup_fail("pipe");
 		at_fd(p[0], "pipe");
+		peer = p[1];
+	} else if (is("pipe_reopen")) {
+		/* A second open file of the read end (through /proc), non-blocking; the first stays blocking. */
+		int p[2];
+		char self[64];
+		if (pipe(p))
+			wl_setup_fail("pipe");
+		snprintf(self, sizeof self, "/proc/self/fd/%d", p[0]);
+		at_fd(open(self, O_RDONLY | O_NONBLOCK), "open /proc/self/fd");
+		if (dup2(p[0], 31) != 31)
+			wl_setup_fail("dup2");
+		close(p[0]);
 		peer = p[1];
 	} else if (is("fifo") || is("fifo_data")) {
 		wl_path(path, "fifo");
@@ -193,6 +205,10 @@ static void check(void)
 		WL_CHECK(fd_type() == S_IFDIR, "fd %d is no directory", FD);
 	} else if (is("pipe")) {
 		WL_CHECK(read(FD, buf, 3) == 3 && memcmp(buf, "abc", 3) == 0, "pipe reads \"%s\"", buf);
+	} else if (is("pipe_reopen")) {
+		WL_CHECK(fcntl(FD, F_GETFL) & O_NONBLOCK, "the reopened end lost O_NONBLOCK");
+		WL_CHECK(!(fcntl(31, F_GETFL) & O_NONBLOCK), "the first end gained O_NONBLOCK");
+		WL_CHECK(write(peer, "p", 1) == 1 && read(FD, buf, 1) == 1 && buf[0] == 'p', "the reopened end reads no byte");
 	} else if (is("fifo") || is("fifo_data")) {
 		WL_CHECK(fd_type() == S_IFIFO, "fd %d is no FIFO", FD);
 		int n = -1;
