@@ -208,6 +208,10 @@ public struct MappingFlags: OptionSet, Codable, Hashable, Sendable {
     public static let deletedFile = MappingFlags(rawValue: 1 << 2)
     public static let locked = MappingFlags(rawValue: 1 << 3)
     public static let dontDump = MappingFlags(rawValue: 1 << 4)
+    /// A shared mapping whose file was opened for writing (VmFlags "mw"): it
+    /// may be mprotect'ed writable later, so the file is opened read-write on
+    /// restore even where the mapping is read-only now.
+    public static let mayWrite = MappingFlags(rawValue: 1 << 5)
 }
 
 /// General-purpose registers in a neutral x86-64 form: no segment selectors,

@@ -18,6 +18,7 @@ public enum MemoryState {
         if e.vmFlags.contains("gd") { flags.insert(.growsDown) }
         if e.vmFlags.contains("lo") { flags.insert(.locked) }
         if e.vmFlags.contains("dd") { flags.insert(.dontDump) }
+        if e.shared && e.vmFlags.contains("mw") { flags.insert(.mayWrite) }
         var path = e.path
         let deleted = path.hasSuffix(" (deleted)")
         if deleted { path = String(path.dropLast(10)) }

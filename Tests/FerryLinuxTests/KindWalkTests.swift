@@ -12,7 +12,7 @@ struct KindWalkTests {
     static let kinds = [
         "file", "dir", "pipe", "pipe_reopen", "fifo", "fifo_data", "socket", "eventfd", "epoll", "signalfd", "timerfd", "inotify",
         "fanotify", "userfaultfd", "pidfd", "memfd", "io_uring", "perf_event", "bpf", "procfile", "ptmx", "devnull",
-        "deleted", "anon_shared", "anon_private", "file_private", "memfd_map", "sysv_shm", "aio",
+        "deleted", "anon_shared", "anon_private", "file_private", "file_shared_ro", "memfd_map", "sysv_shm", "aio",
     ]
     /// Kinds a kernel may not offer (configuration, sysctls): without them the case is skipped, said so.
     static let optional: Set<String> = ["fanotify", "io_uring", "perf_event", "bpf", "aio"]

@@ -4,7 +4,7 @@
  * refused at checkpoint (KindWalkTests): never restored without it.
  * Kinds: file dir pipe pipe_reopen fifo fifo_data socket eventfd epoll signalfd timerfd
  * inotify fanotify userfaultfd pidfd memfd io_uring perf_event bpf procfile
- * ptmx devnull deleted anon_shared anon_private file_private memfd_map
+ * ptmx devnull deleted anon_shared anon_private file_private file_shared_ro memfd_map
  * sysv_shm aio. */
 #include "wl.h"
 #include <linux/aio_abi.h>
@@ -172,6 +172,16 @@ static void setup(void)
 		if (map == MAP_FAILED)
 			wl_setup_fail("mmap");
 		map[100] = 0x5a;
+	} else if (is("file_shared_ro")) {
+		/* Read-only now, of a file opened read-write: mprotect may make it writable. */
+		wl_path(path, "mapped");
+		int f = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+		if (f < 0 || ftruncate(f, 4096))
+			wl_setup_fail("file to map");
+		map = mmap(NULL, 4096, PROT_READ, MAP_SHARED, f, 0);
+		close(f);
+		if (map == MAP_FAILED)
+			wl_setup_fail("mmap");
 	} else if (is("sysv_shm")) {
 		int id = shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600);
 		if (id < 0)
@@ -232,6 +242,11 @@ static void check(void)
 		WL_CHECK(timerfd_gettime(FD, &t) == 0 && t.it_value.tv_sec > 3000, "timerfd disarmed");
 	} else if (is("anon_shared") || is("anon_private") || is("file_private") || is("memfd_map") || is("sysv_shm")) {
 		WL_CHECK(map[100] == 0x5a, "%s mapping lost its byte", kind);
+	} else if (is("file_shared_ro")) {
+		if (mprotect((void *)map, 4096, PROT_READ | PROT_WRITE) == 0)
+			map[7] = 7;
+		else
+			wl_fail("mprotect to write: %s", strerror(errno));
 	} else if (is("aio")) {
 		WL_CHECK(syscall(SYS_io_destroy, (aio_context_t)map) == 0, "io_destroy: %s", strerror(errno));
 	} else {
