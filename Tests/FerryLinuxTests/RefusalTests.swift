@@ -174,6 +174,36 @@ struct RefusalTests {
         #expect(kill(pid_t(pid)!, 0) == 0, "the process runs on")
     }
 
+    /// `ferry check PID` lists every problem a checkpoint would refuse, one
+    /// line each, without freezing or touching the process.
+    @Test func checkListsEveryProblemWithoutFreezing() throws {
+        let h = try Helper("""
+        import ctypes,fcntl,os,time
+        os.closerange(3, 1 << 16)
+        os.setsid()
+        m,s=os.openpty()
+        r,w=os.pipe()
+        fcntl.fcntl(r,fcntl.F_SETOWN,os.getpid())
+        q=open('/proc/self/status')
+        libc=ctypes.CDLL(None); t=ctypes.c_void_p(); libc.timer_create(1,None,ctypes.byref(t))
+        print(os.getpid(),flush=True)
+        time.sleep(30)
+        """)
+        let pid = h.firstLine()
+        try #require(Int32(pid) != nil, "the helper did not start")
+        let r = try Self.ferry(["check", pid])
+        #expect(r.0 == 1, "exit status: \(r.1) \(r.2)")
+        let lines = r.1.split(separator: "\n")
+        for fragment in ["pseudo-terminal master", "F_SETOWN", "under /proc", "POSIX timers"] {
+            #expect(lines.filter { $0.contains(fragment) }.count == 1, "\(fragment): \(r.1)")
+        }
+        #expect(lines.count == 4, "\(r.1)")
+        let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+        let state = stat.split(separator: ")").last?.split(separator: " ").first ?? "?"
+        #expect(state == "S" || state == "R", "the process must run on (state \(state))")
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) == 8, "its fds are untouched (stdio, pty pair, pipe, /proc file)")
+    }
+
     /// A job of another process's session (the runner's, like a shell's) is
     /// refused naming --shell-job; with it, the checkpoint goes through and
     /// the restored process joins the restorer's session.
