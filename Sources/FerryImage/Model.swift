@@ -238,6 +238,10 @@ public struct MappingFlags: OptionSet, Codable, Hashable, Sendable {
     public static let wipeOnFork = MappingFlags(rawValue: 1 << 11)
     public static let noReserve = MappingFlags(rawValue: 1 << 12)
     public static let droppable = MappingFlags(rawValue: 1 << 13)
+    /// A shared mapping whose file was opened for writing (VmFlags "mw"): it
+    /// may be mprotect'ed writable later, so the file is opened read-write on
+    /// restore even where the mapping is read-only now.
+    public static let mayWrite = MappingFlags(rawValue: 1 << 14)
 }
 
 /// General-purpose registers in a neutral x86-64 form: no segment selectors,
@@ -370,6 +374,8 @@ public struct ProcessAttributes: Codable, Equatable, Sendable {
     public var noNewPrivs: Bool
     /// /proc/PID/loginuid; 4294967295 is "unset".
     public var loginUID: UInt32
+    /// membarrier REGISTER commands in effect (4 GLOBAL_EXPEDITED, 16 PRIVATE_EXPEDITED, 64 …_SYNC_CORE, 256 …_RSEQ); absent in older images.
+    public var membarrierRegistrations: UInt32?
 
     public init(oomScoreAdj: Int32 = 0, thpDisabled: Bool = false, childSubreaper: Bool = false, noNewPrivs: Bool = false,
                 loginUID: UInt32 = .max) {
@@ -447,6 +453,8 @@ public struct FileDescriptorImage: Codable, Equatable, Sendable {
     public var path: String
     /// For pipes: an id shared by both ends within the image (the pipe's inode).
     public var pipeID: UInt64
+    /// For pipes: the pipe's size (F_GETPIPE_SZ); absent in older images (the default, 65536).
+    public var pipeSize: Int?
     /// For regular files, identity when opened.
     public var file: FileIdentity?
     /// Set when this fd shares its open file (offset, status flags, state)
@@ -468,6 +476,8 @@ public struct FileDescriptorImage: Codable, Equatable, Sendable {
     public var inet: InetSocketImage?
     /// A Unix socket (kind `.socket`): see `UnixSocketImage`.
     public var unixSocket: UnixSocketImage?
+    /// POSIX, flock and OFD locks held through this open file, taken again on restore.
+    public var locks: [FileLock]?
 
     public init(fd: Int32, kind: FileKind, flags: Int32, closeOnExec: Bool = false, offset: Int64 = 0,
                 path: String = "", pipeID: UInt64 = 0, file: FileIdentity? = nil, sharedWith: Int32? = nil,
@@ -476,6 +486,21 @@ public struct FileDescriptorImage: Codable, Equatable, Sendable {
         self.fd = fd; self.kind = kind; self.flags = flags; self.closeOnExec = closeOnExec; self.offset = offset
         self.path = path; self.pipeID = pipeID; self.file = file; self.sharedWith = sharedWith
         self.eventfd = eventfd; self.timerfd = timerfd; self.signalMask = signalMask; self.epollWatches = epollWatches
+    }
+}
+
+/// A lock held through an open file (fdinfo "lock:" line).
+public struct FileLock: Codable, Equatable, Sendable {
+    public enum Kind: String, Codable, Sendable { case posix, flock, ofd }
+    public var kind: Kind
+    /// A write (exclusive) lock; otherwise read (shared).
+    public var write: Bool
+    /// First byte (0 for flock).
+    public var start: UInt64
+    /// Last byte, inclusive; nil: to the end of the file (and flock).
+    public var end: UInt64?
+    public init(kind: Kind, write: Bool, start: UInt64 = 0, end: UInt64? = nil) {
+        self.kind = kind; self.write = write; self.start = start; self.end = end
     }
 }
 

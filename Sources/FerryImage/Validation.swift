@@ -65,6 +65,7 @@ public enum Validation {
                 if f.kind == .pipe, f.pipeID == 0 { throw fail("\(who): pipe fd \(f.fd) without a pipe id") }
                 // A socket fd without its record is refused by the restore (one line).
                 if let why = f.unixSocket?.problem() { throw fail("\(who): socket fd \(f.fd): \(why)") }
+                if let size = f.pipeSize, !(1...Int(Int32.max)).contains(size) { throw fail("\(who): pipe fd \(f.fd) has a size of \(size) bytes") }
                 // Watched fds become epoll_ctl arguments: a negative one is refused here.
                 for w in f.epollWatches ?? [] where w.fd < 0 {
                     throw fail("\(who): epoll fd \(f.fd) watches invalid fd \(w.fd)")

@@ -190,6 +190,7 @@ enum ProcessDump {
         for p in processes {
             try AttributeState.refuseUncarried(pid: p.pid, comm: p.comm, status: try ProcFS.status(p.pid), mappings: p.mappings,
                                                root: !pids.contains(p.ppid), threads: p.threads)
+            try ProcessChecks.refuse(p, tree: pids)
         }
         try AttributeState.refuseSharedResources(processes.map(\.pid))
         try JobControl.refuseOutsideLeaders(processes, shellJob: shellJob)

@@ -20,8 +20,8 @@ public enum FDInfo {
     public static func eventfd(_ text: String) throws -> EventFDState {
         let info = ProcFS.parseStatus(text)
         guard let c = info["eventfd-count"], let count = UInt64(c, radix: 16) else { throw Malformed(field: "eventfd-count") }
-        // Older kernels (before ~6.5) do not print the flag: their eventfds are taken as non-semaphore
-        // (a known limit, docs/design-notes.md).
+        // Older kernels (before ~6.5) do not print the flag: such eventfds are refused at checkpoint
+        // unless the user says they are counters (DescriptorChecks.refuseEventFD).
         return EventFDState(count: count, semaphore: info["eventfd-semaphore"] == "1")
     }
 

@@ -24,6 +24,9 @@ public enum FileState {
             let info = ProcFS.parseStatus(infoText)
             let flags = Int32(info["flags"] ?? "0", radix: 8) ?? 0
             let pos = Int64(info["pos"] ?? "0") ?? 0
+            let facts = DescriptorFacts(pid: pid, fd: fd, path: link)
+            // Locks first: a lease also sets O_ASYNC, and is named as a lease.
+            let locks = try FileLockState.dump(facts, fdinfo: infoText)
             try AttributeState.refuseFile(pid: pid, fd: fd, path: link, flags: flags, fdinfo: infoText)
             var st = stat()
             guard stat("/proc/\(pid)/fd/\(fd)", &st) == 0 else {
@@ -42,6 +45,8 @@ public enum FileState {
                 continue
             }
             position[fd] = out.count
+            let pipeSize = try DescriptorChecks.refuse(facts, st: st, isPipe: link.hasPrefix("pipe:["))
+            img.locks = locks
             switch st.st_mode & S_IFMT {
             case S_IFREG:
                 if link.hasSuffix(" (deleted)") {
@@ -57,6 +62,7 @@ public enum FileState {
                 if link.hasPrefix("pipe:[") {
                     img.kind = .pipe
                     img.pipeID = UInt64(st.st_ino)
+                    img.pipeSize = pipeSize
                 } else {
                     img.kind = .fifo
                 }
@@ -71,7 +77,10 @@ public enum FileState {
             default:
                 do {
                     switch link {
-                    case "anon_inode:[eventfd]": img.kind = .eventfd; img.eventfd = try FDInfo.eventfd(infoText)
+                    case "anon_inode:[eventfd]":
+                        let eventfdInfo = DescriptorChecks.eventfdInfo(infoText)
+                        try DescriptorChecks.refuseEventFD(facts, fdinfo: eventfdInfo)
+                        img.kind = .eventfd; img.eventfd = try FDInfo.eventfd(eventfdInfo)
                     case "anon_inode:[timerfd]": img.kind = .timerfd; img.timerfd = try FDInfo.timerfd(infoText, realtimeNow: UInt64(Host.clockNs(CLOCK_REALTIME)))
                     case "anon_inode:[signalfd]": img.kind = .signalfd; img.signalMask = try FDInfo.signalMask(infoText)
                     case "anon_inode:[eventpoll]":
@@ -243,10 +252,15 @@ public enum FileState {
                 try injector.call(SYS.dup2, [UInt64(from), UInt64(to)], "dup2")
                 try injector.call(SYS.close, [UInt64(from)], "close")
             }
-            if let bytes = data[id]?.bytes.value, !bytes.isEmpty {
-                if bytes.count > 65536 {
-                    try injector.call(SYS.fcntl, [UInt64(w), 1031 /* F_SETPIPE_SZ */, UInt64(bytes.count)], "fcntl(F_SETPIPE_SZ)")
-                }
+            let bytes = data[id]?.bytes.value ?? []
+            let saved = processes.lazy.flatMap(\.files).first { $0.kind == .pipe && $0.pipeID == id && $0.pipeSize != nil }?.pipeSize
+            if let s = saved, !(1...Int(Int32.max)).contains(s) {
+                throw FerryError("cannot restore: pipe \(id) has a size of \(s) bytes in the image")
+            }
+            if let size = Uncarried.pipeSize(saved: saved, buffered: bytes.count) {
+                try injector.call(SYS.fcntl, [UInt64(w), 1031 /* F_SETPIPE_SZ */, UInt64(size)], "fcntl(F_SETPIPE_SZ, \(size)) for pipe \(id)")
+            }
+            if !bytes.isEmpty {
                 var off = 0
                 while off < bytes.count {
                     let n = min(bytes.count - off, scratch.dataSize)
@@ -328,13 +342,22 @@ public enum FileState {
         if let f = files.first(where: { $0.fd >= pool.slots.base }) {
             throw FerryError("cannot restore fd \(f.fd) of process \(injector.memory.pid): it was opened after the first metadata, at or above fd \(pool.slots.base) where ferry keeps its own descriptors; retry the migration")
         }
+        var pipeEndsPlaced = Set<[UInt64]>()
         let batched = try openByPath(primaries.filter { $0.treeShareID == nil && byPath.contains($0.kind) },
                                      injector: injector, scratch: scratch)
         // Established connections after the listeners whose port they take again.
         for f in InetSocket.connectionsLast(primaries) where f.kind != .epoll && !batched.contains(f.fd) {
             if f.kind == .pipe {
                 guard let ends = pool.pipes[f.pipeID] else { throw FerryError("cannot restore fd \(f.fd): pipe \(f.pipeID) was not created") }
-                try place(Int64((f.flags & O_ACCMODE) == O_RDONLY ? ends.read : ends.write), f, keep: true)
+                let reader = (f.flags & O_ACCMODE) == O_RDONLY
+                let slot = reader ? ends.read : ends.write
+                if pipeEndsPlaced.insert([f.pipeID, reader ? 0 : 1]).inserted {
+                    try place(Int64(slot), f, keep: true)
+                } else {
+                    // Another open file of an end this process holds already (opened through
+                    // /proc/PID/fd/N, not dup'ed): its own open file, with its own flags.
+                    try place(try PipeEnds.reopen(slot: slot, f, injector: injector, scratch: scratch), f, keep: false)
+                }
             } else if f.kind == .socket, f.unixSocket != nil {
                 guard let slot = f.unixSocket.flatMap({ pool.sockets[$0.inode] }) else { throw FerryError("cannot restore fd \(f.fd): its socket was not created") }
                 try place(Int64(slot), f, keep: true)
@@ -362,6 +385,7 @@ public enum FileState {
             try place(ep, f, keep: false)
             try placeDups(of: [f.fd])
         }
+        try FileLockState.restore(files, injector: injector, scratch: scratch)
         // The pool (above the image's fds).
         if pool.slots.base < pool.slots.end {
             _ = try injector.raw(436 /* close_range */, [UInt64(pool.slots.base), UInt64(pool.slots.end - 1), 0])

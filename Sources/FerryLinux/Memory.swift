@@ -17,6 +17,7 @@ public enum MemoryState {
         var flags: MappingFlags = e.shared ? [.shared] : []
         if e.vmFlags.contains("gd") { flags.insert(.growsDown) }
         flags.formUnion(MappingAdvice.flags(e.vmFlags))
+        if e.shared && e.vmFlags.contains("mw") { flags.insert(.mayWrite) }
         var path = e.path
         let deleted = path.hasSuffix(" (deleted)")
         if deleted { path = String(path.dropLast(10)) }

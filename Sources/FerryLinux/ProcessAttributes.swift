@@ -35,6 +35,7 @@ enum AttributeState {
         let prio = ferry_syscall6(sysGetpriority, prioProcess, UInt64(tid), 0, 0, 0, 0)
         if prio < 0 { throw SystemError("getpriority(\(tid))", errno: Int32(-prio), "reading thread \(tid)") }
         a.nice = 20 - Int32(truncatingIfNeeded: prio)
+        try ProcessChecks.refuseSecurebits(tid: tid, injector: injector)
         a.timerSlackNs = UInt64(try injector.call(SYS.prctl, [prGetTimerslack], "prctl(PR_GET_TIMERSLACK)"))
         try injector.call(SYS.prctl, [prGetPdeathsig, scratch.data], "prctl(PR_GET_PDEATHSIG)")
         a.parentDeathSignal = try injector.memory.read(scratch.data, count: 4).withUnsafeBytes { $0.loadUnaligned(as: Int32.self) }
@@ -61,6 +62,7 @@ enum AttributeState {
         a.childSubreaper = try injector.memory.read(scratch.data, count: 4).withUnsafeBytes { $0.loadUnaligned(as: Int32.self) } != 0
         a.noNewPrivs = status["NoNewPrivs"] == "1"
         a.loginUID = UInt32((try? ProcFS.text("/proc/\(pid)/loginuid"))?.trimmingWhitespace() ?? "") ?? unsetLoginUID
+        a.membarrierRegistrations = try MembarrierState.dump(injector: injector)
         return a
     }
 
@@ -204,14 +206,10 @@ enum AttributeState {
     }
 
     /// An fd whose state ferry does not carry: signal-driven I/O (its owner
-    /// and signal), and POSIX, flock and OFD locks and leases (fdinfo's
-    /// "lock:" lines).
+    /// and signal). Locks are FileLockState's.
     static func refuseFile(pid: Int32, fd: Int32, path: String, flags: Int32, fdinfo: String) throws {
         if flags & O_ASYNC != 0 {
             throw FerryError("cannot checkpoint \(pid): fd \(fd) (\(path)) has O_ASYNC (signal-driven I/O); ferry does not carry its owner and signal yet: clear O_ASYNC first")
-        }
-        if let lock = fdinfo.split(separator: "\n").first(where: { $0.hasPrefix("lock:") }) {
-            throw FerryError("cannot checkpoint \(pid): fd \(fd) (\(path)) holds a lock or lease (\(lock.dropFirst(5).trimmingWhitespace())); ferry does not carry locks yet: release it first")
         }
     }
 
@@ -284,6 +282,7 @@ enum AttributeState {
         }
         if a.thpDisabled { try injector.call(SYS.prctl, [prSetTHPDisable, 1, 0, 0, 0], "prctl(PR_SET_THP_DISABLE)") }
         if a.childSubreaper { try injector.call(SYS.prctl, [prSetChildSubreaper, 1], "prctl(PR_SET_CHILD_SUBREAPER)") }
+        try MembarrierState.restore(a.membarrierRegistrations, injector: injector)
         let path = "/proc/\(pid)/oom_score_adj"
         let fd = open(path, O_WRONLY | O_CLOEXEC)
         guard fd >= 0 else { throw SystemError("open(\(path))", errno: errno, "restoring process \(pid)") }

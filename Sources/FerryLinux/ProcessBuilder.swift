@@ -201,7 +201,8 @@ final class ProcessBuilder {
             try batch.run(main, scratch: scratch)
             guard let file = m.file else { throw FerryError("cannot restore \(what): no file recorded") }
             let shared = m.kind == .sharedFile
-            let openFlags: UInt64 = shared && m.protection.contains(.write) ? UInt64(O_RDWR) : UInt64(O_RDONLY)
+            let writable = m.protection.contains(.write) || m.flags.contains(.mayWrite)
+            let openFlags: UInt64 = shared && writable ? UInt64(O_RDWR) : UInt64(O_RDONLY)
             let path = try ProcessMisc.put(file.path, injector: main, scratch: scratch)
             let fd = try main.call(SYS.open, [path, openFlags | UInt64(O_CLOEXEC), 0], "open(\(file.path)) for \(what)")
             defer { _ = try? main.call(SYS.close, [UInt64(fd)], "close") }

@@ -337,6 +337,8 @@ struct MigrateCommand: ParsableCommand {
     @OptionGroup var progressOptions: ProgressOptions
     @Flag(help: "The process is a shell's job: its session and process group, led by the shell, become those of the target's ferry.")
     var shellJob = false
+    @Flag(help: "On kernels whose fdinfo does not show an eventfd's mode (before 6.5), take the process's eventfds as plain counters (not EFD_SEMAPHORE) instead of refusing them.")
+    var eventfdsAreCounters = false
     @Flag(help: "Freeze at once and copy everything (no pre-copy rounds while the process runs).") var noPrecopy = false
     @Option(help: "Pre-copy rounds while the process runs, at most.") var maxRounds: Int = 8
     @Option(help: "Pre-copy ends once a round finds at most this many MiB dirty.") var dirtyThreshold: Double = 1
@@ -346,6 +348,7 @@ struct MigrateCommand: ParsableCommand {
     var allowXsaveGrowth = false
 
     func run() throws {
+        DescriptorChecks.eventfdsAreCounters = eventfdsAreCounters
         try reportingErrors {
             let endpoint = try Endpoint.parse(to)
             let auth = try connection.authentication(for: endpoint, role: "migrate")

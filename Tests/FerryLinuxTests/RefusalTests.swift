@@ -49,11 +49,12 @@ struct RefusalTests {
          t=ctypes.c_void_p()
          assert libc.timer_create(1,None,ctypes.byref(t))==0
          """, "POSIX timers"),
-        ("flock", """
-         import fcntl,os,tempfile
-         f=tempfile.TemporaryFile()
-         fcntl.flock(f,fcntl.LOCK_EX)
-         """, "holds a lock"),
+        ("lease", """
+         import fcntl,os
+         p='/tmp/ferry-lease-%d'%os.getpid()
+         open(p,'w').close(); f=os.open(p,os.O_RDONLY); os.unlink(p)
+         fcntl.fcntl(f,1024,fcntl.F_RDLCK)
+         """, "holds a lease"),
         ("O_ASYNC", """
          import fcntl,os
          r,w=os.pipe()
@@ -64,6 +65,7 @@ struct RefusalTests {
          libc=ctypes.CDLL(None,use_errno=True)
          assert libc.prctl(8,1,0,0,0)==0
          os.setresuid(65534,65534,65534)
+         assert libc.prctl(8,0,0,0,0)==0
          """, "holds capabilities (CapPrm"),
         ("shared fd table", """
          import ctypes,os,time
@@ -94,10 +96,55 @@ struct RefusalTests {
          c=socket.socket(socket.AF_UNIX)
          c.connect("\\0ferry-refusal-\(getpid())")
          """, "not yet accepted"),
-        ("TCP socket", """
-         import socket
-         s=socket.socket()
-         """, "TCP socket"),
+        ("F_SETOWN", """
+         import fcntl,os
+         r,w=os.pipe()
+         fcntl.fcntl(r,fcntl.F_SETOWN,os.getpid())
+         """, "F_SETOWN); ferry does not carry file owners"),
+        ("F_SETSIG", """
+         import fcntl,os
+         r,w=os.pipe()
+         fcntl.fcntl(r,10,12)
+         """, "a signal (12, F_SETSIG)"),
+        ("FIFO with unread bytes", """
+         import os
+         p='/tmp/ferry-fifo-data-%d'%os.getpid()
+         os.mkfifo(p); f=os.open(p,os.O_RDWR); os.unlink(p)
+         os.write(f,b'abc')
+         """, "FIFO holding 3 unread bytes"),
+        ("FIFO resized", """
+         import fcntl,os
+         p='/tmp/ferry-fifo-size-%d'%os.getpid()
+         os.mkfifo(p); f=os.open(p,os.O_RDWR); os.unlink(p)
+         fcntl.fcntl(f,1031,1<<20)
+         """, "FIFO resized to 1048576"),
+        ("pty master", """
+         import os
+         m,s=os.openpty()
+         """, "pseudo-terminal master"),
+        ("chroot", """
+         import os,time
+         os.chroot('/usr')
+         """, "(chroot)"),
+        ("securebits", """
+         import ctypes,os
+         libc=ctypes.CDLL(None,use_errno=True)
+         assert libc.prctl(28,1,0,0,0)==0
+         """, "has securebits 0x1"),
+        ("SECBIT_KEEP_CAPS", """
+         import ctypes,os
+         libc=ctypes.CDLL(None,use_errno=True)
+         assert libc.prctl(8,1,0,0,0)==0
+         """, "has securebits 0x10 (SECBIT_KEEP_CAPS"),
+        ("a thread's own descriptor table", """
+         import ctypes,threading,time
+         libc=ctypes.CDLL(None,use_errno=True)
+         ev=threading.Event()
+         def f():
+             assert libc.unshare(0x400)==0
+             ev.set(); time.sleep(30)
+         threading.Thread(target=f,daemon=True).start(); ev.wait()
+         """, "has its own descriptor table (unshare)"),
     ])
     func uncarriedStateIsRefusedByName(_ what: String, _ setup: String, _ fragment: String) throws {
         // Only the state under test: none of the test runner's descriptors.
@@ -108,6 +155,75 @@ struct RefusalTests {
         let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
         let state = stat.split(separator: ")").last?.split(separator: " ").first ?? "?"
         #expect(state == "S" || state == "R", "\(what): the process must run on (state \(state))")
+    }
+
+    /// A session led inside the tree with a controlling terminal (a pty whose
+    /// master stays outside the tree) is refused: the restored session would have none.
+    @Test func controllingTerminalIsRefused() throws {
+        let h = try Helper("""
+        import os,time
+        os.closerange(3, 1 << 16)
+        m,s=os.openpty()
+        pid=os.fork()
+        if pid==0:
+            os.setsid(); os.close(m)
+            t=os.open(os.ttyname(s),os.O_RDWR); os.close(t); os.close(s)
+            time.sleep(30); os._exit(0)
+        os.close(s)
+        print(pid,flush=True)
+        time.sleep(30)
+        """)
+        let pid = h.firstLine()
+        usleep(200_000)
+        try #require(Int32(pid) != nil, "the helper did not start")
+        Self.expectRefusal(try Self.ferry(["checkpoint", pid, "-o", "/tmp/ferry-ctty"]), "has a controlling terminal")
+        #expect(kill(pid_t(pid)!, 0) == 0, "the process runs on")
+    }
+
+    /// An eventfd on a kernel whose fdinfo hides EFD_SEMAPHORE (simulated) is
+    /// refused naming --eventfds-are-counters; with it, the checkpoint goes through.
+    @Test func eventfdOfUnseenModeNeedsTheFlag() throws {
+        let h = try Helper("import os,time\nos.closerange(3, 1 << 16)\nos.setsid()\ne=os.eventfd(3)\nprint(os.getpid(),flush=True)\ntime.sleep(30)\n")
+        let pid = h.firstLine()
+        try #require(Int32(pid) != nil, "the helper did not start")
+        let dir = "/tmp/ferry-eventfd-mode-\(pid)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let env = ["FERRY_TEST_HIDE_EVENTFD_SEMAPHORE": "1"]
+        let refused = try Child.run([W.ferry, "checkpoint", pid, "-o", dir, "--leave-running"], env: env)
+        Self.expectRefusal((refused.status, refused.stdout, refused.stderr), "--eventfds-are-counters")
+        let r = try Child.run([W.ferry, "checkpoint", pid, "-o", dir, "--leave-running", "--eventfds-are-counters"], env: env)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(kill(pid_t(pid)!, 0) == 0, "the process runs on")
+    }
+
+    /// `ferry check PID` lists every problem a checkpoint would refuse, one
+    /// line each, without freezing or touching the process.
+    @Test func checkListsEveryProblemWithoutFreezing() throws {
+        let h = try Helper("""
+        import ctypes,fcntl,os,time
+        os.closerange(3, 1 << 16)
+        os.setsid()
+        m,s=os.openpty()
+        r,w=os.pipe()
+        fcntl.fcntl(r,fcntl.F_SETOWN,os.getpid())
+        q=open('/proc/self/status')
+        libc=ctypes.CDLL(None); t=ctypes.c_void_p(); libc.timer_create(1,None,ctypes.byref(t))
+        print(os.getpid(),flush=True)
+        time.sleep(30)
+        """)
+        let pid = h.firstLine()
+        try #require(Int32(pid) != nil, "the helper did not start")
+        let r = try Self.ferry(["check", pid])
+        #expect(r.0 == 1, "exit status: \(r.1) \(r.2)")
+        let lines = r.1.split(separator: "\n")
+        for fragment in ["pseudo-terminal master", "F_SETOWN", "under /proc", "POSIX timers"] {
+            #expect(lines.filter { $0.contains(fragment) }.count == 1, "\(fragment): \(r.1)")
+        }
+        #expect(lines.count == 4, "\(r.1)")
+        let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+        let state = stat.split(separator: ")").last?.split(separator: " ").first ?? "?"
+        #expect(state == "S" || state == "R", "the process must run on (state \(state))")
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) == 8, "its fds are untouched (stdio, pty pair, pipe, /proc file)")
     }
 
     /// A job of another process's session (the runner's, like a shell's) is

@@ -1,0 +1,131 @@
+// Decisions about kernel state ferry carries or refuses at checkpoint, as
+// pure functions of what /proc and fcntl showed. Each refusal is one line
+// naming the object, the process and the way out; nil means carried (or
+// nothing to carry).
+
+/// What ferry read about one descriptor, for the decisions below.
+public struct DescriptorFacts: Equatable, Sendable {
+    public var pid: Int32
+    public var fd: Int32
+    public var path: String
+    public init(pid: Int32, fd: Int32, path: String) { self.pid = pid; self.fd = fd; self.path = path }
+    var who: String { "cannot checkpoint \(pid): fd \(fd) (\(path))" }
+}
+
+public enum Uncarried {
+    /// The size a new pipe starts with (16 pages).
+    public static let defaultPipeSize = 65536
+
+    /// An owner set with F_SETOWN/F_SETOWN_EX (`ownerPid` non-zero) or a
+    /// signal set with F_SETSIG: refused, ferry does not set them again.
+    /// `ownerType` is F_OWNER_TID (0), F_OWNER_PID (1) or F_OWNER_PGRP (2).
+    public static func fileOwner(_ d: DescriptorFacts, ownerType: Int32, ownerPid: Int32, signal: Int32) -> String? {
+        guard ownerPid != 0 || signal != 0 else { return nil }
+        let kind = ownerType == 2 ? "process group" : ownerType == 0 ? "thread" : "process"
+        let owner = ownerPid != 0 ? "an owner (\(kind) \(ownerPid), F_SETOWN)" : ""
+        let sig = signal != 0 ? "\(owner.isEmpty ? "" : " and ")a signal (\(signal), F_SETSIG)" : ""
+        return "\(d.who) has \(owner)\(sig); ferry does not carry file owners and signals yet: reset them (F_SETOWN 0, F_SETSIG 0) first"
+    }
+
+    /// A FIFO (named pipe) is reopened by path on restore: bytes buffered in
+    /// it and a size set with F_SETPIPE_SZ are not carried, so refused.
+    public static func fifo(_ d: DescriptorFacts, buffered: Int, size: Int) -> String? {
+        if buffered > 0 {
+            return "\(d.who) is a FIFO holding \(buffered) unread bytes; ferry reopens FIFOs by path and does not carry their data yet: drain it first"
+        }
+        if size != defaultPipeSize {
+            return "\(d.who) is a FIFO resized to \(size) bytes (F_SETPIPE_SZ); ferry reopens FIFOs by path and does not carry their size yet: leave it at \(defaultPipeSize)"
+        }
+        return nil
+    }
+
+    /// The size to give a restored pipe with F_SETPIPE_SZ, nil to leave the
+    /// default: the saved size (images without one: 0), raised to hold the
+    /// buffered bytes.
+    public static func pipeSize(saved: Int?, buffered: Int) -> Int? {
+        let want = max(saved ?? 0, buffered)
+        return want > defaultPipeSize || (saved != nil && want != defaultPipeSize && want > 0) ? want : nil
+    }
+
+    /// An eventfd whose fdinfo has no `eventfd-semaphore:` line (kernels
+    /// before ~6.5) may be in semaphore mode without ferry seeing it:
+    /// refused unless the user says its eventfds are counters.
+    public static func eventfd(_ d: DescriptorFacts, modeShown: Bool, areCounters: Bool) -> String? {
+        guard !modeShown, !areCounters else { return nil }
+        return "\(d.who) is an eventfd whose mode (EFD_SEMAPHORE or not) this kernel does not show in fdinfo (before Linux 6.5); if the program's eventfds are plain counters, checkpoint with --eventfds-are-counters"
+    }
+
+    /// A root directory other than "/" (chroot): not set again on restore.
+    public static func root(pid: Int32, comm: String, root: String) -> String? {
+        guard root != "/" else { return nil }
+        return "cannot checkpoint process \(pid) (\(comm)): its root directory is \(root) (chroot); ferry restores processes under its own root and does not carry chroot yet: checkpoint it without the chroot"
+    }
+
+    /// securebits (prctl PR_GET_SECUREBITS) are not carried: refused when set.
+    public static func securebits(pid: Int32, comm: String, tid: Int32, bits: UInt64) -> String? {
+        guard bits != 0 else { return nil }
+        let how = bits == 0x10 ? "SECBIT_KEEP_CAPS, set by PR_SET_KEEPCAPS" : "PR_SET_SECUREBITS"
+        return "cannot checkpoint process \(pid) (\(comm)): thread \(tid) has securebits 0x\(String(bits, radix: 16)) (\(how)); ferry does not carry them yet: clear them before the checkpoint"
+    }
+
+    /// A controlling terminal (tty_nr, field 7 of /proc/PID/stat, non-zero)
+    /// of a session led inside the tree: the restored session has none, so
+    /// refused. (A session led from outside is a shell job: it joins the
+    /// restorer's session and terminal.)
+    public static func controllingTerminal(pid: Int32, comm: String, ttyNr: Int64, sessionInTree: Bool) -> String? {
+        guard ttyNr != 0, sessionInTree else { return nil }
+        let major = (ttyNr >> 8) & 0xfff, minor = (ttyNr & 0xff) | ((ttyNr >> 12) & 0xfff00)
+        return "cannot checkpoint process \(pid) (\(comm)): its session has a controlling terminal (device \(major):\(minor)); ferry does not carry terminals yet: start it without one (setsid with stdio not on a terminal)"
+    }
+
+    /// A thread that has its own descriptor table or fs info (it called
+    /// unshare(CLONE_FILES or CLONE_FS)): ferry restores the process's one
+    /// for every thread, so refused. `what` is "descriptor table" or "cwd, root and umask".
+    public static func threadUnshared(pid: Int32, comm: String, tid: Int32, what: String) -> String {
+        "cannot checkpoint process \(pid) (\(comm)): thread \(tid) has its own \(what) (unshare); ferry restores one per process: keep it shared"
+    }
+
+    /// A file of one process under /proc (/proc/PID/...): reopened by path
+    /// it would name another process, or none, so refused.
+    public static func procFile(_ d: DescriptorFacts) -> String? {
+        guard d.path.hasPrefix("/proc/") else { return nil }
+        let first = d.path.dropFirst(6).prefix { $0 != "/" }
+        guard !first.isEmpty, first.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+        return "\(d.who) is a file of process \(first) under /proc; ferry does not carry /proc files yet: close it before the checkpoint"
+    }
+
+    /// The master side of a pseudo-terminal (/dev/ptmx, char device 5:2):
+    /// reopening it makes a new pty, so refused.
+    public static func ptyMaster(_ d: DescriptorFacts, major: UInt32, minor: UInt32) -> String? {
+        guard major == 5, minor == 2 else { return nil }
+        return "\(d.who) is a pseudo-terminal master; ferry does not carry ptys (their pair, settings and buffered bytes) yet: run the program without its own pty"
+    }
+}
+
+/// membarrier(2) registrations ferry carries: GLOBAL_EXPEDITED (4) and the
+/// private expedited ones (plain 16, SYNC_CORE 64, RSEQ 256), each a
+/// REGISTER command. Kernels from 6.3 tell them (GET_REGISTRATIONS); before,
+/// each private barrier is issued to test its registration.
+public enum Membarrier {
+    public static let getRegistrations: UInt32 = 512
+    public static let privateCommands: [(issue: UInt32, register: UInt32)] = [
+        (8, 16),     // PRIVATE_EXPEDITED
+        (32, 64),    // PRIVATE_EXPEDITED_SYNC_CORE
+        (128, 256),  // PRIVATE_EXPEDITED_RSEQ
+    ]
+    public static let registerBits: [UInt32] = [4] + privateCommands.map(\.register)
+
+    /// The REGISTER commands to issue for `registered`, in order; nil when a
+    /// bit names no command ferry knows.
+    public static func registerCommands(_ registered: UInt32) -> [UInt32]? {
+        let known = registerBits.reduce(0, |)
+        guard registered & ~known == 0 else { return nil }
+        return registerBits.filter { registered & $0 != 0 }
+    }
+
+    /// Registrations GET_REGISTRATIONS reported that ferry does not know: refused.
+    public static func refusal(pid: Int32, registered: UInt32) -> String? {
+        guard registerCommands(registered) == nil else { return nil }
+        return "cannot checkpoint process \(pid): it has membarrier registrations ferry does not know (0x\(String(registered, radix: 16))); checkpoint it with a newer ferry"
+    }
+}

@@ -1,0 +1,76 @@
+import FerryCore
+import Testing
+
+/// What ferry carries or refuses by name, decided from what the kernel showed.
+struct UncarriedTests {
+    let d = DescriptorFacts(pid: 42, fd: 7, path: "/tmp/x")
+
+    @Test func fileOwnerAndSignalAreRefusedWhenSet() {
+        #expect(Uncarried.fileOwner(d, ownerType: 1, ownerPid: 0, signal: 0) == nil)
+        let owner = Uncarried.fileOwner(d, ownerType: 1, ownerPid: 42, signal: 0)
+        #expect(owner?.contains("cannot checkpoint 42: fd 7 (/tmp/x)") == true)
+        #expect(owner?.contains("process 42, F_SETOWN") == true)
+        #expect(Uncarried.fileOwner(d, ownerType: 2, ownerPid: 9, signal: 0)?.contains("process group 9") == true)
+        let both = Uncarried.fileOwner(d, ownerType: 0, ownerPid: 43, signal: 10)
+        #expect(both?.contains("thread 43, F_SETOWN) and a signal (10, F_SETSIG)") == true)
+        #expect(Uncarried.fileOwner(d, ownerType: 0, ownerPid: 0, signal: 34)?.contains("has a signal (34, F_SETSIG)") == true)
+    }
+
+    @Test func aFifoIsCarriedOnlyEmptyAndOfTheDefaultSize() {
+        #expect(Uncarried.fifo(d, buffered: 0, size: 65536) == nil)
+        #expect(Uncarried.fifo(d, buffered: 5, size: 65536)?.contains("5 unread bytes") == true)
+        #expect(Uncarried.fifo(d, buffered: 0, size: 4096)?.contains("resized to 4096") == true)
+    }
+
+    @Test func procFilesOfAProcessAreRefused() {
+        #expect(Uncarried.procFile(DescriptorFacts(pid: 1, fd: 3, path: "/proc/77/status"))?.contains("file of process 77 under /proc") == true)
+        #expect(Uncarried.procFile(DescriptorFacts(pid: 1, fd: 3, path: "/proc/77")) != nil)
+        #expect(Uncarried.procFile(DescriptorFacts(pid: 1, fd: 3, path: "/proc/meminfo")) == nil)
+        #expect(Uncarried.procFile(DescriptorFacts(pid: 1, fd: 3, path: "/procx/1")) == nil)
+    }
+
+    @Test func pipeSizes() {
+        // Older images (no size): only a size that holds the buffered bytes.
+        #expect(Uncarried.pipeSize(saved: nil, buffered: 0) == nil)
+        #expect(Uncarried.pipeSize(saved: nil, buffered: 65536) == nil)
+        #expect(Uncarried.pipeSize(saved: nil, buffered: 70000) == 70000)
+        // Saved sizes come back, grown or shrunk; the default is left alone.
+        #expect(Uncarried.pipeSize(saved: 65536, buffered: 10) == nil)
+        #expect(Uncarried.pipeSize(saved: 4096, buffered: 0) == 4096)
+        #expect(Uncarried.pipeSize(saved: 1 << 20, buffered: 100) == 1 << 20)
+        #expect(Uncarried.pipeSize(saved: 4096, buffered: 8192) == 8192)
+    }
+
+    @Test func eventfdModeUnseenIsRefusedUnlessCounters() {
+        #expect(Uncarried.eventfd(d, modeShown: true, areCounters: false) == nil)
+        #expect(Uncarried.eventfd(d, modeShown: false, areCounters: true) == nil)
+        #expect(Uncarried.eventfd(d, modeShown: false, areCounters: false)?.contains("--eventfds-are-counters") == true)
+    }
+
+    @Test func rootSecurebitsTerminals() {
+        #expect(Uncarried.root(pid: 5, comm: "a", root: "/") == nil)
+        #expect(Uncarried.root(pid: 5, comm: "a", root: "/srv/jail")?.contains("process 5 (a): its root directory is /srv/jail (chroot)") == true)
+        #expect(Uncarried.securebits(pid: 5, comm: "a", tid: 6, bits: 0) == nil)
+        #expect(Uncarried.securebits(pid: 5, comm: "a", tid: 6, bits: 0x11)?.contains("thread 6 has securebits 0x11 (PR_SET_SECUREBITS)") == true)
+        #expect(Uncarried.securebits(pid: 5, comm: "a", tid: 6, bits: 0x10)?.contains("0x10 (SECBIT_KEEP_CAPS") == true)
+        // tty_nr of /dev/pts/3: major 136, minor 3.
+        let pts3 = Int64(136 << 8 | 3)
+        #expect(Uncarried.controllingTerminal(pid: 5, comm: "a", ttyNr: 0, sessionInTree: true) == nil)
+        #expect(Uncarried.controllingTerminal(pid: 5, comm: "a", ttyNr: pts3, sessionInTree: false) == nil)
+        #expect(Uncarried.controllingTerminal(pid: 5, comm: "a", ttyNr: pts3, sessionInTree: true)?.contains("device 136:3") == true)
+        #expect(Uncarried.ptyMaster(d, major: 5, minor: 2)?.contains("pseudo-terminal master") == true)
+        #expect(Uncarried.ptyMaster(d, major: 136, minor: 2) == nil)
+        #expect(Uncarried.threadUnshared(pid: 5, comm: "a", tid: 9, what: "descriptor table").contains("thread 9 has its own descriptor table"))
+    }
+}
+
+struct MembarrierTests {
+    @Test func registrationsBecomeRegisterCommands() {
+        #expect(Membarrier.registerCommands(0) == [])
+        #expect(Membarrier.registerCommands(16 | 256) == [16, 256])
+        #expect(Membarrier.registerCommands(4 | 16 | 64 | 256) == [4, 16, 64, 256])
+        #expect(Membarrier.registerCommands(16 | 1024) == nil)
+        #expect(Membarrier.refusal(pid: 3, registered: 340) == nil)
+        #expect(Membarrier.refusal(pid: 3, registered: 1 << 12)?.contains("0x1000") == true)
+    }
+}
