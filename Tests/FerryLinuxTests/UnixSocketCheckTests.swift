@@ -11,6 +11,7 @@ struct UnixSocketCheckTests {
         os.closerange(3, 1 << 16)
         a,b=socket.socketpair()
         t=socket.socket()
+        t.bind(("127.0.0.1",0))
         if os.fork()==0:
             a.close(); time.sleep(30); os._exit(0)
         print(os.getpid(),flush=True)
@@ -22,7 +23,7 @@ struct UnixSocketCheckTests {
         #expect(whole.0 == 0, "\(whole.2)")
         let lines = whole.1.split(separator: "\n")
         #expect(lines.filter { $0.contains("carried (unix stream pair") }.count == 3, "\(whole.1)")
-        // The TCP socket (unbound, shared with the child) is InetSocket's: listed once per process.
+        // The TCP socket (bound, shared with the child) is InetSocket's: listed once per process.
         #expect(lines.filter { $0.contains("TCP IPv4 socket") && $0.contains(": carried") }.count == 2, "\(whole.1)")
         // The child alone: its end's peer is in the parent, outside that tree.
         let child = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8))?
