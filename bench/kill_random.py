@@ -9,6 +9,8 @@ Environment:
   WL       workload directory            (default .build/workloads)
   WORKLOAD workload name                 (default clock_loop)
   TRIALS   trials per mode               (default 200)
+  KILLS    if set: run trials until this many were real kills (ferry still
+           working when SIGKILL came), at most 5 x KILLS trials; TRIALS is ignored
 
 One trial: start the workload (launch.py under reaper.py, as the tests do),
 start ferry on it, SIGKILL ferry after a delay drawn uniformly from
@@ -38,6 +40,7 @@ FERRY = os.environ.get("FERRY", os.path.join(ROOT, ".build/debug/ferry"))
 WL = os.environ.get("WL", os.path.join(ROOT, ".build/workloads"))
 WORKLOAD = os.environ.get("WORKLOAD", "clock_loop")
 TRIALS = int(os.environ.get("TRIALS", "200"))
+KILLS = int(os.environ["KILLS"]) if os.environ.get("KILLS") else None
 HERE = os.path.join(ROOT, "Tests/Workloads")
 
 
@@ -183,7 +186,11 @@ def run_mode(mode):
         span = sorted(durations)[1] * 1.2
         killed = completed = passed = both = 0
         failures = []
-        for i in range(TRIALS):
+        i = -1
+        while True:
+            i += 1
+            if KILLS is None and i >= TRIALS or KILLS is not None and (killed >= KILLS or i >= 5 * KILLS):
+                break
             ctl, reaper, pid = start_workload()
             p = subprocess.Popen(command(mode, pid, ctl, port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(random.uniform(0, span))
@@ -235,7 +242,7 @@ def run_mode(mode):
                 failures.append("trial %d (%s): %s" % (i, "completed" if done else "killed", why))
             cleanup(ctl)
         print("%-14s trials %d  killed %d  completed %d  source verified PASS %d  failed %d  (kill window %.0f ms)"
-              % (mode, TRIALS, killed, completed, passed, len(failures), span * 1000)
+              % (mode, i, killed, completed, passed, len(failures), span * 1000)
               + ("  source and target both running (ACK window) %d" % both if mode == "migrate" else ""))
         for f in failures[:10]:
             print("    " + f)

@@ -9,6 +9,7 @@ struct UnixSocketCheckTests {
         let h = try RefusalTests.Helper("""
         import os,socket,time
         os.closerange(3, 1 << 16)
+        os.setsid()
         a,b=socket.socketpair()
         t=socket.socket()
         t.bind(("127.0.0.1",0))
