@@ -13,30 +13,23 @@
  * process being restored: a Linux-ABI process dispatches through the
  * Linux sysent table and cannot reach this syscall.
  *
- * Ops (ferry_layout.h):
- *	GET_LAYOUT	read vm_taddr/vm_tsize, vm_daddr/vm_dsize, vm_maxsaddr,
- *			vm_stacktop (hence ps_strings), vm_ssize.  Needs
- *			p_candebug on the target.
- *	SET_LAYOUT	the FreeBSD counterpart of prctl(PR_SET_MM,
- *			PR_SET_MM_MAP): validated by ferry_validate.c, then
- *			all named fields are set, or none.  Needs the
- *			privilege, p_candebug, and a stopped target.
- *	GET_PCB,	read / write a stopped thread's pcb_flags,
- *	SET_PCB		pcb_fsbase and pcb_gsbase.
+ * One op, SET_LAYOUT (ferry_layout.h): the FreeBSD counterpart of
+ * prctl(PR_SET_MM, PR_SET_MM_MAP) for the vmspace fields vm_taddr/vm_tsize,
+ * vm_daddr/vm_dsize, vm_maxsaddr and vm_stacktop.  Validated by
+ * ferry_validate.c, then all named fields are set, or none; the layout in
+ * force is copied back out.  Needs the privilege, p_candebug, and a target
+ * stopped for the caller as its tracer.
  *
- * Why PCB access at all, when ptrace has PT_GETFSBASE/PT_SETFSBASE and
- * PT_GETGSBASE/PT_SETGSBASE?  The bases themselves ptrace does give, and
- * ferry uses ptrace for them.  What no ptrace request shows is pcb_flags,
- * and in it PCB_FULL_IRET: a thread that goes back to user mode without it
- * leaves through the fast sysret path, which does not reload the segment
- * bases from the PCB and returns with rcx/r11 overwritten (rcx = rip,
- * r11 = rflags).  A thread restored at a syscall boundary needs its
- * restored rcx and r11 back, so before the final PT_DETACH ferry reads
- * pcb_flags of every thread with GET_PCB and, where PCB_FULL_IRET is not
- * set, sets it with SET_PCB (FERRY_PF_FULL_IRET), without touching any
- * register.  SET_PCB can also write both bases of a thread in the same
- * locked step, with the same stop checks as SET_LAYOUT.  pcb_flags is never
- * written wholesale: only PCB_FULL_IRET can be set.
+ * Nothing else: reading the layout is the kern.proc.vm_layout sysctl;
+ * fs/gs bases are PT_SETFSBASE/PT_SETGSBASE; PCB_FULL_IRET is set on every
+ * switch-out and by set_regs and cpu_ptrace_setbase, so every thread a
+ * tracer can touch already leaves through the full iret path.
+ *
+ * The restore's stub ELF (FerryCore's LinuxStubELF) has a text segment
+ * over [start_code, end_code) and a bss-only last segment over
+ * [start_brk, round_page(brk)), so imgact_elf sets vm_taddr/vm_tsize and
+ * vm_daddr/vm_dsize itself.  SET_LAYOUT remains for an empty heap (the stub
+ * then has no data segment) and for the stack fields.
  *
  * UNVERIFIED: compile-checked on Linux against the FreeBSD headers that
  * zig ships, never built with bsd.kmod.mk, never loaded, never run.
@@ -61,15 +54,12 @@
 #include <vm/vm_map.h>
 #include <vm/vm_extern.h>
 
-#include <machine/frame.h>
-#include <machine/md_var.h>
-#include <machine/pcb.h>
 
 #include "ferry_layout.h"
 #include "ferry_validate.h"
 
 /*
- * Privilege asked of the caller of the SET ops.  PRIV_MODULE0..15 are
+ * Privilege asked of the caller of SET_LAYOUT.  PRIV_MODULE0..15 are
  * reserved for third-party modules; root on the host holds them, a jailed
  * root does not (prison_priv_check denies what it does not list).
  */
@@ -87,35 +77,36 @@ struct ferry_layout_args {
 };
 
 /*
- * Whether p is stopped so that no thread of it runs user code or changes
- * its vmspace: stopped for its tracer, which must be the caller (the
- * conditions kern_ptrace() asks of every request), or stopped by a signal;
- * in both cases with every thread suspended.
+ * Whether p is stopped for its tracer, which must be the caller, with the
+ * stop already waited for (the conditions kern_ptrace() asks of every
+ * request) and every thread suspended: then no thread of it runs user code
+ * or changes its vmspace.  A process stopped only by a signal does not
+ * count: the caller must trace it.
  */
 static bool
 ferry_stopped(struct thread *td, struct proc *p)
 {
 
 	PROC_LOCK_ASSERT(p, MA_OWNED);
-	if ((p->p_flag & P_STOPPED_TRACE) != 0) {
-		if ((p->p_flag & (P_TRACED | P_WAITED)) !=
-		    (P_TRACED | P_WAITED) || p->p_pptr != td->td_proc)
-			return (false);
-	} else if ((p->p_flag & P_STOPPED_SIG) == 0)
+	if ((p->p_flag & P_STOPPED_TRACE) == 0 ||
+	    (p->p_flag & (P_TRACED | P_WAITED)) != (P_TRACED | P_WAITED) ||
+	    p->p_pptr != td->td_proc)
 		return (false);
 	return (p->p_suspcount == p->p_numthreads);
 }
 
 /*
  * Look up pid and check the caller.  On success the process is returned
- * locked.  Distinct errnos: ESRCH (none, exiting, in exec), EACCES (may not
- * debug it), EBUSY (need_stop and it is not stopped).
+ * locked.  Distinct errnos: ESRCH (pid <= 0, none, exiting, in exec),
+ * EACCES (may not debug it), EBUSY (not stopped for the caller).
  */
 static int
-ferry_target(struct thread *td, pid_t pid, bool need_stop, struct proc **pp)
+ferry_target(struct thread *td, pid_t pid, struct proc **pp)
 {
 	struct proc *p;
 
+	if (ferry_layout_check_pid(pid) != 0)
+		return (ESRCH);
 	if (pget(pid, PGET_NOTWEXIT | PGET_NOTINEXEC | PGET_NOTID, &p) != 0)
 		return (ESRCH);
 	if ((p->p_flag & (P_SYSTEM | P_KPROC)) != 0 ||
@@ -123,7 +114,7 @@ ferry_target(struct thread *td, pid_t pid, bool need_stop, struct proc **pp)
 		PROC_UNLOCK(p);
 		return (EACCES);
 	}
-	if (need_stop && !ferry_stopped(td, p)) {
+	if (!ferry_stopped(td, p)) {
 		PROC_UNLOCK(p);
 		return (EBUSY);
 	}
@@ -180,13 +171,12 @@ ferry_covered(void *ctx, uint64_t start, uint64_t end)
 }
 
 /*
- * Common start of the layout ops: copy the request in (before any lock),
- * check its header, the privilege (SET only) and the target (stopped: SET
- * only), then hold the process and reference its vmspace, with the process
- * unlocked.  End with ferry_layout_leave().
+ * Start of SET_LAYOUT: copy the request in (before any lock), check its
+ * header, the privilege and the target, then hold the process and reference
+ * its vmspace, with the process unlocked.  End with ferry_layout_leave().
  */
 static int
-ferry_layout_enter(struct thread *td, pid_t pid, void *uaddr, bool set,
+ferry_layout_enter(struct thread *td, pid_t pid, void *uaddr,
     struct ferry_layout *req, struct proc **pp, struct vmspace **vmp,
     struct ferry_map_view *mv)
 {
@@ -200,9 +190,9 @@ ferry_layout_enter(struct thread *td, pid_t pid, void *uaddr, bool set,
 	error = ferry_layout_check_header(req);
 	if (error != 0)
 		return (error);
-	if (set && priv_check(td, FERRY_PRIV) != 0)
+	if (priv_check(td, FERRY_PRIV) != 0)
 		return (EPERM);
-	error = ferry_target(td, pid, set, &p);
+	error = ferry_target(td, pid, &p);
 	if (error != 0)
 		return (error);
 	bzero(mv, sizeof(*mv));
@@ -231,25 +221,6 @@ ferry_layout_leave(struct proc *p, struct vmspace *vm)
 
 	vmspace_free(vm);
 	PRELE(p);
-}
-
-static int
-ferry_get_layout(struct thread *td, pid_t pid, void *uaddr)
-{
-	struct ferry_layout req, cur;
-	struct ferry_map_view mv;
-	struct vmspace *vm;
-	struct proc *p;
-	int error;
-
-	error = ferry_layout_enter(td, pid, uaddr, false, &req, &p, &vm, &mv);
-	if (error != 0)
-		return (error);
-	vm_map_lock_read(&vm->vm_map);
-	ferry_read_layout(vm, mv.mv_psstringssz, &cur);
-	vm_map_unlock_read(&vm->vm_map);
-	ferry_layout_leave(p, vm);
-	return (copyout(&cur, uaddr, sizeof(cur)));
 }
 
 /* Store a validated layout.  Nothing here can fail. */
@@ -295,7 +266,7 @@ ferry_set_layout(struct thread *td, pid_t pid, void *uaddr)
 	struct proc *p;
 	int error;
 
-	error = ferry_layout_enter(td, pid, uaddr, true, &req, &p, &vm, &mv);
+	error = ferry_layout_enter(td, pid, uaddr, &req, &p, &vm, &mv);
 	if (error != 0)
 		return (error);
 	vm_map_lock(&vm->vm_map);
@@ -309,78 +280,13 @@ ferry_set_layout(struct thread *td, pid_t pid, void *uaddr)
 			ferry_apply_layout(vm, &out);
 		PROC_UNLOCK(p);
 	}
+	if (error == 0)
+		ferry_read_layout(vm, mv.mv_psstringssz, &cur);
 	vm_map_unlock(&vm->vm_map);
 	ferry_layout_leave(p, vm);
-	return (error);
-}
-
-/* Store validated PCB fields of a stopped thread.  Nothing here can fail. */
-static void
-ferry_apply_pcb(struct thread *ttd, const struct ferry_pcb *req)
-{
-	struct pcb *pcb;
-
-	pcb = ttd->td_pcb;
-	/* The flag first: the next return to user mode reloads the bases. */
-	if ((req->fp_mask & FERRY_PF_ALL) != 0)
-		set_pcb_flags(pcb, PCB_FULL_IRET);
-	if ((req->fp_mask & FERRY_PF_FSBASE) != 0) {
-		pcb->pcb_fsbase = req->fp_fsbase;
-		ttd->td_frame->tf_fs = _ufssel;
-	}
-	if ((req->fp_mask & FERRY_PF_GSBASE) != 0) {
-		pcb->pcb_gsbase = req->fp_gsbase;
-		ttd->td_frame->tf_gs = _ugssel;
-	}
-}
-
-/*
- * GET_PCB and SET_PCB.  tdfind() returns the thread with its process
- * locked; everything, including the store, happens under that lock, as
- * kern_ptrace() does for PT_SETFSBASE.  The thread must be suspended in a
- * stopped process, so its PCB is not live on any CPU.
- */
-static int
-ferry_pcb_op(struct thread *td, pid_t pid, void *uaddr, bool set)
-{
-	struct ferry_pcb req;
-	struct thread *ttd;
-	struct proc *p;
-	int error;
-
-	error = copyin(uaddr, &req, sizeof(req));
 	if (error != 0)
 		return (error);
-	error = ferry_pcb_check(&req, 0, 0);
-	if (error != 0)
-		return (error);
-	if (set && priv_check(td, FERRY_PRIV) != 0)
-		return (EPERM);
-	ttd = tdfind(req.fp_tid, pid);
-	if (ttd == NULL)
-		return (ESRCH);
-	p = ttd->td_proc;
-	PROC_LOCK_ASSERT(p, MA_OWNED);
-	if ((p->p_flag & (P_WEXIT | P_INEXEC)) != 0)
-		error = ESRCH;
-	else if ((p->p_flag & (P_SYSTEM | P_KPROC)) != 0 ||
-	    p_candebug(td, p) != 0)
-		error = EACCES;
-	else if (!ferry_stopped(td, p) || !TD_IS_SUSPENDED(ttd))
-		error = EBUSY;
-	else if (set)
-		error = ferry_pcb_check(&req, 1, p->p_sysent->sv_maxuser);
-	if (error == 0) {
-		if (set)
-			ferry_apply_pcb(ttd, &req);
-		req.fp_flags = ttd->td_pcb->pcb_flags;
-		req.fp_fsbase = ttd->td_pcb->pcb_fsbase;
-		req.fp_gsbase = ttd->td_pcb->pcb_gsbase;
-	}
-	PROC_UNLOCK(p);
-	if (error != 0)
-		return (error);
-	return (copyout(&req, uaddr, sizeof(req)));
+	return (copyout(&cur, uaddr, sizeof(cur)));
 }
 
 static int
@@ -394,14 +300,8 @@ ferry_layout_syscall(struct thread *td, void *v)
 	pid = (pid_t)uap->pid;
 	arg = (void *)(uintptr_t)uap->arg;
 	switch ((int)uap->op) {
-	case FERRY_OP_GET_LAYOUT:
-		return (ferry_get_layout(td, pid, arg));
 	case FERRY_OP_SET_LAYOUT:
 		return (ferry_set_layout(td, pid, arg));
-	case FERRY_OP_GET_PCB:
-		return (ferry_pcb_op(td, pid, arg, false));
-	case FERRY_OP_SET_PCB:
-		return (ferry_pcb_op(td, pid, arg, true));
 	default:
 		return (EOPNOTSUPP);
 	}

@@ -177,46 +177,10 @@ ferry_layout_prepare(const struct ferry_layout *cur,
 }
 
 int
-ferry_pcb_check(const struct ferry_pcb *req, int set, uint64_t maxuser)
-{
-	int error;
-
-	error = check_header(req->fp_version, req->fp_size,
-	    sizeof(struct ferry_pcb), req->fp_mask, FERRY_PF_ALL,
-	    req->fp_spare0, req->fp_spare,
-	    sizeof(req->fp_spare) / sizeof(req->fp_spare[0]));
-	if (error != 0)
-		return (error);
-	if (req->fp_tid <= 0)
-		return (ESRCH);
-	if (!set)
-		return (0);
-	if ((req->fp_mask & FERRY_PF_FSBASE) != 0 &&
-	    req->fp_fsbase >= maxuser)
-		return (ERANGE);
-	if ((req->fp_mask & FERRY_PF_GSBASE) != 0 &&
-	    req->fp_gsbase >= maxuser)
-		return (ERANGE);
-	return (0);
-}
-
-static const char *
-pcb_strerror(int err)
+ferry_layout_check_pid(long pid)
 {
 
-	switch (err) {
-	case ERANGE:
-		return ("the fs or gs base is outside the target's user "
-		    "address space");
-	case ESRCH:
-		return ("no such thread in the target process, or it is "
-		    "exiting");
-	case EBUSY:
-		return ("the thread is not stopped; stop the process under "
-		    "ptrace first");
-	default:
-		return (NULL);
-	}
+	return (pid > 0 ? 0 : ESRCH);
 }
 
 static const char *
@@ -241,10 +205,12 @@ layout_strerror(int err)
 	case EFBIG:
 		return ("data plus break exceed the target's RLIMIT_DATA");
 	case ESRCH:
-		return ("no such process, or it is exiting");
+		return ("no such process (the pid must be above 0), or it is "
+		    "exiting");
 	case EBUSY:
-		return ("the target is running; it must be stopped under "
-		    "ptrace (or by SIGSTOP) with every thread suspended");
+		return ("the target is not stopped for the caller: stop it "
+		    "under ptrace, wait for the stop (also after PT_SC_REMOTE), "
+		    "then call");
 	default:
 		return (NULL);
 	}
@@ -258,9 +224,7 @@ ferry_layout_strerror(int op, int err)
 	if (err == 0)
 		return ("success");
 	s = NULL;
-	if (op == FERRY_OP_GET_PCB || op == FERRY_OP_SET_PCB)
-		s = pcb_strerror(err);
-	else if (op == FERRY_OP_GET_LAYOUT || op == FERRY_OP_SET_LAYOUT)
+	if (op == FERRY_OP_SET_LAYOUT)
 		s = layout_strerror(err);
 	if (s != NULL)
 		return (s);

@@ -22,8 +22,8 @@
  *
  *	EPERM		caller lacks the privilege (priv_check)
  *	EACCES		caller may not debug the target (p_candebug)
- *	EBUSY		target (or thread) is not stopped
- *	ESRCH		no such process or thread, or it is exiting
+ *	EBUSY		target is not stopped for its tracer, the caller
+ *	ESRCH		pid <= 0, no such process, or it is exiting
  *	EFAULT		the argument pointer is bad (copyin/copyout)
  */
 
@@ -65,12 +65,8 @@ int	ferry_layout_prepare(const struct ferry_layout *cur,
 int	ferry_layout_validate(const struct ferry_layout *l,
 	    const struct ferry_map_view *mv);
 
-/*
- * Checks of a PCB request.  set is non-zero for SET_PCB; maxuser is the
- * end of the target's user address space (bases must lie below it).
- */
-int	ferry_pcb_check(const struct ferry_pcb *req, int set,
-	    uint64_t maxuser);
+/* The target pid of a request: ESRCH unless pid > 0. */
+int	ferry_layout_check_pid(long pid);
 
 /* A sentence for an errno returned by the module for op (FERRY_OP_*). */
 const char *ferry_layout_strerror(int op, int err);

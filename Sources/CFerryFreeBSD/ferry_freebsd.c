@@ -16,6 +16,7 @@
 #include <sys/module.h>
 #include <sys/ptrace.h>
 #include <sys/rctl.h>
+#include <sys/sysctl.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/user.h>
@@ -315,17 +316,36 @@ ferry_fb_lwplist(int32_t pid, int32_t *tids, int32_t cap, int32_t *n)
 	return (pt_count(PT_GETLWPLIST, pid, tids, cap, n));
 }
 
+/* Consume the stop a remote syscall leaves behind (see the header). */
+static int
+sc_remote_reap(int32_t pid)
+{
+	pid_t r;
+	int st;
+
+	st = 0;
+	do
+		r = waitpid(pid, &st, WNOHANG);
+	while (r == -1 && errno == EINTR);
+	if (r == -1)
+		return (neg_errno());
+	if (r != 0 && (WIFEXITED(st) || WIFSIGNALED(st)))
+		return (-ESRCH);
+	return (0);
+}
+
 int
-ferry_fb_sc_remote(int32_t tid, uint32_t sysno, const uint64_t *args,
-    uint32_t nargs, int64_t *ret0, int64_t *ret1, int32_t *sc_errno)
+ferry_fb_sc_remote(int32_t pid, int32_t tid, uint32_t sysno,
+    uint32_t sysno_limit, const uint64_t *args, uint32_t nargs,
+    int64_t *ret0, int64_t *ret1, int32_t *sc_errno)
 {
 	struct ptrace_sc_remote sc;
 	syscallarg_t a[8];
 	uint32_t i;
-	int error;
+	int error, reap;
 
-	if (nargs > nitems(a) || sysno == SYS_syscall ||
-	    sysno == SYS___syscall)
+	if (nargs > nitems(a) || sysno >= sysno_limit ||
+	    sysno == SYS_syscall || sysno == SYS___syscall)
 		return (-EINVAL);
 	for (i = 0; i < nargs; i++)
 		a[i] = (syscallarg_t)args[i];
@@ -334,12 +354,22 @@ ferry_fb_sc_remote(int32_t tid, uint32_t sysno, const uint64_t *args,
 	sc.pscr_nargs = nargs;
 	sc.pscr_args = a;
 	error = pt(PT_SC_REMOTE, tid, &sc, sizeof(sc));
+	reap = sc_remote_reap(pid);
 	if (error != 0)
 		return (error);
+	if (reap != 0)
+		return (reap);
 	*ret0 = (int64_t)sc.pscr_ret.sr_retval[0];
 	*ret1 = (int64_t)sc.pscr_ret.sr_retval[1];
 	*sc_errno = sc.pscr_ret.sr_error;
 	return (0);
+}
+
+uint32_t
+ferry_fb_native_sysno_limit(void)
+{
+
+	return (SYS_MAXSYSCALL);
 }
 
 int
@@ -438,33 +468,40 @@ layout_call(int op, int32_t pid, void *arg)
 }
 
 int
-ferry_fb_layout_get(int32_t pid, struct ferry_layout *l)
+ferry_fb_layout_set(int32_t pid, struct ferry_layout *l)
 {
 
-	return (layout_call(FERRY_OP_GET_LAYOUT, pid, l));
+	return (layout_call(FERRY_OP_SET_LAYOUT, pid, l));
 }
 
 int
-ferry_fb_layout_set(int32_t pid, const struct ferry_layout *l)
+ferry_fb_vm_layout(int32_t pid, struct ferry_fb_vm_layout *out)
 {
-	struct ferry_layout c;
+	struct kinfo_vm_layout kvm;
+	size_t len;
+	int mib[4];
 
-	c = *l;
-	return (layout_call(FERRY_OP_SET_LAYOUT, pid, &c));
-}
-
-int
-ferry_fb_pcb_get(int32_t pid, struct ferry_pcb *p)
-{
-
-	return (layout_call(FERRY_OP_GET_PCB, pid, p));
-}
-
-int
-ferry_fb_pcb_set(int32_t pid, struct ferry_pcb *p)
-{
-
-	return (layout_call(FERRY_OP_SET_PCB, pid, p));
+	mib[0] = CTL_KERN;
+	mib[1] = KERN_PROC;
+	mib[2] = KERN_PROC_VM_LAYOUT;
+	mib[3] = pid;
+	len = sizeof(kvm);
+	memset(&kvm, 0, sizeof(kvm));
+	if (sysctl(mib, nitems(mib), &kvm, &len, NULL, 0) == -1)
+		return (neg_errno());
+	memset(out, 0, sizeof(*out));
+	out->min_user_addr = kvm.kvm_min_user_addr;
+	out->max_user_addr = kvm.kvm_max_user_addr;
+	out->text_addr = kvm.kvm_text_addr;
+	out->text_pages = kvm.kvm_text_size;
+	out->data_addr = kvm.kvm_data_addr;
+	out->data_pages = kvm.kvm_data_size;
+	out->stack_addr = kvm.kvm_stack_addr;
+	out->stack_pages = kvm.kvm_stack_size;
+	out->shared_page_addr = kvm.kvm_shp_addr;
+	out->shared_page_size = kvm.kvm_shp_size;
+	out->map_flags = kvm.kvm_map_flags;
+	return (0);
 }
 
 /*

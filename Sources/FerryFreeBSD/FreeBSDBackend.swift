@@ -5,6 +5,7 @@
 // is cross-compiled and linked for FreeBSD by kernel/check.sh.
 
 import CFerryFreeBSD
+import FerryCore
 
 /// A failed FreeBSD call: the call's name and the errno it returned.
 /// For the ferry_layout module, `description` is the module's sentence.
@@ -114,18 +115,35 @@ public enum FreeBSDPtrace {
         return Array(tids.prefix(Int(got)))
     }
 
-    /// PT_SC_REMOTE: the syscall's return values and errno (0: success).
-    public static func remoteSyscall(_ tid: Int32, _ number: UInt32, _ args: [UInt64])
+    /// PT_SC_REMOTE in thread `tid` of `pid`: the syscall's return values
+    /// and errno (0: success). `number` is in the target's table (`abi`);
+    /// FerryCore's `RemoteSyscall.check` refuses indirection numbers, numbers
+    /// past the table and too many arguments before anything is sent. The
+    /// shim waits for the stop the request leaves behind.
+    public static func remoteSyscall(_ pid: Int32, thread tid: Int32, _ number: UInt32, _ args: [UInt64],
+                                     abi: SyscallABI, tableSize: UInt32? = nil)
         throws -> (ret0: Int64, ret1: Int64, errno: Int32)
     {
+        let limit = tableSize ?? (abi == .linux64 ? RemoteSyscall.linux64TableSizeFloor
+                                                  : ferry_fb_native_sysno_limit())
+        if let refusal = RemoteSyscall.check(number: number, argumentCount: args.count, abi: abi, tableSize: limit) {
+            throw refusal
+        }
         var r0: Int64 = 0
         var r1: Int64 = 0
         var e: Int32 = 0
         try args.withUnsafeBufferPointer { p in
-            try check(ferry_fb_sc_remote(tid, number, p.baseAddress, UInt32(args.count),
-                                         &r0, &r1, &e), "PT_SC_REMOTE")
+            try check(ferry_fb_sc_remote(pid, tid, number, limit, p.baseAddress, UInt32(args.count),
+                                         &r0, &r1, &e), "PT_SC_REMOTE \(abi.rawValue) syscall \(number) in \(pid)/\(tid)")
         }
         return (r0, r1, e)
+    }
+
+    /// An injected Linux syscall into a Linuxulator target.
+    public static func remoteLinuxSyscall(_ pid: Int32, thread tid: Int32, _ call: InjectedLinuxSyscall, _ args: [UInt64])
+        throws -> (ret0: Int64, ret1: Int64, errno: Int32)
+    {
+        try remoteSyscall(pid, thread: tid, call.rawValue, args, abi: .linux64)
     }
 }
 
@@ -148,43 +166,40 @@ public enum FreeBSDMaps {
     }
 }
 
-/// The ferry_layout kernel module (kernel/): vmspace layout and PCB fields.
-public enum FerryLayoutModule {
-    public static func layout(_ pid: Int32) throws -> ferry_layout {
-        var l = ferry_layout()
-        l.fl_version = UInt32(FERRY_LAYOUT_VERSION)
-        l.fl_size = UInt32(MemoryLayout<ferry_layout>.size)
-        try check(ferry_fb_layout_get(pid, &l), "ferry_layout GET_LAYOUT",
-                  op: Int32(FERRY_OP_GET_LAYOUT))
+/// The layout of a process: the kern.proc.vm_layout sysctl (sizes in pages).
+public enum FreeBSDVMLayoutSysctl {
+    public static func layout(_ pid: Int32) throws -> ferry_fb_vm_layout {
+        var l = ferry_fb_vm_layout()
+        try check(ferry_fb_vm_layout(pid, &l), "sysctl kern.proc.vm_layout \(pid)")
         return l
     }
+}
 
-    /// Sets the fields named by `l.fl_mask`, all or none.
-    public static func setLayout(_ pid: Int32, _ l: ferry_layout) throws {
+/// The ferry_layout kernel module (kernel/): SET_LAYOUT, what neither
+/// ptrace nor sysctl can do.
+public enum FerryLayoutModule {
+    /// Sets the text and data fields of a stopped, traced Linux target to
+    /// `v` (FerryCore's `FreeBSDLayoutPlan.fromLinux`), all or none; returns
+    /// the layout now in force.
+    public static func setLayout(_ pid: Int32, _ v: FreeBSDVMLayout) throws -> ferry_layout {
+        var l = ferry_layout()
+        l.fl_mask = FERRY_LF_TEXT | FERRY_LF_DATA
+        l.fl_text_start = v.textStart
+        l.fl_text_end = v.textEnd
+        l.fl_data_start = v.dataStart
+        l.fl_brk = v.brk
+        return try setLayout(pid, l)
+    }
+
+    /// Sets the fields named by `l.fl_mask`, all or none; returns the
+    /// layout now in force (an empty mask only reads it).
+    public static func setLayout(_ pid: Int32, _ l: ferry_layout) throws -> ferry_layout {
         var l = l
         l.fl_version = UInt32(FERRY_LAYOUT_VERSION)
         l.fl_size = UInt32(MemoryLayout<ferry_layout>.size)
-        try check(ferry_fb_layout_set(pid, &l), "ferry_layout SET_LAYOUT",
+        try check(ferry_fb_layout_set(pid, &l), "ferry_layout SET_LAYOUT \(pid)",
                   op: Int32(FERRY_OP_SET_LAYOUT))
-    }
-
-    public static func pcb(_ pid: Int32, thread tid: Int32) throws -> ferry_pcb {
-        var p = ferry_pcb()
-        p.fp_version = UInt32(FERRY_LAYOUT_VERSION)
-        p.fp_size = UInt32(MemoryLayout<ferry_pcb>.size)
-        p.fp_tid = tid
-        try check(ferry_fb_pcb_get(pid, &p), "ferry_layout GET_PCB", op: Int32(FERRY_OP_GET_PCB))
-        return p
-    }
-
-    /// Make the thread leave through the full iret path (see kernel/ferry_kmod.c).
-    public static func forceFullIret(_ pid: Int32, thread tid: Int32) throws {
-        var p = ferry_pcb()
-        p.fp_version = UInt32(FERRY_LAYOUT_VERSION)
-        p.fp_size = UInt32(MemoryLayout<ferry_pcb>.size)
-        p.fp_tid = tid
-        p.fp_mask = UInt32(FERRY_PF_FULL_IRET)
-        try check(ferry_fb_pcb_set(pid, &p), "ferry_layout SET_PCB", op: Int32(FERRY_OP_SET_PCB))
+        return l
     }
 }
 

@@ -28,12 +28,11 @@ const anyfn ferry_every[] = {
 	(anyfn)ferry_fb_lwplist, (anyfn)ferry_fb_sc_remote,
 	(anyfn)ferry_fb_vmmap, (anyfn)ferry_fb_vmmap_free,
 	(anyfn)ferry_fb_vm_entry, (anyfn)ferry_fb_layout_sysno,
-	(anyfn)ferry_fb_layout_get, (anyfn)ferry_fb_layout_set,
-	(anyfn)ferry_fb_pcb_get, (anyfn)ferry_fb_pcb_set,
+	(anyfn)ferry_fb_vm_layout, (anyfn)ferry_fb_layout_set,
 	(anyfn)ferry_fb_jail_set, (anyfn)ferry_fb_jail_get,
 	(anyfn)ferry_fb_jail_attach, (anyfn)ferry_fb_jail_remove,
 	(anyfn)ferry_fb_rctl_add, (anyfn)ferry_fb_rctl_remove,
-	(anyfn)ferry_layout_strerror,
+	(anyfn)ferry_layout_strerror, (anyfn)ferry_fb_native_sysno_limit,
 };
 #define	NFN	37
 
@@ -41,8 +40,7 @@ int
 main(int argc, char **argv)
 {
 	struct ferry_fb_vmentry *v;
-	struct ferry_layout l = { .fl_version = FERRY_LAYOUT_VERSION,
-	    .fl_size = sizeof(l) };
+	struct ferry_fb_vm_layout l;
 	int32_t n, sysno;
 	size_t i, k;
 	int rc;
@@ -53,20 +51,19 @@ main(int argc, char **argv)
 	printf("%zu wrappers\n", k);
 	rc = ferry_fb_layout_sysno(&sysno);
 	printf("module: %s\n", rc == 0 ? "loaded" :
-	    ferry_layout_strerror(FERRY_OP_GET_LAYOUT, -rc));
+	    ferry_layout_strerror(FERRY_OP_SET_LAYOUT, -rc));
 	if (argc < 2)
 		return (0);
 	if (ferry_fb_vmmap(atoi(argv[1]), &v, &n) == 0) {
 		printf("%d map entries\n", n);
 		ferry_fb_vmmap_free(v);
 	}
-	rc = ferry_fb_layout_get(atoi(argv[1]), &l);
+	rc = ferry_fb_vm_layout(atoi(argv[1]), &l);
 	if (rc != 0)
-		printf("layout: %s\n",
-		    ferry_layout_strerror(FERRY_OP_GET_LAYOUT, -rc));
+		printf("kern.proc.vm_layout: errno %d\n", -rc);
 	else
-		printf("text %#jx-%#jx brk %#jx stack top %#jx\n",
-		    (uintmax_t)l.fl_text_start, (uintmax_t)l.fl_text_end,
-		    (uintmax_t)l.fl_brk, (uintmax_t)l.fl_stack_top);
+		printf("text %#jx (%ju pages) data %#jx (%ju pages)\n",
+		    (uintmax_t)l.text_addr, (uintmax_t)l.text_pages,
+		    (uintmax_t)l.data_addr, (uintmax_t)l.data_pages);
 	return (0);
 }

@@ -1,6 +1,6 @@
 /*
  * Linux unit tests for ferry_validate.c: a table of good and bad layout
- * and PCB requests against a model map.  Prints one line per failure and
+ * requests against a model map, and the pid check.  Prints one line per failure and
  * a final line "N passed, M failed"; exits non-zero if anything failed.
  */
 
@@ -247,38 +247,15 @@ test_layout_extra(void)
 }
 
 static void
-test_pcb(void)
+test_pid(void)
 {
-	struct ferry_pcb p;
 
-	memset(&p, 0, sizeof(p));
-	p.fp_version = FERRY_LAYOUT_VERSION;
-	p.fp_size = sizeof(p);
-	p.fp_tid = 100001;
-	p.fp_mask = FERRY_PF_ALL;
-	p.fp_fsbase = 0x7ffff7d8a740;
-	p.fp_gsbase = 0;
-	expect("pcb set good", ferry_pcb_check(&p, 1, MAXU), 0);
-	expect("pcb get good", ferry_pcb_check(&p, 0, MAXU), 0);
-	p.fp_fsbase = MAXU;
-	expect("pcb fsbase at maxuser", ferry_pcb_check(&p, 1, MAXU), ERANGE);
-	expect("pcb get ignores bases", ferry_pcb_check(&p, 0, MAXU), 0);
-	p.fp_mask = FERRY_PF_GSBASE;
-	expect("pcb fsbase unmasked", ferry_pcb_check(&p, 1, MAXU), 0);
-	p.fp_gsbase = 0xffff800000000000ULL;
-	expect("pcb kernel gsbase", ferry_pcb_check(&p, 1, MAXU), ERANGE);
-	p.fp_gsbase = 0;
-	p.fp_mask = 0x100;
-	expect("pcb unknown mask", ferry_pcb_check(&p, 1, MAXU), EOPNOTSUPP);
-	p.fp_mask = 0;
-	p.fp_spare[0] = 1;
-	expect("pcb spare", ferry_pcb_check(&p, 1, MAXU), EOPNOTSUPP);
-	p.fp_spare[0] = 0;
-	p.fp_tid = 0;
-	expect("pcb no tid", ferry_pcb_check(&p, 1, MAXU), ESRCH);
-	p.fp_tid = 1;
-	p.fp_size = 12;
-	expect("pcb bad size", ferry_pcb_check(&p, 1, MAXU), EPROTONOSUPPORT);
+	expect("pid 1", ferry_layout_check_pid(1), 0);
+	expect("pid 99999", ferry_layout_check_pid(99999), 0);
+	expect("pid 0 (the kernel, or 'this process' to some calls)",
+	    ferry_layout_check_pid(0), ESRCH);
+	expect("pid -1 (every process, to kill)", ferry_layout_check_pid(-1),
+	    ESRCH);
 }
 
 static void
@@ -303,8 +280,8 @@ test_strerror(void)
 			if (strcmp(seen[i], seen[j]) == 0)
 				distinct = 0;
 	expect("strerror: one sentence per errno", distinct, 1);
-	expect("strerror pcb ERANGE", strstr(ferry_layout_strerror(
-	    FERRY_OP_SET_PCB, ERANGE), "base") != NULL, 1);
+	expect("strerror EBUSY names the wait", strstr(ferry_layout_strerror(
+	    FERRY_OP_SET_LAYOUT, EBUSY), "wait") != NULL, 1);
 	expect("strerror unknown", strcmp(ferry_layout_strerror(
 	    FERRY_OP_SET_LAYOUT, EXDEV),
 	    "unexpected error from the ferry_layout module"), 0);
@@ -318,7 +295,7 @@ main(void)
 
 	test_layout_table();
 	test_layout_extra();
-	test_pcb();
+	test_pid();
 	test_strerror();
 	printf("%d passed, %d failed\n", passed, failed);
 	return (failed == 0 ? 0 : 1);

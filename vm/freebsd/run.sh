@@ -25,10 +25,13 @@
 # What it does: boots the image with qemu (-nographic, user-mode network
 # with a hostfwd to ssh), copies kernel/, Sources/CFerryFreeBSD/ and this
 # folder in over ssh, and in the guest: builds the module with `make`
-# (needs /usr/src), kldloads it, runs the validator unit test, runs
-# guest_module_test (the module's checks against a real stopped process),
+# (needs /usr/src), kldloads it and linux64, runs the validator unit test,
+# runs guest_module_test (the module's checks against a real stopped
+# process, PT_SC_REMOTE and the wait after it, selectors, and a Linux mmap
+# injected into a static non-PIE Linux program built here with gcc),
 # builds the FerryFreeBSD Swift target if the guest has swift, unloads the
-# module and powers off.  Exit status: 0 only if every guest step passed.
+# module, prints a table of every step's result and powers off.  Exit
+# status: 0 only if every guest step passed.
 set -eu
 
 if [ -z "${FREEBSD_IMAGE:-}" ]; then
@@ -95,39 +98,77 @@ until ssh_g true 2>/dev/null; do
 	sleep 10
 done
 
+# A static, non-PIE Linux program for the Linux-branded child of the guest
+# test (and, later, the first checkpoint on the host -> restore in the
+# guest): built here with the host's gcc.
+linuxprog=$work/linux_pause
+printf '%s\n' '#include <unistd.h>' 'int main(void) { for (;;) pause(); }' \
+    >"$work/linux_pause.c"
+if ! ${CC:-gcc} -static -no-pie -O2 -o "$linuxprog" "$work/linux_pause.c"; then
+	echo "vm/freebsd: could not build a static Linux program; the Linux-branded child step will be skipped" >&2
+fi
+
 echo "vm/freebsd: copying sources in"
 (cd "$root" && tar -cf - kernel Sources/CFerryFreeBSD Sources/FerryFreeBSD \
+    Sources/FerryCore Sources/FerryImage Sources/CFerryCRC Sources/CFerryFile \
     vm/freebsd Package.swift) | ssh_g 'rm -rf /root/ferry && mkdir -p /root/ferry && tar -xf - -C /root/ferry'
+if [ -f "$linuxprog" ]; then
+	ssh_g 'cat > /root/ferry/linux_pause && chmod 755 /root/ferry/linux_pause' <"$linuxprog"
+fi
 
 echo "vm/freebsd: running the guest checks"
 rc=0
 ssh_g 'sh -s' <<'GUEST' || rc=$?
-set -eu
+# Every step runs and gets a line in the table; the status is non-zero if
+# any step failed.  A step that depends on a failed one is "skipped".
 cd /root/ferry
-echo "guest: $(uname -sr)"
-[ -f /usr/src/sys/conf/kmod.mk ] || {
-	echo "guest: /usr/src is missing; install the matching source tree" >&2
-	exit 3
+table=/tmp/ferry-steps
+: > $table
+fail=0
+step() {	# step NAME COMMAND...: run, record PASS/FAIL
+	name=$1; shift
+	echo "guest: == $name"
+	if "$@"; then
+		echo "PASS|$name" >> $table
+	else
+		echo "FAIL|$name (status $?)" >> $table
+		fail=1
+	fi
 }
-cd kernel
-make clean >/dev/null 2>&1 || true
-make
-kldunload ferry_layout 2>/dev/null || true
-kldload ./ferry_layout.ko
-kldstat -v | grep -q 'sys/ferry_layout' && echo "guest: module loaded"
-cc -std=c99 -Wall -Werror -o /tmp/test_validate tests/test_validate.c ferry_validate.c
-/tmp/test_validate
-shim=../Sources/CFerryFreeBSD
-cc -std=c11 -Wall -Werror -I$shim/include -o /tmp/guest_module_test \
-    ../vm/freebsd/guest_module_test.c $shim/ferry_freebsd.c ferry_validate.c -lutil
-/tmp/guest_module_test
-if command -v swift >/dev/null 2>&1; then
-	(cd .. && swift build --target FerryFreeBSD)
+skip() { echo "SKIP|$1: $2" >> $table; }
+echo "guest: $(uname -sr)"
+have_src=0
+[ -f /usr/src/sys/conf/kmod.mk ] && have_src=1
+if [ $have_src = 1 ]; then
+	step "build the module (kernel/Makefile, bsd.kmod.mk)" sh -c 'cd kernel && make clean >/dev/null 2>&1; make'
+	kldunload ferry_layout 2>/dev/null || true
+	step "kldload ferry_layout.ko" sh -c 'kldload ./kernel/ferry_layout.ko && kldstat -v | grep -q sys/ferry_layout'
 else
-	echo "guest: skipped the Swift build: no swift in the guest"
+	skip "build the module" "/usr/src is missing; install the matching source tree"
+	skip "kldload ferry_layout.ko" "no module built"
 fi
-kldunload ferry_layout
-echo "guest: all checks passed"
+step "kldload linux64 (the Linuxulator)" sh -c 'kldstat -q -m linux64elf || kldload linux64'
+step "validator unit test (FreeBSD cc)" sh -c 'cc -std=c99 -Wall -Werror -o /tmp/test_validate kernel/tests/test_validate.c kernel/ferry_validate.c && /tmp/test_validate'
+shim=Sources/CFerryFreeBSD
+step "build guest_module_test" cc -std=c11 -Wall -Werror -I$shim/include -o /tmp/guest_module_test \
+    vm/freebsd/guest_module_test.c $shim/ferry_freebsd.c kernel/ferry_validate.c -lutil
+if [ -x linux_pause ]; then
+	step "guest_module_test (module, PT_SC_REMOTE, selectors, Linux mmap)" /tmp/guest_module_test ./linux_pause
+else
+	step "guest_module_test (module, PT_SC_REMOTE, selectors; no Linux child)" /tmp/guest_module_test
+fi
+skip "checkpoint a static non-PIE Linux program on the host, restore it here" \
+    "not implemented: ferry has no FreeBSD restore command yet (docs/freebsd.md)"
+if command -v swift >/dev/null 2>&1; then
+	step "swift build --target FerryFreeBSD" swift build --target FerryFreeBSD
+else
+	skip "swift build --target FerryFreeBSD" "no swift in the guest"
+fi
+kldunload ferry_layout 2>/dev/null || true
+echo
+echo "guest: step results"
+sed 's/|/  /' $table
+exit $fail
 GUEST
 
 ssh_g 'shutdown -p now' >/dev/null 2>&1 || true

@@ -109,13 +109,30 @@ int	ferry_fb_lwplist(int32_t pid, int32_t *tids, int32_t cap, int32_t *n);
 
 /*
  * PT_SC_REMOTE (FreeBSD 14+): run syscall sysno with nargs (<= 8) args in
- * the stopped thread tid.  Returns 0 when the request went through; the
- * syscall's own result is in *ret0 and *ret1 and its errno in *sc_errno.  The
- * indirect syscalls 0 (syscall) and 198 (__syscall) are refused with
- * -EINVAL (see FreeBSD-SA-26:21 in the facts sheet; unread advisory).
+ * the stopped thread tid of process pid.  The number is looked up in the
+ * target's own table: a Linux-ABI target takes Linux x86-64 numbers.
+ * Refused with -EINVAL before any request: nargs > 8, sysno >= sysno_limit
+ * (the size of the target ABI's table; a number past it would run nosys and
+ * send SIGSYS to the target), and 0 and 198, which the kernel takes as
+ * syscall(2)/__syscall(2) indirection for every ABI (so Linux read and
+ * lremovexattr cannot be injected).  FerryCore's RemoteSyscall.check makes
+ * the same decision with a sentence.
+ *
+ * The kernel runs the syscall by un-suspending the thread and stops it
+ * again, which clears P_WAITED: until the tracer waits, every later ptrace
+ * request fails with EBUSY.  So after every request that reached the kernel
+ * (success or not) this calls waitpid(pid, WNOHANG) and accepts "nothing to
+ * reap" (ptrace(2): the stop event exists only if the thread ran).
+ *
+ * Returns 0 when the request went through; the syscall's own result is in
+ * *ret0 and *ret1 and its errno in *sc_errno.  -ESRCH if the target died
+ * (the wait reaped its exit); otherwise ptrace's or waitpid's -errno.
  */
-int	ferry_fb_sc_remote(int32_t tid, uint32_t sysno, const uint64_t *args,
-	    uint32_t nargs, int64_t *ret0, int64_t *ret1, int32_t *sc_errno);
+int	ferry_fb_sc_remote(int32_t pid, int32_t tid, uint32_t sysno,
+	    uint32_t sysno_limit, const uint64_t *args, uint32_t nargs,
+	    int64_t *ret0, int64_t *ret1, int32_t *sc_errno);
+/* The size of the native FreeBSD syscall table (SYS_MAXSYSCALL). */
+uint32_t	ferry_fb_native_sysno_limit(void);
 
 /* Maps.  ferry_fb_vmmap allocates *out; free it with ferry_fb_vmmap_free. */
 int	ferry_fb_vmmap(int32_t pid, struct ferry_fb_vmentry **out,
@@ -125,12 +142,28 @@ void	ferry_fb_vmmap_free(struct ferry_fb_vmentry *v);
 int	ferry_fb_vm_entry(int32_t pid, int32_t *cookie,
 	    struct ferry_fb_vmentry *out);
 
-/* The ferry_layout kernel module. */
+/*
+ * The layout of a process, from the kern.proc.vm_layout sysctl
+ * (KERN_PROC_VM_LAYOUT, FreeBSD 14+; needs debug rights on the target).
+ * The kernel gives the text, data and stack sizes in pages, unconverted.
+ */
+struct ferry_fb_vm_layout {
+	uint64_t	min_user_addr, max_user_addr;
+	uint64_t	text_addr, text_pages;		/* vm_taddr, vm_tsize */
+	uint64_t	data_addr, data_pages;		/* vm_daddr, vm_dsize */
+	uint64_t	stack_addr, stack_pages;	/* vm_maxsaddr, vm_ssize */
+	uint64_t	shared_page_addr, shared_page_size;
+	int32_t		map_flags;			/* KMAP_FLAG_* */
+	int32_t		pad;
+};
+int	ferry_fb_vm_layout(int32_t pid, struct ferry_fb_vm_layout *out);
+
+/*
+ * The ferry_layout kernel module: SET_LAYOUT only.  On success *l holds the
+ * layout now in force (read-only fields filled).
+ */
 int	ferry_fb_layout_sysno(int32_t *sysno);	/* -ENOENT: not loaded */
-int	ferry_fb_layout_get(int32_t pid, struct ferry_layout *l);
-int	ferry_fb_layout_set(int32_t pid, const struct ferry_layout *l);
-int	ferry_fb_pcb_get(int32_t pid, struct ferry_pcb *p);
-int	ferry_fb_pcb_set(int32_t pid, struct ferry_pcb *p);
+int	ferry_fb_layout_set(int32_t pid, struct ferry_layout *l);
 
 /* Jails and RCTL.  errmsg (may be NULL) gets the kernel's message. */
 int	ferry_fb_jail_set(struct ferry_fb_jparam *params, uint32_t n,
