@@ -29,7 +29,8 @@ public struct RestoreVerdict: Equatable, Sendable {
 }
 
 public enum Compatibility {
-    /// Checks architecture, page size, OS, every thread's XSAVE state, XSAVE
+    /// Checks architecture, page size, OS (for FreeBSD also what the
+    /// Linuxulator cannot carry yet, `FreeBSDTargetCheck`), every thread's XSAVE state, XSAVE
     /// growth (unless `allowXSaveGrowth`) and CPU flags (`requiredCPUFlags` ∩
     /// the source CPU's).
     public static func verdict(image: ImageMetadata, target: TargetCapabilities,
@@ -48,6 +49,9 @@ public enum Compatibility {
         }
         if target.os == .freebsd && !target.linuxABIAvailable {
             reasons.append("cannot restore on FreeBSD: the Linux ABI is not loaded; run `kldload linux64` on the target")
+        }
+        if target.os == .freebsd {
+            for p in image.processes { reasons += FreeBSDTargetCheck.reasons(process: p) }
         }
         // XSAVE: decided by the state each thread holds, not by what the
         // source CPU enables (a process that never touched AVX-512 moves to
