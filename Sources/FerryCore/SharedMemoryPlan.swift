@@ -8,6 +8,10 @@ import FerryImage
 /// descriptor that every process inherits, and each mapping of the object
 /// maps that descriptor at its own offset. Mappings in different processes,
 /// at different offsets or twice in one process all reach the same pages.
+/// Files whose contents the image holds (`FileContents`: memfds and deleted
+/// files held by an fd) are objects too, created first and filled from
+/// those contents; their fds reopen the object, and the shared mappings of
+/// such a memfd map it (their pages are not stored: `dumped`).
 public struct SharedMemoryPlan: Equatable, Sendable {
     public struct Object: Equatable, Sendable {
         /// The object's id in the image (its shmem inode at checkpoint).
@@ -18,6 +22,8 @@ public struct SharedMemoryPlan: Equatable, Sendable {
         public var slot: Int
         /// A memfd (created with its name, of its size) rather than anonymous memory.
         public var memfd: MemfdIdentity? = nil
+        /// A file re-created from the image's contents (then `size` is theirs).
+        public var contents: FileContents? = nil
     }
 
     /// In the order of first use (root first, then the image's process order).
@@ -29,9 +35,13 @@ public struct SharedMemoryPlan: Equatable, Sendable {
     public init() {}
 
     /// The plan for `processes`, or the one-line reason the image is refused.
-    public static func make(_ processes: [ProcessImage]) throws(PlanError) -> SharedMemoryPlan {
+    public static func make(_ processes: [ProcessImage], contents: [FileContents] = []) throws(PlanError) -> SharedMemoryPlan {
         var plan = SharedMemoryPlan()
         var index: [UInt64: Int] = [:]
+        for c in contents where index[c.id] == nil {
+            index[c.id] = plan.objects.count
+            plan.objects.append(Object(id: c.id, size: c.size, slot: plan.objects.count, contents: c))
+        }
         for p in processes {
             for m in p.mappings {
                 guard let id = m.sharedObject else { continue }
@@ -48,7 +58,12 @@ public struct SharedMemoryPlan: Equatable, Sendable {
                         throw PlanError("process \(p.pid) maps memfd \(id) of size \(f.size) or name length \(f.name.utf8.count), out of bounds")
                     }
                 }
-                if let i = index[id] {
+                if let i = index[id], let c = plan.objects[i].contents {
+                    // The mapping's own view of the memfd is the one read with its contents.
+                    guard c.kind == .memfd, m.memfd?.name == c.name else {
+                        throw PlanError("process \(p.pid) maps shared object \(id) at 0x\(String(m.start, radix: 16)), whose contents are those of \(c.kind == .memfd ? "another memfd" : "a deleted file")")
+                    }
+                } else if let i = index[id] {
                     guard plan.objects[i].memfd == m.memfd else {
                         throw PlanError("process \(p.pid) maps shared object \(id) at 0x\(String(m.start, radix: 16)) described otherwise by another mapping")
                     }
@@ -69,11 +84,14 @@ public struct SharedMemoryPlan: Equatable, Sendable {
     /// then stored once, through its first mapping, and the restore's writes
     /// through that mapping reach the others. Mappings of bad extent are kept
     /// whole (`make` refuses them at restore).
-    public static func dumped(_ processes: [ProcessImage]) -> [[Mapping]] {
+    /// Mappings of an object in `carried` (a memfd whose contents the image
+    /// holds) are left out whole.
+    public static func dumped(_ processes: [ProcessImage], carried: Set<UInt64> = []) -> [[Mapping]] {
         var covered: [UInt64: [(start: UInt64, end: UInt64)]] = [:]
         return processes.map { p in
             p.mappings.flatMap { m -> [Mapping] in
                 guard let id = m.sharedObject, m.end > m.start else { return [m] }
+                if carried.contains(id) { return [] }
                 let (end, overflow) = m.fileOffset.addingReportingOverflow(m.end - m.start)
                 guard !overflow else { return [m] }
                 // Pages past a memfd's end cannot be read (SIGBUS): nothing to store there.

@@ -1,3 +1,5 @@
+import FerryImage
+
 // Decisions about kernel state ferry carries or refuses at checkpoint, as
 // pure functions of what /proc and fcntl showed. Each refusal is one line
 // naming the object, the process and the way out; nil means carried (or
@@ -92,6 +94,51 @@ public enum Uncarried {
         let first = d.path.dropFirst(6).prefix { $0 != "/" }
         guard !first.isEmpty, first.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
         return "\(d.who) is a file of process \(first) under /proc; ferry does not carry /proc files yet: close it before the checkpoint"
+    }
+
+    /// The largest memfd or deleted file whose contents a checkpoint stores
+    /// unless told otherwise (`--ghost-limit`).
+    public static let defaultGhostLimit = 64 << 20
+
+    /// A memfd or a regular file unlinked while open (`kind`), whose contents
+    /// the image carries: refused when larger than `limit`, when it is a
+    /// hugetlb memfd (`blockSize` above a page), and for a deleted file
+    /// whose directory is gone too (nowhere to re-create it).
+    /// A deleted file still linked under another name (`links` above 0) is
+    /// refused too (its copy would no longer be that file), and so is
+    /// shared anonymous or System V memory opened through
+    /// /proc/PID/map_files, which shows as a deleted "/dev/zero",
+    /// "/SYSV…" or "/[aio]".
+    public static func fileContents(_ d: DescriptorFacts, kind: FileContents.Kind, size: UInt64, limit: UInt64,
+                                    blockSize: Int, directoryExists: Bool, links: UInt64 = 0) -> String? {
+        let what = kind == .memfd ? "a memfd" : "a deleted file"
+        if kind == .deleted, d.path.hasPrefix("/dev/zero") || d.path.hasPrefix("/SYSV") || d.path.hasPrefix("/[") || !d.path.hasPrefix("/") {
+            return "\(d.who) is shared memory opened as a file (through /proc/PID/map_files); ferry does not carry such fds: close it before the checkpoint"
+        }
+        if kind == .deleted && links > 0 {
+            return "\(d.who) is a file deleted at this path but still linked under another name (\(links) link(s)); a restore would give it a copy: reopen it by the name it still has"
+        }
+        if kind == .memfd && blockSize > 4096 {
+            return "\(d.who) is a hugetlb memfd; ferry does not restore hugetlb memory: checkpoint a program that does not use MFD_HUGETLB"
+        }
+        if size > limit {
+            return "\(d.who) is \(what) of \(size) bytes, over the \(limit) bytes ferry stores per file: raise --ghost-limit (up to \(FileContentsRecord.maxBytes)) or close it first"
+        }
+        if !directoryExists {
+            return "\(d.who) is a deleted file whose directory is gone too; ferry re-creates deleted files next to their old path: close it before the checkpoint"
+        }
+        return nil
+    }
+
+    /// A file the image carries the contents of (`contentsID`) that a
+    /// process also maps where the restored mapping would not reach the
+    /// restored file: a deleted file mapped at all, or a memfd mapped
+    /// privately (after a restore its pages would no longer follow the
+    /// file). `place` names the mapping.
+    public static func mappedContents(pid: Int32, kind: FileContents.Kind, name: String, place: String, shared: Bool) -> String? {
+        if kind == .memfd && shared { return nil }
+        let what = kind == .memfd ? "memfd \"\(name)\"" : "deleted file \(name)"
+        return "cannot checkpoint: process \(pid) maps the \(what) at \(place)\(shared ? "" : " privately") while the tree holds it open; ferry would restore the mapping apart from the file: unmap it or close the file before the checkpoint"
     }
 
     /// The master side of a pseudo-terminal (/dev/ptmx, char device 5:2):

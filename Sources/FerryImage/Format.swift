@@ -78,6 +78,9 @@ public enum RecordType: UInt32, Sendable, CaseIterable {
     case container = 4
     case pages = 5
     case zero = 6
+    /// A memfd's or deleted file's contents, or a part of them: u32 length
+    /// of a JSON `FileContentsChunk` header, that JSON, then the bytes.
+    case contents = 7
     case end = 0xFFFF_FFFF
 
     /// Largest payload accepted for this type.
@@ -89,9 +92,20 @@ public enum RecordType: UInt32, Sendable, CaseIterable {
         case .container: return 1 << 20
         case .pages: return 16 + UInt32(PageRecord.maxPages * ImageFormat.pageSize)
         case .zero: return 16
+        case .contents: return UInt32(FileContentsRecord.chunkBytes) + (1 << 20)
         case .end: return 16
         }
     }
+}
+
+/// CONTENTS-record limits.
+public enum FileContentsRecord {
+    /// The largest file stored (1 GiB): `--ghost-limit` may not exceed it.
+    public static let maxBytes = 1 << 30
+    /// A file's bytes are written in records of at most this many, in order.
+    public static let chunkBytes = 32 << 20
+    /// All CONTENTS records of an image together (counted apart from the other metadata).
+    public static let maxTotalBytes: UInt64 = 8 << 30
 }
 
 /// Page-record limits.
@@ -146,6 +160,7 @@ extension RecordType: CustomStringConvertible {
         case .process: return "PROCESS"
         case .pipe: return "PIPE"
         case .container: return "CONTAINER"
+        case .contents: return "CONTENTS"
         case .pages: return "PAGES"
         case .zero: return "ZERO"
         case .end: return "END"

@@ -478,6 +478,10 @@ public struct FileDescriptorImage: Codable, Equatable, Sendable {
     public var unixSocket: UnixSocketImage?
     /// POSIX, flock and OFD locks held through this open file, taken again on restore.
     public var locks: [FileLock]?
+    /// A memfd or a regular file unlinked while open (kind `.regular`): the
+    /// id of its contents in `ImageMetadata.fileContents`. The file is
+    /// re-created from them and this fd reopens it (its own open file).
+    public var contentsID: UInt64?
 
     public init(fd: Int32, kind: FileKind, flags: Int32, closeOnExec: Bool = false, offset: Int64 = 0,
                 path: String = "", pipeID: UInt64 = 0, file: FileIdentity? = nil, sharedWith: Int32? = nil,
@@ -566,17 +570,62 @@ public struct PipeData: Codable, Equatable, Sendable {
     public init(pipeID: UInt64, bytes: [UInt8]) { self.pipeID = pipeID; self.bytes = Bytes(bytes) }
 }
 
+/// A file whose contents live only in memory and are stored in the image:
+/// a memfd, or a regular file unlinked while a process held it open. One
+/// record per file (by inode), whatever number of fds and mappings reach it.
+public struct FileContents: Codable, Equatable, Sendable {
+    public enum Kind: String, Codable, Sendable { case memfd, deleted }
+    /// Its inode at checkpoint: the `contentsID` of its fds and, for a
+    /// memfd, the `sharedObject` of its shared mappings.
+    public var id: UInt64
+    public var kind: Kind
+    /// A memfd's name (without "memfd:"), or the path the deleted file had.
+    public var name: String
+    /// Permission bits (st_mode & 07777), owner and group.
+    public var mode: UInt32
+    public var uid: UInt32
+    public var gid: UInt32
+    /// A memfd's seals (F_GET_SEALS; F_SEAL_SEAL alone for one made without
+    /// MFD_ALLOW_SEALING), added once the contents are written; 0 for a deleted file.
+    public var seals: Int32
+    /// The whole file: its size is `bytes.count`.
+    public var bytes: Bytes
+
+    public init(id: UInt64, kind: Kind, name: String, mode: UInt32, uid: UInt32 = 0, gid: UInt32 = 0, seals: Int32 = 0, bytes: [UInt8]) {
+        self.id = id; self.kind = kind; self.name = name; self.mode = mode; self.uid = uid; self.gid = gid
+        self.seals = seals; self.bytes = Bytes(bytes)
+    }
+
+    public var size: UInt64 { UInt64(bytes.count) }
+}
+
+/// The header of a CONTENTS record: the file (its `bytes` empty) and where
+/// in it the record's bytes go. A file's records follow each other, from
+/// offset 0, each ending where the next begins.
+public struct FileContentsChunk: Codable, Equatable, Sendable {
+    public var file: FileContents
+    public var offset: UInt64
+    public init(file: FileContents, offset: UInt64) { self.file = file; self.offset = offset }
+}
+
 /// The metadata of a whole image (everything but page contents).
 public struct ImageMetadata: Codable, Equatable, Sendable {
     public var source: SourceHost
     public var processes: [ProcessImage]
     public var pipes: [PipeData]
+    /// memfds and deleted files held by the tree (absent when none).
+    public var fileContents: [FileContents]?
     /// Container spec as JSON (FerryContainer's neutral spec), when the processes ran in a container.
     public var container: Bytes?
 
-    public init(source: SourceHost, processes: [ProcessImage], pipes: [PipeData] = [], container: [UInt8]? = nil) {
+    public init(source: SourceHost, processes: [ProcessImage], pipes: [PipeData] = [], container: [UInt8]? = nil,
+                fileContents: [FileContents] = []) {
         self.source = source; self.processes = processes; self.pipes = pipes; self.container = container.map(Bytes.init)
+        self.fileContents = fileContents.isEmpty ? nil : fileContents
     }
+
+    /// `fileContents`, none when absent.
+    public var contents: [FileContents] { fileContents ?? [] }
 }
 
 /// Raw bytes that encode as base64 in JSON (XSAVE areas, siginfo, pipe data).

@@ -43,6 +43,7 @@ public enum ImageRecord: Sendable {
     case source(SourceHost)
     case process(ProcessImage)
     case pipe(PipeData)
+    case contents(FileContentsChunk, [UInt8])
     case container([UInt8])
     case pages(PageRun)
     case end(recordCount: UInt64, pageBytes: UInt64)
@@ -61,6 +62,8 @@ public final class RecordReader {
     private var pageBytes: UInt64 = 0
     /// Payload bytes of the metadata records so far (`ImageFormat.maxMetadataBytes`).
     private var metadataBytes: UInt64 = 0
+    /// Payload bytes of the CONTENTS records so far (`FileContentsRecord.maxTotalBytes`).
+    private var contentsBytes: UInt64 = 0
     private var ended = false
     /// Bytes the source already delivered past the last read (`ByteSource.read(into:extra:)`):
     /// a record's checksum and the next record's header come with its pages, no syscall of their own.
@@ -217,7 +220,13 @@ public final class RecordReader {
         let rawType = head.le32(0)
         let length = head.le32(4)
         let type = try RecordReader.recordType(rawType, length: length, name: source.name, at: recordOffset)
-        if type != .pages && type != .zero && type != .end {
+        if type == .contents {
+            contentsBytes += UInt64(length)
+            guard contentsBytes <= FileContentsRecord.maxTotalBytes else {
+                throw ImageError(file: source.name, offset: recordOffset,
+                                 "the CONTENTS records exceed \(FileContentsRecord.maxTotalBytes >> 30) GiB together (the image is damaged or hostile)")
+            }
+        } else if type != .pages && type != .zero && type != .end {
             metadataBytes += UInt64(length)
             guard metadataBytes <= ImageFormat.maxMetadataBytes else {
                 throw ImageError(file: source.name, offset: recordOffset,
@@ -296,6 +305,15 @@ public final class RecordReader {
         case .pipe:
             guard p.count >= 8 else { throw fail("PIPE record shorter than its id") }
             return .pipe(PipeData(pipeID: p.le64(0), bytes: Array(p[8...])))
+        case .contents:
+            guard p.count >= 4, UInt64(p.le32(0)) <= UInt64(p.count - 4) else { throw fail("CONTENTS record shorter than its header") }
+            let end = 4 + Int(p.le32(0))
+            let chunk: FileContentsChunk
+            do { chunk = try ImageJSON.decode(FileContentsChunk.self, from: Array(p[4..<end])) } catch {
+                throw fail("CONTENTS record is not valid: \(oneLine(error))")
+            }
+            guard chunk.file.bytes.count == 0 else { throw fail("CONTENTS record carries bytes in its header") }
+            return .contents(chunk, Array(p[end...]))
         case .pages, .zero:
             let f = try p.withUnsafeBytes { try RecordReader.pageFields(type, prefix: $0, dataCount: pageData.count, name: source.name, at: off) }
             if type == .zero { return .pages(PageRun(pid: f.pid, address: f.address, pageCount: f.count, data: nil)) }
@@ -317,6 +335,7 @@ struct MetadataCollector {
     var source: SourceHost?
     var processes: [ProcessImage] = []
     var pipes: [PipeData] = []
+    var contents: [FileContents] = []
     var container: [UInt8]?
 
     mutating func take(_ record: ImageRecord, from name: String, at offset: Int64) throws {
@@ -326,6 +345,26 @@ struct MetadataCollector {
             source = s
         case .process(let p): processes.append(p)
         case .pipe(let p): pipes.append(p)
+        case .contents(let chunk, let bytes):
+            // A file's records in order: the first at offset 0, each going on where the one before ended.
+            if let last = contents.last, last.id == chunk.file.id {
+                var header = last
+                header.bytes = Bytes([])
+                guard header == chunk.file, chunk.offset == UInt64(last.bytes.count) else {
+                    throw ImageError(file: name, offset: offset, "CONTENTS record of file \(chunk.file.id) at offset \(chunk.offset) does not follow its part before (\(last.bytes.count) bytes)")
+                }
+                guard last.bytes.count + bytes.count <= FileContentsRecord.maxBytes else {
+                    throw ImageError(file: name, offset: offset, "file contents \(chunk.file.id) grow past \(FileContentsRecord.maxBytes) bytes")
+                }
+                contents[contents.count - 1].bytes.value += bytes
+            } else {
+                guard chunk.offset == 0 else {
+                    throw ImageError(file: name, offset: offset, "CONTENTS record of file \(chunk.file.id) starts at offset \(chunk.offset), not 0")
+                }
+                var c = chunk.file
+                c.bytes = Bytes(bytes)
+                contents.append(c)
+            }
         case .container(let c):
             guard container == nil else { throw ImageError(file: name, offset: offset, "two CONTAINER records") }
             container = c
@@ -335,7 +374,7 @@ struct MetadataCollector {
 
     func metadata(from name: String) throws -> ImageMetadata {
         guard let source else { throw ImageError(file: name, "no SOURCE record") }
-        let meta = ImageMetadata(source: source, processes: processes, pipes: pipes, container: container)
+        let meta = ImageMetadata(source: source, processes: processes, pipes: pipes, container: container, fileContents: contents)
         try Validation.validate(meta, name: name)
         return meta
     }

@@ -32,6 +32,21 @@ public enum Validation {
         for pipe in meta.pipes {
             guard pipeIDs.insert(pipe.pipeID).inserted else { throw fail("pipe \(pipe.pipeID) appears twice") }
         }
+        var contentsIDs = Set<UInt64>()
+        for c in meta.contents {
+            let what = "file contents \(c.id) (\(c.kind.rawValue))"
+            guard contentsIDs.insert(c.id).inserted else { throw fail("\(what) appear twice") }
+            guard c.bytes.count <= FileContentsRecord.maxBytes else { throw fail("\(what): \(c.bytes.count) bytes, over \(FileContentsRecord.maxBytes)") }
+            guard c.mode & ~0o7777 == 0 else { throw fail("\(what): mode 0o\(String(c.mode, radix: 8)) has bits beyond 07777") }
+            switch c.kind {
+            case .memfd:
+                // memfd_create takes at most 249 bytes of name.
+                guard c.name.utf8.count <= 249, !c.name.utf8.contains(0) else { throw fail("\(what): name invalid or longer than 249 bytes") }
+            case .deleted:
+                guard c.seals == 0 else { throw fail("\(what): a deleted file has no seals") }
+                try ImagePath.check(c.name, as: .absolute, field: what, in: name)
+            }
+        }
         var threadCount = 0
         for p in meta.processes {
             let who = "process \(p.pid)"
@@ -63,6 +78,9 @@ public enum Validation {
             for f in p.files {
                 guard f.fd >= 0, f.fd < fdLimit, fds.insert(f.fd).inserted else { throw fail("\(who): fd \(f.fd) invalid or repeated") }
                 if f.kind == .pipe, f.pipeID == 0 { throw fail("\(who): pipe fd \(f.fd) without a pipe id") }
+                if let id = f.contentsID, f.kind != .regular || !contentsIDs.contains(id) {
+                    throw fail("\(who): fd \(f.fd) names file contents \(id), which the image does not hold for a \(f.kind.rawValue) fd")
+                }
                 // A socket fd without its record is refused by the restore (one line).
                 if let why = f.unixSocket?.problem() { throw fail("\(who): socket fd \(f.fd): \(why)") }
                 if let size = f.pipeSize, !(1...Int(Int32.max)).contains(size) { throw fail("\(who): pipe fd \(f.fd) has a size of \(size) bytes") }
@@ -102,6 +120,8 @@ public enum Validation {
         }
         for f in p.files {
             switch f.kind {
+            case .regular where f.contentsID != nil:
+                break // re-created from the image's contents, not opened by path
             case .regular:
                 try ImagePath.check(f.file?.path ?? f.path, as: .absolute, field: "\(who): path of fd \(f.fd)", in: file)
             case .directory, .characterDevice, .fifo:

@@ -107,6 +107,23 @@ public final class RecordWriter {
         try pipe.bytes.value.withUnsafeBytes { try writeRecord(.pipe, prefix: p.bytes, body: $0) }
     }
 
+    /// The contents of one file, in records of `FileContentsRecord.chunkBytes` at most (one for an empty file).
+    public func writeContents(_ c: FileContents) throws {
+        var header = c
+        header.bytes = Bytes([])
+        var offset = 0
+        repeat {
+            let n = min(c.bytes.count - offset, FileContentsRecord.chunkBytes)
+            let json = try ImageJSON.encode(FileContentsChunk(file: header, offset: UInt64(offset)))
+            var p = LEWriter()
+            p.u32(UInt32(json.count))
+            try c.bytes.value.withUnsafeBytes { all in
+                try writeRecord(.contents, prefix: p.bytes + json, body: UnsafeRawBufferPointer(rebasing: all[offset..<offset + n]))
+            }
+            offset += n
+        } while offset < c.bytes.count
+    }
+
     /// Writes END and flushes. Nothing may follow.
     public func finish() throws {
         var p = LEWriter()
@@ -139,6 +156,7 @@ extension RecordWriter {
         if let c = meta.container { try writeRecord(.container, prefix: c.value) }
         for p in meta.processes { try writeJSON(.process, p) }
         for pipe in meta.pipes { try writePipe(pipe) }
+        for c in meta.contents { try writeContents(c) }
     }
 }
 
@@ -246,6 +264,7 @@ public final class StreamImageWriter: ImageSink {
         if let c = metadata.container { try records.writeRecord(.container, prefix: c.value) }
         for p in metadata.processes { try records.writeJSON(.process, p) }
         for pipe in metadata.pipes { try records.writePipe(pipe) }
+        for c in metadata.contents { try records.writeContents(c) }
     }
 
     /// Writes the metadata if `beginPages` did not, then END.

@@ -99,12 +99,14 @@ public final class CheckpointSession {
         var result = CheckpointResult()
         var processes: [ProcessImage] = []
         var pipes: [UInt64: PipeData] = [:]
+        var contents: [UInt64: FileContents] = [:]
         for p in tree {
             let threads = freezer.threads.filter { $0.pid == p }.map(\.tid)
-            processes.append(try ProcessDump.capture(pid: p, threads: threads, pipes: &pipes, ignoringFDs: ignoredFDs[p] ?? [],
+            processes.append(try ProcessDump.capture(pid: p, threads: threads, pipes: &pipes, contents: &contents, ignoringFDs: ignoredFDs[p] ?? [],
                                                      knownMappings: knownMappings[p], knownSignalActions: knownSignalActions[p]))
         }
         try ProcessDump.finishTree(&processes, shellJob: shellJob)
+        try FileContentsState.refuseMappings(tree: tree, carried: contents)
         let container: [UInt8]?
         if let k = knownContainer, k.namespaces == ContainerSnapshot.namespaces(of: pid) {
             container = k.record
@@ -114,13 +116,14 @@ public final class CheckpointSession {
         PhaseTimer.shared.mark("capture: container")
         let meta = ImageMetadata(source: Host.describe(), processes: processes,
                                  pipes: pipes.values.sorted { $0.pipeID < $1.pipeID },
-                                 container: container)
+                                 container: container, fileContents: contents.values.sorted { $0.id < $1.id })
         try Validation.validate(meta, name: "checkpoint of \(pid)")
         PhaseTimer.shared.mark("capture: host, validation")
         try sink.beginPages(metadata: meta)
         PhaseTimer.shared.mark("send metadata")
         // Each page of a shared anonymous object is stored once (SharedMemoryPlan.dumped).
-        for (image, dumped) in zip(processes, SharedMemoryPlan.dumped(processes)) {
+        // A memfd whose contents the image holds is not stored again through its mappings.
+        for (image, dumped) in zip(processes, SharedMemoryPlan.dumped(processes, carried: Set(contents.keys))) {
             let stats = try MemoryState.dumpPages(pid: image.pid, mappings: dumped.filter { !sink.skipsMapping(pid: image.pid, mapping: $0) },
                                                   to: sink)
             result.dataPages += stats.dataPages
@@ -198,7 +201,8 @@ enum ProcessDump {
         try UnixSocket.checkTree(processes)
     }
 
-    static func capture(pid: Int32, threads: [Int32], pipes: inout [UInt64: PipeData], ignoringFDs: Set<Int32> = [],
+    static func capture(pid: Int32, threads: [Int32], pipes: inout [UInt64: PipeData], contents: inout [UInt64: FileContents],
+                        ignoringFDs: Set<Int32> = [],
                         knownMappings: [Mapping]? = nil, knownSignalActions: [SignalAction]? = nil) throws -> ProcessImage {
         let stat = try ProcFS.stat(pid)
         let status = try ProcFS.status(pid)
@@ -224,6 +228,7 @@ enum ProcessDump {
         let stale = DirtyTracker.leftovers(pid: pid).subtracting(ignoringFDs)
         image.files = try FileState.dump(pid: pid, ignoring: ignoringFDs.union(stale))
         try FileState.dumpPipes(pid: pid, files: image.files, into: &pipes)
+        try FileContentsState.dump(pid: pid, files: image.files, into: &contents)
         PhaseTimer.shared.mark("capture: /proc, files")
 
         // Each thread's mask as frozen; ferry blocks every signal only in a thread

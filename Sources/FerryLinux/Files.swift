@@ -49,10 +49,13 @@ public enum FileState {
             img.locks = locks
             switch st.st_mode & S_IFMT {
             case S_IFREG:
-                if link.hasSuffix(" (deleted)") {
-                    throw FerryError("cannot checkpoint \(pid): fd \(fd) refers to a deleted file (\(link)); ferry does not save file contents")
-                }
                 img.kind = .regular
+                if let kind = FileContentsState.kind(link) {
+                    // Contents in the image (FileContentsState.dump), by inode.
+                    try FileContentsState.refuse(facts, st: st, kind: kind)
+                    img.contentsID = ino
+                    break
+                }
                 img.file = FileIdentity(path: link, size: UInt64(st.st_size),
                                         mtimeNs: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec),
                                         device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
@@ -242,7 +245,7 @@ public enum FileState {
     /// the bytes that were in flight; then opens once each file several
     /// processes share (`treeShareID`, from its first entry in `processes`).
     static func createPipePool(_ ids: [UInt64], data: [UInt64: PipeData], processes: [ProcessImage], slots: WorkingFDs,
-                               injector: Injector, scratch: ScratchArea) throws -> PipePool {
+                               objects: [UInt64: Int32], injector: Injector, scratch: ScratchArea) throws -> PipePool {
         var pool = PipePool(slots: slots)
         for id in ids {
             try injector.call(SYS.pipe2, [scratch.data, 0], "pipe2")
@@ -274,7 +277,7 @@ public enum FileState {
         for p in processes {
             for f in InetSocket.connectionsLast(p.files) {
                 guard let id = f.treeShareID, pool.shared[id] == nil else { continue }
-                let fd = try openInProcess(f, injector: injector, scratch: scratch)
+                let fd = try openInProcess(f, objects: objects, injector: injector, scratch: scratch)
                 let slot = try pool.reserve(1)
                 try injector.call(SYS.dup2, [UInt64(fd), UInt64(slot)], "dup2")
                 try injector.call(SYS.close, [UInt64(fd)], "close")
@@ -289,7 +292,11 @@ public enum FileState {
     /// Opens (or creates) the file `f` describes at a new descriptor in the
     /// process: regular files, directories, devices and fifos by path with
     /// their offset; eventfd, timerfd and signalfd with their state.
-    static func openInProcess(_ f: FileDescriptorImage, injector: Injector, scratch: ScratchArea) throws -> Int64 {
+    static func openInProcess(_ f: FileDescriptorImage, objects: [UInt64: Int32], injector: Injector, scratch: ScratchArea) throws -> Int64 {
+        if let id = f.contentsID {
+            guard let object = objects[id] else { throw FerryError("cannot restore fd \(f.fd): the file of its contents (\(f.path)) was not re-created") }
+            return try FileContentsState.reopen(f, object: object, injector: injector, scratch: scratch)
+        }
         switch f.kind {
         case .regular, .directory, .characterDevice, .fifo:
             let path = f.kind == .regular ? (f.file?.path ?? f.path) : f.path
@@ -318,7 +325,8 @@ public enum FileState {
     /// new descriptor gets the lowest free number, never one already placed,
     /// so no number above the image's and the pool's is needed. Dups follow
     /// their twins, epolls come last, then the pool is closed.
-    static func restore(_ files: [FileDescriptorImage], pool: PipePool, injector: Injector, scratch: ScratchArea) throws {
+    /// `objects`: the re-created files of the image's contents (`FileContentsState`), by id.
+    static func restore(_ files: [FileDescriptorImage], pool: PipePool, objects: [UInt64: Int32], injector: Injector, scratch: ScratchArea) throws {
         /// Moves `from` to the number of `f` (closing `from` unless it is a
         /// pool slot) with its close-on-exec and status flags (O_NONBLOCK,
         /// O_APPEND … belong to the open file).
@@ -343,7 +351,7 @@ public enum FileState {
             throw FerryError("cannot restore fd \(f.fd) of process \(injector.memory.pid): it was opened after the first metadata, at or above fd \(pool.slots.base) where ferry keeps its own descriptors; retry the migration")
         }
         var pipeEndsPlaced = Set<[UInt64]>()
-        let batched = try openByPath(primaries.filter { $0.treeShareID == nil && byPath.contains($0.kind) },
+        let batched = try openByPath(primaries.filter { $0.treeShareID == nil && $0.contentsID == nil && byPath.contains($0.kind) },
                                      injector: injector, scratch: scratch)
         // Established connections after the listeners whose port they take again.
         for f in InetSocket.connectionsLast(primaries) where f.kind != .epoll && !batched.contains(f.fd) {
@@ -369,7 +377,7 @@ public enum FileState {
                 }
                 try place(Int64(slot), f, keep: true)
             } else {
-                try place(try openInProcess(f, injector: injector, scratch: scratch), f, keep: false)
+                try place(try openInProcess(f, objects: objects, injector: injector, scratch: scratch), f, keep: false)
             }
         }
         try placeDups(of: Set(primaries.filter { $0.kind != .epoll }.map(\.fd)))

@@ -23,6 +23,7 @@ public final class PrecopySource {
     public static func unsupported(_ meta: ImageMetadata) -> String? {
         if meta.processes.count != 1 { return "pre-copy tracks single processes; this is a tree of \(meta.processes.count)" }
         if !meta.pipes.isEmpty { return "the process has bytes in pipes, which pre-copy does not follow" }
+        if !meta.contents.isEmpty { return "the process holds memfds or deleted files, whose contents pre-copy does not follow" }
         return nil
     }
 
@@ -184,11 +185,15 @@ extension CheckpointSession {
     public func captureMetadata(knownMappings: [Int32: [Mapping]] = [:]) throws -> ImageMetadata {
         var processes: [ProcessImage] = []
         var pipes: [UInt64: PipeData] = [:]
+        var contents: [UInt64: FileContents] = [:]
         for p in tree {
-            processes.append(try ProcessDump.capture(pid: p, threads: try ProcFS.threads(p), pipes: &pipes, knownMappings: knownMappings[p]))
+            processes.append(try ProcessDump.capture(pid: p, threads: try ProcFS.threads(p), pipes: &pipes, contents: &contents,
+                                                     knownMappings: knownMappings[p]))
         }
         try ProcessDump.finishTree(&processes, shellJob: shellJob)
-        let meta = ImageMetadata(source: Host.describe(), processes: processes, pipes: pipes.values.sorted { $0.pipeID < $1.pipeID })
+        try FileContentsState.refuseMappings(tree: tree, carried: contents)
+        let meta = ImageMetadata(source: Host.describe(), processes: processes, pipes: pipes.values.sorted { $0.pipeID < $1.pipeID },
+                                 fileContents: contents.values.sorted { $0.id < $1.id })
         try Validation.validate(meta, name: "pre-copy metadata of \(pid)")
         return meta
     }

@@ -86,15 +86,20 @@ final class ProcessBuilder {
         return scratch
     }
 
-    /// Closes everything the exec'd root inherited from ferry and creates the pipes and shared files of the whole tree.
-    func createPipePool(_ pipes: [PipeData], processes: [ProcessImage]) throws -> FileState.PipePool {
+    /// Closes everything the exec'd root inherited from ferry.
+    func closeInherited() throws {
         try main.call(436 /* close_range */, [0, UInt64(UInt32.max), 0], "close_range")
+    }
+
+    /// Creates the pipes and shared files of the whole tree (after `closeInherited` and the shared memory objects).
+    func createPipePool(_ pipes: [PipeData], processes: [ProcessImage]) throws -> FileState.PipePool {
         var ids: [UInt64] = []
         for p in processes { for f in p.files where f.kind == .pipe && !ids.contains(f.pipeID) { ids.append(f.pipeID) } }
         let data = Dictionary(uniqueKeysWithValues: pipes.map { ($0.pipeID, $0) })
         let slots = FileState.WorkingFDs(processes: processes)
         try FileState.allowDescriptors(below: slots.end, pid: child.pid)
-        return try FileState.createPipePool(ids, data: data, processes: processes, slots: slots, injector: main, scratch: scratch)
+        return try FileState.createPipePool(ids, data: data, processes: processes, slots: slots, objects: sharedObjects,
+                                            injector: main, scratch: scratch)
     }
 
     /// Forks `image` from this (still unbuilt) process with clone3 and its pid.
@@ -131,7 +136,6 @@ final class ProcessBuilder {
         for m in image.mappings {
             try create(m, keepKernelVDSO: kernelVDSO)
         }
-        for fd in sharedObjects.values.sorted() { batch.add(.init(SYS.close, [UInt64(fd)], "close(shared memory fd \(fd))")) }
         try batch.run(main, scratch: scratch)
         let anonymous = image.mappings.filter { $0.kind.isPrivateAnonymous }
         if !anonymous.isEmpty {
@@ -188,7 +192,9 @@ final class ProcessBuilder {
             var flags = ProcessBuilder.MAP_FIXED_NOREPLACE | ProcessBuilder.MAP_ANON
             flags |= m.kind == .sharedAnonymous ? ProcessBuilder.MAP_SHARED : ProcessBuilder.MAP_PRIVATE
             if m.flags.contains(.growsDown) { flags |= ProcessBuilder.MAP_GROWSDOWN }
-            if !m.protection.contains(.write) { prot |= 3; needsProtect = true }
+            // A re-created file is filled already (its pages are not in the image), and may be sealed against writing.
+            let filled = m.sharedObject.map { id in meta.contents.contains { $0.id == id } } ?? false
+            if !m.protection.contains(.write) && !filled { prot |= 3; needsProtect = true }
             if let id = m.sharedObject {
                 // One object for all its mappings (SharedMemoryRestore).
                 guard m.kind == .sharedAnonymous, let fd = sharedObjects[id] else { throw FerryError("cannot restore \(what): shared object \(id) was not created") }
@@ -303,7 +309,10 @@ final class ProcessBuilder {
     // MARK: kernel state
 
     func restoreProcessState(pool: FileState.PipePool, rootExe: String) throws -> [String] {
-        try FileState.restore(image.files, pool: pool, injector: main, scratch: scratch)
+        try FileState.restore(image.files, pool: pool, objects: sharedObjects, injector: main, scratch: scratch)
+        // The shared memory objects: mapped, and reopened by the fds of re-created files.
+        for fd in sharedObjects.values.sorted() { batch.add(.init(SYS.close, [UInt64(fd)], "close(shared memory fd \(fd))")) }
+        try batch.run(main, scratch: scratch)
         let cwd = try ProcessMisc.put(image.cwd, injector: main, scratch: scratch)
         try main.call(SYS.chdir, [cwd], "chdir(\(image.cwd))")
         try main.call(SYS.umask, [UInt64(image.umask)], "umask")

@@ -133,9 +133,11 @@ public final class PhasedRestore {
         do {
             let target = options.targetLayout.layout
             let rootBuilder = try ProcessBuilder(child: child, image: root, meta: meta, target: target)
-            pool = try rootBuilder.createPipePool(meta.pipes, processes: meta.processes)
+            try rootBuilder.closeInherited()
+            // Shared memory and re-created files first: shared fds of re-created files reopen them.
             rootBuilder.sharedObjects = try SharedMemoryRestore.create(sharedMemory, base: FileState.WorkingFDs(processes: meta.processes).end,
                                                                        pid: child.pid, main: rootBuilder.main, scratch: rootBuilder.scratch)
+            pool = try rootBuilder.createPipePool(meta.pipes, processes: meta.processes)
             try rootBuilder.startSession()
             builders[root.pid] = rootBuilder
             order = [rootBuilder]
@@ -215,6 +217,7 @@ public final class PhasedRestore {
     /// final image must carry every page.
     public static func mismatch(preliminary: ImageMetadata, final: ImageMetadata) -> String? {
         if final.pipes != preliminary.pipes { return "the bytes in the tree's pipes changed during pre-copy" }
+        if final.contents != preliminary.contents { return "the contents of the tree's memfds or deleted files changed during pre-copy" }
         if final.processes.map(\.pid) != preliminary.processes.map(\.pid) { return "the process tree changed during pre-copy" }
         for (a, b) in zip(preliminary.processes, final.processes) where a.mappings != b.mappings {
             return "process \(b.pid) changed its mappings during pre-copy"
@@ -301,7 +304,7 @@ enum RestoreChecks {
             for m in p.mappings where m.kind == .privateFile || m.kind == .sharedFile {
                 if let f = m.file { try checkUnchanged(f, what: "a mapped file") }
             }
-            for f in p.files where f.kind == .regular || f.kind == .directory || f.kind == .characterDevice {
+            for f in p.files where (f.kind == .regular && f.contentsID == nil) || f.kind == .directory || f.kind == .characterDevice {
                 let path = f.file?.path ?? f.path
                 if access(path, F_OK) != 0 { throw FerryError("cannot restore: fd \(f.fd) of process \(p.pid) refers to \(path), which does not exist here") }
             }

@@ -13,7 +13,8 @@ import FerryImage
 /// through one are no longer seen through the other. Any object shared with
 /// a process outside the tree is refused too. System V segments are never
 /// carried: the segment itself (key, shmid, shmctl state) is not re-created;
-/// nor are a memfd's seals, nor the link between a deleted file still linked
+/// nor are the seals of a memfd that no fd of the tree holds (one held by
+/// an fd is re-created whole, `FileContentsState`), nor the link between a deleted file still linked
 /// elsewhere and its mapping. Such trees are refused at checkpoint, before
 /// anything is captured, and by a migration before it connects.
 ///
@@ -156,6 +157,8 @@ enum SharedMemory {
     static func check(tree: [Int32], outside: [Use]) throws {
         let maps = mappings(of: tree)
         if let why = refusal(tree: maps, outside: outside) { throw FerryError(why) }
+        // A memfd the tree also holds by an fd is re-created from its contents, seals included.
+        let held = maps.contains { $0.maps.contains { isMemfd($0) } } ? FileContentsState.heldMemfds(tree) : []
         for (pid, entries) in maps {
             for e in entries where isInMemoryShared(e) {
                 let link = "/proc/\(pid)/map_files/\(String(e.start, radix: 16))-\(String(e.end, radix: 16))"
@@ -166,7 +169,7 @@ enum SharedMemory {
                         throw FerryError("cannot checkpoint: process \(pid) at \(hex(e.start))-\(hex(e.end)) maps \(describe(e)), a hugetlb memfd; ferry does not restore hugetlb memory — checkpoint a program that does not use MFD_HUGETLB")
                     }
                     let seals = memfdSeals(link)
-                    if seals & ~fSealSeal != 0 {
+                    if seals & ~fSealSeal != 0 && !held.contains(e.inode) {
                         throw FerryError("cannot checkpoint: process \(pid) at \(hex(e.start))-\(hex(e.end)) maps \(describe(e)) sealed with F_GET_SEALS 0x\(String(seals, radix: 16)); a restore would map it as unsealed shared anonymous memory — checkpoint a program that does not seal its memfds")
                     }
                 } else if isDeletedFile(e) {

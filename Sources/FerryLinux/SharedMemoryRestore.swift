@@ -10,12 +10,13 @@ import FerryImage
 /// maps show as "/dev/zero (deleted)" as before) — and keeps the descriptor
 /// at a working number that the processes it forks inherit.
 /// Each process maps its mappings of the object from that descriptor and
-/// closes it once its address space is built.
+/// closes it once its address space and descriptors are built (the fds of
+/// a re-created file reopen it: `FileContentsState`).
 enum SharedMemoryRestore {
     /// The plan of `meta`, checked before anything is created.
     static func plan(_ meta: ImageMetadata) throws -> SharedMemoryPlan {
         do {
-            return try SharedMemoryPlan.make(meta.processes)
+            return try SharedMemoryPlan.make(meta.processes, contents: meta.contents)
         } catch {
             throw FerryError(error.description)
         }
@@ -32,7 +33,9 @@ enum SharedMemoryRestore {
         for o in plan.objects {
             let what = "shared memory object \(o.id) (\(o.size) bytes)"
             let opened: Int64
-            if let memfd = o.memfd {
+            if let c = o.contents {
+                opened = try FileContentsState.create(c, pid: pid, main: main, scratch: scratch)
+            } else if let memfd = o.memfd {
                 let name = try ProcessMisc.put(memfd.name, injector: main, scratch: scratch)
                 opened = try main.call(SYS.memfdCreate, [name, memfd.allowsSealing ? 2 /* MFD_ALLOW_SEALING */ : 0], "memfd_create(\(memfd.name)) for \(what)")
                 try main.call(77 /* ftruncate */, [UInt64(opened), o.size], "ftruncate of \(what)")

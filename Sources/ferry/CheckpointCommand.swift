@@ -21,6 +21,7 @@ struct CheckpointCommand: ParsableCommand {
                              discussion: "Faster on a busy machine, but a restore on this machine then reads the image from the disk."))
     var directIO = false
     @OptionGroup var progress: ProgressOptions
+    @OptionGroup var ghosts: GhostLimitOption
 
     func validate() throws {
         guard (output == nil) != (stream == nil) else { throw ValidationError("give exactly one of -o DIR or --stream FILE|-") }
@@ -28,6 +29,7 @@ struct CheckpointCommand: ParsableCommand {
 
     func run() throws {
         DescriptorChecks.eventfdsAreCounters = eventfdsAreCounters
+        ghosts.apply()
         try reportingErrors {
             let sink: ImageSink
             if let stream {
@@ -67,5 +69,20 @@ struct CheckpointCommand: ParsableCommand {
         }
         return total > 0 ? total : nil
     }
+}
+
+/// `--ghost-limit`: how large a memfd or deleted file may be for its contents to go into the image.
+struct GhostLimitOption: ParsableArguments {
+    @Option(help: ArgumentHelp("The largest memfd or open deleted file whose contents are stored in the image, in bytes (default 64 MiB); a larger one is refused.",
+                               valueName: "bytes"))
+    var ghostLimit: Int = FileContentsState.limit
+
+    func validate() throws {
+        guard (0...FileContentsRecord.maxBytes).contains(ghostLimit) else {
+            throw ValidationError("--ghost-limit takes 0 to \(FileContentsRecord.maxBytes) bytes")
+        }
+    }
+
+    func apply() { FileContentsState.limit = ghostLimit }
 }
 #endif

@@ -346,9 +346,11 @@ struct MigrateCommand: ParsableCommand {
     var allowMissingCpuFeatures: String = ""
     @Flag(help: "Migrate even when the target's CPU enables XSAVE components this one does not (as `restore --allow-xsave-growth`: the process binds eagerly with LD_BIND_NOW=1).")
     var allowXsaveGrowth = false
+    @OptionGroup var ghosts: GhostLimitOption
 
     func run() throws {
         DescriptorChecks.eventfdsAreCounters = eventfdsAreCounters
+        ghosts.apply()
         try reportingErrors {
             let endpoint = try Endpoint.parse(to)
             let auth = try connection.authentication(for: endpoint, role: "migrate")

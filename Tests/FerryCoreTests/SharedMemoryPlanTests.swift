@@ -23,6 +23,24 @@ private func shared(_ start: UInt64, _ pages: UInt64, object: UInt64?, offset: U
         #expect(plan.object(8) == nil)
     }
 
+    /// Files whose contents the image holds are objects first; a memfd's shared mappings map that object
+    /// (a mapping naming a deleted file's contents is refused), and their pages are not dumped.
+    @Test func fileContentsAreObjectsAndTheirMappingsAreNotDumped() throws {
+        let c = FileContents(id: 7, kind: .memfd, name: "buf", mode: 0o600, bytes: [UInt8](repeating: 1, count: 5000))
+        var m = shared(0x10000, 2, object: 7)
+        m.memfd = MemfdIdentity(name: "buf", size: 5000, allowsSealing: true)
+        let p = ProcessImage(pid: 10, mappings: [m, shared(0x40000, 1, object: 9)])
+        let plan = try SharedMemoryPlan.make([p], contents: [c])
+        #expect(plan.objects.map(\.id) == [7, 9])
+        #expect(plan.objects[0].size == 5000 && plan.objects[0].contents == c)
+        #expect(SharedMemoryPlan.dumped([p], carried: [7]) == [[p.mappings[1]]])
+        var ghost = c
+        ghost.kind = .deleted
+        #expect(throws: SharedMemoryPlan.PlanError.self) { try SharedMemoryPlan.make([p], contents: [ghost]) }
+        m.memfd?.name = "other"
+        #expect(throws: SharedMemoryPlan.PlanError.self) { try SharedMemoryPlan.make([ProcessImage(pid: 10, mappings: [m])], contents: [c]) }
+    }
+
     @Test func eachObjectPageIsDumpedOnce() {
         let page: UInt64 = 4096
         let privateMap = shared(0x90000, 2, object: nil, kind: .anonymous)

@@ -1,4 +1,5 @@
 import FerryCore
+import FerryImage
 import Testing
 
 /// What ferry carries or refuses by name, decided from what the kernel showed.
@@ -14,6 +15,27 @@ struct UncarriedTests {
         let both = Uncarried.fileOwner(d, ownerType: 0, ownerPid: 43, signal: 10)
         #expect(both?.contains("thread 43, F_SETOWN) and a signal (10, F_SETSIG)") == true)
         #expect(Uncarried.fileOwner(d, ownerType: 0, ownerPid: 0, signal: 34)?.contains("has a signal (34, F_SETSIG)") == true)
+    }
+
+    @Test func memfdAndDeletedFileContentsAreCarriedUpToTheLimit() {
+        let limit = UInt64(Uncarried.defaultGhostLimit)
+        #expect(Uncarried.fileContents(d, kind: .memfd, size: limit, limit: limit, blockSize: 4096, directoryExists: true) == nil)
+        #expect(Uncarried.fileContents(d, kind: .deleted, size: 0, limit: limit, blockSize: 4096, directoryExists: true) == nil)
+        let big = Uncarried.fileContents(d, kind: .deleted, size: limit + 1, limit: limit, blockSize: 4096, directoryExists: true)
+        #expect(big?.hasPrefix("cannot checkpoint 42: fd 7 (/tmp/x) is a deleted file of \(limit + 1) bytes") == true)
+        #expect(big?.contains("--ghost-limit") == true)
+        #expect(Uncarried.fileContents(d, kind: .memfd, size: 1, limit: limit, blockSize: 2 << 20, directoryExists: true)?.contains("hugetlb memfd") == true)
+        #expect(Uncarried.fileContents(d, kind: .deleted, size: 1, limit: limit, blockSize: 4096, directoryExists: false)?.contains("directory is gone") == true)
+        #expect(Uncarried.fileContents(d, kind: .deleted, size: 1, limit: limit, blockSize: 4096, directoryExists: true, links: 1)?.contains("still linked under another name") == true)
+        let zero = DescriptorFacts(pid: 42, fd: 7, path: "/dev/zero (deleted)")
+        #expect(Uncarried.fileContents(zero, kind: .deleted, size: 4096, limit: limit, blockSize: 4096, directoryExists: true)?.contains("shared memory opened as a file") == true)
+    }
+
+    @Test func aCarriedFileMappedApartFromItIsRefused() {
+        #expect(Uncarried.mappedContents(pid: 5, kind: .memfd, name: "buf", place: "0x1000-0x2000", shared: true) == nil)
+        let priv = Uncarried.mappedContents(pid: 5, kind: .memfd, name: "buf", place: "0x1000-0x2000", shared: false)
+        #expect(priv?.hasPrefix("cannot checkpoint: process 5 maps the memfd \"buf\" at 0x1000-0x2000 privately") == true)
+        #expect(Uncarried.mappedContents(pid: 5, kind: .deleted, name: "/tmp/a", place: "0x1000-0x2000", shared: true)?.contains("deleted file /tmp/a") == true)
     }
 
     @Test func aFifoIsCarriedOnlyEmptyAndOfTheDefaultSize() {

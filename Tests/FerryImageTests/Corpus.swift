@@ -226,7 +226,7 @@ enum Corpus {
                 .exact(Int64(s.offset + 4)), "cap")
         }
         // Unknown record types with valid checksums.
-        for (i, t) in [UInt32(0), 7, 0x8000_0000].enumerated() {
+        for (i, t) in [UInt32(0), 8, 0x8000_0000].enumerated() {
             let s = spans[(i * 5) % spans.count]
             add("record type \(t) at \(s.offset)", .poke(at: s.offset, value: UInt64(t), width: 4, reseal: .record(s)),
                 .exact(Int64(s.offset)), "unknown record type")

@@ -62,6 +62,32 @@ struct RoundTripTests {
         try expectSameImage(try ImageIO.readStream(sink.bytes), image)
     }
 
+    /// memfd and deleted-file contents travel in CONTENTS records, byte for
+    /// byte, in both encodings; an fd naming contents the image lacks, or a
+    /// relative path, is refused.
+    @Test func fileContentsRoundTrip() throws {
+        var image = ImageGenerator.make(seed: 41, size: .small)
+        var rng = SplitMix64(seed: 9)
+        let memfd = FileContents(id: 77, kind: .memfd, name: "buf", mode: 0o640, uid: 1, gid: 2, seals: 0x0f, bytes: rng.bytes(10_001))
+        let ghost = FileContents(id: 78, kind: .deleted, name: "/tmp/x.log", mode: 0o600, bytes: [])
+        image.metadata.fileContents = [memfd, ghost]
+        image.metadata.processes[0].files.append(FileDescriptorImage(fd: 900, kind: .regular, flags: 2, path: "/memfd:buf (deleted)"))
+        image.metadata.processes[0].files[image.metadata.processes[0].files.count - 1].contentsID = 77
+        try Validation.validate(image.metadata, name: "contents")
+        try expectSameImage(try ImageIO.readStream(try ImageIO.streamBytes(image)), image)
+        let dir = try ImageIO.temporaryDirectory("rt-contents")
+        defer { ImageIO.remove(dir) }
+        try ImageIO.writeDirectory(image, to: dir)
+        try expectSameImage(try ImageIO.readDirectory(dir), image)
+        // An fd naming contents the image does not hold is refused.
+        var bad = image.metadata
+        bad.processes[0].files[bad.processes[0].files.count - 1].contentsID = 79
+        #expect(throws: ImageError.self) { try Validation.validate(bad, name: "contents") }
+        bad = image.metadata
+        bad.fileContents![1].name = "relative/path"
+        #expect(throws: ImageError.self) { try Validation.validate(bad, name: "contents") }
+    }
+
     /// Runs longer than one record are split (1024 data pages, 2^20 zero
     /// pages a record) and come back as consecutive runs of the same bytes.
     @Test func longRunsAreSplitIntoRecords() throws {
@@ -113,4 +139,16 @@ struct RoundTripTests {
         let meta = try StreamImageReader.read(from: try FileSource(path: path)) { runs.append($0) }
         try expectSameImage(GeneratedImage(metadata: meta, runs: runs), image)
     }
+}
+
+/// A file larger than one CONTENTS record travels in several, in order, and comes back whole.
+@Test func fileContentsLargerThanARecordRoundTrip() throws {
+    var image = ImageGenerator.make(seed: 43, size: .small)
+    var rng = SplitMix64(seed: 11)
+    let big = FileContents(id: 80, kind: .deleted, name: "/tmp/big", mode: 0o600, bytes: rng.bytes(FileContentsRecord.chunkBytes + 4099))
+    image.metadata.fileContents = [big, FileContents(id: 81, kind: .memfd, name: "m", mode: 0o600, bytes: [1, 2, 3])]
+    let back = try ImageIO.readStream(try ImageIO.streamBytes(image))
+    #expect(back.metadata.contents.map(\.id) == [80, 81])
+    #expect(back.metadata.contents.first?.bytes == big.bytes)
+    #expect(back.metadata.contents.last?.bytes.value == [1, 2, 3])
 }

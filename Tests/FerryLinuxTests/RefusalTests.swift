@@ -465,6 +465,41 @@ struct RefusalTests {
         #expect(Self.verdict(ctl) == "PASS\n")
     }
 
+    /// Deleted files whose contents the image cannot carry, each refused by name, the process left
+    /// running: over --ghost-limit, in a directory removed too, mapped as well as held open
+    /// (WorkloadTests' deleted_files carries the others).
+    @Test("a deleted file over the limit, without its directory, or mapped is refused", arguments: [
+        ("big", ["--ghost-limit", "1048576"], "over the 1048576 bytes ferry stores per file: raise --ghost-limit"),
+        ("nodir", [], "is a deleted file whose directory is gone too"),
+        ("mapped", [], "maps the deleted file "),
+    ])
+    func deletedFileIsRefused(_ mode: String, _ options: [String], _ fragment: String) throws {
+        try W.buildWorkloads()
+        let ctl = try Self.makeCtl("ghost-\(mode)")
+        defer { try? FileManager.default.removeItem(atPath: ctl) }
+        let w = try Workload(binary: W.out + "/wl_deleted_files", ctl: ctl, args: [mode])
+        Self.expectRefusal(try Self.ferry(["checkpoint", "\(w.pid)", "-o", ctl + "/img"] + options), fragment)
+        usleep(100_000)
+        Self.expectLeftAlone(w.pid)
+        #expect(Self.verdict(ctl) == "PASS\n")
+    }
+
+    /// A memfd held open and also mapped privately: after a restore the private pages would no longer
+    /// follow the file, so refused by name; the process is left running.
+    @Test func memfdMappedPrivatelyWhileHeldIsRefused() throws {
+        let ctl = try Self.makeCtl("memfd-private")
+        defer { try? FileManager.default.removeItem(atPath: ctl) }
+        let w = try Self.pythonWorkload(ctl, setUp: """
+        import mmap
+        fd = os.memfd_create("wl_private")
+        os.write(fd, b"x" * 4096)
+        m = mmap.mmap(fd, 4096, mmap.MAP_PRIVATE)
+        """, step: "pass")
+        Self.expectRefusal(try Self.ferry(["checkpoint", "\(w.pid)", "-o", ctl + "/img"]), "maps the memfd \"wl_private\" at 0x")
+        usleep(100_000)
+        Self.expectLeftAlone(w.pid)
+    }
+
     /// A shared mapping of a file deleted at its path but still linked under another name: a restore
     /// would map a copy the file no longer sees. Refused, the process left running.
     @Test func sharedMappingOfAFileStillLinkedElsewhereIsRefused() throws {
