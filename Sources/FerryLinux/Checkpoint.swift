@@ -224,6 +224,8 @@ enum ProcessDump {
         let stale = DirtyTracker.leftovers(pid: pid).subtracting(ignoringFDs)
         image.files = try FileState.dump(pid: pid, ignoring: ignoringFDs.union(stale))
         try FileState.dumpPipes(pid: pid, files: image.files, into: &pipes)
+        let cgroups = try CgroupState.dump(pid: pid, threads: threads)
+        image.cgroups = cgroups.process
         PhaseTimer.shared.mark("capture: /proc, files")
 
         // Each thread's mask as frozen; ferry blocks every signal only in a thread
@@ -260,6 +262,7 @@ enum ProcessDump {
                 })
             }
         }
+        for i in image.threads.indices { image.threads[i].cgroups = cgroups.threads[image.threads[i].tid] }
         PhaseTimer.shared.mark("capture: injected (signals, timers, threads)")
         return image
     }
