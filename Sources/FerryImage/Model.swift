@@ -325,6 +325,9 @@ public struct ThreadImage: Codable, Equatable, Sendable {
     /// Scheduling, timer slack, parent-death signal and robust futex list.
     /// Absent from older images.
     public var attributes: ThreadAttributes?
+    /// The thread's cgroups where they differ from its process's (a v1
+    /// hierarchy places threads one by one). Absent: the process's.
+    public var cgroups: [CgroupMembership]?
 
     public init(tid: Int32, nsTids: [Int32] = [], registers: Registers = Registers(), extendedState: ExtendedState? = nil,
                 sigmask: UInt64 = 0, sigaltstack: SignalStack = SignalStack(), rseq: RseqArea? = nil,
@@ -359,6 +362,21 @@ public struct ThreadAttributes: Codable, Equatable, Sendable {
         self.schedPolicy = schedPolicy; self.schedPriority = schedPriority; self.nice = nice
         self.timerSlackNs = timerSlackNs; self.parentDeathSignal = parentDeathSignal
         self.robustListHead = robustListHead; self.robustListLength = robustListLength
+    }
+}
+
+/// The cgroup a task is in, in one hierarchy (a line of /proc/PID/cgroup).
+public struct CgroupMembership: Codable, Equatable, Sendable {
+    /// The v1 hierarchy's controllers, sorted and comma-separated ("cpu,cpuacct",
+    /// "name=systemd"); "" for the v2 unified hierarchy.
+    public var controllers: String
+    /// The cgroup's path from the hierarchy's root ("/" is the root).
+    public var path: String
+    /// The checkpointing ferry was in this same cgroup: a restore leaves the
+    /// task in the restoring ferry's own cgroup of this hierarchy instead.
+    public var checkpointerOwn: Bool?
+    public init(controllers: String, path: String, checkpointerOwn: Bool? = nil) {
+        self.controllers = controllers; self.path = path; self.checkpointerOwn = checkpointerOwn
     }
 }
 
@@ -547,6 +565,8 @@ public struct ProcessImage: Codable, Equatable, Sendable {
     public var xcompPermitted: UInt64?
     /// OOM score, THP, subreaper, no_new_privs, loginuid. Absent from older images.
     public var attributes: ProcessAttributes?
+    /// The cgroup of the process in each hierarchy (/proc/PID/cgroup). Absent from older images.
+    public var cgroups: [CgroupMembership]?
 
     public init(pid: Int32, nsPids: [Int32] = [], ppid: Int32 = 0, pgid: Int32 = 0, sid: Int32 = 0, comm: String = "",
                 credentials: Credentials = Credentials(), exe: FileIdentity? = nil, cwd: String = "/", root: String = "/",

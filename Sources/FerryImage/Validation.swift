@@ -59,8 +59,10 @@ public enum Validation {
             guard p.files.count <= maxFiles else { throw fail("\(who) has \(p.files.count) files, over the limit") }
             try validateMappings(p.mappings, who: who, fail: fail)
             try validatePaths(p, who: who, file: name)
+            try validateCgroups(p.cgroups ?? [], who: who, fail: fail)
             var tids = Set<Int32>()
             for t in p.threads {
+                try validateCgroups(t.cgroups ?? [], who: "\(who) thread \(t.tid)", fail: fail)
                 guard t.tid > 0, tids.insert(t.tid).inserted else { throw fail("\(who): thread \(t.tid) invalid or repeated") }
                 if let x = t.extendedState {
                     guard x.area.count >= 512, x.area.count <= maxXSaveSize else {
@@ -127,6 +129,24 @@ public enum Validation {
             case .directory, .characterDevice, .fifo:
                 try ImagePath.check(f.path, as: .absolute, field: "\(who): path of fd \(f.fd)", in: file)
             default: break
+            }
+        }
+    }
+
+    /// Hierarchies are named by controllers (no '/', ':' or NUL) and listed
+    /// once; a cgroup path becomes a directory under a mount point, so it
+    /// must be absolute and normalized.
+    static func validateCgroups(_ list: [CgroupMembership], who: String, fail: (String) -> ImageError) throws {
+        guard list.count <= 64 else { throw fail("\(who): \(list.count) cgroup hierarchies, over the limit of 64") }
+        var seen = Set<String>()
+        for m in list {
+            let name = ImagePath.quoted(m.controllers)
+            guard m.controllers.utf8.count <= 255, !m.controllers.contains(where: { $0 == "/" || $0 == ":" || $0 == "\0" || $0 == "\n" }) else {
+                throw fail("\(who): cgroup hierarchy \(name) is not a controller list")
+            }
+            guard seen.insert(m.controllers).inserted else { throw fail("\(who): cgroup hierarchy \(name) is listed twice") }
+            if let why = ImagePath.problem(m.path, as: .absolute) {
+                throw fail("\(who): cgroup path \(ImagePath.quoted(m.path)) of hierarchy \(name) is refused: \(why)")
             }
         }
     }

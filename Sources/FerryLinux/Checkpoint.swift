@@ -229,6 +229,8 @@ enum ProcessDump {
         image.files = try FileState.dump(pid: pid, ignoring: ignoringFDs.union(stale))
         try FileState.dumpPipes(pid: pid, files: image.files, into: &pipes)
         try FileContentsState.dump(pid: pid, files: image.files, into: &contents)
+        let cgroups = try CgroupState.dump(pid: pid, threads: threads)
+        image.cgroups = cgroups.process
         PhaseTimer.shared.mark("capture: /proc, files")
 
         // Each thread's mask as frozen; ferry blocks every signal only in a thread
@@ -265,6 +267,7 @@ enum ProcessDump {
                 })
             }
         }
+        for i in image.threads.indices { image.threads[i].cgroups = cgroups.threads[image.threads[i].tid] }
         PhaseTimer.shared.mark("capture: injected (signals, timers, threads)")
         return image
     }

@@ -154,6 +154,9 @@ final class ContainerRestore {
     private(set) var procsFiles: [String] = []
     /// The leaf cgroup directories, for the result.
     private(set) var leaves: [String] = []
+    /// The mount points of the hierarchies it places the root in (the
+    /// cgroup membership restore leaves those to it).
+    private(set) var mountPoints: Set<String> = []
     private(set) var notes: [String] = []
 
     var spec: ContainerSpec { record.spec }
@@ -250,6 +253,7 @@ final class ContainerRestore {
             }
             procsFiles.append(leaf + "/cgroup.procs")
             leaves.append(leaf)
+            mountPoints.insert(mp)
         }
         if !v2Writes.isEmpty, let root = mounts.v2 {
             let parent = root + "/ferry"
@@ -265,16 +269,14 @@ final class ContainerRestore {
             for w in v2Writes { try writeFile(leaf + "/" + w.file, w.value) }
             procsFiles.append(leaf + "/cgroup.procs")
             leaves.append(leaf)
+            mountPoints.insert(root)
         }
         for leaf in leaves { notes.append("container: cgroup \(leaf)") }
     }
 
     /// A new v1 cpuset has no cpus or mems; it takes its parent's.
     private func inheritCpuset(from: String, to: String) throws {
-        for f in ["cpuset.cpus", "cpuset.mems"] {
-            let current = ((try? ProcFS.text(to + "/" + f)) ?? "").trimmingWhitespace()
-            if current.isEmpty, let v = try? ProcFS.text(from + "/" + f) { try writeFile(to + "/" + f, v.trimmingWhitespace()) }
-        }
+        try CgroupFiles.inheritCpuset(from: from, to: to, write: writeFile)
     }
 
     private func makeDir(_ path: String) throws {

@@ -393,11 +393,12 @@ public enum FileState {
             try place(ep, f, keep: false)
             try placeDups(of: [f.fd])
         }
-        try FileLockState.restore(files, injector: injector, scratch: scratch)
         // The pool (above the image's fds).
         if pool.slots.base < pool.slots.end {
             _ = try injector.raw(436 /* close_range */, [UInt64(pool.slots.base), UInt64(pool.slots.end - 1), 0])
         }
+        // Locks last: closing any fd of a file drops the process's POSIX locks on it, the pool's too.
+        try FileLockState.restore(files, injector: injector, scratch: scratch)
     }
 
     /// Kinds `openByPath` opens.

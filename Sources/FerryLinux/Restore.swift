@@ -93,6 +93,7 @@ public final class PhasedRestore {
     private let child: SpawnedProcess
     private var created: [SpawnedProcess]
     private let container: ContainerRestore?
+    private let cgroups: CgroupPlacement
     private var builders: [Int32: ProcessBuilder] = [:]
     private var order: [ProcessBuilder] = []
     private let pool: FileState.PipePool
@@ -113,6 +114,12 @@ public final class PhasedRestore {
         let sharedMemory = try SharedMemoryRestore.plan(meta)
         let container = try ctRecord.map { try ContainerRestore.prepare($0, leafName: ContainerState.leafName($0.spec, restorer: getpid())) }
         self.container = container
+        do {
+            cgroups = try CgroupPlacement.prepare(meta, skipping: container?.mountPoints ?? [])
+        } catch {
+            container?.remove()
+            throw error
+        }
         let wanted = options.newPidNamespace ? (root.nsPids.last ?? root.pid) : root.pid
         // In a fresh pid namespace the tree also gets a fresh time namespace
         // whose CLOCK_MONOTONIC/BOOTTIME go on from the source's (another
@@ -131,6 +138,7 @@ public final class PhasedRestore {
         result.notes += container?.notes ?? []
         result.namespaceInit = child.reaper
         do {
+            try cgroups.place(process: root.pid, as: child.pid)
             let target = options.targetLayout.layout
             let rootBuilder = try ProcessBuilder(child: child, image: root, meta: meta, target: target)
             try rootBuilder.closeInherited()
@@ -148,6 +156,7 @@ public final class PhasedRestore {
                 for c in meta.processes where c.ppid == parent.image.pid && builders[c.pid] == nil && c.pid != root.pid {
                     let b = try parent.forkChild(c, newPidNamespace: options.newPidNamespace, target: target)
                     created.append(b.child)
+                    try cgroups.place(process: c.pid, as: b.child.pid)
                     try b.startSession()
                     builders[c.pid] = b
                     order.append(b)
@@ -165,6 +174,7 @@ public final class PhasedRestore {
             for c in created.dropFirst() { kill(c.pid, SIGKILL) }
             child.abandon()
             container?.remove()
+            cgroups.remove()
             throw error
         }
     }
@@ -222,6 +232,9 @@ public final class PhasedRestore {
         for (a, b) in zip(preliminary.processes, final.processes) where a.mappings != b.mappings {
             return "process \(b.pid) changed its mappings during pre-copy"
         }
+        for (a, b) in zip(preliminary.processes, final.processes) where a.cgroups != b.cgroups {
+            return "process \(b.pid) moved to another cgroup during pre-copy"
+        }
         if let why = InetSocket.sharedSocketsChanged(preliminary: preliminary, final: final) { return why }
         return nil
     }
@@ -237,6 +250,7 @@ public final class PhasedRestore {
         if order.contains(where: { $0.adaptation != nil }) {
             throw FerryError("cannot complete the restore with an adapted layout after pre-copy")
         }
+        try cgroups.update(final)
         for p in final.processes { builders[p.pid]?.image = p }
         meta = final
     }
@@ -254,6 +268,7 @@ public final class PhasedRestore {
                 result.notes += try b.restoreProcessState(pool: pool, rootExe: meta.processes[0].exe?.path ?? "")
                 phases.mark("complete: fds, signals, layout")
                 try b.createThreads()
+                try cgroups.placeThreads(of: b.image, live: { try b.restoredThread($0).tid })
                 phases.mark("complete: threads, timers, credentials")
             }
             // Every process ready before any runs: a ferry killed in the few detach calls
@@ -278,6 +293,7 @@ public final class PhasedRestore {
         for c in created.dropFirst() { kill(c.pid, SIGKILL) }
         child.abandon()
         container?.remove()
+        cgroups.remove()
     }
 }
 

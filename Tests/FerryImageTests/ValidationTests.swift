@@ -26,6 +26,21 @@ struct ValidationTests {
         #expect(message?.contains("epoll fd 900 watches invalid fd -5") == true, "\(String(describing: message))")
     }
 
+    /// A cgroup path becomes a directory under a mount point: it never climbs out of it.
+    @Test(arguments: [("freezer", "/a/../../etc", "has a \"..\" component"), ("freezer", "relative", "not an absolute path"),
+                      ("free/zer", "/", "not a controller list"), ("", "/a\u{0}b", "NUL")])
+    func damagedCgroupMembershipIsRefused(controllers: String, path: String, why: String) {
+        let message = Self.refusal { p in p.cgroups = [CgroupMembership(controllers: controllers, path: path)] }
+        #expect(message?.contains(why) == true, "\(String(describing: message))")
+        let thread = Self.refusal { p in p.threads[0].cgroups = [CgroupMembership(controllers: controllers, path: path)] }
+        #expect(thread?.contains(why) == true, "\(String(describing: thread))")
+    }
+
+    @Test func aHierarchyListedTwiceIsRefused() {
+        let message = Self.refusal { p in p.cgroups = [CgroupMembership(controllers: "pids", path: "/a"), CgroupMembership(controllers: "pids", path: "/b")] }
+        #expect(message?.contains("listed twice") == true, "\(String(describing: message))")
+    }
+
     @Test(arguments: [Int32(-1), 3, Int32.min])
     func invalidIntervalTimerIsRefused(which: Int32) {
         let message = Self.refusal { p in p.timers = [IntervalTimer(which: which, intervalNs: 0, valueNs: 1000)] }

@@ -16,7 +16,7 @@ struct WorkloadTests {
         "anon_pattern", "anon_pattern 256 32", "heap_grow", "file_map_private", "file_map_shared", "mprotect",
         "threads_tls", "fork_pipe", "append_log", "pipe_inflight", "signals", "sigaltstack", "sleep_syscall", "fpu_regs",
         "fpu_regs sse", "rseq_cpu", "getpid_same", "cmdline_same", "itimer", "stack_pointers", "clock_loop", "python_loop",
-        "event_fds", "shared_file", "attributes", "sessions", "shm_single", "shm_single alias", "shm_fork file", "shm_fork anon", "shm_fork memfd", "shm_tree", "high_fds", "unix_sockets", "unix_listeners", "sigmask_wait", "pipe_size", "membarrier_reg", "file_locks",
+        "event_fds", "shared_file", "attributes", "sessions", "shm_single", "shm_single alias", "shm_fork file", "shm_fork anon", "shm_fork memfd", "shm_tree", "high_fds", "unix_sockets", "unix_listeners", "sigmask_wait", "pipe_size", "membarrier_reg", "file_locks", "file_locks shared",
         "memfd_fds", "deleted_files",
     ]
 

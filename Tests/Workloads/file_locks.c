@@ -2,13 +2,17 @@
  * locks on another (read on bytes 10-19, write from 100 to EOF) and an OFD
  * write lock on a third. At stop a forked child, through its own opens,
  * finds every lock still held: flock and OFD conflict, and F_GETLK reports
- * each POSIX range with the process as owner (and no lock elsewhere). */
+ * each POSIX range with the process as owner (and no lock elsewhere).
+ * With "shared", a child forked after the locks holds the same open files
+ * (so a restore opens them once and both inherit them) until stop. */
 #include "wl.h"
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/wait.h>
 
 static char pa[PATH_MAX], pb[PATH_MAX], pc[PATH_MAX];
 static int fa, fb, fc;
+static pid_t holder;
 
 static int lk(int fd, int cmd, short type, off_t start, off_t len)
 {
@@ -60,6 +64,10 @@ static void step(void)
 
 static void final(void)
 {
+	if (holder > 0) {
+		kill(holder, SIGKILL);
+		waitpid(holder, NULL, 0);
+	}
 	step();
 	pid_t parent = getpid(), p = fork();
 	if (p == 0)
@@ -90,6 +98,14 @@ int main(int argc, char **argv)
 		wl_setup_fail("POSIX locks");
 	if (lk(fc, F_OFD_SETLK, F_WRLCK, 0, 0))
 		wl_setup_fail("OFD lock");
+	if (argc > 2 && !strcmp(argv[2], "shared")) {
+		holder = fork();
+		if (holder < 0)
+			wl_setup_fail("fork");
+		if (holder == 0)
+			for (;;)
+				pause();
+	}
 	wl_ready();
 	wl_loop(step, final, 1000);
 }

@@ -9,6 +9,7 @@
 # bounds the restore (seconds on hardware; under qemu TCG a 256 MiB restore
 # took over 300 s). DAMAGE=flip|truncate damages
 # pages.img before the restore, which must then refuse it (PASS if it does).
+# BEFORE_RESTORE is shell code run between checkpoint and restore.
 set -u
 # Orphans of the killed tree must be reaped at once (their pids are restored).
 if [ -z "${FERRY_UNDER_REAPER:-}" ]; then
@@ -62,6 +63,9 @@ else
 	{ wait "$pid"; } 2>/dev/null
 	origpid=$pid
 	pid=""
+	# BEFORE_RESTORE: shell code run (eval) between the checkpoint and the
+	# restore, e.g. to take away what the restore must re-create.
+	[ -n "${BEFORE_RESTORE:-}" ] && eval "$BEFORE_RESTORE"
 	if [ -n "${DAMAGE:-}" ]; then
 		# DAMAGE=flip|truncate: a damaged pages.img must be refused with one
 		# line, and nothing restored may be left running.
