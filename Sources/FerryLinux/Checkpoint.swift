@@ -195,7 +195,8 @@ enum ProcessDump {
         try AttributeState.refuseSharedResources(processes.map(\.pid))
         try JobControl.refuseOutsideLeaders(processes, shellJob: shellJob)
         FileState.markSharedAcrossProcesses(&processes)
-        try UnixSocket.checkTree(processes)
+        try UnixSocket.checkTree(&processes)
+        try InetSocket.checkTree(&processes)
     }
 
     static func capture(pid: Int32, threads: [Int32], pipes: inout [UInt64: PipeData], ignoringFDs: Set<Int32> = [],
