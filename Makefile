@@ -2,7 +2,7 @@
 # Debian 12 machine as root: `deps` installs what is missing.
 SWIFT ?= swift
 SWIFT_FLAGS ?=
-APT_PKGS := libelf-dev libbsd-dev gcc make iproute2 python3-pip openssl memcached redis-server redis-tools
+APT_PKGS := libelf-dev libbsd-dev gcc make iproute2 python3-pip openssl memcached redis-server redis-tools nginx-light
 .PHONY: all deps build test demo bench clean kernel-check vm-pkgs vm-deps vm-test vm-smoke guest-test fuzz
 
 all: build

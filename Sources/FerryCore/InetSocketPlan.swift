@@ -302,23 +302,70 @@ public enum InetSocketPlan {
         }
         guard s.tcp == nil else { throw bad("TCP connection state on a socket in state \"\(s.state)\"") }
         var out: [Step] = [.socket(family: s.family, type: s.type, proto: s.proto)] + optionSteps
+        /// bind(2) with the temporary options the record asks for around it.
+        func bind(_ l: InetEndpoint) -> [Step] {
+            var around: [Step] = []
+            if s.portSharedInTree == true, value(s, reusePort) != 1 { around.append(.setsockopt(level: reusePort.level, name: reusePort.name, value: 1)) }
+            let free = freeBind(family: s.family)
+            let temporaryFree = s.nonLocalAddress == true && value(s, free) != 1
+            if temporaryFree { around.append(.setsockopt(level: free.level, name: free.name, value: 1)) }
+            around.append(.bind(sockaddr(family: s.family, l)))
+            if temporaryFree { around.append(.setsockopt(level: free.level, name: free.name, value: 0)) }
+            return around
+        }
         switch (tcp, s.state) {
         case (true, "listen"):
             guard let l = s.local else { throw bad("a listening socket with no address") }
             guard let backlog = s.backlog, backlog >= 0, backlog <= maxBacklog else { throw bad("backlog \(s.backlog.map(String.init) ?? "missing")") }
             guard s.peer == nil else { throw bad("a listening socket with a peer") }
-            out += [.bind(sockaddr(family: s.family, l)), .listen(backlog)]
+            out += bind(l) + [.listen(backlog)]
         case (true, "closed"), (false, "bound"):
             guard s.peer == nil else { throw bad("an unconnected socket with a peer") }
-            if let l = s.local { out.append(.bind(sockaddr(family: s.family, l))) }
+            if let l = s.local { out += bind(l) }
         case (false, "connected"):
             guard let p = s.peer else { throw bad("a connected UDP socket with no peer") }
-            if let l = s.local { out.append(.bind(sockaddr(family: s.family, l))) }
+            if let l = s.local { out += bind(l) }
             out.append(.connect(sockaddr(family: s.family, p)))
         default:
             throw bad("state \"\(s.state)\" for a \(tcp ? "TCP" : "UDP") socket")
         }
         return out + shut
+    }
+
+    /// (level, name) of SO_REUSEPORT, and of IP_FREEBIND / IPV6_FREEBIND for `family`.
+    public static let reusePort = (level: solSocket, name: Int32(15))
+    public static func freeBind(family: Int32) -> (level: Int32, name: Int32) {
+        family == afInet6 ? (solIPv6, 78) : (solIP, 15)
+    }
+
+    /// The recorded value of an option (nil: as on a fresh socket).
+    public static func value(_ s: InetSocketImage, _ o: (level: Int32, name: Int32)) -> Int32? {
+        s.options.last { $0.level == o.level && $0.name == o.name }?.value
+    }
+
+    /// The calls that put back what `steps` set only for bind: SO_REUSEPORT
+    /// as recorded, once every socket sharing the port is bound.
+    public static func settleSteps(_ s: InetSocketImage) -> [Step] {
+        guard s.tcp == nil, s.local != nil, s.portSharedInTree == true, value(s, reusePort) != 1 else { return [] }
+        return [.setsockopt(level: reusePort.level, name: reusePort.name, value: 0)]
+    }
+
+    /// Which of `sockets` share a port with another (same type, port not 0,
+    /// established connections aside: repair mode binds them regardless).
+    /// Sharing one took SO_REUSEPORT (or, for UDP, SO_REUSEADDR) when they were bound.
+    public static func sharedPorts<K: Hashable>(_ sockets: [(key: K, socket: InetSocketImage)]) -> Set<K> {
+        var byPort: [[Int32]: [K]] = [:]
+        for (k, s) in sockets where s.tcp == nil {
+            guard let l = s.local, l.port != 0 else { continue }
+            byPort[[s.type, Int32(l.port)], default: []].append(k)
+        }
+        return Set(byPort.values.filter { $0.count > 1 }.joined())
+    }
+
+    /// The refusal for a socket bound with SO_REUSEPORT whose port a socket
+    /// outside the tree shares: restored, it would join that socket's group.
+    public static func reusePortOutside(_ s: InetSocketImage, outsideInode: UInt64) -> String {
+        "\(describe(Facts(family: s.family, type: s.type, proto: s.proto, local: s.local, peer: s.peer))) shares its port through SO_REUSEPORT with socket:[\(outsideInode)], held by a process outside the tree; restored, it would share the port with that socket — checkpoint every process that shares the port together, or stop the other one"
     }
 
     /// The transmit and receive queue sizes (bytes) of the socket with

@@ -21,7 +21,8 @@ public enum UnixSocketRefusal: Error, Equatable, CustomStringConvertible {
         switch self {
         case let .peerOutside(pid, fd, inode, peer, name):
             let who = name.map { " (bound to \(UnixSocketPlan.printable($0)))" } ?? ""
-            return "cannot checkpoint \(pid): fd \(fd) is a unix socket (socket:[\(inode)]) whose peer socket:[\(peer)]\(who) is outside the tree; checkpoint the process holding the peer with it, or close the socket"
+            let ext = name == nil ? "" : ", or pass --ext-unix-sk to connect it to \(UnixSocketPlan.printable(name!)) again on restore"
+            return "cannot checkpoint \(pid): fd \(fd) is a unix socket (socket:[\(inode)]) whose peer socket:[\(peer)]\(who) is outside the tree; checkpoint the process holding the peer with it\(ext), or close the socket"
         case let .notAPair(pid, fd, inode, peer):
             return "unix socket fd \(fd) of process \(pid) (socket:[\(inode)]) and its peer socket:[\(peer)] do not form a pair of the same type"
         case let .inconsistent(pid, fd, inode):
@@ -53,7 +54,7 @@ public enum UnixSocketPlan {
             }
         }
         var out: [(UnixSocketImage, UnixSocketImage)] = []
-        for e in ends where e.socket.listenBacklog == nil {
+        for e in ends where e.socket.listenBacklog == nil && e.socket.externalPeer == nil {
             let s = e.socket
             guard let p = byInode[s.peer] else {
                 throw UnixSocketRefusal.peerOutside(pid: e.pid, fd: e.fd, inode: s.inode, peer: s.peer, peerName: peerName(s.peer))
@@ -62,10 +63,34 @@ public enum UnixSocketPlan {
                 throw UnixSocketRefusal.notAPair(pid: e.pid, fd: e.fd, inode: s.inode, peer: s.peer)
             }
         }
-        for (inode, s) in byInode where s.listenBacklog == nil && inode < s.peer {
+        for (inode, s) in byInode where s.listenBacklog == nil && s.externalPeer == nil && inode < s.peer {
             if let p = byInode[s.peer] { out.append((s, p)) }
         }
         return out.sorted { $0.0.inode < $1.0.inode }
+    }
+
+    /// The sockets connected to a peer outside the tree (`--ext-unix-sk`), each once, in inode order.
+    public static func externals(_ ends: [UnixSocketEnd]) -> [UnixSocketImage] {
+        var seen = Set<UInt64>()
+        return ends.compactMap { e in e.socket.externalPeer != nil && seen.insert(e.socket.inode).inserted ? e.socket : nil }
+            .sorted { $0.inode < $1.inode }
+    }
+
+    /// Why a socket whose peer is outside the tree cannot be reconnected with
+    /// `--ext-unix-sk` (the words after "fd N"), or nil when it can.
+    public static func externalRefusal(_ s: UnixSocketImage, peerName: [UInt8]?) -> String? {
+        guard let n = peerName, !n.isEmpty else {
+            return "is a unix socket (socket:[\(s.inode)]) whose peer socket:[\(s.peer)] outside the tree has no name, so --ext-unix-sk cannot connect it again; checkpoint the peer's process with it, or close the socket"
+        }
+        let shown = printable(String(decoding: n, as: UTF8.self))
+        if s.type == UnixSocketImage.seqpacket {
+            return "is a seqpacket unix socket connected to \(shown) outside the tree; --ext-unix-sk reconnects stream and datagram sockets only"
+        }
+        if !s.queue.isEmpty {
+            let bytes = s.queue.reduce(0) { $0 + $1.count }
+            return "is a unix socket connected to \(shown) outside the tree with \(bytes) byte(s) it sent not yet read; ferry cannot queue them again from that peer — let the program read them first"
+        }
+        return nil
     }
 
     /// The listening sockets to create, each once, in inode order.

@@ -23,6 +23,14 @@ public struct InetSocketImage: Codable, Equatable, Sendable {
     public var shutdown: Int32?
     /// An established TCP connection (state "established"), read in TCP_REPAIR mode.
     public var tcp: TCPConnectionState?
+    /// Another socket of the tree is bound to the same port (same type): the
+    /// restore binds with SO_REUSEPORT on and puts the recorded value back
+    /// once every socket of the process (or of the tree's pool) is bound.
+    public var portSharedInTree: Bool?
+    /// The bound address was not an address of the host at checkpoint (bound
+    /// with IP_FREEBIND/IP_TRANSPARENT, or removed since): the restore binds
+    /// with IP_FREEBIND on and puts the recorded value back after bind.
+    public var nonLocalAddress: Bool?
 
     public init(family: Int32, type: Int32, proto: Int32, state: String, local: InetEndpoint? = nil,
                 peer: InetEndpoint? = nil, backlog: Int32? = nil, options: [SocketOptionValue] = []) {

@@ -34,6 +34,10 @@ public struct UnixSocketImage: Codable, Equatable, Sendable {
     public var pathOwner: UInt32?
     public var pathGroup: UInt32?
     public var pathRemoved: Bool?
+    /// The peer is outside the tree and the user named it external
+    /// (`--ext-unix-sk`): the name it is bound to (sun_path bytes: a path,
+    /// or NUL and an abstract name), connected to again on restore.
+    public var externalPeer: Bytes?
 
     public init(inode: UInt64, peer: UInt64, type: Int32, sendBuffer: Int32, receiveBuffer: Int32,
                 passCredentials: Bool, peekOffset: Int32, shutdown: UInt8, queue: [[UInt8]]) {
@@ -63,6 +67,10 @@ public struct UnixSocketImage: Codable, Equatable, Sendable {
         } else {
             guard path == nil else { return "socket \(inode): a path name on a socket that is not listening" }
             guard inode != 0, peer != 0, peer != inode else { return "socket inode \(inode) / peer \(peer) invalid" }
+            if let e = externalPeer {
+                guard (1...108).contains(e.count), e.value.first == 0 || !e.value.contains(0) else { return "socket \(inode): external peer name of \(e.count) bytes invalid" }
+                guard queue.isEmpty, type == Self.stream || type == Self.datagram else { return "socket \(inode): an external peer on a \(type == Self.seqpacket ? "seqpacket " : "")socket with data queued" }
+            }
         }
         guard (0...Self.maxBuffer).contains(sendBuffer), (0...Self.maxBuffer).contains(receiveBuffer) else {
             return "socket buffer sizes \(sendBuffer)/\(receiveBuffer) out of range"

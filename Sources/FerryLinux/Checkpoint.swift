@@ -198,7 +198,8 @@ enum ProcessDump {
         try AttributeState.refuseSharedResources(processes.map(\.pid))
         try JobControl.refuseOutsideLeaders(processes, shellJob: shellJob)
         FileState.markSharedAcrossProcesses(&processes)
-        try UnixSocket.checkTree(processes)
+        try UnixSocket.checkTree(&processes)
+        try InetSocket.checkTree(&processes)
     }
 
     static func capture(pid: Int32, threads: [Int32], pipes: inout [UInt64: PipeData], contents: inout [UInt64: FileContents],

@@ -286,6 +286,13 @@ public enum FileState {
                 pool.shared[id] = slot
             }
         }
+        // Every socket of the pool is bound: SO_REUSEPORT as recorded.
+        for p in processes {
+            for f in p.files where f.sharedWith == nil {
+                guard let s = f.inet, let slot = f.treeShareID.flatMap({ pool.shared[$0] }) else { continue }
+                try InetSocket.settle(s, fd: slot, injector: injector, scratch: scratch)
+            }
+        }
         return pool
     }
 
@@ -379,6 +386,10 @@ public enum FileState {
             } else {
                 try place(try openInProcess(f, objects: objects, injector: injector, scratch: scratch), f, keep: false)
             }
+        }
+        // Every socket of the process is bound: SO_REUSEPORT as recorded.
+        for f in primaries where f.treeShareID == nil {
+            if let s = f.inet { try InetSocket.settle(s, fd: f.fd, injector: injector, scratch: scratch) }
         }
         try placeDups(of: Set(primaries.filter { $0.kind != .epoll }.map(\.fd)))
         // epoll last: its watches name the final fd numbers, other epolls' included.

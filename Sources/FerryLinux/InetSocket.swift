@@ -80,6 +80,7 @@ public enum InetSocket {
                                       peer: state == "connected" || state == "established" ? f.peer : nil,
                                       backlog: state == "listen" ? seen.backlog : nil, options: seen.options)
             if let bits = f.shutdown, bits != 0 { img.shutdown = Int32(bits) }
+            if state != "established", let l = local, !isLocalAddress(family: f.family, l) { img.nonLocalAddress = true }
             if state == "established" { img.tcp = try TCPRepair.capture(pid: pid, fd: fd) }
             return img
         }
@@ -216,10 +217,12 @@ public enum InetSocket {
 
     // MARK: reading
 
-    /// The socket's shutdown bits (1 receive, 2 send) from sock_diag
-    /// (INET_DIAG_SHUTDOWN), found by inode among the sockets of `family`
-    /// and `proto` in ferry's network namespace; nil when it cannot be read.
-    static func shutdownBits(family: Int32, proto: Int32, inode: UInt64) -> UInt8? {
+    /// One socket sock_diag lists: inode (0 for a TIME_WAIT one), local port, TCP state, shutdown bits.
+    struct DiagEntry { var inode: UInt64; var port: UInt16; var state: UInt8; var shutdown: UInt8 }
+
+    /// Every socket of `family` and `proto` in ferry's network namespace, from
+    /// sock_diag (inet_diag_req_v2, all states); nil when it cannot be read.
+    static func diagSockets(family: Int32, proto: Int32) -> [DiagEntry]? {
         let nl = socket(16 /* AF_NETLINK */, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 4 /* NETLINK_SOCK_DIAG */)
         guard nl >= 0 else { return nil }
         defer { close(nl) }
@@ -233,6 +236,7 @@ public enum InetSocket {
         put32(0xffff_ffff, 20)
         guard req.withUnsafeBytes({ send(nl, $0.baseAddress, 72, 0) }) == 72 else { return nil }
         var buf = [UInt8](repeating: 0, count: 1 << 16)
+        var out: [DiagEntry] = []
         while true {
             let n = buf.withUnsafeMutableBytes { recv(nl, $0.baseAddress, $0.count, 0) }
             guard n > 0 else { return nil }
@@ -240,20 +244,102 @@ public enum InetSocket {
             while off + 16 <= n {
                 let len = Int(le32(buf, off)), type = UInt16(buf[off + 4]) | UInt16(buf[off + 5]) << 8
                 guard len >= 16, off + len <= n else { return nil }
-                if type == 3 /* NLMSG_DONE */ || type == 2 /* NLMSG_ERROR */ { return nil }
-                // inet_diag_msg (72 bytes) after the header; idiag_inode at 68.
-                if len >= 16 + 72, UInt64(le32(buf, off + 16 + 68)) == inode {
-                    var a = off + 16 + 72
+                if type == 3 /* NLMSG_DONE */ { return out }
+                if type == 2 /* NLMSG_ERROR */ { return nil }
+                // inet_diag_msg (72 bytes) after the header: state at 1, sport (big-endian) at 4, idiag_inode at 68.
+                if len >= 16 + 72 {
+                    let m = off + 16
+                    var e = DiagEntry(inode: UInt64(le32(buf, m + 68)), port: UInt16(buf[m + 4]) << 8 | UInt16(buf[m + 5]), state: buf[m + 1], shutdown: 0)
+                    var a = m + 72
                     while a + 4 <= off + len {
                         let alen = Int(UInt16(buf[a]) | UInt16(buf[a + 1]) << 8), atype = UInt16(buf[a + 2]) | UInt16(buf[a + 3]) << 8
                         guard alen >= 4 else { break }
-                        if atype == 8 /* INET_DIAG_SHUTDOWN */, alen >= 5 { return buf[a + 4] }
+                        if atype == 8 /* INET_DIAG_SHUTDOWN */, alen >= 5 { e.shutdown = buf[a + 4] }
                         a += (alen + 3) & ~3
                     }
-                    return 0
+                    out.append(e)
                 }
                 off += (len + 3) & ~3
             }
+        }
+    }
+
+    /// The socket's shutdown bits (1 receive, 2 send) from sock_diag
+    /// (INET_DIAG_SHUTDOWN), found by inode among the sockets of `family`
+    /// and `proto` in ferry's network namespace; nil when it cannot be read.
+    static func shutdownBits(family: Int32, proto: Int32, inode: UInt64) -> UInt8? {
+        diagSockets(family: family, proto: proto)?.first { $0.inode == inode }?.shutdown
+    }
+
+    /// Whether `e` is an address of this host: a fresh socket of `family`
+    /// binds to it (port 0) without IP_FREEBIND. A wildcard address is.
+    static func isLocalAddress(family: Int32, _ e: InetEndpoint) -> Bool {
+        if e.address.allSatisfy({ $0 == 0 }) { return true }
+        let s = socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard s >= 0 else { return true }
+        defer { close(s) }
+        var probe = e
+        probe.port = 0
+        let addr = InetSocketPlan.sockaddr(family: family, probe)
+        let r = addr.withUnsafeBytes { Glibc.bind(s, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(addr.count)) }
+        return !(r != 0 && errno == EADDRNOTAVAIL)
+    }
+
+    /// Decisions over the whole tree's TCP/UDP sockets: a socket bound with
+    /// SO_REUSEPORT whose port a socket outside the tree shares is refused
+    /// by name; sockets of the tree that share a port are marked
+    /// (`portSharedInTree`) so that the restore can bind them all.
+    static func checkTree(_ processes: inout [ProcessImage]) throws {
+        var treeInodes = Set<UInt64>()
+        var sockets: [(key: [Int], socket: InetSocketImage)] = []
+        var sharedIDs = Set<UInt64>()
+        for (pi, p) in processes.enumerated() {
+            for (fi, f) in p.files.enumerated() where f.kind == .socket {
+                if let i = socketInode(f.path) { treeInodes.insert(i) }
+                // One entry per socket: a dup, or the same socket in another process, is not another.
+                guard let s = f.inet, f.sharedWith == nil else { continue }
+                if let id = f.treeShareID, !sharedIDs.insert(id).inserted { continue }
+                sockets.append(([pi, fi], s))
+            }
+        }
+        var listed: [Int32: [DiagEntry]] = [:]
+        for (k, s) in sockets where s.tcp == nil && InetSocketPlan.value(s, InetSocketPlan.reusePort) == 1 {
+            guard let port = s.local?.port, port != 0 else { continue }
+            let tcp = s.type == InetSocketPlan.sockStream
+            let proto = tcp ? InetSocketPlan.ipprotoTCP : InetSocketPlan.ipprotoUDP
+            for family in [InetSocketPlan.afInet, InetSocketPlan.afInet6] {
+                let key = family * 100 + proto
+                if listed[key] == nil { listed[key] = diagSockets(family: family, proto: proto) ?? [] }
+                // A TCP socket outside the tree on this port that is not a connection (a listener, or bound).
+                let other = listed[key]!.first { $0.port == port && $0.inode != 0 && !treeInodes.contains($0.inode) && (!tcp || $0.state == 10 || $0.state == 7) }
+                if let o = other {
+                    let p = processes[k[0]]
+                    throw FerryError("cannot checkpoint \(p.pid): fd \(p.files[k[1]].fd): \(InetSocketPlan.reusePortOutside(s, outsideInode: o.inode))")
+                }
+            }
+        }
+        let marked = InetSocketPlan.sharedPorts(sockets)
+        let markedIDs = Set(marked.compactMap { processes[$0[0]].files[$0[1]].treeShareID })
+        for k in marked { processes[k[0]].files[k[1]].inet?.portSharedInTree = true }
+        // The same socket in other processes (treeShareID) and dups carry the same record.
+        for pi in processes.indices {
+            for fi in processes[pi].files.indices {
+                let f = processes[pi].files[fi]
+                if let id = f.treeShareID, markedIDs.contains(id) { processes[pi].files[fi].inet?.portSharedInTree = true }
+                guard let twin = f.sharedWith,
+                      let rec = processes[pi].files.first(where: { $0.fd == twin && $0.sharedWith == nil })?.inet else { continue }
+                processes[pi].files[fi].inet = rec
+            }
+        }
+    }
+
+    /// Puts back on the restored socket at `fd` what its bind needed
+    /// temporarily (SO_REUSEPORT off as recorded).
+    static func settle(_ s: InetSocketImage, fd: Int32, injector: Injector, scratch: ScratchArea) throws {
+        for case .setsockopt(let level, let name, let value) in InetSocketPlan.settleSteps(s) {
+            try injector.memory.write(scratch.data, withUnsafeBytes(of: value.littleEndian, Array.init))
+            try injector.call(54 /* setsockopt */, [UInt64(fd), UInt64(level), UInt64(name), scratch.data, 4],
+                              "setsockopt(\(level), \(name), \(value)) for fd \(fd) after bind")
         }
     }
 

@@ -198,7 +198,7 @@ public enum UnixSocket {
             let peer = UInt64(info?.peer ?? 0)
             guard inTree.contains(peer) else {
                 let n = peerName(peer).map { " (bound to \(UnixSocketPlan.printable($0)))" } ?? ""
-                return "\(head) not carried: its peer socket:[\(peer)]\(n) is outside the tree"
+                return "\(head) not carried: its peer socket:[\(peer)]\(n) is outside the tree\(n.isEmpty ? "" : " (--ext-unix-sk connects it again)")"
             }
             let kind = type == UnixSocketImage.stream ? "stream" : type == UnixSocketImage.datagram ? "datagram" : "seqpacket"
             return "\(head) carried (unix \(kind) pair with socket:[\(peer)])"
@@ -261,7 +261,38 @@ public enum UnixSocket {
     }
 
     /// Refuses the tree's sockets whose peer is outside it (naming the peer's address when it has one).
-    static func checkTree(_ processes: [ProcessImage]) throws {
+    /// `--ext-unix-sk`: sockets whose peer outside the tree is bound to a
+    /// name are carried and connected to that name again on restore.
+    nonisolated(unsafe) public static var externalPeersAllowed = false
+
+    /// The name socket `inode` is bound to, as sun_path bytes (a path without
+    /// its terminator, or NUL and an abstract name); nil when unbound or unknown.
+    static func rawName(_ inode: UInt64) -> [UInt8]? {
+        guard let info = try? diag(inode) else { return nil }
+        let n = max(0, min(Int(info.name_len), 108))
+        var bytes = withUnsafeBytes(of: info.name) { Array($0.prefix(n)) }
+        if bytes.first != 0, let end = bytes.firstIndex(of: 0) { bytes = Array(bytes[..<end]) }
+        return bytes.isEmpty ? nil : bytes
+    }
+
+    /// With `--ext-unix-sk`: marks each socket whose peer is outside the tree
+    /// with the peer's name, or refuses it by name (no name, data queued, seqpacket).
+    static func markExternal(_ processes: inout [ProcessImage]) throws {
+        let inTree = Set(UnixSocketPlan.ends(processes).map(\.socket.inode))
+        for pi in processes.indices {
+            for fi in processes[pi].files.indices {
+                guard let s = processes[pi].files[fi].unixSocket, s.listenBacklog == nil, !inTree.contains(s.peer) else { continue }
+                let name = rawName(s.peer)
+                if let why = UnixSocketPlan.externalRefusal(s, peerName: name) {
+                    throw FerryError("cannot checkpoint \(processes[pi].pid): fd \(processes[pi].files[fi].fd) \(why)")
+                }
+                processes[pi].files[fi].unixSocket?.externalPeer = name.map(Bytes.init)
+            }
+        }
+    }
+
+    static func checkTree(_ processes: inout [ProcessImage]) throws {
+        if externalPeersAllowed { try markExternal(&processes) }
         do {
             _ = try UnixSocketPlan.pairs(UnixSocketPlan.ends(processes), peerName: peerName)
         } catch let r as UnixSocketRefusal {
@@ -282,6 +313,9 @@ public enum UnixSocket {
         var slots: [UInt64: Int32] = [:]
         for l in UnixSocketPlan.listeners(UnixSocketPlan.ends(processes)) {
             slots[l.inode] = try createListener(l, reserve: reserve, injector: injector, scratch: scratch)
+        }
+        for e in UnixSocketPlan.externals(UnixSocketPlan.ends(processes)) {
+            slots[e.inode] = try connectExternal(e, reserve: reserve, injector: injector, scratch: scratch)
         }
         for (a, b) in pairs {
             try injector.call(socketpairNr, [1 /* AF_UNIX */, UInt64(a.type) | UInt64(O_CLOEXEC), 0, scratch.data],
@@ -323,12 +357,7 @@ public enum UnixSocket {
         guard let backlog = l.listenBacklog else { throw FerryError("cannot restore socket \(l.inode): not a listener") }
         if let path = l.path { try clearStalePath(path, inode: l.pathInode, socket: l.inode) }
         let fd = try reserve(1)
-        let made = try injector.call(socketNr, [1 /* AF_UNIX */, UInt64(l.type) | UInt64(O_CLOEXEC), 0], "socket(AF_UNIX, \(l.type)) for socket \(l.inode)")
-        try injector.call(SYS.dup2, [UInt64(made), UInt64(fd)], "dup2")
-        try injector.call(SYS.close, [UInt64(made)], "close")
-        try set(fd, SO_SNDBUFFORCE, l.sendBuffer / 2, l, injector, scratch)
-        try set(fd, SO_RCVBUFFORCE, l.receiveBuffer / 2, l, injector, scratch)
-        if l.passCredentials { try set(fd, SO_PASSCRED, 1, l, injector, scratch) }
+        try makeSocket(l, at: fd, injector: injector, scratch: scratch)
         if let name = l.abstractName?.value {
             try bindAbstract(fd, name, l, injector, scratch)
         } else if let path = l.path {
@@ -347,6 +376,37 @@ public enum UnixSocket {
         try injector.call(listenNr, [UInt64(fd), UInt64(backlog)], "listen(socket \(l.inode), \(backlog))")
         for how in UnixSocketPlan.shutdownCalls(l.shutdown) {
             try injector.call(shutdownNr, [UInt64(fd), UInt64(how)], "shutdown(\(how)) of socket \(l.inode)")
+        }
+        return fd
+    }
+
+    /// A new socket of `s`'s type at descriptor `fd`, with its buffer sizes and SO_PASSCRED.
+    static func makeSocket(_ s: UnixSocketImage, at fd: Int32, injector: Injector, scratch: ScratchArea) throws {
+        let made = try injector.call(socketNr, [1 /* AF_UNIX */, UInt64(s.type) | UInt64(O_CLOEXEC), 0], "socket(AF_UNIX, \(s.type)) for socket \(s.inode)")
+        try injector.call(SYS.dup2, [UInt64(made), UInt64(fd)], "dup2")
+        try injector.call(SYS.close, [UInt64(made)], "close")
+        try set(fd, SO_SNDBUFFORCE, s.sendBuffer / 2, s, injector, scratch)
+        try set(fd, SO_RCVBUFFORCE, s.receiveBuffer / 2, s, injector, scratch)
+        if s.passCredentials { try set(fd, SO_PASSCRED, 1, s, injector, scratch) }
+    }
+
+    /// A socket whose peer was outside the tree (`--ext-unix-sk`), at a pool
+    /// slot: connected to the peer's name again, with buffers, options and shutdown state.
+    static func connectExternal(_ e: UnixSocketImage, reserve: (Int32) throws -> Int32, injector: Injector, scratch: ScratchArea) throws -> Int32 {
+        guard let name = e.externalPeer?.value else { throw FerryError("cannot restore socket \(e.inode): no external peer") }
+        let shown = UnixSocketPlan.printable(String(decoding: name, as: UTF8.self))
+        let fd = try reserve(1)
+        try makeSocket(e, at: fd, injector: injector, scratch: scratch)
+        if let own = e.abstractName?.value { try bindAbstract(fd, own, e, injector, scratch) }
+        let addr: [UInt8] = [1, 0] + name + (name.first == 0 ? [] : [0])
+        try injector.memory.write(scratch.data, addr)
+        let r = try injector.raw(42 /* connect */, [UInt64(fd), scratch.data, UInt64(addr.count)])
+        guard r == 0 else {
+            throw FerryError("cannot restore socket \(e.inode): connect to its external peer \(shown) failed (\(String(cString: strerror(Int32(-r))))); start the peer's server first")
+        }
+        if e.peekOffset >= 0 { try set(fd, SO_PEEK_OFF, e.peekOffset, e, injector, scratch) }
+        for how in UnixSocketPlan.shutdownCalls(e.shutdown) {
+            try injector.call(shutdownNr, [UInt64(fd), UInt64(how)], "shutdown(\(how)) of socket \(e.inode)")
         }
         return fd
     }

@@ -15,6 +15,8 @@ struct CheckpointCommand: ParsableCommand {
     @Flag(help: "Let the process continue after the checkpoint instead of killing it.") var leaveRunning = false
     @Flag(help: "The process is a shell's job: its session and process group, led by the shell, become the restoring ferry's.")
     var shellJob = false
+    @Flag(name: .customLong("ext-unix-sk"), help: "Carry Unix sockets whose peer is outside the tree and bound to a name: on restore they are connected to that name again (the peer's server must be there).")
+    var extUnixSk = false
     @Flag(help: "On kernels whose fdinfo does not show an eventfd's mode (before 6.5), take the process's eventfds as plain counters (not EFD_SEMAPHORE) instead of refusing them.")
     var eventfdsAreCounters = false
     @Flag(help: ArgumentHelp("Write the pages with O_DIRECT, past the page cache (where the file system allows it).",
@@ -30,6 +32,7 @@ struct CheckpointCommand: ParsableCommand {
     func run() throws {
         DescriptorChecks.eventfdsAreCounters = eventfdsAreCounters
         ghosts.apply()
+        UnixSocket.externalPeersAllowed = extUnixSk
         try reportingErrors {
             let sink: ImageSink
             if let stream {

@@ -337,6 +337,8 @@ struct MigrateCommand: ParsableCommand {
     @OptionGroup var progressOptions: ProgressOptions
     @Flag(help: "The process is a shell's job: its session and process group, led by the shell, become those of the target's ferry.")
     var shellJob = false
+    @Flag(name: .customLong("ext-unix-sk"), help: "Carry Unix sockets whose peer is outside the tree and bound to a name: on restore they are connected to that name again (the peer's server must be there).")
+    var extUnixSk = false
     @Flag(help: "On kernels whose fdinfo does not show an eventfd's mode (before 6.5), take the process's eventfds as plain counters (not EFD_SEMAPHORE) instead of refusing them.")
     var eventfdsAreCounters = false
     @Flag(help: "Freeze at once and copy everything (no pre-copy rounds while the process runs).") var noPrecopy = false
@@ -351,6 +353,7 @@ struct MigrateCommand: ParsableCommand {
     func run() throws {
         DescriptorChecks.eventfdsAreCounters = eventfdsAreCounters
         ghosts.apply()
+        UnixSocket.externalPeersAllowed = extUnixSk
         try reportingErrors {
             let endpoint = try Endpoint.parse(to)
             let auth = try connection.authentication(for: endpoint, role: "migrate")

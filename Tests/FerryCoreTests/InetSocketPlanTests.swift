@@ -50,6 +50,50 @@ struct InetSocketPlanTests {
         #expect(throws: P.Invalid.self) { try P.steps(img) }
     }
 
+    @Test func sharedPortsBindWithReusePortAndPutItBackAfter() throws {
+        let reuse = SocketOptionValue(level: 1, name: 15, value: 1)
+        let a = InetSocketImage(family: P.afInet, type: P.sockStream, proto: 6, state: "listen", local: Self.lo4, backlog: 5)
+        let b = InetSocketImage(family: P.afInet, type: P.sockStream, proto: 6, state: "listen", local: Self.lo4, backlog: 5, options: [reuse])
+        let udp = InetSocketImage(family: P.afInet, type: P.sockDgram, proto: 17, state: "bound", local: Self.lo4)
+        var conn = a
+        conn.state = "established"
+        conn.tcp = TCPConnectionState(sendSeq: 1, recvSeq: 2, sendQueue: [], recvQueue: [], mss: 1460, sendWindowScale: nil,
+                                      recvWindowScale: nil, sack: false, timestamp: nil, window: [0, 0, 0, 0, 0])
+        // Same type and port: a and b; the UDP socket and the connection are not in the group.
+        #expect(P.sharedPorts([(1, a), (2, b), (3, udp), (4, conn)]) == [1, 2])
+        #expect(P.sharedPorts([(1, a), (3, udp)]).isEmpty)
+        var shared = a
+        shared.portSharedInTree = true
+        let steps = try P.steps(shared)
+        let on = try #require(steps.firstIndex(of: .setsockopt(level: 1, name: 15, value: 1)))
+        let bind = try #require(steps.firstIndex { if case .bind = $0 { return true } else { return false } })
+        #expect(on < bind)
+        #expect(P.settleSteps(shared) == [.setsockopt(level: 1, name: 15, value: 0)])
+        // Recorded on: set like any option, nothing to put back.
+        var sharedOn = b
+        sharedOn.portSharedInTree = true
+        #expect(try P.steps(sharedOn).filter { $0 == .setsockopt(level: 1, name: 15, value: 1) }.count == 1)
+        #expect(P.settleSteps(sharedOn).isEmpty && P.settleSteps(a).isEmpty)
+        let refusal = P.reusePortOutside(b, outsideInode: 99)
+        #expect(refusal.contains("TCP IPv4 socket 127.0.0.1:8080") && refusal.contains("socket:[99]") && refusal.contains("outside the tree"))
+    }
+
+    @Test func aNonLocalAddressIsBoundWithFreebindThenPutBack() throws {
+        let far = InetEndpoint(address: [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0xff, 0, 0, 0x42, 0x83, 0x29], port: 56789)
+        var s = InetSocketImage(family: P.afInet6, type: P.sockDgram, proto: 17, state: "bound", local: far)
+        #expect(!(try P.steps(s)).contains(.setsockopt(level: 41, name: 78, value: 1)))
+        s.nonLocalAddress = true
+        let steps = try P.steps(s)
+        guard let b = steps.firstIndex(where: { if case .bind = $0 { return true } else { return false } }) else { Issue.record("no bind"); return }
+        #expect(steps[b - 1] == .setsockopt(level: 41, name: 78, value: 1) && steps[b + 1] == .setsockopt(level: 41, name: 78, value: 0))
+        // Recorded on (IP_FREEBIND kept): set as an option, not turned off.
+        s.options = [SocketOptionValue(level: 41, name: 78, value: 1)]
+        #expect(!(try P.steps(s)).contains(.setsockopt(level: 41, name: 78, value: 0)))
+        var v4 = InetSocketImage(family: P.afInet, type: P.sockStream, proto: 6, state: "closed", local: InetEndpoint(address: [192, 0, 2, 1], port: 9))
+        v4.nonLocalAddress = true
+        #expect(try P.steps(v4).contains(.setsockopt(level: 0, name: 15, value: 0)))
+    }
+
     @Test func endpointsPrintLikeTheKernelTools() {
         #expect(P.endpointText(Self.any6) == "[::]:443")
         var a = [UInt8](repeating: 0, count: 16)

@@ -35,6 +35,34 @@ struct UnixSocketPlanTests {
         #expect(UnixSocketPlan.socketCount(tree) == 2)
     }
 
+    @Test func anExternalPeerIsNamedOrReconnected() throws {
+        let client = Self.sock(40, peer: 99)
+        // Without --ext-unix-sk: refused, the message naming the option when the peer has a name.
+        do {
+            _ = try UnixSocketPlan.pairs(UnixSocketPlan.ends([Self.process(1, [(3, client)])]), peerName: { _ in "/run/srv.sock" })
+            Issue.record("a peer outside the tree was accepted")
+        } catch let r as UnixSocketRefusal {
+            #expect(r.description.contains("--ext-unix-sk") && r.description.contains("/run/srv.sock"), "\(r)")
+        }
+        var marked = client
+        marked.externalPeer = Bytes(Array("/run/srv.sock".utf8))
+        let tree = [Self.process(1, [(3, marked), (4, Self.sock(10, peer: 11)), (5, Self.sock(11, peer: 10))])]
+        #expect(try UnixSocketPlan.pairs(UnixSocketPlan.ends(tree)).count == 1)
+        #expect(UnixSocketPlan.externals(UnixSocketPlan.ends(tree)).map(\.inode) == [40])
+        #expect(marked.problem() == nil)
+        #expect(UnixSocketPlan.externalRefusal(client, peerName: Array("/run/srv.sock".utf8)) == nil)
+        #expect(UnixSocketPlan.externalRefusal(client, peerName: nil)?.contains("has no name") == true)
+        let queued = Self.sock(41, peer: 99, queue: [[1, 2, 3]])
+        #expect(UnixSocketPlan.externalRefusal(queued, peerName: [0, 0x61])?.contains("3 byte(s)") == true)
+        #expect(UnixSocketPlan.externalRefusal(Self.sock(42, peer: 99, type: UnixSocketImage.seqpacket), peerName: [0x2f])?.contains("seqpacket") == true)
+        // A record with an external peer and a queue, or a name with a NUL inside a path, is damaged.
+        var bad = queued
+        bad.externalPeer = Bytes([0x2f])
+        #expect(bad.problem() != nil)
+        marked.externalPeer = Bytes([0x2f, 0, 0x61])
+        #expect(marked.problem() != nil)
+    }
+
     @Test func pairsComeInInodeOrder() throws {
         let tree = [Self.process(1, [(3, Self.sock(30, peer: 31)), (4, Self.sock(21, peer: 20)), (5, Self.sock(20, peer: 21)), (6, Self.sock(31, peer: 30))])]
         let pairs = try UnixSocketPlan.pairs(UnixSocketPlan.ends(tree))

@@ -120,6 +120,140 @@ struct ServerTests {
         }
     }
 
+    /// Two listeners sharing a port through SO_REUSEPORT, one of which
+    /// turned it off after bind (zdtm socket-tcp-reuseport), and UDP sockets
+    /// bound with IP_FREEBIND to an address this host lacks, kept on or turned
+    /// off after bind (zdtm sk-freebind, sk-freebind-false): after restore each
+    /// has its port, address and options as before and the listeners accept.
+    @Test func reusePortAndFreebindAreRestored() throws {
+        let port = try Self.freePort()
+        let script = """
+            import socket, os, sys, time
+            SO_REUSEPORT, IP_FREEBIND = 15, 15
+            def listener():
+                l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, SO_REUSEPORT, 1)
+                l.bind(('127.0.0.1', \(port))); l.listen(4); return l
+            a, b = listener(), listener()
+            a.setsockopt(socket.SOL_SOCKET, SO_REUSEPORT, 0)
+            def freebound(port, keep):
+                u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); u.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
+                u.bind(('2001:db8::ff00:42:8329', port))
+                if not keep: u.setsockopt(socket.SOL_IP, IP_FREEBIND, 0)
+                return u
+            off, on = freebound(\(port), False), freebound(\(port) + 1, True)
+            open(sys.argv[1] + '/ready', 'w').close()
+            while not os.path.exists(sys.argv[1] + '/go'): time.sleep(0.05)
+            bad = []
+            if a.getsockopt(socket.SOL_SOCKET, SO_REUSEPORT) != 0: bad.append('a has SO_REUSEPORT')
+            if b.getsockopt(socket.SOL_SOCKET, SO_REUSEPORT) != 1: bad.append('b lost SO_REUSEPORT')
+            if a.getsockname()[1] != \(port) or b.getsockname()[1] != \(port): bad.append('listener port')
+            if off.getsockopt(socket.SOL_IP, IP_FREEBIND) != 0 or on.getsockopt(socket.SOL_IP, IP_FREEBIND) != 1: bad.append('IP_FREEBIND')
+            if off.getsockname()[:2] != ('2001:db8::ff00:42:8329', \(port)): bad.append('freebind address %r' % (off.getsockname(),))
+            a.setblocking(False); b.setblocking(False)
+            got = 0
+            for i in range(8):
+                c = socket.create_connection(('127.0.0.1', \(port))); time.sleep(0.05)
+                for l in (a, b):
+                    try: l.accept()[0].close(); got += 1
+                    except BlockingIOError: pass
+                c.close()
+            if got != 8: bad.append('accepted %d of 8' % got)
+            open(sys.argv[1] + '/result', 'w').write('PASS' if not bad else 'FAIL ' + ', '.join(bad))
+            """
+        let got = try Self.scriptAcrossRestore(script)
+        #expect(got == "PASS", "\(got)")
+    }
+
+    /// A socket sharing its port through SO_REUSEPORT with a socket outside
+    /// the tree (held by the test itself) is refused by name at checkpoint.
+    @Test func reusePortWithAnOutsideSocketIsRefused() throws {
+        let port = try Self.freePort()
+        let outside = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(outside) }
+        var one: Int32 = 1
+        setsockopt(outside, SOL_SOCKET, 15, &one, 4)
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET); a.sin_port = port.bigEndian; a.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(outside, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        #expect(bound == 0 && listen(outside, 1) == 0)
+        let dir = try Self.tempDir("ferry_reuse_out")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let script = """
+            import socket, sys, time
+            l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, 15, 1); l.bind(('127.0.0.1', \(port))); l.listen(4)
+            open(sys.argv[1] + '/ready', 'w').close()
+            time.sleep(60)
+            """
+        try script.write(toFile: dir + "/s.py", atomically: true, encoding: .utf8)
+        let p = try Child(["/usr/bin/python3", W.workloads + "/launch.py", try Self.pythonExecutable(), dir + "/s.py", dir], stdout: .null, stderr: .null)
+        defer { p.kill(); _ = p.wait() }
+        #expect(Self.waitFor(dir + "/ready", seconds: 10), "no ready")
+        let r = try Child.run([W.ferry, "checkpoint", "\(p.pid)", "-o", dir + "/image"])
+        #expect(r.status != 0 && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        #expect(r.stderr.contains("127.0.0.1:\(port)") && r.stderr.contains("SO_REUSEPORT") && r.stderr.contains("outside the tree"), "\(r.stderr)")
+        #expect(kill(p.pid, 0) == 0, "the refused process is gone")
+    }
+
+    /// Unix sockets connected to servers outside the tree (a stream
+    /// connection to a listener's path, a datagram socket connected to a
+    /// bound path): refused by name without `--ext-unix-sk`, naming the
+    /// option; with it, connected to the same paths again on restore, and
+    /// what the restored process sends on them reaches the servers.
+    @Test func externalUnixPeersAreReconnectedWithExtUnixSk() throws {
+        let dir = try Self.tempDir("ferry_extunix")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = """
+            import socket, sys, threading
+            d = sys.argv[1]
+            L = socket.socket(socket.AF_UNIX); L.bind(d + '/srv.sock'); L.listen(8)
+            G = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); G.bind(d + '/dg.sock')
+            log = open(d + '/log', 'a', buffering=1)
+            def conn(c):
+                while True:
+                    b = c.recv(100)
+                    if not b: return
+                    log.write('stream ' + b.decode() + '\\n')
+            def acc():
+                while True:
+                    c, _ = L.accept(); threading.Thread(target=conn, args=(c,), daemon=True).start()
+            threading.Thread(target=acc, daemon=True).start()
+            open(d + '/srv-ready', 'w').close()
+            while True:
+                log.write('dgram ' + G.recv(100).decode() + '\\n')
+            """
+        let client = """
+            import socket, sys, os, time
+            d = sys.argv[1]
+            s = socket.socket(socket.AF_UNIX); s.connect(d + '/srv.sock'); s.sendall(b'before')
+            g = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); g.connect(d + '/dg.sock'); g.send(b'before')
+            open(d + '/ready', 'w').close()
+            while not os.path.exists(d + '/go'): time.sleep(0.05)
+            bad = []
+            if s.getpeername() != d + '/srv.sock': bad.append('stream peer %r' % s.getpeername())
+            if g.getpeername() != d + '/dg.sock': bad.append('dgram peer %r' % g.getpeername())
+            s.sendall(b'after'); g.send(b'after')
+            time.sleep(0.3)
+            open(d + '/result', 'w').write('PASS' if not bad else 'FAIL ' + ', '.join(bad))
+            """
+        try server.write(toFile: dir + "/server.py", atomically: true, encoding: .utf8)
+        try client.write(toFile: dir + "/s.py", atomically: true, encoding: .utf8)
+        let srv = try Child(["/usr/bin/python3", W.workloads + "/launch.py", try Self.pythonExecutable(), dir + "/server.py", dir], stdout: .null, stderr: .null)
+        defer { srv.kill(); _ = srv.wait() }
+        #expect(Self.waitFor(dir + "/srv-ready", seconds: 10), "the server did not start")
+        // Without the option: refused, naming it.
+        let p = try Child(["/usr/bin/python3", W.workloads + "/launch.py", try Self.pythonExecutable(), dir + "/s.py", dir], stdout: .null, stderr: .null)
+        #expect(Self.waitFor(dir + "/ready", seconds: 10), "no ready")
+        let r = try Child.run([W.ferry, "checkpoint", "\(p.pid)", "-o", dir + "/refused"])
+        #expect(r.status != 0 && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        #expect(r.stderr.contains("outside the tree") && r.stderr.contains("--ext-unix-sk") && r.stderr.contains(dir + "/srv.sock"), "\(r.stderr)")
+        p.kill(); _ = p.wait()
+        try? FileManager.default.removeItem(atPath: dir + "/ready")
+        let got = try Self.scriptAcrossRestore(client, in: dir, checkpointArgs: ["--ext-unix-sk"])
+        #expect(got == "PASS", "\(got)")
+        let log = (try? String(contentsOfFile: dir + "/log", encoding: .utf8)) ?? ""
+        #expect(log.contains("stream after") && log.contains("dgram after"), "\(log)")
+    }
+
     // MARK: real servers
 
     @Test("python3 -m http.server serves a page after restore")
@@ -198,6 +332,31 @@ struct ServerTests {
         defer { kill(pid, SIGKILL) }
         #expect(waitForPort(port, seconds: 5), "the restored server does not accept on \(port)")
         try after()
+    }
+
+    /// Runs a python `script` (its argv[1]: a directory) that writes `ready`
+    /// there, checkpoints and restores it, writes `go`, and returns what the
+    /// restored script wrote to `result` ("" when nothing came).
+    static func scriptAcrossRestore(_ script: String, in given: String? = nil, checkpointArgs: [String] = []) throws -> String {
+        let dir = try given ?? tempDir("ferry_script")
+        defer { if given == nil { try? FileManager.default.removeItem(atPath: dir) } }
+        try script.write(toFile: dir + "/s.py", atomically: true, encoding: .utf8)
+        let p = try Child(["/usr/bin/python3", W.workloads + "/launch.py", try pythonExecutable(), dir + "/s.py", dir], stdout: .null, stderr: .null)
+        var alive = true
+        defer { if alive { p.kill(); _ = p.wait() } }
+        guard waitFor(dir + "/ready", seconds: 10) else { Issue.record("the script did not start"); return "" }
+        let ck = try Child.run([W.ferry, "checkpoint", "\(p.pid)", "-o", dir + "/image"] + checkpointArgs)
+        guard ck.status == 0 else { Issue.record("checkpoint: \(ck.stderr)"); return "" }
+        _ = p.wait()
+        alive = false
+        let rs = try Child.run([W.ferry, "restore", dir + "/image"])
+        let restored = rs.stdout.split(separator: "\n").first { $0.hasPrefix("restored pid ") }
+            .flatMap { Int32($0.dropFirst("restored pid ".count).prefix { $0.isNumber }) }
+        guard rs.status == 0, let pid = restored else { Issue.record("restore: \(rs.stdout) \(rs.stderr)"); return "" }
+        defer { kill(pid, SIGKILL) }
+        FileManager.default.createFile(atPath: dir + "/go", contents: nil)
+        guard waitFor(dir + "/result", seconds: 15) else { return "" }
+        return (try? String(contentsOfFile: dir + "/result", encoding: .utf8)) ?? ""
     }
 
     static func python(_ code: String) throws -> String {
