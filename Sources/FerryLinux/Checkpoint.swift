@@ -68,12 +68,24 @@ public final class CheckpointSession {
     /// A shell's job: a session and group led from outside the tree are accepted (`JobControl`).
     public var shellJob = false
 
+    /// The processes outside a tree that map its shared memory, found by
+    /// reading every process's /proc/PID/maps (100–400 ms on a loaded host)
+    /// while the tree still runs, just before it is frozen.
+    public struct OutsideSharers {
+        let uses: [SharedMemory.Use]
+        public static func scan(pid: Int32) -> OutsideSharers {
+            OutsideSharers(uses: SharedMemory.outsideSharers(of: SharedMemory.tree(of: pid)))
+        }
+    }
+
     /// Preflight checks, then freezes `pid` and its descendants and refuses
     /// a tree whose shared memory a restore would split (`SharedMemory`).
-    public init(pid: Int32) throws {
+    /// `sharers`: the scan for sharers outside the tree, if the caller made
+    /// it just before (so that a migration does not count it as downtime).
+    public init(pid: Int32, sharers scanned: OutsideSharers? = nil) throws {
         self.pid = pid
         try Preflight.checkCheckpointable(pid)
-        let sharers = SharedMemory.outsideSharers(of: SharedMemory.tree(of: pid))
+        let sharers = (scanned ?? OutsideSharers.scan(pid: pid)).uses
         frozenAt = Host.now()
         do {
             // The root first so it cannot fork meanwhile; then its descendants.

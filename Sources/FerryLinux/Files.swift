@@ -241,6 +241,29 @@ public enum FileState {
         }
     }
 
+    /// Sizes pipe `id` (write end `w` in the process `injector` drives) as
+    /// the image says and writes `bytes` into it, as they were in flight.
+    /// Pre-copy's restore creates the pipes empty and puts the final image's
+    /// bytes in with this (`PhasedRestore.update`).
+    static func fillPipe(_ id: UInt64, write w: Int32, bytes: [UInt8], processes: [ProcessImage],
+                         injector: Injector, scratch: ScratchArea) throws {
+        let saved = processes.lazy.flatMap(\.files).first { $0.kind == .pipe && $0.pipeID == id && $0.pipeSize != nil }?.pipeSize
+        if let s = saved, !(1...Int(Int32.max)).contains(s) {
+            throw FerryError("cannot restore: pipe \(id) has a size of \(s) bytes in the image")
+        }
+        if let size = Uncarried.pipeSize(saved: saved, buffered: bytes.count) {
+            try injector.call(SYS.fcntl, [UInt64(w), 1031 /* F_SETPIPE_SZ */, UInt64(size)], "fcntl(F_SETPIPE_SZ, \(size)) for pipe \(id)")
+        }
+        if !bytes.isEmpty {
+            var off = 0
+            while off < bytes.count {
+                let n = min(bytes.count - off, scratch.dataSize)
+                try injector.memory.write(scratch.data, Array(bytes[off..<off + n]))
+                off += Int(try injector.call(SYS.write, [UInt64(w), scratch.data, UInt64(n)], "write(pipe \(id))"))
+            }
+        }
+    }
+
     /// Creates every pipe at reserved descriptors in the root and puts back
     /// the bytes that were in flight; then opens once each file several
     /// processes share (`treeShareID`, from its first entry in `processes`).
@@ -255,22 +278,7 @@ public enum FileState {
                 try injector.call(SYS.dup2, [UInt64(from), UInt64(to)], "dup2")
                 try injector.call(SYS.close, [UInt64(from)], "close")
             }
-            let bytes = data[id]?.bytes.value ?? []
-            let saved = processes.lazy.flatMap(\.files).first { $0.kind == .pipe && $0.pipeID == id && $0.pipeSize != nil }?.pipeSize
-            if let s = saved, !(1...Int(Int32.max)).contains(s) {
-                throw FerryError("cannot restore: pipe \(id) has a size of \(s) bytes in the image")
-            }
-            if let size = Uncarried.pipeSize(saved: saved, buffered: bytes.count) {
-                try injector.call(SYS.fcntl, [UInt64(w), 1031 /* F_SETPIPE_SZ */, UInt64(size)], "fcntl(F_SETPIPE_SZ, \(size)) for pipe \(id)")
-            }
-            if !bytes.isEmpty {
-                var off = 0
-                while off < bytes.count {
-                    let n = min(bytes.count - off, scratch.dataSize)
-                    try injector.memory.write(scratch.data, Array(bytes[off..<off + n]))
-                    off += Int(try injector.call(SYS.write, [UInt64(w), scratch.data, UInt64(n)], "write(pipe \(id))"))
-                }
-            }
+            try fillPipe(id, write: w, bytes: data[id]?.bytes.value ?? [], processes: processes, injector: injector, scratch: scratch)
             pool.pipes[id] = (r, w)
         }
         pool.sockets = try UnixSocket.createPairs(processes, reserve: { try pool.reserve($0) }, injector: injector, scratch: scratch)

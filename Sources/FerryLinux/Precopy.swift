@@ -2,95 +2,155 @@
 import Glibc
 import FerryImage
 
-/// The source side of pre-copy: in one brief freeze, the preliminary
-/// metadata (which the target builds the address space from) and dirty
-/// tracking (`DirtyTracker`) over the writable private anonymous memory;
-/// then rounds while the process runs: first every page of that memory,
-/// then the pages written since the round before. The final image (after
-/// the real freeze) carries that memory's pages only where written since the
-/// last round (`DirtyFilterSink`); everything else is sent whole.
+/// The source side of pre-copy, for a process or a whole tree: in one brief
+/// freeze of the tree, the preliminary metadata (which the target builds the
+/// address spaces from; the bytes in pipes left out, they travel in the
+/// final image) and dirty tracking (a `DirtyTracker` in every process) over
+/// the writable private anonymous memory; then rounds while the tree runs:
+/// first every page of that memory, then the pages written since the round
+/// before, every process's in each round. The final image (after the real
+/// freeze) carries that memory's pages only where written since the last
+/// round (`DirtyFilterSink`); everything else — shared memory (once per
+/// object), pipe bytes, socket queues, registers — is sent whole.
 public final class PrecopySource {
     public let pid: Int32
     public let metadata: ImageMetadata
     /// The container record as at the start (the final capture takes it when the namespaces are the same;
     /// a cgroup limit changed during pre-copy is not seen).
     public let container: ContainerSnapshot
-    private let tracker: DirtyTracker
+    /// One per process of the tree, root first.
+    private let processes: [TrackedProcess]
     public private(set) var rounds = 0
     private var stopped = false
 
-    /// Why pre-copy cannot be used, or nil.
+    /// Why pre-copy cannot be used, or nil: memfds and deleted files are
+    /// created with their contents from the preliminary metadata, which
+    /// pre-copy does not follow.
     public static func unsupported(_ meta: ImageMetadata) -> String? {
-        if meta.processes.count != 1 { return "pre-copy tracks single processes; this is a tree of \(meta.processes.count)" }
-        if !meta.pipes.isEmpty { return "the process has bytes in pipes, which pre-copy does not follow" }
-        if !meta.contents.isEmpty { return "the process holds memfds or deleted files, whose contents pre-copy does not follow" }
+        if !meta.contents.isEmpty { return "the tree holds memfds or deleted files, whose contents pre-copy does not follow" }
         return nil
     }
 
-    /// How long the process was frozen to start tracking.
+    /// A process of the tree with its tracker and the pages the target holds data for.
+    final class TrackedProcess {
+        let pid: Int32
+        let tracker: DirtyTracker
+        let mappings: [Mapping]
+        /// Pages of the tracked memory the target holds data for (sent with
+        /// data in some round). A stored property of a class, marked in
+        /// place: a copy of the bitmap per run cost a third of the source's
+        /// CPU at 1 GiB.
+        var sent: PopulatedPages
+        /// Exited during pre-copy: no longer scanned (the final image then
+        /// differs in its processes and carries every page).
+        var gone = false
+        init(pid: Int32, tracker: DirtyTracker, mappings: [Mapping]) {
+            self.pid = pid; self.tracker = tracker; self.mappings = mappings
+            sent = PopulatedPages(ranges: tracker.ranges)
+        }
+    }
+
+    /// How long the tree was frozen to start tracking.
     public private(set) var startFreezeMs = 0.0
 
     public init(pid: Int32, shellJob: Bool = false) throws {
         self.pid = pid
-        // The mappings with their VmFlags are read while the process still
-        // runs: /proc/PID/smaps walks every page table entry (~60 ms at 1 GiB
+        // The mappings with their VmFlags are read while the tree still runs:
+        // /proc/PID/smaps walks every page table entry (~60 ms at 1 GiB
         // here). Frozen, /proc/PID/maps only confirms them (read again if any
-        // changed), as in the final capture.
-        let known = try MemoryState.mappings(of: pid)
+        // changed), as in the final capture. A process forked meanwhile is
+        // read frozen.
+        var known: [Int32: [Mapping]] = [:]
+        known[pid] = try MemoryState.mappings(of: pid)
+        for p in ProcFS.tree(of: pid).dropFirst() { known[p] = try? MemoryState.mappings(of: p) }
+        let sharers = CheckpointSession.OutsideSharers.scan(pid: pid)
         let frozenAt = ContinuousClock.now
-        let session = try CheckpointSession(pid: pid)
+        let session = try CheckpointSession(pid: pid, sharers: sharers)
         session.shellJob = shellJob
         var resumed = false
         defer { if !resumed { session.resume() } }
-        let meta = try session.captureMetadata(knownMappings: [pid: known])
+        var meta = try session.captureMetadata(knownMappings: known)
+        // Pipe bytes are state, not memory: the final image carries them.
+        meta.pipes = meta.pipes.map { PipeData(pipeID: $0.pipeID, bytes: []) }
         if let why = PrecopySource.unsupported(meta) { throw FerryError(why) }
         metadata = meta
         container = try ContainerSnapshot.capture(pid: pid, tree: session.tree)
-        // Frozen only to inject the userfaultfd; arming it (write-protecting
+        // Frozen only to inject the userfaultfds; arming them (write-protecting
         // every page: a walk of every page table entry, ~40 ms at 1 GiB) runs
         // after, the first round reads every page after that anyway.
-        tracker = try DirtyTracker(pid: pid, frozen: true, mappings: meta.processes[0].mappings, arm: false)
+        var tracked: [TrackedProcess] = []
+        do {
+            for image in meta.processes {
+                let t = try DirtyTracker(pid: image.pid, frozen: true, mappings: image.mappings, arm: false)
+                tracked.append(TrackedProcess(pid: image.pid, tracker: t, mappings: image.mappings))
+            }
+        } catch {
+            for t in tracked { try? t.tracker.stop(frozen: true) }
+            throw error
+        }
+        processes = tracked
         session.resume()
         resumed = true
         let d = frozenAt.duration(to: .now)
         startFreezeMs = Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
-        sent = PopulatedPages(ranges: tracker.ranges)
         _ = DirtyTracker.reportsDroppedPages  // probed now, not in the final frozen window
-        try tracker.arm()
+        do {
+            for t in tracked { try t.tracker.arm() }
+        } catch {
+            cancel()
+            throw error
+        }
     }
 
-    public var tracked: [(start: UInt64, end: UInt64)] { tracker.ranges }
-    /// The userfaultfd's number in the process (left out of the final image).
-    public var remoteFD: Int32 { tracker.remoteFD }
+    /// The tracked ranges of each process.
+    public var tracked: [Int32: [(start: UInt64, end: UInt64)]] {
+        Dictionary(uniqueKeysWithValues: processes.map { ($0.pid, $0.tracker.ranges) })
+    }
+    /// The userfaultfd's number in each process (left out of the final image).
+    public var remoteFDs: [Int32: Int32] { Dictionary(uniqueKeysWithValues: processes.map { ($0.pid, $0.tracker.remoteFD) }) }
 
-    /// Pages of the tracked memory the target holds data for (sent with data
-    /// in some round). A stored property, not `lazy`: a lazy var is read and
-    /// written back whole, so marking a run copied the bitmap (a third of the
-    /// source's CPU at 1 GiB).
-    private var sent: PopulatedPages
-
-    /// One round: the first sends every present page of the tracked memory,
-    /// later ones the pages written since. `emit(address, data or nil for zero pages, page count)`. Returns pages sent.
-    public func round(_ emit: (UInt64, UnsafeRawBufferPointer?, Int) throws -> Void) throws -> Int {
+    /// One round over every process: the first sends every present page of
+    /// the tracked memory, later ones the pages written since.
+    /// `emit(pid, address, data or nil for zero pages, page count)`. Returns pages sent.
+    public func round(_ emit: (Int32, UInt64, UnsafeRawBufferPointer?, Int) throws -> Void) throws -> Int {
         rounds += 1
-        return try withoutActuallyEscaping(emit) { emit in
+        var pages = 0
+        for t in processes where !t.gone {
+            do {
+                pages += try round(t, emit)
+            } catch where t.pid != pid && PrecopySource.hasExited(t.pid) {
+                t.gone = true
+            }
+        }
+        return pages
+    }
+
+    private func round(_ t: TrackedProcess, _ emit: (Int32, UInt64, UnsafeRawBufferPointer?, Int) throws -> Void) throws -> Int {
+        try withoutActuallyEscaping(emit) { emit in
             let marking: (UInt64, UnsafeRawBufferPointer?, Int) throws -> Void = { a, d, n in
-                try emit(a, d, n)
-                if d != nil { self.sent.mark(address: a, pages: n) }
+                try emit(t.pid, a, d, n)
+                if d != nil { t.sent.mark(address: a, pages: n) }
             }
             if rounds == 1 {
-                let maps = metadata.processes[0].mappings.filter { m in tracked.contains { $0.start == m.start } }
-                let stats = try MemoryState.dumpPages(pid: pid, mappings: maps, to: CallbackSink(marking))
+                let ranges = t.tracker.ranges
+                let maps = t.mappings.filter { m in ranges.contains { $0.start == m.start } }
+                let stats = try MemoryState.dumpPages(pid: t.pid, mappings: maps, to: CallbackSink(marking))
                 return stats.dataPages + stats.zeroPages
             }
-            let dirty = try tracker.scan()
-            var pages = 0
-            try PrecopySource.read(pid: pid, dirty) { a, data in
+            let dirty = try t.tracker.scan()
+            var n = 0
+            try PrecopySource.read(pid: t.pid, dirty) { a, data in
                 try marking(a, data, data.count / 4096)
-                pages += data.count / 4096
+                n += data.count / 4096
             }
-            return pages
+            return n
         }
+    }
+
+    /// Whether `pid` is gone or a zombie.
+    static func hasExited(_ pid: Int32) -> Bool {
+        guard let state = (try? ProcFS.status(pid))?["State"] else { return true }
+        return state.hasPrefix("Z") || state.hasPrefix("X")
     }
 
     /// Reads `ranges` of `pid`'s memory in chunks of at most PageRecord.maxPages.
@@ -122,32 +182,38 @@ public final class PrecopySource {
         public var lost: [(start: UInt64, end: UInt64)]
     }
 
-    /// With the process frozen (by a CheckpointSession of this thread): the
-    /// last scans. The userfaultfd stays in the process (left out of the
-    /// image; closing it makes the kernel walk every page table entry, ~0.1 s
-    /// per GiB): `release(frozen:)` closes it on rollback, a killed source
-    /// needs nothing.
-    public func finalScan() throws -> FinalScan {
+    /// With the tree frozen (by a CheckpointSession of this thread): the
+    /// last scans of every process. The userfaultfds stay in the processes
+    /// (left out of the image; closing one makes the kernel walk every page
+    /// table entry, ~0.1 s per GiB): `release(frozen:)` closes them on
+    /// rollback, a killed source needs nothing.
+    public func finalScan() throws -> [Int32: FinalScan] {
+        var out: [Int32: FinalScan] = [:]
+        for t in processes where !t.gone { out[t.pid] = try PrecopySource.finalScan(t) }
+        PhaseTimer.shared.mark("final scan")
+        return out
+    }
+
+    private static func finalScan(_ t: TrackedProcess) throws -> FinalScan {
         // A kernel whose write scan reports dropped pages (6.18) needs no
         // scan for absent pages (1–8 ms at 1 GiB here): they are in `dirty`,
         // read as zero and sent as ZERO runs. Otherwise absent first: the
         // write scan leaves a marker that later counts as "swapped".
-        let absent = DirtyTracker.reportsDroppedPages ? [] : try tracker.absent()
-        PhaseTimer.shared.mark("final scan: absent pages")
-        var dirty = try tracker.scan()
+        let absent = DirtyTracker.reportsDroppedPages ? [] : try t.tracker.absent()
+        var dirty = try t.tracker.scan()
         var dropped: [(start: UInt64, end: UInt64)] = []
         for r in absent {
             let first = dropped.count  // runs stay inside one absent range (one mapping)
             var a = r.start
             while a < r.end {
-                if sent.contains(a) {
+                if t.sent.contains(a) {
                     if dropped.count > first, dropped[dropped.count - 1].end == a { dropped[dropped.count - 1].end = a + 4096 } else { dropped.append((a, a + 4096)) }
                 }
                 a += 4096
             }
         }
         if !dropped.isEmpty { dirty = PrecopySource.subtract(dropped, from: dirty) }
-        return FinalScan(dirty: dirty, dropped: dropped, lost: tracker.lost)
+        return FinalScan(dirty: dirty, dropped: dropped, lost: t.tracker.lost)
     }
 
     /// `ranges` without `cut` (both sorted, non-overlapping within themselves).
@@ -168,14 +234,15 @@ public final class PrecopySource {
         return out
     }
 
-    /// Removes the userfaultfd from the process (`frozen`: held by this thread's CheckpointSession).
+    /// Removes the userfaultfds from the processes (`frozen`: held by this
+    /// thread's CheckpointSession). A process gone meanwhile is skipped.
     public func release(frozen: Bool) {
         guard !stopped else { return }
         stopped = true
-        try? tracker.stop(frozen: frozen)
+        for t in processes where !t.gone { try? t.tracker.stop(frozen: frozen) }
     }
 
-    /// Rollback while the process runs: the userfaultfd is removed (a brief freeze).
+    /// Rollback while the tree runs: the userfaultfds are removed (a brief freeze of each process).
     public func cancel() { release(frozen: false) }
 }
 
@@ -240,28 +307,26 @@ final class CallbackSink: ImageSink {
 /// starts over.
 public final class DirtyFilterSink: ImageSink {
     let inner: ImageSink
-    let pid: Int32
-    let tracked: [(start: UInt64, end: UInt64)]
-    let final: PrecopySource.FinalScan
+    let tracked: [Int32: [(start: UInt64, end: UInt64)]]
+    let final: [Int32: PrecopySource.FinalScan]
     let preliminary: ImageMetadata?
     /// The mappings changed since the preliminary metadata: every page is sent (the target starts over).
     public private(set) var sendsEverything = false
     public private(set) var mismatch: String?
     public private(set) var dirtyPages = 0, droppedPages = 0
 
-    public init(_ inner: ImageSink, pid: Int32, tracked: [(start: UInt64, end: UInt64)], final: PrecopySource.FinalScan,
+    /// `tracked` and `final`: per process of the tree.
+    public init(_ inner: ImageSink, tracked: [Int32: [(start: UInt64, end: UInt64)]], final: [Int32: PrecopySource.FinalScan],
                 preliminary: ImageMetadata? = nil) {
         self.inner = inner
-        self.pid = pid
         self.preliminary = preliminary
         self.tracked = tracked
         self.final = final
     }
 
-    private func isLost(_ start: UInt64) -> Bool { final.lost.contains { $0.start == start } }
-
     public func skipsMapping(pid: Int32, mapping m: Mapping) -> Bool {
-        !sendsEverything && pid == self.pid && !isLost(m.start) && tracked.contains { $0.start == m.start && $0.end == m.end }
+        guard !sendsEverything, let f = final[pid], let t = tracked[pid] else { return false }
+        return !f.lost.contains { $0.start == m.start } && t.contains { $0.start == m.start && $0.end == m.end }
     }
 
     public func beginPages(metadata: ImageMetadata) throws {
@@ -272,6 +337,14 @@ public final class DirtyFilterSink: ImageSink {
         try inner.beginPages(metadata: metadata)
         PhaseTimer.shared.mark("send metadata")
         if sendsEverything { return }
+        for p in metadata.processes {
+            guard let f = final[p.pid] else { continue }
+            try send(f, of: p.pid)
+        }
+        PhaseTimer.shared.mark("tracked pages")
+    }
+
+    private func send(_ final: PrecopySource.FinalScan, of pid: Int32) throws {
         for r in (final.dropped + final.lost).sorted(by: { $0.start < $1.start }) {
             let n = Int((r.end - r.start) >> 12)
             try inner.writeZeroPages(pid: pid, address: r.start, count: n)
@@ -284,7 +357,6 @@ public final class DirtyFilterSink: ImageSink {
             try MemoryState.emit(pid: pid, address: a, data: data, sink: inner, stats: &stats)
             dirtyPages += data.count / 4096
         }
-        PhaseTimer.shared.mark("tracked pages")
     }
 
     public func writePages(pid: Int32, address: UInt64, data: UnsafeRawBufferPointer) throws {

@@ -226,9 +226,15 @@ public final class PhasedRestore {
     /// (nil: it can). The source asks the same question to decide whether the
     /// final image must carry every page.
     public static func mismatch(preliminary: ImageMetadata, final: ImageMetadata) -> String? {
-        if final.pipes != preliminary.pipes { return "the bytes in the tree's pipes changed during pre-copy" }
         if final.contents != preliminary.contents { return "the contents of the tree's memfds or deleted files changed during pre-copy" }
         if final.processes.map(\.pid) != preliminary.processes.map(\.pid) { return "the process tree changed during pre-copy" }
+        // The pipes were created empty from the preliminary metadata; the final image fills them (`update`).
+        if preliminary.pipes.contains(where: { !$0.bytes.value.isEmpty }) { return "the pre-copy metadata carries bytes in pipes" }
+        if Set(final.pipes.map(\.pipeID)) != Set(preliminary.pipes.map(\.pipeID)) { return "the tree's pipes changed during pre-copy" }
+        // Unix socket pairs and their queues were created from the preliminary metadata.
+        for (a, b) in zip(preliminary.processes, final.processes) where a.files.compactMap(\.unixSocket) != b.files.compactMap(\.unixSocket) {
+            return "the unix sockets of process \(b.pid) or their queues changed during pre-copy"
+        }
         for (a, b) in zip(preliminary.processes, final.processes) where a.mappings != b.mappings {
             return "process \(b.pid) changed its mappings during pre-copy"
         }
@@ -253,6 +259,13 @@ public final class PhasedRestore {
         try cgroups.update(final)
         for p in final.processes { builders[p.pid]?.image = p }
         meta = final
+        // The bytes in flight in pipes, as the tree was frozen.
+        let root = order[0]
+        for pipe in final.pipes {
+            guard let ends = pool.pipes[pipe.pipeID] else { throw FerryError("cannot complete the restore: pipe \(pipe.pipeID) was not created") }
+            try FileState.fillPipe(pipe.pipeID, write: ends.write, bytes: pipe.bytes.value, processes: final.processes,
+                                   injector: root.main, scratch: root.scratch)
+        }
     }
 
     /// Finishes every process and lets the tree run.

@@ -15,6 +15,8 @@ public protocol MigrationSubject: AnyObject {
     var pids: [Int32] { get }
     /// Resident memory of the tree.
     var memoryBytes: UInt64 { get }
+    /// Work before `freeze` that needs the tree running (not counted as downtime).
+    func prepareFreeze()
     /// Stops every thread. After this, `resume` or `kill` must follow.
     func freeze() throws
     /// Writes the whole image in the stream encoding (metadata first).
@@ -29,6 +31,7 @@ public protocol MigrationSubject: AnyObject {
 
 extension MigrationSubject {
     public func collect() {}
+    public func prepareFreeze() {}
 }
 
 /// A subject that can be copied while it runs (pre-copy).
@@ -36,8 +39,9 @@ public protocol PrecopySubject: MigrationSubject {
     /// Starts dirty tracking (briefly freezing the process) and returns the
     /// preliminary metadata. Throws where tracking is unavailable.
     func startPrecopy() throws -> ImageMetadata
-    /// One round while the process runs: `emit(address, data or nil for zero pages, page count)`; returns pages sent.
-    func precopyRound(_ emit: (UInt64, UnsafeRawBufferPointer?, Int) throws -> Void) throws -> Int
+    /// One round while the tree runs, over every process:
+    /// `emit(pid, address, data or nil for zero pages, page count)`; returns pages sent.
+    func precopyRound(_ emit: (Int32, UInt64, UnsafeRawBufferPointer?, Int) throws -> Void) throws -> Int
     /// Undoes `startPrecopy` while the process runs (rollback).
     func cancelPrecopy()
     /// How long `startPrecopy` kept the process frozen (ms).
@@ -160,6 +164,7 @@ public enum MigrationSource {
         } else if precopy.enabled {
             log("warning: pre-copy is not available for this process: stop-and-copy")
         }
+        subject.prepareFreeze()
         let frozenAt = now()
         let phases = PhaseTimer.shared
         phases.reset()
@@ -221,23 +226,22 @@ public enum MigrationSource {
         var rounds = 0
         do {
             try connection.send(.precopyMeta, bytes: preBytes)
-            let pid = pre.processes[0].pid
-            var previous = Int.max
+            var previous: Int?
             var rate = 0.0
             var dirty: UInt64?
             while true {
                 rounds += 1
                 let start = now()
                 let (round, lastRate, lastDirty) = (rounds, rate, dirty)
-                let pages = try sendRound(p, connection, pid: pid) {
+                let pages = try sendRound(p, connection) {
                     progress?(MigrationProgress(bytesSent: connection.bytesSent, round: round, dirtyRate: lastRate, dirtyBytes: lastDirty))
                 }
                 if rounds > 1 { rate = Double(pages * 4096) / max(now() - start, 1e-6) }
                 dirty = UInt64(pages) * 4096
                 log("pre-copy round \(rounds): \(pages) pages (\(pages >> 8) MiB)")
                 progress?(MigrationProgress(bytesSent: connection.bytesSent, round: rounds, dirtyRate: rate, dirtyBytes: dirty))
-                if rounds >= options.maxRounds { break }
-                if rounds > 1 && (pages <= options.smallDirtyPages || (previous != Int.max && pages * 10 >= previous * 9)) { break }
+                if PrecopyRounds.isLast(round: rounds, pages: pages, previous: previous, maxRounds: options.maxRounds,
+                                        smallDirtyPages: options.smallDirtyPages) { break }
                 if rounds > 1 { previous = pages }
             }
             // Before the freeze the target writes what is still queued or in
@@ -248,7 +252,7 @@ public enum MigrationSource {
             let f = try connection.receive(waitingFor: "PRECOPY_SYNCED")
             guard f.type == .precopySynced else { throw Connection.unexpected(f, wanted: "PRECOPY_SYNCED", peer: connection.peer) }
             rounds += 1
-            let pages = try sendRound(p, connection, pid: pid)
+            let pages = try sendRound(p, connection)
             log("pre-copy round \(rounds) (after the target caught up): \(pages) pages")
         } catch {
             p.cancelPrecopy()
@@ -270,9 +274,9 @@ public enum MigrationSource {
 
     /// One pre-copy round, its runs batched into PRECOPY_PAGES frames;
     /// `batchSent` after each full batch. Returns the pages of the round.
-    static func sendRound(_ p: PrecopySubject, _ c: Connection, pid: Int32, batchSent: () -> Void = {}) throws -> Int {
+    static func sendRound(_ p: PrecopySubject, _ c: Connection, batchSent: () -> Void = {}) throws -> Int {
         var batch = PageBatch(allocator: c.channel.allocator)
-        let pages = try p.precopyRound { address, data, count in
+        let pages = try p.precopyRound { pid, address, data, count in
             if try add(&batch, c, pid: pid, address: address, data: data, count: count) { batchSent() }
         }
         try c.send(&batch)

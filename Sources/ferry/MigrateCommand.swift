@@ -78,10 +78,14 @@ final class LinuxSubject: PrecopySubject {
         (pids, memoryBytes) = try MigrationHost.tree(of: pid)
     }
 
+    private var sharers: CheckpointSession.OutsideSharers?
+
+    func prepareFreeze() { sharers = CheckpointSession.OutsideSharers.scan(pid: pid) }
+
     // TestKill.point(.step) marks each protocol step of the source (debug builds: FERRY_TEST_KILL_AT=step:N).
     func freeze() throws {
         TestKill.point(.step)
-        session = try CheckpointSession(pid: pid)
+        session = try CheckpointSession(pid: pid, sharers: sharers)
         session?.shellJob = shellJob
         TestKill.point(.step)
     }
@@ -92,17 +96,18 @@ final class LinuxSubject: PrecopySubject {
         let writer = try StreamImageWriter(sink: sink, source: Host.describe())
         PhaseTimer.shared.mark("image writer")
         if let p = precopy {
-            // The last dirty and dropped pages (the process is frozen now). The
-            // userfaultfd stays in the process, out of the image: closing it
-            // costs a walk of every page table entry; the source is killed
-            // after the ACK, or `resume` closes it.
+            // The last dirty and dropped pages (the tree is frozen now). The
+            // userfaultfds stay in the processes, out of the image: closing
+            // one costs a walk of every page table entry; the source is
+            // killed after the ACK, or `resume` closes them.
             let final = try p.finalScan()
-            PhaseTimer.shared.mark("final scan")
-            session.ignoredFDs[pid] = [p.remoteFD]
-            session.knownMappings[pid] = p.metadata.processes[0].mappings
-            session.knownSignalActions[pid] = p.metadata.processes[0].signalActions
+            for (pid, fd) in p.remoteFDs { session.ignoredFDs[pid, default: []].insert(fd) }
+            for image in p.metadata.processes {
+                session.knownMappings[image.pid] = image.mappings
+                session.knownSignalActions[image.pid] = image.signalActions
+            }
             session.knownContainer = p.container
-            _ = try session.write(to: DirtyFilterSink(writer, pid: pid, tracked: p.tracked, final: final, preliminary: p.metadata))
+            _ = try session.write(to: DirtyFilterSink(writer, tracked: p.tracked, final: final, preliminary: p.metadata))
         } else {
             _ = try session.write(to: writer)
         }
@@ -129,7 +134,7 @@ final class LinuxSubject: PrecopySubject {
         return p.metadata
     }
 
-    func precopyRound(_ emit: (UInt64, UnsafeRawBufferPointer?, Int) throws -> Void) throws -> Int {
+    func precopyRound(_ emit: (Int32, UInt64, UnsafeRawBufferPointer?, Int) throws -> Void) throws -> Int {
         guard let p = precopy else { return 0 }
         TestKill.point(.step)
         return try p.round(emit)

@@ -62,7 +62,7 @@ final class OversizedPrecopySubject: PrecopySubject, @unchecked Sendable {
     func resume() { inner.resume() }
     func kill() { inner.kill() }
     func startPrecopy() throws -> ImageMetadata { started += 1; return metadata }
-    func precopyRound(_ emit: (UInt64, UnsafeRawBufferPointer?, Int) throws -> Void) throws -> Int { rounds += 1; return 0 }
+    func precopyRound(_ emit: (Int32, UInt64, UnsafeRawBufferPointer?, Int) throws -> Void) throws -> Int { rounds += 1; return 0 }
     func cancelPrecopy() { cancelled += 1 }
     var precopyFreezeMs: Double { 0 }
 }

@@ -60,7 +60,8 @@ struct KillMigrationTests {
 
     /// A single-threaded process (every step, every 5th injection, page batches sampled
     /// over the rounds and the final freeze), a multi-threaded one (steps, sampled
-    /// batches) and a tree (steps, every batch: a tree has no pre-copy rounds).
+    /// batches) and trees (steps, page batches: every batch of fork_pipe, sampled
+    /// ones of precopy_tree, whose rounds carry three processes' memory).
     static let cases: [Case] = [
         Case(workload: "anon_pattern", args: ["32", "4"], kind: "step", stride: 1),
         Case(workload: "anon_pattern", args: ["32", "4"], kind: "injection", stride: 5),
@@ -71,6 +72,8 @@ struct KillMigrationTests {
         // Every batch: a target restoring a tree whose source dies must collect the tree's
         // traced zombies before its namespace init can end (it hung there once).
         Case(workload: "fork_pipe", args: [], kind: "batch", stride: 1),
+        Case(workload: "precopy_tree", args: ["24", "4", "2"], kind: "step", stride: 1),
+        Case(workload: "precopy_tree", args: ["24", "4", "2"], kind: "batch", stride: 1, growth: 1.7),
     ]
 
     @Test("killed at every step, at sampled injections and page batches of a pre-copy migration, the source runs on",

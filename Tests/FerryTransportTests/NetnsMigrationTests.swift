@@ -271,6 +271,48 @@ struct MigrationTests {
         #expect(try wl.verdict() == "PASS", "serve: \(server.log)")
     }
 
+    /// `precopy_tree` arguments (MiB, dirty MiB/s, children) and the processes of the tree.
+    struct TreeCase: Sendable, CustomTestStringConvertible {
+        var args: [String]
+        var processes: Int
+        var testDescription: String { processes == 1 ? "one process with a stdout pipe" : "a tree of \(processes) with a pipe and shared memory" }
+    }
+
+    /// Migrates a fresh `precopy_tree` with `mode`; returns the summary after it verified itself on the target.
+    static func migrateTree(_ net: NetnsPair, server: Server, _ c: TreeCase, mode: [String]) throws -> [String: Any] {
+        let wl = try Workload(out + "/wl_precopy_tree", args: c.args, netns: net.source)
+        defer { wl.cleanup() }
+        #expect(KillMigrationTests.tree(wl.pid).count == c.processes)
+        let r = try migrate(net, pid: wl.pid, tls: nil, extra: mode)
+        #expect(r.status == 0, "migrate: \(r.output)\nserve: \(server.log)")
+        #expect(!r.output.contains("stop-and-copy"), "\(r.output)")
+        let line = r.output.split(separator: "\n").last.map(String.init) ?? ""
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(r.output)")
+        try wl.waitForExit(seconds: 10)
+        #expect(wl.instances.count == c.processes, "one copy of the tree must run (on the target): \(wl.instances)")
+        #expect(try wl.verdict() == "PASS", "serve: \(server.log)")
+        return json
+    }
+
+    @Test("pre-copy of a process holding a pipe and of a tree (pipe with bytes in flight, shared memory): several rounds, a freeze well below stop-and-copy's, and it passes",
+          .enabled(if: HostFeatures.dirtyTracking, "pre-copy rounds need dirty tracking: PAGEMAP_SCAN and userfaultfd WP_ASYNC (Linux 6.7+); this is \(HostFeatures.kernelDescription)"),
+          arguments: [TreeCase(args: ["256", "4", "0"], processes: 1), TreeCase(args: ["96", "4", "2"], processes: 3)])
+    func precopyTree(_ c: TreeCase) throws {
+        try Self.buildWorkloads()
+        let net = try NetnsPair()
+        let server = try Self.serve(net, tls: nil)
+        defer { server.stop() }
+        let stop = try Self.migrateTree(net, server: server, c, mode: ["--no-precopy"])
+        let pre = try Self.migrateTree(net, server: server, c, mode: [])
+        let rounds = pre["rounds"] as? Int ?? 0
+        let (frozen, whole) = (pre["downtime_ms"] as? Double ?? -1, stop["downtime_ms"] as? Double ?? -1)
+        print("\(c.testDescription), \(c.args[0]) MiB: frozen \(frozen) ms after \(rounds) rounds (and \(pre["precopy_freeze_ms"] ?? "?") ms to start tracking), stop-and-copy \(whole) ms")
+        #expect(rounds >= 2, "\(pre)")
+        #expect(stop["rounds"] as? Int == 1, "\(stop)")
+        // A factor that holds on a loaded machine (here it is tenfold and more).
+        #expect(frozen > 0 && frozen * 2 < whole, "pre-copy froze \(frozen) ms, stop-and-copy \(whole) ms")
+    }
+
     @Test("an incompatible target (its pids taken, no --new-pidns) is refused before anything is frozen")
     func incompatibleTarget() throws {
         try Self.buildWorkloads()
