@@ -197,6 +197,7 @@ enum ProcessDump {
         FileState.markSharedAcrossProcesses(&processes)
         try UnixSocket.checkTree(&processes)
         try InetSocket.checkTree(&processes)
+        try FileOwnerState.checkTree(&processes)
     }
 
     static func capture(pid: Int32, threads: [Int32], pipes: inout [UInt64: PipeData], ignoringFDs: Set<Int32> = [],
