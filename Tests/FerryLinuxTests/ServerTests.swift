@@ -394,7 +394,15 @@ struct ServerTests {
         // launch.py: no fd, mask or disposition of the test runner's.
         let server = try Child(["/usr/bin/python3", W.workloads + "/launch.py"] + args, stdout: .null, stderr: .null)
         var serverAlive = true
-        defer { if serverAlive { server.kill(); _ = server.wait() } }
+        // Its children too (nginx's workers outlive a killed master), taken
+        // before the master goes (it would start new ones for killed ones).
+        defer {
+            if serverAlive {
+                let children = descendants(server.pid)
+                server.kill(); _ = server.wait()
+                for c in children { kill(c, SIGKILL) }
+            }
+        }
         guard waitForPort(port, seconds: 15) else { Issue.record("\(args[0]) does not listen on \(port)"); return }
         try before()
         usleep(300_000)
@@ -409,7 +417,11 @@ struct ServerTests {
         let restored = rs.stdout.split(separator: "\n").first { $0.hasPrefix("restored pid ") }
             .flatMap { Int32($0.dropFirst("restored pid ".count).prefix { $0.isNumber }) }
         guard rs.status == 0, let pid = restored else { Issue.record("restore: \(rs.stdout) \(rs.stderr)"); return }
-        defer { kill(pid, SIGKILL) }
+        defer {
+            let children = descendants(pid)
+            kill(pid, SIGKILL)
+            for c in children { kill(c, SIGKILL) }
+        }
         #expect(waitForPort(port, seconds: 5), "the restored server does not accept on \(port)")
         try after()
     }
