@@ -299,6 +299,8 @@ public enum UnixSocket {
     nonisolated(unsafe) static var connectedNames: [UInt64: UnixSocketPlan.ConnectedName] = [:]
 
     static func checkTree(_ processes: inout [ProcessImage]) throws {
+        // Filled by this capture's dumps; a later capture fills it again.
+        defer { connectedNames = [:] }
         if externalPeersAllowed { try markExternal(&processes) }
         do {
             let accepted = try UnixSocketPlan.acceptedFrom(UnixSocketPlan.ends(processes), names: connectedNames)
