@@ -23,10 +23,17 @@ public enum Uncarried {
     /// `ownerType` is F_OWNER_TID (0), F_OWNER_PID (1) or F_OWNER_PGRP (2).
     public static func fileOwner(_ d: DescriptorFacts, ownerType: Int32, ownerPid: Int32, signal: Int32) -> String? {
         guard ownerPid != 0 || signal != 0 else { return nil }
+        // A process (F_OWNER_PID) and a signal are carried; the owner must be in the tree (`fileOwnerOutside`).
+        if ownerType == 1 && (0...64).contains(signal) { return nil }
         let kind = ownerType == 2 ? "process group" : ownerType == 0 ? "thread" : "process"
         let owner = ownerPid != 0 ? "an owner (\(kind) \(ownerPid), F_SETOWN)" : ""
         let sig = signal != 0 ? "\(owner.isEmpty ? "" : " and ")a signal (\(signal), F_SETSIG)" : ""
-        return "\(d.who) has \(owner)\(sig); ferry does not carry file owners and signals yet: reset them (F_SETOWN 0, F_SETSIG 0) first"
+        return "\(d.who) has \(owner)\(sig); ferry carries only a process of the tree as owner: reset it (F_SETOWN 0) or make it a process (F_SETOWN PID) first"
+    }
+
+    /// An open file whose owner (F_SETOWN) is not a process of the tree.
+    public static func fileOwnerOutside(_ d: DescriptorFacts, owner: Int32) -> String {
+        "\(d.who) has an owner (process \(owner), F_SETOWN) outside the tree, which signal-driven I/O would signal; ferry carries owners within the tree only: checkpoint that process with it, or reset the owner (F_SETOWN 0) first"
     }
 
     /// A FIFO (named pipe) is reopened by path on restore: bytes buffered in

@@ -16,6 +16,8 @@ public enum UnixSocketRefusal: Error, Equatable, CustomStringConvertible {
     case notAPair(pid: Int32, fd: Int32, inode: UInt64, peer: UInt64)
     /// One socket recorded twice with different state.
     case inconsistent(pid: Int32, fd: Int32, inode: UInt64)
+    /// A connected socket bound to a path that is not an open listener's of the tree.
+    case namedNotAccepted(pid: Int32, fd: Int32, inode: UInt64, name: String)
 
     public var description: String {
         switch self {
@@ -27,6 +29,8 @@ public enum UnixSocketRefusal: Error, Equatable, CustomStringConvertible {
             return "unix socket fd \(fd) of process \(pid) (socket:[\(inode)]) and its peer socket:[\(peer)] do not form a pair of the same type"
         case let .inconsistent(pid, fd, inode):
             return "unix socket fd \(fd) of process \(pid) (socket:[\(inode)]) is recorded twice with different state"
+        case let .namedNotAccepted(pid, fd, inode, name):
+            return "cannot checkpoint \(pid): fd \(fd) is a unix socket (socket:[\(inode)]) bound to \(UnixSocketPlan.printable(name)) that was not accepted from a listener open in the tree; ferry carries path names only on listeners and the connections they accepted — checkpoint the listener's process with it"
         }
     }
 }
@@ -91,6 +95,37 @@ public enum UnixSocketPlan {
             return "is a unix socket connected to \(shown) outside the tree with \(bytes) byte(s) it sent not yet read; ferry cannot queue them again from that peer — let the program read them first"
         }
         return nil
+    }
+
+    /// What a connected end's name says of it, seen at checkpoint.
+    public struct ConnectedName: Equatable, Sendable {
+        /// The path, or NUL and the abstract name.
+        public var name: String
+        /// The inode of a path's socket file (UNIX_DIAG_VFS): an accepted socket shares its listener's.
+        public var fileInode: UInt64?
+        public init(name: String, fileInode: UInt64?) { self.name = name; self.fileInode = fileInode }
+    }
+
+    /// For each connected end whose name is an open listener's of the tree
+    /// (same path and socket file, or same abstract name): that listener's
+    /// inode. A path-named end that matches no listener is refused by name; an
+    /// abstract-named one that matches none keeps its name (bound again).
+    public static func acceptedFrom(_ ends: [UnixSocketEnd], names: [UInt64: ConnectedName]) throws -> [UInt64: UInt64] {
+        var byName: [String: (inode: UInt64, file: UInt64?)] = [:]
+        for l in listeners(ends) {
+            if let p = l.path { byName[p] = (l.inode, l.pathInode) } else if let a = l.abstractName { byName["\0" + String(decoding: a.value, as: UTF8.self)] = (l.inode, nil) }
+        }
+        var out: [UInt64: UInt64] = [:]
+        for e in ends where e.socket.listenBacklog == nil {
+            guard let n = names[e.socket.inode], !n.name.isEmpty else { continue }
+            let abstract = n.name.first == "\0"
+            if let l = byName[n.name], abstract || (l.file != nil && l.file == n.fileInode) {
+                out[e.socket.inode] = l.inode
+            } else if !abstract {
+                throw UnixSocketRefusal.namedNotAccepted(pid: e.pid, fd: e.fd, inode: e.socket.inode, name: n.name)
+            }
+        }
+        return out
     }
 
     /// The listening sockets to create, each once, in inode order.

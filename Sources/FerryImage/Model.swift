@@ -500,6 +500,9 @@ public struct FileDescriptorImage: Codable, Equatable, Sendable {
     /// id of its contents in `ImageMetadata.fileContents`. The file is
     /// re-created from them and this fd reopens it (its own open file).
     public var contentsID: UInt64?
+    /// The owner (F_SETOWN) and signal (F_SETSIG) of the open file, which
+    /// signal-driven I/O (O_ASYNC, in `flags`) notifies; nil when neither is set.
+    public var owner: FileOwner?
 
     public init(fd: Int32, kind: FileKind, flags: Int32, closeOnExec: Bool = false, offset: Int64 = 0,
                 path: String = "", pipeID: UInt64 = 0, file: FileIdentity? = nil, sharedWith: Int32? = nil,
@@ -665,4 +668,13 @@ public struct Bytes: Codable, Equatable, Sendable {
         var c = encoder.singleValueContainer()
         try c.encode(Base64.encode(value))
     }
+}
+
+/// The owner of an open file for signal-driven I/O: a process of the tree
+/// (F_OWNER_PID), given by its pid in its own namespace, or none (pid 0);
+/// the signal sent (F_SETSIG; 0: SIGIO).
+public struct FileOwner: Codable, Equatable, Sendable {
+    public var pid: Int32
+    public var signal: Int32
+    public init(pid: Int32, signal: Int32) { self.pid = pid; self.signal = signal }
 }

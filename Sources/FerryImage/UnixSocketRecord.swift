@@ -38,6 +38,10 @@ public struct UnixSocketImage: Codable, Equatable, Sendable {
     /// (`--ext-unix-sk`): the name it is bound to (sun_path bytes: a path,
     /// or NUL and an abstract name), connected to again on restore.
     public var externalPeer: Bytes?
+    /// This end was accepted from the listening socket `acceptedFrom` of the
+    /// tree (its name is the listener's): restored by connecting its peer to
+    /// the listener and accepting.
+    public var acceptedFrom: UInt64?
 
     public init(inode: UInt64, peer: UInt64, type: Int32, sendBuffer: Int32, receiveBuffer: Int32,
                 passCredentials: Bool, peekOffset: Int32, shutdown: UInt8, queue: [[UInt8]]) {
@@ -66,6 +70,9 @@ public struct UnixSocketImage: Codable, Equatable, Sendable {
             }
         } else {
             guard path == nil else { return "socket \(inode): a path name on a socket that is not listening" }
+            if acceptedFrom != nil, externalPeer != nil || abstractName != nil || acceptedFrom == 0 {
+                return "socket \(inode): accepted from a listener but also named or connected outside the tree"
+            }
             guard inode != 0, peer != 0, peer != inode else { return "socket inode \(inode) / peer \(peer) invalid" }
             if let e = externalPeer {
                 guard (1...108).contains(e.count), e.value.first == 0 || !e.value.contains(0) else { return "socket \(inode): external peer name of \(e.count) bytes invalid" }

@@ -212,6 +212,7 @@ enum ProcessDump {
         FileState.markSharedAcrossProcesses(&processes)
         try UnixSocket.checkTree(&processes)
         try InetSocket.checkTree(&processes)
+        try FileOwnerState.checkTree(&processes)
     }
 
     static func capture(pid: Int32, threads: [Int32], pipes: inout [UInt64: PipeData], contents: inout [UInt64: FileContents],

@@ -2,6 +2,7 @@
 import Glibc
 import CFerryLinux
 import FerryCore
+import FerryImage
 
 /// State of a descriptor that ferry does not carry, refused at checkpoint by
 /// name (the decisions are Uncarried's): owners and signals, FIFO contents
@@ -29,8 +30,8 @@ public enum DescriptorChecks {
 
     /// Every distinct open file of a process (dups are checked once), with
     /// its stat: its owner and signal, and by kind what is not carried.
-    /// Returns a pipe's size (F_GETPIPE_SZ), which is carried.
-    static func refuse(_ d: DescriptorFacts, st: stat, isPipe: Bool) throws -> Int? {
+    /// Returns a pipe's size (F_GETPIPE_SZ) and the file's owner and signal, which are carried.
+    static func refuse(_ d: DescriptorFacts, st: stat, isPipe: Bool) throws -> (pipeSize: Int?, owner: FileOwner?) {
         let type = st.st_mode & S_IFMT
         if let why = Uncarried.procFile(d) { throw FerryError(why) }
         if type == S_IFCHR {
@@ -39,13 +40,13 @@ public enum DescriptorChecks {
             let minor = UInt32(truncatingIfNeeded: (dev & 0xff) | ((dev >> 12) & ~0xff))
             if let why = Uncarried.ptyMaster(d, major: major, minor: minor) { throw FerryError(why) }
         }
-        return try with(d) { local -> Int? in
-            try FileOwnerState.refuse(d, local: local)
-            guard type == S_IFIFO else { return nil }
-            guard isPipe else { try FifoState.refuse(d, local: local); return nil }
+        return try with(d) { local -> (pipeSize: Int?, owner: FileOwner?) in
+            let owner = try FileOwnerState.dump(d, local: local)
+            guard type == S_IFIFO else { return (nil, owner) }
+            guard isPipe else { try FifoState.refuse(d, local: local); return (nil, owner) }
             let size = fcntl(local, FifoState.fGetPipeSize)
             guard size > 0 else { throw SystemError("fcntl(F_GETPIPE_SZ)", errno: errno, "reading the size of the pipe at fd \(d.fd) of \(d.pid)") }
-            return Int(size)
+            return (Int(size), owner)
         }
     }
 

@@ -27,7 +27,6 @@ public enum FileState {
             let facts = DescriptorFacts(pid: pid, fd: fd, path: link)
             // Locks first: a lease also sets O_ASYNC, and is named as a lease.
             let locks = try FileLockState.dump(facts, fdinfo: infoText)
-            try AttributeState.refuseFile(pid: pid, fd: fd, path: link, flags: flags, fdinfo: infoText)
             var st = stat()
             guard stat("/proc/\(pid)/fd/\(fd)", &st) == 0 else {
                 throw SystemError("stat(/proc/\(pid)/fd/\(fd))", errno: errno, "dumping fd \(fd) of \(pid)")
@@ -45,8 +44,9 @@ public enum FileState {
                 continue
             }
             position[fd] = out.count
-            let pipeSize = try DescriptorChecks.refuse(facts, st: st, isPipe: link.hasPrefix("pipe:["))
+            let (pipeSize, owner) = try DescriptorChecks.refuse(facts, st: st, isPipe: link.hasPrefix("pipe:["))
             img.locks = locks
+            img.owner = owner
             switch st.st_mode & S_IFMT {
             case S_IFREG:
                 img.kind = .regular
@@ -398,6 +398,9 @@ public enum FileState {
         // Every socket of the process is bound: SO_REUSEPORT as recorded.
         for f in primaries where f.treeShareID == nil {
             if let s = f.inet { try InetSocket.settle(s, fd: f.fd, injector: injector, scratch: scratch) }
+        }
+        for f in primaries where f.kind != .epoll {
+            if let o = f.owner { try FileOwnerState.restore(o, fd: f.fd, injector: injector, scratch: scratch) }
         }
         try placeDups(of: Set(primaries.filter { $0.kind != .epoll }.map(\.fd)))
         // epoll last: its watches name the final fd numbers, other epolls' included.

@@ -205,13 +205,7 @@ enum AttributeState {
         try checkCapabilities(a, tid: tid, liveTid: liveTid)
     }
 
-    /// An fd whose state ferry does not carry: signal-driven I/O (its owner
-    /// and signal). Locks are FileLockState's.
-    static func refuseFile(pid: Int32, fd: Int32, path: String, flags: Int32, fdinfo: String) throws {
-        if flags & O_ASYNC != 0 {
-            throw FerryError("cannot checkpoint \(pid): fd \(fd) (\(path)) has O_ASYNC (signal-driven I/O); ferry does not carry its owner and signal yet: clear O_ASYNC first")
-        }
-    }
+
 
     /// kcmp types of what CLONE_FILES, CLONE_FS, CLONE_SIGHAND and CLONE_VM
     /// share between processes (not threads).

@@ -90,11 +90,12 @@ public enum UnixSocket {
                                 passCredentials: try option(copy, SO_PASSCRED) != 0, peekOffset: try option(copy, SO_PEEK_OFF),
                                 shutdown: info.shutdown & 3, queue: queue)
         var named = s
-        if info.name_len > 0 {
-            let n = max(0, min(Int(info.name_len), 108))
-            named.abstractName = Bytes(withUnsafeBytes(of: info.name) { Array($0.prefix(n).dropFirst()) })
+        let bound = name(info)
+        if bound.first == "\0" {
+            named.abstractName = Bytes(Array(bound.utf8.dropFirst()))
         }
         if let why = named.problem() { throw FerryError("\(what): \(why)") }
+        if !bound.isEmpty { connectedNames[inode] = UnixSocketPlan.ConnectedName(name: bound, fileInode: bound.first == "\0" ? nil : UInt64(info.vfs_inode)) }
         return named
     }
 
@@ -120,6 +121,8 @@ public enum UnixSocket {
                 s.pathInode = UInt64(st.st_ino)
             } else if errno == ENOENT {
                 s.pathRemoved = true
+                // The removed file's inode: the connections it accepted name it too (UNIX_DIAG_VFS).
+                s.pathInode = UInt64(info.vfs_inode)
                 s.pathMode = 0o755; s.pathOwner = 0; s.pathGroup = 0
             } else {
                 throw SystemError("lstat(\(bound))", errno: errno, "reading the socket file of fd \(what)")
@@ -152,8 +155,8 @@ public enum UnixSocket {
             }
             return nil
         }
-        if !bound.isEmpty && bound.first != "\0" {
-            return "is a unix socket bound to \(bound); ferry carries only socket pairs without a path name yet"
+        if !bound.isEmpty && bound.first != "\0" && (info.peer == 0 || type == UnixSocketImage.datagram) {
+            return "is a unix socket bound to \(bound); ferry carries path names only on listeners and the connections they accepted"
         }
         guard info.peer != 0 else {
             return "is a unix socket (socket:[\(inode)]) that is not connected or whose peer is closed; ferry carries only connected socket pairs yet"
@@ -291,8 +294,26 @@ public enum UnixSocket {
         }
     }
 
+    /// The names of the connected ends dumped (by inode), for `checkTree` to
+    /// tell the connections a listener of the tree accepted.
+    nonisolated(unsafe) static var connectedNames: [UInt64: UnixSocketPlan.ConnectedName] = [:]
+
     static func checkTree(_ processes: inout [ProcessImage]) throws {
+        // Filled by this capture's dumps; a later capture fills it again.
+        defer { connectedNames = [:] }
         if externalPeersAllowed { try markExternal(&processes) }
+        do {
+            let accepted = try UnixSocketPlan.acceptedFrom(UnixSocketPlan.ends(processes), names: connectedNames)
+            for pi in processes.indices {
+                for fi in processes[pi].files.indices {
+                    guard let inode = processes[pi].files[fi].unixSocket?.inode, let l = accepted[inode] else { continue }
+                    processes[pi].files[fi].unixSocket?.acceptedFrom = l
+                    processes[pi].files[fi].unixSocket?.abstractName = nil
+                }
+            }
+        } catch let r as UnixSocketRefusal {
+            throw FerryError(r.description)
+        }
         do {
             _ = try UnixSocketPlan.pairs(UnixSocketPlan.ends(processes), peerName: peerName)
         } catch let r as UnixSocketRefusal {
@@ -318,17 +339,27 @@ public enum UnixSocket {
             slots[e.inode] = try connectExternal(e, reserve: reserve, injector: injector, scratch: scratch)
         }
         for (a, b) in pairs {
-            try injector.call(socketpairNr, [1 /* AF_UNIX */, UInt64(a.type) | UInt64(O_CLOEXEC), 0, scratch.data],
-                              "socketpair(AF_UNIX, \(a.type)) for socket \(a.inode)")
-            let fds = try injector.memory.read(scratch.data, count: 8).withUnsafeBytes { ($0.load(as: Int32.self), $0.load(fromByteOffset: 4, as: Int32.self)) }
             let first = try reserve(2)
-            for (from, to) in [(fds.0, first), (fds.1, first + 1)] {
-                try injector.call(SYS.dup2, [UInt64(from), UInt64(to)], "dup2")
-                try injector.call(SYS.close, [UInt64(from)], "close")
-            }
-            let ends = [(a, first), (b, first + 1)]
-            for (s, fd) in ends {
-                if let name = s.abstractName?.value { try bindAbstract(fd, name, s, injector, scratch) }
+            let ends: [(UnixSocketImage, Int32)]
+            if let l = a.acceptedFrom ?? b.acceptedFrom {
+                // A connection the listener accepted: the other end connects to it, the listener accepts.
+                guard let listener = slots[l] else { throw FerryError("cannot restore socket \(a.inode): its listener \(l) is not in the image") }
+                let (server, client) = a.acceptedFrom != nil ? (a, b) : (b, a)
+                ends = [(client, first), (server, first + 1)]
+                try connectAccepted(client: client, at: first, server: server, at: first + 1, listener: listener,
+                                    listenerImage: UnixSocketPlan.listeners(UnixSocketPlan.ends(processes)).first { $0.inode == l }!, injector: injector, scratch: scratch)
+            } else {
+                try injector.call(socketpairNr, [1 /* AF_UNIX */, UInt64(a.type) | UInt64(O_CLOEXEC), 0, scratch.data],
+                                  "socketpair(AF_UNIX, \(a.type)) for socket \(a.inode)")
+                let fds = try injector.memory.read(scratch.data, count: 8).withUnsafeBytes { ($0.load(as: Int32.self), $0.load(fromByteOffset: 4, as: Int32.self)) }
+                for (from, to) in [(fds.0, first), (fds.1, first + 1)] {
+                    try injector.call(SYS.dup2, [UInt64(from), UInt64(to)], "dup2")
+                    try injector.call(SYS.close, [UInt64(from)], "close")
+                }
+                ends = [(a, first), (b, first + 1)]
+                for (s, fd) in ends {
+                    if let name = s.abstractName?.value { try bindAbstract(fd, name, s, injector, scratch) }
+                }
             }
             for (s, fd) in ends {
                 try set(fd, SO_SNDBUFFORCE, s.sendBuffer / 2, s, injector, scratch)
@@ -347,7 +378,33 @@ public enum UnixSocket {
                 slots[s.inode] = fd
             }
         }
+        // A path the program had removed after bind goes once its connections are made.
+        for l in UnixSocketPlan.listeners(UnixSocketPlan.ends(processes)) where l.pathRemoved == true {
+            guard let path = l.path else { continue }
+            try injector.memory.write(scratch.data, Array(path.utf8) + [0])
+            try injector.call(unlinkNr, [scratch.data], "unlink(\(path)), removed on the source")
+        }
         return slots
+    }
+
+    /// Re-creates a connection a listener of the tree accepted: a new socket
+    /// (the client end, bound to its abstract name if it had one) connects
+    /// to the listener at `listener` and the listener accepts the server end,
+    /// whose name is the listener's as on the source.
+    static func connectAccepted(client: UnixSocketImage, at clientFD: Int32, server: UnixSocketImage, at serverFD: Int32, listener: Int32,
+                                listenerImage l: UnixSocketImage, injector: Injector, scratch: ScratchArea) throws {
+        try makeSocket(client, at: clientFD, injector: injector, scratch: scratch)
+        if let name = client.abstractName?.value { try bindAbstract(clientFD, name, client, injector, scratch) }
+        let addr: [UInt8] = l.path.map { [1, 0] + Array($0.utf8) + [0] } ?? ([1, 0, 0] + (l.abstractName?.value ?? []))
+        try injector.memory.write(scratch.data, addr)
+        try injector.call(42 /* connect */, [UInt64(clientFD), scratch.data, UInt64(addr.count)],
+                          "connect(\(UnixSocketPlan.printable(l.path ?? "\0" + String(decoding: l.abstractName?.value ?? [], as: UTF8.self)))) for socket \(client.inode)")
+        let accepted = try injector.call(288 /* accept4 */, [UInt64(listener), 0, 0, UInt64(O_CLOEXEC)], "accept4 for socket \(server.inode)")
+        try injector.call(SYS.dup2, [UInt64(accepted), UInt64(serverFD)], "dup2")
+        try injector.call(SYS.close, [UInt64(accepted)], "close")
+        // The accepted end starts with the listener's SO_PASSCRED; the image's value is set for both.
+        try set(serverFD, SO_PASSCRED, server.passCredentials ? 1 : 0, server, injector, scratch)
+        try set(clientFD, SO_PASSCRED, client.passCredentials ? 1 : 0, client, injector, scratch)
     }
 
     /// A listening socket at a pool slot: bound to its name (a path left
@@ -366,9 +423,8 @@ public enum UnixSocket {
             try injector.call(bindNr, [UInt64(fd), scratch.data, UInt64(addr.count)], "bind(\(path)) of listening socket \(l.inode)")
             let at = scratch.data + 128
             try injector.memory.write(at, Array(path.utf8) + [0])
-            if l.pathRemoved == true {
-                try injector.call(unlinkNr, [at], "unlink(\(path)), removed on the source")
-            } else {
+            // A path the program had removed is removed once the listener's connections are made (createPairs).
+            if l.pathRemoved != true {
                 try injector.call(chmodNr, [at, UInt64(l.pathMode ?? 0o755)], "chmod(\(path))")
                 try injector.call(lchownNr, [at, UInt64(l.pathOwner ?? 0), UInt64(l.pathGroup ?? 0)], "lchown(\(path))")
             }

@@ -8,9 +8,11 @@ struct UncarriedTests {
 
     @Test func fileOwnerAndSignalAreRefusedWhenSet() {
         #expect(Uncarried.fileOwner(d, ownerType: 1, ownerPid: 0, signal: 0) == nil)
-        let owner = Uncarried.fileOwner(d, ownerType: 1, ownerPid: 42, signal: 0)
-        #expect(owner?.contains("cannot checkpoint 42: fd 7 (/tmp/x)") == true)
-        #expect(owner?.contains("process 42, F_SETOWN") == true)
+        // A process owner and a signal are carried (the tree check refuses an owner outside it).
+        #expect(Uncarried.fileOwner(d, ownerType: 1, ownerPid: 42, signal: 0) == nil)
+        #expect(Uncarried.fileOwner(d, ownerType: 1, ownerPid: 42, signal: 10) == nil)
+        let outside = Uncarried.fileOwnerOutside(d, owner: 99)
+        #expect(outside.contains("cannot checkpoint 42: fd 7 (/tmp/x)") && outside.contains("process 99, F_SETOWN") && outside.contains("outside the tree"))
         #expect(Uncarried.fileOwner(d, ownerType: 2, ownerPid: 9, signal: 0)?.contains("process group 9") == true)
         let both = Uncarried.fileOwner(d, ownerType: 0, ownerPid: 43, signal: 10)
         #expect(both?.contains("thread 43, F_SETOWN) and a signal (10, F_SETSIG)") == true)

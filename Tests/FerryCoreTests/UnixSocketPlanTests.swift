@@ -63,6 +63,31 @@ struct UnixSocketPlanTests {
         #expect(marked.problem() != nil)
     }
 
+    @Test func connectionsOfATreeListenerAreFoundByNameAndFile() throws {
+        var l = Self.sock(50, peer: 0)
+        l.peer = 0; l.listenBacklog = 5; l.path = "/run/s.sock"; l.pathInode = 777
+        var abs = Self.sock(60, peer: 0)
+        abs.peer = 0; abs.listenBacklog = 5; abs.abstractName = Bytes(Array("srv".utf8))
+        let server = Self.sock(51, peer: 52), client = Self.sock(52, peer: 51), absServer = Self.sock(61, peer: 62), absClient = Self.sock(62, peer: 61)
+        let ends = UnixSocketPlan.ends([Self.process(1, [(3, l), (4, server), (5, client), (6, abs), (7, absServer), (8, absClient)])])
+        typealias N = UnixSocketPlan.ConnectedName
+        let names = [51: N(name: "/run/s.sock", fileInode: 777), 61: N(name: "\0srv", fileInode: nil), 62: N(name: "\0other", fileInode: nil)] as [UInt64: N]
+        #expect(try UnixSocketPlan.acceptedFrom(ends, names: names) == [51: 50, 61: 60])
+        // Same path, another socket file (bound by the client itself, or the listener's file replaced): refused by name.
+        do {
+            _ = try UnixSocketPlan.acceptedFrom(ends, names: [51: N(name: "/run/s.sock", fileInode: 778)])
+            Issue.record("a path name that is no listener's was accepted")
+        } catch let r as UnixSocketRefusal {
+            #expect(r.description.contains("fd 4") && r.description.contains("bound to /run/s.sock") && r.description.contains("not accepted from a listener"))
+        }
+        var bad = server
+        bad.acceptedFrom = 50
+        bad.abstractName = Bytes([1])
+        #expect(bad.problem() != nil)
+        bad.abstractName = nil
+        #expect(bad.problem() == nil)
+    }
+
     @Test func pairsComeInInodeOrder() throws {
         let tree = [Self.process(1, [(3, Self.sock(30, peer: 31)), (4, Self.sock(21, peer: 20)), (5, Self.sock(20, peer: 21)), (6, Self.sock(31, peer: 30))])]
         let pairs = try UnixSocketPlan.pairs(UnixSocketPlan.ends(tree))

@@ -55,11 +55,11 @@ struct RefusalTests {
          open(p,'w').close(); f=os.open(p,os.O_RDONLY); os.unlink(p)
          fcntl.fcntl(f,1024,fcntl.F_RDLCK)
          """, "holds a lease"),
-        ("O_ASYNC", """
+        ("an owner outside the tree (without O_ASYNC: SIGIO would go to the test runner)", """
          import fcntl,os
          r,w=os.pipe()
-         fcntl.fcntl(r,fcntl.F_SETFL,fcntl.fcntl(r,fcntl.F_GETFL)|os.O_ASYNC)
-         """, "O_ASYNC"),
+         fcntl.fcntl(r,fcntl.F_SETOWN,os.getppid())
+         """, "outside the tree"),
         ("capabilities kept across a uid change", """
          import ctypes,os
          libc=ctypes.CDLL(None,use_errno=True)
@@ -96,16 +96,16 @@ struct RefusalTests {
          c=socket.socket(socket.AF_UNIX)
          c.connect("\\0ferry-refusal-\(getpid())")
          """, "not yet accepted"),
-        ("F_SETOWN", """
+        ("F_SETOWN to a process group", """
          import fcntl,os
          r,w=os.pipe()
-         fcntl.fcntl(r,fcntl.F_SETOWN,os.getpid())
-         """, "F_SETOWN); ferry does not carry file owners"),
-        ("F_SETSIG", """
-         import fcntl,os
+         fcntl.fcntl(r,fcntl.F_SETOWN,-os.getpgrp())
+         """, "(process group"),
+        ("F_SETOWN_EX to a thread", """
+         import fcntl,os,struct,threading
          r,w=os.pipe()
-         fcntl.fcntl(r,10,12)
-         """, "a signal (12, F_SETSIG)"),
+         fcntl.fcntl(r,15,struct.pack('ii',0,threading.get_native_id()))
+         """, "(thread"),
         ("FIFO with unread bytes", """
          import os
          p='/tmp/ferry-fifo-data-%d'%os.getpid()
@@ -205,7 +205,7 @@ struct RefusalTests {
         os.setsid()
         m,s=os.openpty()
         r,w=os.pipe()
-        fcntl.fcntl(r,fcntl.F_SETOWN,os.getpid())
+        fcntl.fcntl(r,fcntl.F_SETOWN,-os.getpgrp())
         q=open('/proc/self/status')
         libc=ctypes.CDLL(None); t=ctypes.c_void_p(); libc.timer_create(1,None,ctypes.byref(t))
         print(os.getpid(),flush=True)
