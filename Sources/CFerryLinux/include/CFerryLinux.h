@@ -171,4 +171,16 @@ struct ferry_unix_info {
 /* 0, or -errno (-ENOENT: no such unix socket). unix_diag.c. */
 int ferry_unix_diag(uint32_t inode, struct ferry_unix_info *out);
 
+/* The TCP repair guard (repair_guard.c). Starts `path` with `argv` in a
+ * session of its own, stdin/out/err on /dev/null, `channel` as fd 3 and no
+ * other descriptor; returns its pid or -errno. */
+#define FERRY_GUARD_MAX_FDS 4
+pid_t ferry_spawn_guard(const char *path, char *const argv[], int channel);
+/* sendmsg of `buf` with `fds` (SCM_RIGHTS, at most FERRY_GUARD_MAX_FDS),
+ * MSG_NOSIGNAL: bytes sent or -errno. */
+long ferry_send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
+/* recvmsg into `buf`, received descriptors (close-on-exec) into `fds`, their
+ * count in *nfds: bytes received (0 at the end) or -errno. */
+long ferry_recv_fds(int sock, void *buf, size_t len, int *fds, int maxfds, int *nfds, int dontwait);
+
 #endif
