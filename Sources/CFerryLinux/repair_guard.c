@@ -9,19 +9,32 @@
 #include <spawn.h>
 #include <string.h>
 #include <unistd.h>
+#include <pthread.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 
 pid_t
-ferry_spawn_guard(const char *path, char *const argv[], int channel)
+ferry_spawn_guard(const char *path, char *const argv[], int channel, int lock)
 {
-	/* The channel goes to fd 3; a channel already at 3 is moved first, as
-	 * dup2 onto itself would keep its close-on-exec flag. */
-	int moved = -1;
-	if (channel == 3) {
+	/* The channel goes to fd 3, the lock to 4; one already at 3 or 4 is
+	 * moved first (dup2 onto itself would keep its close-on-exec flag, and
+	 * the lock at 3 would be overwritten by the channel). */
+	int moved = -1, moved_lock = -1;
+	if (channel == 3 || channel == 4) {
 		moved = fcntl(channel, F_DUPFD_CLOEXEC, 10);
 		if (moved < 0)
 			return -errno;
 		channel = moved;
+	}
+	if (lock == 3 || lock == 4) {
+		moved_lock = fcntl(lock, F_DUPFD_CLOEXEC, 10);
+		if (moved_lock < 0) {
+			int e = errno;
+			if (moved >= 0)
+				close(moved);
+			return -e;
+		}
+		lock = moved_lock;
 	}
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
@@ -33,7 +46,8 @@ ferry_spawn_guard(const char *path, char *const argv[], int channel)
 	posix_spawn_file_actions_adddup2(&fa, 0, 1);
 	posix_spawn_file_actions_adddup2(&fa, 0, 2);
 	posix_spawn_file_actions_adddup2(&fa, channel, 3);
-	posix_spawn_file_actions_addclosefrom_np(&fa, 4);
+	posix_spawn_file_actions_adddup2(&fa, lock, 4);
+	posix_spawn_file_actions_addclosefrom_np(&fa, 5);
 	sigset_t none, all;
 	sigemptyset(&none);
 	sigfillset(&all);
@@ -49,6 +63,8 @@ ferry_spawn_guard(const char *path, char *const argv[], int channel)
 	posix_spawnattr_destroy(&at);
 	if (moved >= 0)
 		close(moved);
+	if (moved_lock >= 0)
+		close(moved_lock);
 	return r == 0 ? pid : -r;
 }
 
@@ -117,3 +133,59 @@ ferry_recv_fds(int sock, void *buf, size_t len, int *fds, int maxfds, int *nfds,
 	return n;
 }
 
+
+/* The lock: a process-shared robust mutex in a memfd page. */
+void *
+ferry_guard_lock_new(int *fd_out)
+{
+	int fd = memfd_create("ferry-repair-guard", MFD_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	if (ftruncate(fd, sizeof(pthread_mutex_t)) != 0) {
+		close(fd);
+		return NULL;
+	}
+	pthread_mutex_t *m = mmap(NULL, sizeof(pthread_mutex_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED) {
+		close(fd);
+		return NULL;
+	}
+	pthread_mutexattr_t a;
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+	pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+	int r = pthread_mutex_init(m, &a);
+	pthread_mutexattr_destroy(&a);
+	if (r == 0)
+		r = pthread_mutex_lock(m);
+	if (r != 0) {
+		munmap(m, sizeof(pthread_mutex_t));
+		close(fd);
+		errno = r;
+		return NULL;
+	}
+	*fd_out = fd;
+	return m;
+}
+
+void
+ferry_guard_lock_release(void *lock)
+{
+	pthread_mutex_unlock(lock);
+	munmap(lock, sizeof(pthread_mutex_t));
+}
+
+int
+ferry_guard_lock_wait(int fd)
+{
+	pthread_mutex_t *m = mmap(NULL, sizeof(pthread_mutex_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED)
+		return -errno;
+	int r;
+	do
+		r = pthread_mutex_lock(m);
+	while (r == EINTR);
+	if (r == 0)
+		return 0;
+	return r == EOWNERDEAD ? 1 : -r;
+}

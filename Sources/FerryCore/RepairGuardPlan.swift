@@ -1,7 +1,7 @@
 /// The decisions of the TCP repair guard, pure. Before ferry puts an
 /// established connection into TCP_REPAIR mode it hands a copy of the
-/// socket to a guard process over a SOCK_SEQPACKET channel; when the
-/// channel ends the guard does what `action` says for each socket. The
+/// socket to a guard process over a SOCK_SEQPACKET channel; when ferry
+/// dies or is done, the guard does what `action` says for each socket. The
 /// messages are 8 bytes: a tag (UInt32) and a value (Int32), little-endian.
 public enum RepairGuardPlan {
     /// TCP_REPAIR values: off without a window probe (since Linux 4.18), plain off.
@@ -26,7 +26,7 @@ public enum RepairGuardPlan {
     }
 
     public static let messageSize = 8
-    /// What the guard sends once it waits on the channel: ferry puts no
+    /// What the guard sends once it is set to wait: ferry puts no
     /// socket into repair mode before.
     public static let ready: [UInt8] = [0x52]
     /// How long ferry waits for `ready`.
@@ -65,7 +65,7 @@ public enum RepairGuardPlan {
         }
     }
 
-    /// What the guard has heard when its channel ends.
+    /// What the guard has heard when ferry dies or lets it go.
     public enum Heard: Equatable, Sendable { case nothing, killing, done }
 
     public static func heard(after previous: Heard, _ m: Message) -> Heard {
@@ -87,7 +87,7 @@ public enum RepairGuardPlan {
         case takeOutUnlessDying
     }
 
-    /// For the sockets at the end of the channel. A ferry that died before
+    /// For the sockets once ferry has died or let go. A ferry that died before
     /// it announced the kill left the process running: its sockets must
     /// work again. After the kill was announced the process is dying (its
     /// connections live on in the image or on the target, and must close

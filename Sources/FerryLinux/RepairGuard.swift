@@ -12,6 +12,10 @@ import FerryCore
 final class RepairGuard {
     let channel: Int32
     let pid: Int32
+    /// A robust mutex this thread holds while the guard is needed: the
+    /// guard waits for it, and the kernel hands it over the moment ferry
+    /// dies, earlier than the end of the channel (see ferry_guard_lock_new).
+    let lock: UnsafeMutableRawPointer
 
     /// Starts a guard; its channel is a SOCK_SEQPACKET socketpair.
     static func start() throws -> RepairGuard {
@@ -19,20 +23,28 @@ final class RepairGuard {
         let ctx = "starting the TCP repair guard"
         try checkLibc(socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair), "socketpair(SOCK_SEQPACKET)", ctx)
         defer { close(pair[1]) }
+        var lockFD: Int32 = -1
+        guard let lock = ferry_guard_lock_new(&lockFD) else {
+            close(pair[0])
+            throw SystemError("memfd_create + pthread_mutex_lock", errno: errno, ctx)
+        }
+        defer { close(lockFD) }
         let pid = withCStrings(["ferry", "__repair-guard", "\(getpid())"]) { argv in
-            Int32(ferry_spawn_guard("/proc/self/exe", argv, pair[1]))
+            Int32(ferry_spawn_guard("/proc/self/exe", argv, pair[1], lockFD))
         }
         if pid < 0 {
             close(pair[0])
+            ferry_guard_lock_release(lock)
             throw SystemError("posix_spawn(/proc/self/exe __repair-guard)", errno: -pid, ctx)
         }
-        let g = RepairGuard(channel: pair[0], pid: pid)
+        let g = RepairGuard(channel: pair[0], pid: pid, lock: lock)
         var pf = pollfd(fd: g.channel, events: Int16(POLLIN), revents: 0)
         var byte: UInt8 = 0
         let waited = poll(&pf, 1, RepairGuardPlan.readyTimeoutMilliseconds)
         guard waited == 1, recv(g.channel, &byte, 1, Int32(MSG_DONTWAIT)) == 1, [byte] == RepairGuardPlan.ready else {
             kill(pid, SIGKILL)
             close(g.channel)
+            ferry_guard_lock_release(lock)
             var status: Int32 = 0
             _ = waitpid(pid, &status, 0)
             throw FerryError("\(ctx): the guard (pid \(pid)) did not report ready within \(RepairGuardPlan.readyTimeoutMilliseconds) ms")
@@ -40,7 +52,7 @@ final class RepairGuard {
         return g
     }
 
-    private init(channel: Int32, pid: Int32) { self.channel = channel; self.pid = pid }
+    private init(channel: Int32, pid: Int32, lock: UnsafeMutableRawPointer) { self.channel = channel; self.pid = pid; self.lock = lock }
 
     /// Hands over socket `copy` of process `owner` (before it goes into repair mode).
     func hand(_ copy: Int32, reuseAddr: Int32, owner: Int32, _ ctx: String) throws {
@@ -60,6 +72,7 @@ final class RepairGuard {
     /// Tells the guard the outcome is settled and lets it go; it exits by itself.
     func finish() {
         try? send(.done, "finishing with the TCP repair guard")
+        ferry_guard_lock_release(lock)
         close(channel)
         // Collected if it has exited already; otherwise init or a subreaper collects it after ferry.
         var status: Int32 = 0
@@ -67,52 +80,42 @@ final class RepairGuard {
     }
 }
 
-/// The guard process (`ferry __repair-guard FERRY_PID`, channel at fd 3).
+/// The guard process (`ferry __repair-guard FERRY_PID`, channel at fd 3,
+/// lock at fd 4; FERRY_PID only names its ferry in `ps`).
 public enum RepairGuardProcess {
     struct Held { var socket: Int32; var owner: Int32; var reuseAddr: Int32 }
 
     public static func run(ferryPid: Int32) -> Never {
         for s in [SIGINT, SIGHUP, SIGQUIT, SIGPIPE, SIGTSTP, SIGTTIN, SIGTTOU] { signal(s, SIG_IGN) }
-        let channel: Int32 = 3
-        // Ferry's exit ends the wait too, should the channel's other end have leaked into another process.
-        let ferryFD = Int32(truncatingIfNeeded: ferry_syscall6(SYS.pidfdOpen, UInt64(ferryPid), 0, 0, 0, 0, 0))
+        let channel: Int32 = 3, lock: Int32 = 4
         // Without CAP_SYS_NICE it stays at normal priority and ferry's death may let the process run first.
         var prio = sched_param(sched_priority: RepairGuardPlan.schedPriority)
         _ = sched_setscheduler(0, SCHED_FIFO, &prio)
         _ = RepairGuardPlan.ready.withUnsafeBytes { send(channel, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        // Returns when ferry lets the lock go (after "done") or dies; everything it sent is
+        // in the channel by then. Without the lock, the end of the channel tells the same, later.
+        let waited = ferry_guard_lock_wait(lock)
         var held: [Held] = []
         var heard = RepairGuardPlan.Heard.nothing
-        var ferryGone = false
-        loop: while true {
-            var fds = [pollfd(fd: channel, events: Int16(POLLIN), revents: 0), pollfd(fd: ferryFD, events: Int16(POLLIN), revents: 0)]
-            let n = poll(&fds, ferryFD >= 0 && !ferryGone ? 2 : 1, -1)
-            if n < 0 { if errno == EINTR { continue }; break }
-            if fds[1].revents != 0 { ferryGone = true }
-            // Once ferry is gone, what it sent is read without waiting.
-            while true {
-                var buf = [UInt8](repeating: 0, count: 16)
-                var got: [Int32] = [-1, -1, -1, -1]
-                var nfds: Int32 = 0
-                let r = buf.withUnsafeMutableBytes { b in
-                    ferry_recv_fds(channel, b.baseAddress, b.count, &got, Int32(got.count), &nfds, ferryGone ? 1 : 0)
-                }
-                if r == -Int(EAGAIN) { break }
-                if r <= 0 { break loop }
-                let received = Array(got.prefix(Int(nfds)))
-                do {
-                    let m = try RepairGuardPlan.decode(Array(buf.prefix(r)), descriptors: received.count)
-                    if case .socket(let reuse) = m { held.append(Held(socket: received[0], owner: received[1], reuseAddr: reuse)) }
-                    heard = RepairGuardPlan.heard(after: heard, m)
-                } catch {
-                    for fd in received { close(fd) }
-                    // stderr is /dev/null unless run by hand.
-                    let line = Array("ferry __repair-guard: \(error)\n".utf8)
-                    _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-                }
-                if heard == .done { break loop }
-                if !ferryGone { break }
+        loop: while heard != .done {
+            var buf = [UInt8](repeating: 0, count: 16)
+            var got: [Int32] = [-1, -1, -1, -1]
+            var nfds: Int32 = 0
+            let r = buf.withUnsafeMutableBytes { b in
+                ferry_recv_fds(channel, b.baseAddress, b.count, &got, Int32(got.count), &nfds, waited >= 0 ? 1 : 0)
             }
-            if ferryGone { break }
+            if r <= 0 { break loop }
+            let received = Array(got.prefix(Int(nfds)))
+            do {
+                let m = try RepairGuardPlan.decode(Array(buf.prefix(r)), descriptors: received.count)
+                if case .socket(let reuse) = m { held.append(Held(socket: received[0], owner: received[1], reuseAddr: reuse)) }
+                heard = RepairGuardPlan.heard(after: heard, m)
+            } catch {
+                for fd in received { close(fd) }
+                // stderr is /dev/null unless run by hand.
+                let line = Array("ferry __repair-guard: \(error)\n".utf8)
+                _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+            }
         }
         settle(held, heard)
         exit(0)

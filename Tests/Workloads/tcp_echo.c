@@ -10,7 +10,7 @@
  * polls of 200 ms in a row without the echo (10 s of running, time frozen
  * by a checkpoint not counted) is a failure.
  *
- * The peer writes the number of messages it echoed to CTLDIR/echoed
+ * The peer's pid is in CTLDIR/peer. It writes the number of messages it echoed to CTLDIR/echoed
  * (20 digits, rewritten in place): a test sees the connection carry data
  * by that number growing. The peer leaves when the connection ends (the
  * workload exits or its socket is closed), or after 120 s without data
@@ -79,7 +79,9 @@ int main(int argc, char **argv)
 		pid_t p = fork();
 		if (p == 0)
 			peer(l);
-		_exit(p < 0 ? 1 : 0);
+		char line[32];
+		snprintf(line, sizeof(line), "%d\n", (int)p);
+		_exit(p < 0 || wl_write_atomic("peer", line) != 0 ? 1 : 0);
 	}
 	int st = 0;
 	if (waitpid(mid, &st, 0) != mid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
