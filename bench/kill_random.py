@@ -72,19 +72,19 @@ def untraced(pid):
         p = queue.pop(0)
         try:
             tasks = os.listdir("/proc/%d/task" % p)
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):
             return "process %d is gone" % p
         for t in tasks:
             try:
                 fields = dict(l.split(":", 1) for l in open("/proc/%d/task/%s/status" % (p, t)) if ":" in l)
-            except FileNotFoundError:
+            except (FileNotFoundError, ProcessLookupError):
                 continue
             state, tracer = fields["State"].strip(), fields["TracerPid"].strip()
             if tracer != "0" or state[0] in "tTZ":
                 return "thread %s of %d: state %s, tracer %s" % (t, p, state, tracer)
         try:
             queue += [int(c) for c in open("/proc/%d/task/%d/children" % (p, p)).read().split()]
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):
             pass
     return None
 

@@ -163,6 +163,7 @@ public final class CheckpointSession {
     public func kill() {
         guard open else { return }
         open = false
+        InetSocket.TCPRepair.killing()
         freezer.kill()
         InetSocket.TCPRepair.release()
     }
@@ -175,6 +176,7 @@ public final class CheckpointSession {
     public func sendKill() {
         guard open, !killSent else { return }
         killSent = true
+        InetSocket.TCPRepair.killing()
         freezer.sendKill()
         InetSocket.TCPRepair.release()
     }

@@ -343,16 +343,31 @@ public enum InetSocket {
         }
     }
 
-    /// Established connections: their sockets are put in TCP_REPAIR mode
-    /// while the tree is frozen (through a copy ferry holds), so that when
-    /// the source is killed closing them sends nothing (no FIN, no RST);
-    /// `leave()` takes them out again when the source goes on.
+    /// Established connections, through a copy of the socket ferry holds
+    /// while the tree is frozen: in TCP_REPAIR mode for as long as ferry
+    /// reads their state, then out of it again; in repair mode once more
+    /// right before the source is killed (`killing()`), so that closing
+    /// them sends nothing (no FIN, no RST). Each socket is handed to the
+    /// repair guard (RepairGuard.swift) before repair first goes on, so
+    /// that a ferry killed while one is in repair mode leaves it working.
     enum TCPRepair {
         struct Held { var copy: Int32; var reuseAddr: Int32 }
         nonisolated(unsafe) static var held: [Held] = []
+        nonisolated(unsafe) static var guardian: RepairGuard?
         static let siocinq: UInt = 0x541B, siocoutq: UInt = 0x5411
 
-        /// Puts socket `fd` of the frozen `pid` in repair mode and reads its state.
+        /// Hands `copy` (socket `fd` of `pid`) to the guard, started on first use.
+        static func guarded(_ copy: Int32, pid: Int32, fd: Int32, reuseAddr: Int32) throws {
+            if TestKill.repairGuardDisabled { return }
+            do {
+                if guardian == nil { guardian = try RepairGuard.start() }
+                try guardian?.hand(copy, reuseAddr: reuseAddr, owner: pid, "handing TCP connection fd \(fd) of \(pid) to the repair guard")
+            } catch {
+                throw FerryError("cannot checkpoint \(pid): fd \(fd) is an established TCP connection and the guard that takes it out of repair mode should ferry die cannot hold it (\(error))")
+            }
+        }
+
+        /// Puts socket `fd` of the frozen `pid` in repair mode, reads its state and takes it out again.
         static func capture(pid: Int32, fd: Int32) throws -> TCPConnectionState {
             let copy = ferry_fd_of_process(pid, fd)
             guard copy >= 0 else { throw SystemError("pidfd_getfd(\(pid), \(fd))", errno: -copy, "reading TCP connection fd \(fd) of \(pid)") }
@@ -362,11 +377,19 @@ public enum InetSocket {
                 try checkLibc(setsockopt(copy, InetSocketPlan.solTCP, name, &v, 4), "setsockopt(TCP \(name), \(v))", ctx)
             }
             let reuse = intOption(copy, InetSocketPlan.solSocket, 2) ?? 0
+            do { try guarded(copy, pid: pid, fd: fd, reuseAddr: reuse) } catch {
+                close(copy)
+                throw error
+            }
+            TestKill.point(.repair)
             do { try set(InetSocketPlan.tcpRepair, 1) } catch {
                 close(copy)
                 throw FerryError("cannot checkpoint \(pid): fd \(fd) is an established TCP connection and TCP_REPAIR is refused (\(error)); ferry needs CAP_NET_ADMIN to carry connections")
             }
             held.append(Held(copy: copy, reuseAddr: reuse))
+            // Out of repair mode as soon as its state is read (or failed to be).
+            defer { takeOut(copy, reuseAddr: reuse) }
+            TestKill.point(.repair)
             func queue(_ q: Int32, _ sizeIoctl: UInt) throws -> (seq: UInt32, bytes: [UInt8]) {
                 try set(InetSocketPlan.tcpRepairQueue, q)
                 var seq: Int32 = 0
@@ -392,7 +415,9 @@ public enum InetSocket {
                 throw FerryError("cannot checkpoint \(pid): fd \(fd) is a TCP connection with \(notSent) bytes written and not yet sent (the peer is not reading, or its window is full); ferry carries only bytes already sent — retry when the peer has caught up")
             }
             let rq = try queue(InetSocketPlan.recvQueue, siocinq)
+            TestKill.point(.repair)
             let sq = try queue(InetSocketPlan.sendQueue, siocoutq)
+            TestKill.point(.repair)
             var info = [UInt8](repeating: 0, count: 104)
             var len = socklen_t(info.count)
             try checkLibc(info.withUnsafeMutableBytes { getsockopt(copy, InetSocketPlan.solTCP, tcpInfo, $0.baseAddress, &len) }, "getsockopt(TCP_INFO)", ctx)
@@ -410,21 +435,53 @@ public enum InetSocket {
                                       sack: opts & 2 != 0, timestamp: ts, window: w)
         }
 
-        /// The source goes on: repair mode off without a window probe, SO_REUSEADDR as it was.
+        /// Repair mode off without a window probe (plain off on a kernel
+        /// without TCP_REPAIR_OFF_NO_WP), SO_REUSEADDR as it was. Also right
+        /// for a socket never put in repair mode.
+        static func takeOut(_ socket: Int32, reuseAddr: Int32) {
+            var off = RepairGuardPlan.repairOffNoWindowProbe, reuse = reuseAddr
+            if setsockopt(socket, InetSocketPlan.solTCP, InetSocketPlan.tcpRepair, &off, 4) != 0 && errno == EINVAL {
+                off = RepairGuardPlan.repairOff
+                _ = setsockopt(socket, InetSocketPlan.solTCP, InetSocketPlan.tcpRepair, &off, 4)
+            }
+            _ = setsockopt(socket, InetSocketPlan.solSocket, 2, &reuse, 4)
+        }
+
+        /// The source goes on: every connection out of repair mode, then the guard let go.
         static func leave() {
             for h in held {
-                var off: Int32 = -1 /* TCP_REPAIR_OFF_NO_WP */, reuse = h.reuseAddr
-                _ = setsockopt(h.copy, InetSocketPlan.solTCP, InetSocketPlan.tcpRepair, &off, 4)
-                _ = setsockopt(h.copy, InetSocketPlan.solSocket, 2, &reuse, 4)
+                TestKill.point(.repair)
+                takeOut(h.copy, reuseAddr: h.reuseAddr)
                 close(h.copy)
             }
             held = []
+            TestKill.point(.repair)
+            guardian?.finish()
+            guardian = nil
+        }
+
+        /// Right before the source is sent SIGKILL: every connection in
+        /// repair mode (its close then sends nothing), and the guard told,
+        /// so that from then on it leaves the sockets of a process that
+        /// exits in repair mode.
+        static func killing() {
+            for h in held {
+                var on: Int32 = 1
+                TestKill.point(.repair)
+                _ = setsockopt(h.copy, InetSocketPlan.solTCP, InetSocketPlan.tcpRepair, &on, 4)
+            }
+            TestKill.point(.repair)
+            try? guardian?.send(.killing, "announcing the kill to the TCP repair guard")
+            TestKill.point(.repair)
         }
 
         /// The source is killed: its connections close silently in repair mode.
         static func release() {
             for h in held { close(h.copy) }
             held = []
+            TestKill.point(.repair)
+            guardian?.finish()
+            guardian = nil
         }
     }
 

@@ -2,11 +2,11 @@
 import Glibc
 
 /// A test-only way to kill ferry at a chosen moment: with
-/// FERRY_TEST_KILL_AT=KIND:N (`injection`, `batch` or `step`), a debug build
+/// FERRY_TEST_KILL_AT=KIND:N (`injection`, `batch`, `step` or `repair`), a debug build
 /// sends itself SIGKILL at the Nth point of that kind. Release builds compile
 /// it to nothing and never read the variable.
 public enum TestKill {
-    public enum Kind: String, Sendable { case injection, batch, step }
+    public enum Kind: String, Sendable { case injection, batch, step, repair }
 
     #if DEBUG
     private static let target: (Kind, Int)? = {
@@ -18,6 +18,17 @@ public enum TestKill {
     nonisolated(unsafe) private static var counts: [Kind: Int] = [:]
     private static let lock = PointLock()
     #endif
+
+    /// FERRY_TEST_NO_REPAIR_GUARD=1 (debug builds): connections go into
+    /// repair mode without the repair guard, to show what the kill sweep
+    /// finds without it. Always false in release builds.
+    public static var repairGuardDisabled: Bool {
+        #if DEBUG
+        return getenv("FERRY_TEST_NO_REPAIR_GUARD") != nil
+        #else
+        return false
+        #endif
+    }
 
     /// One point of `kind`; at the chosen one the process dies here.
     @inline(__always)

@@ -89,3 +89,12 @@ struct GhostLimitOption: ParsableArguments {
     func apply() { FileContentsState.limit = ghostLimit }
 }
 #endif
+
+#if os(Linux)
+/// Hidden: the TCP repair guard a checkpoint starts before it puts a connection into repair mode (RepairGuard.swift).
+struct RepairGuardCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "__repair-guard", shouldDisplay: false)
+    @Argument var ferryPid: Int32
+    func run() throws { RepairGuardProcess.run(ferryPid: ferryPid) }
+}
+#endif

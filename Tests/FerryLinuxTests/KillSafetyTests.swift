@@ -147,4 +147,99 @@ struct KillSafetyTests {
         #expect(result.hasPrefix("PASS"), "\(s.workload): \(result)")
         print("kill sweep \(s.workload): \(k1) injection kills (leave-running), \(k2) batch kills, \(k3) checkpoint kills, \(k5) restore batch kills, \(k4) restore injection kills")
     }
+
+    // MARK: an established connection
+
+    /// Messages the tcp_echo workload's peer has echoed (0 before the first).
+    static func echoed(_ ctl: String) -> Int {
+        Int(((try? String(contentsOfFile: ctl + "/echoed", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+    }
+
+    /// The pid printed by `ferry restore` ("restored pid N").
+    static func restore(_ image: String) throws -> pid_t? {
+        let r = try Child.run([W.ferry, "restore", image, "--new-pidns"])
+        #expect(r.status == 0, "restore: \(r.stderr)")
+        return r.stdout.split(separator: "\n").first { $0.hasPrefix("restored pid ") }
+            .flatMap { pid_t($0.dropFirst("restored pid ".count).prefix { $0.isNumber }) }
+    }
+
+    /// tcp_echo keeps an established connection to a peer outside its tree
+    /// busy both ways. ferry is killed at every `repair` point (a socket
+    /// handed to the repair guard, in repair mode while its state is read,
+    /// taken out, put back in repair mode before the kill), at every 4th
+    /// injection and at every page batch of checkpoint --leave-running, and
+    /// at every 9th injection and the repair points of a checkpoint that
+    /// kills the process at its end. After each kill the process runs
+    /// untraced and the peer echoes at least 3 more messages (each sent
+    /// only once the one before came back); when the process was killed
+    /// (the checkpoint finished, or ferry died after its SIGKILL) its
+    /// restored copy does, and the sweep goes on with it: the peer was sent
+    /// nothing (no FIN, no RST). In the end the process verifies itself.
+    @Test("killed at any point of a checkpoint of a process with an established connection, the connection carries data both ways")
+    func connectionSweep() throws {
+        try W.buildWorkloads()
+        let ctl = try RefusalTests.makeCtl("kill-tcp")
+        defer { try? FileManager.default.removeItem(atPath: ctl) }
+        let binary = ctl + "/wl_copy"
+        try FileManager.default.copyItem(atPath: W.out + "/wl_tcp_echo", toPath: binary)
+        // The peer runs this copy too.
+        defer { for p in Self.living(binary) { kill(p, SIGKILL) } }
+        let w = try Workload(binary: binary, ctl: ctl)
+        var pid = w.pid
+        try #require(pid > 0)
+        let image = ctl + "/img"
+        func carries(_ what: String) -> Bool {
+            guard Self.runsUntraced(pid, what) else { return false }
+            let before = Self.echoed(ctl)
+            for _ in 0..<200 where Self.echoed(ctl) < before + 3 && !FileManager.default.fileExists(atPath: ctl + "/result") {
+                usleep(25_000)
+            }
+            let after = Self.echoed(ctl)
+            let result = (try? String(contentsOfFile: ctl + "/result", encoding: .utf8)) ?? "none yet"
+            #expect(after >= before + 3, "\(what): the connection carried \(after - before) messages; the workload's result: \(result)")
+            return after >= before + 3
+        }
+        #expect(carries("before any checkpoint"))
+        var kills: [String] = []
+        let leave = ["checkpoint", "\(pid)", "-o", image, "--leave-running"]
+        for (kind, stride) in [("repair", 1), ("injection", 4), ("batch", 1)] {
+            let k = try Self.sweep(leave, kind: kind, stride: stride) { carries("leave-running \(kind):\($0)") }
+            kills.append("\(k) \(kind) (leave-running)")
+            #expect(carries("after a finished checkpoint --leave-running"))
+        }
+        // A finished checkpoint, or one killed after its SIGKILL, ends the process: the sweep goes on with its restored copy
+        // (whose connection carries data only if the peer was sent nothing when the process died).
+        func gone(_ p: pid_t) -> Bool {
+            for _ in 0..<10 {
+                let stat = (try? String(contentsOfFile: "/proc/\(p)/stat", encoding: .utf8)) ?? ""
+                if stat.isEmpty || stat.split(separator: ")").last?.hasPrefix(" Z") == true { return true }
+                usleep(20_000)
+            }
+            return false
+        }
+        for (kind, stride) in [("injection", 9), ("repair", 1)] {
+            var n = 1, k = 0, restores = 0
+            while true {
+                let killed = try Self.ferry(["checkpoint", "\(pid)", "-o", image], killAt: "\(kind):\(n)")
+                if killed { k += 1 }
+                if !killed || gone(pid) {
+                    guard let restored = try Self.restore(image) else { Issue.record("no restored pid"); return }
+                    pid = restored
+                    restores += 1
+                    guard carries("restored after checkpoint \(kind):\(n)\(killed ? " (killed after its SIGKILL)" : "")") else { return }
+                    if !killed { break }
+                } else if !carries("checkpoint \(kind):\(n)") {
+                    return
+                }
+                n += stride
+                if n > 5000 { Issue.record("ferry checkpoint never finished"); return }
+            }
+            kills.append("\(k) \(kind) (checkpoint, \(restores) restores)")
+        }
+        FileManager.default.createFile(atPath: ctl + "/stop", contents: nil)
+        #expect(Self.waitFor(ctl + "/result"), "tcp_echo: no result")
+        let result = (try? String(contentsOfFile: ctl + "/result", encoding: .utf8)) ?? ""
+        #expect(result.hasPrefix("PASS"), "tcp_echo: \(result)")
+        print("kill sweep tcp_echo: \(kills.joined(separator: ", ")) kills")
+    }
 }

@@ -45,6 +45,14 @@ struct KillMigrationTests {
         return wl.instances.filter { !source.contains($0) }
     }
 
+    /// `ferry migrate` of `pid` with FERRY_TEST_KILL_AT=`at`: true when it was killed there, false when it finished (successfully).
+    static func migrateKilled(_ net: NetnsPair, _ server: Server, pid: Int32, at: String) throws -> Bool {
+        let r = try M.migrate(net, pid: pid, tls: nil, env: ["FERRY_TEST_KILL_AT=\(at)"])
+        if r.status == 128 + SIGKILL { return true }
+        #expect(r.status == 0, "\(at): \(r.output)\nserve: \(server.log)")
+        return false
+    }
+
     /// The next kill point: `stride` on, or (growth > 1) at least `growth` times further,
     /// which samples the page batches of every round and of the final freeze.
     static func next(_ n: Int, stride: Int, growth: Double) -> Int { max(n + stride, Int(Double(n) * growth)) }
@@ -91,11 +99,7 @@ struct KillMigrationTests {
         var n = 1, kills = 0, window = 0
         while true {
             let before = server.log.count
-            let r = try M.migrate(net, pid: wl.pid, tls: nil, env: ["FERRY_TEST_KILL_AT=\(kind):\(n)"])
-            if r.status != 128 + SIGKILL {
-                #expect(r.status == 0, "\(kind):\(n): \(r.output)\nserve: \(server.log)")
-                break
-            }
+            guard try Self.migrateKilled(net, server, pid: wl.pid, at: "\(kind):\(n)") else { break }
             kills += 1
             #expect(wl.isRunning && Self.untraced(wl.pid), "\(kind):\(n): the source must run on untraced")
             #expect(Self.tree(wl.pid).count == sourceTree, "\(kind):\(n): the source tree must keep its processes")
@@ -151,5 +155,88 @@ struct KillMigrationTests {
         try wl.waitForExit(seconds: 10)
         #expect(try wl.verdict() == "PASS")
         print("kill sweep serve \(kind): \(kills) kills")
+    }
+
+    /// tcp_echo (an established connection to a peer outside the tree, in
+    /// the source's namespace, busy both ways) migrated with ferry killed at
+    /// every `repair` point (the socket handed to the repair guard, in repair
+    /// mode while read, back in repair mode before the source's SIGKILL) and
+    /// at every protocol step: after each kill the source runs untraced and
+    /// the peer echoes at least 3 more messages — except after a kill in the
+    /// ACK window, where the target's copy runs too and uses the same
+    /// connection (docs/kill-safety.md, Limits): there the connection may
+    /// break, and the sweep goes on with a new workload. The finished
+    /// migration, or a kill after the source's SIGKILL, ends the source and
+    /// the sweep (the copy on the target cannot reach the peer).
+    @Test("killed at every repair point and step of the migration of a process with an established connection, the connection carries data both ways",
+          arguments: ["repair", "step"])
+    func killedMigrationWithConnection(_ kind: String) throws {
+        try M.buildWorkloads()
+        let net = try NetnsPair()
+        defer { net.remove() }
+        let server = try M.serve(net, tls: nil)
+        defer { server.stop() }
+        var workloads: [Workload] = []
+        defer { for w in workloads { w.cleanup() } }
+        func start() throws -> (Workload, Int32) {
+            let w = try Workload(M.out + "/wl_tcp_echo", netns: net.source)
+            workloads.append(w)
+            let peer = Int32(((try? String(contentsOfFile: w.ctl + "/peer", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+            return (w, peer)
+        }
+        var (wl, peer) = try start()
+        func echoed() -> Int {
+            Int(((try? String(contentsOfFile: wl.ctl + "/echoed", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        }
+        func carries() -> (Bool, String) {
+            let before = echoed()
+            for _ in 0..<200 where echoed() < before + 3 && !FileManager.default.fileExists(atPath: wl.ctl + "/result") { usleep(25_000) }
+            let result = (try? String(contentsOfFile: wl.ctl + "/result", encoding: .utf8)) ?? "none yet"
+            return (echoed() >= before + 3, "the connection carried \(echoed() - before) messages; the workload's result: \(result)")
+        }
+        let copies = { Self.copies(wl).filter { $0 != peer } }
+        #expect(carries().0, "before the migration")
+        var n = 1, kills = 0, window = 0, broken = 0, wentThrough = 0
+        while true {
+            let before = server.log.count
+            guard try Self.migrateKilled(net, server, pid: wl.pid, at: "\(kind):\(n)") else { break }
+            kills += 1
+            // Killed after the source's SIGKILL: the migration went through (the target keeps its copy,
+            // "no COMMIT"). A source gone otherwise failed by itself (its verdict cannot tell: the copy on
+            // the target, which cannot reach the peer, writes one into the same directory).
+            Thread.sleep(forTimeInterval: 0.1)
+            if !wl.isRunning {
+                for _ in 0..<100 where !server.log.dropFirst(before).contains("no COMMIT") { Thread.sleep(forTimeInterval: 0.05) }
+                #expect(server.log.dropFirst(before).contains("no COMMIT"), "\(kind):\(n): the source is gone and the target has no copy; serve: \(server.log)")
+                wentThrough = n
+                break
+            }
+            #expect(wl.isRunning && Self.untraced(wl.pid), "\(kind):\(n): the source must run on untraced")
+            var inWindow = false
+            for _ in 0..<100 {
+                let log = String(server.log.dropFirst(before))
+                if log.contains("no COMMIT") { inWindow = true; for p in copies() { kill(p, SIGKILL) }; break }
+                if copies().isEmpty && (log.contains("fail") || log.contains("abort") || log.contains("error")) { break }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            #expect(copies().isEmpty, "\(kind):\(n): only the source may run; serve: \(server.log)")
+            let (ok, why) = carries()
+            if inWindow {
+                window += 1
+                if !ok {
+                    broken += 1
+                    wl.cleanup()
+                    (wl, peer) = try start()
+                }
+            } else {
+                #expect(ok, "\(kind):\(n): \(why)")
+            }
+            n += 1
+            if n > 3000 { Issue.record("migrate never finished"); break }
+        }
+        try wl.waitForExit(seconds: 10)
+        for p in copies() { kill(p, SIGKILL) }
+        print("kill sweep migrate tcp_echo \(kind): \(kills) kills, \(window) in the ACK window (the connection broke in \(broken))"
+              + (wentThrough > 0 ? ", killed at \(kind):\(wentThrough) after the source's SIGKILL" : ""))
     }
 }

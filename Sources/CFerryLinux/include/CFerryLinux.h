@@ -171,4 +171,27 @@ struct ferry_unix_info {
 /* 0, or -errno (-ENOENT: no such unix socket). unix_diag.c. */
 int ferry_unix_diag(uint32_t inode, struct ferry_unix_info *out);
 
+/* The TCP repair guard (repair_guard.c). Starts `path` with `argv` in a
+ * session of its own, stdin/out/err on /dev/null, `channel` as fd 3, `lock`
+ * as fd 4 and no other descriptor; returns its pid or -errno. */
+#define FERRY_GUARD_MAX_FDS 4
+pid_t ferry_spawn_guard(const char *path, char *const argv[], int channel, int lock);
+/* A process-shared robust mutex in a memfd, locked by the calling thread:
+ * its mapping, the memfd in *fd_out; NULL and errno on failure. The kernel
+ * wakes a waiter when the locking thread dies (robust futex list, handled
+ * as the dying thread releases its memory: before its descriptors are
+ * closed and before its tracees are detached). */
+void *ferry_guard_lock_new(int *fd_out);
+/* Unlocks and unmaps it. */
+void ferry_guard_lock_release(void *lock);
+/* Waits for the lock in memfd `fd`: 0 when its holder unlocked it, 1 when
+ * the holder died, -errno on failure. */
+int ferry_guard_lock_wait(int fd);
+/* sendmsg of `buf` with `fds` (SCM_RIGHTS, at most FERRY_GUARD_MAX_FDS),
+ * MSG_NOSIGNAL: bytes sent or -errno. */
+long ferry_send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
+/* recvmsg into `buf`, received descriptors (close-on-exec) into `fds`, their
+ * count in *nfds: bytes received (0 at the end) or -errno. */
+long ferry_recv_fds(int sock, void *buf, size_t len, int *fds, int maxfds, int *nfds, int dontwait);
+
 #endif

@@ -1,0 +1,118 @@
+/// The decisions of the TCP repair guard, pure. Before ferry puts an
+/// established connection into TCP_REPAIR mode it hands a copy of the
+/// socket to a guard process over a SOCK_SEQPACKET channel; when ferry
+/// dies or is done, the guard does what `action` says for each socket. The
+/// messages are 8 bytes: a tag (UInt32) and a value (Int32), little-endian.
+public enum RepairGuardPlan {
+    /// TCP_REPAIR values: off without a window probe (since Linux 4.18), plain off.
+    public static let repairOffNoWindowProbe: Int32 = -1, repairOff: Int32 = 0
+    /// How many times, 1 ms apart, the guard looks whether the owner of a socket is dying.
+    public static let dyingLooks = 3
+
+    public enum Message: Equatable, Sendable {
+        /// With two descriptors: the socket, about to go into repair mode, and
+        /// a pidfd of the process it belongs to. `reuseAddr` is its
+        /// SO_REUSEADDR, which repair mode overrides.
+        case socket(reuseAddr: Int32)
+        /// ferry is about to SIGKILL the processes (the checkpoint or migration is complete).
+        case killing
+        /// ferry has settled every socket itself (taken out of repair mode,
+        /// or closed in repair mode with their killed owner): nothing is left to do.
+        case done
+    }
+
+    public struct Invalid: Error, CustomStringConvertible, Equatable, Sendable {
+        public var description: String
+    }
+
+    public static let messageSize = 8
+    /// What the guard sends once it is set to wait: ferry puts no
+    /// socket into repair mode before.
+    public static let ready: [UInt8] = [0x52]
+    /// How long ferry waits for `ready`.
+    public static let readyTimeoutMilliseconds: Int32 = 10_000
+    /// The guard's SCHED_FIFO priority: woken by ferry's death, it runs
+    /// before the process ferry worked on (woken a little later, when the
+    /// kernel detaches it) can reach the socket.
+    public static let schedPriority: Int32 = 10
+
+    public static func encode(_ m: Message) -> [UInt8] {
+        let (tag, value): (UInt32, Int32)
+        switch m {
+        case .socket(let reuse): (tag, value) = (1, reuse)
+        case .killing: (tag, value) = (2, 0)
+        case .done: (tag, value) = (3, 0)
+        }
+        return withUnsafeBytes(of: tag.littleEndian, Array.init) + withUnsafeBytes(of: value.littleEndian, Array.init)
+    }
+
+    /// One message as received with `descriptors` descriptors attached.
+    public static func decode(_ bytes: [UInt8], descriptors: Int) throws -> Message {
+        guard bytes.count == messageSize else { throw Invalid(description: "repair guard: a message of \(bytes.count) bytes, not \(messageSize)") }
+        let tag = UInt32(bytes[0]) | UInt32(bytes[1]) << 8 | UInt32(bytes[2]) << 16 | UInt32(bytes[3]) << 24
+        let value = Int32(bitPattern: UInt32(bytes[4]) | UInt32(bytes[5]) << 8 | UInt32(bytes[6]) << 16 | UInt32(bytes[7]) << 24)
+        let want = tag == 1 ? 2 : 0
+        guard descriptors == want else {
+            throw Invalid(description: "repair guard: message \(tag) came with \(descriptors) descriptors, not \(want)")
+        }
+        switch tag {
+        case 1:
+            guard value == 0 || value == 1 else { throw Invalid(description: "repair guard: SO_REUSEADDR value \(value)") }
+            return .socket(reuseAddr: value)
+        case 2: return .killing
+        case 3: return .done
+        default: throw Invalid(description: "repair guard: unknown message \(tag)")
+        }
+    }
+
+    /// What the guard has heard when ferry dies or lets it go.
+    public enum Heard: Equatable, Sendable { case nothing, killing, done }
+
+    public static func heard(after previous: Heard, _ m: Message) -> Heard {
+        switch m {
+        case .socket: return previous
+        case .killing: return previous == .done ? .done : .killing
+        case .done: return .done
+        }
+    }
+
+    public enum Action: Equatable, Sendable {
+        /// Close the copy as it is.
+        case leave
+        /// Take the socket out of repair mode and restore SO_REUSEADDR, then close the copy.
+        case takeOut
+        /// Take it out at once, then, if its process is dying, put it back
+        /// in repair mode before closing the copy (the last reference: its
+        /// close then sends nothing).
+        case takeOutUnlessDying
+    }
+
+    /// For the sockets once ferry has died or let go. A ferry that died before
+    /// it announced the kill left the process running: its sockets must
+    /// work again. After the kill was announced the process is dying (its
+    /// connections live on in the image or on the target, and must close
+    /// silently) unless ferry died before its SIGKILL; the sockets are taken
+    /// out first all the same, so that a process that runs on gets them
+    /// back as fast as when nothing was announced.
+    public static func action(_ heard: Heard) -> Action {
+        switch heard {
+        case .done: return .leave
+        case .nothing: return .takeOut
+        case .killing: return .takeOutUnlessDying
+        }
+    }
+
+    /// Whether a process is being killed or is gone, from its /proc/PID/stat
+    /// state and flags and the SigPnd/ShdPnd masks of /proc/PID/status (nil:
+    /// unreadable, gone). A SIGKILL is pending in every thread (SigPnd)
+    /// from the moment it is sent until the thread takes it, which sets
+    /// PF_EXITING (0x4) right after; then the thread is a zombie or gone.
+    public static func dying(state: Character?, flags: UInt64, sigPnd: String?, shdPnd: String?) -> Bool {
+        guard let state, state != "Z", state != "X", state != "x" else { return true }
+        if flags & 0x4 != 0 { return true }
+        for mask in [sigPnd, shdPnd] {
+            if let m = mask, let v = UInt64(m, radix: 16), v & (1 << 8) != 0 { return true }
+        }
+        return false
+    }
+}

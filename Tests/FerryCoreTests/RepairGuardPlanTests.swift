@@ -1,0 +1,46 @@
+import FerryCore
+import Testing
+
+struct RepairGuardPlanTests {
+    typealias P = RepairGuardPlan
+
+    @Test func messagesRoundTrip() throws {
+        for (m, fds) in [(P.Message.socket(reuseAddr: 1), 2), (.socket(reuseAddr: 0), 2), (.killing, 0), (.done, 0)] {
+            #expect(try P.decode(P.encode(m), descriptors: fds) == m)
+        }
+    }
+
+    @Test func badMessagesAreRefusedInOneLine() {
+        #expect(throws: P.Invalid.self) { try P.decode([1, 0, 0, 0], descriptors: 2) }
+        #expect(throws: P.Invalid.self) { try P.decode(P.encode(.socket(reuseAddr: 1)), descriptors: 1) }
+        #expect(throws: P.Invalid.self) { try P.decode(P.encode(.done), descriptors: 2) }
+        #expect(throws: P.Invalid.self) { try P.decode([9, 0, 0, 0, 0, 0, 0, 0], descriptors: 0) }
+        #expect(throws: P.Invalid.self) { try P.decode([1, 0, 0, 0, 7, 0, 0, 0], descriptors: 2) }
+    }
+
+    @Test func theActionFollowsWhatWasHeard() {
+        #expect(P.action(.nothing) == .takeOut)
+        #expect(P.action(.killing) == .takeOutUnlessDying)
+        #expect(P.action(.done) == .leave)
+    }
+
+    @Test func heardFollowsTheMessages() {
+        var h = P.Heard.nothing
+        h = P.heard(after: h, .socket(reuseAddr: 0))
+        #expect(h == .nothing)
+        h = P.heard(after: h, .killing)
+        #expect(h == .killing)
+        h = P.heard(after: h, .done)
+        #expect(h == .done)
+        #expect(P.heard(after: .done, .killing) == .done)
+    }
+
+    @Test func aKilledOrGoneProcessIsDying() {
+        #expect(P.dying(state: nil, flags: 0, sigPnd: nil, shdPnd: nil))
+        #expect(P.dying(state: "Z", flags: 0, sigPnd: "0000000000000000", shdPnd: "0000000000000000"))
+        #expect(P.dying(state: "t", flags: 0x400040, sigPnd: "0000000000000100", shdPnd: "0000000000000000"))
+        #expect(P.dying(state: "R", flags: 0x400044, sigPnd: "0000000000000000", shdPnd: "0000000000000000"))
+        #expect(!P.dying(state: "S", flags: 0x400040, sigPnd: "0000000000000000", shdPnd: "0000000000004000"))
+        #expect(!P.dying(state: "t", flags: 0x400040, sigPnd: "zz", shdPnd: nil))
+    }
+}
