@@ -39,6 +39,7 @@ public struct SharedMemoryPlan: Equatable, Sendable {
         var plan = SharedMemoryPlan()
         var index: [UInt64: Int] = [:]
         for c in contents where index[c.id] == nil {
+            guard c.size <= maxObjectSize else { throw PlanError("file contents \(c.id) of \(c.size) bytes, out of bounds") }
             index[c.id] = plan.objects.count
             plan.objects.append(Object(id: c.id, size: c.size, slot: plan.objects.count, contents: c))
         }
@@ -116,6 +117,24 @@ public struct SharedMemoryPlan: Equatable, Sendable {
                 }
             }
         }
+    }
+
+    /// The fds (by process) that take the open file memfd_create returns
+    /// for each memfd of `contents`, rather than reopening it through
+    /// /proc: the first read-write fd of each memfd in image order. That
+    /// open file does not count as a writer of the memfd, as the original
+    /// did not, so the memfd can still be executed (execveat); a reopened
+    /// read-write fd would make exec fail with ETXTBSY.
+    public static func memfdOriginals(_ processes: [ProcessImage], contents: [FileContents]) -> [Int32: Set<Int32>] {
+        var pending = Set(contents.filter { $0.kind == .memfd }.map(\.id))
+        var out: [Int32: Set<Int32>] = [:]
+        for p in processes {
+            for f in p.files where f.sharedWith == nil && f.flags & 3 == 2 /* O_RDWR */ {
+                guard let id = f.contentsID, pending.remove(id) != nil else { continue }
+                out[p.pid, default: []].insert(f.fd)
+            }
+        }
+        return out
     }
 
     /// The object `id`, if the plan has it.

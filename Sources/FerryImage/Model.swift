@@ -611,15 +611,26 @@ public struct FileContents: Codable, Equatable, Sendable {
     /// A memfd's seals (F_GET_SEALS; F_SEAL_SEAL alone for one made without
     /// MFD_ALLOW_SEALING), added once the contents are written; 0 for a deleted file.
     public var seals: Int32
-    /// The whole file: its size is `bytes.count`.
+    /// The file's size (st_size).
+    public var size: UInt64
+    /// Where the file holds data ([start, end) byte ranges, in order, as
+    /// SEEK_DATA/SEEK_HOLE found them); the rest are holes, left unwritten
+    /// on restore. Absent: one range, the whole file.
+    public var extents: [[UInt64]]?
+    /// The bytes of `extents`, one after the other.
     public var bytes: Bytes
 
-    public init(id: UInt64, kind: Kind, name: String, mode: UInt32, uid: UInt32 = 0, gid: UInt32 = 0, seals: Int32 = 0, bytes: [UInt8]) {
+    public init(id: UInt64, kind: Kind, name: String, mode: UInt32, uid: UInt32 = 0, gid: UInt32 = 0, seals: Int32 = 0,
+                size: UInt64? = nil, extents: [[UInt64]]? = nil, bytes: [UInt8]) {
         self.id = id; self.kind = kind; self.name = name; self.mode = mode; self.uid = uid; self.gid = gid
-        self.seals = seals; self.bytes = Bytes(bytes)
+        self.seals = seals; self.size = size ?? UInt64(bytes.count); self.extents = extents; self.bytes = Bytes(bytes)
     }
 
-    public var size: UInt64 { UInt64(bytes.count) }
+    /// The data ranges: `extents`, or the whole file.
+    public var dataRanges: [Range<UInt64>] {
+        guard let extents else { return size > 0 ? [0..<size] : [] }
+        return extents.compactMap { $0.count == 2 && $0[0] <= $0[1] ? $0[0]..<$0[1] : nil }
+    }
 }
 
 /// The header of a CONTENTS record: the file (its `bytes` empty) and where

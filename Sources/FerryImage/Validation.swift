@@ -37,6 +37,16 @@ public enum Validation {
             let what = "file contents \(c.id) (\(c.kind.rawValue))"
             guard contentsIDs.insert(c.id).inserted else { throw fail("\(what) appear twice") }
             guard c.bytes.count <= FileContentsRecord.maxBytes else { throw fail("\(what): \(c.bytes.count) bytes, over \(FileContentsRecord.maxBytes)") }
+            // Data ranges: well-formed, in order, inside the file, as long together as the bytes.
+            var end: UInt64 = 0, total: UInt64 = 0
+            for e in c.extents ?? [] {
+                guard e.count == 2, e[0] >= end, e[0] < e[1], e[1] <= c.size else { throw fail("\(what): data range \(e) out of order or outside its \(c.size) bytes") }
+                end = e[1]
+                total += e[1] - e[0]
+            }
+            guard total == UInt64(c.bytes.count) || (c.extents == nil && c.size == UInt64(c.bytes.count)) else {
+                throw fail("\(what): \(c.bytes.count) bytes for \(c.extents == nil ? c.size : total) bytes of data")
+            }
             guard c.mode & ~0o7777 == 0 else { throw fail("\(what): mode 0o\(String(c.mode, radix: 8)) has bits beyond 07777") }
             switch c.kind {
             case .memfd:

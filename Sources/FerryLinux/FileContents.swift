@@ -36,7 +36,14 @@ public enum FileContentsState {
         let name = name(d.path, kind: kind)
         var dir = stat()
         let parent = kind == .deleted ? String(name[..<(name.lastIndex(of: "/") ?? name.startIndex)]) : ""
-        let why = Uncarried.fileContents(d, kind: kind, size: UInt64(max(st.st_size, 0)), limit: UInt64(limit),
+        // What is stored: the data, not the holes. Sought through an open file of ferry's own
+        // (not the process's: SEEK_DATA/SEEK_HOLE would move its offset).
+        let what = "reading the extents of fd \(d.fd) of \(d.pid)"
+        let fd = open("/proc/\(d.pid)/fd/\(d.fd)", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw SystemError("open(/proc/\(d.pid)/fd/\(d.fd))", errno: errno, what) }
+        defer { close(fd) }
+        let data = try extents(fd, size: UInt64(max(st.st_size, 0)), what: what).reduce(UInt64(0)) { $0 + UInt64($1.count) }
+        let why = Uncarried.fileContents(d, kind: kind, size: data, limit: UInt64(limit),
                                          blockSize: Int(st.st_blksize),
                                          directoryExists: kind == .memfd || stat(parent.isEmpty ? "/" : parent, &dir) == 0,
                                          links: UInt64(st.st_nlink))
@@ -60,19 +67,47 @@ public enum FileContentsState {
             defer { close(fd) }
             var st = stat()
             guard fstat(fd, &st) == 0 else { throw SystemError("fstat", errno: errno, what) }
-            let size = Int(max(st.st_size, 0))
-            var bytes = [UInt8](repeating: 0, count: size)
-            var done = 0
-            while done < size {
-                let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, size - done, off_t(done)) }
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { throw SystemError("pread at \(done) of \(size)", errno: n < 0 ? errno : EIO, what) }
-                done += n
+            let size = UInt64(max(st.st_size, 0))
+            let ranges = try extents(fd, size: size, what: what)
+            var bytes = [UInt8](repeating: 0, count: Int(ranges.reduce(0) { $0 + $1.count }))
+            var at = 0
+            for r in ranges {
+                var done: UInt64 = 0
+                while done < UInt64(r.count) {
+                    let want = Int(UInt64(r.count) - done)
+                    let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + at, want, off_t(r.lowerBound + done)) }
+                    if n < 0 && errno == EINTR { continue }
+                    guard n > 0 else { throw SystemError("pread at \(r.lowerBound + done) of \(size)", errno: n < 0 ? errno : EIO, what) }
+                    done += UInt64(n)
+                    at += n
+                }
             }
             let seals = kind == .memfd ? max(fcntl(fd, 1034 /* F_GET_SEALS */), 0) : 0
+            let whole = ranges.count == 1 && ranges[0] == 0..<size || (size == 0 && ranges.isEmpty)
             out[id] = FileContents(id: id, kind: kind, name: name(f.path, kind: kind), mode: UInt32(st.st_mode) & 0o7777,
-                                   uid: st.st_uid, gid: st.st_gid, seals: seals, bytes: bytes)
+                                   uid: st.st_uid, gid: st.st_gid, seals: seals, size: size,
+                                   extents: whole ? nil : ranges.map { [$0.lowerBound, $0.upperBound] }, bytes: bytes)
         }
+    }
+
+    /// The data ranges of the file at `fd` (SEEK_DATA/SEEK_HOLE); the whole
+    /// file where the file system does not tell holes apart.
+    static func extents(_ fd: Int32, size: UInt64, what: String) throws -> [Range<UInt64>] {
+        var out: [Range<UInt64>] = []
+        var at: UInt64 = 0
+        while at < size {
+            let data = lseek(fd, off_t(at), 3 /* SEEK_DATA */)
+            if data < 0 && errno == ENXIO { break }
+            guard data >= 0 else {
+                if errno == EINVAL { return [0..<size] }
+                throw SystemError("lseek(SEEK_DATA, \(at))", errno: errno, what)
+            }
+            let hole = lseek(fd, data, 4 /* SEEK_HOLE */)
+            guard hole > data else { throw SystemError("lseek(SEEK_HOLE, \(data))", errno: hole < 0 ? errno : EIO, what) }
+            out.append(UInt64(data)..<min(UInt64(hole), size))
+            at = UInt64(hole)
+        }
+        return out
     }
 
     /// Refuses, by name, a mapping in `tree` of a file whose contents the
@@ -154,27 +189,39 @@ public enum FileContentsState {
         throw FerryError("cannot restore the deleted file \(c.name): both its path and ferry's temporary name next to it are taken")
     }
 
-    /// Writes the contents from ferry itself, through the process's descriptor.
+    /// Writes the data ranges from ferry itself, through the process's
+    /// descriptor (the holes between them stay holes).
     static func write(_ c: FileContents, to link: String, what: String) throws {
         guard !c.bytes.value.isEmpty else { return }
         let fd = open(link, O_WRONLY | O_CLOEXEC)
         guard fd >= 0 else { throw SystemError("open(\(link))", errno: errno, "filling \(what)") }
         defer { close(fd) }
-        var done = 0
-        let size = c.bytes.count
-        while done < size {
-            let n = c.bytes.value.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, size - done, off_t(done)) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw SystemError("pwrite at \(done) of \(size)", errno: n < 0 ? errno : EIO, "filling \(what)") }
-            done += n
+        var from = 0
+        for r in c.dataRanges {
+            var done = 0
+            while done < r.count {
+                let n = c.bytes.value.withUnsafeBytes { pwrite(fd, $0.baseAddress! + from + done, r.count - done, off_t(r.lowerBound) + off_t(done)) }
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { throw SystemError("pwrite at \(Int(r.lowerBound) + done)", errno: n < 0 ? errno : EIO, "filling \(what)") }
+                done += n
+            }
+            from += r.count
         }
     }
 
-    /// A new open file of the re-created file held at `object`, with the flags and offset of `f`.
-    static func reopen(_ f: FileDescriptorImage, object: Int32, injector: Injector, scratch: ScratchArea) throws -> Int64 {
-        let path = try ProcessMisc.put("/proc/self/fd/\(object)", injector: injector, scratch: scratch)
-        let flags = f.flags & ~(O_CREAT | O_TRUNC | O_EXCL)
-        let fd = try injector.call(SYS.open, [path, UInt64(UInt32(bitPattern: flags)), 0], "open(/proc/self/fd/\(object)) for fd \(f.fd) (\(f.path))")
+    /// A new open file of the re-created file held at `object`, with the
+    /// flags and offset of `f`; with `original`, the object's own open file
+    /// (`SharedMemoryPlan.memfdOriginals`).
+    static func reopen(_ f: FileDescriptorImage, object: Int32, original: Bool, injector: Injector, scratch: ScratchArea) throws -> Int64 {
+        let fd: Int64
+        if original {
+            fd = try injector.call(SYS.fcntl, [UInt64(object), 0 /* F_DUPFD */, 0], "fcntl(F_DUPFD) of memfd \(f.path) for fd \(f.fd)")
+        } else {
+            let path = try ProcessMisc.put("/proc/self/fd/\(object)", injector: injector, scratch: scratch)
+            // An O_TMPFILE file shows __O_TMPFILE|O_DIRECTORY in its flags: not for an open of the file itself.
+            let flags = f.flags & ~(O_CREAT | O_TRUNC | O_EXCL | O_DIRECTORY | 0o20000000 /* __O_TMPFILE */)
+            fd = try injector.call(SYS.open, [path, UInt64(UInt32(bitPattern: flags)), 0], "open(/proc/self/fd/\(object)) for fd \(f.fd) (\(f.path))")
+        }
         if f.offset != 0 {
             try injector.call(SYS.lseek, [UInt64(fd), UInt64(bitPattern: f.offset), 0], "lseek for fd \(f.fd) (\(f.path))")
         }

@@ -59,6 +59,9 @@ public enum FileState {
                 img.file = FileIdentity(path: link, size: UInt64(st.st_size),
                                         mtimeNs: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec),
                                         device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+            case _ where link.hasSuffix(" (deleted)"):
+                // Reopened by path, a directory, device or FIFO deleted at its path would be gone or another one.
+                throw FerryError("cannot checkpoint \(pid): fd \(fd) (\(link)) is a \(st.st_mode & S_IFMT == S_IFIFO ? "FIFO" : st.st_mode & S_IFMT == S_IFDIR ? "directory" : "device node") deleted at its path; ferry reopens such files by path: close it before the checkpoint")
             case S_IFDIR: img.kind = .directory
             case S_IFCHR: img.kind = .characterDevice
             case S_IFIFO:
@@ -268,7 +271,8 @@ public enum FileState {
     /// the bytes that were in flight; then opens once each file several
     /// processes share (`treeShareID`, from its first entry in `processes`).
     static func createPipePool(_ ids: [UInt64], data: [UInt64: PipeData], processes: [ProcessImage], slots: WorkingFDs,
-                               objects: [UInt64: Int32], injector: Injector, scratch: ScratchArea) throws -> PipePool {
+                               objects: [UInt64: Int32], originals: [Int32: Set<Int32>],
+                               injector: Injector, scratch: ScratchArea) throws -> PipePool {
         var pool = PipePool(slots: slots)
         for id in ids {
             try injector.call(SYS.pipe2, [scratch.data, 0], "pipe2")
@@ -285,7 +289,7 @@ public enum FileState {
         for p in processes {
             for f in InetSocket.connectionsLast(p.files) {
                 guard let id = f.treeShareID, pool.shared[id] == nil else { continue }
-                let fd = try openInProcess(f, objects: objects, injector: injector, scratch: scratch)
+                let fd = try openInProcess(f, objects: objects, originals: originals[p.pid] ?? [], injector: injector, scratch: scratch)
                 let slot = try pool.reserve(1)
                 try injector.call(SYS.dup2, [UInt64(fd), UInt64(slot)], "dup2")
                 try injector.call(SYS.close, [UInt64(fd)], "close")
@@ -307,10 +311,12 @@ public enum FileState {
     /// Opens (or creates) the file `f` describes at a new descriptor in the
     /// process: regular files, directories, devices and fifos by path with
     /// their offset; eventfd, timerfd and signalfd with their state.
-    static func openInProcess(_ f: FileDescriptorImage, objects: [UInt64: Int32], injector: Injector, scratch: ScratchArea) throws -> Int64 {
+    /// `objects`: the re-created files (`FileContentsState`) by id; `originals`: the fds of this process that take a memfd's own open file.
+    static func openInProcess(_ f: FileDescriptorImage, objects: [UInt64: Int32], originals: Set<Int32>,
+                              injector: Injector, scratch: ScratchArea) throws -> Int64 {
         if let id = f.contentsID {
             guard let object = objects[id] else { throw FerryError("cannot restore fd \(f.fd): the file of its contents (\(f.path)) was not re-created") }
-            return try FileContentsState.reopen(f, object: object, injector: injector, scratch: scratch)
+            return try FileContentsState.reopen(f, object: object, original: originals.contains(f.fd), injector: injector, scratch: scratch)
         }
         switch f.kind {
         case .regular, .directory, .characterDevice, .fifo:
@@ -341,7 +347,8 @@ public enum FileState {
     /// so no number above the image's and the pool's is needed. Dups follow
     /// their twins, epolls come last, then the pool is closed.
     /// `objects`: the re-created files of the image's contents (`FileContentsState`), by id.
-    static func restore(_ files: [FileDescriptorImage], pool: PipePool, objects: [UInt64: Int32], injector: Injector, scratch: ScratchArea) throws {
+    static func restore(_ files: [FileDescriptorImage], pool: PipePool, objects: [UInt64: Int32], originals: Set<Int32>,
+                        injector: Injector, scratch: ScratchArea) throws {
         /// Moves `from` to the number of `f` (closing `from` unless it is a
         /// pool slot) with its close-on-exec and status flags (O_NONBLOCK,
         /// O_APPEND … belong to the open file).
@@ -392,7 +399,7 @@ public enum FileState {
                 }
                 try place(Int64(slot), f, keep: true)
             } else {
-                try place(try openInProcess(f, objects: objects, injector: injector, scratch: scratch), f, keep: false)
+                try place(try openInProcess(f, objects: objects, originals: originals, injector: injector, scratch: scratch), f, keep: false)
             }
         }
         // Every socket of the process is bound: SO_REUSEPORT as recorded.

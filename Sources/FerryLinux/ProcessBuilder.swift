@@ -35,6 +35,8 @@ final class ProcessBuilder {
     private(set) var vdsoNote: String?
     /// Shared memory object id → the descriptor holding it (`SharedMemoryRestore`), inherited by forked children.
     var sharedObjects: [UInt64: Int32] = [:]
+    /// The fds, by process, that take a re-created memfd's own open file (`SharedMemoryPlan.memfdOriginals`).
+    private(set) lazy var memfdOriginals = SharedMemoryPlan.memfdOriginals(meta.processes, contents: meta.contents)
 
     static let MAP_PRIVATE: UInt64 = 0x02, MAP_SHARED: UInt64 = 0x01, MAP_ANON: UInt64 = 0x20
     static let MAP_GROWSDOWN: UInt64 = 0x100, MAP_FIXED_NOREPLACE: UInt64 = 0x100000
@@ -99,7 +101,7 @@ final class ProcessBuilder {
         let slots = FileState.WorkingFDs(processes: processes)
         try FileState.allowDescriptors(below: slots.end, pid: child.pid)
         return try FileState.createPipePool(ids, data: data, processes: processes, slots: slots, objects: sharedObjects,
-                                            injector: main, scratch: scratch)
+                                            originals: memfdOriginals, injector: main, scratch: scratch)
     }
 
     /// Forks `image` from this (still unbuilt) process with clone3 and its pid.
@@ -309,7 +311,8 @@ final class ProcessBuilder {
     // MARK: kernel state
 
     func restoreProcessState(pool: FileState.PipePool, rootExe: String) throws -> [String] {
-        try FileState.restore(image.files, pool: pool, objects: sharedObjects, injector: main, scratch: scratch)
+        try FileState.restore(image.files, pool: pool, objects: sharedObjects, originals: memfdOriginals[image.pid] ?? [],
+                              injector: main, scratch: scratch)
         // The shared memory objects: mapped, and reopened by the fds of re-created files.
         for fd in sharedObjects.values.sorted() { batch.add(.init(SYS.close, [UInt64(fd)], "close(shared memory fd \(fd))")) }
         try batch.run(main, scratch: scratch)

@@ -8,7 +8,7 @@
  * size and the last byte. At stop: /proc/self/fd shows each at its old path
  * "(deleted)", with its contents, flags, offset, mode, no link (st_nlink
  * 0), and the dup shares the offset.
- * Modes a checkpoint must refuse: `big` (ghost.a grows to 2 MiB, over the
+ * Modes a checkpoint must refuse: `big` (ghost.a grows to 2 MiB of data, over the
  * --ghost-limit the test passes), `nodir` (ghost.a lives in a directory
  * removed too), `mapped` (ghost.a is mapped MAP_SHARED as well). */
 #include "wl.h"
@@ -98,9 +98,11 @@ int main(int argc, char **argv)
 	if (write(a, buf, SIZE) != SIZE || write(old_c, "old", 3) != 3)
 		wl_setup_fail("write");
 	if (strcmp(mode, "big") == 0) {
+		/* Zeros written, not a hole: 2 MiB of data. */
+		static uint8_t zeros[(2 << 20) - SIZE];
 		size = 2 << 20;
-		if (ftruncate(a, size))
-			wl_setup_fail("ftruncate big");
+		if (write(a, zeros, sizeof zeros) != sizeof zeros)
+			wl_setup_fail("write big");
 	}
 	if (unlink(path_a) || unlink(path_b) || unlink(path_c))
 		wl_setup_fail("unlink");
