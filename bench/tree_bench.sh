@@ -35,7 +35,7 @@ for c in $CASES; do
 	for mode in precopy stop-and-copy; do
 		for r in $(seq "$RUNS"); do
 			n=$((n + 1)); ctl="$out/w$n"; mkdir -p "$ctl"
-			setsid python3 "$LAUNCH" "$WL/wl_precopy_tree" "$ctl" "$mib" "$rate" "$kids" </dev/null >/dev/null 2>&1 &
+			(python3 "$LAUNCH" "$WL/wl_precopy_tree" "$ctl" "$mib" "$rate" "$kids" </dev/null >/dev/null 2>&1 &)
 			wait_for "$ctl/ready" 600 || { echo "FAIL: workload not ready"; continue; }
 			sleep 2
 			pid="$(tr -d ' \n' <"$ctl/ready")"
