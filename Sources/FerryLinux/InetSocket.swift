@@ -381,8 +381,13 @@ public enum InetSocket {
                 close(copy)
                 throw error
             }
+            do { try NetworkLock.lock(copy, pid: pid, fd: fd) } catch {
+                close(copy)
+                throw error
+            }
             TestKill.point(.repair)
             do { try set(InetSocketPlan.tcpRepair, 1) } catch {
+                NetworkLock.unlock(copy)
                 close(copy)
                 throw FerryError("cannot checkpoint \(pid): fd \(fd) is an established TCP connection and TCP_REPAIR is refused (\(error)); ferry needs CAP_NET_ADMIN to carry connections")
             }
@@ -430,6 +435,7 @@ public enum InetSocket {
             len = socklen_t(20)
             try checkLibc(w.withUnsafeMutableBytes { getsockopt(copy, InetSocketPlan.solTCP, 29 /* TCP_REPAIR_WINDOW */, $0.baseAddress, &len) },
                           "getsockopt(TCP_REPAIR_WINDOW)", ctx)
+            TestKill.pause(.repair)
             return TCPConnectionState(sendSeq: sq.seq, recvSeq: rq.seq, sendQueue: sq.bytes, recvQueue: rq.bytes, mss: mss,
                                       sendWindowScale: opts & 4 != 0 ? scales & 0xf : nil, recvWindowScale: opts & 4 != 0 ? scales >> 4 : nil,
                                       sack: opts & 2 != 0, timestamp: ts, window: w)
@@ -447,11 +453,12 @@ public enum InetSocket {
             _ = setsockopt(socket, InetSocketPlan.solSocket, 2, &reuse, 4)
         }
 
-        /// The source goes on: every connection out of repair mode, then the guard let go.
+        /// The source goes on: every connection out of repair mode and unlocked, then the guard let go.
         static func leave() {
             for h in held {
                 TestKill.point(.repair)
                 takeOut(h.copy, reuseAddr: h.reuseAddr)
+                NetworkLock.unlock(h.copy)
                 close(h.copy)
             }
             held = []
@@ -551,7 +558,7 @@ public enum InetSocket {
         }
         // SO_GET_FILTER with no buffer gives the length of an attached classic filter (0: none).
         len = 0
-        if getsockopt(fd, InetSocketPlan.solSocket, soGetFilter, nil, &len) != 0 || len != 0 { out.append("a socket filter (SO_ATTACH_FILTER/SO_ATTACH_BPF)") }
+        if (getsockopt(fd, InetSocketPlan.solSocket, soGetFilter, nil, &len) != 0 || len != 0) && !NetworkLock.isLocked(fd) { out.append("a socket filter (SO_ATTACH_FILTER/SO_ATTACH_BPF)") }
         if type == InetSocketPlan.sockStream {
             let fresh = socket(family, type | Int32(SOCK_CLOEXEC.rawValue), proto)
             defer { if fresh >= 0 { close(fresh) } }

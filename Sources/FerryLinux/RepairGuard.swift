@@ -125,7 +125,10 @@ public enum RepairGuardProcess {
     static func settle(_ held: [Held], _ heard: RepairGuardPlan.Heard) {
         let action = RepairGuardPlan.action(heard)
         if action != .leave {
-            for h in held { InetSocket.TCPRepair.takeOut(h.socket, reuseAddr: h.reuseAddr) }
+            for h in held {
+                InetSocket.TCPRepair.takeOut(h.socket, reuseAddr: h.reuseAddr)
+                InetSocket.NetworkLock.unlock(h.socket)
+            }
         }
         if action == .takeOutUnlessDying {
             var dying: [Int32: Bool] = [:]

@@ -37,8 +37,25 @@ public enum TestKill {
         guard let (k, n) = target, k == kind else { return }
         lock.sync {
             counts[kind, default: 0] += 1
-            if counts[kind] == n { Glibc.kill(getpid(), SIGKILL); while true { pause() } }
+            if counts[kind] == n { Glibc.kill(getpid(), SIGKILL); while true { Glibc.pause() } }
         }
+        #endif
+    }
+
+    /// FERRY_TEST_PAUSE_AT=KIND (debug builds): at the pause points of that
+    /// kind ferry creates FERRY_TEST_PAUSE_FILE (if set) and sleeps
+    /// FERRY_TEST_PAUSE_MS (default 1000), so that a test can act while the
+    /// tree is frozen at a known step. Release builds compile it to nothing.
+    @inline(__always)
+    public static func pause(_ kind: Kind) {
+        #if DEBUG
+        guard let at = getenv("FERRY_TEST_PAUSE_AT"), String(cString: at) == kind.rawValue else { return }
+        if let file = getenv("FERRY_TEST_PAUSE_FILE") {
+            let fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+            if fd >= 0 { close(fd) }
+        }
+        let ms = getenv("FERRY_TEST_PAUSE_MS").flatMap { Int(String(cString: $0)) } ?? 1000
+        Glibc.usleep(UInt32(max(0, min(ms, 60_000))) * 1000)
         #endif
     }
 }

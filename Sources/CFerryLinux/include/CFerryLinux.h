@@ -176,6 +176,8 @@ int ferry_unix_diag(uint32_t inode, struct ferry_unix_info *out);
  * as fd 4 and no other descriptor; returns its pid or -errno. */
 #define FERRY_GUARD_MAX_FDS 4
 pid_t ferry_spawn_guard(const char *path, char *const argv[], int channel, int lock);
+/* Attaches a socket filter that drops every incoming segment (0 or -errno). */
+int ferry_socket_drop_all(int fd);
 /* A process-shared robust mutex in a memfd, locked by the calling thread:
  * its mapping, the memfd in *fd_out; NULL and errno on failure. The kernel
  * wakes a waiter when the locking thread dies (robust futex list, handled
