@@ -19,7 +19,7 @@ func ferry(_ arguments: [String], stdin: [UInt8]? = nil) throws -> Run {
     return Run(status: r.status, stdout: r.stdout, stderr: r.stderr)
 }
 
-@Suite("ferry inspect", .serialized, .timeLimit(.minutes(1)))
+@Suite("ferry inspect", .serialized, .timeLimit(.minutes(10)))
 struct InspectCLITests {
     let image = ImageGenerator.make(seed: 2024)
 

@@ -21,7 +21,7 @@ final class MeasuringSource: ByteSource {
 }
 
 /// What a reader allocates is bounded by fixed caps, never by a length the input claims.
-@Suite("Bounded memory while reading", .timeLimit(.minutes(3)))
+@Suite("Bounded memory while reading", .timeLimit(.minutes(10)))
 struct BoundedReadingTests {
     /// The stream of a small image up to and including its SOURCE record.
     static func sourceOnly() throws -> [UInt8] {
@@ -92,7 +92,7 @@ struct BoundedReadingTests {
 
 /// MetadataFirstStreamReader (what restore and migration read with) given
 /// every damaged stream of the corpus: each is refused with a one-line error.
-@Suite("Metadata-first reader on damaged streams", .timeLimit(.minutes(3)))
+@Suite("Metadata-first reader on damaged streams", .timeLimit(.minutes(10)))
 struct MetadataFirstCorruptionTests {
     @Test(arguments: Corpus.cases.filter { !$0.isDirectory })
     func refused(_ c: CorpusCase) throws {

@@ -65,7 +65,7 @@ func readDamaged(_ c: CorpusCase, directory readDirectory: (String) throws -> Ge
     }
 }
 
-@Suite("Damaged images are refused", .timeLimit(.minutes(1)))
+@Suite("Damaged images are refused", .timeLimit(.minutes(10)))
 struct CorruptionTests {
     @Test func corpusIsLarge() {
         #expect(Corpus.cases.count >= 300)
@@ -127,7 +127,7 @@ final class EndlessSource: ByteSource {
     }
 }
 
-@Suite("Caps", .timeLimit(.minutes(1)))
+@Suite("Caps", .timeLimit(.minutes(10)))
 struct CapTests {
     /// A record claiming 0xFFFFFFF0 bytes is refused from its 8-byte header:
     /// not one payload byte is read (so nothing was allocated for it), even

@@ -6,7 +6,7 @@ import FerryImageFixtures
 /// PageRecordStream (pages read straight into their records, a writer
 /// thread, O_DIRECT where the file allows it) writes the same bytes as
 /// RecordWriter.writePages/writeZeroPages with zero pages split out.
-@Suite("Page record stream", .timeLimit(.minutes(1)))
+@Suite("Page record stream", .timeLimit(.minutes(10)))
 struct PageStreamTests {
     /// One run handed to the stream: which of its pages are zero.
     struct Run { var pid: Int32; var address: UInt64; var zero: [Bool] }

@@ -12,7 +12,7 @@ func expectSameImage(_ got: GeneratedImage, _ want: GeneratedImage, sourceLocati
     #expect(got.runs == want.runs, sourceLocation: sourceLocation)
 }
 
-@Suite("Round trips", .timeLimit(.minutes(1)))
+@Suite("Round trips", .timeLimit(.minutes(10)))
 struct RoundTripTests {
     @Test func versionIsSet() { #expect(!FerryVersion.string.isEmpty) }
 
