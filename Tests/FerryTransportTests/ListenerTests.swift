@@ -90,10 +90,11 @@ func helloHeader(length: UInt32) -> [UInt8] {
         #expect(error == nil, "\(error ?? "")")
         #expect(outcome == .migrated(pid: 777))
         // The garbage is dropped at once (plain) or fails TLS; the stalled ones at the handshake timeout
-        // (2 s, then TLS close waits up to 2 s for the peer; a loaded machine adds to both).
-        #expect(stalled.closedByPeer(within: 15))
-        #expect(half.closedByPeer(within: 15))
-        #expect(garbage.closedByPeer(within: 15))
+        // (2 s, then TLS close waits up to 2 s for the peer; a loaded machine adds to both:
+        // in a full make test on a 2-vCPU VM the TLS case once took over 15 s).
+        #expect(stalled.closedByPeer(within: 60))
+        #expect(half.closedByPeer(within: 60))
+        #expect(garbage.closedByPeer(within: 60))
         Thread.sleep(forTimeInterval: 0.2)
         #expect(listener.waiting == 0)
         lock.lock(); let log = rejected.value; lock.unlock()
