@@ -29,14 +29,17 @@ ctl="$(mktemp -d /tmp/ferry_ct.XXXXXX)"
 img="$ctl/image"
 restored="" nsinit="" newcgs="" launcher=""
 
+rmdir_wait() { local i; for ((i = 0; i < 50; i++)); do rmdir "$1" 2>/dev/null || [ ! -d "$1" ] && return 0; sleep 0.1; done; echo "cgroup $1 left behind: it still holds a process" >&2; }
+
 cleanup() {
 	[ -n "$restored" ] && kill -9 "$restored" 2>/dev/null
 	[ -n "$nsinit" ] && kill -9 "$nsinit" 2>/dev/null
 	for p in $(cat $CG/{cpu,memory,pids}/"$name"/cgroup.procs 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
 	[ -n "$launcher" ] && kill -9 "$launcher" 2>/dev/null
-	sleep 0.3
-	for d in $newcgs; do rmdir "$d" 2>/dev/null || { sleep 0.5; rmdir "$d" 2>/dev/null; }; done
-	for c in cpu memory pids; do rmdir "$CG/$c/$name" 2>/dev/null || { sleep 0.5; rmdir "$CG/$c/$name" 2>/dev/null; }; rmdir "$CG/$c/ferry-test" 2>/dev/null; done
+	# A killed process leaves its cgroup only once it has exited, which takes
+	# longer on a loaded machine: each directory gets up to 5 s.
+	for d in $newcgs; do rmdir_wait "$d"; done
+	for c in cpu memory pids; do rmdir_wait "$CG/$c/$name"; rmdir "$CG/$c/ferry-test" 2>/dev/null; done
 	rm -rf "$ctl"
 }
 trap cleanup EXIT
