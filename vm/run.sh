@@ -338,8 +338,9 @@ transport_live() {  # SRC DST PID [--leave-running]
 	# How the memory moved must match what the source's kernel has.
 	local warn
 	warn=$(echo "$err" | grep -m1 '^warning:.*stop-and-copy' | cut -c1-160)
-	if grep -q '^ok *dirty_tracking' "$logs/check-$src.txt"; then
-		# The kernel can track: pre-copy, unless the process itself rules it
+	if grep -qE '^ok *(dirty_tracking|soft_dirty)' "$logs/check-$src.txt"; then
+		# The kernel can track (uffd-wp with PAGEMAP_SCAN, or soft-dirty on
+		# 6.1): pre-copy, unless the process itself rules it
 		# out (bytes in pipes, several processes: docs/migration.md), which
 		# must be warned about too; a kernel feature failing here is wrong.
 		if [ "${rounds:-0}" -ge 2 ] && [ -z "$warn" ]; then
@@ -353,7 +354,7 @@ transport_live() {  # SRC DST PID [--leave-running]
 		if [ -n "$warn" ] && [ "${rounds:-0}" = 1 ]; then
 			live_note="stop-and-copy fallback, warned: ${warn#warning: }"
 		else
-			live_fail="expected the stop-and-copy fallback and its warning from $src (no PAGEMAP_SCAN); rounds ${rounds:-?}, warning: '${warn:-none}'"
+			live_fail="expected the stop-and-copy fallback and its warning from $src (neither PAGEMAP_SCAN nor soft-dirty); rounds ${rounds:-?}, warning: '${warn:-none}'"
 		fi
 	fi
 }

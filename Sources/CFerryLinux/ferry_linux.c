@@ -664,6 +664,50 @@ out:
 	return r;
 }
 
+/* The page frame number of the page a pure read fault maps at `p`, from
+ * /proc/self/pagemap (bits 0-54; root only): 0 when it cannot be read or
+ * the page is not present. */
+static uint64_t
+read_fault_pfn(volatile char *p)
+{
+	size_t ps = page_size();
+	(void)p[0];
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	uint64_t e = 0;
+	off_t off = (off_t)((uintptr_t)p / ps * 8);
+	ssize_t n = pread(fd, &e, 8, off);
+	close(fd);
+	if (n != 8 || !(e >> 63))
+		return 0;
+	return e & ((1ULL << 55) - 1);
+}
+
+void
+ferry_probe_zero_pfns(uint64_t *small, uint64_t *huge)
+{
+	size_t ps = page_size(), hs = 2u << 20;
+	*small = 0;
+	*huge = 0;
+	volatile char *p = mmap(NULL, ps, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p != MAP_FAILED) {
+		*small = read_fault_pfn(p);
+		munmap((void *)p, ps);
+	}
+	/* A read fault in a 2 MiB-aligned THP area maps the huge zero page
+	 * where the kernel uses one; otherwise the small one again. */
+	char *q = mmap(NULL, 2 * hs, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (q == MAP_FAILED)
+		return;
+	char *aligned = (char *)(((uintptr_t)q + hs - 1) & ~(uintptr_t)(hs - 1));
+	madvise(aligned, hs, MADV_HUGEPAGE);
+	uint64_t pfn = read_fault_pfn(aligned);
+	if (pfn != 0 && pfn != *small)
+		*huge = pfn;
+	munmap(q, 2 * hs);
+}
+
 /* linux/fs.h of 6.7+ (this system's headers are older). */
 struct ferry_pm_scan_arg {
 	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;

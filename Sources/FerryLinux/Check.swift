@@ -371,11 +371,13 @@ public enum CheckProbes {
         return counted("dirty_tracking", ferry_probe_wp_scan(pages, writes), expected: writes,
                        probe: "userfaultfd WP_ASYNC + PAGEMAP_SCAN (PM_SCAN_WP_MATCHING)",
                        ok: "exactly the \(writes) pages written of \(pages) reported",
-                       impact: "no pre-copy: memory is copied only while the process is stopped")
+                       impact: "pre-copy falls back to soft-dirty bits (each scan freezes the process briefly); with neither, memory is copied only while the process is stopped")
     }
 
     static func softDirty() -> CheckItem {
-        let impact = "none while uffd-wp + PAGEMAP_SCAN work: pre-copy uses those instead of soft-dirty"
+        let impact = DirtyTrackingMethod.available == .userfaultfd
+            ? "none while uffd-wp + PAGEMAP_SCAN work: pre-copy uses those instead of soft-dirty"
+            : "pre-copy uses soft-dirty where uffd-wp + PAGEMAP_SCAN are missing; with neither, no pre-copy"
         let r = ferry_probe_soft_dirty()
         if r < 0 {
             return CheckItem(name: "soft_dirty", verdict: .missing,

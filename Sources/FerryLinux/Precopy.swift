@@ -93,7 +93,7 @@ public final class PrecopySource {
         resumed = true
         let d = frozenAt.duration(to: .now)
         startFreezeMs = Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
-        _ = DirtyTracker.reportsDroppedPages  // probed now, not in the final frozen window
+        _ = (DirtyTracker.reportsDroppedPages, DirtyTracker.zeroPFNs)  // probed now, not in the final frozen window
         do {
             for t in tracked { try t.tracker.arm() }
         } catch {
@@ -107,7 +107,11 @@ public final class PrecopySource {
         Dictionary(uniqueKeysWithValues: processes.map { ($0.pid, $0.tracker.ranges) })
     }
     /// The userfaultfd's number in each process (left out of the final image).
-    public var remoteFDs: [Int32: Int32] { Dictionary(uniqueKeysWithValues: processes.map { ($0.pid, $0.tracker.remoteFD) }) }
+    public var remoteFDs: [Int32: Int32] {
+        Dictionary(uniqueKeysWithValues: processes.filter { $0.tracker.remoteFD >= 0 }.map { ($0.pid, $0.tracker.remoteFD) })
+    }
+    /// How the tree's writes are seen.
+    public var method: DirtyTrackingMethod? { processes.first?.tracker.method }
 
     /// One round over every process: the first sends every present page of
     /// the tracked memory, later ones the pages written since.
@@ -199,8 +203,8 @@ public final class PrecopySource {
         // scan for absent pages (1–8 ms at 1 GiB here): they are in `dirty`,
         // read as zero and sent as ZERO runs. Otherwise absent first: the
         // write scan leaves a marker that later counts as "swapped".
-        let absent = DirtyTracker.reportsDroppedPages ? [] : try t.tracker.absent()
-        var dirty = try t.tracker.scan()
+        let absent = t.tracker.seesDroppedPages ? [] : try t.tracker.absent()
+        var dirty = try t.tracker.scan(frozen: true)
         var dropped: [(start: UInt64, end: UInt64)] = []
         for r in absent {
             let first = dropped.count  // runs stay inside one absent range (one mapping)

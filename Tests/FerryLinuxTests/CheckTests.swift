@@ -66,7 +66,7 @@ struct CheckTests {
         #expect(r["process_vm_readv"]?.verdict == .ok)
         #expect(r["PR_SET_MM_MAP"]?.verdict == .ok)
         #expect(r["soft_dirty"] != nil)
-        if HostFeatures.dirtyTracking {
+        if HostFeatures.uffdDirtyTracking {
             #expect(r["userfaultfd"]?.verdict == .ok)
             #expect(r["PAGEMAP_SCAN"]?.verdict == .ok)
             #expect(r["userfaultfd"]?.detail.contains("WP_ASYNC") == true)

@@ -1,4 +1,5 @@
 import Foundation
+import CFerryLinux
 
 /// What the machine running the tests offers, for tests that need a kernel
 /// feature: each is enabled where the feature is there and skipped with the
@@ -16,9 +17,21 @@ public enum HostFeatures {
         kernel.major > major || (kernel.major == major && kernel.minor >= minor)
     }
 
-    /// PAGEMAP_SCAN and userfaultfd WP_ASYNC, which pre-copy's dirty tracking
-    /// uses (Linux 6.7+).
-    public static var dirtyTracking: Bool { kernelAtLeast(6, 7) }
+    /// PAGEMAP_SCAN and userfaultfd WP_ASYNC, pre-copy's first method of
+    /// dirty tracking (Linux 6.7+).
+    public static var uffdDirtyTracking: Bool { kernelAtLeast(6, 7) }
+
+    /// Soft-dirty bits (CONFIG_MEM_SOFT_DIRTY), pre-copy's fallback: probed
+    /// on a page of the test process (clear_refs 4, a write, pagemap bit 55).
+    public static let softDirty: Bool = ferry_probe_soft_dirty() == 1
+
+    /// Pre-copy can track writes here, by either method.
+    public static var dirtyTracking: Bool { uffdDirtyTracking || softDirty }
+
+    /// Why `dirtyTracking` is false, for the skip messages.
+    public static var noDirtyTracking: String {
+        "pre-copy rounds need dirty tracking: PAGEMAP_SCAN and userfaultfd WP_ASYNC (Linux 6.7+) or soft-dirty bits (CONFIG_MEM_SOFT_DIRTY); \(kernelDescription) has neither"
+    }
 
     public static var kernelDescription: String { "Linux \(kernel.major).\(kernel.minor)" }
 

@@ -230,10 +230,10 @@ struct MigrationTests {
         let line = r.output.split(separator: "\n").last.map(String.init) ?? ""
         let json = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
         let rounds = json["rounds"] as? Int ?? 0
-        // Without dirty tracking (before Linux 6.7) migrate warns and falls back to stop-and-copy.
+        // Without dirty tracking (neither uffd-wp with PAGEMAP_SCAN nor soft-dirty) migrate warns and falls back to stop-and-copy.
         let preCopies = mode.isEmpty && HostFeatures.dirtyTracking
         if mode.isEmpty && !preCopies {
-            print("\(HostFeatures.kernelDescription): no dirty tracking (6.7+), so stop-and-copy with a warning is expected")
+            print("\(HostFeatures.noDirtyTracking), so stop-and-copy with a warning is expected")
             #expect(r.output.contains("warning: no dirty tracking"), "\(r.output)")
         }
         #expect(preCopies ? rounds >= 2 : rounds == 1, "\(line)")
@@ -246,13 +246,16 @@ struct MigrationTests {
     }
 
     @Test("pre-copy: pages dropped (MADV_DONTNEED), zeroed or re-touched and a mapping replaced while rounds run arrive exact; with layout=1 the mappings also change",
-          .enabled(if: HostFeatures.dirtyTracking, "pre-copy rounds need dirty tracking: PAGEMAP_SCAN and userfaultfd WP_ASYNC (Linux 6.7+); this is \(HostFeatures.kernelDescription)"),
-          arguments: ["0", "1", "0 scan-absent"])
+          .enabled(if: HostFeatures.dirtyTracking, "\(HostFeatures.noDirtyTracking)"),
+          arguments: ["0", "1", "0 scan-absent"] + (HostFeatures.uffdDirtyTracking && HostFeatures.softDirty ? ["0 soft-dirty", "1 soft-dirty"] : []))
     func precopyChurn(_ variant: String) throws {
         let layout = String(variant.prefix(1))
         // "scan-absent": the final scan also looks for absent pages, as on a
         // kernel whose write scan does not report dropped pages.
-        let env = variant.hasSuffix("scan-absent") ? ["FERRY_SCAN_ABSENT=1"] : []
+        // "soft-dirty": tracking by soft-dirty bits where uffd-wp works too
+        // (where only soft-dirty works, the plain variants use it).
+        let env = variant.hasSuffix("scan-absent") ? ["FERRY_SCAN_ABSENT=1"]
+            : variant.hasSuffix("soft-dirty") ? ["FERRY_DIRTY_TRACKING=soft-dirty"] : []
         try Self.buildWorkloads()
         let net = try NetnsPair()
         let server = try Self.serve(net, tls: nil)
@@ -295,7 +298,7 @@ struct MigrationTests {
     }
 
     @Test("pre-copy of a process holding a pipe and of a tree (pipe with bytes in flight, shared memory): several rounds, a freeze well below stop-and-copy's, and it passes",
-          .enabled(if: HostFeatures.dirtyTracking, "pre-copy rounds need dirty tracking: PAGEMAP_SCAN and userfaultfd WP_ASYNC (Linux 6.7+); this is \(HostFeatures.kernelDescription)"),
+          .enabled(if: HostFeatures.dirtyTracking, "\(HostFeatures.noDirtyTracking)"),
           arguments: [TreeCase(args: ["256", "4", "0"], processes: 1), TreeCase(args: ["96", "4", "2"], processes: 3)])
     func precopyTree(_ c: TreeCase) throws {
         try Self.buildWorkloads()

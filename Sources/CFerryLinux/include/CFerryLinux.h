@@ -142,6 +142,9 @@ int ferry_malloc_keep_below(size_t bytes);
 /* Soft-dirty: clear_refs 4, write a fresh page, read pagemap bit 55.
  * 1 set, 0 not set, or -errno. */
 int ferry_probe_soft_dirty(void);
+/* The PFNs of the shared zero page and of the huge zero page's first
+ * small page (0 where not found: not root, no THP zero page). */
+void ferry_probe_zero_pfns(uint64_t *small, uint64_t *huge);
 /* PAGEMAP_SCAN on /proc/self/pagemap over `pages` touched anonymous pages
  * (category PAGE_IS_PRESENT): regions returned, or -errno. */
 long ferry_probe_pagemap_scan(size_t pages);
