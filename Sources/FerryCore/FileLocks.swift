@@ -7,8 +7,11 @@ import FerryImage
 ///     lock:\t1: POSIX  ADVISORY  READ 26248 fe:00:16221817 5 14
 ///     lock:\t1: OFDLCK ADVISORY  WRITE -1 fe:00:16221893 0 EOF
 ///
-/// POSIX, flock and OFD locks are carried (taken again on restore); leases,
-/// delegations, mandatory locks and waiters ("->") are refused by name.
+///     lock:\t1: LEASE  ACTIVE    READ 26248 fe:00:16221424 0 EOF
+///
+/// POSIX, flock and OFD locks and active leases are carried (taken again on
+/// restore); leases being broken ("BREAKING", "BREAKER"), delegations,
+/// mandatory locks and waiters ("->") are refused by name.
 public enum FileLocks {
     /// The lock of one "lock:" line, or the refusal naming it.
     public static func parse(_ line: Substring, who: String) -> Result<FileLock, LockRefusal> {
@@ -25,7 +28,12 @@ public enum FileLocks {
         case "POSIX": kind = .posix
         case "FLOCK": kind = .flock
         case "OFDLCK": kind = .ofd
-        case "LEASE", "DELEG", "BREAKING", "ACTIVE": return refuse("a lease")
+        case "LEASE":
+            // "LEASE ACTIVE READ|WRITE": a lease no one is breaking.
+            guard words[2] == "ACTIVE", words[3] == "READ" || words[3] == "WRITE" else { return refuse("a lease being broken") }
+            return .success(FileLock(kind: .lease, write: words[3] == "WRITE"))
+        case "DELEG": return refuse("a delegation")
+        case "BREAKING", "ACTIVE": return refuse("a lease ferry cannot read")
         default: return refuse("a lock of a kind ferry does not know")
         }
         guard words[2] == "ADVISORY" else { return refuse("a mandatory lock") }

@@ -14,10 +14,17 @@ struct FileLocksTests {
                 == FileLock(kind: .ofd, write: true, start: 100))
     }
 
-    @Test func leasesWaitersAndDamagedLinesAreRefused() {
+    @Test func activeLeasesAreCarried() throws {
+        #expect(try parse("lock:\t1: LEASE  ACTIVE    READ 26248 fe:00:16221424 0 EOF").get() == FileLock(kind: .lease, write: false))
+        #expect(try parse("lock:\t1: LEASE  ACTIVE    WRITE 26248 fe:00:16221424 0 EOF").get() == FileLock(kind: .lease, write: true))
+    }
+
+    @Test func brokenLeasesDelegationsWaitersAndDamagedLinesAreRefused() {
         for (line, why) in [
-            ("lock:\t1: LEASE  ACTIVE    READ 1234 fe:00:1 0 EOF", "a lease"),
-            ("lock:\t1: DELEG  ACTIVE    READ 1234 fe:00:1 0 EOF", "a lease"),
+            ("lock:\t1: LEASE  BREAKING  READ 1234 fe:00:1 0 EOF", "a lease being broken"),
+            ("lock:\t1: LEASE  BREAKER   WRITE 1234 fe:00:1 0 EOF", "a lease being broken"),
+            ("lock:\t1: LEASE  ACTIVE    UNLCK 1234 fe:00:1 0 EOF", "a lease being broken"),
+            ("lock:\t1: DELEG  ACTIVE    READ 1234 fe:00:1 0 EOF", "a delegation"),
             ("lock:\t1: -> POSIX  ADVISORY  WRITE 1234 fe:00:1 0 EOF", "waiting"),
             ("lock:\t1: POSIX  MANDATORY WRITE 1234 fe:00:1 0 EOF", "a mandatory lock"),
             ("lock:\t1: POSIX  ADVISORY  WRITE 1234 fe:00:1 9 3", "cannot read"),
