@@ -76,6 +76,42 @@ public enum FileLocks {
     }
 }
 
+/// A lease some process of the host holds (a /proc/locks line), on the
+/// inode `device`:`inode` (`device` as stat's st_dev: the kernel's encoding of major and minor).
+public struct HeldLease: Equatable, Sendable {
+    public var pid: Int32
+    public var write: Bool
+    public var device: UInt64
+    public var inode: UInt64
+    public init(pid: Int32, write: Bool, device: UInt64, inode: UInt64) {
+        self.pid = pid; self.write = write; self.device = device; self.inode = inode
+    }
+}
+
+extension FileLocks {
+    /// The leases of /proc/locks ("1: LEASE  ACTIVE    WRITE 26248 fe:00:16221424 0 EOF";
+    /// major and minor in hex). A lease being broken counts as its current type.
+    public static func heldLeases(procLocks text: String) -> [HeldLease] {
+        text.split(separator: "\n").compactMap { line in
+            let w = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            guard w.count >= 8, w[1] == "LEASE" || w[1] == "DELEG", w[3] != "UNLCK", let pid = Int32(w[4]) else { return nil }
+            let id = w[5].split(separator: ":")
+            guard id.count == 3, let major = UInt64(id[0], radix: 16), let minor = UInt64(id[1], radix: 16), let inode = UInt64(id[2]) else { return nil }
+            // glibc's makedev: the encoding of st_dev.
+            let device = (minor & 0xff) | ((major & 0xfff) << 8) | ((minor & ~0xff) << 12) | ((major & ~0xfff) << 32)
+            return HeldLease(pid: pid, write: w[3] == "WRITE", device: device, inode: inode)
+        }
+    }
+
+    /// Opening the file `device`:`inode` with access mode `accessMode`
+    /// (O_RDONLY 0, O_WRONLY 1, O_RDWR 2) would break one of `leases`: a
+    /// write lease breaks on any open, a read lease on an open for writing.
+    /// Returns the lease it would break.
+    public static func wouldBreak(_ leases: [HeldLease], device: UInt64, inode: UInt64, accessMode: Int32) -> HeldLease? {
+        leases.first { $0.device == device && $0.inode == inode && ($0.write || accessMode != 0) }
+    }
+}
+
 public struct LockRefusal: Error, Equatable {
     public let message: String
 }

@@ -23,13 +23,16 @@ enum FifoState {
         return id
     }
 
-    /// Whether the FIFO `id`, held at `slot` of `pid`, is still to be filled
-    /// with `bytes`: true when it is empty. A FIFO is one object on its host:
-    /// a process outside the restore may hold it open, and on the source's
-    /// host (a stream or a migration to the same host) the frozen source
-    /// does. When it holds exactly the image's bytes they are the same
-    /// bytes (false: nothing to write); other bytes are refused in one line.
+    /// Whether the FIFO `id`, held at `slot` of `pid`, is still to be sized
+    /// and filled with `bytes`: true when it is empty or there is nothing to
+    /// write. A FIFO is one object on its host: a process outside the
+    /// restore may hold it open, and on the source's host (a stream, or a
+    /// migration to the same host, whose pre-copy metadata carries no bytes
+    /// yet) the frozen source does. When it holds exactly the image's bytes
+    /// they are the same bytes (false: nothing to write); other bytes are
+    /// refused in one line.
     static func unfilled(_ id: UInt64, slot: Int32, bytes: [UInt8], processes: [ProcessImage], pid: Int32) throws -> Bool {
+        if bytes.isEmpty { return true }
         let path = FifoPlan.held(processes).first { $0.id == id }?.path ?? "FIFO \(id)"
         let now = try FileState.peekPipe(pid: pid, fd: slot, "reading FIFO \(path) on restore")
         if now.isEmpty { return true }

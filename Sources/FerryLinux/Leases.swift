@@ -13,6 +13,26 @@ import FerryImage
 enum LeaseState {
     static let fSetLease: UInt64 = 1024, fRdlck: UInt64 = 0, fWrlck: UInt64 = 1
 
+    /// Before a restore opens anything: a file of the image that a process
+    /// of this host holds a lease on (/proc/locks) would have that lease
+    /// broken by the open (the open waits for the holder; on the source's
+    /// host the frozen source itself would lose its lease): refused in one line.
+    static func refuseBreaking(_ meta: ImageMetadata) throws {
+        guard let text = try? ProcFS.text("/proc/locks") else { return }
+        let held = FileLocks.heldLeases(procLocks: text)
+        guard !held.isEmpty else { return }
+        for p in meta.processes {
+            for f in p.files where f.kind == .regular && f.sharedWith == nil && f.contentsID == nil && f.procPid == nil {
+                let path = f.file?.path ?? f.path
+                var st = stat()
+                guard stat(path, &st) == 0,
+                      let lease = FileLocks.wouldBreak(held, device: UInt64(st.st_dev), inode: UInt64(st.st_ino), accessMode: f.flags & O_ACCMODE)
+                else { continue }
+                throw FerryError("cannot restore fd \(f.fd) of process \(p.pid): process \(lease.pid) of this host holds a \(lease.write ? "write" : "read") lease on \(path), which opening it would break (restoring on the source's host while the source still runs, the source is that process): release the lease, or restore once the source is gone")
+            }
+        }
+    }
+
     /// The leases of `files` (not dups: a dup shares its twin's open file and lease), in the process `injector` drives.
     static func restore(_ files: [FileDescriptorImage], injector: Injector) throws {
         let pid = injector.memory.pid

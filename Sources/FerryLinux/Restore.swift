@@ -257,6 +257,7 @@ public final class PhasedRestore {
             throw FerryError("cannot complete the restore with an adapted layout after pre-copy")
         }
         try cgroups.update(final)
+        try LeaseState.refuseBreaking(final)
         for p in final.processes { builders[p.pid]?.image = p }
         meta = final
         // The bytes in flight in pipes, as the tree was frozen.
@@ -328,6 +329,7 @@ enum RestoreChecks {
                                                 allowXSaveGrowth: allowXSaveGrowth).reasons
         if let first = cpuProblems.first { throw FerryError(first) }
         try InetSocket.preflight(meta)
+        try LeaseState.refuseBreaking(meta)
         for p in meta.processes {
             if !newPidNamespace {
                 for id in [p.pid] + p.threads.map(\.tid) where ProcFS.exists("/proc/\(id)") {

@@ -42,6 +42,22 @@ struct FileLocksTests {
         #expect(try FileLocks.locks(fdinfo: "pos:\t0\n", who: "x").get().isEmpty)
     }
 
+    @Test func leasesOfTheHostAndTheOpensThatWouldBreakThem() {
+        let text = """
+        1: POSIX  ADVISORY  WRITE 26248 fe:00:16221817 0 EOF
+        2: LEASE  ACTIVE    WRITE 14778 fe:00:16224627 0 EOF
+        3: LEASE  ACTIVE    READ  14779 103:02:77 0 EOF
+        4: LEASE  BREAKING  UNLCK 14780 fe:00:5 0 EOF
+        """
+        let held = FileLocks.heldLeases(procLocks: text)
+        #expect(held == [HeldLease(pid: 14778, write: true, device: 0xfe00, inode: 16224627),
+                         HeldLease(pid: 14779, write: false, device: 0x10302, inode: 77)])
+        #expect(FileLocks.wouldBreak(held, device: 0xfe00, inode: 16224627, accessMode: 0)?.pid == 14778)
+        #expect(FileLocks.wouldBreak(held, device: 0x10302, inode: 77, accessMode: 0) == nil)
+        #expect(FileLocks.wouldBreak(held, device: 0x10302, inode: 77, accessMode: 2)?.pid == 14779)
+        #expect(FileLocks.wouldBreak(held, device: 0xfe00, inode: 1, accessMode: 2) == nil)
+    }
+
     @Test func rangesForStructFlock() {
         #expect(FileLocks.range(FileLock(kind: .posix, write: true, start: 5, end: 14))! == (5, 10))
         #expect(FileLocks.range(FileLock(kind: .posix, write: true, start: 100))! == (100, 0))

@@ -64,7 +64,19 @@ struct WorkloadTests {
         Self.expectPass(spec, r.output)
     }
 
-    @Test("checkpoint --stream - | restore --stream - (no image on disk)", arguments: ["threads_tls", "fork_pipe", "anon_pattern 256 32", "signals", "event_fds", "shm_tree", "shm_fork memfd", "unix_sockets", "memfd_fds", "deleted_files", "fifo_data", "file_lease", "chroot_root", "proc_files"])
+    /// On the source's host the source holds its lease until it is killed, after a stream restore
+    /// read the metadata: opening the file would break it, so the restore refuses, naming the lease.
+    @Test("a stream restore on the source's host does not break the source's lease")
+    func streamRestoreKeepsTheSourcesLease() throws {
+        try Self.buildWorkloads()
+        let r = try Self.run(["/bin/bash", Self.workloads + "/run_cr.sh", Self.ferry, Self.out, "file_lease"],
+                             env: ["STREAM": "1", "RESTORE_ARGS": "--new-pidns"])
+        #expect(r.output.contains("holds a write lease on") && r.output.contains("which opening it would break"), "\(r.output)")
+    }
+
+    /// file_lease is not here: on one host the source holds its leases until it is killed, after the
+    /// metadata is read, and the restore refuses to open a file whose lease that would break.
+    @Test("checkpoint --stream - | restore --stream - (no image on disk)", arguments: ["threads_tls", "fork_pipe", "anon_pattern 256 32", "signals", "event_fds", "shm_tree", "shm_fork memfd", "unix_sockets", "memfd_fds", "deleted_files", "fifo_data", "chroot_root", "proc_files"])
     func streamPipeline(_ spec: String) throws {
         try Self.buildWorkloads()
         let parts = spec.split(separator: " ").map(String.init)
