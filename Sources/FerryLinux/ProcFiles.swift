@@ -13,13 +13,16 @@ enum ProcFileState {
     /// At checkpoint, after the tree's shared open files are marked.
     static func checkTree(_ processes: [ProcessImage]) throws {
         let tree = Set(processes.map(\.pid))
-        for p in processes {
-            for f in p.files where f.sharedWith == nil {
-                guard let pid = f.procPid else { continue }
-                let d = DescriptorFacts(pid: p.pid, fd: f.fd, path: f.path)
-                if let why = ProcFilePlan.refusal(d, procPid: pid, tree: tree, sharedAcrossProcesses: f.treeShareID != nil) {
-                    throw FerryError(why)
-                }
+        for p in processes { try refuse(p, tree: tree) }
+    }
+
+    /// The /proc files of `p` a checkpoint of the tree `tree` refuses (also `ferry check`).
+    static func refuse(_ p: ProcessImage, tree: Set<Int32>) throws {
+        for f in p.files where f.sharedWith == nil {
+            guard let pid = f.procPid else { continue }
+            let d = DescriptorFacts(pid: p.pid, fd: f.fd, path: f.path)
+            if let why = ProcFilePlan.refusal(d, procPid: pid, tree: tree, sharedAcrossProcesses: f.treeShareID != nil) {
+                throw FerryError(why)
             }
         }
     }
