@@ -180,7 +180,8 @@ extension RestorePolicy {
         var wanted: [(what: String, path: String, access: FileAccess)] = []
         if let exe = p.exe { wanted.append(("its executable", exe.path, .execute)) }
         wanted.append(("its cwd", p.cwd, .execute))
-        for f in p.files where f.sharedWith == nil && [.regular, .directory, .characterDevice, .fifo].contains(f.kind) && !f.path.isEmpty {
+        // A /proc file is the restored process's own (its path names the old pid).
+        for f in p.files where f.sharedWith == nil && f.procPid == nil && [.regular, .directory, .characterDevice, .fifo].contains(f.kind) && !f.path.isEmpty {
             let mode = f.flags & 3  // O_ACCMODE
             wanted.append(("fd \(f.fd)", f.path, mode == 0 ? .read : mode == 1 ? .write : [.read, .write]))
         }

@@ -36,18 +36,6 @@ public enum Uncarried {
         "\(d.who) has an owner (process \(owner), F_SETOWN) outside the tree, which signal-driven I/O would signal; ferry carries owners within the tree only: checkpoint that process with it, or reset the owner (F_SETOWN 0) first"
     }
 
-    /// A FIFO (named pipe) is reopened by path on restore: bytes buffered in
-    /// it and a size set with F_SETPIPE_SZ are not carried, so refused.
-    public static func fifo(_ d: DescriptorFacts, buffered: Int, size: Int) -> String? {
-        if buffered > 0 {
-            return "\(d.who) is a FIFO holding \(buffered) unread bytes; ferry reopens FIFOs by path and does not carry their data yet: drain it first"
-        }
-        if size != defaultPipeSize {
-            return "\(d.who) is a FIFO resized to \(size) bytes (F_SETPIPE_SZ); ferry reopens FIFOs by path and does not carry their size yet: leave it at \(defaultPipeSize)"
-        }
-        return nil
-    }
-
     /// The size to give a restored pipe with F_SETPIPE_SZ, nil to leave the
     /// default: the saved size (images without one: 0), raised to hold the
     /// buffered bytes.
@@ -62,12 +50,6 @@ public enum Uncarried {
     public static func eventfd(_ d: DescriptorFacts, modeShown: Bool, areCounters: Bool) -> String? {
         guard !modeShown, !areCounters else { return nil }
         return "\(d.who) is an eventfd whose mode (EFD_SEMAPHORE or not) this kernel does not show in fdinfo (before Linux 6.5); if the program's eventfds are plain counters, checkpoint with --eventfds-are-counters"
-    }
-
-    /// A root directory other than "/" (chroot): not set again on restore.
-    public static func root(pid: Int32, comm: String, root: String) -> String? {
-        guard root != "/" else { return nil }
-        return "cannot checkpoint process \(pid) (\(comm)): its root directory is \(root) (chroot); ferry restores processes under its own root and does not carry chroot yet: checkpoint it without the chroot"
     }
 
     /// securebits (prctl PR_GET_SECUREBITS) are not carried: refused when set.
@@ -92,15 +74,6 @@ public enum Uncarried {
     /// for every thread, so refused. `what` is "descriptor table" or "cwd, root and umask".
     public static func threadUnshared(pid: Int32, comm: String, tid: Int32, what: String) -> String {
         "cannot checkpoint process \(pid) (\(comm)): thread \(tid) has its own \(what) (unshare); ferry restores one per process: keep it shared"
-    }
-
-    /// A file of one process under /proc (/proc/PID/...): reopened by path
-    /// it would name another process, or none, so refused.
-    public static func procFile(_ d: DescriptorFacts) -> String? {
-        guard d.path.hasPrefix("/proc/") else { return nil }
-        let first = d.path.dropFirst(6).prefix { $0 != "/" }
-        guard !first.isEmpty, first.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
-        return "\(d.who) is a file of process \(first) under /proc; ferry does not carry /proc files yet: close it before the checkpoint"
     }
 
     /// The largest memfd or deleted file whose contents a checkpoint stores

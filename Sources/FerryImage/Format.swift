@@ -16,7 +16,7 @@
 ///  +8  u16 version           1
 ///  +10 u16 header size       32
 ///  +12 u32 encoding          1 = directory meta, 2 = directory pages, 3 = stream
-///  +16 u64 required caps     bits a reader must understand (v1 knows bit 0: ZERO_RUNS)
+///  +16 u64 required caps     bits a reader must understand (v1 knows bit 0: ZERO_RUNS, bit 1: FIFO_DATA, bit 2: PROC_FILES)
 ///  +24 u32 reserved          0
 ///  +28 u32 crc32c            of bytes +0..+27
 ///
@@ -51,7 +51,7 @@ public enum ImageFormat {
     public static let headerSize = 32
     public static let pageSize = 4096
     /// Capability bits this reader understands.
-    public static let knownCapabilities: UInt64 = Capabilities.zeroRuns
+    public static let knownCapabilities: UInt64 = Capabilities.zeroRuns | Capabilities.fifoData | Capabilities.procFiles
     public static let metaFileName = "meta.img"
     public static let pagesFileName = "pages.img"
     /// Payload bytes of all metadata records (SOURCE, PROCESS, PIPE,
@@ -62,6 +62,13 @@ public enum ImageFormat {
     public enum Capabilities {
         /// ZERO records are used.
         public static let zeroRuns: UInt64 = 1 << 0
+        /// FIFO fds carry a FIFO id (`FileDescriptorImage.pipeID`) and PIPE
+        /// records hold FIFOs' bytes: a reader without it would reopen the
+        /// FIFOs empty.
+        public static let fifoData: UInt64 = 1 << 1
+        /// fds on /proc/PID files of the tree carry `procPid`: a reader
+        /// without it would reopen the old pid's file (another process's, or none).
+        public static let procFiles: UInt64 = 1 << 2
     }
 }
 

@@ -469,10 +469,15 @@ public struct FileDescriptorImage: Codable, Equatable, Sendable {
     public var offset: Int64
     /// Path for files, directories, fifos and devices.
     public var path: String
-    /// For pipes: an id shared by both ends within the image (the pipe's inode).
+    /// For pipes: an id shared by both ends within the image (the pipe's
+    /// inode, below 2^32). For FIFOs: an id shared by every fd of one FIFO,
+    /// with `fifoIDBit` set (so it never meets a pipe's); 0 in older images
+    /// (the FIFO's bytes and size were not carried).
     public var pipeID: UInt64
-    /// For pipes: the pipe's size (F_GETPIPE_SZ); absent in older images (the default, 65536).
+    /// For pipes and FIFOs: the size (F_GETPIPE_SZ); absent in older images (the default, 65536).
     public var pipeSize: Int?
+    /// The bit every FIFO's `pipeID` has and no pipe's has.
+    public static let fifoIDBit: UInt64 = 1 << 63
     /// For regular files, identity when opened.
     public var file: FileIdentity?
     /// Set when this fd shares its open file (offset, status flags, state)
@@ -503,6 +508,10 @@ public struct FileDescriptorImage: Codable, Equatable, Sendable {
     /// The owner (F_SETOWN) and signal (F_SETSIG) of the open file, which
     /// signal-driven I/O (O_ASYNC, in `flags`) notifies; nil when neither is set.
     public var owner: FileOwner?
+    /// A file under /proc/PID of a process of the tree (`path` names it with
+    /// that process's pid, as recorded): the pid, reopened on restore under
+    /// the restored process's pid (`ProcFilePlan`).
+    public var procPid: Int32?
 
     public init(fd: Int32, kind: FileKind, flags: Int32, closeOnExec: Bool = false, offset: Int64 = 0,
                 path: String = "", pipeID: UInt64 = 0, file: FileIdentity? = nil, sharedWith: Int32? = nil,
@@ -516,9 +525,10 @@ public struct FileDescriptorImage: Codable, Equatable, Sendable {
 
 /// A lock held through an open file (fdinfo "lock:" line).
 public struct FileLock: Codable, Equatable, Sendable {
-    public enum Kind: String, Codable, Sendable { case posix, flock, ofd }
+    /// `lease`: a lease (F_SETLEASE) on the open file, start 0 and no end.
+    public enum Kind: String, Codable, Sendable { case posix, flock, ofd, lease }
     public var kind: Kind
-    /// A write (exclusive) lock; otherwise read (shared).
+    /// A write (exclusive) lock or lease; otherwise read (shared).
     public var write: Bool
     /// First byte (0 for flock).
     public var start: UInt64

@@ -89,12 +89,25 @@ public enum Validation {
             var fds = Set<Int32>()
             for f in p.files {
                 guard f.fd >= 0, f.fd < fdLimit, fds.insert(f.fd).inserted else { throw fail("\(who): fd \(f.fd) invalid or repeated") }
-                if f.kind == .pipe, f.pipeID == 0 { throw fail("\(who): pipe fd \(f.fd) without a pipe id") }
+                if f.kind == .pipe, f.pipeID == 0 || f.pipeID & FileDescriptorImage.fifoIDBit != 0 {
+                    throw fail("\(who): pipe fd \(f.fd) without a pipe id, or with a FIFO's (\(f.pipeID))")
+                }
+                if f.kind == .fifo, f.pipeID != 0, f.pipeID & FileDescriptorImage.fifoIDBit == 0 {
+                    throw fail("\(who): FIFO fd \(f.fd) has a pipe's id (\(f.pipeID)), not a FIFO's")
+                }
+                if f.kind != .pipe, f.kind != .fifo, f.pipeID != 0 { throw fail("\(who): \(f.kind.rawValue) fd \(f.fd) has a pipe id") }
                 if let id = f.contentsID, f.kind != .regular || !contentsIDs.contains(id) {
                     throw fail("\(who): fd \(f.fd) names file contents \(id), which the image does not hold for a \(f.kind.rawValue) fd")
                 }
                 // A socket fd without its record is refused by the restore (one line).
                 if let why = f.unixSocket?.problem() { throw fail("\(who): socket fd \(f.fd): \(why)") }
+                for lock in f.locks ?? [] where lock.kind == .lease && (f.kind != .regular || lock.start != 0 || lock.end != nil) {
+                    throw fail("\(who): fd \(f.fd) holds a lease but is a \(f.kind.rawValue) fd or the lease has a range")
+                }
+                if let pid = f.procPid, !(f.kind == .regular || f.kind == .directory) || f.contentsID != nil
+                    || !(f.path == "/proc/\(pid)" || f.path.hasPrefix("/proc/\(pid)/")) {
+                    throw fail("\(who): fd \(f.fd) is a /proc file of process \(pid) but is a \(f.kind.rawValue) fd at \(f.path)")
+                }
                 if let size = f.pipeSize, !(1...Int(Int32.max)).contains(size) { throw fail("\(who): pipe fd \(f.fd) has a size of \(size) bytes") }
                 // Watched fds become epoll_ctl arguments: a negative one is refused here.
                 for w in f.epollWatches ?? [] where w.fd < 0 {
@@ -127,6 +140,7 @@ public enum Validation {
     static func validatePaths(_ p: ProcessImage, who: String, file: String) throws {
         if let exe = p.exe { try ImagePath.check(exe.path, as: .absolute, field: "\(who): executable", in: file) }
         try ImagePath.check(p.cwd, as: .absolute, field: "\(who): working directory", in: file)
+        try ImagePath.check(p.root, as: .absolute, field: "\(who): root directory", in: file)
         for m in p.mappings {
             if let f = m.file { try ImagePath.check(f.path, as: .absolute, field: "\(who): file of mapping 0x\(String(m.start, radix: 16))", in: file) }
         }

@@ -212,6 +212,7 @@ enum ProcessDump {
         try AttributeState.refuseSharedResources(processes.map(\.pid))
         try JobControl.refuseOutsideLeaders(processes, shellJob: shellJob)
         FileState.markSharedAcrossProcesses(&processes)
+        try ProcFileState.checkTree(processes)
         try UnixSocket.checkTree(&processes)
         try InetSocket.checkTree(&processes)
         try FileOwnerState.checkTree(&processes)

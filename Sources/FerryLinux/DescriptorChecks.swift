@@ -5,8 +5,7 @@ import FerryCore
 import FerryImage
 
 /// State of a descriptor that ferry does not carry, refused at checkpoint by
-/// name (the decisions are Uncarried's): owners and signals, FIFO contents
-/// and sizes, pty masters, eventfds whose mode the kernel hides.
+/// name (the decisions are Uncarried's): owners and signals, pty masters, eventfds whose mode the kernel hides.
 public enum DescriptorChecks {
     /// Set by `--eventfds-are-counters`: eventfds on kernels that do not show
     /// EFD_SEMAPHORE in fdinfo are taken as plain counters.
@@ -30,10 +29,9 @@ public enum DescriptorChecks {
 
     /// Every distinct open file of a process (dups are checked once), with
     /// its stat: its owner and signal, and by kind what is not carried.
-    /// Returns a pipe's size (F_GETPIPE_SZ) and the file's owner and signal, which are carried.
-    static func refuse(_ d: DescriptorFacts, st: stat, isPipe: Bool) throws -> (pipeSize: Int?, owner: FileOwner?) {
+    /// Returns a pipe's or FIFO's size (F_GETPIPE_SZ) and the file's owner and signal, which are carried.
+    static func refuse(_ d: DescriptorFacts, st: stat) throws -> (pipeSize: Int?, owner: FileOwner?) {
         let type = st.st_mode & S_IFMT
-        if let why = Uncarried.procFile(d) { throw FerryError(why) }
         if type == S_IFCHR {
             let dev = UInt64(st.st_rdev)
             let major = UInt32(truncatingIfNeeded: ((dev >> 8) & 0xfff) | ((dev >> 32) & ~0xfff))
@@ -43,9 +41,8 @@ public enum DescriptorChecks {
         return try with(d) { local -> (pipeSize: Int?, owner: FileOwner?) in
             let owner = try FileOwnerState.dump(d, local: local)
             guard type == S_IFIFO else { return (nil, owner) }
-            guard isPipe else { try FifoState.refuse(d, local: local); return (nil, owner) }
             let size = fcntl(local, FifoState.fGetPipeSize)
-            guard size > 0 else { throw SystemError("fcntl(F_GETPIPE_SZ)", errno: errno, "reading the size of the pipe at fd \(d.fd) of \(d.pid)") }
+            guard size > 0 else { throw SystemError("fcntl(F_GETPIPE_SZ)", errno: errno, "reading the size of the pipe or FIFO at fd \(d.fd) of \(d.pid)") }
             return (Int(size), owner)
         }
     }

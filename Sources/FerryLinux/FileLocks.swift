@@ -5,7 +5,7 @@ import FerryImage
 
 /// POSIX (fcntl), flock and OFD locks held through open files: read from
 /// the fd's fdinfo "lock:" lines at checkpoint (FileLocks parses and
-/// decides: leases and the like are refused by name) and taken again,
+/// decides: leases being broken and the like are refused by name) and taken again,
 /// non-blocking, by the restored process once its fds are in place. A lock
 /// someone else took meanwhile fails the restore, naming it.
 enum FileLockState {
@@ -23,7 +23,8 @@ enum FileLockState {
     /// fd that is not a dup (a dup shares its twin's open file and locks).
     static func restore(_ files: [FileDescriptorImage], injector: Injector, scratch: ScratchArea) throws {
         for f in files where f.sharedWith == nil {
-            for lock in f.locks ?? [] {
+            // Leases come after every process of the tree has its fds (Leases.swift).
+            for lock in f.locks ?? [] where lock.kind != .lease {
                 let what = "\(lock.kind.rawValue) \(lock.write ? "write" : "read") lock on fd \(f.fd) (\(f.path))"
                 if lock.kind == .flock {
                     try take(what, injector.raw(sysFlock, [UInt64(f.fd), (lock.write ? lockEX : lockSH) | lockNB]), pid: injector.memory.pid)

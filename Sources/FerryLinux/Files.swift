@@ -44,9 +44,11 @@ public enum FileState {
                 continue
             }
             position[fd] = out.count
-            let (pipeSize, owner) = try DescriptorChecks.refuse(facts, st: st, isPipe: link.hasPrefix("pipe:["))
+            let (pipeSize, owner) = try DescriptorChecks.refuse(facts, st: st)
             img.locks = locks
             img.owner = owner
+            // A file of a process under /proc: reopened under the restored process's pid (ProcFileState).
+            img.procPid = ProcFilePlan.parse(link)?.pid
             switch st.st_mode & S_IFMT {
             case S_IFREG:
                 img.kind = .regular
@@ -56,6 +58,8 @@ public enum FileState {
                     img.contentsID = ino
                     break
                 }
+                // A /proc file has no identity to check: its size and times are the process's, now.
+                if img.procPid != nil { break }
                 img.file = FileIdentity(path: link, size: UInt64(st.st_size),
                                         mtimeNs: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec),
                                         device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
@@ -71,6 +75,8 @@ public enum FileState {
                     img.pipeSize = pipeSize
                 } else {
                     img.kind = .fifo
+                    img.pipeID = try FifoState.id(facts, st: st)
+                    img.pipeSize = pipeSize
                 }
             case S_IFSOCK:
                 img.kind = .socket
@@ -151,27 +157,32 @@ public enum FileState {
         return r == 0 || r == -Int(ENOSYS)
     }
 
-    /// The bytes buffered in each pipe, read without consuming them (tee from our own handle on the pipe).
+    /// The bytes buffered in each pipe and FIFO, read without consuming them (tee from our own handle on it).
     static func dumpPipes(pid: Int32, files: [FileDescriptorImage], into pipes: inout [UInt64: PipeData]) throws {
-        for f in files where f.kind == .pipe && pipes[f.pipeID] == nil {
-            let fd = open("/proc/\(pid)/fd/\(f.fd)", O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-            guard fd >= 0 else { throw SystemError("open(/proc/\(pid)/fd/\(f.fd))", errno: errno, "reading pipe data of \(pid)") }
-            defer { close(fd) }
-            var tmp: [Int32] = [0, 0]
-            try check(Int(ferry_pipe(&tmp, O_CLOEXEC | O_NONBLOCK)), "pipe2", "reading pipe data")
-            defer { close(tmp[0]); close(tmp[1]) }
-            _ = fcntl(tmp[1], 1031 /* F_SETPIPE_SZ */, 1 << 20)
-            let n = ferry_tee(fd, tmp[1], 1 << 20, 2 /* SPLICE_F_NONBLOCK */)
-            var data = [UInt8]()
-            if n > 0 {
-                data = [UInt8](repeating: 0, count: n)
-                let r = data.withUnsafeMutableBytes { Glibc.read(tmp[0], $0.baseAddress, n) }
-                guard r == n else { throw SystemError("read(pipe copy)", errno: errno, "reading pipe data of \(pid)") }
-            } else if n < 0 && n != -Int(EAGAIN) {
-                throw SystemError("tee(pipe \(f.pipeID))", errno: Int32(-n), "reading pipe data of \(pid)")
-            }
-            pipes[f.pipeID] = PipeData(pipeID: f.pipeID, bytes: data)
+        for f in files where (f.kind == .pipe || f.kind == .fifo) && f.pipeID != 0 && pipes[f.pipeID] == nil {
+            pipes[f.pipeID] = PipeData(pipeID: f.pipeID, bytes: try peekPipe(pid: pid, fd: f.fd, "reading pipe data of \(pid)"))
         }
+    }
+
+    /// The bytes buffered in the pipe or FIFO at fd `fd` of `pid`, left in place.
+    static func peekPipe(pid: Int32, fd target: Int32, _ context: String) throws -> [UInt8] {
+        let fd = open("/proc/\(pid)/fd/\(target)", O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { throw SystemError("open(/proc/\(pid)/fd/\(target))", errno: errno, context) }
+        defer { close(fd) }
+        var tmp: [Int32] = [0, 0]
+        try check(Int(ferry_pipe(&tmp, O_CLOEXEC | O_NONBLOCK)), "pipe2", context)
+        defer { close(tmp[0]); close(tmp[1]) }
+        _ = fcntl(tmp[1], 1031 /* F_SETPIPE_SZ */, 1 << 20)
+        let n = ferry_tee(fd, tmp[1], 1 << 20, 2 /* SPLICE_F_NONBLOCK */)
+        var data = [UInt8]()
+        if n > 0 {
+            data = [UInt8](repeating: 0, count: n)
+            let r = data.withUnsafeMutableBytes { Glibc.read(tmp[0], $0.baseAddress, n) }
+            guard r == n else { throw SystemError("read(pipe copy)", errno: errno, context) }
+        } else if n < 0 && n != -Int(EAGAIN) {
+            throw SystemError("tee(fd \(target) of \(pid))", errno: Int32(-n), context)
+        }
+        return data
     }
 
     // MARK: restore
@@ -196,9 +207,10 @@ public enum FileState {
                 }
             }
             let sockets = Int32(UnixSocketPlan.socketCount(processes))
+            let fifos = Int32(FifoPlan.held(processes).count)
             // Headroom for fds a process opens during pre-copy (the pool is made from the first metadata).
             base = max(highest + 1, 3) + 32
-            end = base + Int32(2 * pipes.count + shared.count) + sockets
+            end = base + Int32(2 * pipes.count + shared.count) + sockets + fifos
         }
     }
 
@@ -220,6 +232,7 @@ public enum FileState {
 
     /// What the root created for the whole tree (children forked afterwards inherit it).
     struct PipePool {
+        /// Pipes' ends, and FIFOs held read-write (`FifoState.hold`: both ends the same slot), by id.
         var pipes: [UInt64: (read: Int32, write: Int32)] = [:]
         /// Open files shared by several processes, by `treeShareID`.
         var shared: [UInt64: Int32] = [:]
@@ -250,7 +263,11 @@ public enum FileState {
     /// bytes in with this (`PhasedRestore.update`).
     static func fillPipe(_ id: UInt64, write w: Int32, bytes: [UInt8], processes: [ProcessImage],
                          injector: Injector, scratch: ScratchArea) throws {
-        let saved = processes.lazy.flatMap(\.files).first { $0.kind == .pipe && $0.pipeID == id && $0.pipeSize != nil }?.pipeSize
+        // A FIFO open elsewhere on this host may hold its bytes already (FifoState.unfilled).
+        if id & FileDescriptorImage.fifoIDBit != 0, try !FifoState.unfilled(id, slot: w, bytes: bytes, processes: processes, pid: injector.memory.pid) {
+            return
+        }
+        let saved = processes.lazy.flatMap(\.files).first { ($0.kind == .pipe || $0.kind == .fifo) && $0.pipeID == id && $0.pipeSize != nil }?.pipeSize
         if let s = saved, !(1...Int(Int32.max)).contains(s) {
             throw FerryError("cannot restore: pipe \(id) has a size of \(s) bytes in the image")
         }
@@ -268,7 +285,8 @@ public enum FileState {
     }
 
     /// Creates every pipe at reserved descriptors in the root and puts back
-    /// the bytes that were in flight; then opens once each file several
+    /// the bytes that were in flight; holds every FIFO open there with its
+    /// bytes (`FifoState`); then opens once each file several
     /// processes share (`treeShareID`, from its first entry in `processes`).
     static func createPipePool(_ ids: [UInt64], data: [UInt64: PipeData], processes: [ProcessImage], slots: WorkingFDs,
                                objects: [UInt64: Int32], originals: [Int32: Set<Int32>],
@@ -284,6 +302,13 @@ public enum FileState {
             }
             try fillPipe(id, write: w, bytes: data[id]?.bytes.value ?? [], processes: processes, injector: injector, scratch: scratch)
             pool.pipes[id] = (r, w)
+        }
+        // Before any FIFO fd is opened (the shared ones just below): see FifoState.
+        for (id, path) in FifoPlan.held(processes) {
+            let slot = try pool.reserve(1)
+            try FifoState.hold(path, id: id, at: slot, injector: injector, scratch: scratch)
+            try fillPipe(id, write: slot, bytes: data[id]?.bytes.value ?? [], processes: processes, injector: injector, scratch: scratch)
+            pool.pipes[id] = (slot, slot)
         }
         pool.sockets = try UnixSocket.createPairs(processes, reserve: { try pool.reserve($0) }, injector: injector, scratch: scratch)
         for p in processes {

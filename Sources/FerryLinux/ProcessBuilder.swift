@@ -310,6 +310,11 @@ final class ProcessBuilder {
 
     // MARK: kernel state
 
+    /// The process's leases, once every process of the tree holds its fds (`LeaseState`).
+    func restoreLeases() throws {
+        try LeaseState.restore(image.files, injector: main)
+    }
+
     func restoreProcessState(pool: FileState.PipePool, rootExe: String) throws -> [String] {
         try FileState.restore(image.files, pool: pool, objects: sharedObjects, originals: memfdOriginals[image.pid] ?? [],
                               injector: main, scratch: scratch)
@@ -356,6 +361,8 @@ final class ProcessBuilder {
         try ProcessMisc.restoreTimers(image.timers, injector: main, scratch: scratch)
         try SignalState.restorePending(process: image, injectors: injectors, main: main, scratch: scratch)
         try AttributeState.restoreProcess(image.attributes, personality: image.personality, pid: child.pid, injector: main, scratch: scratch)
+        // The root last of the paths (every path of the image is in ferry's view), before credentials.
+        try ChrootState.restore(image, container: meta.container != nil, injector: main, scratch: scratch)
         // Credentials and capabilities are per thread: each thread sets its own.
         for t in image.threads {
             guard let inj = injectors[t.tid] else { continue }

@@ -5,13 +5,13 @@ import FerryCore
 import FerryImage
 
 /// Per-process state ferry does not carry, refused at checkpoint by name
-/// (the decisions are Uncarried's): a chroot, a thread with its own
+/// (the decisions are Uncarried's): a root directory deleted at its path, a thread with its own
 /// descriptor table or fs info, a controlling terminal of a session led
 /// inside the tree.
 enum ProcessChecks {
     static func refuse(_ p: ProcessImage, tree: Set<Int32>) throws {
         // In another mount namespace (a container) the root is the container's, handled with it.
-        if sameMountNamespace(p.pid), let why = Uncarried.root(pid: p.pid, comm: p.comm, root: p.root) { throw FerryError(why) }
+        if sameMountNamespace(p.pid), let why = ChrootPlan.refusal(pid: p.pid, comm: p.comm, root: p.root) { throw FerryError(why) }
         for t in p.threads where t.tid != p.pid {
             for (type, what) in [(UInt64(2), "descriptor table"), (3, "cwd, root and umask")]
             where ferry_syscall6(SYS.kcmp, UInt64(p.pid), UInt64(t.tid), type, 0, 0, 0) > 0 {

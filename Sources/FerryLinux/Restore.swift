@@ -257,6 +257,7 @@ public final class PhasedRestore {
             throw FerryError("cannot complete the restore with an adapted layout after pre-copy")
         }
         try cgroups.update(final)
+        try LeaseState.refuseBreaking(final)
         for p in final.processes { builders[p.pid]?.image = p }
         meta = final
         // The bytes in flight in pipes, as the tree was frozen.
@@ -272,6 +273,9 @@ public final class PhasedRestore {
     public func complete() throws -> RestoreResult {
         let phases = PhaseTimer.shared
         do {
+            // /proc files of the tree name the restored processes' pids.
+            let live = Dictionary(order.map { ($0.image.pid, $0.child.pid) }, uniquingKeysWith: { a, _ in a })
+            for b in order { b.image.files = try ProcFileState.livePaths(b.image.files, live: live, of: b.image.pid) }
             for b in order {
                 try b.finishAddressSpace()
                 phases.mark("complete: last pages, mprotect")
@@ -284,6 +288,9 @@ public final class PhasedRestore {
                 try cgroups.placeThreads(of: b.image, live: { try b.restoredThread($0).tid })
                 phases.mark("complete: threads, timers, credentials")
             }
+            // Leases last: every open of the tree (and its pool) is done and none comes after.
+            for b in order { try b.restoreLeases() }
+            phases.mark("complete: leases")
             // Every process ready before any runs: a ferry killed in the few detach calls
             // between the first and the last is the only way to leave part of a tree running
             // (PTRACE_O_EXITKILL kills the rest).
@@ -322,6 +329,7 @@ enum RestoreChecks {
                                                 allowXSaveGrowth: allowXSaveGrowth).reasons
         if let first = cpuProblems.first { throw FerryError(first) }
         try InetSocket.preflight(meta)
+        try LeaseState.refuseBreaking(meta)
         for p in meta.processes {
             if !newPidNamespace {
                 for id in [p.pid] + p.threads.map(\.tid) where ProcFS.exists("/proc/\(id)") {
@@ -333,7 +341,8 @@ enum RestoreChecks {
             for m in p.mappings where m.kind == .privateFile || m.kind == .sharedFile {
                 if let f = m.file { try checkUnchanged(f, what: "a mapped file") }
             }
-            for f in p.files where (f.kind == .regular && f.contentsID == nil) || f.kind == .directory || f.kind == .characterDevice {
+            // /proc files are reopened under the restored pids (ProcFileState).
+            for f in p.files where f.procPid == nil && ((f.kind == .regular && f.contentsID == nil) || f.kind == .directory || f.kind == .characterDevice) {
                 let path = f.file?.path ?? f.path
                 if access(path, F_OK) != 0 { throw FerryError("cannot restore: fd \(f.fd) of process \(p.pid) refers to \(path), which does not exist here") }
             }

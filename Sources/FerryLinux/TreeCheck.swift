@@ -40,7 +40,11 @@ public enum TreeCheck {
             // at queues and put TCP connections into repair mode.
             let socketFDs = Set(fds.filter { ((try? ProcFS.readlink("/proc/\(pid)/fd/\($0)")) ?? "").hasPrefix("socket:") })
             for fd in fds where !socketFDs.contains(fd) {
-                note { _ = try FileState.dump(pid: pid, ignoring: Set(fds).subtracting([fd])) }
+                note {
+                    var one = p
+                    one.files = try FileState.dump(pid: pid, ignoring: Set(fds).subtracting([fd]))
+                    try ProcFileState.refuse(one, tree: members)
+                }
             }
             note {
                 let entries = try ProcFS.maps(pid, withFlags: false)

@@ -40,19 +40,6 @@ struct UncarriedTests {
         #expect(Uncarried.mappedContents(pid: 5, kind: .deleted, name: "/tmp/a", place: "0x1000-0x2000", shared: true)?.contains("deleted file /tmp/a") == true)
     }
 
-    @Test func aFifoIsCarriedOnlyEmptyAndOfTheDefaultSize() {
-        #expect(Uncarried.fifo(d, buffered: 0, size: 65536) == nil)
-        #expect(Uncarried.fifo(d, buffered: 5, size: 65536)?.contains("5 unread bytes") == true)
-        #expect(Uncarried.fifo(d, buffered: 0, size: 4096)?.contains("resized to 4096") == true)
-    }
-
-    @Test func procFilesOfAProcessAreRefused() {
-        #expect(Uncarried.procFile(DescriptorFacts(pid: 1, fd: 3, path: "/proc/77/status"))?.contains("file of process 77 under /proc") == true)
-        #expect(Uncarried.procFile(DescriptorFacts(pid: 1, fd: 3, path: "/proc/77")) != nil)
-        #expect(Uncarried.procFile(DescriptorFacts(pid: 1, fd: 3, path: "/proc/meminfo")) == nil)
-        #expect(Uncarried.procFile(DescriptorFacts(pid: 1, fd: 3, path: "/procx/1")) == nil)
-    }
-
     @Test func pipeSizes() {
         // Older images (no size): only a size that holds the buffered bytes.
         #expect(Uncarried.pipeSize(saved: nil, buffered: 0) == nil)
@@ -71,9 +58,7 @@ struct UncarriedTests {
         #expect(Uncarried.eventfd(d, modeShown: false, areCounters: false)?.contains("--eventfds-are-counters") == true)
     }
 
-    @Test func rootSecurebitsTerminals() {
-        #expect(Uncarried.root(pid: 5, comm: "a", root: "/") == nil)
-        #expect(Uncarried.root(pid: 5, comm: "a", root: "/srv/jail")?.contains("process 5 (a): its root directory is /srv/jail (chroot)") == true)
+    @Test func securebitsTerminals() {
         #expect(Uncarried.securebits(pid: 5, comm: "a", tid: 6, bits: 0) == nil)
         #expect(Uncarried.securebits(pid: 5, comm: "a", tid: 6, bits: 0x11)?.contains("thread 6 has securebits 0x11 (PR_SET_SECUREBITS)") == true)
         #expect(Uncarried.securebits(pid: 5, comm: "a", tid: 6, bits: 0x10)?.contains("0x10 (SECBIT_KEEP_CAPS") == true)

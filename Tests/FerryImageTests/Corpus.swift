@@ -28,7 +28,7 @@ enum Reseal: Sendable, Equatable { case none, header, record(RecordSpan) }
 enum Semantic: String, Sendable, CaseIterable {
     case aarch64, pageSize16K, unknownOS, noProcesses, duplicatePid, invalidPid, noThreads, duplicateTid
     case overlappingMappings, unalignedMapping, emptyMapping, mappingAboveUserSpace, fileMappingWithoutFile
-    case xsaveTooSmall, xsaveTooLarge, syscallArgs, pendingSignalNumber, siginfoSize, duplicateFd, pipeWithoutID
+    case xsaveTooSmall, xsaveTooLarge, syscallArgs, pendingSignalNumber, siginfoSize, duplicateFd, pipeWithoutID, fifoWithPipesID, leaseOnAPipe, procFileElsewhere
     case signalActionNumber, orphanProcess, duplicatePipe, pagesOutsideMappings, zeroPagesOutsideMappings
     case pagesForUnknownPid, pagesAcrossTwoMappings
 
@@ -53,6 +53,9 @@ enum Semantic: String, Sendable, CaseIterable {
         case .pendingSignalNumber, .siginfoSize: return ("bad pending signal", false)
         case .duplicateFd: return ("invalid or repeated", false)
         case .pipeWithoutID: return ("without a pipe id", false)
+        case .fifoWithPipesID: return ("has a pipe's id", false)
+        case .leaseOnAPipe: return ("holds a lease but is a pipe fd", false)
+        case .procFileElsewhere: return ("is a /proc file of process 7", false)
         case .signalActionNumber: return ("invalid signal", false)
         case .orphanProcess: return ("is not in the image", false)
         case .duplicatePipe: return ("appears twice", false)
@@ -92,6 +95,15 @@ enum Semantic: String, Sendable, CaseIterable {
         case .pipeWithoutID:
             let i = meta.processes[0].files.firstIndex { $0.kind == .pipe }!
             meta.processes[0].files[i].pipeID = 0
+        case .fifoWithPipesID:
+            let i = meta.processes[0].files.firstIndex { $0.kind == .fifo }!
+            meta.processes[0].files[i].pipeID = 7
+        case .leaseOnAPipe:
+            let i = meta.processes[0].files.firstIndex { $0.kind == .pipe }!
+            meta.processes[0].files[i].locks = [FileLock(kind: .lease, write: false)]
+        case .procFileElsewhere:
+            let i = meta.processes[0].files.firstIndex { $0.kind == .regular && $0.contentsID == nil }!
+            meta.processes[0].files[i].procPid = 7
         case .signalActionNumber: meta.processes[0].signalActions[0].signo = 0
         case .orphanProcess: meta.processes[1].ppid = 999_999
         case .duplicatePipe: meta.pipes.append(meta.pipes[0])
@@ -240,7 +252,7 @@ enum Corpus {
         add("encoding 9", .poke(at: 12, value: 9, width: 4, reseal: .header), .exact(12), "unknown encoding")
         let other: UInt64 = role == .stream ? 1 : 3
         add("encoding \(other)", .poke(at: 12, value: other, width: 4, reseal: .header), .exact(12), "expected")
-        add("capability bit 1", .poke(at: 16, value: 3, width: 8, reseal: .header), .exact(16), "capabilities 0x2")
+        add("capability bit 3", .poke(at: 16, value: 9, width: 8, reseal: .header), .exact(16), "capabilities 0x8")
         add("capability bit 63", .poke(at: 16, value: 1 << 63 | 1, width: 8, reseal: .header), .exact(16), "capabilities 0x8000000000000000")
         add("reserved field set", .poke(at: 24, value: 1, width: 4, reseal: .header), .exact(24), "reserved")
         add("header checksum zeroed", .poke(at: 28, value: 0, width: 4, reseal: .none), .exact(28), "checksum")

@@ -49,12 +49,16 @@ struct RefusalTests {
          t=ctypes.c_void_p()
          assert libc.timer_create(1,None,ctypes.byref(t))==0
          """, "POSIX timers"),
-        ("lease", """
-         import fcntl,os
+        ("lease being broken", """
+         import fcntl,os,signal
+         signal.signal(signal.SIGIO,signal.SIG_IGN)
          p='/tmp/ferry-lease-%d'%os.getpid()
-         open(p,'w').close(); f=os.open(p,os.O_RDONLY); os.unlink(p)
+         open(p,'w').close(); f=os.open(p,os.O_RDONLY)
          fcntl.fcntl(f,1024,fcntl.F_RDLCK)
-         """, "holds a lease"),
+         try: os.open(p,os.O_WRONLY|os.O_NONBLOCK)
+         except BlockingIOError: pass
+         os.unlink(p)
+         """, "holds a lease being broken"),
         ("an owner outside the tree (without O_ASYNC: SIGIO would go to the test runner)", """
          import fcntl,os
          r,w=os.pipe()
@@ -106,26 +110,25 @@ struct RefusalTests {
          r,w=os.pipe()
          fcntl.fcntl(r,15,struct.pack('ii',0,threading.get_native_id()))
          """, "(thread"),
-        ("FIFO with unread bytes", """
+        ("FIFO deleted at its path", """
          import os
          p='/tmp/ferry-fifo-data-%d'%os.getpid()
          os.mkfifo(p); f=os.open(p,os.O_RDWR); os.unlink(p)
          os.write(f,b'abc')
-         """, "FIFO holding 3 unread bytes"),
-        ("FIFO resized", """
-         import fcntl,os
-         p='/tmp/ferry-fifo-size-%d'%os.getpid()
-         os.mkfifo(p); f=os.open(p,os.O_RDWR); os.unlink(p)
-         fcntl.fcntl(f,1031,1<<20)
-         """, "FIFO resized to 1048576"),
+         """, "FIFO deleted at its path"),
+        ("a /proc file of a process outside the tree", """
+         import os
+         os.setsid(); f=os.open('/proc/%d/status'%os.getppid(),os.O_RDONLY)
+         """, "under /proc, outside the tree"),
         ("pty master", """
          import os
          m,s=os.openpty()
          """, "pseudo-terminal master"),
-        ("chroot", """
-         import os,time
-         os.chroot('/usr')
-         """, "(chroot)"),
+        ("chroot into a deleted directory", """
+         import os,tempfile
+         d=tempfile.mkdtemp(); r=os.open('/',os.O_RDONLY)
+         os.chroot(d); os.fchdir(r); os.rmdir(d.lstrip('/'))
+         """, "(chroot) was deleted"),
         ("securebits", """
          import ctypes,os
          libc=ctypes.CDLL(None,use_errno=True)
@@ -206,7 +209,7 @@ struct RefusalTests {
         m,s=os.openpty()
         r,w=os.pipe()
         fcntl.fcntl(r,fcntl.F_SETOWN,-os.getpgrp())
-        q=open('/proc/self/status')
+        q=open('/proc/%d/status'%os.getppid())
         libc=ctypes.CDLL(None); t=ctypes.c_void_p(); libc.timer_create(1,None,ctypes.byref(t))
         print(os.getpid(),flush=True)
         time.sleep(30)
@@ -216,7 +219,7 @@ struct RefusalTests {
         let r = try Self.ferry(["check", pid])
         #expect(r.0 == 1, "exit status: \(r.1) \(r.2)")
         let lines = r.1.split(separator: "\n")
-        for fragment in ["pseudo-terminal master", "F_SETOWN", "under /proc", "POSIX timers"] {
+        for fragment in ["pseudo-terminal master", "F_SETOWN", "under /proc, outside the tree", "POSIX timers"] {
             #expect(lines.filter { $0.contains(fragment) }.count == 1, "\(fragment): \(r.1)")
         }
         #expect(lines.count == 4, "\(r.1)")
