@@ -354,6 +354,7 @@ final class ProcessBuilder {
             try AttributeState.restoreInside(t.attributes, tid: t.tid, injector: inj)
         }
         try ProcessMisc.restoreTimers(image.timers, injector: main, scratch: scratch)
+        try PosixTimerState.restore(image.posixTimers ?? [], injectors: injectors, main: main, scratch: scratch)
         try SignalState.restorePending(process: image, injectors: injectors, main: main, scratch: scratch)
         try AttributeState.restoreProcess(image.attributes, personality: image.personality, pid: child.pid, injector: main, scratch: scratch)
         // Credentials and capabilities are per thread: each thread sets its own.
