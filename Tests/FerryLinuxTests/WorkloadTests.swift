@@ -73,7 +73,7 @@ struct WorkloadTests {
         Self.expectPass(spec, r.output)
     }
 
-    @Test("--leave-running leaves the process running and correct", arguments: ["threads_tls", "itimer", "pipe_inflight", "event_fds", "unix_sockets", "unix_listeners", "memfd_fds", "deleted_files"])
+    @Test("--leave-running leaves the process running and correct", arguments: ["threads_tls", "itimer", "pipe_inflight", "event_fds", "unix_sockets", "unix_listeners", "memfd_fds", "deleted_files", "posix_timers"])
     func leaveRunning(_ name: String) throws {
         try Self.buildWorkloads()
         let r = try Self.run(["/bin/bash", Self.workloads + "/run_cr.sh", Self.ferry, Self.out, name], env: ["LEAVE_RUNNING": "1"])
