@@ -41,6 +41,9 @@ public enum FreeBSDTargetCheck {
         if !keepers.isEmpty {
             out.append("cannot restore process \(p.pid) on FreeBSD: FreeBSD gives it a new pid and new thread ids, and thread\(keepers.count == 1 ? "" : "s") \(keepers.joined(separator: ", ")) keep the old id in memory, which ferry does not rewrite yet; restore it on Linux, which keeps the ids")
         }
+        if let timers = p.posixTimers, let first = timers.first {
+            out.append("cannot restore process \(p.pid) on FreeBSD: it has \(timers.count) POSIX timer\(timers.count == 1 ? "" : "s") (timer_create, id \(first.id)), which ferry re-creates on Linux only; restore it on Linux")
+        }
         return out
     }
 }

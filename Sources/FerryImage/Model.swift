@@ -547,6 +547,36 @@ public struct IntervalTimer: Codable, Equatable, Sendable {
     public init(which: Int32, intervalNs: UInt64, valueNs: UInt64) { self.which = which; self.intervalNs = intervalNs; self.valueNs = valueNs }
 }
 
+/// A POSIX timer (timer_create) of a process: its id, clock, how it
+/// notifies, and its time left and period when checkpointed.
+public struct PosixTimer: Codable, Equatable, Sendable {
+    /// The timer id the program holds (timer_t).
+    public var id: Int32
+    /// CLOCK_REALTIME 0, MONOTONIC 1, BOOTTIME 7, REALTIME_ALARM 8,
+    /// BOOTTIME_ALARM 9, TAI 11, or -6: the CPU time of the whole process
+    /// (CLOCK_PROCESS_CPUTIME_ID as the kernel shows it).
+    public var clock: Int32
+    /// sigev_notify: SIGEV_SIGNAL 0, SIGEV_NONE 1, SIGEV_THREAD 2, or
+    /// SIGEV_SIGNAL|SIGEV_THREAD_ID 4.
+    public var notify: Int32
+    /// sigev_signo.
+    public var signal: Int32
+    /// sigev_value (the pointer or integer the signal carries).
+    public var value: UInt64
+    /// For SIGEV_THREAD_ID: the `tid` of the thread of this image it signals.
+    public var thread: Int32?
+    /// Time left before the next expiry (0: disarmed) and the period (0: one-shot), in ns.
+    public var valueNs: UInt64
+    public var intervalNs: UInt64
+    /// timer_getoverrun at checkpoint (the overrun of the last delivered expiry).
+    public var overrun: Int32
+    public init(id: Int32, clock: Int32, notify: Int32, signal: Int32, value: UInt64 = 0, thread: Int32? = nil,
+                valueNs: UInt64 = 0, intervalNs: UInt64 = 0, overrun: Int32 = 0) {
+        self.id = id; self.clock = clock; self.notify = notify; self.signal = signal; self.value = value
+        self.thread = thread; self.valueNs = valueNs; self.intervalNs = intervalNs; self.overrun = overrun
+    }
+}
+
 public struct ProcessImage: Codable, Equatable, Sendable {
     public var pid: Int32
     /// The pid in each pid namespace, outermost first.
@@ -580,6 +610,8 @@ public struct ProcessImage: Codable, Equatable, Sendable {
     public var attributes: ProcessAttributes?
     /// The cgroup of the process in each hierarchy (/proc/PID/cgroup). Absent from older images.
     public var cgroups: [CgroupMembership]?
+    /// POSIX timers (timer_create). Absent from older images and where the process has none.
+    public var posixTimers: [PosixTimer]?
 
     public init(pid: Int32, nsPids: [Int32] = [], ppid: Int32 = 0, pgid: Int32 = 0, sid: Int32 = 0, comm: String = "",
                 credentials: Credentials = Credentials(), exe: FileIdentity? = nil, cwd: String = "/", root: String = "/",

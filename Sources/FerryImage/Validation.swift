@@ -14,6 +14,10 @@ public enum Validation {
     public static let maxXSaveSize = 64 << 10
     /// A vDSO or vvar mapping at most (kernels map 8–16 KiB): a proxied vDSO is read whole.
     public static let maxVDSOMappingSize: UInt64 = 1 << 20
+    /// POSIX timers per process (the kernel has no limit of its own beyond memory and RLIMIT_SIGPENDING).
+    public static let maxPosixTimers = 1 << 16
+    /// Clocks a POSIX timer of an image may use (`PosixTimer.clock`).
+    public static let posixTimerClocks: Set<Int32> = [0, 1, 7, 8, 9, 11, -6]
 
     public static func validate(_ meta: ImageMetadata, name: String) throws {
         func fail(_ msg: String) -> ImageError { ImageError(file: name, msg) }
@@ -126,6 +130,7 @@ public enum Validation {
                     throw fail("\(who): interval timer \(t.which) invalid or repeated")
                 }
             }
+            try validatePosixTimers(p.posixTimers ?? [], threads: Set(p.threads.map(\.tid)), who: who, fail: fail)
             for a in p.signalActions where !(1...64).contains(a.signo) {
                 throw fail("\(who): signal action for invalid signal \(a.signo)")
             }
@@ -133,6 +138,26 @@ public enum Validation {
         for p in meta.processes.dropFirst() where !pids.contains(p.ppid) {
             // Children must hang below a process of the image (the first is the root).
             throw fail("process \(p.pid): parent \(p.ppid) is not in the image")
+        }
+    }
+
+    /// POSIX timers: ids unique and ≥ 0, a known clock and notify kind, a
+    /// signal number the kernel takes, a SIGEV_THREAD_ID target among the
+    /// process's threads, times below 2^63 ns.
+    static func validatePosixTimers(_ timers: [PosixTimer], threads: Set<Int32>, who: String,
+                                    fail: (String) -> ImageError) throws {
+        guard timers.count <= maxPosixTimers else { throw fail("\(who): \(timers.count) POSIX timers exceed the limit of \(maxPosixTimers)") }
+        var ids = Set<Int32>()
+        for t in timers {
+            let what = "\(who): POSIX timer \(t.id)"
+            guard t.id >= 0, ids.insert(t.id).inserted else { throw fail("\(what): id invalid or repeated") }
+            guard posixTimerClocks.contains(t.clock) else { throw fail("\(what): clock \(t.clock) is not one ferry restores") }
+            guard [0, 1, 2, 4].contains(t.notify) else { throw fail("\(what): notify kind \(t.notify) invalid") }
+            guard t.notify == 1 ? (0...64).contains(t.signal) : (1...64).contains(t.signal) else { throw fail("\(what): signal \(t.signal) invalid") }
+            guard (t.notify == 4) == (t.thread != nil), t.thread.map(threads.contains) ?? true else {
+                throw fail("\(what): target thread \(t.thread.map(String.init) ?? "none") does not match its notify kind \(t.notify) or is not a thread of the process")
+            }
+            guard t.valueNs <= UInt64(Int64.max), t.intervalNs <= UInt64(Int64.max) else { throw fail("\(what): time out of range") }
         }
     }
 

@@ -260,6 +260,7 @@ enum ProcessDump {
             let reread = knownSignalActions.flatMap { SignalState.toReread(status: status, known: $0) }
             image.signalActions = try SignalState.dumpActions(injector: injector, scratch: scratch, reading: reread)
             image.timers = try ProcessMisc.dumpTimers(injector: injector, scratch: scratch)
+            image.posixTimers = try PosixTimerState.dump(pid: pid, comm: image.comm, threads: threads, injector: injector, scratch: scratch)
             image.xcompPermitted = try ProcessMisc.dumpXCompPermission(injector: injector, scratch: scratch)
             image.attributes = try AttributeState.dumpProcess(pid: pid, status: status, injector: injector, scratch: scratch)
             image.sharedPendingSignals = try SignalState.dumpSharedPending(tid: threads[0])

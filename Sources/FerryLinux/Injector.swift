@@ -97,6 +97,7 @@ enum SYS {
     static let rtSigqueueinfo = 129, rtTgsigqueueinfo = 297, pipe2 = 293, dup3 = 292, openat = 257
     static let rtSigreturn = 15, rseq = 334, clone3 = 435, memfdCreate = 319, pidfdOpen = 434, processMrelease = 448
     static let ioctl = 16, epollCtl = 233, timerfdCreate = 283, timerfdSettime = 286
+    static let timerCreate = 222, timerSettime = 223, timerGettime = 224, timerGetoverrun = 225, timerDelete = 226
     static let signalfd4 = 289, eventfd2 = 290, epollCreate1 = 291, kcmp = 312, userfaultfd = 323
 }
 

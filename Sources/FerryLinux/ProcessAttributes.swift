@@ -75,11 +75,7 @@ enum AttributeState {
         if let mode = status["Seccomp"], mode != "0" {
             throw FerryError("cannot checkpoint \(who): it runs under seccomp (mode \(mode)); ferry does not carry seccomp filters: run it without seccomp")
         }
-        let timers = (try? ProcFS.text("/proc/\(pid)/timers")) ?? ""
-        let ids = timers.split(separator: "\n").filter { $0.hasPrefix("ID:") }.map { $0.dropFirst(3).trimmingWhitespace() }
-        if !ids.isEmpty {
-            throw FerryError("cannot checkpoint \(who): it has POSIX timers (timer_create, id \(ids.joined(separator: ", "))); ferry does not carry them yet: use timerfd or setitimer")
-        }
+        _ = try PosixTimerState.entries(pid: pid, comm: comm, threads: threads.isEmpty ? try ProcFS.threads(pid) : threads.map(\.tid))
         if let aio = mappings.first(where: { $0.name.hasPrefix("/[aio]") }) {
             throw FerryError("cannot checkpoint \(who): it has an AIO context (io_setup) mapped at \(hex(aio.start)); ferry does not carry AIO contexts: let its I/O finish and io_destroy it first")
         }

@@ -359,6 +359,7 @@ final class ProcessBuilder {
             try AttributeState.restoreInside(t.attributes, tid: t.tid, injector: inj)
         }
         try ProcessMisc.restoreTimers(image.timers, injector: main, scratch: scratch)
+        try PosixTimerState.restore(image.posixTimers ?? [], injectors: injectors, main: main, scratch: scratch)
         try SignalState.restorePending(process: image, injectors: injectors, main: main, scratch: scratch)
         try AttributeState.restoreProcess(image.attributes, personality: image.personality, pid: child.pid, injector: main, scratch: scratch)
         // The root last of the paths (every path of the image is in ferry's view), before credentials.

@@ -97,4 +97,34 @@ extension ValidationTests {
         }
         #expect(message?.contains("larger than any kernel's") == true, "\(String(describing: message))")
     }
+
+    /// POSIX timers become timer_create arguments: each field is checked.
+    @Test(arguments: [
+        (PosixTimer(id: -1, clock: 1, notify: 0, signal: 10), "id invalid"),
+        (PosixTimer(id: 1, clock: 4, notify: 0, signal: 10), "clock 4"),
+        (PosixTimer(id: 1, clock: -2, notify: 0, signal: 10), "clock -2"),
+        (PosixTimer(id: 1, clock: 1, notify: 3, signal: 10), "notify kind 3"),
+        (PosixTimer(id: 1, clock: 1, notify: 0, signal: 65), "signal 65"),
+        (PosixTimer(id: 1, clock: 1, notify: 0, signal: 0), "signal 0"),
+        (PosixTimer(id: 1, clock: 1, notify: 4, signal: 10), "target thread none"),
+        (PosixTimer(id: 1, clock: 1, notify: 4, signal: 10, thread: 999_999), "target thread 999999"),
+        (PosixTimer(id: 1, clock: 1, notify: 0, signal: 10, thread: 1), "does not match"),
+        (PosixTimer(id: 1, clock: 1, notify: 0, signal: 10, valueNs: .max), "time out of range"),
+    ])
+    func damagedPosixTimerIsRefused(timer: PosixTimer, why: String) {
+        let message = Self.refusal { p in p.posixTimers = [timer] }
+        #expect(message?.contains(why) == true, "\(String(describing: message))")
+    }
+
+    @Test func posixTimersAreBoundedAndUnique() {
+        let twice = Self.refusal { p in p.posixTimers = [PosixTimer(id: 3, clock: 1, notify: 1, signal: 0), PosixTimer(id: 3, clock: 0, notify: 1, signal: 0)] }
+        #expect(twice?.contains("POSIX timer 3: id invalid or repeated") == true, "\(String(describing: twice))")
+        let many = Self.refusal { p in p.posixTimers = (0...Int32(Validation.maxPosixTimers)).map { PosixTimer(id: $0, clock: 1, notify: 1, signal: 0) } }
+        #expect(many?.contains("exceed the limit") == true, "\(String(describing: many))")
+        let fine = Self.refusal { p in
+            p.posixTimers = [PosixTimer(id: 0, clock: -6, notify: 1, signal: 0),
+                             PosixTimer(id: 2, clock: 7, notify: 4, signal: 36, thread: p.threads[0].tid, valueNs: 5, intervalNs: 5)]
+        }
+        #expect(fine == nil, "\(String(describing: fine))")
+    }
 }

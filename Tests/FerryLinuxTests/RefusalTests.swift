@@ -43,12 +43,19 @@ struct RefusalTests {
     /// State ferry does not carry, each refused by name at checkpoint; the
     /// process runs on untouched (not stopped, its state still there).
     @Test(arguments: [
-        ("posix timer", """
+        ("a POSIX timer on one thread's CPU clock (CLOCK_THREAD_CPUTIME_ID)", """
          import ctypes,os
          libc=ctypes.CDLL(None,use_errno=True)
          t=ctypes.c_void_p()
-         assert libc.timer_create(1,None,ctypes.byref(t))==0
-         """, "POSIX timers"),
+         assert libc.timer_create(3,None,ctypes.byref(t))==0
+         """, "runs on the CPU-time clock of one thread"),
+        ("a POSIX timer on another process's CPU clock", """
+         import ctypes,os
+         libc=ctypes.CDLL(None,use_errno=True)
+         c=ctypes.c_int(); t=ctypes.c_void_p()
+         assert libc.clock_getcpuclockid(os.getppid(),ctypes.byref(c))==0
+         assert libc.timer_create(c,None,ctypes.byref(t))==0
+         """, "runs on the CPU-time clock of process"),
         ("lease being broken", """
          import fcntl,os,signal
          signal.signal(signal.SIGIO,signal.SIG_IGN)
@@ -210,7 +217,7 @@ struct RefusalTests {
         r,w=os.pipe()
         fcntl.fcntl(r,fcntl.F_SETOWN,-os.getpgrp())
         q=open('/proc/%d/status'%os.getppid())
-        libc=ctypes.CDLL(None); t=ctypes.c_void_p(); libc.timer_create(1,None,ctypes.byref(t))
+        libc=ctypes.CDLL(None); t=ctypes.c_void_p(); libc.timer_create(3,None,ctypes.byref(t))
         print(os.getpid(),flush=True)
         time.sleep(30)
         """)
@@ -219,7 +226,7 @@ struct RefusalTests {
         let r = try Self.ferry(["check", pid])
         #expect(r.0 == 1, "exit status: \(r.1) \(r.2)")
         let lines = r.1.split(separator: "\n")
-        for fragment in ["pseudo-terminal master", "F_SETOWN", "under /proc, outside the tree", "POSIX timers"] {
+        for fragment in ["pseudo-terminal master", "F_SETOWN", "under /proc, outside the tree", "POSIX timer"] {
             #expect(lines.filter { $0.contains(fragment) }.count == 1, "\(fragment): \(r.1)")
         }
         #expect(lines.count == 4, "\(r.1)")
