@@ -11,7 +11,7 @@ public struct DescriptorFacts: Equatable, Sendable {
     public var fd: Int32
     public var path: String
     public init(pid: Int32, fd: Int32, path: String) { self.pid = pid; self.fd = fd; self.path = path }
-    var who: String { "cannot checkpoint \(pid): fd \(fd) (\(path))" }
+    public var who: String { "cannot checkpoint \(pid): fd \(fd) (\(path))" }
 }
 
 public enum Uncarried {
@@ -60,13 +60,33 @@ public enum Uncarried {
     }
 
     /// A controlling terminal (tty_nr, field 7 of /proc/PID/stat, non-zero)
-    /// of a session led inside the tree: the restored session has none, so
-    /// refused. (A session led from outside is a shell job: it joins the
-    /// restorer's session and terminal.)
-    public static func controllingTerminal(pid: Int32, comm: String, ttyNr: Int64, sessionInTree: Bool) -> String? {
+    /// of a session led inside the tree: carried when it is a pty whose
+    /// master the tree holds (`ptysInTree`, by index), refused otherwise.
+    /// (A session led from outside is a shell job: it joins the restorer's
+    /// session and terminal.)
+    public static func controllingTerminal(pid: Int32, comm: String, ttyNr: Int64, sessionInTree: Bool, ptysInTree: Set<Int32> = []) -> String? {
         guard ttyNr != 0, sessionInTree else { return nil }
         let major = (ttyNr >> 8) & 0xfff, minor = (ttyNr & 0xff) | ((ttyNr >> 12) & 0xfff00)
-        return "cannot checkpoint process \(pid) (\(comm)): its session has a controlling terminal (device \(major):\(minor)); ferry does not carry terminals yet: start it without one (setsid with stdio not on a terminal)"
+        if case .slave(let n)? = PtyPlan.end(major: UInt32(major), minor: UInt32(minor)), ptysInTree.contains(n) { return nil }
+        return "cannot checkpoint process \(pid) (\(comm)): its session has a controlling terminal (device \(major):\(minor)) whose master is not in the tree; ferry carries a terminal only with its pty: checkpoint the process holding the pty master with it, or start the program without one (setsid with stdio not on a terminal)"
+    }
+
+    /// An fd on a shell job's controlling terminal (`--shell-job`): a
+    /// restore attaches it to the terminal the restore runs on; a migration
+    /// has none there, so refused.
+    public static func shellTerminal(pid: Int32, comm: String, fd: Int32, path: String, migrating: Bool) -> String? {
+        guard migrating else { return nil }
+        return "cannot migrate process \(pid) (\(comm)): fd \(fd) (\(path)) is the terminal of its shell (--shell-job); the target has no terminal to attach it to: redirect the program's stdio off the terminal, or checkpoint and restore it from a terminal"
+    }
+
+    /// Restoring a shell job's terminal without a terminal on standard input.
+    public static let noTerminalForShellJob = "cannot restore: the image holds a shell job's terminal (--shell-job), which a restore attaches to its own terminal, but ferry's standard input is not a terminal: run the restore from a terminal"
+
+    /// The foreground process group of a carried controlling terminal must
+    /// be a group of the tree (TIOCSPGRP sets it again).
+    public static func foregroundGroup(pid: Int32, comm: String, index: Int32, group: Int32, groupsInTree: Set<Int32>) -> String? {
+        guard !groupsInTree.contains(group) else { return nil }
+        return "cannot checkpoint process \(pid) (\(comm)): the foreground process group (\(group)) of its terminal /dev/pts/\(index) is not a group of the tree; ferry sets it again only within the tree: checkpoint that group with it"
     }
 
     /// A thread that has its own descriptor table or fs info (it called
@@ -119,13 +139,6 @@ public enum Uncarried {
         if kind == .memfd && shared { return nil }
         let what = kind == .memfd ? "memfd \"\(name)\"" : "deleted file \(name)"
         return "cannot checkpoint: process \(pid) maps the \(what) at \(place)\(shared ? "" : " privately") while the tree holds it open; ferry would restore the mapping apart from the file: unmap it or close the file before the checkpoint"
-    }
-
-    /// The master side of a pseudo-terminal (/dev/ptmx, char device 5:2):
-    /// reopening it makes a new pty, so refused.
-    public static func ptyMaster(_ d: DescriptorFacts, major: UInt32, minor: UInt32) -> String? {
-        guard major == 5, minor == 2 else { return nil }
-        return "\(d.who) is a pseudo-terminal master; ferry does not carry ptys (their pair, settings and buffered bytes) yet: run the program without its own pty"
     }
 }
 

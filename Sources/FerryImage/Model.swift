@@ -512,6 +512,12 @@ public struct FileDescriptorImage: Codable, Equatable, Sendable {
     /// that process's pid, as recorded): the pid, reopened on restore under
     /// the restored process's pid (`ProcFilePlan`).
     public var procPid: Int32?
+    /// A pseudo-terminal end (kind `.characterDevice`) whose master the tree
+    /// holds: the pty is re-created at its index; nil for other devices.
+    public var pty: PtyEnd?
+    /// The controlling terminal of a shell job (`--shell-job`: a session led
+    /// outside the tree): restored as the terminal the restore runs on.
+    public var shellTerminal: Bool?
 
     public init(fd: Int32, kind: FileKind, flags: Int32, closeOnExec: Bool = false, offset: Int64 = 0,
                 path: String = "", pipeID: UInt64 = 0, file: FileIdentity? = nil, sharedWith: Int32? = nil,
@@ -520,6 +526,67 @@ public struct FileDescriptorImage: Codable, Equatable, Sendable {
         self.fd = fd; self.kind = kind; self.flags = flags; self.closeOnExec = closeOnExec; self.offset = offset
         self.path = path; self.pipeID = pipeID; self.file = file; self.sharedWith = sharedWith
         self.eventfd = eventfd; self.timerfd = timerfd; self.signalMask = signalMask; self.epollWatches = epollWatches
+    }
+}
+
+/// One end of a pseudo-terminal: /dev/pts/`index`'s master (/dev/ptmx) or
+/// slave. The master's primary fd carries the pair's state.
+public struct PtyEnd: Codable, Equatable, Sendable {
+    public var index: Int32
+    public var master: Bool
+    public var pair: PtyState?
+    public init(index: Int32, master: Bool, pair: PtyState? = nil) { self.index = index; self.master = master; self.pair = pair }
+}
+
+/// A pseudo-terminal's state: the slave's termios (struct termios2, Linux
+/// values), window size, lock (TIOCSPTLCK), packet mode (TIOCPKT),
+/// exclusive mode (TIOCEXCL), the owner and mode of /dev/pts/N, and the
+/// bytes queued in each direction: written on the master and not yet read
+/// from the slave (`toSlave`), written on the slave and not yet read from
+/// the master (`toMaster`).
+public struct PtyState: Codable, Equatable, Sendable {
+    /// At most this many bytes queued in one direction (a tty's line buffer
+    /// is 4 KiB; its flip buffers at most 64 KiB more).
+    public static let maxQueued = 1 << 20
+    public var termios: Termios
+    public var rows: UInt16, columns: UInt16, xPixels: UInt16, yPixels: UInt16
+    public var locked: Bool
+    public var packet: Bool
+    public var exclusive: Bool
+    public var slaveUID: UInt32, slaveGID: UInt32, slaveMode: UInt32
+    public var toSlave: Bytes
+    public var toMaster: Bytes
+    public init(termios: Termios, rows: UInt16 = 0, columns: UInt16 = 0, xPixels: UInt16 = 0, yPixels: UInt16 = 0,
+                locked: Bool = false, packet: Bool = false, exclusive: Bool = false,
+                slaveUID: UInt32 = 0, slaveGID: UInt32 = 0, slaveMode: UInt32 = 0o620, toSlave: [UInt8] = [], toMaster: [UInt8] = []) {
+        self.termios = termios; self.rows = rows; self.columns = columns; self.xPixels = xPixels; self.yPixels = yPixels
+        self.locked = locked; self.packet = packet; self.exclusive = exclusive
+        self.slaveUID = slaveUID; self.slaveGID = slaveGID; self.slaveMode = slaveMode
+        self.toSlave = Bytes(toSlave); self.toMaster = Bytes(toMaster)
+    }
+
+    /// Why the record cannot be restored (nil: it can).
+    public func problem() -> String? {
+        if termios.cc.count != Termios.controlCount { return "termios has \(termios.cc.count) control characters, not \(Termios.controlCount)" }
+        for (what, b) in [("written on the master", toSlave), ("written on the slave", toMaster)] where b.count > Self.maxQueued {
+            return "\(b.count) queued bytes \(what), over \(Self.maxQueued)"
+        }
+        if slaveMode & ~0o7777 != 0 { return "slave mode 0o\(String(slaveMode, radix: 8)) is not a permission mode" }
+        return nil
+    }
+}
+
+/// struct termios2 (Linux, x86-64): flags, line discipline, the 19 control
+/// characters (c_cc) and the speeds.
+public struct Termios: Codable, Equatable, Sendable {
+    public static let controlCount = 19
+    public var iflag: UInt32, oflag: UInt32, cflag: UInt32, lflag: UInt32
+    public var line: UInt8
+    public var cc: [UInt8]
+    public var ispeed: UInt32, ospeed: UInt32
+    public init(iflag: UInt32, oflag: UInt32, cflag: UInt32, lflag: UInt32, line: UInt8 = 0, cc: [UInt8], ispeed: UInt32 = 38400, ospeed: UInt32 = 38400) {
+        self.iflag = iflag; self.oflag = oflag; self.cflag = cflag; self.lflag = lflag; self.line = line; self.cc = cc
+        self.ispeed = ispeed; self.ospeed = ospeed
     }
 }
 
@@ -577,6 +644,14 @@ public struct PosixTimer: Codable, Equatable, Sendable {
     }
 }
 
+/// A session's controlling terminal: /dev/pts/`index`, whose foreground
+/// process group is `foregroundGroup` (a group of the tree, as the image numbers it).
+public struct ControllingTerminal: Codable, Equatable, Sendable {
+    public var index: Int32
+    public var foregroundGroup: Int32
+    public init(index: Int32, foregroundGroup: Int32) { self.index = index; self.foregroundGroup = foregroundGroup }
+}
+
 public struct ProcessImage: Codable, Equatable, Sendable {
     public var pid: Int32
     /// The pid in each pid namespace, outermost first.
@@ -612,6 +687,9 @@ public struct ProcessImage: Codable, Equatable, Sendable {
     public var cgroups: [CgroupMembership]?
     /// POSIX timers (timer_create). Absent from older images and where the process has none.
     public var posixTimers: [PosixTimer]?
+    /// On a session leader whose session has a controlling terminal that is
+    /// a pty of the tree: its index and the foreground process group.
+    public var controllingTerminal: ControllingTerminal?
 
     public init(pid: Int32, nsPids: [Int32] = [], ppid: Int32 = 0, pgid: Int32 = 0, sid: Int32 = 0, comm: String = "",
                 credentials: Credentials = Credentials(), exe: FileIdentity? = nil, cwd: String = "/", root: String = "/",

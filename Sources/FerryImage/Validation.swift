@@ -90,6 +90,13 @@ public enum Validation {
                     throw fail("\(who) thread \(t.tid): bad pending signal \(sig.signo)")
                 }
             }
+            if let t = p.controllingTerminal {
+                guard t.index >= 0, p.sid == p.pid, t.foregroundGroup > 0 else {
+                    throw fail("\(who): controlling terminal \(t.index) with foreground group \(t.foregroundGroup) on a process that does not lead its session")
+                }
+                let ptys = Set(meta.processes.flatMap(\.files).compactMap { $0.pty?.pair != nil ? $0.pty?.index : nil })
+                guard ptys.contains(t.index) else { throw fail("\(who): controlling terminal \(t.index) is not a pty of the image") }
+            }
             var fds = Set<Int32>()
             for f in p.files {
                 guard f.fd >= 0, f.fd < fdLimit, fds.insert(f.fd).inserted else { throw fail("\(who): fd \(f.fd) invalid or repeated") }
@@ -104,6 +111,15 @@ public enum Validation {
                     throw fail("\(who): fd \(f.fd) names file contents \(id), which the image does not hold for a \(f.kind.rawValue) fd")
                 }
                 // A socket fd without its record is refused by the restore (one line).
+                if f.shellTerminal == true, f.kind != .characterDevice || f.pty != nil {
+                    throw fail("\(who): fd \(f.fd) is marked as a shell's terminal but is not a terminal device")
+                }
+                if let pty = f.pty {
+                    if f.kind != .characterDevice || pty.index < 0 || (pty.pair != nil && !pty.master) {
+                        throw fail("\(who): fd \(f.fd) names pty \(pty.index) but is not a pty end of that kind")
+                    }
+                    if let why = pty.pair?.problem() { throw fail("\(who): pty fd \(f.fd): \(why)") }
+                }
                 if let why = f.unixSocket?.problem() { throw fail("\(who): socket fd \(f.fd): \(why)") }
                 for lock in f.locks ?? [] where lock.kind == .lease && (f.kind != .regular || lock.start != 0 || lock.end != nil) {
                     throw fail("\(who): fd \(f.fd) holds a lease but is a \(f.kind.rawValue) fd or the lease has a range")

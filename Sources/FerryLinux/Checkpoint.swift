@@ -67,6 +67,8 @@ public final class CheckpointSession {
     public var knownContainer: ContainerSnapshot?
     /// A shell's job: a session and group led from outside the tree are accepted (`JobControl`).
     public var shellJob = false
+    /// The image goes to another host (`ferry migrate`): a shell job's terminal is refused there.
+    public var migrating = false
 
     /// The processes outside a tree that map its shared memory, found by
     /// reading every process's /proc/PID/maps (100–400 ms on a loaded host)
@@ -117,7 +119,7 @@ public final class CheckpointSession {
             processes.append(try ProcessDump.capture(pid: p, threads: threads, pipes: &pipes, contents: &contents, ignoringFDs: ignoredFDs[p] ?? [],
                                                      knownMappings: knownMappings[p], knownSignalActions: knownSignalActions[p]))
         }
-        try ProcessDump.finishTree(&processes, shellJob: shellJob)
+        try ProcessDump.finishTree(&processes, shellJob: shellJob, migrating: migrating)
         try FileContentsState.refuseMappings(tree: tree, carried: contents)
         let container: [UInt8]?
         if let k = knownContainer, k.namespaces == ContainerSnapshot.namespaces(of: pid) {
@@ -202,7 +204,8 @@ public struct ContainerSnapshot: Sendable {
 enum ProcessDump {
     /// What is decided over the whole captured tree: state ferry does not
     /// carry, refused by name; open files shared between its processes.
-    static func finishTree(_ processes: inout [ProcessImage], shellJob: Bool) throws {
+    /// `migrating`: the tree is restored elsewhere, where no terminal of this one can be attached.
+    static func finishTree(_ processes: inout [ProcessImage], shellJob: Bool, migrating: Bool = false) throws {
         let pids = Set(processes.map(\.pid))
         for p in processes {
             try AttributeState.refuseUncarried(pid: p.pid, comm: p.comm, status: try ProcFS.status(p.pid), mappings: p.mappings,
@@ -213,6 +216,7 @@ enum ProcessDump {
         try JobControl.refuseOutsideLeaders(processes, shellJob: shellJob)
         FileState.markSharedAcrossProcesses(&processes)
         try ProcFileState.checkTree(processes)
+        try Terminals.controllingTerminals(&processes, shellJob: shellJob, migrating: migrating)
         try UnixSocket.checkTree(&processes)
         try InetSocket.checkTree(&processes)
         try FileOwnerState.checkTree(&processes)

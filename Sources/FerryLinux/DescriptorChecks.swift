@@ -5,7 +5,7 @@ import FerryCore
 import FerryImage
 
 /// State of a descriptor that ferry does not carry, refused at checkpoint by
-/// name (the decisions are Uncarried's): owners and signals, pty masters, eventfds whose mode the kernel hides.
+/// name (the decisions are Uncarried's): owners and signals, eventfds whose mode the kernel hides.
 public enum DescriptorChecks {
     /// Set by `--eventfds-are-counters`: eventfds on kernels that do not show
     /// EFD_SEMAPHORE in fdinfo are taken as plain counters.
@@ -32,12 +32,6 @@ public enum DescriptorChecks {
     /// Returns a pipe's or FIFO's size (F_GETPIPE_SZ) and the file's owner and signal, which are carried.
     static func refuse(_ d: DescriptorFacts, st: stat) throws -> (pipeSize: Int?, owner: FileOwner?) {
         let type = st.st_mode & S_IFMT
-        if type == S_IFCHR {
-            let dev = UInt64(st.st_rdev)
-            let major = UInt32(truncatingIfNeeded: ((dev >> 8) & 0xfff) | ((dev >> 32) & ~0xfff))
-            let minor = UInt32(truncatingIfNeeded: (dev & 0xff) | ((dev >> 12) & ~0xff))
-            if let why = Uncarried.ptyMaster(d, major: major, minor: minor) { throw FerryError(why) }
-        }
         return try with(d) { local -> (pipeSize: Int?, owner: FileOwner?) in
             let owner = try FileOwnerState.dump(d, local: local)
             guard type == S_IFIFO else { return (nil, owner) }

@@ -13,7 +13,9 @@ public enum FileState {
 
     // MARK: dump
 
-    static func dump(pid: Int32, ignoring: Set<Int32> = []) throws -> [FileDescriptorImage] {
+    /// `readPtys`: record the state of the ptys whose master is open (the
+    /// process must be frozen: their queues are read and written back).
+    static func dump(pid: Int32, ignoring: Set<Int32> = [], readPtys: Bool = true) throws -> [FileDescriptorImage] {
         var out: [FileDescriptorImage] = []
         /// The distinct open files seen so far, to find dups; and where each fd's image is in `out`.
         var openFiles = OpenFileIndex<[UInt64]>()
@@ -67,7 +69,9 @@ public enum FileState {
                 // Reopened by path, a directory, device or FIFO deleted at its path would be gone or another one.
                 throw FerryError("cannot checkpoint \(pid): fd \(fd) (\(link)) is a \(st.st_mode & S_IFMT == S_IFIFO ? "FIFO" : st.st_mode & S_IFMT == S_IFDIR ? "directory" : "device node") deleted at its path; ferry reopens such files by path: close it before the checkpoint")
             case S_IFDIR: img.kind = .directory
-            case S_IFCHR: img.kind = .characterDevice
+            case S_IFCHR:
+                img.kind = .characterDevice
+                img.pty = try Terminals.dump(facts, st: st, readState: readPtys)
             case S_IFIFO:
                 if link.hasPrefix("pipe:[") {
                     img.kind = .pipe
@@ -130,7 +134,7 @@ public enum FileState {
         var order: [ProcessFD] = []
         for (pi, p) in processes.enumerated() {
             // Unix sockets are shared through the pool's sockets, by inode.
-            for (fi, f) in p.files.enumerated() where f.sharedWith == nil && treeShareable.contains(f.kind) && f.unixSocket == nil {
+            for (fi, f) in p.files.enumerated() where f.sharedWith == nil && treeShareable.contains(f.kind) && f.unixSocket == nil && f.pty?.master != true {
                 let d = ProcessFD(pid: p.pid, fd: f.fd)
                 let rep = index.twin(of: d, key: "\(f.kind.rawValue)\u{0}\(f.path)") ?? d
                 if groups[rep] == nil { order.append(rep) }
@@ -210,7 +214,7 @@ public enum FileState {
             let fifos = Int32(FifoPlan.held(processes).count)
             // Headroom for fds a process opens during pre-copy (the pool is made from the first metadata).
             base = max(highest + 1, 3) + 32
-            end = base + Int32(2 * pipes.count + shared.count) + sockets + fifos
+            end = base + Int32(2 * pipes.count + shared.count + Terminals.pairs(processes).count) + sockets + fifos
         }
     }
 
@@ -238,6 +242,9 @@ public enum FileState {
         var shared: [UInt64: Int32] = [:]
         /// Unix sockets, by inode.
         var sockets: [UInt64: Int32] = [:]
+        /// pty masters, by index; ferry's own handles on them.
+        var ptys: [Int32: Int32] = [:]
+        let ptyHandles = Terminals.Handles()
         let slots: WorkingFDs
         var next: Int32
         var descriptors: Range<Int32> { slots.base..<next }
@@ -310,6 +317,8 @@ public enum FileState {
             try fillPipe(id, write: slot, bytes: data[id]?.bytes.value ?? [], processes: processes, injector: injector, scratch: scratch)
             pool.pipes[id] = (slot, slot)
         }
+        let handles = pool.ptyHandles
+        pool.ptys = try Terminals.create(processes, handles: handles, reserve: { try pool.reserve($0) }, injector: injector, scratch: scratch)
         pool.sockets = try UnixSocket.createPairs(processes, reserve: { try pool.reserve($0) }, injector: injector, scratch: scratch)
         for p in processes {
             for f in InetSocket.connectionsLast(p.files) {
@@ -352,6 +361,8 @@ public enum FileState {
             let addr = try ProcessMisc.put(path, injector: injector, scratch: scratch)
             var flags = f.flags & ~(O_CREAT | O_TRUNC | O_EXCL)
             if f.kind == .fifo { flags |= O_NONBLOCK }
+            // A terminal becomes a controlling terminal only by TIOCSCTTY (Terminals).
+            if f.kind == .characterDevice { flags |= O_NOCTTY }
             let fd = try injector.call(SYS.open, [addr, UInt64(UInt32(bitPattern: flags)), 0], "open(\(path)) for fd \(f.fd)")
             if f.kind == .regular || f.kind == .directory, f.offset != 0 {
                 try injector.call(SYS.lseek, [UInt64(fd), UInt64(bitPattern: f.offset), 0], "lseek(\(path))")
@@ -398,7 +409,7 @@ public enum FileState {
             throw FerryError("cannot restore fd \(f.fd) of process \(injector.memory.pid): it was opened after the first metadata, at or above fd \(pool.slots.base) where ferry keeps its own descriptors; retry the migration")
         }
         var pipeEndsPlaced = Set<[UInt64]>()
-        let batched = try openByPath(primaries.filter { $0.treeShareID == nil && $0.contentsID == nil && byPath.contains($0.kind) },
+        let batched = try openByPath(primaries.filter { $0.treeShareID == nil && $0.contentsID == nil && $0.pty?.master != true && byPath.contains($0.kind) },
                                      injector: injector, scratch: scratch)
         // Established connections after the listeners whose port they take again.
         for f in InetSocket.connectionsLast(primaries) where f.kind != .epoll && !batched.contains(f.fd) {
@@ -415,6 +426,9 @@ public enum FileState {
                 }
             } else if f.kind == .socket, f.unixSocket != nil {
                 guard let slot = f.unixSocket.flatMap({ pool.sockets[$0.inode] }) else { throw FerryError("cannot restore fd \(f.fd): its socket was not created") }
+                try place(Int64(slot), f, keep: true)
+            } else if let e = f.pty, e.master {
+                guard let slot = pool.ptys[e.index] else { throw FerryError("cannot restore fd \(f.fd): pty \(e.index) was not created") }
                 try place(Int64(slot), f, keep: true)
             } else if let id = f.treeShareID {
                 guard let slot = pool.shared[id] else { throw FerryError("cannot restore fd \(f.fd): shared file \(id) was not opened") }
@@ -478,6 +492,7 @@ public enum FileState {
             }
             var flags = f.flags & ~(O_CREAT | O_TRUNC | O_EXCL)
             if f.kind == .fifo { flags |= O_NONBLOCK }
+            if f.kind == .characterDevice { flags |= O_NOCTTY }
             let x = table.take()
             if x == f.fd && f.closeOnExec { flags |= O_CLOEXEC }
             expected.append((calls, x, f))

@@ -261,7 +261,7 @@ extension CheckpointSession {
             processes.append(try ProcessDump.capture(pid: p, threads: try ProcFS.threads(p), pipes: &pipes, contents: &contents,
                                                      knownMappings: knownMappings[p]))
         }
-        try ProcessDump.finishTree(&processes, shellJob: shellJob)
+        try ProcessDump.finishTree(&processes, shellJob: shellJob, migrating: true)
         try FileContentsState.refuseMappings(tree: tree, carried: contents)
         let meta = ImageMetadata(source: Host.describe(), processes: processes, pipes: pipes.values.sorted { $0.pipeID < $1.pipeID },
                                  fileContents: contents.values.sorted { $0.id < $1.id })

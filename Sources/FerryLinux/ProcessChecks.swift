@@ -6,8 +6,7 @@ import FerryImage
 
 /// Per-process state ferry does not carry, refused at checkpoint by name
 /// (the decisions are Uncarried's): a root directory deleted at its path, a thread with its own
-/// descriptor table or fs info, a controlling terminal of a session led
-/// inside the tree.
+/// descriptor table or fs info. (A controlling terminal is Terminals'.)
 enum ProcessChecks {
     static func refuse(_ p: ProcessImage, tree: Set<Int32>) throws {
         // In another mount namespace (a container) the root is the container's, handled with it.
@@ -17,10 +16,6 @@ enum ProcessChecks {
             where ferry_syscall6(SYS.kcmp, UInt64(p.pid), UInt64(t.tid), type, 0, 0, 0) > 0 {
                 throw FerryError(Uncarried.threadUnshared(pid: p.pid, comm: p.comm, tid: t.tid, what: what))
             }
-        }
-        let tty = try ProcFS.stat(p.pid).signedField(7)
-        if let why = Uncarried.controllingTerminal(pid: p.pid, comm: p.comm, ttyNr: tty, sessionInTree: tree.contains(p.sid)) {
-            throw FerryError(why)
         }
     }
 

@@ -102,6 +102,8 @@ public final class PhasedRestore {
 
     public init(metadata meta: ImageMetadata, options: RestoreOptions) throws {
         try options.policy.enforce(meta)
+        var meta = meta
+        try Terminals.attachShellTerminal(&meta)
         self.meta = meta
         // A container's pid namespace is re-created (the pids inside it are the image's innermost).
         let ctRecord = try ContainerState.record(meta)
@@ -242,6 +244,11 @@ public final class PhasedRestore {
             return "process \(b.pid) moved to another cgroup during pre-copy"
         }
         if let why = InetSocket.sharedSocketsChanged(preliminary: preliminary, final: final) { return why }
+        // ptys are created with their state and queues from the preliminary metadata.
+        if Terminals.pairs(preliminary.processes).map(\.1) != Terminals.pairs(final.processes).map(\.1)
+            || Terminals.pairs(preliminary.processes).map(\.0) != Terminals.pairs(final.processes).map(\.0) {
+            return "the tree's ptys or their state changed during pre-copy"
+        }
         return nil
     }
 
@@ -282,12 +289,19 @@ public final class PhasedRestore {
                 if let a = b.adaptation { result.notes.append("process \(b.image.pid): " + a.summary) }
                 if let v = b.vdsoNote { result.notes.append("process \(b.image.pid): " + v) }
                 if let f = b.fillNote { result.notes.append("process \(b.image.pid): " + f) }
+                // The controlling terminal before the fds: an fd on /dev/tty reopens it.
+                if let t = b.image.controllingTerminal {
+                    let fg = JobControl.restoredID(t.foregroundGroup, in: meta.processes, newPidNamespace: options.newPidNamespace) ?? t.foregroundGroup
+                    try Terminals.restoreControllingTerminal(t, foreground: fg, injector: b.main, scratch: b.scratch)
+                }
                 result.notes += try b.restoreProcessState(pool: pool, rootExe: meta.processes[0].exe?.path ?? "")
                 phases.mark("complete: fds, signals, layout")
                 try b.createThreads()
                 try cgroups.placeThreads(of: b.image, live: { try b.restoredThread($0).tid })
                 phases.mark("complete: threads, timers, credentials")
             }
+            // Every process has its fds: ptys get their lock and exclusive mode.
+            try pool.ptyHandles.finish()
             // Leases last: every open of the tree (and its pool) is done and none comes after.
             for b in order { try b.restoreLeases() }
             phases.mark("complete: leases")
@@ -330,6 +344,8 @@ enum RestoreChecks {
         if let first = cpuProblems.first { throw FerryError(first) }
         try InetSocket.preflight(meta)
         try LeaseState.refuseBreaking(meta)
+        try Terminals.preflight(meta.processes)
+        let ptys = Set(Terminals.pairs(meta.processes).map(\.0))
         for p in meta.processes {
             if !newPidNamespace {
                 for id in [p.pid] + p.threads.map(\.tid) where ProcFS.exists("/proc/\(id)") {
@@ -341,8 +357,10 @@ enum RestoreChecks {
             for m in p.mappings where m.kind == .privateFile || m.kind == .sharedFile {
                 if let f = m.file { try checkUnchanged(f, what: "a mapped file") }
             }
-            // /proc files are reopened under the restored pids (ProcFileState).
-            for f in p.files where f.procPid == nil && ((f.kind == .regular && f.contentsID == nil) || f.kind == .directory || f.kind == .characterDevice) {
+            // /proc files are reopened under the restored pids (ProcFileState); a pty of the image is
+            // created by the restore (its index must be free: Terminals.preflight).
+            for f in p.files where f.procPid == nil && ((f.kind == .regular && f.contentsID == nil) || f.kind == .directory
+                                                       || (f.kind == .characterDevice && !ptys.contains(f.pty?.index ?? -1))) {
                 let path = f.file?.path ?? f.path
                 if access(path, F_OK) != 0 { throw FerryError("cannot restore: fd \(f.fd) of process \(p.pid) refers to \(path), which does not exist here") }
             }

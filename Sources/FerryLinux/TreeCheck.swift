@@ -34,18 +34,21 @@ public enum TreeCheck {
             p.ppid = Int32(stat.field(4)); p.pgid = Int32(stat.field(5)); p.sid = Int32(stat.field(6))
             p.root = (try? ProcFS.readlink("/proc/\(pid)/root")) ?? "/"
             p.threads = ((try? ProcFS.threads(pid)) ?? []).map { ThreadImage(tid: $0) }
-            images.append(p)
             let fds = (try? ProcFS.fds(pid)) ?? []
             // Sockets are looked at by `sockets(root:)`: their dump would peek
             // at queues and put TCP connections into repair mode.
             let socketFDs = Set(fds.filter { ((try? ProcFS.readlink("/proc/\(pid)/fd/\($0)")) ?? "").hasPrefix("socket:") })
             for fd in fds where !socketFDs.contains(fd) {
                 note {
+                    // The tree runs: a pty's queues are not read.
+                    let files = try FileState.dump(pid: pid, ignoring: Set(fds).subtracting([fd]), readPtys: false)
+                    p.files += files
                     var one = p
-                    one.files = try FileState.dump(pid: pid, ignoring: Set(fds).subtracting([fd]))
+                    one.files = files
                     try ProcFileState.refuse(one, tree: members)
                 }
             }
+            images.append(p)
             note {
                 let entries = try ProcFS.maps(pid, withFlags: false)
                 maps.append((pid, entries))
@@ -59,6 +62,7 @@ public enum TreeCheck {
         if let why = SharedMemory.refusal(tree: maps) { out.append(why) }
         note { try AttributeState.refuseSharedResources(tree) }
         note { try JobControl.refuseOutsideLeaders(images, shellJob: false) }
+        note { try Terminals.controllingTerminals(&images) }
         return out
     }
 

@@ -87,6 +87,7 @@ final class LinuxSubject: PrecopySubject {
         TestKill.point(.step)
         session = try CheckpointSession(pid: pid, sharers: sharers)
         session?.shellJob = shellJob
+        session?.migrating = true
         TestKill.point(.step)
     }
 

@@ -67,8 +67,15 @@ struct UncarriedTests {
         #expect(Uncarried.controllingTerminal(pid: 5, comm: "a", ttyNr: 0, sessionInTree: true) == nil)
         #expect(Uncarried.controllingTerminal(pid: 5, comm: "a", ttyNr: pts3, sessionInTree: false) == nil)
         #expect(Uncarried.controllingTerminal(pid: 5, comm: "a", ttyNr: pts3, sessionInTree: true)?.contains("device 136:3") == true)
-        #expect(Uncarried.ptyMaster(d, major: 5, minor: 2)?.contains("pseudo-terminal master") == true)
-        #expect(Uncarried.ptyMaster(d, major: 136, minor: 2) == nil)
+        // Carried when the tree holds the pty's master.
+        #expect(Uncarried.controllingTerminal(pid: 5, comm: "a", ttyNr: pts3, sessionInTree: true, ptysInTree: [3]) == nil)
+        #expect(Uncarried.controllingTerminal(pid: 5, comm: "a", ttyNr: pts3, sessionInTree: true, ptysInTree: [4])?.contains("master is not in the tree") == true)
+        // A console (4:1) is never carried.
+        #expect(Uncarried.controllingTerminal(pid: 5, comm: "a", ttyNr: Int64(4 << 8 | 1), sessionInTree: true, ptysInTree: [1]) != nil)
+        #expect(Uncarried.foregroundGroup(pid: 5, comm: "a", index: 3, group: 7, groupsInTree: [5, 7]) == nil)
+        #expect(Uncarried.foregroundGroup(pid: 5, comm: "a", index: 3, group: 8, groupsInTree: [5, 7])?.contains("foreground process group (8)") == true)
+        #expect(Uncarried.shellTerminal(pid: 5, comm: "a", fd: 0, path: "/dev/pts/1", migrating: false) == nil)
+        #expect(Uncarried.shellTerminal(pid: 5, comm: "a", fd: 0, path: "/dev/pts/1", migrating: true)?.contains("fd 0 (/dev/pts/1) is the terminal of its shell (--shell-job)") == true)
         #expect(Uncarried.threadUnshared(pid: 5, comm: "a", tid: 9, what: "descriptor table").contains("thread 9 has its own descriptor table"))
     }
 }
