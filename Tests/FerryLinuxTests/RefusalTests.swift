@@ -155,6 +155,11 @@ struct RefusalTests {
          s=socket.socket(socket.AF_INET6,socket.SOCK_STREAM)
          s.setsockopt(socket.SOL_SOCKET,47,100000)
          """, "TCP IPv6 socket [::]:0 has SO_MAX_PACING_RATE set"),
+        ("a unix socket whose peer is closed", """
+         import socket
+         a,b=socket.socketpair()
+         b.close()
+         """, "whose peer is closed"),
         ("SO_LINGER on a TCP socket never bound", """
          import socket,struct
          s=socket.socket()
