@@ -233,7 +233,8 @@ public enum UnixSocket {
                 let n = peerName(peer).map { " (bound to \(UnixSocketPlan.printable($0)))" } ?? ""
                 return "\(head) not carried: its peer socket:[\(peer)]\(n) is outside the tree\(n.isEmpty ? "" : " (--ext-unix-sk connects it again)")"
             }
-            return "\(head) carried (unix \(kind) socket connected to socket:[\(peer)])"
+            // A datagram socket may be one client of a bound socket rather than one end of a pair.
+            return "\(head) carried (unix \(kind) \(type == UnixSocketImage.datagram ? "socket connected to" : "pair with") socket:[\(peer)])"
         }
     }
 
