@@ -62,6 +62,30 @@ struct ServerTests {
         #expect(kill(p.pid, 0) == 0, "the refused process is gone")
     }
 
+    /// A unix datagram socket holding a datagram from a named socket closed
+    /// since (no socket of the tree has that name to send it again) is
+    /// refused by name, and the process runs on.
+    @Test func unixDatagramFromAClosedNamedSenderIsRefused() throws {
+        let dir = try Self.tempDir("ferry_dgq")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let script = """
+        import os, socket, time
+        r = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); r.bind('\\0ferry-r-%d' % os.getpid())
+        t = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); t.bind('\\0ferry-s-%d' % os.getpid())
+        t.sendto(b'x', '\\0ferry-r-%d' % os.getpid()); t.close()
+        open('\(dir)/ready', 'w').close()
+        time.sleep(60)
+        """
+        try script.write(toFile: dir + "/q.py", atomically: true, encoding: .utf8)
+        let p = try Child(["/usr/bin/python3", W.workloads + "/launch.py", try Self.pythonExecutable(), dir + "/q.py"], stdout: .null, stderr: .null)
+        defer { p.kill(); _ = p.wait() }
+        #expect(Self.waitFor(dir + "/ready", seconds: 10), "no ready")
+        let r = try Child.run([W.ferry, "checkpoint", "\(p.pid)", "-o", dir + "/image"])
+        #expect(r.status != 0 && r.stderr.split(separator: "\n").count == 1 && r.stderr.contains("one from @ferry-s-")
+                && r.stderr.contains("which no socket of the tree holds"), "\(r.stderr)")
+        #expect(kill(p.pid, 0) == 0, "the refused process is gone")
+    }
+
     /// A checkpoint refused after an established connection was put in
     /// repair mode (a queued datagram on a later fd) takes it out again: the
     /// connection carries bytes both ways afterwards.
