@@ -30,24 +30,46 @@ public enum InetSocketPlan {
         Option(1, 2, "SO_REUSEADDR"), Option(1, 15, "SO_REUSEPORT"), Option(1, 9, "SO_KEEPALIVE"),
         Option(1, 7, "SO_SNDBUF", doubled: true), Option(1, 8, "SO_RCVBUF", doubled: true),
         Option(1, 6, "SO_BROADCAST"), Option(1, 12, "SO_PRIORITY"), Option(1, 18, "SO_RCVLOWAT"), Option(1, 36, "SO_MARK"),
-        Option(1, 10, "SO_OOBINLINE"),
+        Option(1, 10, "SO_OOBINLINE"), Option(1, 5, "SO_DONTROUTE"), Option(1, 11, "SO_NO_CHECK"),
+        Option(1, 29, "SO_TIMESTAMP"), Option(1, 35, "SO_TIMESTAMPNS"), Option(1, 40, "SO_RXQ_OVFL"),
+        Option(1, 45, "SO_SELECT_ERR_QUEUE"), Option(1, 60, "SO_ZEROCOPY"), Option(1, 42, "SO_PEEK_OFF"),
+        // After the buffer sizes, which set the lock bits it puts exactly.
+        Option(1, 72, "SO_BUF_LOCK"),
     ]
+    /// SO_BUF_LOCK: which of the buffer sizes are fixed (1 send, 2 receive); kept off, the kernel autotunes them.
+    public static let bufLock = (level: solSocket, name: Int32(72))
+    /// Longest interface name SO_BINDTODEVICE takes (IFNAMSIZ - 1).
+    public static let maxDeviceName = 15
     static let tcpLevel: [Option] = [
         Option(6, 1, "TCP_NODELAY"), Option(6, 4, "TCP_KEEPIDLE"), Option(6, 5, "TCP_KEEPINTVL"), Option(6, 6, "TCP_KEEPCNT"),
         Option(6, 9, "TCP_DEFER_ACCEPT"), Option(6, 23, "TCP_FASTOPEN"), Option(6, 18, "TCP_USER_TIMEOUT"),
-        Option(6, 3, "TCP_CORK"), Option(6, 12, "TCP_QUICKACK"),
+        Option(6, 3, "TCP_CORK"), Option(6, 12, "TCP_QUICKACK"), Option(6, 7, "TCP_SYNCNT"), Option(6, 8, "TCP_LINGER2"),
+        Option(6, 25, "TCP_NOTSENT_LOWAT"), Option(6, 16, "TCP_THIN_LINEAR_TIMEOUTS"),
     ]
     static let ipLevel: [Option] = [
         Option(0, 1, "IP_TOS"), Option(0, 2, "IP_TTL"), Option(0, 15, "IP_FREEBIND"), Option(0, 19, "IP_TRANSPARENT"),
         Option(0, 11, "IP_RECVERR"), Option(0, 8, "IP_PKTINFO"), Option(0, 10, "IP_MTU_DISCOVER"),
+        Option(0, 13, "IP_RECVTOS"), Option(0, 12, "IP_RECVTTL"), Option(0, 24, "IP_BIND_ADDRESS_NO_PORT"),
+        Option(0, 20, "IP_RECVORIGDSTADDR"), Option(0, 50, "IP_UNICAST_IF"),
     ]
     /// Multicast options (setsockopt refuses them on stream sockets).
-    static let udpIPLevel: [Option] = [Option(0, 33, "IP_MULTICAST_TTL"), Option(0, 34, "IP_MULTICAST_LOOP")]
-    static let udpIPv6Level: [Option] = [Option(41, 18, "IPV6_MULTICAST_HOPS"), Option(41, 19, "IPV6_MULTICAST_LOOP")]
+    static let udpIPLevel: [Option] = [Option(0, 33, "IP_MULTICAST_TTL"), Option(0, 34, "IP_MULTICAST_LOOP"), Option(0, 49, "IP_MULTICAST_ALL"),
+                                          // struct in_addr, read and set as 4 bytes.
+                                          Option(0, 32, "IP_MULTICAST_IF")]
+    static let udpIPv6Level: [Option] = [Option(41, 18, "IPV6_MULTICAST_HOPS"), Option(41, 19, "IPV6_MULTICAST_LOOP"), Option(41, 17, "IPV6_MULTICAST_IF")]
     static let ipv6Level: [Option] = [
         Option(41, 26, "IPV6_V6ONLY"), Option(41, 16, "IPV6_UNICAST_HOPS"), Option(41, 67, "IPV6_TCLASS"),
         Option(41, 78, "IPV6_FREEBIND"), Option(41, 75, "IPV6_TRANSPARENT"), Option(41, 25, "IPV6_RECVERR"),
-        Option(41, 49, "IPV6_RECVPKTINFO"), Option(41, 23, "IPV6_MTU_DISCOVER"),
+        Option(41, 49, "IPV6_RECVPKTINFO"), Option(41, 23, "IPV6_MTU_DISCOVER"), Option(41, 66, "IPV6_RECVTCLASS"),
+        Option(41, 51, "IPV6_RECVHOPLIMIT"), Option(41, 62, "IPV6_DONTFRAG"), Option(41, 74, "IPV6_RECVORIGDSTADDR"),
+        Option(41, 76, "IPV6_UNICAST_IF"),
+    ]
+    /// Integer options ferry does not set again: refused by name when their
+    /// value differs from a fresh socket's.
+    public static let refusedWhenChanged: [Option] = [
+        Option(1, 37, "SO_TIMESTAMPING"), Option(1, 46, "SO_BUSY_POLL"), Option(1, 47, "SO_MAX_PACING_RATE"),
+        Option(1, 69, "SO_PREFER_BUSY_POLL"), Option(1, 70, "SO_BUSY_POLL_BUDGET"), Option(1, 74, "SO_TXREHASH"),
+        Option(1, 75, "SO_RCVMARK"),
     ]
 
     /// The options ferry reads (and may set again) on a socket of this family and type.
@@ -70,6 +92,22 @@ public enum InetSocketPlan {
         s > 0 && s < tcpStates.count ? tcpStates[s] : "state \(s)"
     }
 
+    public static let pollHup: Int16 = 0x10, pollRdHup: Int16 = 0x2000
+
+    /// The shutdown bits of a socket that was never bound (sock_diag lists
+    /// no such socket) from the events poll(2) reports on it: POLLRDHUP is
+    /// the receive bit; on UDP POLLHUP means both (TCP reports POLLHUP for
+    /// every socket in state CLOSE). A send bit alone shows in neither.
+    public static func unboundShutdown(pollEvents: Int16, udp: Bool) -> UInt8 {
+        if udp && pollEvents & pollHup != 0 { return 3 }
+        return pollEvents & pollRdHup != 0 ? 1 : 0
+    }
+
+    /// Whether what was seen is a socket never bound: no port, no peer.
+    public static func isUnbound(_ f: Facts) -> Bool {
+        (f.local?.port ?? 0) == 0 && f.peer == nil && (f.tcpState ?? 7) == 7
+    }
+
     /// What ferry saw of one socket.
     public struct Facts: Equatable, Sendable {
         public var family: Int32
@@ -87,6 +125,8 @@ public enum InetSocketPlan {
         public var uncarriedOptions: [String]
         /// sk_shutdown (1 receive, 2 send); nil when it could not be read.
         public var shutdown: UInt8?
+        /// The interface named with SO_BINDTODEVICE; nil when none.
+        public var device: String?
         public init(family: Int32, type: Int32, proto: Int32, tcpState: Int? = nil, local: InetEndpoint? = nil,
                     peer: InetEndpoint? = nil, acceptQueue: Int = 0, datagramQueued: Bool = false, uncarriedOptions: [String] = []) {
             self.family = family; self.type = type; self.proto = proto; self.tcpState = tcpState; self.local = local
@@ -198,6 +238,8 @@ public enum InetSocketPlan {
     public enum Step: Equatable, Sendable {
         case socket(family: Int32, type: Int32, proto: Int32)
         case setsockopt(level: Int32, name: Int32, value: Int32)
+        /// SO_BINDTODEVICE with this interface name.
+        case bindToDevice(String)
         case bind([UInt8])
         case listen(Int32)
         case connect([UInt8])
@@ -248,7 +290,12 @@ public enum InetSocketPlan {
         // The unread bytes must fit the receive buffer whatever it was (the kernel doubles the value).
         let need = Int32(min(t.recvQueue.value.count + (1 << 16), Int(Int32.max / 2)))
         let rcv = forced.compactMap { step -> Int32? in if case .setsockopt(solSocket, 33, let v) = step { return v } else { return nil } }.last
-        if !t.recvQueue.value.isEmpty, rcv ?? 0 < need { out.append(.setsockopt(level: solSocket, name: 33, value: need)) }
+        if !t.recvQueue.value.isEmpty, rcv ?? 0 < need {
+            out.append(.setsockopt(level: solSocket, name: 33, value: need))
+            // The forced size locks the buffer: the recorded lock bits go after it.
+            let lock = out.firstIndex { if case .setsockopt(bufLock.level, bufLock.name, _) = $0 { return true } else { return false } }
+            if let i = lock { out.append(out.remove(at: i)) }
+        }
         out.append(.setsockopt(level: solTCP, name: tcpRepair, value: 1))
         out += [.bind(sockaddr(family: s.family, l)),
                 .setsockopt(level: solTCP, name: tcpRepairQueue, value: recvQueue),
@@ -293,6 +340,13 @@ public enum InetSocketPlan {
                 throw bad("option \(o.level)/\(o.name) is not one ferry sets on this kind of socket")
             }
             optionSteps.append(.setsockopt(level: o.level, name: o.name, value: setValue(o)))
+        }
+        if let d = s.device {
+            let bytes = Array(d.utf8)
+            guard (1...maxDeviceName).contains(bytes.count), !bytes.contains(0), !bytes.contains(UInt8(ascii: "/")) else {
+                throw bad("interface name of \(bytes.count) bytes for SO_BINDTODEVICE")
+            }
+            optionSteps.append(.bindToDevice(d))
         }
         guard (0...3).contains(s.shutdown ?? 0) else { throw bad("shutdown bits \(s.shutdown ?? 0)") }
         let shut: [Step] = (s.shutdown ?? 0) == 0 ? [] : [.shutdown((s.shutdown ?? 0) - 1)]

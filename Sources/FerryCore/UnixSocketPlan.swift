@@ -58,7 +58,7 @@ public enum UnixSocketPlan {
             }
         }
         var out: [(UnixSocketImage, UnixSocketImage)] = []
-        for e in ends where e.socket.listenBacklog == nil && e.socket.externalPeer == nil {
+        for e in ends where e.socket.listenBacklog == nil && e.socket.externalPeer == nil && e.socket.unpaired != true {
             let s = e.socket
             guard let p = byInode[s.peer] else {
                 throw UnixSocketRefusal.peerOutside(pid: e.pid, fd: e.fd, inode: s.inode, peer: s.peer, peerName: peerName(s.peer))
@@ -67,10 +67,93 @@ public enum UnixSocketPlan {
                 throw UnixSocketRefusal.notAPair(pid: e.pid, fd: e.fd, inode: s.inode, peer: s.peer)
             }
         }
-        for (inode, s) in byInode where s.listenBacklog == nil && s.externalPeer == nil && inode < s.peer {
+        for (inode, s) in byInode where s.listenBacklog == nil && s.externalPeer == nil && s.unpaired != true && inode < s.peer {
             if let p = byInode[s.peer] { out.append((s, p)) }
         }
         return out.sorted { $0.0.inode < $1.0.inode }
+    }
+
+    /// Which sockets of `ends` are not one end of a pair (`UnixSocketImage.unpaired`):
+    /// never connected (peer 0), or datagram sockets connected to a socket
+    /// of the tree that is not connected back, or to themselves. Listeners,
+    /// sockets connected outside the tree and accepted ones are not.
+    public static func unpairedInodes(_ ends: [UnixSocketEnd]) -> Set<UInt64> {
+        var byInode: [UInt64: UnixSocketImage] = [:]
+        for e in ends { byInode[e.socket.inode] = e.socket }
+        var out = Set<UInt64>()
+        for s in byInode.values where s.listenBacklog == nil && s.externalPeer == nil && s.acceptedFrom == nil {
+            if s.peer == 0 {
+                out.insert(s.inode)
+            } else if s.type == UnixSocketImage.datagram, s.peer == s.inode || byInode[s.peer].map({ $0.peer != s.inode }) == true {
+                out.insert(s.inode)
+            }
+        }
+        return out
+    }
+
+    /// The unpaired sockets to create, each once, in inode order.
+    public static func unpaired(_ ends: [UnixSocketEnd]) -> [UnixSocketImage] {
+        var seen = Set<UInt64>()
+        return ends.compactMap { e in e.socket.unpaired == true && seen.insert(e.socket.inode).inserted ? e.socket : nil }
+            .sorted { $0.inode < $1.inode }
+    }
+
+    /// Why an unpaired socket cannot be carried (the words after "fd N").
+    public struct Uncarried: Error, Equatable, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// The name an unpaired datagram socket connects to again on restore
+    /// (its peer's, as sun_path bytes); nil when it is not connected.
+    public static func connectTarget(of s: UnixSocketImage, among all: [UnixSocketImage]) throws -> [UInt8]? {
+        guard s.peer != 0 else { return nil }
+        guard let p = all.first(where: { $0.inode == s.peer }), let name = p.nameBytes else {
+            throw Uncarried(description: "is a datagram unix socket (socket:[\(s.inode)]) connected to socket:[\(s.peer)], which has no name in the tree to connect to again")
+        }
+        return name
+    }
+
+    /// Who sends a datagram again on restore.
+    public enum Sender: Equatable, Sendable {
+        /// A new socket with no name, closed after.
+        case temporary
+        /// The socket of the tree with this inode (the datagram's sender name is its name).
+        case socket(UInt64)
+    }
+
+    /// Who sends each datagram queued on the unpaired socket `r` on
+    /// restore, so that the receiver sees the same sender name and the
+    /// kernel lets it send (a connected receiver takes datagrams from its
+    /// peer only): a datagram from an unnamed socket comes from a temporary
+    /// one, a named one from the socket of the tree with that name.
+    public static func senders(of r: UnixSocketImage, among all: [UnixSocketImage]) throws -> [Sender] {
+        guard !r.queue.isEmpty else { return [] }
+        let what = "is a datagram unix socket (socket:[\(r.inode)]) with \(r.queue.count) datagram(s) queued"
+        guard let own = r.nameBytes else {
+            throw Uncarried(description: "\(what) and no name to send them to again; ferry cannot queue them — let the program read them first")
+        }
+        let names = r.senders?.map(\.value) ?? []
+        guard names.count == r.queue.count else { throw Uncarried(description: "\(what) whose senders were not read") }
+        return try names.map { n -> Sender in
+            let shown = n.isEmpty ? "an unnamed socket" : printable(String(decoding: n, as: UTF8.self))
+            if r.peer != 0 {
+                let peerName = r.peer == r.inode ? own : all.first { $0.inode == r.peer }?.nameBytes ?? []
+                guard n == peerName else {
+                    throw Uncarried(description: "\(what), one from \(shown) sent before it connected to socket:[\(r.peer)]; ferry cannot queue it again — let the program read it first")
+                }
+                return .socket(r.peer)
+            }
+            if n.isEmpty { return .temporary }
+            guard let s = all.first(where: { $0.type == UnixSocketImage.datagram && $0.nameBytes == n }) else {
+                throw Uncarried(description: "\(what), one from \(shown), which no socket of the tree holds (closed, or outside the tree); ferry cannot queue it again — let the program read it first")
+            }
+            return .socket(s.inode)
+        }
+    }
+
+    /// sun_path bytes as a struct sockaddr_un for bind, connect or sendto: a path ends with NUL.
+    public static func sockaddr(_ name: [UInt8]) -> [UInt8] {
+        [1, 0] + name + (name.first == 0 ? [] : [0])
     }
 
     /// The sockets connected to a peer outside the tree (`--ext-unix-sk`), each once, in inode order.

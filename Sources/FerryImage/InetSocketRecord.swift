@@ -31,6 +31,9 @@ public struct InetSocketImage: Codable, Equatable, Sendable {
     /// with IP_FREEBIND/IP_TRANSPARENT, or removed since): the restore binds
     /// with IP_FREEBIND on and puts the recorded value back after bind.
     public var nonLocalAddress: Bool?
+    /// The interface the socket is bound to with SO_BINDTODEVICE (1 to 15
+    /// bytes, no NUL or "/"); set again before bind on restore.
+    public var device: String?
 
     public init(family: Int32, type: Int32, proto: Int32, state: String, local: InetEndpoint? = nil,
                 peer: InetEndpoint? = nil, backlog: Int32? = nil, options: [SocketOptionValue] = []) {

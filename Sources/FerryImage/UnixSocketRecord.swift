@@ -42,6 +42,15 @@ public struct UnixSocketImage: Codable, Equatable, Sendable {
     /// tree (its name is the listener's): restored by connecting its peer to
     /// the listener and accepting.
     public var acceptedFrom: UInt64?
+    /// Not one end of a pair: a socket never connected (`peer` 0), bound to
+    /// `path` or `abstractName` or unnamed, or a datagram socket connected
+    /// by name to `peer`, a socket of the tree that is not connected back (a
+    /// client of a bound datagram socket) or itself.
+    public var unpaired: Bool?
+    /// An unpaired datagram socket's queue: each datagram's sender name
+    /// (sun_path bytes: a path, or NUL and an abstract name; empty when the
+    /// sender had none), one per `queue` entry.
+    public var senders: [Bytes]?
 
     public init(inode: UInt64, peer: UInt64, type: Int32, sendBuffer: Int32, receiveBuffer: Int32,
                 passCredentials: Bool, peekOffset: Int32, shutdown: UInt8, queue: [[UInt8]]) {
@@ -54,6 +63,22 @@ public struct UnixSocketImage: Codable, Equatable, Sendable {
     /// Bounds a restore accepts: 64 MiB queued per socket, 1 GiB buffers, 65,536 messages.
     public static let maxQueuedBytes = 64 << 20, maxBuffer: Int32 = 1 << 30, maxMessages = 65536
 
+    /// Why `path` (with its file's mode and owner) cannot be bound, or nil.
+    func pathProblem() -> String? {
+        guard let p = path else { return nil }
+        guard p.hasPrefix("/"), p.utf8.count <= 107, !p.utf8.contains(0), !p.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }) else {
+            return "socket path \(p.debugDescription) invalid (absolute, at most 107 bytes)"
+        }
+        guard let m = pathMode, m <= 0o7777, pathOwner != nil, pathGroup != nil else { return "socket path \(p) without its mode and owner" }
+        return nil
+    }
+
+    /// The name as sun_path bytes: the path, or NUL and the abstract name; nil when unnamed.
+    public var nameBytes: [UInt8]? {
+        if let p = path { return Array(p.utf8) }
+        return abstractName.map { [0] + $0.value }
+    }
+
     /// Why this record cannot be restored, or nil when every field is in range.
     public func problem() -> String? {
         guard [Self.stream, Self.datagram, Self.seqpacket].contains(type) else { return "socket type \(type) is not stream, datagram or seqpacket" }
@@ -62,14 +87,22 @@ public struct UnixSocketImage: Codable, Equatable, Sendable {
                 return "listening socket \(inode) with a peer, a queue, datagram type or a negative backlog"
             }
             guard (path != nil) != (abstractName != nil) else { return "listening socket \(inode) needs one name, path or abstract" }
-            if let p = path {
-                guard p.hasPrefix("/"), p.utf8.count <= 107, !p.utf8.contains(0), !p.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }) else {
-                    return "listening socket path \(p.debugDescription) invalid (absolute, at most 107 bytes)"
-                }
-                guard let m = pathMode, m <= 0o7777, pathOwner != nil, pathGroup != nil else { return "listening socket path \(p) without its mode and owner" }
+            guard unpaired == nil, senders == nil else { return "listening socket \(inode) marked unpaired" }
+            if let why = pathProblem() { return why }
+        } else if unpaired == true {
+            guard inode != 0, externalPeer == nil, acceptedFrom == nil, path == nil || abstractName == nil else {
+                return "unpaired socket \(inode) with an outside peer, a listener or two names"
             }
+            guard peer == 0 || type == Self.datagram else { return "unpaired \(type == Self.stream ? "stream" : "seqpacket") socket \(inode) with peer \(peer)" }
+            guard type == Self.datagram || queue.isEmpty else { return "unconnected socket \(inode) with data queued" }
+            if let s = senders {
+                guard s.count == queue.count, s.allSatisfy({ $0.count <= 108 }) else { return "socket \(inode): \(s.count) datagram senders for \(queue.count) datagrams" }
+            } else if !queue.isEmpty {
+                return "socket \(inode): datagrams queued without their senders"
+            }
+            if let why = pathProblem() { return why }
         } else {
-            guard path == nil else { return "socket \(inode): a path name on a socket that is not listening" }
+            guard path == nil, senders == nil else { return "socket \(inode): a path name or datagram senders on a socket pair end" }
             if acceptedFrom != nil, externalPeer != nil || abstractName != nil || acceptedFrom == 0 {
                 return "socket \(inode): accepted from a listener but also named or connected outside the tree"
             }

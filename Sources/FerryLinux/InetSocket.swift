@@ -56,10 +56,31 @@ public enum InetSocket {
             let text = (try? ProcFS.text(table)) ?? ""
             // Not found (UDP-Lite, another namespace's table): taken as having data, so refused.
             facts.datagramQueued = inode.flatMap { InetSocketPlan.queues(procNet: text, inode: $0) }.map { $0.rx > 0 } ?? true
+            if facts.datagramQueued, InetSocketPlan.isUnbound(facts), proto == 0 || proto == InetSocketPlan.ipprotoUDP {
+                // A socket without a port is in no table: poll shows a queue (POLLIN) unless it is
+                // shut down for reading, which sets POLLIN too; then SIOCINQ gives the first datagram's length.
+                var p = pollfd(fd: copy, events: Int16(POLLIN) | InetSocketPlan.pollRdHup, revents: 0)
+                if poll(&p, 1, 0) >= 0 {
+                    if p.revents & InetSocketPlan.pollRdHup == 0 {
+                        facts.datagramQueued = p.revents & Int16(POLLIN) != 0
+                    } else {
+                        var n: Int32 = 0
+                        facts.datagramQueued = ioctl(copy, UInt(FIONREAD), &n) != 0 || n > 0
+                    }
+                }
+            }
         }
         facts.uncarriedOptions = uncarried(copy, family: family, type: type, proto: proto)
+        facts.device = boundDevice(copy)
         if let inode = socketInode(link), type == InetSocketPlan.sockStream || type == InetSocketPlan.sockDgram {
             facts.shutdown = shutdownBits(family: family, proto: type == InetSocketPlan.sockStream ? 6 : proto == 0 ? 17 : proto, inode: inode)
+            if facts.shutdown == nil, InetSocketPlan.isUnbound(facts) {
+                // sock_diag lists only bound sockets; poll shows the receive bit of the others.
+                var p = pollfd(fd: copy, events: InetSocketPlan.pollRdHup, revents: 0)
+                if poll(&p, 1, 0) >= 0 {
+                    facts.shutdown = InetSocketPlan.unboundShutdown(pollEvents: p.revents, udp: type == InetSocketPlan.sockDgram)
+                }
+            }
         }
         return Seen(facts: facts, options: differingOptions(copy, family: family, type: type, proto: proto), backlog: backlog)
     }
@@ -80,6 +101,7 @@ public enum InetSocket {
                                       peer: state == "connected" || state == "established" ? f.peer : nil,
                                       backlog: state == "listen" ? seen.backlog : nil, options: seen.options)
             if let bits = f.shutdown, bits != 0 { img.shutdown = Int32(bits) }
+            img.device = f.device
             if state != "established", let l = local, !isLocalAddress(family: f.family, l) { img.nonLocalAddress = true }
             if state == "established" { img.tcp = try TCPRepair.capture(pid: pid, fd: fd) }
             return img
@@ -166,6 +188,14 @@ public enum InetSocket {
                     sock = try injector.call(41 /* socket */, [UInt64(family), UInt64(type), UInt64(proto)], "socket(\(family), \(type), \(proto)) for fd \(f.fd)")
                 case .setsockopt(let level, let name, let value):
                     try setInt(level, name, value)
+                case .bindToDevice(let name):
+                    let bytes = Array(name.utf8) + [0]
+                    try injector.memory.write(scratch.data, bytes)
+                    let r = try injector.raw(54 /* setsockopt */, [UInt64(sock), UInt64(InetSocketPlan.solSocket), UInt64(soBindToDevice), scratch.data, UInt64(bytes.count)])
+                    if r == -Int64(ENODEV) {
+                        throw FerryError("cannot restore fd \(f.fd): network interface \(name) (SO_BINDTODEVICE) does not exist on this host")
+                    }
+                    if r < 0 { throw SystemError("setsockopt(SO_BINDTODEVICE, \(name)) for fd \(f.fd)", errno: Int32(-r), "in process \(injector.memory.pid)") }
                 case .bind(let addr):
                     try injector.memory.write(scratch.data, addr)
                     let r = try injector.raw(49 /* bind */, [UInt64(sock), scratch.data, UInt64(addr.count)])
@@ -537,7 +567,22 @@ public enum InetSocket {
             if fresh >= 0, let d = intOption(fresh, o.level, o.name), d == v { continue }
             out.append(SocketOptionValue(level: o.level, name: o.name, value: v))
         }
+        // A buffer size set again locks it; SO_BUF_LOCK as read (0: autotuned) goes with it.
+        let lock = InetSocketPlan.bufLock
+        if out.contains(where: { $0.level == InetSocketPlan.solSocket && ($0.name == 7 || $0.name == 8) }),
+           !out.contains(where: { $0.level == lock.level && $0.name == lock.name }), let v = intOption(fd, lock.level, lock.name) {
+            out.append(SocketOptionValue(level: lock.level, name: lock.name, value: v))
+        }
         return out
+    }
+
+    /// The interface `fd` is bound to with SO_BINDTODEVICE; nil when none.
+    static func boundDevice(_ fd: Int32) -> String? {
+        var dev = [UInt8](repeating: 0, count: 32)
+        var len = socklen_t(dev.count)
+        guard dev.withUnsafeMutableBytes({ getsockopt(fd, InetSocketPlan.solSocket, soBindToDevice, $0.baseAddress, &len) }) == 0,
+              len > 0, dev[0] != 0 else { return nil }
+        return String(decoding: dev.prefix { $0 != 0 }, as: UTF8.self)
     }
 
     /// Options set on `fd` that ferry does not carry, by name.
@@ -551,17 +596,21 @@ public enum InetSocket {
             len = socklen_t(16)
             if getsockopt(fd, InetSocketPlan.solSocket, name, &tv, &len) == 0, tv.0 != 0 || tv.1 != 0 { out.append(label) }
         }
-        var dev = [UInt8](repeating: 0, count: 32)
-        len = socklen_t(dev.count)
-        if dev.withUnsafeMutableBytes({ getsockopt(fd, InetSocketPlan.solSocket, soBindToDevice, $0.baseAddress, &len) }) == 0, len > 0, dev[0] != 0 {
-            out.append("SO_BINDTODEVICE")
-        }
         // SO_GET_FILTER with no buffer gives the length of an attached classic filter (0: none).
         len = 0
         if (getsockopt(fd, InetSocketPlan.solSocket, soGetFilter, nil, &len) != 0 || len != 0) && !NetworkLock.isLocked(fd) { out.append("a socket filter (SO_ATTACH_FILTER/SO_ATTACH_BPF)") }
+        let fresh = socket(family, type | Int32(SOCK_CLOEXEC.rawValue), proto)
+        defer { if fresh >= 0 { close(fresh) } }
+        for o in InetSocketPlan.refusedWhenChanged {
+            if let v = intOption(fd, o.level, o.name), fresh >= 0, let d = intOption(fresh, o.level, o.name), v != d { out.append(o.label) }
+        }
         if type == InetSocketPlan.sockStream {
-            let fresh = socket(family, type | Int32(SOCK_CLOEXEC.rawValue), proto)
-            defer { if fresh >= 0 { close(fresh) } }
+            // An upper-layer protocol (kernel TLS, "tls"; MPTCP's …) has state ferry cannot read.
+            var ulp = [UInt8](repeating: 0, count: 16)
+            len = socklen_t(ulp.count)
+            if ulp.withUnsafeMutableBytes({ getsockopt(fd, InetSocketPlan.solTCP, 31 /* TCP_ULP */, $0.baseAddress, &len) }) == 0, len > 0, ulp[0] != 0 {
+                out.append("TCP_ULP \"\(String(decoding: ulp.prefix { $0 != 0 }, as: UTF8.self))\"")
+            }
             func cc(_ s: Int32) -> [UInt8]? {
                 var b = [UInt8](repeating: 0, count: 16)
                 var l = socklen_t(16)

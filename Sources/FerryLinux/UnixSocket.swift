@@ -77,14 +77,16 @@ public enum UnixSocket {
         let domain = try option(copy, SO_DOMAIN), type = try option(copy, SO_TYPE)
         let proto = domain == 1 ? 0 : ((try? option(copy, SO_PROTOCOL)) ?? 0)
         let info = domain == 1 ? try diag(inode) : nil
-        if let why = refusal(inode: inode, domain: domain, type: type, protocol: proto, fdinfo: fdinfo, info: info) {
+        if let why = refusal(inode: inode, domain: domain, type: type, protocol: proto, fdinfo: fdinfo, info: info, connected: hasPeer(copy)) {
             throw FerryError("\(what) \(why)")
         }
         guard let info else { throw FerryError("\(what): no sock_diag record") }
         if info.state == TCP_LISTEN { return try dumpListener(copy, inode: inode, type: type, info: info, what: what) }
-        let queue = try peekQueue(copy, type: type, expected: type == UnixSocketImage.datagram ? nil : Int(info.rqueue),
+        var senders: [[UInt8]]? = type == UnixSocketImage.datagram ? [] : nil
+        // A stream or seqpacket socket never connected has no queue (and recv says EINVAL).
+        let queue = info.peer == 0 && type != UnixSocketImage.datagram ? [] : try peekQueue(copy, type: type, expected: type == UnixSocketImage.datagram ? nil : Int(info.rqueue),
                                   headLength: Int(info.rqueue), shutDown: info.shutdown & 1 != 0,
-                                  what: "\(what) (unix socket:[\(inode)])")
+                                  what: "\(what) (unix socket:[\(inode)])", senders: &senders)
         let s = UnixSocketImage(inode: inode, peer: UInt64(info.peer), type: type,
                                 sendBuffer: try option(copy, SO_SNDBUF), receiveBuffer: try option(copy, SO_RCVBUF),
                                 passCredentials: try option(copy, SO_PASSCRED) != 0, peekOffset: try option(copy, SO_PEEK_OFF),
@@ -93,6 +95,14 @@ public enum UnixSocket {
         let bound = name(info)
         if bound.first == "\0" {
             named.abstractName = Bytes(Array(bound.utf8.dropFirst()))
+        } else if !bound.isEmpty, info.peer == 0 || type == UnixSocketImage.datagram {
+            try recordPath(&named, bound: bound, info: info, what: what)
+        }
+        // Not connected, or a datagram socket that may be connected to one that is
+        // not connected back: checkTree decides over the tree (and clears it on pair ends).
+        if info.peer == 0 || type == UnixSocketImage.datagram {
+            named.unpaired = true
+            if !queue.isEmpty { named.senders = senders?.map(Bytes.init) }
         }
         if let why = named.problem() { throw FerryError("\(what): \(why)") }
         if !bound.isEmpty { connectedNames[inode] = UnixSocketPlan.ConnectedName(name: bound, fileInode: bound.first == "\0" ? nil : UInt64(info.vfs_inode)) }
@@ -109,32 +119,47 @@ public enum UnixSocket {
             let n = max(0, min(Int(info.name_len), 108))
             s.abstractName = Bytes(withUnsafeBytes(of: info.name) { Array($0.prefix(n).dropFirst()) })
         } else {
-            s.path = bound
-            var st = stat()
-            if lstat(bound, &st) == 0 {
-                guard st.st_mode & S_IFMT == S_IFSOCK, UInt64(st.st_ino) == UInt64(info.vfs_inode) else {
-                    throw FerryError("\(what) is a unix socket listening on \(bound), but that path now names another file; ferry cannot recreate the name")
-                }
-                s.pathMode = UInt32(st.st_mode) & 0o7777
-                s.pathOwner = st.st_uid
-                s.pathGroup = st.st_gid
-                s.pathInode = UInt64(st.st_ino)
-            } else if errno == ENOENT {
-                s.pathRemoved = true
-                // The removed file's inode: the connections it accepted name it too (UNIX_DIAG_VFS).
-                s.pathInode = UInt64(info.vfs_inode)
-                s.pathMode = 0o755; s.pathOwner = 0; s.pathGroup = 0
-            } else {
-                throw SystemError("lstat(\(bound))", errno: errno, "reading the socket file of fd \(what)")
-            }
+            try recordPath(&s, bound: bound, info: info, what: what)
         }
         if let why = s.problem() { throw FerryError("\(what): \(why)") }
         return s
     }
 
+    /// The path `bound` of socket `s` with its file's mode, owner and inode,
+    /// or `pathRemoved` when the program removed it after bind.
+    static func recordPath(_ s: inout UnixSocketImage, bound: String, info: ferry_unix_info, what: String) throws {
+        s.path = bound
+        var st = stat()
+        if lstat(bound, &st) == 0 {
+            guard st.st_mode & S_IFMT == S_IFSOCK, UInt64(st.st_ino) == UInt64(info.vfs_inode) else {
+                throw FerryError("\(what) is a unix socket bound to \(bound), but that path now names another file; ferry cannot recreate the name")
+            }
+            s.pathMode = UInt32(st.st_mode) & 0o7777
+            s.pathOwner = st.st_uid
+            s.pathGroup = st.st_gid
+            s.pathInode = UInt64(st.st_ino)
+        } else if errno == ENOENT {
+            s.pathRemoved = true
+            // The removed file's inode: the connections a listener accepted name it too (UNIX_DIAG_VFS).
+            s.pathInode = UInt64(info.vfs_inode)
+            s.pathMode = 0o755; s.pathOwner = 0; s.pathGroup = 0
+        } else {
+            throw SystemError("lstat(\(bound))", errno: errno, "reading the socket file of fd \(what)")
+        }
+    }
+
     /// Why a socket is not carried (the words after "fd N"), or nil when it is
     /// a connected pair end without a path name (its peer is checked over the tree).
-    static func refusal(inode: UInt64, domain: Int32, type: Int32, protocol proto: Int32, fdinfo: String, info: ferry_unix_info?) -> String? {
+    /// Whether `fd` is connected: getpeername answers while the peer it was
+    /// connected to is referenced, closed or not (sock_diag then reports no peer).
+    static func hasPeer(_ fd: Int32) -> Bool {
+        var a = sockaddr_un()
+        var len = socklen_t(MemoryLayout<sockaddr_un>.size)
+        return withUnsafeMutablePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &len) } } == 0
+    }
+
+    /// `connected`: getpeername answers on the socket (`hasPeer`).
+    static func refusal(inode: UInt64, domain: Int32, type: Int32, protocol proto: Int32, fdinfo: String, info: ferry_unix_info?, connected: Bool) -> String? {
         guard domain == 1 /* AF_UNIX */ else {
             return "is \(familyName(domain: domain, type: type, protocol: proto)) (socket:[\(inode)]); ferry carries only Unix socket pairs inside the tree — close it or run the program without it"
         }
@@ -155,11 +180,11 @@ public enum UnixSocket {
             }
             return nil
         }
-        if !bound.isEmpty && bound.first != "\0" && (info.peer == 0 || type == UnixSocketImage.datagram) {
-            return "is a unix socket bound to \(bound); ferry carries path names only on listeners and the connections they accepted"
+        if !bound.isEmpty && bound.first != "\0" && !bound.hasPrefix("/") && (info.peer == 0 || type == UnixSocketImage.datagram) {
+            return "is a unix socket bound to the relative path \(bound); ferry carries absolute paths only"
         }
-        guard info.peer != 0 else {
-            return "is a unix socket (socket:[\(inode)]) that is not connected or whose peer is closed; ferry carries only connected socket pairs yet"
+        if info.peer == 0 && connected {
+            return "is a unix socket (socket:[\(inode)]) whose peer is closed; ferry does not carry it — let the program read its data and close it first"
         }
         guard [UnixSocketImage.stream, UnixSocketImage.datagram, UnixSocketImage.seqpacket].contains(type) else {
             return "is a unix socket of type \(type); ferry carries stream, datagram and seqpacket sockets"
@@ -192,26 +217,32 @@ public enum UnixSocket {
             let proto = domain == 1 ? 0 : ((try? option(copy, SO_PROTOCOL)) ?? 0)
             let info = domain == 1 ? (try? diag(s.inode)) ?? nil : nil
             let fdinfo = (try? ProcFS.text("/proc/\(s.pid)/fdinfo/\(s.fd)")) ?? ""
-            if let why = refusal(inode: s.inode, domain: domain, type: type, protocol: proto, fdinfo: fdinfo, info: info) {
+            if let why = refusal(inode: s.inode, domain: domain, type: type, protocol: proto, fdinfo: fdinfo, info: info, connected: hasPeer(copy)) {
                 return "\(head) not carried: \(why)"
             }
             if let info, info.state == TCP_LISTEN {
                 return "\(head) carried (unix listening socket on \(UnixSocketPlan.printable(name(info))))"
             }
             let peer = UInt64(info?.peer ?? 0)
+            let kind = type == UnixSocketImage.stream ? "stream" : type == UnixSocketImage.datagram ? "datagram" : "seqpacket"
+            if peer == 0 {
+                let n = info.map(name) ?? ""
+                return "\(head) carried (unix \(kind) socket, not connected\(n.isEmpty ? "" : ", bound to \(UnixSocketPlan.printable(n))"))"
+            }
             guard inTree.contains(peer) else {
                 let n = peerName(peer).map { " (bound to \(UnixSocketPlan.printable($0)))" } ?? ""
                 return "\(head) not carried: its peer socket:[\(peer)]\(n) is outside the tree\(n.isEmpty ? "" : " (--ext-unix-sk connects it again)")"
             }
-            let kind = type == UnixSocketImage.stream ? "stream" : type == UnixSocketImage.datagram ? "datagram" : "seqpacket"
-            return "\(head) carried (unix \(kind) pair with socket:[\(peer)])"
+            // A datagram socket may be one client of a bound socket rather than one end of a pair.
+            return "\(head) carried (unix \(kind) \(type == UnixSocketImage.datagram ? "socket connected to" : "pair with") socket:[\(peer)])"
         }
     }
 
     /// The queued data of a socket, read with MSG_PEEK from offset 0 with
     /// SO_PEEK_OFF (one message per call for datagrams), which is then put
     /// back as it was: the source's queue and peek offset are unchanged.
-    static func peekQueue(_ s: Int32, type: Int32, expected: Int?, headLength: Int? = nil, shutDown: Bool, what: String) throws -> [[UInt8]] {
+    static func peekQueue(_ s: Int32, type: Int32, expected: Int?, headLength: Int? = nil, shutDown: Bool, what: String,
+                          senders: UnsafeMutablePointer<[[UInt8]]?>? = nil) throws -> [[UInt8]] {
         let saved = try option(s, SO_PEEK_OFF)
         var zero: Int32 = 0
         try checkLibc(setsockopt(s, SOL_SOCKET, SO_PEEK_OFF, &zero, 4), "setsockopt(SO_PEEK_OFF, 0)", "peeking at a socket queue")
@@ -226,7 +257,13 @@ public enum UnixSocket {
         // MSG_TRUNC: a datagram's whole length, to tell one too long for the buffer.
         let flags = Int32(MSG_PEEK | MSG_DONTWAIT) | (type == UnixSocketImage.stream ? 0 : Int32(MSG_TRUNC))
         while true {
-            let n = buf.withUnsafeMutableBytes { recv(s, $0.baseAddress, cap, flags) }
+            var from = sockaddr_un()
+            var fromLength = socklen_t(MemoryLayout<sockaddr_un>.size)
+            let n = buf.withUnsafeMutableBytes { b in
+                withUnsafeMutablePointer(to: &from) { a in
+                    a.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(s, b.baseAddress, cap, flags, $0, &fromLength) }
+                }
+            }
             if n < 0 {
                 if errno == EAGAIN { break }
                 throw SystemError("recv(MSG_PEEK)", errno: errno, what)
@@ -240,6 +277,13 @@ public enum UnixSocket {
             }
             guard n <= cap else { throw FerryError("\(what) has a queued message of \(n) bytes, over ferry's \(cap)") }
             if type == UnixSocketImage.stream, !out.isEmpty { out[0] += buf[0..<n] } else { out.append(Array(buf[0..<n])) }
+            if senders != nil, type == UnixSocketImage.datagram {
+                // The sender's name: sun_path after the family (a path with its terminator).
+                let length = max(0, min(Int(fromLength) - 2, 108))
+                var name = withUnsafeBytes(of: from.sun_path) { Array($0.prefix(length)) }
+                if name.first != 0, let end = name.firstIndex(of: 0) { name = Array(name[..<end]) }
+                senders?.pointee?.append(name)
+            }
             total += n
             guard total <= UnixSocketImage.maxQueuedBytes, out.count <= UnixSocketImage.maxMessages else {
                 throw FerryError("\(what) has over \(UnixSocketImage.maxQueuedBytes) bytes or \(UnixSocketImage.maxMessages) messages queued; ferry does not carry that much")
@@ -284,7 +328,7 @@ public enum UnixSocket {
         let inTree = Set(UnixSocketPlan.ends(processes).map(\.socket.inode))
         for pi in processes.indices {
             for fi in processes[pi].files.indices {
-                guard let s = processes[pi].files[fi].unixSocket, s.listenBacklog == nil, !inTree.contains(s.peer) else { continue }
+                guard let s = processes[pi].files[fi].unixSocket, s.listenBacklog == nil, s.peer != 0, !inTree.contains(s.peer) else { continue }
                 let name = rawName(s.peer)
                 if let why = UnixSocketPlan.externalRefusal(s, peerName: name) {
                     throw FerryError("cannot checkpoint \(processes[pi].pid): fd \(processes[pi].files[fi].fd) \(why)")
@@ -302,8 +346,29 @@ public enum UnixSocket {
         // Filled by this capture's dumps; a later capture fills it again.
         defer { connectedNames = [:] }
         if externalPeersAllowed { try markExternal(&processes) }
+        let loose = UnixSocketPlan.unpairedInodes(UnixSocketPlan.ends(processes))
+        for pi in processes.indices {
+            for fi in processes[pi].files.indices where processes[pi].files[fi].unixSocket?.unpaired == true {
+                guard let inode = processes[pi].files[fi].unixSocket?.inode, !loose.contains(inode) else { continue }
+                // One end of a pair after all: created with socketpair, its sender names not needed.
+                processes[pi].files[fi].unixSocket?.unpaired = nil
+                processes[pi].files[fi].unixSocket?.senders = nil
+                if let path = processes[pi].files[fi].unixSocket?.path {
+                    throw FerryError("cannot checkpoint \(processes[pi].pid): fd \(processes[pi].files[fi].fd) is a datagram unix socket bound to \(path) and connected to a socket outside the tree or connected back to it; ferry carries a path name on a datagram socket only when it is not connected, or connected to a socket of the tree that is not connected back")
+                }
+            }
+        }
+        let all = UnixSocketPlan.ends(processes)
+        for e in all where e.socket.unpaired == true {
+            do {
+                _ = try UnixSocketPlan.connectTarget(of: e.socket, among: all.map(\.socket))
+                _ = try UnixSocketPlan.senders(of: e.socket, among: all.map(\.socket))
+            } catch let u as UnixSocketPlan.Uncarried {
+                throw FerryError("cannot checkpoint \(e.pid): fd \(e.fd) \(u)")
+            }
+        }
         do {
-            let accepted = try UnixSocketPlan.acceptedFrom(UnixSocketPlan.ends(processes), names: connectedNames)
+            let accepted = try UnixSocketPlan.acceptedFrom(UnixSocketPlan.ends(processes).filter { $0.socket.unpaired != true }, names: connectedNames)
             for pi in processes.indices {
                 for fi in processes[pi].files.indices {
                     guard let inode = processes[pi].files[fi].unixSocket?.inode, let l = accepted[inode] else { continue }
@@ -334,6 +399,14 @@ public enum UnixSocket {
         var slots: [UInt64: Int32] = [:]
         for l in UnixSocketPlan.listeners(UnixSocketPlan.ends(processes)) {
             slots[l.inode] = try createListener(l, reserve: reserve, injector: injector, scratch: scratch)
+        }
+        let loose = UnixSocketPlan.unpaired(UnixSocketPlan.ends(processes))
+        for u in loose {
+            if let path = u.path { try clearStalePath(path, inode: u.pathInode, socket: u.inode, type: u.type) }
+            let fd = try reserve(1)
+            try makeSocket(u, at: fd, injector: injector, scratch: scratch)
+            try bindName(u, at: fd, injector: injector, scratch: scratch)
+            slots[u.inode] = fd
         }
         for e in UnixSocketPlan.externals(UnixSocketPlan.ends(processes)) {
             slots[e.inode] = try connectExternal(e, reserve: reserve, injector: injector, scratch: scratch)
@@ -378,13 +451,65 @@ public enum UnixSocket {
                 slots[s.inode] = fd
             }
         }
-        // A path the program had removed after bind goes once its connections are made.
-        for l in UnixSocketPlan.listeners(UnixSocketPlan.ends(processes)) where l.pathRemoved == true {
+        try connectUnpaired(loose, all: UnixSocketPlan.ends(processes).map(\.socket), slots: slots, injector: injector, scratch: scratch)
+        // A path the program had removed after bind goes once its connections are made and datagrams queued.
+        for l in UnixSocketPlan.listeners(UnixSocketPlan.ends(processes)) + loose where l.pathRemoved == true {
             guard let path = l.path else { continue }
             try injector.memory.write(scratch.data, Array(path.utf8) + [0])
             try injector.call(unlinkNr, [scratch.data], "unlink(\(path)), removed on the source")
         }
         return slots
+    }
+
+    /// The unpaired sockets (created and named in `createPairs`): each
+    /// datagram socket connects to its peer's name, then every queued
+    /// datagram is sent again from a socket with its sender's name (or none),
+    /// then SO_PEEK_OFF and shutdown.
+    static func connectUnpaired(_ loose: [UnixSocketImage], all: [UnixSocketImage], slots: [UInt64: Int32],
+                                injector: Injector, scratch: ScratchArea) throws {
+        func planned<T>(_ s: UnixSocketImage, _ f: () throws -> T) throws -> T {
+            do { return try f() } catch let u as UnixSocketPlan.Uncarried { throw FerryError("cannot restore socket \(s.inode): it \(u)") }
+        }
+        for u in loose {
+            guard let fd = slots[u.inode], let target = try planned(u, { try UnixSocketPlan.connectTarget(of: u, among: all) }) else { continue }
+            let addr = UnixSocketPlan.sockaddr(target)
+            try injector.memory.write(scratch.data, addr)
+            try injector.call(42 /* connect */, [UInt64(fd), scratch.data, UInt64(addr.count)],
+                              "connect(\(UnixSocketPlan.printable(String(decoding: target, as: UTF8.self)))) for socket \(u.inode)")
+        }
+        for u in loose where !u.queue.isEmpty {
+            let senders = try planned(u) { try UnixSocketPlan.senders(of: u, among: all) }
+            guard let name = u.nameBytes else { continue }
+            let addr = UnixSocketPlan.sockaddr(name)
+            for (m, who) in zip(u.queue, senders) {
+                guard m.count + 128 <= scratch.dataSize else {
+                    throw FerryError("cannot restore socket \(u.inode): a queued datagram of \(m.count) bytes exceeds ferry's \(scratch.dataSize - 128)-byte working area")
+                }
+                let from: Int64
+                switch who {
+                case .temporary:
+                    from = try injector.call(socketNr, [1 /* AF_UNIX */, UInt64(UnixSocketImage.datagram) | UInt64(O_CLOEXEC), 0], "socket(AF_UNIX, datagram) to queue a datagram for socket \(u.inode)")
+                case .socket(let inode):
+                    guard let fd = slots[inode] else { throw FerryError("cannot restore socket \(u.inode): the sender of a queued datagram, socket \(inode), was not created") }
+                    from = Int64(fd)
+                }
+                defer { if case .temporary = who { _ = try? injector.raw(SYS.close, [UInt64(from)]) } }
+                try injector.memory.write(scratch.data, addr)
+                try injector.memory.write(scratch.data + 128, m.value)
+                let sent = try injector.call(sendtoNr, [UInt64(from), scratch.data + 128, UInt64(m.count), UInt64(MSG_DONTWAIT), scratch.data, UInt64(addr.count)],
+                                             "sendto(a queued datagram of socket \(u.inode))")
+                guard sent == Int64(m.count) else { throw FerryError("cannot restore socket \(u.inode): a queued datagram of \(m.count) bytes went out as \(sent)") }
+            }
+        }
+        for u in loose {
+            guard let fd = slots[u.inode] else { continue }
+            if u.peekOffset >= 0 { try set(fd, SO_PEEK_OFF, u.peekOffset, u, injector, scratch) }
+            for how in UnixSocketPlan.shutdownCalls(u.shutdown) {
+                // On a socket that is not connected shutdown sets the bits all the same.
+                let r = try injector.raw(shutdownNr, [UInt64(fd), UInt64(how)])
+                if r < 0 && r != -Int64(ENOTCONN) { throw SystemError("shutdown(\(how)) of socket \(u.inode)", errno: Int32(-r), "in process \(injector.memory.pid)") }
+            }
+        }
     }
 
     /// Re-creates a connection a listener of the tree accepted: a new socket
@@ -412,28 +537,34 @@ public enum UnixSocket {
     /// the program had removed is removed again), with mode, owner and backlog.
     static func createListener(_ l: UnixSocketImage, reserve: (Int32) throws -> Int32, injector: Injector, scratch: ScratchArea) throws -> Int32 {
         guard let backlog = l.listenBacklog else { throw FerryError("cannot restore socket \(l.inode): not a listener") }
-        if let path = l.path { try clearStalePath(path, inode: l.pathInode, socket: l.inode) }
+        if let path = l.path { try clearStalePath(path, inode: l.pathInode, socket: l.inode, type: l.type) }
         let fd = try reserve(1)
         try makeSocket(l, at: fd, injector: injector, scratch: scratch)
-        if let name = l.abstractName?.value {
-            try bindAbstract(fd, name, l, injector, scratch)
-        } else if let path = l.path {
-            let addr: [UInt8] = [1, 0] + Array(path.utf8) + [0]
-            try injector.memory.write(scratch.data, addr)
-            try injector.call(bindNr, [UInt64(fd), scratch.data, UInt64(addr.count)], "bind(\(path)) of listening socket \(l.inode)")
-            let at = scratch.data + 128
-            try injector.memory.write(at, Array(path.utf8) + [0])
-            // A path the program had removed is removed once the listener's connections are made (createPairs).
-            if l.pathRemoved != true {
-                try injector.call(chmodNr, [at, UInt64(l.pathMode ?? 0o755)], "chmod(\(path))")
-                try injector.call(lchownNr, [at, UInt64(l.pathOwner ?? 0), UInt64(l.pathGroup ?? 0)], "lchown(\(path))")
-            }
-        }
+        try bindName(l, at: fd, injector: injector, scratch: scratch)
         try injector.call(listenNr, [UInt64(fd), UInt64(backlog)], "listen(socket \(l.inode), \(backlog))")
         for how in UnixSocketPlan.shutdownCalls(l.shutdown) {
             try injector.call(shutdownNr, [UInt64(fd), UInt64(how)], "shutdown(\(how)) of socket \(l.inode)")
         }
         return fd
+    }
+
+    /// Binds `fd` to `s`'s abstract name or path (the file then gets its
+    /// mode and owner; a path the program had removed is removed once the
+    /// socket's connections and datagrams are made, in createPairs).
+    static func bindName(_ s: UnixSocketImage, at fd: Int32, injector: Injector, scratch: ScratchArea) throws {
+        if let name = s.abstractName?.value {
+            try bindAbstract(fd, name, s, injector, scratch)
+        } else if let path = s.path {
+            let addr = UnixSocketPlan.sockaddr(Array(path.utf8))
+            try injector.memory.write(scratch.data, addr)
+            try injector.call(bindNr, [UInt64(fd), scratch.data, UInt64(addr.count)], "bind(\(path)) of unix socket \(s.inode)")
+            let at = scratch.data + 128
+            try injector.memory.write(at, Array(path.utf8) + [0])
+            if s.pathRemoved != true {
+                try injector.call(chmodNr, [at, UInt64(s.pathMode ?? 0o755)], "chmod(\(path))")
+                try injector.call(lchownNr, [at, UInt64(s.pathOwner ?? 0), UInt64(s.pathGroup ?? 0)], "lchown(\(path))")
+            }
+        }
     }
 
     /// A new socket of `s`'s type at descriptor `fd`, with its buffer sizes and SO_PASSCRED.
@@ -468,14 +599,14 @@ public enum UnixSocket {
     }
 
     /// Removes the socket file the source left at `path` (the same inode, and
-    /// a connect finds nobody listening); any other file there is refused.
-    static func clearStalePath(_ path: String, inode: UInt64?, socket: UInt64) throws {
+    /// a connect of a socket of `type` finds nobody there); any other file there is refused.
+    static func clearStalePath(_ path: String, inode: UInt64?, socket: UInt64, type: Int32) throws {
         var st = stat()
         guard lstat(path, &st) == 0 else { return }
         guard st.st_mode & S_IFMT == S_IFSOCK, inode == UInt64(st.st_ino) else {
-            throw FerryError("cannot restore listening socket \(socket): \(path) exists and is not the socket file the source left; remove it")
+            throw FerryError("cannot restore unix socket \(socket): \(path) exists and is not the socket file the source left; remove it")
         }
-        let probe = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let probe = Glibc.socket(AF_UNIX, type | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard probe >= 0 else { throw SystemError("socket(AF_UNIX)", errno: errno, "probing \(path)") }
         defer { close(probe) }
         var addr = sockaddr_un()
@@ -485,7 +616,7 @@ public enum UnixSocket {
         }
         let r = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
         if r == 0 || errno != ECONNREFUSED {
-            throw FerryError("cannot restore listening socket \(socket): something still listens on \(path) (the source, during a same-host migration or --leave-running?); stop it first")
+            throw FerryError("cannot restore unix socket \(socket): something is still bound to \(path) (the source, during a same-host migration or --leave-running?); stop it first")
         }
         guard unlink(path) == 0 else { throw SystemError("unlink(\(path))", errno: errno, "replacing the socket file the source left") }
     }

@@ -50,6 +50,58 @@ struct InetSocketPlanTests {
         #expect(throws: P.Invalid.self) { try P.steps(img) }
     }
 
+    @Test func unboundSocketsAreCarriedWithTheShutdownPollShows() throws {
+        // TCP in CLOSE always reports POLLHUP: only POLLRDHUP tells the receive bit.
+        #expect(P.unboundShutdown(pollEvents: P.pollHup, udp: false) == 0)
+        #expect(P.unboundShutdown(pollEvents: P.pollHup | P.pollRdHup, udp: false) == 1)
+        #expect(P.unboundShutdown(pollEvents: 0, udp: true) == 0)
+        #expect(P.unboundShutdown(pollEvents: P.pollRdHup, udp: true) == 1)
+        #expect(P.unboundShutdown(pollEvents: P.pollHup | P.pollRdHup, udp: true) == 3)
+        let any4 = InetEndpoint(address: [0, 0, 0, 0], port: 0)
+        var tcp = P.Facts(family: P.afInet, type: P.sockStream, proto: 6, tcpState: 7, local: any4)
+        #expect(P.isUnbound(tcp))
+        #expect(P.decide(tcp) == .carry("closed"))
+        tcp.local = Self.lo4
+        #expect(!P.isUnbound(tcp))
+        let udp = P.Facts(family: P.afInet6, type: P.sockDgram, proto: 17, local: InetEndpoint(address: [UInt8](repeating: 0, count: 16), port: 0))
+        #expect(P.isUnbound(udp))
+        var connected = udp
+        connected.peer = Self.lo4
+        #expect(!P.isUnbound(connected))
+        // No address at all: restored with socket and its options only.
+        var img = InetSocketImage(family: P.afInet, type: P.sockStream, proto: 6, state: "closed",
+                                  options: [SocketOptionValue(level: 1, name: 5, value: 1)])
+        img.shutdown = 1
+        #expect(try P.steps(img) == [.socket(family: P.afInet, type: P.sockStream, proto: 6), .setsockopt(level: 1, name: 5, value: 1), .shutdown(0)])
+    }
+
+    @Test func boundDeviceIsSetBeforeBindAndValidated() throws {
+        var img = InetSocketImage(family: P.afInet, type: P.sockStream, proto: 6, state: "listen", local: Self.lo4, backlog: 5)
+        img.device = "lo"
+        let steps = try P.steps(img)
+        let dev = try #require(steps.firstIndex(of: .bindToDevice("lo")))
+        let bind = try #require(steps.firstIndex { if case .bind = $0 { return true } else { return false } })
+        #expect(dev < bind)
+        for bad in ["", "sixteen-bytes-xx", "a/b", "e\u{0}0"] {
+            img.device = bad
+            #expect(throws: P.Invalid.self, "\(bad)") { try P.steps(img) }
+        }
+    }
+
+    @Test func bufferLockFollowsTheForcedReceiveBuffer() throws {
+        var img = InetSocketImage(family: P.afInet, type: P.sockStream, proto: 6, state: "established", local: Self.lo4,
+                                  peer: InetEndpoint(address: [127, 0, 0, 1], port: 5000),
+                                  options: [SocketOptionValue(level: 1, name: 8, value: 4096), SocketOptionValue(level: 1, name: 72, value: 0)])
+        img.tcp = TCPConnectionState(sendSeq: 1, recvSeq: 2, sendQueue: [], recvQueue: [UInt8](repeating: 7, count: 100_000), mss: 1460,
+                                     sendWindowScale: nil, recvWindowScale: nil, sack: false, timestamp: nil, window: [0, 0, 0, 0, 0])
+        let steps = try P.steps(img)
+        let need = try #require(steps.firstIndex { if case .setsockopt(1, 33, let v) = $0 { return v > 2048 } else { return false } })
+        let lock = try #require(steps.firstIndex(of: .setsockopt(level: 1, name: 72, value: 0)))
+        #expect(need < lock)
+        let repair = try #require(steps.firstIndex(of: .setsockopt(level: 6, name: 19, value: 1)))
+        #expect(lock < repair)
+    }
+
     @Test func sharedPortsBindWithReusePortAndPutItBackAfter() throws {
         let reuse = SocketOptionValue(level: 1, name: 15, value: 1)
         let a = InetSocketImage(family: P.afInet, type: P.sockStream, proto: 6, state: "listen", local: Self.lo4, backlog: 5)

@@ -166,6 +166,79 @@ struct UnixSocketPlanTests {
         #expect(UnixSocketPlan.shutdownCalls(3) == [1, 0])
     }
 
+    static func named(_ inode: UInt64, peer: UInt64 = 0, path: String? = nil, abstract: String? = nil,
+                      queue: [[UInt8]] = [], senders: [[UInt8]] = []) -> UnixSocketImage {
+        var s = sock(inode, peer: peer, type: UnixSocketImage.datagram, queue: queue)
+        s.unpaired = true
+        s.path = path
+        if path != nil { s.pathMode = 0o640; s.pathOwner = 0; s.pathGroup = 0 }
+        s.abstractName = abstract.map { Bytes(Array($0.utf8)) }
+        if !queue.isEmpty { s.senders = senders.map(Bytes.init) }
+        return s
+    }
+
+    @Test func unconnectedAndClientDatagramSocketsAreUnpaired() throws {
+        let server = Self.named(20, path: "/run/dg.sock")
+        var client = Self.sock(21, peer: 20, type: UnixSocketImage.datagram)
+        let selfConnected = Self.named(22, peer: 22, abstract: "me")
+        let stream = Self.sock(23, peer: 0)
+        let pairA = Self.sock(30, peer: 31, type: UnixSocketImage.datagram), pairB = Self.sock(31, peer: 30, type: UnixSocketImage.datagram)
+        let outside = Self.sock(32, peer: 99, type: UnixSocketImage.datagram)
+        let tree = [Self.process(1, [(3, server), (4, client), (5, selfConnected), (6, stream), (7, pairA), (8, pairB), (9, outside)])]
+        #expect(UnixSocketPlan.unpairedInodes(UnixSocketPlan.ends(tree)) == [20, 21, 22, 23])
+        // The client connects to the server's path again; an unconnected socket connects nowhere.
+        client.unpaired = true
+        #expect(try UnixSocketPlan.connectTarget(of: client, among: [server, client]) == Array("/run/dg.sock".utf8))
+        #expect(try UnixSocketPlan.connectTarget(of: server, among: [server, client]) == nil)
+        #expect(throws: UnixSocketPlan.Uncarried.self) { try UnixSocketPlan.connectTarget(of: client, among: [Self.named(20), client]) }
+        // Marked unpaired, they are no pairs.
+        var marked = tree
+        for i in marked[0].files.indices where [20, 21, 22, 23].contains(marked[0].files[i].unixSocket!.inode) { marked[0].files[i].unixSocket!.unpaired = true }
+        marked[0].files.removeLast()
+        #expect(try UnixSocketPlan.pairs(UnixSocketPlan.ends(marked)).map { [$0.0.inode, $0.1.inode] } == [[30, 31]])
+        #expect(UnixSocketPlan.unpaired(UnixSocketPlan.ends(marked)).map(\.inode) == [20, 21, 22, 23])
+        #expect(UnixSocketPlan.sockaddr(Array("/a".utf8)) == [1, 0, 0x2f, 0x61, 0])
+        #expect(UnixSocketPlan.sockaddr([0, 0x61]) == [1, 0, 0, 0x61])
+    }
+
+    @Test func queuedDatagramsAreSentAgainByTheirSenders() throws {
+        let named = Self.named(40, abstract: "sender")
+        let server = Self.named(41, path: "/run/dg.sock", queue: [[1], [2]], senders: [[], [0] + Array("sender".utf8)])
+        #expect(try UnixSocketPlan.senders(of: server, among: [named, server]) == [.temporary, .socket(40)])
+        // A sender name no socket of the tree has.
+        let stray = Self.named(42, path: "/run/dg.sock", queue: [[1]], senders: [[0] + Array("gone".utf8)])
+        #expect(throws: UnixSocketPlan.Uncarried.self) { try UnixSocketPlan.senders(of: stray, among: [named, stray]) }
+        // A connected socket takes datagrams from its peer only; connected to itself, from itself.
+        let me = Self.named(43, peer: 43, path: "/run/me.sock", queue: [[1]], senders: [Array("/run/me.sock".utf8)])
+        #expect(try UnixSocketPlan.senders(of: me, among: [me]) == [.socket(43)])
+        let early = Self.named(44, peer: 40, path: "/run/c.sock", queue: [[1]], senders: [[]])
+        #expect(throws: UnixSocketPlan.Uncarried.self) { try UnixSocketPlan.senders(of: early, among: [named, early]) }
+        // No name to send to.
+        let unnamed = Self.named(45, queue: [[1]], senders: [[]])
+        #expect(throws: UnixSocketPlan.Uncarried.self) { try UnixSocketPlan.senders(of: unnamed, among: [unnamed]) }
+    }
+
+    @Test func unpairedRecordsOutOfRangeAreNamed() {
+        #expect(Self.named(50, path: "/run/a.sock", queue: [[1]], senders: [[]]).problem() == nil)
+        #expect(Self.named(50, peer: 50, abstract: "x").problem() == nil)
+        var s = Self.named(50, path: "/run/a.sock", queue: [[1]], senders: [[]]); s.senders = nil
+        #expect(s.problem() != nil, "datagrams without senders")
+        s = Self.named(50, path: "/run/a.sock", queue: [[1]], senders: [[], []])
+        #expect(s.problem() != nil, "more senders than datagrams")
+        s = Self.named(50, path: "/run/a.sock", queue: [[1]], senders: [[UInt8](repeating: 1, count: 109)])
+        #expect(s.problem() != nil, "a sender name over 108 bytes")
+        s = Self.named(50, path: "relative.sock")
+        #expect(s.problem() != nil)
+        s = Self.named(50, path: "/a.sock", abstract: "b")
+        #expect(s.problem() != nil, "two names")
+        s = Self.sock(50, peer: 51); s.unpaired = true
+        #expect(s.problem() != nil, "a connected stream socket is a pair end")
+        s = Self.sock(50, peer: 0, queue: [[1]]); s.unpaired = true
+        #expect(s.problem() != nil, "an unconnected stream socket with data")
+        s = Self.sock(50, peer: 51, type: UnixSocketImage.datagram); s.senders = []
+        #expect(s.problem() != nil, "senders on a pair end")
+    }
+
     @Test func recordsOutOfRangeAreNamed() {
         var s = Self.sock(10, peer: 11)
         #expect(s.problem() == nil)

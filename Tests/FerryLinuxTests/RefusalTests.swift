@@ -162,6 +162,26 @@ struct RefusalTests {
              ev.set(); time.sleep(30)
          threading.Thread(target=f,daemon=True).start(); ev.wait()
          """, "has its own descriptor table (unshare)"),
+        ("SO_BUSY_POLL on a socket never bound", """
+         import socket
+         s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)
+         s.setsockopt(socket.SOL_SOCKET,46,50)
+         """, "UDP IPv4 socket 0.0.0.0:0 has SO_BUSY_POLL set"),
+        ("SO_MAX_PACING_RATE on a TCP socket never bound", """
+         import socket
+         s=socket.socket(socket.AF_INET6,socket.SOCK_STREAM)
+         s.setsockopt(socket.SOL_SOCKET,47,100000)
+         """, "TCP IPv6 socket [::]:0 has SO_MAX_PACING_RATE set"),
+        ("a unix socket whose peer is closed", """
+         import socket
+         a,b=socket.socketpair()
+         b.close()
+         """, "whose peer is closed"),
+        ("SO_LINGER on a TCP socket never bound", """
+         import socket,struct
+         s=socket.socket()
+         s.setsockopt(socket.SOL_SOCKET,socket.SO_LINGER,struct.pack('ii',1,5))
+         """, "TCP IPv4 socket 0.0.0.0:0 has SO_LINGER set"),
     ])
     func uncarriedStateIsRefusedByName(_ what: String, _ setup: String, _ fragment: String) throws {
         // Only the state under test: none of the test runner's descriptors.

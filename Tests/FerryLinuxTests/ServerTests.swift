@@ -42,24 +42,43 @@ struct ServerTests {
         #expect(Self.waitFor(ctl + "/result", seconds: 15), "no result")
     }
 
+    /// Runs `setUp` (Python, given the working directory) in a process of
+    /// its own, checkpoints it and returns ferry's stderr after checking
+    /// that the checkpoint failed and the process runs on.
+    static func refusedCheckpoint(_ name: String, _ setUp: (String) -> String) throws -> String {
+        let dir = try tempDir(name)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try (setUp(dir) + "\nopen('\(dir)/ready', 'w').close()\nimport time\ntime.sleep(60)\n").write(toFile: dir + "/q.py", atomically: true, encoding: .utf8)
+        let p = try Child(["/usr/bin/python3", W.workloads + "/launch.py", try pythonExecutable(), dir + "/q.py"], stdout: .null, stderr: .null)
+        defer { p.kill(); _ = p.wait() }
+        #expect(waitFor(dir + "/ready", seconds: 10), "no ready")
+        let r = try Child.run([W.ferry, "checkpoint", "\(p.pid)", "-o", dir + "/image"])
+        #expect(r.status != 0 && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        #expect(kill(p.pid, 0) == 0, "the refused process is gone")
+        return r.stderr
+    }
+
     /// A UDP socket with a datagram (here a zero-length one) not read yet is refused by name.
     @Test func queuedDatagramIsRefused() throws {
-        let dir = try Self.tempDir("ferry_udpq")
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let script = """
-        import socket, time
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', 0))
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'', s.getsockname())
-        open('\(dir)/ready', 'w').close()
-        time.sleep(60)
-        """
-        try script.write(toFile: dir + "/q.py", atomically: true, encoding: .utf8)
-        let p = try Child(["/usr/bin/python3", W.workloads + "/launch.py", try Self.pythonExecutable(), dir + "/q.py"], stdout: .null, stderr: .null)
-        defer { p.kill(); _ = p.wait() }
-        #expect(Self.waitFor(dir + "/ready", seconds: 10), "no ready")
-        let r = try Child.run([W.ferry, "checkpoint", "\(p.pid)", "-o", dir + "/image"])
-        #expect(r.status != 0 && r.stderr.contains("UDP IPv4 socket 127.0.0.1:") && r.stderr.contains("datagrams waiting"), "\(r.stderr)")
-        #expect(kill(p.pid, 0) == 0, "the refused process is gone")
+        let e = try Self.refusedCheckpoint("ferry_udpq") { _ in """
+            import socket
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', 0))
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'', s.getsockname())
+            """ }
+        #expect(e.contains("UDP IPv4 socket 127.0.0.1:") && e.contains("datagrams waiting"), "\(e)")
+    }
+
+    /// A unix datagram socket holding a datagram from a named socket closed
+    /// since (no socket of the tree has that name to send it again) is
+    /// refused by name, and the process runs on.
+    @Test func unixDatagramFromAClosedNamedSenderIsRefused() throws {
+        let e = try Self.refusedCheckpoint("ferry_dgq") { _ in """
+            import os, socket
+            r = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); r.bind('\\0ferry-r-%d' % os.getpid())
+            t = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); t.bind('\\0ferry-s-%d' % os.getpid())
+            t.sendto(b'x', '\\0ferry-r-%d' % os.getpid()); t.close()
+            """ }
+        #expect(e.contains("one from @ferry-s-") && e.contains("which no socket of the tree holds"), "\(e)")
     }
 
     /// A checkpoint refused after an established connection was put in
