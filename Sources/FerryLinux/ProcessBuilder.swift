@@ -262,17 +262,21 @@ final class ProcessBuilder {
         guard moves == (parent.adaptation?.plan.moves ?? []) else {
             throw FerryError("cannot restore process \(image.pid) in this layout: its areas move unlike its parent \(parent.image.pid)'s, so the pages it shares copy-on-write with it cannot be copied; restore with the native layout")
         }
-        let chunk = UInt64(1 << 20)
-        // `image.inheritedPages` keeps the image's (original) addresses.
+        let page = UInt64(ImageFormat.pageSize), chunk = 256
+        // `image.inheritedPages` keeps the image's (original) addresses. Pages the parent never
+        // got are zero (and reading them would wait on its userfaultfd): the child's are zero too.
+        func unfilled(_ a: UInt64) -> Bool { parent.userfault?.unfilled(a) ?? false }
         for r in image.inheritedPages ?? [] {
             let delta = moves.first { $0.old.contains(r.start) }?.delta ?? 0
             var at = r.start &+ delta
             let end = r.end &+ delta
             while at < end {
-                let n = Int(min(chunk, end - at))
-                let bytes = try parent.memory.read(at, count: n)
-                try write(PageRun(pid: image.pid, address: at, pageCount: n / ImageFormat.pageSize, data: bytes))
-                at += UInt64(n)
+                if unfilled(at) { at += page; continue }
+                var n = 1
+                while n < chunk && at + UInt64(n) * page < end && !unfilled(at + UInt64(n) * page) { n += 1 }
+                let bytes = try parent.memory.read(at, count: n * Int(page))
+                try write(PageRun(pid: image.pid, address: at, pageCount: n, data: bytes))
+                at += UInt64(n) * page
             }
         }
     }
