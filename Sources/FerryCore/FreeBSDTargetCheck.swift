@@ -31,6 +31,9 @@ public enum FreeBSDTargetCheck {
                 out.append("cannot restore process \(p.pid) on FreeBSD: thread \(t.tid) is running a signal handler on its alternate stack (rsp \(hex(t.registers.rsp))), and the Linuxulator's rt_sigreturn frame differs from Linux's; checkpoint again when no handler runs")
             }
         }
+        if let r = p.inheritedPages?.first {
+            out.append("cannot restore process \(p.pid) on FreeBSD: its pages from \(hex(r.start)) are stored only in its parent's image (still shared copy-on-write at the checkpoint), and the FreeBSD restore does not fork it from its filled parent; checkpoint with --no-cow-sharing, or restore it on Linux")
+        }
         var keepers: [String] = []
         for t in p.threads {
             var what: [String] = []

@@ -690,6 +690,13 @@ public struct ProcessImage: Codable, Equatable, Sendable {
     /// On a session leader whose session has a controlling terminal that is
     /// a pty of the tree: its index and the foreground process group.
     public var controllingTerminal: ControllingTerminal?
+    /// Pages this process still shared copy-on-write with its parent at the
+    /// checkpoint (the same physical page at the same address, in a private
+    /// mapping the parent has identically). They are not stored for this
+    /// process: the restore forks it from its filled parent and keeps them.
+    /// In address order, disjoint, each inside one of its mappings. Absent
+    /// when none (and in older images).
+    public var inheritedPages: [PageRange]?
 
     public init(pid: Int32, nsPids: [Int32] = [], ppid: Int32 = 0, pgid: Int32 = 0, sid: Int32 = 0, comm: String = "",
                 credentials: Credentials = Credentials(), exe: FileIdentity? = nil, cwd: String = "/", root: String = "/",
@@ -703,6 +710,14 @@ public struct ProcessImage: Codable, Equatable, Sendable {
         self.signalActions = signalActions; self.sharedPendingSignals = sharedPendingSignals; self.files = files
         self.timers = timers; self.personality = personality
     }
+}
+
+/// Whole pages [start, end) of an address space.
+public struct PageRange: Codable, Equatable, Hashable, Sendable {
+    public var start: UInt64
+    public var end: UInt64
+    public init(start: UInt64, end: UInt64) { self.start = start; self.end = end }
+    public var pageCount: Int { Int((end - start) / UInt64(ImageFormat.pageSize)) }
 }
 
 /// Data kept in the kernel rather than in the process's memory, stored once

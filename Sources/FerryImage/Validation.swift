@@ -74,6 +74,10 @@ public enum Validation {
             try validateMappings(p.mappings, who: who, fail: fail)
             try validatePaths(p, who: who, file: name)
             try validateCgroups(p.cgroups ?? [], who: who, fail: fail)
+            if let inherited = p.inheritedPages {
+                guard p.pid != meta.processes[0].pid else { throw fail("\(who): the root has no parent to inherit pages from") }
+                try validateInherited(inherited, maps: p.mappings, who: who, fail: fail)
+            }
             var tids = Set<Int32>()
             for t in p.threads {
                 try validateCgroups(t.cgroups ?? [], who: "\(who) thread \(t.tid)", fail: fail)
@@ -212,6 +216,27 @@ public enum Validation {
             guard seen.insert(m.controllers).inserted else { throw fail("\(who): cgroup hierarchy \(name) is listed twice") }
             if let why = ImagePath.problem(m.path, as: .absolute) {
                 throw fail("\(who): cgroup path \(ImagePath.quoted(m.path)) of hierarchy \(name) is refused: \(why)")
+            }
+        }
+    }
+
+    /// Inherited pages: at most one range per page of the mappings' limit,
+    /// page-aligned, in order, disjoint, each inside one private mapping.
+    static func validateInherited(_ ranges: [PageRange], maps: [Mapping], who: String, fail: (String) -> ImageError) throws {
+        guard ranges.count <= maxMappings * 16 else { throw fail("\(who): \(ranges.count) inherited page ranges, over the limit of \(maxMappings * 16)") }
+        let page = UInt64(ImageFormat.pageSize)
+        var previousEnd: UInt64 = 0
+        var m = 0
+        for r in ranges {
+            let range = "0x\(String(r.start, radix: 16))-0x\(String(r.end, radix: 16))"
+            guard r.start % page == 0, r.end % page == 0, r.start < r.end, r.start >= previousEnd else {
+                throw fail("\(who): inherited pages \(range) are not page-aligned, empty, or out of order")
+            }
+            previousEnd = r.end
+            while m < maps.count && maps[m].end <= r.start { m += 1 }
+            guard m < maps.count, maps[m].start <= r.start, r.end <= maps[m].end,
+                  maps[m].kind.isPrivateAnonymous || maps[m].kind == .privateFile, maps[m].sharedObject == nil else {
+                throw fail("\(who): inherited pages \(range) do not lie inside one private mapping")
             }
         }
     }

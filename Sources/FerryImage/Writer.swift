@@ -176,6 +176,10 @@ public protocol ImageSink: AnyObject {
     /// True for a mapping whose pages the sink does not take from the
     /// checkpoint at all (pre-copy's final image sends the tracked memory itself).
     func skipsMapping(pid: Int32, mapping: Mapping) -> Bool
+    /// Whether a child's pages still shared copy-on-write with its parent
+    /// are stored once, in the parent (`ProcessImage.inheritedPages`).
+    /// Pre-copy's final image says no: its target built the tree before.
+    var storesInheritedPagesOnce: Bool { get }
     /// Where pages can be read straight into their records, or nil: then
     /// they come through `writePages`/`writeZeroPages`.
     func pageStream() throws -> PageRecordStream?
@@ -185,6 +189,7 @@ extension ImageSink {
     public func beginPages(metadata: ImageMetadata) throws {}
     public func skipsPage(pid: Int32, address: UInt64) -> Bool { false }
     public func skipsMapping(pid: Int32, mapping: Mapping) -> Bool { false }
+    public var storesInheritedPagesOnce: Bool { true }
     public func pageStream() throws -> PageRecordStream? { nil }
 }
 

@@ -9,7 +9,13 @@ public struct CheckpointOptions: Sendable {
     /// The tree belongs to a shell's job: its session and group, led from
     /// outside, become the restoring ferry's (`--shell-job`).
     public var shellJob: Bool
-    public init(leaveRunning: Bool = false, shellJob: Bool = false) { self.leaveRunning = leaveRunning; self.shellJob = shellJob }
+    /// Pages a child still shares copy-on-write with its parent are stored
+    /// once, in the parent (`ProcessImage.inheritedPages`); false stores
+    /// every process's pages in full (`--no-cow-sharing`, e.g. for a FreeBSD target).
+    public var shareCopyOnWrite: Bool
+    public init(leaveRunning: Bool = false, shellJob: Bool = false, shareCopyOnWrite: Bool = true) {
+        self.leaveRunning = leaveRunning; self.shellJob = shellJob; self.shareCopyOnWrite = shareCopyOnWrite
+    }
 }
 
 public struct CheckpointResult: Sendable {
@@ -28,6 +34,7 @@ public enum Checkpoint {
     public static func run(pid: Int32, sink: ImageSink, options: CheckpointOptions = .init()) throws -> CheckpointResult {
         let session = try CheckpointSession(pid: pid)
         session.shellJob = options.shellJob
+        session.shareCopyOnWrite = options.shareCopyOnWrite
         do {
             let result = try session.write(to: sink)
             if options.leaveRunning { session.resume() } else { session.sendKill() }
@@ -69,6 +76,8 @@ public final class CheckpointSession {
     public var shellJob = false
     /// The image goes to another host (`ferry migrate`): a shell job's terminal is refused there.
     public var migrating = false
+    /// See `CheckpointOptions.shareCopyOnWrite` (and the sink's `storesInheritedPagesOnce`).
+    public var shareCopyOnWrite = true
 
     /// The processes outside a tree that map its shared memory, found by
     /// reading every process's /proc/PID/maps (100–400 ms on a loaded host)
@@ -121,6 +130,13 @@ public final class CheckpointSession {
         }
         try ProcessDump.finishTree(&processes, shellJob: shellJob, migrating: migrating)
         try FileContentsState.refuseMappings(tree: tree, carried: contents)
+        if shareCopyOnWrite && sink.storesInheritedPagesOnce {
+            for i in processes.indices.dropFirst() {
+                guard let parent = processes.first(where: { $0.pid == processes[i].ppid }) else { continue }
+                processes[i].inheritedPages = try MemoryState.inheritedPages(child: processes[i], parent: parent)
+            }
+            PhaseTimer.shared.mark("capture: pages shared with the parent")
+        }
         let container: [UInt8]?
         if let k = knownContainer, k.namespaces == ContainerSnapshot.namespaces(of: pid) {
             container = k.record
@@ -139,7 +155,7 @@ public final class CheckpointSession {
         // A memfd whose contents the image holds is not stored again through its mappings.
         for (image, dumped) in zip(processes, SharedMemoryPlan.dumped(processes, carried: Set(contents.keys))) {
             let stats = try MemoryState.dumpPages(pid: image.pid, mappings: dumped.filter { !sink.skipsMapping(pid: image.pid, mapping: $0) },
-                                                  to: sink)
+                                                  skipping: image.inheritedPages ?? [], to: sink)
             result.dataPages += stats.dataPages
             result.zeroPages += stats.zeroPages
             result.threads += image.threads.count

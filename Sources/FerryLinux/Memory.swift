@@ -1,6 +1,7 @@
 #if os(Linux)
 import Glibc
 import CFerryLinux
+import FerryCore
 import FerryImage
 
 /// Mappings and their contents: dump (maps + pagemap + process_vm_readv →
@@ -73,6 +74,44 @@ public enum MemoryState {
         }
     }
 
+    /// The pages `child` still shares copy-on-write with `parent` (both
+    /// frozen), in the mappings both have identically (`CopyOnWritePlan`);
+    /// nil when none. PFNs read as 0 without CAP_SYS_ADMIN: then none are found.
+    static func inheritedPages(child: ProcessImage, parent: ProcessImage) throws -> [PageRange]? {
+        let candidates = CopyOnWritePlan.inheritable(child: child.mappings, parent: parent.mappings)
+        guard !candidates.isEmpty else { return nil }
+        let open = { (pid: Int32) throws -> Int32 in
+            let fd = Glibc.open("/proc/\(pid)/pagemap", O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw SystemError("open(/proc/\(pid)/pagemap)", errno: errno, "finding pages shared with the parent") }
+            return fd
+        }
+        let childFD = try open(child.pid)
+        defer { close(childFD) }
+        let parentFD = try open(parent.pid)
+        defer { close(parentFD) }
+        let page = UInt64(ImageFormat.pageSize), chunk = 4096
+        var c = [UInt64](repeating: 0, count: chunk), p = c
+        var found: [PageRange] = []
+        func read(_ fd: Int32, _ pid: Int32, _ into: inout [UInt64], _ addr: UInt64, _ n: Int) throws {
+            let got = into.withUnsafeMutableBytes { pread(fd, $0.baseAddress, n * 8, off_t(addr / page * 8)) }
+            guard got == n * 8 else { throw SystemError("pread(/proc/\(pid)/pagemap)", errno: errno, "finding pages shared with the parent") }
+        }
+        for m in candidates {
+            // Joined within a mapping only: each range lies in one mapping.
+            var inMapping: [PageRange] = []
+            var addr = m.start
+            while addr < m.end {
+                let n = Int(min(UInt64(chunk), (m.end - addr) / page))
+                try read(childFD, child.pid, &c, addr, n)
+                try read(parentFD, parent.pid, &p, addr, n)
+                inMapping += CopyOnWritePlan.sharedPages(start: addr, child: Array(c[0..<n]), parent: Array(p[0..<n]))
+                addr += UInt64(n) * page
+            }
+            found += CopyOnWritePlan.merged(inMapping)
+        }
+        return found.isEmpty ? nil : found
+    }
+
     public struct DumpStats: Sendable {
         public var dataPages = 0
         public var zeroPages = 0
@@ -81,7 +120,8 @@ public enum MemoryState {
     /// Streams the contents of every mapping of `pid` into `sink`: each run
     /// of pages is read straight into its records when the sink has a
     /// `pageStream`, else into a buffer handed to `writePages`.
-    public static func dumpPages(pid: Int32, mappings: [Mapping], to sink: ImageSink) throws -> DumpStats {
+    /// `skipping`: pages not stored for this process (inherited from its parent, in order).
+    public static func dumpPages(pid: Int32, mappings: [Mapping], skipping: [PageRange] = [], to sink: ImageSink) throws -> DumpStats {
         let pagemapFD = open("/proc/\(pid)/pagemap", O_RDONLY | O_CLOEXEC)
         guard pagemapFD >= 0 else { throw SystemError("open(/proc/\(pid)/pagemap)", errno: errno, "dumping memory of \(pid)") }
         defer { close(pagemapFD) }
@@ -116,7 +156,10 @@ public enum MemoryState {
                         case .none: return false
                         }
                     }
-                    func take(_ k: Int) -> Bool { wanted(entries[k]) && !sink.skipsPage(pid: pid, address: addr + UInt64(k * page)) }
+                    func take(_ k: Int) -> Bool {
+                        let a = addr + UInt64(k * page)
+                        return wanted(entries[k]) && !sink.skipsPage(pid: pid, address: a) && (skipping.isEmpty || !CopyOnWritePlan.contains(skipping, a))
+                    }
                     guard take(i) else { i += 1; continue }
                     var j = i
                     let most = stream == nil ? n : i + PageRecordStream.maxPages

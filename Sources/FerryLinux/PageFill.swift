@@ -162,6 +162,12 @@ final class UserfaultFill {
         return populated.claimUntouched(address: address, pages: pageCount, in: r)
     }
 
+    /// Whether the page at `address` is registered and never filled: it reads
+    /// as zero, and reading it (process_vm_readv) would wait on this userfaultfd.
+    func unfilled(_ address: UInt64) -> Bool {
+        populated.range(of: address, pages: 1) != nil && !populated.contains(address)
+    }
+
     /// Fills pages never filled before with UFFDIO_COPY. Safe on any thread
     /// (the ioctl and process_vm_writev hold no state here).
     func copy(_ address: UInt64, from local: UnsafeRawPointer, count: Int) throws {

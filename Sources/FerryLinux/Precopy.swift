@@ -328,6 +328,10 @@ public final class DirtyFilterSink: ImageSink {
         self.final = final
     }
 
+    /// The target forked the tree from the preliminary metadata, before any
+    /// page: every process's pages are its own (COW sharing is not kept).
+    public var storesInheritedPagesOnce: Bool { false }
+
     public func skipsMapping(pid: Int32, mapping m: Mapping) -> Bool {
         guard !sendsEverything, let f = final[pid], let t = tracked[pid] else { return false }
         return !f.lost.contains { $0.start == m.start } && t.contains { $0.start == m.start && $0.end == m.end }

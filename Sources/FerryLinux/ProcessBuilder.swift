@@ -33,6 +33,10 @@ final class ProcessBuilder {
     /// The image's vDSO mapping when its code is kept and patched (proxy), with the kernel's block base.
     private var proxiedVDSO: (image: Mapping, kernelVDSO: UInt64)?
     private(set) var vdsoNote: String?
+    /// Mappings inherited from the parent this process was forked from once
+    /// filled (`CopyOnWritePlan.keptMappings`), and the pages in them it keeps.
+    private var keptMappings: [Mapping] = []
+    private var inheritedPages: [PageRange] = []
     /// Shared memory object id → the descriptor holding it (`SharedMemoryRestore`), inherited by forked children.
     var sharedObjects: [UInt64: Int32] = [:]
     /// The fds, by process, that take a re-created memfd's own open file (`SharedMemoryPlan.memfdOriginals`).
@@ -111,7 +115,19 @@ final class ProcessBuilder {
         let spawned = SpawnedProcess(pid: pid, reaper: nil, tracee: Tracee(pid))
         let b = try ProcessBuilder(child: spawned, image: image, meta: meta, target: target, inheritedScratch: scratch)
         b.sharedObjects = sharedObjects
+        // A child forked once this process is built inherits its userfaultfd too (not its registrations).
+        if let fd = userfault?.remoteFD {
+            try b.main.call(SYS.close, [UInt64(fd)], "close(userfaultfd \(fd) inherited from process \(self.image.pid))")
+        }
         return b
+    }
+
+    /// Keeps `kept` (mappings this process inherited from its filled parent
+    /// at fork) and, in them, the pages `pages`; everything else of them is
+    /// dropped when the address space is built.
+    func inherit(kept: [Mapping], pages: [PageRange]) {
+        keptMappings = kept
+        inheritedPages = pages
     }
 
     // MARK: address space
@@ -120,9 +136,13 @@ final class ProcessBuilder {
         let current = try ProcFS.maps(child.pid, withFlags: false)
         var vdsoPlan = VDSOPlacement.plan(image: image.mappings, current: current)
         if adaptation?.proxiesVDSO == true { vdsoPlan = VDSOPlacement.Plan() }
-        // Everything of the exec'd program goes, except our scratch and the kernel's vDSO block.
+        // Everything of the exec'd program (or of the parent) goes, except our scratch, the kernel's
+        // vDSO block and the mappings kept from the parent.
+        let kept = keptMappings.map { PageRange(start: $0.start, end: $0.end) }
         for m in current where m.start != scratch.address && !VDSOPlacement.isVDSO(m.path) && m.path != "[vsyscall]" {
-            batch.add(.init(SYS.munmap, [m.start, m.end - m.start], "munmap(\(hex(m.start))) of the exec'd program"))
+            for r in CopyOnWritePlan.subtracting(kept, from: PageRange(start: m.start, end: m.end)) {
+                batch.add(.init(SYS.munmap, [r.start, r.end - r.start], "munmap(\(hex(r.start))) of the exec'd program or the parent"))
+            }
         }
         try batch.run(main, scratch: scratch)
         for move in vdsoPlan.moves {
@@ -135,11 +155,13 @@ final class ProcessBuilder {
             let base = try moveKernelVDSOAside(current: current.filter { VDSOPlacement.isVDSO($0.path) })
             proxiedVDSO = (old, base)
         }
+        let keptStarts = Set(keptMappings.map(\.start))
         for m in image.mappings {
-            try create(m, keepKernelVDSO: kernelVDSO)
+            if keptStarts.contains(m.start) { keep(m) } else { try create(m, keepKernelVDSO: kernelVDSO) }
         }
         try batch.run(main, scratch: scratch)
-        let anonymous = image.mappings.filter { $0.kind.isPrivateAnonymous }
+        // Kept mappings hold the parent's pages: written with process_vm_writev, not through the userfaultfd.
+        let anonymous = image.mappings.filter { $0.kind.isPrivateAnonymous && !keptStarts.contains($0.start) }
         if !anonymous.isEmpty {
             do {
                 userfault = try UserfaultFill.start(injector: main, scratch: scratch, ranges: anonymous.map { ($0.start, $0.end) })
@@ -173,6 +195,17 @@ final class ProcessBuilder {
                           "mremap of this kernel's \(area.path) out of the image's way")
         }
         return to + (code.start - first)
+    }
+
+    /// A mapping kept from the parent: only its inherited pages stay (the
+    /// others read as zero, or as the file, again), writable until
+    /// `finishAddressSpace` as the parent created it.
+    private func keep(_ m: Mapping) {
+        for r in CopyOnWritePlan.notInherited(in: m, inherited: inheritedPages) {
+            batch.add(.init(SYS.madvise, [r.start, r.end - r.start, 4 /* MADV_DONTNEED */],
+                            "madvise(\(hex(r.start)), MADV_DONTNEED) of pages not inherited from the parent"))
+        }
+        if !m.protection.contains(.write) { pendingProtect.append(m) }
     }
 
     private func create(_ m: Mapping, keepKernelVDSO: Bool) throws {
@@ -221,10 +254,41 @@ final class ProcessBuilder {
         if needsProtect { pendingProtect.append(m) }
     }
 
+    /// In another layout (`adaptation`), where mappings are not kept from the
+    /// parent: the inherited pages are copied from the parent's memory, where
+    /// the parent's own adaptation (the same moves, checked) put them.
+    func copyInherited(from parent: ProcessBuilder) throws {
+        let moves = adaptation?.plan.moves ?? []
+        guard moves == (parent.adaptation?.plan.moves ?? []) else {
+            throw FerryError("cannot restore process \(image.pid) in this layout: its areas move unlike its parent \(parent.image.pid)'s, so the pages it shares copy-on-write with it cannot be copied; restore with the native layout")
+        }
+        let page = UInt64(ImageFormat.pageSize), chunk = 256
+        // `image.inheritedPages` keeps the image's (original) addresses. Pages the parent never
+        // got are zero (and reading them would wait on its userfaultfd): the child's are zero too.
+        func unfilled(_ a: UInt64) -> Bool { parent.userfault?.unfilled(a) ?? false }
+        for r in image.inheritedPages ?? [] {
+            let delta = moves.first { $0.old.contains(r.start) }?.delta ?? 0
+            var at = r.start &+ delta
+            let end = r.end &+ delta
+            while at < end {
+                if unfilled(at) { at += page; continue }
+                var n = 1
+                while n < chunk && at + UInt64(n) * page < end && !unfilled(at + UInt64(n) * page) { n += 1 }
+                let bytes = try parent.memory.read(at, count: n * Int(page))
+                try write(PageRun(pid: image.pid, address: at, pageCount: n, data: bytes))
+                at += UInt64(n) * page
+            }
+        }
+    }
+
     /// Writes one run of pages from the image.
     func fill(_ original: PageRun) throws {
         guard original.pid == image.pid else { return }
-        let run = adaptation != nil ? adaptation!.adapt(original) : original
+        try write(adaptation != nil ? adaptation!.adapt(original) : original)
+    }
+
+    /// Writes a run at its place in this (possibly adapted) address space.
+    private func write(_ run: PageRun) throws {
         let m = index.mapping(pid: run.pid, containing: run.address)
         if m?.kind == .vdso && kernelVDSO { return }
         // Readers refuse these (MappingIndex.check); the write itself must never reach a host file either.

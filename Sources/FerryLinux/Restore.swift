@@ -97,6 +97,11 @@ public final class PhasedRestore {
     private var builders: [Int32: ProcessBuilder] = [:]
     private var order: [ProcessBuilder] = []
     private let pool: FileState.PipePool
+    /// Processes forked once their parent's memory is filled, to inherit
+    /// the pages they shared copy-on-write with it (`CopyOnWritePlan`).
+    private let late: Set<Int32>
+    /// Processes a late child was forked from: their memory is final.
+    private var sealed: Set<Int32> = []
     private var result = RestoreResult()
     private var finished = false
 
@@ -113,6 +118,7 @@ public final class PhasedRestore {
         try RestoreChecks.preflight(meta, newPidNamespace: options.newPidNamespace, allowMissingCPU: options.allowMissingCPUFeatures,
                                     allowXSaveGrowth: options.allowXSaveGrowth)
         let root = meta.processes[0]
+        late = CopyOnWritePlan.lateForked(meta.processes)
         let sharedMemory = try SharedMemoryRestore.plan(meta)
         let container = try ctRecord.map { try ContainerRestore.prepare($0, leafName: ContainerState.leafName($0.spec, restorer: getpid())) }
         self.container = container
@@ -155,7 +161,7 @@ public final class PhasedRestore {
             while next < order.count {
                 let parent = order[next]
                 next += 1
-                for c in meta.processes where c.ppid == parent.image.pid && builders[c.pid] == nil && c.pid != root.pid {
+                for c in meta.processes where c.ppid == parent.image.pid && builders[c.pid] == nil && c.pid != root.pid && !late.contains(c.pid) {
                     let b = try parent.forkChild(c, newPidNamespace: options.newPidNamespace, target: target)
                     created.append(b.child)
                     try cgroups.place(process: c.pid, as: b.child.pid)
@@ -164,12 +170,9 @@ public final class PhasedRestore {
                     order.append(b)
                 }
             }
-            guard order.count == meta.processes.count else {
-                throw FerryError("cannot restore: \(meta.processes.count - order.count) process(es) of the image are not descendants of its root \(root.pid)")
-            }
-            // Group leaders first: members join groups that exist.
-            for b in order.sorted(by: { ($0.image.pgid == $0.image.pid ? 0 : 1) < ($1.image.pgid == $1.image.pid ? 0 : 1) }) {
-                try b.joinGroup(processes: meta.processes, newPidNamespace: options.newPidNamespace)
+            let reached = PhasedRestore.descendants(of: root.pid, in: meta.processes)
+            guard reached.count == meta.processes.count else {
+                throw FerryError("cannot restore: \(meta.processes.count - reached.count) process(es) of the image are not descendants of its root \(root.pid)")
             }
             for b in order { try b.buildAddressSpace() }
         } catch {
@@ -183,6 +186,55 @@ public final class PhasedRestore {
 
     deinit { abandon() }
 
+    /// `root` and every process below it (ppid links), root first.
+    static func descendants(of root: Int32, in processes: [ProcessImage]) -> [Int32] {
+        var out = [root], seen: Set<Int32> = [root], next = 0
+        while next < out.count {
+            let parent = out[next]
+            next += 1
+            for c in processes where c.ppid == parent && seen.insert(c.pid).inserted { out.append(c.pid) }
+        }
+        return out
+    }
+
+    /// Forks a late process (and the late ancestors it needs) from its
+    /// parent, whose memory is filled by now: the child keeps the mappings
+    /// that hold the pages it inherits and builds the rest of its address
+    /// space itself. Its parent takes no page after this.
+    private func forkLate(_ pid: Int32, depth: Int = 0) throws -> ProcessBuilder {
+        if let b = builders[pid] { return b }
+        guard late.contains(pid), depth < meta.processes.count, let image = meta.processes.first(where: { $0.pid == pid }) else {
+            throw FerryError("pages for pid \(pid), which is not in the image")
+        }
+        let parent = try forkLate(image.ppid, depth: depth + 1)
+        let kept: [Mapping]
+        do {
+            // Checked against the original images: an adapted layout moves both alike.
+            kept = try CopyOnWritePlan.keptMappings(child: image, parent: meta.processes.first { $0.pid == parent.image.pid } ?? parent.image)
+        } catch {
+            throw FerryError("\(error)")
+        }
+        // Everything written to the parent so far reaches the child's copy.
+        try parent.flushPages()
+        sealed.insert(parent.image.pid)
+        let target = options.targetLayout.layout
+        let b = try parent.forkChild(image, newPidNamespace: options.newPidNamespace, target: target)
+        created.append(b.child)
+        try cgroups.place(process: pid, as: b.child.pid)
+        try b.startSession()
+        if target == nil {
+            b.inherit(kept: kept, pages: image.inheritedPages ?? [])
+            try b.buildAddressSpace()
+        } else {
+            // Another layout: the child builds its own mappings and gets copies of the parent's pages.
+            try b.buildAddressSpace()
+            try b.copyInherited(from: parent)
+        }
+        builders[pid] = b
+        order.append(b)
+        return b
+    }
+
     /// Writes one run of pages (checked against the mappings by the caller's reader).
     public func fill(_ run: PageRun) throws {
         TestKill.point(.batch)
@@ -191,8 +243,10 @@ public final class PhasedRestore {
     }
 
     private func builder(_ pid: Int32) throws -> ProcessBuilder {
-        guard let b = builders[pid] else { throw FerryError("pages for pid \(pid), which is not in the image") }
-        return b
+        if sealed.contains(pid) {
+            throw FerryError("cannot restore: pages of process \(pid) come after its child was forked from it to inherit its copy-on-write pages (the image's pages are out of order: damaged or hostile)")
+        }
+        return try builders[pid] ?? forkLate(pid)
     }
 
     /// `fill` for pages that stay where they are (a received frame): no copy where the userfaultfd fill takes them.
@@ -208,6 +262,8 @@ public final class PhasedRestore {
                            plan: { r in
                                TestKill.point(.batch)
                                if r.data != nil { PageProgress.shared.add(pages: r.pageCount) }
+                               // A late process is forked in order, once every copy queued for its parent is done.
+                               if self.builders[r.pid] == nil { return .inOrder(drain: true) }
                                return try self.builder(r.pid).directFill(address: r.address, pageCount: r.pageCount, hasData: r.data != nil)
                            },
                            inOrder: { r in try self.builder(r.pid).fill(r.span) })
@@ -239,6 +295,10 @@ public final class PhasedRestore {
         }
         for (a, b) in zip(preliminary.processes, final.processes) where a.mappings != b.mappings {
             return "process \(b.pid) changed its mappings during pre-copy"
+        }
+        // The tree was forked from the preliminary metadata: a child whose pages are stored in its parent only would lack them.
+        for (a, b) in zip(preliminary.processes, final.processes) where a.inheritedPages != b.inheritedPages {
+            return "process \(b.pid)'s pages shared copy-on-write with its parent changed during pre-copy"
         }
         for (a, b) in zip(preliminary.processes, final.processes) where a.cgroups != b.cgroups {
             return "process \(b.pid) moved to another cgroup during pre-copy"
@@ -280,6 +340,12 @@ public final class PhasedRestore {
     public func complete() throws -> RestoreResult {
         let phases = PhaseTimer.shared
         do {
+            // Late processes no page of their own came for.
+            for p in meta.processes where late.contains(p.pid) { _ = try forkLate(p.pid) }
+            // Group leaders first: members join groups that exist (every process exists by now).
+            for b in order.sorted(by: { ($0.image.pgid == $0.image.pid ? 0 : 1) < ($1.image.pgid == $1.image.pid ? 0 : 1) }) {
+                try b.joinGroup(processes: meta.processes, newPidNamespace: options.newPidNamespace)
+            }
             // /proc files of the tree name the restored processes' pids.
             let live = Dictionary(order.map { ($0.image.pid, $0.child.pid) }, uniquingKeysWith: { a, _ in a })
             for b in order { b.image.files = try ProcFileState.livePaths(b.image.files, live: live, of: b.image.pid) }

@@ -13,6 +13,8 @@ struct CheckpointCommand: ParsableCommand {
     @Option(help: "Write a stream image to this file instead, or to standard output with '-' (e.g. piped into `ferry restore --stream -`).")
     var stream: String?
     @Flag(help: "Let the process continue after the checkpoint instead of killing it.") var leaveRunning = false
+    @Flag(help: "Store every process's pages in full, also those a child still shares copy-on-write with its parent (by default stored once, in the parent, and shared again on restore; a FreeBSD target needs them in full).")
+    var noCowSharing = false
     @Flag(help: "The process is a shell's job: its session and process group, led by the shell, become the restoring ferry's.")
     var shellJob = false
     @Flag(name: .customLong("ext-unix-sk"), help: "Carry Unix sockets whose peer is outside the tree and bound to a name: on restore they are connected to that name again (the peer's server must be there).")
@@ -46,7 +48,7 @@ struct CheckpointCommand: ParsableCommand {
             let display = ProgressDisplay(progress.mode, phase: "checkpoint", total: Self.residentEstimate(pid))
             let r: CheckpointResult
             do {
-                r = try Checkpoint.run(pid: pid, sink: sink, options: CheckpointOptions(leaveRunning: leaveRunning, shellJob: shellJob))
+                r = try Checkpoint.run(pid: pid, sink: sink, options: CheckpointOptions(leaveRunning: leaveRunning, shellJob: shellJob, shareCopyOnWrite: !noCowSharing))
                 display.stop()
             } catch {
                 display.stop()

@@ -39,3 +39,10 @@ import FerryImage
     let linux = Compatibility.verdict(image: meta, target: TargetCapabilities(os: .linux, kernelRelease: "6.18", cpu: avx2Host))
     #expect(linux.canRestore)
 }
+
+@Test func pagesStoredInTheParentOnlyAreRefusedForFreeBSD() {
+    var p = ProcessImage(pid: 9, ppid: 8, threads: [ThreadImage(tid: 9)])
+    p.inheritedPages = [PageRange(start: 0x10000, end: 0x12000)]
+    let r = FreeBSDTargetCheck.reasons(process: p)
+    #expect(r.count == 1 && r[0].contains("process 9 on FreeBSD: its pages from 0x10000 are stored only in its parent's image"))
+}

@@ -128,3 +128,46 @@ extension ValidationTests {
         #expect(fine == nil, "\(String(describing: fine))")
     }
 }
+
+/// Inherited pages (`ProcessImage.inheritedPages`) are what a child does not
+/// store itself: ranges that are damaged or lie outside a private mapping are refused.
+@Suite("Validation of inherited copy-on-write pages")
+struct InheritedPagesValidationTests {
+    static func refusal(root: Bool = false, _ pages: (ProcessImage) -> [PageRange]) -> String? {
+        var meta = ImageGenerator.make(seed: 7, size: .small).metadata
+        var child = meta.processes[0]
+        child.pid = meta.processes.map(\.pid).max()! + 1
+        child.ppid = meta.processes[0].pid
+        child.threads = child.threads.enumerated().map { i, t in var t = t; t.tid = child.pid + 10_000 + Int32(i); return t }
+        child.inheritedPages = pages(child)
+        if root { meta.processes[0].inheritedPages = child.inheritedPages } else { meta.processes.append(child) }
+        do { try Validation.validate(meta, name: "img"); return nil } catch let e as ImageError {
+            #expect(!e.description.contains("\n"))
+            return e.message
+        } catch { return "\(error)" }
+    }
+
+    static func privateMapping(_ p: ProcessImage) -> Mapping {
+        p.mappings.first { $0.kind.isPrivateAnonymous && $0.sharedObject == nil && $0.size >= 2 * 4096 }!
+    }
+
+    @Test func rangesInsideAPrivateMappingAreValid() {
+        #expect(Self.refusal { p in let m = Self.privateMapping(p); return [PageRange(start: m.start, end: m.start + 4096)] } == nil)
+    }
+
+    @Test func damagedRangesAreRefused() {
+        let cases: [(ProcessImage) -> [PageRange]] = [
+            { p in let m = Self.privateMapping(p); return [PageRange(start: m.start + 1, end: m.start + 4096)] },       // unaligned
+            { p in let m = Self.privateMapping(p); return [PageRange(start: m.start + 4096, end: m.start + 4096)] },    // empty
+            { p in let m = Self.privateMapping(p); return [PageRange(start: m.start + 4096, end: m.start + 8192), PageRange(start: m.start, end: m.start + 4096)] }, // out of order
+        ]
+        for c in cases {
+            let message = Self.refusal(c)
+            #expect(message?.contains("not page-aligned, empty, or out of order") == true, "\(String(describing: message))")
+        }
+        let outside = Self.refusal { p in [PageRange(start: 0x1000, end: 0x2000)] }
+        #expect(outside?.contains("do not lie inside one private mapping") == true, "\(String(describing: outside))")
+        let root = Self.refusal(root: true) { p in let m = Self.privateMapping(p); return [PageRange(start: m.start, end: m.start + 4096)] }
+        #expect(root?.contains("the root has no parent") == true, "\(String(describing: root))")
+    }
+}

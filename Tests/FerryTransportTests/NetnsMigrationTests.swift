@@ -216,6 +216,24 @@ struct MigrationTests {
         } when: { name == "event_fds" && !HostFeatures.eventfdSemaphoreShown }
     }
 
+    /// Pages a parent and child share copy-on-write: stop-and-copy (one stream) keeps them shared (the
+    /// workload compares frames); pre-copy gives each process its own copy (contents checked, frames not).
+    @Test("cow_tree: --no-precopy keeps copy-on-write sharing, pre-copy keeps the contents",
+          arguments: [(["--no-precopy"], "1"), ([], "0")])
+    func copyOnWriteTree(_ mode: [String], _ frames: String) throws {
+        try Self.buildWorkloads()
+        let net = try NetnsPair()
+        let server = try Self.serve(net, tls: nil)
+        defer { server.stop() }
+        let wl = try Workload(Self.out + "/wl_cow_tree", args: ["4096", "1", frames], netns: net.source)
+        defer { wl.cleanup() }
+        let r = try Self.migrate(net, pid: wl.pid, tls: nil, extra: mode)
+        #expect(r.status == 0, "migrate: \(r.output)\nserve: \(server.log)")
+        guard r.status == 0 else { return }
+        try wl.waitForExit(seconds: 10)
+        #expect(try wl.verdict() == "PASS", "serve: \(server.log)")
+    }
+
     @Test("pre-copy: a workload dirtying memory moves in several rounds with a short freeze, and passes",
           arguments: [["--no-precopy"], []])
     func precopy(_ mode: [String]) throws {

@@ -118,13 +118,8 @@ int main(int argc, char **argv)
 	}
 	pg->stop = 1;
 	int status = 0;
-	uint64_t until = wl_now_ns(CLOCK_MONOTONIC) + 2000000000ull;
-	pid_t r;
-	while ((r = waitpid(kid, &status, WNOHANG)) == 0 && wl_now_ns(CLOCK_MONOTONIC) < until)
-		wl_sleep_us(10000);
+	pid_t r = wl_wait_child(kid, 2000000000ull, &status);
 	if (r == 0) {
-		kill(kid, SIGKILL);
-		waitpid(kid, &status, 0);
 		wl_fail("the child never saw the stop flag: the page is no longer shared");
 	} else {
 		WL_CHECK(r == kid && WIFEXITED(status) && WEXITSTATUS(status) == 0,

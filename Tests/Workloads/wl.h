@@ -18,6 +18,8 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -231,6 +233,22 @@ static inline long wl_verify(const void *p, size_t bytes, uint64_t seed)
 		if (w[i] != wl_mix(seed + i))
 			return (long)i;
 	return -1;
+}
+
+/* Waits up to timeout_ns for child `kid` (polling every 10 ms). Returns its
+ * pid with *status set, or 0 after killing (SIGKILL) and reaping a child
+ * that did not end in time. */
+static inline pid_t wl_wait_child(pid_t kid, uint64_t timeout_ns, int *status)
+{
+	uint64_t until = wl_now_ns(CLOCK_MONOTONIC) + timeout_ns;
+	pid_t r;
+	while ((r = waitpid(kid, status, WNOHANG)) == 0 && wl_now_ns(CLOCK_MONOTONIC) < until)
+		wl_sleep_us(10000);
+	if (r == 0) {
+		kill(kid, SIGKILL);
+		waitpid(kid, status, 0);
+	}
+	return r;
 }
 
 #endif /* FERRY_WL_H */
