@@ -33,6 +33,11 @@ public enum HostFeatures {
         "pre-copy rounds need dirty tracking: PAGEMAP_SCAN and userfaultfd WP_ASYNC (Linux 6.7+) or soft-dirty bits (CONFIG_MEM_SOFT_DIRTY); \(kernelDescription) has neither"
     }
 
+    /// Running under qemu's TCG emulation (`make guest-test`: CPU model
+    /// "QEMU TCG CPU …"), where everything runs many times slower and the
+    /// tests' short stall timeouts would fire on a healthy migration.
+    public static let emulated: Bool = ((try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? "").contains("QEMU TCG")
+
     public static var kernelDescription: String { "Linux \(kernel.major).\(kernel.minor)" }
 
     /// /proc/PID/fdinfo shows an eventfd's EFD_SEMAPHORE flag (Linux ~6.5+).

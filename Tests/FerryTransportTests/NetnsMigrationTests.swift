@@ -184,7 +184,8 @@ struct MigrationTests {
     }
 
     static func serve(_ net: NetnsPair, tls: TLSFiles?, extra: [String] = ["--new-pidns"], env: [String] = []) throws -> Server {
-        var args = ["--listen", "\(net.targetIP):\(port)", "--timeout", "5"]
+        // 5 s of silence ends a migration; under emulation a healthy one can pause that long.
+        var args = ["--listen", "\(net.targetIP):\(port)", "--timeout", HostFeatures.emulated ? "30" : "5"]
         if let tls { args += ["--cert", tls.certificate, "--key", tls.key, "--ca", tls.ca] } else { args += ["--insecure"] }
         return try Server(ferry: ferry, netns: net.target, args: args + extra, env: env)
     }

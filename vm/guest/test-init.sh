@@ -41,6 +41,7 @@ hostname ferry-guest-test
 # connect on 127.0.0.1).
 ip link set lo up
 echo "test-init: kernel $(uname -r), $(grep -c '^processor' /proc/cpuinfo) cpu(s), $(sed -n 's/^MemTotal: *//p' /proc/meminfo) memory"
+echo "test-init: cpu model: $(sed -n "s/^model name\t*: *//p" /proc/cpuinfo | head -n1)"
 # Dependencies first (modules.order, written by guest-test.sh).
 while read -r m; do
 	insmod "/modules/$m.ko" || echo "test-init: insmod $m failed"
