@@ -265,6 +265,38 @@ final class LinuxPrecopyRestoring: PrecopyRestoring {
     }
 }
 
+/// `migrate --json`: the summary, each phase as a `[name, ms]` pair.
+struct SummaryJSON: Encodable {
+    let summary: MigrationSummary
+    init(_ summary: MigrationSummary) { self.summary = summary }
+
+    struct Pair: Encodable {
+        let phase: Phase
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.unkeyedContainer()
+            try c.encode(phase.name)
+            try c.encode(phase.ms)
+        }
+    }
+
+    enum Key: String, CodingKey {
+        case total_ms, downtime_ms, bytes, rounds, target_pid, target_restore_ms, downtime_phases, target_phases, precopy_freeze_ms
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: Key.self)
+        try c.encode(summary.total_ms, forKey: .total_ms)
+        try c.encode(summary.downtime_ms, forKey: .downtime_ms)
+        try c.encode(summary.bytes, forKey: .bytes)
+        try c.encode(summary.rounds, forKey: .rounds)
+        try c.encode(summary.target_pid, forKey: .target_pid)
+        try c.encode(summary.target_restore_ms, forKey: .target_restore_ms)
+        try c.encode(summary.downtime_phases.map(Pair.init), forKey: .downtime_phases)
+        try c.encode(summary.target_phases.map(Pair.init), forKey: .target_phases)
+        try c.encode(summary.precopy_freeze_ms, forKey: .precopy_freeze_ms)
+    }
+}
+
 /// Prints one line, at once (serve's log is read by people and tests as it happens).
 func say(_ line: String) {
     print(line)
@@ -386,13 +418,9 @@ struct MigrateCommand: ParsableCommand {
                 })
             display.stop()
             if json {
-                let out = try JSONSerialization.data(withJSONObject: [
-                    "total_ms": summary.total_ms, "downtime_ms": summary.downtime_ms, "bytes": summary.bytes,
-                    "rounds": summary.rounds, "target_pid": summary.target_pid, "target_restore_ms": summary.target_restore_ms,
-                    "downtime_phases": summary.downtime_phases.map { [$0.name, $0.ms] as [Any] },
-                    "target_phases": summary.target_phases.map { [$0.name, $0.ms] as [Any] },
-                    "precopy_freeze_ms": summary.precopy_freeze_ms,
-                ] as [String: Any], options: [.sortedKeys])
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                let out = try encoder.encode(SummaryJSON(summary))
                 print(String(decoding: out, as: UTF8.self))
             } else {
                 print(String(format: "migrated pid %d to %@ (pid %d there): total %.1f ms, downtime %.1f ms, %.1f MiB, %d round(s)",
