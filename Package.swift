@@ -31,7 +31,7 @@ let package = Package(
         .target(name: "FerryLinux", dependencies: ["FerryImage", "FerryCore", "FerryELF", "FerryContainer", "CFerryLinux"]),
         // FreeBSD backend: C shim (empty on Linux) and thin Swift over it.
         .target(name: "CFerryFreeBSD"),
-        .target(name: "FerryFreeBSD", dependencies: ["CFerryFreeBSD", "FerryCore"]),
+        .target(name: "FerryFreeBSD", dependencies: ["CFerryFreeBSD", "FerryCore", "FerryImage"]),
         // Migration over the network: framing, handshake, NIO channel <-> blocking byte streams, TLS.
         .target(
             name: "FerryTransport",
@@ -61,7 +61,9 @@ let package = Package(
         // Runs the built `ferry` binary (so `swift build` must have built it).
         .testTarget(name: "FerryCLITests", dependencies: ["FerryImage", "FerryImageFixtures", "FerryTestSupport"]),
         .testTarget(name: "FerryELFTests", dependencies: ["FerryELF", "FerryTestSupport"]),
-        .testTarget(name: "FerryCoreTests", dependencies: ["FerryCore", "FerryImage", "FerryELF", "CFerryFreeBSD"]),
+        .testTarget(name: "FerryCoreTests", dependencies: ["FerryCore", "FerryImage", "FerryImageFixtures", "FerryELF", "CFerryFreeBSD"]),
+        // The FreeBSD restorer's walk, against a recording double of the FreeBSD calls (runs on Linux).
+        .testTarget(name: "FerryFreeBSDTests", dependencies: ["FerryFreeBSD", "FerryCore", "FerryImage", "FerryImageFixtures"]),
         .testTarget(name: "FerryContainerTests", dependencies: ["FerryContainer", "FerryTestSupport"]),
         // Real processes: workloads checkpointed and restored (root).
         .testTarget(name: "FerryLinuxTests", dependencies: ["FerryLinux", "FerryImage", "FerryContainer", "FerryTestSupport"]),

@@ -85,6 +85,59 @@ ferry_fb_kill(int32_t pid)
 }
 
 int
+ferry_fb_spawn_traced(const char *path, int32_t *pid)
+{
+	char *const argv[] = { (char *)path, NULL };
+	char *const envp[] = { NULL };
+	pid_t child, r;
+	int st;
+
+	child = fork();
+	if (child == -1)
+		return (neg_errno());
+	if (child == 0) {
+		if (ptrace(PT_TRACE_ME, 0, NULL, 0) == 0)
+			execve(path, argv, envp);
+		_exit(127);
+	}
+	do {
+		r = waitpid(child, &st, 0);
+	} while (r == -1 && errno == EINTR);
+	if (r == -1)
+		return (neg_errno());
+	if (!WIFSTOPPED(st) || WSTOPSIG(st) != SIGTRAP) {
+		if (WIFSTOPPED(st))
+			(void)kill(child, SIGKILL);
+		return (-ECHILD);
+	}
+	*pid = child;
+	return (0);
+}
+
+void
+ferry_fb_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4])
+{
+	uint32_t a, b, c, d;
+
+	__asm__ __volatile__("cpuid"
+	    : "=a"(a), "=b"(b), "=c"(c), "=d"(d)
+	    : "a"(leaf), "c"(subleaf));
+	out[0] = a;
+	out[1] = b;
+	out[2] = c;
+	out[3] = d;
+}
+
+uint64_t
+ferry_fb_xcr0(void)
+{
+	uint32_t lo, hi;
+
+	__asm__ __volatile__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+	return ((uint64_t)hi << 32 | lo);
+}
+
+int
 ferry_fb_waitpid(int32_t pid, int32_t *status, int32_t nohang)
 {
 	pid_t r;

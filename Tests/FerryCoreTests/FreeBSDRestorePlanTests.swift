@@ -1,21 +1,12 @@
 import Testing
 import FerryImage
+import FerryImageFixtures
 @testable import FerryCore
 
 /// A two-thread Linux process (linuxProcess's maps) with its layout fields.
 func freeBSDCandidate() -> ProcessImage {
     var p = linuxProcess()
-    p.layout = LayoutFields(startCode: 0x55_5555_4000, endCode: 0x55_5555_5a00, startBrk: 0x55_5555_9000, brk: 0x55_5557_9f00)
-    p.rlimits = [ResourceLimit(resource: 7, soft: 1024, hard: 4096), ResourceLimit(resource: 3, soft: 8 << 20, hard: .max)]
-    var main = ThreadImage(tid: 100)
-    main.registers.rsp = 0x7fff_ffff_e000
-    main.registers.rip = 0x55_5555_4100
-    main.registers.fsBase = 0x7f00_0000_0740
-    main.sigmask = 0x4000
-    var worker = ThreadImage(tid: 101)
-    worker.registers.rsp = 0x7f00_0100_0000
-    worker.attributes = ThreadAttributes(robustListHead: 0x7f00_0100_09a0, robustListLength: 24)
-    p.threads = [main, worker]
+    makeFreeBSDCandidate(&p)
     return p
 }
 

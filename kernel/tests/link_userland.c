@@ -17,6 +17,8 @@ extern const anyfn ferry_every[];
 const anyfn ferry_every[] = {
 	(anyfn)ferry_fb_attach, (anyfn)ferry_fb_detach,
 	(anyfn)ferry_fb_continue, (anyfn)ferry_fb_kill,
+	(anyfn)ferry_fb_spawn_traced, (anyfn)ferry_fb_cpuid,
+	(anyfn)ferry_fb_xcr0,
 	(anyfn)ferry_fb_waitpid, (anyfn)ferry_fb_wifstopped,
 	(anyfn)ferry_fb_read, (anyfn)ferry_fb_write,
 	(anyfn)ferry_fb_getregs, (anyfn)ferry_fb_setregs,

@@ -78,6 +78,14 @@ int	ferry_fb_attach(int32_t pid);
 int	ferry_fb_detach(int32_t pid, int32_t sig);
 int	ferry_fb_continue(int32_t pid, int32_t sig);
 int	ferry_fb_kill(int32_t pid);
+/* fork, PT_TRACE_ME, execve(path) with an empty environment; waits for the
+ * SIGTRAP stop of the exec.  *pid gets the child; -ECHILD if it stopped
+ * otherwise or exited (the exec failed). */
+int	ferry_fb_spawn_traced(const char *path, int32_t *pid);
+/* CPUID leaf/subleaf: out[0..3] = eax, ebx, ecx, edx. */
+void	ferry_fb_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4]);
+/* XCR0 (xgetbv 0): the XSAVE components the kernel enabled. */
+uint64_t	ferry_fb_xcr0(void);
 /* Returns the pid reaped (0 with nohang and nothing to reap) or -errno. */
 int	ferry_fb_waitpid(int32_t pid, int32_t *status, int32_t nohang);
 int	ferry_fb_wifstopped(int32_t status, int32_t *sig);
