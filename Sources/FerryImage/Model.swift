@@ -697,6 +697,11 @@ public struct ProcessImage: Codable, Equatable, Sendable {
     /// In address order, disjoint, each inside one of its mappings. Absent
     /// when none (and in older images).
     public var inheritedPages: [PageRange]?
+    /// The working directory was removed while the process kept it (the
+    /// kernel shows it as "PATH (deleted)"; `cwd` is PATH). The restore
+    /// creates PATH, lets the process enter it, and removes it again.
+    /// Absent when the directory exists (and in older images).
+    public var cwdDeleted: DeletedDirectory?
 
     public init(pid: Int32, nsPids: [Int32] = [], ppid: Int32 = 0, pgid: Int32 = 0, sid: Int32 = 0, comm: String = "",
                 credentials: Credentials = Credentials(), exe: FileIdentity? = nil, cwd: String = "/", root: String = "/",
@@ -710,6 +715,15 @@ public struct ProcessImage: Codable, Equatable, Sendable {
         self.signalActions = signalActions; self.sharedPendingSignals = sharedPendingSignals; self.files = files
         self.timers = timers; self.personality = personality
     }
+}
+
+/// A directory removed while a process still had it as its working directory.
+public struct DeletedDirectory: Codable, Equatable, Sendable {
+    /// Permission bits (07777).
+    public var mode: UInt32
+    public var uid: UInt32
+    public var gid: UInt32
+    public init(mode: UInt32, uid: UInt32, gid: UInt32) { self.mode = mode; self.uid = uid; self.gid = gid }
 }
 
 /// Whole pages [start, end) of an address space.
@@ -754,6 +768,10 @@ public struct FileContents: Codable, Equatable, Sendable {
     public var extents: [[UInt64]]?
     /// The bytes of `extents`, one after the other.
     public var bytes: Bytes
+    /// Access and modification times (ns since the epoch), set after the
+    /// contents are written. Absent in older images.
+    public var atimeNs: Int64?
+    public var mtimeNs: Int64?
 
     public init(id: UInt64, kind: Kind, name: String, mode: UInt32, uid: UInt32 = 0, gid: UInt32 = 0, seals: Int32 = 0,
                 size: UInt64? = nil, extents: [[UInt64]]? = nil, bytes: [UInt8]) {

@@ -186,6 +186,10 @@ public enum Validation {
         if let exe = p.exe { try ImagePath.check(exe.path, as: .absolute, field: "\(who): executable", in: file) }
         try ImagePath.check(p.cwd, as: .absolute, field: "\(who): working directory", in: file)
         try ImagePath.check(p.root, as: .absolute, field: "\(who): root directory", in: file)
+        if let d = p.cwdDeleted {
+            if p.cwd == "/" { throw ImageError(file: file, "\(who): the root directory cannot be a deleted working directory") }
+            if d.mode & ~0o7777 != 0 { throw ImageError(file: file, "\(who): the deleted working directory's mode \(String(d.mode, radix: 8)) has bits beyond 07777") }
+        }
         for m in p.mappings {
             if let f = m.file { try ImagePath.check(f.path, as: .absolute, field: "\(who): file of mapping 0x\(String(m.start, radix: 16))", in: file) }
         }

@@ -255,7 +255,7 @@ enum ProcessDump {
         image.umask = UInt32(status["Umask"] ?? "022", radix: 8) ?? 0o22
         image.credentials = try ProcessMisc.credentials(pid)
         image.rlimits = try ProcessMisc.rlimits(pid)
-        image.cwd = try ProcFS.readlink("/proc/\(pid)/cwd")
+        (image.cwd, image.cwdDeleted) = try DeletedDirectoryState.dump(pid: pid)
         image.root = try ProcFS.readlink("/proc/\(pid)/root")
         image.personality = UInt32((try? ProcFS.text("/proc/\(pid)/personality"))?.trimmingWhitespace() ?? "0", radix: 16) ?? 0
         let exePath = try ProcFS.readlink("/proc/\(pid)/exe")

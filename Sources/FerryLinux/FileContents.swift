@@ -87,6 +87,8 @@ public enum FileContentsState {
             out[id] = FileContents(id: id, kind: kind, name: name(f.path, kind: kind), mode: UInt32(st.st_mode) & 0o7777,
                                    uid: st.st_uid, gid: st.st_gid, seals: seals, size: size,
                                    extents: whole ? nil : ranges.map { [$0.lowerBound, $0.upperBound] }, bytes: bytes)
+            out[id]?.atimeNs = Int64(st.st_atim.tv_sec) * 1_000_000_000 + Int64(st.st_atim.tv_nsec)
+            out[id]?.mtimeNs = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
         }
     }
 
@@ -161,13 +163,28 @@ public enum FileContentsState {
         }
         try main.call(77 /* ftruncate */, [UInt64(fd), c.size], "ftruncate of \(what)")
         try write(c, to: "/proc/\(pid)/fd/\(fd)", what: what)
-        try main.call(91 /* fchmod */, [UInt64(fd), UInt64(c.mode)], "fchmod(0o\(String(c.mode, radix: 8))) of \(what)")
+        // Owner before mode: a chown clears the set-user-ID bit (and set-group-ID with group execute).
         try main.call(93 /* fchown */, [UInt64(fd), UInt64(c.uid), UInt64(c.gid)], "fchown(\(c.uid), \(c.gid)) of \(what)")
+        try main.call(91 /* fchmod */, [UInt64(fd), UInt64(c.mode)], "fchmod(0o\(String(c.mode, radix: 8))) of \(what)")
+        try setTimes(c, link: "/proc/\(pid)/fd/\(fd)", what: what)
         if c.seals != 0 {
             try main.call(SYS.fcntl, [UInt64(fd), 1033 /* F_ADD_SEALS */, UInt64(UInt32(bitPattern: c.seals))],
                           "fcntl(F_ADD_SEALS, 0x\(String(c.seals, radix: 16))) of \(what)")
         }
         return fd
+    }
+
+    /// The file's access and modification times, last (writing the contents set them).
+    static func setTimes(_ c: FileContents, link: String, what: String) throws {
+        guard let a = c.atimeNs, let m = c.mtimeNs else { return }
+        func spec(_ ns: Int64) -> timespec {
+            timespec(tv_sec: Int(ns / 1_000_000_000 - (ns % 1_000_000_000 < 0 ? 1 : 0)),
+                     tv_nsec: Int((ns % 1_000_000_000 + 1_000_000_000) % 1_000_000_000))
+        }
+        var times = [spec(a), spec(m)]
+        guard utimensat(AT_FDCWD, link, &times, 0) == 0 else {
+            throw SystemError("utimensat(\(link))", errno: errno, "setting the times of \(what)")
+        }
     }
 
     /// A deleted file's place: its old path if free, else a name of ferry's

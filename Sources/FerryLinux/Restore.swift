@@ -94,6 +94,8 @@ public final class PhasedRestore {
     private var created: [SpawnedProcess]
     private let container: ContainerRestore?
     private let cgroups: CgroupPlacement
+    /// Deleted working directories, present while the processes enter them.
+    private let ghostDirectories = GhostDirectories()
     private var builders: [Int32: ProcessBuilder] = [:]
     private var order: [ProcessBuilder] = []
     private let pool: FileState.PipePool
@@ -360,12 +362,15 @@ public final class PhasedRestore {
                     let fg = JobControl.restoredID(t.foregroundGroup, in: meta.processes, newPidNamespace: options.newPidNamespace) ?? t.foregroundGroup
                     try Terminals.restoreControllingTerminal(t, foreground: fg, injector: b.main, scratch: b.scratch)
                 }
+                try ghostDirectories.prepare(b.image)
                 result.notes += try b.restoreProcessState(pool: pool, rootExe: meta.processes[0].exe?.path ?? "")
                 phases.mark("complete: fds, signals, layout")
                 try b.createThreads()
                 try cgroups.placeThreads(of: b.image, live: { try b.restoredThread($0).tid })
                 phases.mark("complete: threads, timers, credentials")
             }
+            // Every process is in its working directory: the deleted ones go again.
+            ghostDirectories.removeAll()
             // Every process has its fds: ptys get their lock and exclusive mode.
             try pool.ptyHandles.finish()
             // Leases last: every open of the tree (and its pool) is done and none comes after.
@@ -394,6 +399,7 @@ public final class PhasedRestore {
         child.abandon()
         container?.remove()
         cgroups.remove()
+        ghostDirectories.removeAll()
     }
 }
 
@@ -411,6 +417,7 @@ enum RestoreChecks {
         try InetSocket.preflight(meta)
         try LeaseState.refuseBreaking(meta)
         try Terminals.preflight(meta.processes)
+        try GhostDirectories.preflight(meta.processes)
         let ptys = Set(Terminals.pairs(meta.processes).map(\.0))
         for p in meta.processes {
             if !newPidNamespace {

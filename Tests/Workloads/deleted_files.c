@@ -1,7 +1,8 @@
 /* deleted_files [big|nodir|mapped]: regular files unlinked while open keep
  * their contents, offset, flags and mode. In CTLDIR: "ghost.a" (20000 bytes
  * of pattern, mode 0604, opened O_RDWR|O_APPEND) and
- * "ghost.b" (empty, opened O_WRONLY, mode 0600) are unlinked; "ghost.c" is
+ * "ghost.b" (empty, opened O_WRONLY, mode 06604 — set-user-ID and set-group-ID
+ * bits, which a chown clears — and mtime 123456 s) are unlinked; "ghost.c" is
  * unlinked and a new file is created under its name (the restore must not
  * touch it: it holds "new"). ghost.a is also dup'ed (one open file) and
  * inherited by a child. Each step appends a byte to ghost.a and checks the
@@ -53,7 +54,7 @@ static void step(void)
 static void final(void)
 {
 	check_fd(a, path_a, O_RDWR | O_APPEND, 0604);
-	check_fd(b, path_b, O_WRONLY, 0600);
+	check_fd(b, path_b, O_WRONLY, 06604);
 	static uint8_t buf[(2 << 20) + 100000];
 	ssize_t got = pread(a, buf, size, 0);
 	WL_CHECK(got == (ssize_t)size, "ghost.a: pread %zd of %zu", got, size);
@@ -68,6 +69,8 @@ static void final(void)
 	WL_CHECK(lseek(a2, 0, SEEK_CUR) == 99, "the dup of ghost.a has offset %ld, want 99", (long)lseek(a2, 0, SEEK_CUR));
 	struct stat st;
 	WL_CHECK(fstat(b, &st) == 0 && st.st_size == 0, "ghost.b is %ld bytes, want 0", (long)st.st_size);
+	WL_CHECK(st.st_mtim.tv_sec == 123456 && st.st_mtim.tv_nsec == 789, "ghost.b's mtime is %ld.%09ld, want 123456.000000789",
+		 (long)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec);
 	char now[8] = { 0 };
 	WL_CHECK(pread(c, now, sizeof now, 0) == 3 && strcmp(now, "new") == 0, "the new ghost.c holds \"%s\", want \"new\"", now);
 	kill(kid, SIGKILL);
@@ -90,8 +93,9 @@ int main(int argc, char **argv)
 	int old_c = open(path_c, O_RDWR | O_CREAT | O_EXCL, 0600);
 	if (a < 0 || b < 0 || old_c < 0)
 		wl_setup_fail("create the files");
-	if (fchmod(a, 0604))
-		wl_setup_fail("fchmod");
+	const struct timespec times[2] = { { 0, UTIME_OMIT }, { 123456, 789 } };
+	if (fchmod(a, 0604) || fchmod(b, 06604) || futimens(b, times))
+		wl_setup_fail("fchmod/futimens");
 	static uint8_t buf[SIZE];
 	for (size_t i = 0; i < SIZE; i++)
 		buf[i] = byte_at(i);
