@@ -23,8 +23,20 @@ public enum TestKill {
     /// repair mode without the repair guard, to show what the kill sweep
     /// finds without it. Always false in release builds.
     public static var repairGuardDisabled: Bool {
+        debugFlag("FERRY_TEST_NO_REPAIR_GUARD")
+    }
+
+    /// FERRY_TEST_NO_REPAIR_STOP=1 (debug builds): the repair guard without
+    /// the SIGSTOP that holds the tree (RepairStop), to show the race the
+    /// sweeps find without it. Always false in release builds.
+    public static var repairStopDisabled: Bool {
+        debugFlag("FERRY_TEST_NO_REPAIR_STOP")
+    }
+
+    /// Whether environment variable `name` is set, in debug builds only.
+    private static func debugFlag(_ name: String) -> Bool {
         #if DEBUG
-        return getenv("FERRY_TEST_NO_REPAIR_GUARD") != nil
+        return getenv(name) != nil
         #else
         return false
         #endif
