@@ -134,6 +134,18 @@ public enum RepairGuardPlan {
         return (sigPnd | shdPnd) & ~mask & ~unblockable
     }
 
+    /// The inodes of the established TCP sockets in a /proc/PID/net/tcp or
+    /// tcp6 table (`st` 01); lines that do not parse are skipped.
+    public static func establishedInodes(procNetTCP text: String) -> Set<UInt64> {
+        var out = Set<UInt64>()
+        for line in text.split(separator: "\n").dropFirst() {
+            let f = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard f.count > 9, f[3] == "01", let inode = UInt64(f[9]), inode != 0 else { continue }
+            out.insert(inode)
+        }
+        return out
+    }
+
     /// Whether a process is being killed or is gone, from its /proc/PID/stat
     /// state and flags and the SigPnd/ShdPnd masks of /proc/PID/status (nil:
     /// unreadable, gone). A SIGKILL is pending in every thread (SigPnd)

@@ -97,6 +97,8 @@ public final class CheckpointSession {
         self.pid = pid
         try Preflight.checkCheckpointable(pid)
         let sharers = (scanned ?? OutsideSharers.scan(pid: pid)).uses
+        // Started while the tree runs, so that only the hand-over of the sockets falls in the freeze.
+        InetSocket.TCPRepair.startGuardIfConnected(tree: ProcFS.tree(of: pid))
         frozenAt = Host.now()
         do {
             // The root first so it cannot fork meanwhile; then its descendants.

@@ -147,6 +147,7 @@ public enum RepairGuardProcess {
     static func settle(_ held: [Held], stops: [Int32: Int32], _ heard: RepairGuardPlan.Heard) {
         let action = RepairGuardPlan.action(heard)
         if action != .leave {
+            TestKill.guardDelay()
             for h in held {
                 InetSocket.TCPRepair.takeOut(h.socket, reuseAddr: h.reuseAddr)
                 InetSocket.NetworkLock.unlock(h.socket)
@@ -189,3 +190,34 @@ public enum RepairGuardProcess {
 }
 #endif
 
+#if os(Linux)
+extension InetSocket.TCPRepair {
+    /// Starts the repair guard before the freeze when a process of `tree`
+    /// (read while it runs) holds an established TCP connection, so that
+    /// the start (a second ferry binary, tens of ms) is not frozen time;
+    /// `guarded` starts it otherwise, on first use. The connections are
+    /// looked up in /proc/PID/net/tcp and tcp6 of each network namespace
+    /// of the tree. A guard that cannot start here is tried again there.
+    static func startGuardIfConnected(tree: [Int32]) {
+        guard guardian == nil, !TestKill.repairGuardDisabled, !TestKill.lateRepairGuard else { return }
+        var inodes = Set<UInt64>()
+        var namespaces: [String: Int32] = [:]
+        for p in tree {
+            for fd in (try? ProcFS.fds(p)) ?? [] {
+                if let link = try? ProcFS.readlink("/proc/\(p)/fd/\(fd)"), let inode = InetSocket.socketInode(link) { inodes.insert(inode) }
+            }
+            if let ns = try? ProcFS.readlink("/proc/\(p)/ns/net"), namespaces[ns] == nil { namespaces[ns] = p }
+        }
+        guard !inodes.isEmpty else { return }
+        for p in namespaces.values {
+            for table in ["tcp", "tcp6"] {
+                let text = (try? ProcFS.text("/proc/\(p)/net/\(table)")) ?? ""
+                if !RepairGuardPlan.establishedInodes(procNetTCP: text).isDisjoint(with: inodes) {
+                    guardian = try? RepairGuard.start()
+                    return
+                }
+            }
+        }
+    }
+}
+#endif

@@ -60,4 +60,14 @@ struct RepairGuardPlanTests {
         #expect(P.blockedForTakingBack(sigPnd: alrm, shdPnd: usr1 | stop, mask: usr1) == alrm)
         #expect(P.blockedForTakingBack(sigPnd: 0, shdPnd: stop | 1 << 8, mask: 0) == 0)
     }
+
+    @Test func establishedInodesComeFromTheProcTable() {
+        let table = """
+          sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+           0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1234 1 0000000000000000 100 0 0 10 0
+           1: 0100007F:9C40 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 5678 1 0000000000000000 20 4 30 10 -1
+           2: garbage
+        """
+        #expect(P.establishedInodes(procNetTCP: table) == [5678])
+    }
 }

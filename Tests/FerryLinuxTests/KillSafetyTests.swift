@@ -36,8 +36,8 @@ struct KillSafetyTests {
     ]
 
     /// Runs ferry with the kill hook; true when it was killed there (false: it finished, status 0).
-    static func ferry(_ args: [String], killAt: String) throws -> Bool {
-        let r = try Child.run([W.ferry] + args, env: ["FERRY_TEST_KILL_AT": killAt])
+    static func ferry(_ args: [String], killAt: String, env: [String: String] = [:]) throws -> Bool {
+        let r = try Child.run([W.ferry] + args, env: env.merging(["FERRY_TEST_KILL_AT": killAt]) { $1 })
         if r.status == 128 + SIGKILL { return true }
         #expect(r.status == 0, "ferry \(args.joined(separator: " ")) with \(killAt): \(r.stderr)")
         return false
@@ -103,9 +103,10 @@ struct KillSafetyTests {
     }
 
     /// Raises N by `stride` until ferry finishes; `check` after every kill. Returns the number of kills.
-    static func sweep(_ args: [String], kind: String, stride: Int, first: Int = 1, check: (Int) -> Bool) throws -> Int {
+    static func sweep(_ args: [String], kind: String, stride: Int, first: Int = 1, env: [String: String] = [:],
+                      check: (Int) -> Bool) throws -> Int {
         var n = first, kills = 0
-        while try ferry(args, killAt: "\(kind):\(n)") {
+        while try ferry(args, killAt: "\(kind):\(n)", env: env) {
             kills += 1
             guard check(n) else { return kills }
             n += stride
@@ -189,6 +190,11 @@ struct KillSafetyTests {
     /// (the checkpoint finished, or ferry died after its SIGKILL) its
     /// restored copy does, and the sweep goes on with it: the peer was sent
     /// nothing (no FIN, no RST). In the end the process verifies itself.
+    /// The repair guard settles the sockets 30 ms late (FERRY_TEST_GUARD_DELAY_MS), as when the
+    /// scheduler runs it after the process: tcp_echo, which uses its socket every ~10 ms, then reaches
+    /// it first unless the process is held (RepairStop; FERRY_TEST_NO_REPAIR_STOP=1 shows it fail).
+    static let lateGuard = ["FERRY_TEST_GUARD_DELAY_MS": "30"]
+
     @Test("killed at any point of a checkpoint of a process with an established connection, the connection carries data both ways")
     func connectionSweep() throws {
         try W.buildWorkloads()
@@ -217,7 +223,7 @@ struct KillSafetyTests {
         var kills: [String] = []
         let leave = ["checkpoint", "\(pid)", "-o", image, "--leave-running"]
         for (kind, stride) in [("repair", 1), ("injection", 4), ("batch", 1)] {
-            let k = try Self.sweep(leave, kind: kind, stride: stride) { carries("leave-running \(kind):\($0)") }
+            let k = try Self.sweep(leave, kind: kind, stride: stride, env: Self.lateGuard) { carries("leave-running \(kind):\($0)") }
             kills.append("\(k) \(kind) (leave-running)")
             #expect(carries("after a finished checkpoint --leave-running"))
         }
@@ -234,7 +240,7 @@ struct KillSafetyTests {
         for (kind, stride) in [("injection", 9), ("repair", 1)] {
             var n = 1, k = 0, restores = 0
             while true {
-                let killed = try Self.ferry(["checkpoint", "\(pid)", "-o", image], killAt: "\(kind):\(n)")
+                let killed = try Self.ferry(["checkpoint", "\(pid)", "-o", image], killAt: "\(kind):\(n)", env: Self.lateGuard)
                 if killed { k += 1 }
                 if !killed || gone(pid) {
                     guard let restored = try Self.restore(image) else { Issue.record("no restored pid"); return }
