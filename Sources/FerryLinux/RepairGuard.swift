@@ -101,6 +101,13 @@ public enum RepairGuardProcess {
         // Without CAP_SYS_NICE it stays at normal priority and ferry's death may let the process run first.
         var prio = sched_param(sched_priority: RepairGuardPlan.schedPriority)
         _ = sched_setscheduler(0, SCHED_FIFO, &prio)
+        // Two descriptors per connection and one per held process: a descriptor the guard
+        // could not take would be dropped by the kernel (MSG_CTRUNC), so its soft limit goes up to the hard one.
+        var files: [UInt64] = [0, 0]
+        if ferry_prlimit(0, 7 /* RLIMIT_NOFILE */, nil, &files) == 0 && files[0] < files[1] {
+            files[0] = files[1]
+            _ = ferry_prlimit(0, 7, files, nil)
+        }
         _ = RepairGuardPlan.ready.withUnsafeBytes { send(channel, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         // Returns when ferry lets the lock go (after "done") or dies; everything it sent is
         // in the channel by then. Without the lock, the end of the channel tells the same, later.
