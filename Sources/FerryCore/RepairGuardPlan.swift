@@ -19,6 +19,12 @@ public enum RepairGuardPlan {
         /// ferry has settled every socket itself (taken out of repair mode,
         /// or closed in repair mode with their killed owner): nothing is left to do.
         case done
+        /// With one descriptor, a pidfd of process `pid`: ferry is about to
+        /// queue a SIGSTOP to it, which holds it group-stopped should ferry
+        /// die; the guard sends it SIGCONT once it has settled the sockets.
+        case hold(pid: Int32)
+        /// ferry has taken its SIGSTOP back from process `pid`: no SIGCONT for it.
+        case unhold(pid: Int32)
     }
 
     public struct Invalid: Error, CustomStringConvertible, Equatable, Sendable {
@@ -42,6 +48,8 @@ public enum RepairGuardPlan {
         case .socket(let reuse): (tag, value) = (1, reuse)
         case .killing: (tag, value) = (2, 0)
         case .done: (tag, value) = (3, 0)
+        case .hold(let pid): (tag, value) = (4, pid)
+        case .unhold(let pid): (tag, value) = (5, pid)
         }
         return withUnsafeBytes(of: tag.littleEndian, Array.init) + withUnsafeBytes(of: value.littleEndian, Array.init)
     }
@@ -51,7 +59,7 @@ public enum RepairGuardPlan {
         guard bytes.count == messageSize else { throw Invalid(description: "repair guard: a message of \(bytes.count) bytes, not \(messageSize)") }
         let tag = UInt32(bytes[0]) | UInt32(bytes[1]) << 8 | UInt32(bytes[2]) << 16 | UInt32(bytes[3]) << 24
         let value = Int32(bitPattern: UInt32(bytes[4]) | UInt32(bytes[5]) << 8 | UInt32(bytes[6]) << 16 | UInt32(bytes[7]) << 24)
-        let want = tag == 1 ? 2 : 0
+        let want = tag == 1 ? 2 : tag == 4 ? 1 : 0
         guard descriptors == want else {
             throw Invalid(description: "repair guard: message \(tag) came with \(descriptors) descriptors, not \(want)")
         }
@@ -61,6 +69,9 @@ public enum RepairGuardPlan {
             return .socket(reuseAddr: value)
         case 2: return .killing
         case 3: return .done
+        case 4, 5:
+            guard value > 0 else { throw Invalid(description: "repair guard: pid \(value)") }
+            return tag == 4 ? .hold(pid: value) : .unhold(pid: value)
         default: throw Invalid(description: "repair guard: unknown message \(tag)")
         }
     }
@@ -70,7 +81,7 @@ public enum RepairGuardPlan {
 
     public static func heard(after previous: Heard, _ m: Message) -> Heard {
         switch m {
-        case .socket: return previous
+        case .socket, .hold, .unhold: return previous
         case .killing: return previous == .done ? .done : .killing
         case .done: return .done
         }
@@ -100,6 +111,39 @@ public enum RepairGuardPlan {
         case .nothing: return .takeOut
         case .killing: return .takeOutUnlessDying
         }
+    }
+
+    /// The processes the guard sends SIGCONT to once it has taken the
+    /// sockets out (ferry died; not after `done`): those ferry said it
+    /// would stop (`hold`) and did not say it had let go again (`unhold`).
+    public static func held(after previous: Set<Int32>, _ m: Message) -> Set<Int32> {
+        switch m {
+        case .hold(let pid): return previous.union([pid])
+        case .unhold(let pid): return previous.subtracting([pid])
+        default: return previous
+        }
+    }
+
+    /// The signals to block in a thread for the instant it takes ferry's
+    /// SIGSTOP back (signal-delivery stop, resumed with no signal): those
+    /// pending for it and not blocked, which it would take first (bit
+    /// n - 1 for signal n, as in SigPnd/ShdPnd/SigBlk of /proc/PID/status);
+    /// SIGKILL and SIGSTOP cannot be blocked and are left out.
+    public static func blockedForTakingBack(sigPnd: UInt64, shdPnd: UInt64, mask: UInt64) -> UInt64 {
+        let unblockable: UInt64 = 1 << 8 | 1 << 18
+        return (sigPnd | shdPnd) & ~mask & ~unblockable
+    }
+
+    /// The inodes of the established TCP sockets in a /proc/PID/net/tcp or
+    /// tcp6 table (`st` 01); lines that do not parse are skipped.
+    public static func establishedInodes(procNetTCP text: String) -> Set<UInt64> {
+        var out = Set<UInt64>()
+        for line in text.split(separator: "\n").dropFirst() {
+            let f = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard f.count > 9, f[3] == "01", let inode = UInt64(f[9]), inode != 0 else { continue }
+            out.insert(inode)
+        }
+        return out
     }
 
     /// Whether a process is being killed or is gone, from its /proc/PID/stat

@@ -97,6 +97,8 @@ public final class CheckpointSession {
         self.pid = pid
         try Preflight.checkCheckpointable(pid)
         let sharers = (scanned ?? OutsideSharers.scan(pid: pid)).uses
+        // Started while the tree runs, so that only the hand-over of the sockets falls in the freeze.
+        InetSocket.TCPRepair.startGuardIfConnected(tree: ProcFS.tree(of: pid))
         frozenAt = Host.now()
         do {
             // The root first so it cannot fork meanwhile; then its descendants.
@@ -109,7 +111,11 @@ public final class CheckpointSession {
                 queue += ProcFS.children(p)
             }
             try SharedMemory.check(tree: tree, outside: sharers)
+            RepairStop.tree = tree.filter { !freezer.groupStopped.contains($0) }.compactMap { p in
+                freezer.threads.first { $0.pid == p }.map { (p, $0.tid) }
+            }
         } catch {
+            InetSocket.TCPRepair.leave()
             freezer.thaw()
             throw error
         }
@@ -323,6 +329,8 @@ enum ProcessDump {
 /// frames and a gadget ferry writes into the scratch area.
 enum ScratchSession {
     static func with(pid: Int32, tid: Int32, _ body: (Injector, ScratchArea, LinuxRegs) throws -> Void) throws {
+        // Injected calls resume the thread: ferry's SIGSTOP, if queued, is taken back first.
+        try RepairStop.release(pid)
         let t = Tracee(tid)
         let saved = try t.getRegs()
         let size = ScratchArea.defaultSize

@@ -33,6 +33,10 @@ public final class Freezer {
     /// tid → tgid for every thread held.
     public private(set) var threads: [(tid: Int32, pid: Int32)] = []
     private var seized = Set<Int32>()
+    /// Processes with a thread that reported a group stop when frozen (a
+    /// stop signal, not SIGTRAP, in its PTRACE_EVENT_STOP): stopped before
+    /// ferry came, they stop again when it detaches or dies.
+    public private(set) var groupStopped = Set<Int32>()
 
     public init() {}
 
@@ -59,17 +63,18 @@ public final class Freezer {
                 seized.insert(tid)
                 threads.append((tid, pid))
                 try t.interrupt()
-                try waitForStop(t)
+                if try waitForStop(t) != SIGTRAP { groupStopped.insert(pid) }
             }
         }
     }
 
-    private func waitForStop(_ t: Tracee) throws {
+    /// Waits for the interrupt stop; returns its signal (SIGTRAP, or the stop signal of a group stop).
+    private func waitForStop(_ t: Tracee) throws -> Int32 {
         while true {
             let st = WaitStatus(try t.wait())
             switch st {
             case .stopped(let sig, let event):
-                if event == PT.eventStop { return }
+                if event == PT.eventStop { return sig }
                 // A signal-delivery stop came before our interrupt: pass the
                 // signal on (the process would have received it anyway) and
                 // keep waiting for the interrupt stop.
@@ -85,6 +90,7 @@ public final class Freezer {
         for (tid, _) in threads.reversed() { try? Tracee(tid).detach() }
         threads.removeAll()
         seized.removeAll()
+        groupStopped.removeAll()
     }
 
     /// SIGKILL to every process: none of them runs another instruction (a
@@ -117,6 +123,7 @@ public final class Freezer {
         }
         threads.removeAll()
         seized.removeAll()
+        groupStopped.removeAll()
     }
 }
 #endif

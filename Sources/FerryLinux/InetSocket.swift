@@ -407,7 +407,10 @@ public enum InetSocket {
                 try checkLibc(setsockopt(copy, InetSocketPlan.solTCP, name, &v, 4), "setsockopt(TCP \(name), \(v))", ctx)
             }
             let reuse = intOption(copy, InetSocketPlan.solSocket, 2) ?? 0
-            do { try guarded(copy, pid: pid, fd: fd, reuseAddr: reuse) } catch {
+            do {
+                try guarded(copy, pid: pid, fd: fd, reuseAddr: reuse)
+                try RepairStop.hold()
+            } catch {
                 close(copy)
                 throw error
             }
@@ -492,8 +495,11 @@ public enum InetSocket {
                 close(h.copy)
             }
             held = []
+            // A process whose SIGSTOP could not be taken back is left to the guard, which continues it as after a death.
+            let stopsTakenBack = (try? RepairStop.release()) != nil
+            RepairStop.tree = []
             TestKill.point(.repair)
-            guardian?.finish()
+            guardian?.finish(settled: stopsTakenBack)
             guardian = nil
         }
 
@@ -502,6 +508,8 @@ public enum InetSocket {
         /// so that from then on it leaves the sockets of a process that
         /// exits in repair mode.
         static func killing() {
+            // Held stopped until the SIGKILL, or by the guard should ferry die before it.
+            try? RepairStop.hold()
             for h in held {
                 var on: Int32 = 1
                 TestKill.point(.repair)
@@ -516,6 +524,8 @@ public enum InetSocket {
         static func release() {
             for h in held { close(h.copy) }
             held = []
+            RepairStop.tree = []
+            RepairStop.queued = []
             TestKill.point(.repair)
             guardian?.finish()
             guardian = nil

@@ -56,11 +56,19 @@ final class RepairGuard {
 
     /// Hands over socket `copy` of process `owner` (before it goes into repair mode).
     func hand(_ copy: Int32, reuseAddr: Int32, owner: Int32, _ ctx: String) throws {
-        let r = ferry_syscall6(SYS.pidfdOpen, UInt64(owner), 0, 0, 0, 0, 0)
-        guard r >= 0 else { throw SystemError("pidfd_open(\(owner))", errno: Int32(-r), ctx) }
-        let pidfd = Int32(r)
-        defer { close(pidfd) }
-        try send(.socket(reuseAddr: reuseAddr == 0 ? 0 : 1), fds: [copy, pidfd], ctx)
+        try withPidfd(owner, ctx) { try send(.socket(reuseAddr: reuseAddr == 0 ? 0 : 1), fds: [copy, $0], ctx) }
+    }
+
+    /// Tells the guard that process `pid` is about to be sent ferry's SIGSTOP (`RepairStop`).
+    func hold(_ pid: Int32, _ ctx: String) throws {
+        try withPidfd(pid, ctx) { try send(.hold(pid: pid), fds: [$0], ctx) }
+    }
+
+    private func withPidfd(_ pid: Int32, _ ctx: String, _ body: (Int32) throws -> Void) throws {
+        let r = ferry_syscall6(SYS.pidfdOpen, UInt64(pid), 0, 0, 0, 0, 0)
+        guard r >= 0 else { throw SystemError("pidfd_open(\(pid))", errno: Int32(-r), ctx) }
+        defer { close(Int32(r)) }
+        try body(Int32(r))
     }
 
     func send(_ m: RepairGuardPlan.Message, fds: [Int32] = [], _ ctx: String) throws {
@@ -69,9 +77,10 @@ final class RepairGuard {
         try check(r, "sendmsg to the TCP repair guard (pid \(pid))", ctx)
     }
 
-    /// Tells the guard the outcome is settled and lets it go; it exits by itself.
-    func finish() {
-        try? send(.done, "finishing with the TCP repair guard")
+    /// Tells the guard the outcome is settled and lets it go; it exits by
+    /// itself. Not `settled`: no "done", so it does what it does when ferry dies.
+    func finish(settled: Bool = true) {
+        if settled { try? send(.done, "finishing with the TCP repair guard") }
         ferry_guard_lock_release(lock)
         close(channel)
         // Collected if it has exited already; otherwise init or a subreaper collects it after ferry.
@@ -83,6 +92,7 @@ final class RepairGuard {
 /// The guard process (`ferry __repair-guard FERRY_PID`, channel at fd 3,
 /// lock at fd 4; FERRY_PID only names its ferry in `ps`).
 public enum RepairGuardProcess {
+    static let pidfdSendSignal = 424
     struct Held { var socket: Int32; var owner: Int32; var reuseAddr: Int32 }
 
     public static func run(ferryPid: Int32) -> Never {
@@ -91,11 +101,19 @@ public enum RepairGuardProcess {
         // Without CAP_SYS_NICE it stays at normal priority and ferry's death may let the process run first.
         var prio = sched_param(sched_priority: RepairGuardPlan.schedPriority)
         _ = sched_setscheduler(0, SCHED_FIFO, &prio)
+        // Two descriptors per connection and one per held process: a descriptor the guard
+        // could not take would be dropped by the kernel (MSG_CTRUNC), so its soft limit goes up to the hard one.
+        var files: [UInt64] = [0, 0]
+        if ferry_prlimit(0, 7 /* RLIMIT_NOFILE */, nil, &files) == 0 && files[0] < files[1] {
+            files[0] = files[1]
+            _ = ferry_prlimit(0, 7, files, nil)
+        }
         _ = RepairGuardPlan.ready.withUnsafeBytes { send(channel, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         // Returns when ferry lets the lock go (after "done") or dies; everything it sent is
         // in the channel by then. Without the lock, the end of the channel tells the same, later.
         let waited = ferry_guard_lock_wait(lock)
         var held: [Held] = []
+        var stops: [Int32: Int32] = [:]
         var heard = RepairGuardPlan.Heard.nothing
         loop: while heard != .done {
             var buf = [UInt8](repeating: 0, count: 16)
@@ -108,7 +126,16 @@ public enum RepairGuardProcess {
             let received = Array(got.prefix(Int(nfds)))
             do {
                 let m = try RepairGuardPlan.decode(Array(buf.prefix(r)), descriptors: received.count)
-                if case .socket(let reuse) = m { held.append(Held(socket: received[0], owner: received[1], reuseAddr: reuse)) }
+                switch m {
+                case .socket(let reuse): held.append(Held(socket: received[0], owner: received[1], reuseAddr: reuse))
+                case .hold(let pid):
+                    if let old = stops[pid] { close(old) }
+                    stops[pid] = received[0]
+                case .unhold(let pid):
+                    if let old = stops[pid] { close(old) }
+                    stops[pid] = nil
+                default: break
+                }
                 heard = RepairGuardPlan.heard(after: heard, m)
             } catch {
                 for fd in received { close(fd) }
@@ -117,19 +144,24 @@ public enum RepairGuardProcess {
                 _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
             }
         }
-        settle(held, heard)
+        settle(held, stops: stops, heard)
         exit(0)
     }
 
-    /// Each socket as the plan says once the channel has ended.
-    static func settle(_ held: [Held], _ heard: RepairGuardPlan.Heard) {
+    /// Each socket as the plan says once the channel has ended; then, ferry
+    /// having died, SIGCONT to the processes its SIGSTOP holds (only once
+    /// every socket is out of repair mode: they run from there on).
+    static func settle(_ held: [Held], stops: [Int32: Int32], _ heard: RepairGuardPlan.Heard) {
         let action = RepairGuardPlan.action(heard)
         if action != .leave {
+            TestKill.guardDelay()
             for h in held {
                 InetSocket.TCPRepair.takeOut(h.socket, reuseAddr: h.reuseAddr)
                 InetSocket.NetworkLock.unlock(h.socket)
             }
+            for pidfd in stops.values { _ = ferry_syscall6(pidfdSendSignal, UInt64(pidfd), UInt64(SIGCONT), 0, 0, 0, 0) }
         }
+        for pidfd in stops.values { close(pidfd) }
         if action == .takeOutUnlessDying {
             var dying: [Int32: Bool] = [:]
             for h in held {
@@ -161,6 +193,38 @@ public enum RepairGuardProcess {
             }
         }
         return false
+    }
+}
+#endif
+
+#if os(Linux)
+extension InetSocket.TCPRepair {
+    /// Starts the repair guard before the freeze when a process of `tree`
+    /// (read while it runs) holds an established TCP connection, so that
+    /// the start (a second ferry binary, tens of ms) is not frozen time;
+    /// `guarded` starts it otherwise, on first use. The connections are
+    /// looked up in /proc/PID/net/tcp and tcp6 of each network namespace
+    /// of the tree. A guard that cannot start here is tried again there.
+    static func startGuardIfConnected(tree: [Int32]) {
+        guard guardian == nil, !TestKill.repairGuardDisabled, !TestKill.lateRepairGuard else { return }
+        var inodes = Set<UInt64>()
+        var namespaces: [String: Int32] = [:]
+        for p in tree {
+            for fd in (try? ProcFS.fds(p)) ?? [] {
+                if let link = try? ProcFS.readlink("/proc/\(p)/fd/\(fd)"), let inode = InetSocket.socketInode(link) { inodes.insert(inode) }
+            }
+            if let ns = try? ProcFS.readlink("/proc/\(p)/ns/net"), namespaces[ns] == nil { namespaces[ns] = p }
+        }
+        guard !inodes.isEmpty else { return }
+        for p in namespaces.values {
+            for table in ["tcp", "tcp6"] {
+                let text = (try? ProcFS.text("/proc/\(p)/net/\(table)")) ?? ""
+                if !RepairGuardPlan.establishedInodes(procNetTCP: text).isDisjoint(with: inodes) {
+                    guardian = try? RepairGuard.start()
+                    return
+                }
+            }
+        }
     }
 }
 #endif

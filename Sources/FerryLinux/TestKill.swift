@@ -23,8 +23,38 @@ public enum TestKill {
     /// repair mode without the repair guard, to show what the kill sweep
     /// finds without it. Always false in release builds.
     public static var repairGuardDisabled: Bool {
+        debugFlag("FERRY_TEST_NO_REPAIR_GUARD")
+    }
+
+    /// FERRY_TEST_NO_REPAIR_STOP=1 (debug builds): the repair guard without
+    /// the SIGSTOP that holds the tree (RepairStop), to show the race the
+    /// sweeps find without it. Always false in release builds.
+    public static var repairStopDisabled: Bool {
+        debugFlag("FERRY_TEST_NO_REPAIR_STOP")
+    }
+
+    /// FERRY_TEST_LATE_REPAIR_GUARD=1 (debug builds): the repair guard is
+    /// started on first use, inside the freeze, not before it, to measure
+    /// what starting it early saves. Always false in release builds.
+    public static var lateRepairGuard: Bool {
+        debugFlag("FERRY_TEST_LATE_REPAIR_GUARD")
+    }
+
+    /// FERRY_TEST_GUARD_DELAY_MS=N (debug builds): the repair guard, woken
+    /// by ferry's death, waits N ms (at most 1000) before it settles the
+    /// sockets, as a guard the scheduler runs late would: the process must
+    /// not reach its socket meanwhile. Release builds never wait.
+    public static func guardDelay() {
         #if DEBUG
-        return getenv("FERRY_TEST_NO_REPAIR_GUARD") != nil
+        guard let v = getenv("FERRY_TEST_GUARD_DELAY_MS").flatMap({ Int(String(cString: $0)) }), v > 0 else { return }
+        Glibc.usleep(UInt32(min(v, 1000)) * 1000)
+        #endif
+    }
+
+    /// Whether environment variable `name` is set, in debug builds only.
+    private static func debugFlag(_ name: String) -> Bool {
+        #if DEBUG
+        return getenv(name) != nil
         #else
         return false
         #endif
