@@ -122,6 +122,10 @@ public enum InetSocket {
         var lines: [String] = []
         for fd in try ProcFS.fds(pid) {
             guard let link = try? ProcFS.readlink("/proc/\(pid)/fd/\(fd)"), link.hasPrefix("socket:") else { continue }
+            if let line = NetlinkSocket.report(pid: pid, fd: fd, link: link) {
+                lines.append(line)
+                continue
+            }
             do {
                 let seen = try look(pid: pid, fd: fd, link: link)
                 // Unix sockets are UnixSocket.survey's to report.

@@ -156,6 +156,31 @@ struct InetSocketPlanTests {
         #expect(P.unsentToOutside([other]).isEmpty)
     }
 
+    /// Netlink: route and generic carried, other protocols, queued messages
+    /// and dumps refused; the restore joins each group and binds the port id.
+    @Test func netlinkSocketsArePlannedAndValidated() throws {
+        typealias N = NetlinkSocketPlan
+        #expect(N.refusal(proto: 0, type: 3, waiting: 0, dumping: false) == nil)
+        #expect(N.refusal(proto: 15, type: 3, waiting: 0, dumping: false)?.contains("protocol 15") == true)
+        #expect(N.refusal(proto: 0, type: 3, waiting: 768, dumping: false)?.contains("waiting") == true)
+        #expect(N.refusal(proto: 16, type: 3, waiting: 0, dumping: true)?.contains("dump in progress") == true)
+        var s = NetlinkSocketImage(proto: 0, type: 3, portID: 4242, groups: [0b10001, 0, 1], options: [SocketOptionValue(level: 270, name: 5, value: 1)])
+        #expect(try N.steps(s) == [.socket(type: 3, proto: 0), .setsockopt(level: 270, name: 5, value: 1), .bind(4242),
+                                   .addMembership(1), .addMembership(5), .addMembership(65)])
+        s.portID = 0; s.groups = []; s.options = []
+        #expect(try N.steps(s) == [.socket(type: 3, proto: 0)])
+        for bad in [NetlinkSocketImage(proto: 15, type: 3, portID: 0, groups: [], options: []),
+                    NetlinkSocketImage(proto: 0, type: 1, portID: 0, groups: [], options: []),
+                    NetlinkSocketImage(proto: 0, type: 3, portID: 0, groups: [UInt32](repeating: 1, count: 33), options: []),
+                    NetlinkSocketImage(proto: 0, type: 3, portID: 0, groups: [], options: [SocketOptionValue(level: 1, name: 2, value: 1)])] {
+            #expect(throws: P.Invalid.self) { try N.steps(bad) }
+        }
+        let text = "sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode\n0000 0 77 00000011 768 0 0 2 0 555\n0001 16 0 00000000 0 0 1 2 0 556\n"
+        #expect(N.queue(procNetlink: text, inode: 555)! == (768, false))
+        #expect(N.queue(procNetlink: text, inode: 556)! == (0, true))
+        #expect(N.queue(procNetlink: text, inode: 9) == nil)
+    }
+
     @Test func bufferLockFollowsTheForcedReceiveBuffer() throws {
         var img = InetSocketImage(family: P.afInet, type: P.sockStream, proto: 6, state: "established", local: Self.lo4,
                                   peer: InetEndpoint(address: [127, 0, 0, 1], port: 5000),
