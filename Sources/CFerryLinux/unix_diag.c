@@ -78,6 +78,7 @@ int ferry_unix_diag(uint32_t inode, struct ferry_unix_info *out)
 			break;
 		case UNIX_DIAG_ICONS:
 			out->incoming = len / 4;
+			memcpy(out->icons, p, (out->incoming < FERRY_UNIX_MAX_ICONS ? out->incoming : FERRY_UNIX_MAX_ICONS) * 4);
 			break;
 		case UNIX_DIAG_RQLEN:
 			if (len >= (int)sizeof(struct unix_diag_rqlen)) {

@@ -127,6 +127,12 @@ public enum InetSocketPlan {
         public var shutdown: UInt8?
         /// The interface named with SO_BINDTODEVICE; nil when none.
         public var device: String?
+        /// SO_LINGER's l_linger when it is on; nil when off.
+        public var linger: Int32?
+        /// The classic socket filter the program attached (sock_filter bytes); nil when none.
+        public var filter: [UInt8]?
+        /// SO_LOCK_FILTER is on.
+        public var filterLocked = false
         public init(family: Int32, type: Int32, proto: Int32, tcpState: Int? = nil, local: InetEndpoint? = nil,
                     peer: InetEndpoint? = nil, acceptQueue: Int = 0, datagramQueued: Bool = false, uncarriedOptions: [String] = []) {
             self.family = family; self.type = type; self.proto = proto; self.tcpState = tcpState; self.local = local
@@ -152,6 +158,9 @@ public enum InetSocketPlan {
         let udp = f.type == sockDgram && (f.proto == ipprotoUDP || f.proto == 0)
         if tcp || udp, let o = f.uncarriedOptions.first {
             return .refuse("\(what) has \(o) set, which ferry does not carry — run the program without it")
+        }
+        if tcp && f.tcpState == 1 && f.filter != nil {
+            return .refuse("\(what) has a socket filter (SO_ATTACH_FILTER) on an established connection, which ferry does not carry (its network lock replaces the filter during the checkpoint) — run the program without it")
         }
         if tcp || udp, f.shutdown == nil {
             return .refuse("\(what): its shutdown state cannot be read (sock_diag: inet_diag/udp_diag missing, or the socket is in another network namespace), so ferry cannot carry it")
@@ -240,6 +249,10 @@ public enum InetSocketPlan {
         case setsockopt(level: Int32, name: Int32, value: Int32)
         /// SO_BINDTODEVICE with this interface name.
         case bindToDevice(String)
+        /// SO_LINGER on, with l_linger this many seconds.
+        case linger(Int32)
+        /// SO_ATTACH_FILTER with these sock_filter instructions, then SO_LOCK_FILTER when `lock`.
+        case attachFilter([UInt8], lock: Bool)
         case bind([UInt8])
         case listen(Int32)
         case connect([UInt8])
@@ -253,6 +266,8 @@ public enum InetSocketPlan {
         case repairWindow([UInt32])
     }
 
+    /// BPF_MAXINSNS: the most instructions a classic socket filter has.
+    public static let maxFilterInstructions = 4096
     public static let tcpRepair: Int32 = 19, tcpRepairQueue: Int32 = 20, tcpQueueSeq: Int32 = 21, tcpTimestamp: Int32 = 24
     public static let recvQueue: Int32 = 1, sendQueue: Int32 = 2
     /// The most bytes ferry carries in one queue of a connection.
@@ -305,7 +320,8 @@ public enum InetSocketPlan {
                 .connect(sockaddr(family: s.family, p)),
                 .repairOptions(tcpOptions)]
         if let ts = t.timestamp { out.append(.setsockopt(level: solTCP, name: tcpTimestamp, value: Int32(bitPattern: ts))) }
-        if !t.sendQueue.value.isEmpty { out.append(.fillQueue(queue: sendQueue, t.sendQueue.value)) }
+        let sent = try sentPart(t, bad: bad)
+        if !sent.isEmpty { out.append(.fillQueue(queue: sendQueue, sent)) }
         if !t.recvQueue.value.isEmpty { out.append(.fillQueue(queue: recvQueue, t.recvQueue.value)) }
         // Repair off without a window probe (TCP_REPAIR_OFF_NO_WP): the peer of a
         // connection within the tree may not exist yet, and a probe to its
@@ -313,6 +329,38 @@ public enum InetSocketPlan {
         out += [.repairWindow(t.window), .setsockopt(level: solTCP, name: tcpRepair, value: -1)]
         out += options.filter { $0 == .setsockopt(level: solSocket, name: 2, value: 1) }
         return out
+    }
+
+    /// The part of a connection's send queue that was sent (restored in
+    /// repair mode, as sent); the rest (`unsentPart`) is written after.
+    static func sentPart(_ t: TCPConnectionState, bad: (String) -> Invalid) throws -> [UInt8] {
+        let q = t.sendQueue.value
+        guard let n = t.unsent, n > 0 else { return q }
+        guard Int(n) <= q.count else { throw bad("\(n) unsent bytes in a send queue of \(q.count)") }
+        return Array(q.prefix(q.count - Int(n)))
+    }
+
+    /// The bytes of `s`'s send queue that were never sent, written with
+    /// send(2) once every socket of the tree exists (repair mode off): empty
+    /// when none. A damaged count throws.
+    public static func unsentPart(_ s: InetSocketImage) throws -> [UInt8] {
+        guard let t = s.tcp, let n = t.unsent, n > 0 else { return [] }
+        let q = t.sendQueue.value
+        guard Int(n) <= q.count else { throw Invalid(description: "the image's socket record is damaged: \(n) unsent bytes in a send queue of \(q.count)") }
+        return Array(q.suffix(Int(n)))
+    }
+
+    /// Which connections of `sockets` (the tree's, one entry per socket)
+    /// hold bytes never sent while their peer is not a connection of the
+    /// tree (no socket whose local and peer addresses are this one's peer
+    /// and local): their indices. Those are refused: restored, such a
+    /// connection to a peer outside the tree stalled (zdtm socket-tcpbuf).
+    public static func unsentToOutside(_ sockets: [InetSocketImage]) -> [Int] {
+        sockets.indices.filter { i in
+            let s = sockets[i]
+            guard s.tcp?.unsent ?? 0 > 0 else { return false }
+            return !sockets.contains { $0.tcp != nil && $0.family == s.family && $0.local == s.peer && $0.peer == s.local }
+        }
     }
 
     public struct Invalid: Error, Equatable, Sendable, CustomStringConvertible {
@@ -347,6 +395,16 @@ public enum InetSocketPlan {
                 throw bad("interface name of \(bytes.count) bytes for SO_BINDTODEVICE")
             }
             optionSteps.append(.bindToDevice(d))
+        }
+        if let l = s.linger {
+            guard l >= 0 else { throw bad("SO_LINGER of \(l) seconds") }
+            optionSteps.append(.linger(l))
+        }
+        if let f = s.filter {
+            guard f.count % 8 == 0, (1...maxFilterInstructions).contains(f.count / 8) else { throw bad("a socket filter of \(f.count) bytes") }
+            optionSteps.append(.attachFilter(f.value, lock: s.filterLocked == true))
+        } else if s.filterLocked != nil {
+            throw bad("SO_LOCK_FILTER without a filter")
         }
         guard (0...3).contains(s.shutdown ?? 0) else { throw bad("shutdown bits \(s.shutdown ?? 0)") }
         let shut: [Step] = (s.shutdown ?? 0) == 0 ? [] : [.shutdown((s.shutdown ?? 0) - 1)]

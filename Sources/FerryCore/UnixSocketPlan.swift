@@ -18,6 +18,10 @@ public enum UnixSocketRefusal: Error, Equatable, CustomStringConvertible {
     case inconsistent(pid: Int32, fd: Int32, inode: UInt64)
     /// A connected socket bound to a path that is not an open listener's of the tree.
     case namedNotAccepted(pid: Int32, fd: Int32, inode: UInt64, name: String)
+    /// A connection waiting in a listener's accept queue whose client no process of the tree holds.
+    case queuedClientOutside(pid: Int32, fd: Int32, inode: UInt64, name: String, client: UInt64)
+    /// A listener's queued connection and its client do not name each other.
+    case queueMismatch(inode: UInt64, client: UInt64)
 
     public var description: String {
         switch self {
@@ -29,6 +33,10 @@ public enum UnixSocketRefusal: Error, Equatable, CustomStringConvertible {
             return "unix socket fd \(fd) of process \(pid) (socket:[\(inode)]) and its peer socket:[\(peer)] do not form a pair of the same type"
         case let .inconsistent(pid, fd, inode):
             return "unix socket fd \(fd) of process \(pid) (socket:[\(inode)]) is recorded twice with different state"
+        case let .queuedClientOutside(pid, fd, inode, name, client):
+            return "cannot checkpoint \(pid): fd \(fd) is a listening unix socket on \(UnixSocketPlan.printable(name)) (socket:[\(inode)]) with a connection waiting to be accepted from socket:[\(client)], which no process of the tree holds; ferry cannot connect it again — let the program accept it first, or checkpoint the client's process with it"
+        case let .queueMismatch(inode, client):
+            return "listening unix socket \(inode) and its queued client socket \(client) do not name each other or differ in type"
         case let .namedNotAccepted(pid, fd, inode, name):
             return "cannot checkpoint \(pid): fd \(fd) is a unix socket (socket:[\(inode)]) bound to \(UnixSocketPlan.printable(name)) that was not accepted from a listener open in the tree; ferry carries path names only on listeners and the connections they accepted — checkpoint the listener's process with it"
         }
@@ -58,7 +66,7 @@ public enum UnixSocketPlan {
             }
         }
         var out: [(UnixSocketImage, UnixSocketImage)] = []
-        for e in ends where e.socket.listenBacklog == nil && e.socket.externalPeer == nil && e.socket.unpaired != true {
+        for e in ends where e.socket.listenBacklog == nil && e.socket.externalPeer == nil && e.socket.unpaired != true && e.socket.queuedOn == nil {
             let s = e.socket
             guard let p = byInode[s.peer] else {
                 throw UnixSocketRefusal.peerOutside(pid: e.pid, fd: e.fd, inode: s.inode, peer: s.peer, peerName: peerName(s.peer))
@@ -67,7 +75,7 @@ public enum UnixSocketPlan {
                 throw UnixSocketRefusal.notAPair(pid: e.pid, fd: e.fd, inode: s.inode, peer: s.peer)
             }
         }
-        for (inode, s) in byInode where s.listenBacklog == nil && s.externalPeer == nil && s.unpaired != true && inode < s.peer {
+        for (inode, s) in byInode where s.listenBacklog == nil && s.externalPeer == nil && s.unpaired != true && s.queuedOn == nil && inode < s.peer {
             if let p = byInode[s.peer] { out.append((s, p)) }
         }
         return out.sorted { $0.0.inode < $1.0.inode }
@@ -81,7 +89,7 @@ public enum UnixSocketPlan {
         var byInode: [UInt64: UnixSocketImage] = [:]
         for e in ends { byInode[e.socket.inode] = e.socket }
         var out = Set<UInt64>()
-        for s in byInode.values where s.listenBacklog == nil && s.externalPeer == nil && s.acceptedFrom == nil {
+        for s in byInode.values where s.listenBacklog == nil && s.externalPeer == nil && s.acceptedFrom == nil && s.queuedOn == nil {
             if s.peer == 0 {
                 out.insert(s.inode)
             } else if s.type == UnixSocketImage.datagram, s.peer == s.inode || byInode[s.peer].map({ $0.peer != s.inode }) == true {
@@ -207,6 +215,47 @@ public enum UnixSocketPlan {
             } else if !abstract {
                 throw UnixSocketRefusal.namedNotAccepted(pid: e.pid, fd: e.fd, inode: e.socket.inode, name: n.name)
             }
+        }
+        return out
+    }
+
+    /// At checkpoint: for each client of a connection waiting in the accept
+    /// queue of a listener of `ends` (`queuedClients`), that listener's
+    /// inode. A client no process of the tree holds is refused by name.
+    public static func queuedOn(_ ends: [UnixSocketEnd], name: (UnixSocketImage) -> String = { $0.path ?? "@" + String(decoding: $0.abstractName?.value ?? [], as: UTF8.self) }) throws -> [UInt64: UInt64] {
+        let inTree = Set(ends.map(\.socket.inode))
+        var out: [UInt64: UInt64] = [:]
+        var seen = Set<UInt64>()
+        for e in ends where e.socket.listenBacklog != nil && seen.insert(e.socket.inode).inserted {
+            for c in e.socket.queuedClients ?? [] {
+                guard inTree.contains(c) else {
+                    throw UnixSocketRefusal.queuedClientOutside(pid: e.pid, fd: e.fd, inode: e.socket.inode, name: name(e.socket), client: c)
+                }
+                out[c] = e.socket.inode
+            }
+        }
+        return out
+    }
+
+    /// At restore: each listener with connections waiting, and their clients
+    /// in queue order (each connects to the listener again, in that order).
+    /// Every client must name its listener back and have its type, and every
+    /// socket marked `queuedOn` must be in its listener's queue.
+    public static func queuedConnections(_ ends: [UnixSocketEnd]) throws -> [(listener: UnixSocketImage, clients: [UnixSocketImage])] {
+        var byInode: [UInt64: UnixSocketImage] = [:]
+        for e in ends { byInode[e.socket.inode] = e.socket }
+        var out: [(listener: UnixSocketImage, clients: [UnixSocketImage])] = []
+        var listed = Set<UInt64>()
+        for l in listeners(ends) where !(l.queuedClients ?? []).isEmpty {
+            let clients = try (l.queuedClients ?? []).map { c -> UnixSocketImage in
+                guard let s = byInode[c], s.queuedOn == l.inode, s.type == l.type else { throw UnixSocketRefusal.queueMismatch(inode: l.inode, client: c) }
+                listed.insert(c)
+                return s
+            }
+            out.append((l, clients))
+        }
+        for s in byInode.values.sorted(by: { $0.inode < $1.inode }) where s.queuedOn != nil && !listed.contains(s.inode) {
+            throw UnixSocketRefusal.queueMismatch(inode: s.queuedOn ?? 0, client: s.inode)
         }
         return out
     }

@@ -34,6 +34,16 @@ public struct InetSocketImage: Codable, Equatable, Sendable {
     /// The interface the socket is bound to with SO_BINDTODEVICE (1 to 15
     /// bytes, no NUL or "/"); set again before bind on restore.
     public var device: String?
+    /// SO_LINGER is on, with l_linger this many seconds (0: close resets the
+    /// connection); nil when off. Set again with the other options on restore.
+    public var linger: Int32?
+    /// A classic BPF socket filter the program attached (SO_ATTACH_FILTER,
+    /// read with SO_GET_FILTER): its struct sock_filter instructions, 8 bytes
+    /// each (code u16, jt u8, jf u8, k u32, little-endian), 1 to 4096 of them.
+    /// Attached again before bind on restore; the kernel checks the program.
+    public var filter: Bytes?
+    /// SO_LOCK_FILTER was on: set again after the filter is attached.
+    public var filterLocked: Bool?
 
     public init(family: Int32, type: Int32, proto: Int32, state: String, local: InetEndpoint? = nil,
                 peer: InetEndpoint? = nil, backlog: Int32? = nil, options: [SocketOptionValue] = []) {
@@ -70,6 +80,11 @@ public struct TCPConnectionState: Codable, Equatable, Sendable {
     public var recvSeq: UInt32
     /// Bytes written by the program and not acknowledged by the peer (sent or not).
     public var sendQueue: Bytes
+    /// How many bytes at the end of `sendQueue` were never sent (SIOCOUTQNSD:
+    /// the peer's window was full, or the program wrote faster than the
+    /// network); nil for none. The restore queues the others in repair mode
+    /// and writes these with send(2) once every socket of the tree exists.
+    public var unsent: UInt32?
     /// Bytes received and not read by the program.
     public var recvQueue: Bytes
     /// The connection's MSS (TCP_MAXSEG).

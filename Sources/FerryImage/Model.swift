@@ -499,6 +499,8 @@ public struct FileDescriptorImage: Codable, Equatable, Sendable {
     public var inet: InetSocketImage?
     /// A Unix socket (kind `.socket`): see `UnixSocketImage`.
     public var unixSocket: UnixSocketImage?
+    /// A netlink route or generic socket (kind `.socket`): see `NetlinkSocketImage`.
+    public var netlink: NetlinkSocketImage?
     /// POSIX, flock and OFD locks held through this open file, taken again on restore.
     public var locks: [FileLock]?
     /// A memfd or a regular file unlinked while open (kind `.regular`): the

@@ -24,8 +24,13 @@ public struct UnixSocketImage: Codable, Equatable, Sendable {
     public var abstractName: Bytes?
     /// A listening socket (no peer, no queue): its listen(2) backlog.
     public var listenBacklog: Int32?
-    /// The absolute path a listening socket is bound to.
+    /// The path a listening socket is bound to: absolute, or relative to
+    /// `directory` (the name bind(2) was given, which getsockname reports).
     public var path: String?
+    /// A listener bound to a relative `path`: the absolute directory its
+    /// socket file was found in (the process's working directory at
+    /// checkpoint). The restore binds `path` from that directory.
+    public var directory: String?
     /// The socket file at `path`: its inode on the source (to recognize the
     /// file the source leaves behind), permission bits and owner; `pathRemoved`
     /// when the program had unlinked it (it is recreated for the bind and removed again).
@@ -51,6 +56,15 @@ public struct UnixSocketImage: Codable, Equatable, Sendable {
     /// (sun_path bytes: a path, or NUL and an abstract name; empty when the
     /// sender had none), one per `queue` entry.
     public var senders: [Bytes]?
+    /// A listening socket's connections not yet accepted, oldest first: the
+    /// inode of each one's client, a socket of the tree (`queuedOn` names
+    /// this listener) connected to it again on restore, in this order.
+    public var queuedClients: [UInt64]?
+    /// This end is the client of a connection waiting in the accept queue of
+    /// the listening socket `queuedOn` of the tree (`peer` is the kernel's
+    /// socket for the server end, which no process holds yet): restored by
+    /// connecting to that listener, which then holds the connection again.
+    public var queuedOn: UInt64?
 
     public init(inode: UInt64, peer: UInt64, type: Int32, sendBuffer: Int32, receiveBuffer: Int32,
                 passCredentials: Bool, peekOffset: Int32, shutdown: UInt8, queue: [[UInt8]]) {
@@ -62,15 +76,28 @@ public struct UnixSocketImage: Codable, Equatable, Sendable {
     public static let stream: Int32 = 1, datagram: Int32 = 2, seqpacket: Int32 = 5
     /// Bounds a restore accepts: 64 MiB queued per socket, 1 GiB buffers, 65,536 messages.
     public static let maxQueuedBytes = 64 << 20, maxBuffer: Int32 = 1 << 30, maxMessages = 65536
+    /// Connections waiting on one listener that a checkpoint carries (the sock_diag list ferry reads).
+    public static let maxQueuedConnections = 256
 
     /// Why `path` (with its file's mode and owner) cannot be bound, or nil.
     func pathProblem() -> String? {
-        guard let p = path else { return nil }
-        guard p.hasPrefix("/"), p.utf8.count <= 107, !p.utf8.contains(0), !p.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }) else {
-            return "socket path \(p.debugDescription) invalid (absolute, at most 107 bytes)"
+        guard let p = path else { return directory == nil ? nil : "a directory without a socket path" }
+        func clean(_ s: String) -> Bool { !s.utf8.contains(0) && !s.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }) }
+        guard p.hasPrefix("/") == (directory == nil), !p.isEmpty, p.utf8.count <= 107, clean(p) else {
+            return "socket path \(p.debugDescription) invalid (absolute, or relative with its directory; at most 107 bytes)"
+        }
+        if let d = directory {
+            guard d.hasPrefix("/"), d.utf8.count + p.utf8.count < 4096, clean(d) else { return "socket directory \(d.debugDescription) invalid" }
+            guard pathRemoved != true else { return "a relative socket path \(p) whose file was removed" }
         }
         guard let m = pathMode, m <= 0o7777, pathOwner != nil, pathGroup != nil else { return "socket path \(p) without its mode and owner" }
         return nil
+    }
+
+    /// Where the socket file is: `path`, under `directory` when it is relative.
+    public var filePath: String? {
+        guard let p = path else { return nil }
+        return directory.map { ($0.hasSuffix("/") ? $0 : $0 + "/") + p } ?? p
     }
 
     /// The name as sun_path bytes: the path, or NUL and the abstract name; nil when unnamed.
@@ -87,10 +114,15 @@ public struct UnixSocketImage: Codable, Equatable, Sendable {
                 return "listening socket \(inode) with a peer, a queue, datagram type or a negative backlog"
             }
             guard (path != nil) != (abstractName != nil) else { return "listening socket \(inode) needs one name, path or abstract" }
-            guard unpaired == nil, senders == nil else { return "listening socket \(inode) marked unpaired" }
+            guard unpaired == nil, senders == nil, queuedOn == nil else { return "listening socket \(inode) marked unpaired or queued" }
+            if let q = queuedClients {
+                guard q.count <= Self.maxQueuedConnections, q.count <= Int(backlog) + 1, Set(q).count == q.count, !q.contains(0), !q.contains(inode) else {
+                    return "listening socket \(inode) with \(q.count) queued connections (backlog \(backlog), at most \(Self.maxQueuedConnections), distinct clients)"
+                }
+            }
             if let why = pathProblem() { return why }
         } else if unpaired == true {
-            guard inode != 0, externalPeer == nil, acceptedFrom == nil, path == nil || abstractName == nil else {
+            guard inode != 0, externalPeer == nil, acceptedFrom == nil, queuedOn == nil, queuedClients == nil, path == nil || abstractName == nil else {
                 return "unpaired socket \(inode) with an outside peer, a listener or two names"
             }
             guard peer == 0 || type == Self.datagram else { return "unpaired \(type == Self.stream ? "stream" : "seqpacket") socket \(inode) with peer \(peer)" }
@@ -102,11 +134,17 @@ public struct UnixSocketImage: Codable, Equatable, Sendable {
             }
             if let why = pathProblem() { return why }
         } else {
-            guard path == nil, senders == nil else { return "socket \(inode): a path name or datagram senders on a socket pair end" }
+            guard path == nil, directory == nil, senders == nil, queuedClients == nil else { return "socket \(inode): a path name, datagram senders or queued connections on a socket pair end" }
+            if let l = queuedOn {
+                guard l != 0, l != inode, type != Self.datagram, queue.isEmpty, externalPeer == nil, acceptedFrom == nil else {
+                    return "socket \(inode): queued on listener \(l) but a datagram socket, with data queued, or connected otherwise"
+                }
+            }
             if acceptedFrom != nil, externalPeer != nil || abstractName != nil || acceptedFrom == 0 {
                 return "socket \(inode): accepted from a listener but also named or connected outside the tree"
             }
-            guard inode != 0, peer != 0, peer != inode else { return "socket inode \(inode) / peer \(peer) invalid" }
+            // A queued client's peer is the server end, which has no inode (0).
+            guard inode != 0, peer != 0 || queuedOn != nil, peer != inode else { return "socket inode \(inode) / peer \(peer) invalid" }
             if let e = externalPeer {
                 guard (1...108).contains(e.count), e.value.first == 0 || !e.value.contains(0) else { return "socket \(inode): external peer name of \(e.count) bytes invalid" }
                 guard queue.isEmpty, type == Self.stream || type == Self.datagram else { return "socket \(inode): an external peer on a \(type == Self.seqpacket ? "seqpacket " : "")socket with data queued" }

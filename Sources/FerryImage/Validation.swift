@@ -125,6 +125,7 @@ public enum Validation {
                     if let why = pty.pair?.problem() { throw fail("\(who): pty fd \(f.fd): \(why)") }
                 }
                 if let why = f.unixSocket?.problem() { throw fail("\(who): socket fd \(f.fd): \(why)") }
+                if let why = f.netlink?.problem() { throw fail("\(who): socket fd \(f.fd): \(why)") }
                 for lock in f.locks ?? [] where lock.kind == .lease && (f.kind != .regular || lock.start != 0 || lock.end != nil) {
                     throw fail("\(who): fd \(f.fd) holds a lease but is a \(f.kind.rawValue) fd or the lease has a range")
                 }

@@ -84,8 +84,10 @@ public enum FileState {
                 }
             case S_IFSOCK:
                 img.kind = .socket
-                // TCP/UDP first; nil means a Unix socket.
-                if let inet = try InetSocket.dump(pid: pid, fd: fd, link: link) {
+                // Netlink, then TCP/UDP; nil from both means a Unix socket.
+                if let nl = try NetlinkSocket.dump(pid: pid, fd: fd, link: link) {
+                    img.netlink = nl
+                } else if let inet = try InetSocket.dump(pid: pid, fd: fd, link: link) {
                     img.inet = inet
                 } else {
                     img.unixSocket = try UnixSocket.dump(pid: pid, fd: fd, inode: ino, fdinfo: infoText)
@@ -371,6 +373,7 @@ public enum FileState {
         case .eventfd, .timerfd, .signalfd:
             return try createEventFile(f, injector: injector, scratch: scratch)
         case .socket:
+            if f.netlink != nil { return try NetlinkSocket.create(f, injector: injector, scratch: scratch) }
             return try InetSocket.create(f, injector: injector, scratch: scratch)
         case .pipe, .other, .epoll:
             throw FerryError("cannot restore fd \(f.fd): kind \(f.kind.rawValue) is not opened by itself")

@@ -15,6 +15,7 @@ import FerryCore
 public enum InetSocket {
     static let soDomain: Int32 = 39, soProtocol: Int32 = 38, soType: Int32 = 3
     static let soLinger: Int32 = 13, soRcvtimeo: Int32 = 20, soSndtimeo: Int32 = 21
+    static let soAttachFilter: Int32 = 26, soLockFilter: Int32 = 44
     static let soBindToDevice: Int32 = 25, soGetFilter: Int32 = 26, tcpInfo: Int32 = 11, tcpCongestion: Int32 = 13
 
     /// What ferry sees of socket `fd` of `pid`: the facts the plan decides
@@ -72,6 +73,11 @@ public enum InetSocket {
         }
         facts.uncarriedOptions = uncarried(copy, family: family, type: type, proto: proto)
         facts.device = boundDevice(copy)
+        facts.linger = linger(copy)
+        if !NetworkLock.isLocked(copy) {
+            facts.filter = filter(copy)
+            facts.filterLocked = facts.filter != nil && intOption(copy, InetSocketPlan.solSocket, soLockFilter) == 1
+        }
         if let inode = socketInode(link), type == InetSocketPlan.sockStream || type == InetSocketPlan.sockDgram {
             facts.shutdown = shutdownBits(family: family, proto: type == InetSocketPlan.sockStream ? 6 : proto == 0 ? 17 : proto, inode: inode)
             if facts.shutdown == nil, InetSocketPlan.isUnbound(facts) {
@@ -102,6 +108,9 @@ public enum InetSocket {
                                       backlog: state == "listen" ? seen.backlog : nil, options: seen.options)
             if let bits = f.shutdown, bits != 0 { img.shutdown = Int32(bits) }
             img.device = f.device
+            img.linger = f.linger
+            img.filter = f.filter.map(Bytes.init)
+            if f.filterLocked { img.filterLocked = true }
             if state != "established", let l = local, !isLocalAddress(family: f.family, l) { img.nonLocalAddress = true }
             if state == "established" { img.tcp = try TCPRepair.capture(pid: pid, fd: fd) }
             return img
@@ -113,6 +122,10 @@ public enum InetSocket {
         var lines: [String] = []
         for fd in try ProcFS.fds(pid) {
             guard let link = try? ProcFS.readlink("/proc/\(pid)/fd/\(fd)"), link.hasPrefix("socket:") else { continue }
+            if let line = NetlinkSocket.report(pid: pid, fd: fd, link: link) {
+                lines.append(line)
+                continue
+            }
             do {
                 let seen = try look(pid: pid, fd: fd, link: link)
                 // Unix sockets are UnixSocket.survey's to report.
@@ -188,6 +201,22 @@ public enum InetSocket {
                     sock = try injector.call(41 /* socket */, [UInt64(family), UInt64(type), UInt64(proto)], "socket(\(family), \(type), \(proto)) for fd \(f.fd)")
                 case .setsockopt(let level, let name, let value):
                     try setInt(level, name, value)
+                case .linger(let seconds):
+                    // struct linger: l_onoff, l_linger.
+                    try injector.memory.write(scratch.data, [Int32(1), seconds].flatMap { v in withUnsafeBytes(of: v.littleEndian, Array.init) })
+                    try injector.call(54 /* setsockopt */, [UInt64(sock), UInt64(InetSocketPlan.solSocket), UInt64(soLinger), scratch.data, 8],
+                                      "setsockopt(SO_LINGER, \(seconds) s) for fd \(f.fd)")
+                case .attachFilter(let code, let lock):
+                    // struct sock_fprog: u16 len, then (at 8) the instructions' address.
+                    let at = scratch.data + 16
+                    guard code.count + 16 <= scratch.dataSize else { throw FerryError("cannot restore fd \(f.fd): a socket filter of \(code.count) bytes exceeds ferry's working area") }
+                    try injector.memory.write(at, code)
+                    let fprog = withUnsafeBytes(of: UInt16(code.count / 8).littleEndian, Array.init) + [UInt8](repeating: 0, count: 6)
+                        + withUnsafeBytes(of: at.littleEndian, Array.init)
+                    try injector.memory.write(scratch.data, fprog)
+                    try injector.call(54 /* setsockopt */, [UInt64(sock), UInt64(InetSocketPlan.solSocket), UInt64(soAttachFilter), scratch.data, 16],
+                                      "setsockopt(SO_ATTACH_FILTER, \(code.count / 8) instructions) for fd \(f.fd)")
+                    if lock { try setInt(InetSocketPlan.solSocket, soLockFilter, 1) }
                 case .bindToDevice(let name):
                     let bytes = Array(name.utf8) + [0]
                     try injector.memory.write(scratch.data, bytes)
@@ -332,6 +361,11 @@ public enum InetSocket {
                 sockets.append(([pi, fi], s))
             }
         }
+        for i in InetSocketPlan.unsentToOutside(sockets.map(\.socket)) {
+            let (k, s) = sockets[i]
+            let p = processes[k[0]]
+            throw FerryError("cannot checkpoint \(p.pid): fd \(p.files[k[1]].fd): TCP connection \(s.local.map(InetSocketPlan.endpointText) ?? "?") → \(s.peer.map(InetSocketPlan.endpointText) ?? "?") has \(s.tcp?.unsent ?? 0) bytes written and not yet sent to a peer outside the tree; ferry carries unsent bytes only when both ends are in the tree — retry when the peer has caught up, or checkpoint the peer with it")
+        }
         var listed: [Int32: [DiagEntry]] = [:]
         for (k, s) in sockets where s.tcp == nil && InetSocketPlan.value(s, InetSocketPlan.reusePort) == 1 {
             guard let port = s.local?.port, port != 0 else { continue }
@@ -365,6 +399,48 @@ public enum InetSocket {
 
     /// Puts back on the restored socket at `fd` what its bind needed
     /// temporarily (SO_REUSEPORT off as recorded).
+    /// Writes the bytes each connection of `files` had not sent at
+    /// checkpoint (the end of its send queue), once every process of the
+    /// tree has its sockets: a peer in the tree exists by then, so the
+    /// segments reach it, not a closed port. A socket several processes
+    /// hold is written once (`done`: the tree-share ids already written).
+    static func sendUnsent(_ files: [FileDescriptorImage], done: inout Set<UInt64>, injector: Injector, scratch: ScratchArea) throws {
+        for f in files where f.sharedWith == nil {
+            guard let s = f.inet, s.tcp?.unsent != nil else { continue }
+            if let id = f.treeShareID { guard done.insert(id).inserted else { continue } }
+            let bytes: [UInt8]
+            do { bytes = try InetSocketPlan.unsentPart(s) } catch let e as InetSocketPlan.Invalid { throw FerryError("cannot restore fd \(f.fd): \(e)") }
+            // The source's buffer was full (the writer stopped at EAGAIN) and the repair
+            // queue's memory differs a little: the buffer is raised for the write, then put back.
+            func get(_ name: Int32) throws -> Int32 {
+                try injector.memory.write(scratch.data + 8, withUnsafeBytes(of: Int32(4).littleEndian, Array.init))
+                try injector.call(55 /* getsockopt */, [UInt64(f.fd), UInt64(InetSocketPlan.solSocket), UInt64(name), scratch.data, scratch.data + 8],
+                                  "getsockopt(\(name)) on fd \(f.fd)")
+                return try injector.memory.read(scratch.data, count: 4).withUnsafeBytes { $0.load(as: Int32.self) }
+            }
+            func set(_ name: Int32, _ v: Int32) throws {
+                try injector.memory.write(scratch.data, withUnsafeBytes(of: v.littleEndian, Array.init))
+                try injector.call(54 /* setsockopt */, [UInt64(f.fd), UInt64(InetSocketPlan.solSocket), UInt64(name), scratch.data, 4],
+                                  "setsockopt(\(name), \(v)) on fd \(f.fd)")
+            }
+            let buffer = try get(7 /* SO_SNDBUF */), lock = try get(InetSocketPlan.bufLock.name)
+            try set(32 /* SO_SNDBUFFORCE */, Int32(clamping: min(Int(buffer) + 2 * bytes.count, Int(Int32.max / 4))))
+            var off = 0
+            while off < bytes.count {
+                let n = min(bytes.count - off, scratch.dataSize)
+                try injector.memory.write(scratch.data, Array(bytes[off..<off + n]))
+                // MSG_DONTWAIT: the source's send buffer held these bytes; one that does not here is an error, not a hang.
+                let sent = try injector.call(44 /* sendto */, [UInt64(f.fd), scratch.data, UInt64(n), 0x40, 0, 0],
+                                             "send(\(n) unsent bytes) on fd \(f.fd)")
+                guard sent > 0 else { throw FerryError("cannot restore fd \(f.fd): its send buffer took none of the \(bytes.count - off) bytes left to send") }
+                off += Int(sent)
+            }
+            // getsockopt gives the doubled size; the lock bits after it (0: autotuned again).
+            try set(32 /* SO_SNDBUFFORCE */, buffer / 2)
+            try set(InetSocketPlan.bufLock.name, lock)
+        }
+    }
+
     static func settle(_ s: InetSocketImage, fd: Int32, injector: Injector, scratch: ScratchArea) throws {
         for case .setsockopt(let level, let name, let value) in InetSocketPlan.settleSteps(s) {
             try injector.memory.write(scratch.data, withUnsafeBytes(of: value.littleEndian, Array.init))
@@ -445,13 +521,9 @@ public enum InetSocket {
                 }
                 return (UInt32(bitPattern: seq) &- UInt32(size), bytes)
             }
-            // Bytes written but never sent would only go out by retransmission after
-            // the restore (seconds on a quiet connection): refused instead.
+            // Bytes written but never sent: the end of the send queue, written again after the restore.
             var notSent: Int32 = 0
             try checkLibc(ioctl(copy, 0x894B /* SIOCOUTQNSD */, &notSent), "ioctl(SIOCOUTQNSD)", ctx)
-            if notSent > 0 {
-                throw FerryError("cannot checkpoint \(pid): fd \(fd) is a TCP connection with \(notSent) bytes written and not yet sent (the peer is not reading, or its window is full); ferry carries only bytes already sent — retry when the peer has caught up")
-            }
             let rq = try queue(InetSocketPlan.recvQueue, siocinq)
             TestKill.point(.repair)
             let sq = try queue(InetSocketPlan.sendQueue, siocoutq)
@@ -469,9 +541,14 @@ public enum InetSocket {
             try checkLibc(w.withUnsafeMutableBytes { getsockopt(copy, InetSocketPlan.solTCP, 29 /* TCP_REPAIR_WINDOW */, $0.baseAddress, &len) },
                           "getsockopt(TCP_REPAIR_WINDOW)", ctx)
             TestKill.pause(.repair)
-            return TCPConnectionState(sendSeq: sq.seq, recvSeq: rq.seq, sendQueue: sq.bytes, recvQueue: rq.bytes, mss: mss,
-                                      sendWindowScale: opts & 4 != 0 ? scales & 0xf : nil, recvWindowScale: opts & 4 != 0 ? scales >> 4 : nil,
-                                      sack: opts & 2 != 0, timestamp: ts, window: w)
+            guard notSent >= 0, Int(notSent) <= sq.bytes.count else {
+                throw FerryError("cannot checkpoint \(pid): fd \(fd) is a TCP connection whose \(notSent) unsent bytes exceed its send queue of \(sq.bytes.count)")
+            }
+            var state = TCPConnectionState(sendSeq: sq.seq, recvSeq: rq.seq, sendQueue: sq.bytes, recvQueue: rq.bytes, mss: mss,
+                                           sendWindowScale: opts & 4 != 0 ? scales & 0xf : nil, recvWindowScale: opts & 4 != 0 ? scales >> 4 : nil,
+                                           sack: opts & 2 != 0, timestamp: ts, window: w)
+            if notSent > 0 { state.unsent = UInt32(notSent) }
+            return state
         }
 
         /// Repair mode off without a window probe (plain off on a kernel
@@ -595,20 +672,41 @@ public enum InetSocket {
         return String(decoding: dev.prefix { $0 != 0 }, as: UTF8.self)
     }
 
+    /// SO_LINGER's l_linger (seconds) when it is on on `fd`; nil when off.
+    static func linger(_ fd: Int32) -> Int32? {
+        var linger = (Int32(0), Int32(0))
+        var len = socklen_t(8)
+        guard getsockopt(fd, InetSocketPlan.solSocket, soLinger, &linger, &len) == 0, linger.0 != 0 else { return nil }
+        return linger.1
+    }
+
+    /// The classic socket filter attached to `fd` (struct sock_filter bytes,
+    /// SO_GET_FILTER); nil when none, or when it cannot be read whole.
+    static func filter(_ fd: Int32) -> [UInt8]? {
+        // SO_GET_FILTER counts in instructions: with 0 it gives the count.
+        var count = socklen_t(0)
+        guard getsockopt(fd, InetSocketPlan.solSocket, soGetFilter, nil, &count) == 0, count > 0,
+              Int(count) <= InetSocketPlan.maxFilterInstructions else { return nil }
+        var code = [UInt8](repeating: 0, count: Int(count) * 8)
+        var len = count
+        guard code.withUnsafeMutableBytes({ getsockopt(fd, InetSocketPlan.solSocket, soGetFilter, $0.baseAddress, &len) }) == 0, len == count else { return nil }
+        return code
+    }
+
     /// Options set on `fd` that ferry does not carry, by name.
     static func uncarried(_ fd: Int32, family: Int32, type: Int32, proto: Int32) -> [String] {
         var out: [String] = []
-        var linger = (Int32(0), Int32(0))
         var len = socklen_t(8)
-        if getsockopt(fd, InetSocketPlan.solSocket, soLinger, &linger, &len) == 0, linger.0 != 0 { out.append("SO_LINGER") }
         for (name, label) in [(soRcvtimeo, "SO_RCVTIMEO"), (soSndtimeo, "SO_SNDTIMEO")] {
             var tv = (Int64(0), Int64(0))
             len = socklen_t(16)
             if getsockopt(fd, InetSocketPlan.solSocket, name, &tv, &len) == 0, tv.0 != 0 || tv.1 != 0 { out.append(label) }
         }
-        // SO_GET_FILTER with no buffer gives the length of an attached classic filter (0: none).
+        // A classic filter is read (`filter`); one SO_GET_FILTER cannot read (over 4096 instructions, or gone between the calls) is refused.
         len = 0
-        if (getsockopt(fd, InetSocketPlan.solSocket, soGetFilter, nil, &len) != 0 || len != 0) && !NetworkLock.isLocked(fd) { out.append("a socket filter (SO_ATTACH_FILTER/SO_ATTACH_BPF)") }
+        if !NetworkLock.isLocked(fd), getsockopt(fd, InetSocketPlan.solSocket, soGetFilter, nil, &len) != 0 || (len > 0 && filter(fd) == nil) {
+            out.append("a socket filter (SO_ATTACH_FILTER/SO_ATTACH_BPF) that ferry cannot read")
+        }
         let fresh = socket(family, type | Int32(SOCK_CLOEXEC.rawValue), proto)
         defer { if fresh >= 0 { close(fresh) } }
         for o in InetSocketPlan.refusedWhenChanged {

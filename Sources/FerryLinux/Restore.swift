@@ -373,6 +373,9 @@ public final class PhasedRestore {
             ghostDirectories.removeAll()
             // Every process has its fds: ptys get their lock and exclusive mode.
             try pool.ptyHandles.finish()
+            // Every socket of the tree exists: connections write the bytes they had not sent.
+            var written = Set<UInt64>()
+            for b in order { try InetSocket.sendUnsent(b.image.files, done: &written, injector: b.main, scratch: b.scratch) }
             // Leases last: every open of the tree (and its pool) is done and none comes after.
             for b in order { try b.restoreLeases() }
             phases.mark("complete: leases")

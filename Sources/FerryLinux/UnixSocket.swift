@@ -16,6 +16,7 @@ public enum UnixSocket {
     static let SO_TYPE: Int32 = 3, SO_SNDBUF: Int32 = 7, SO_RCVBUF: Int32 = 8, SO_PASSCRED: Int32 = 16
     static let SO_SNDBUFFORCE: Int32 = 32, SO_RCVBUFFORCE: Int32 = 33, SO_PROTOCOL: Int32 = 38, SO_DOMAIN: Int32 = 39, SO_PEEK_OFF: Int32 = 42
     static let TCP_LISTEN: UInt8 = 10, TCP_ESTABLISHED: UInt8 = 1
+    static let openatNr = 257, chdirNr = 80, fchdirNr = 81
     static let socketpairNr = 53, socketNr = 41, bindNr = 49, listenNr = 50, unlinkNr = 87, chmodNr = 90, lchownNr = 94, setsockoptNr = 54, sendtoNr = 44, shutdownNr = 48
 
     // MARK: dump
@@ -77,11 +78,18 @@ public enum UnixSocket {
         let domain = try option(copy, SO_DOMAIN), type = try option(copy, SO_TYPE)
         let proto = domain == 1 ? 0 : ((try? option(copy, SO_PROTOCOL)) ?? 0)
         let info = domain == 1 ? try diag(inode) : nil
-        if let why = refusal(inode: inode, domain: domain, type: type, protocol: proto, fdinfo: fdinfo, info: info, connected: hasPeer(copy)) {
+        let connected = hasPeer(copy)
+        // A stream or seqpacket client whose connection waits in an accept queue also has no peer
+        // sock_diag can name (the server end has no inode): checkTree tells it from a closed peer.
+        let queuedOrClosed = connected && (info?.peer ?? 1) == 0 && type != UnixSocketImage.datagram && info?.state != TCP_LISTEN
+        if let why = refusal(inode: inode, domain: domain, type: type, protocol: proto, fdinfo: fdinfo, info: info, connected: connected, queued: queuedOrClosed) {
             throw FerryError("\(what) \(why)")
         }
         guard let info else { throw FerryError("\(what): no sock_diag record") }
-        if info.state == TCP_LISTEN { return try dumpListener(copy, inode: inode, type: type, info: info, what: what) }
+        if queuedOrClosed, let why = refusal(inode: inode, domain: domain, type: type, protocol: proto, fdinfo: fdinfo, info: info, connected: connected) {
+            peerClosed[inode] = "\(what) \(why)"
+        }
+        if info.state == TCP_LISTEN { return try dumpListener(copy, pid: pid, inode: inode, type: type, info: info, what: what) }
         var senders: [[UInt8]]? = type == UnixSocketImage.datagram ? [] : nil
         // A stream or seqpacket socket never connected has no queue (and recv says EINVAL).
         let queue = info.peer == 0 && type != UnixSocketImage.datagram ? [] : try peekQueue(copy, type: type, expected: type == UnixSocketImage.datagram ? nil : Int(info.rqueue),
@@ -106,20 +114,29 @@ public enum UnixSocket {
         }
         if let why = named.problem() { throw FerryError("\(what): \(why)") }
         if !bound.isEmpty { connectedNames[inode] = UnixSocketPlan.ConnectedName(name: bound, fileInode: bound.first == "\0" ? nil : UInt64(info.vfs_inode)) }
+        if info.wqueue > 0 { unreadSent[inode] = info.wqueue }
         return named
     }
 
     /// A listening socket with no connection waiting: name, backlog, buffers, SO_PASSCRED and its socket file.
-    static func dumpListener(_ copy: Int32, inode: UInt64, type: Int32, info: ferry_unix_info, what: String) throws -> UnixSocketImage {
+    static func dumpListener(_ copy: Int32, pid: Int32, inode: UInt64, type: Int32, info: ferry_unix_info, what: String) throws -> UnixSocketImage {
         var s = UnixSocketImage(inode: inode, peer: 0, type: type, sendBuffer: try option(copy, SO_SNDBUF), receiveBuffer: try option(copy, SO_RCVBUF),
                                 passCredentials: try option(copy, SO_PASSCRED) != 0, peekOffset: -1, shutdown: info.shutdown & 3, queue: [])
         s.listenBacklog = Int32(clamping: info.wqueue)
+        if info.incoming > 0 {
+            let n = Int(min(info.incoming, UInt32(FERRY_UNIX_MAX_ICONS)))
+            s.queuedClients = withUnsafeBytes(of: info.icons) { b in (0..<n).map { UInt64(b.load(fromByteOffset: $0 * 4, as: UInt32.self)) } }
+        }
         let bound = name(info)
         if bound.first == "\0" {
             let n = max(0, min(Int(info.name_len), 108))
             s.abstractName = Bytes(withUnsafeBytes(of: info.name) { Array($0.prefix(n).dropFirst()) })
-        } else {
+        } else if bound.hasPrefix("/") {
             try recordPath(&s, bound: bound, info: info, what: what)
+        } else {
+            // A relative name: its file is looked for from the process's working directory.
+            let cwd = try ProcFS.readlink("/proc/\(pid)/cwd")
+            try recordPath(&s, bound: bound, in: cwd, info: info, what: what)
         }
         if let why = s.problem() { throw FerryError("\(what): \(why)") }
         return s
@@ -127,10 +144,17 @@ public enum UnixSocket {
 
     /// The path `bound` of socket `s` with its file's mode, owner and inode,
     /// or `pathRemoved` when the program removed it after bind.
-    static func recordPath(_ s: inout UnixSocketImage, bound: String, info: ferry_unix_info, what: String) throws {
+    /// A relative `bound` is looked for in `directory`; a relative name whose
+    /// file is not there (the program changed directory after bind, or removed it) is refused.
+    static func recordPath(_ s: inout UnixSocketImage, bound: String, in directory: String? = nil, info: ferry_unix_info, what: String) throws {
         s.path = bound
+        s.directory = directory
+        let file = s.filePath ?? bound
         var st = stat()
-        if lstat(bound, &st) == 0 {
+        if let directory, lstat(file, &st) != 0 || st.st_mode & S_IFMT != S_IFSOCK || UInt64(st.st_ino) != UInt64(info.vfs_inode) {
+            throw FerryError("\(what) is a unix socket bound to the relative path \(bound), whose socket file is not in the process's working directory \(directory) (it changed directory after bind, or removed the file); ferry cannot find where to bind it again")
+        }
+        if lstat(file, &st) == 0 {
             guard st.st_mode & S_IFMT == S_IFSOCK, UInt64(st.st_ino) == UInt64(info.vfs_inode) else {
                 throw FerryError("\(what) is a unix socket bound to \(bound), but that path now names another file; ferry cannot recreate the name")
             }
@@ -159,7 +183,8 @@ public enum UnixSocket {
     }
 
     /// `connected`: getpeername answers on the socket (`hasPeer`).
-    static func refusal(inode: UInt64, domain: Int32, type: Int32, protocol proto: Int32, fdinfo: String, info: ferry_unix_info?, connected: Bool) -> String? {
+    /// `queued`: the socket is the client of a connection waiting in a listener's queue (no peer-closed refusal).
+    static func refusal(inode: UInt64, domain: Int32, type: Int32, protocol proto: Int32, fdinfo: String, info: ferry_unix_info?, connected: Bool, queued: Bool = false) -> String? {
         guard domain == 1 /* AF_UNIX */ else {
             return "is \(familyName(domain: domain, type: type, protocol: proto)) (socket:[\(inode)]); ferry carries only Unix socket pairs inside the tree — close it or run the program without it"
         }
@@ -171,19 +196,17 @@ public enum UnixSocket {
         }
         let bound = name(info)
         if info.state == TCP_LISTEN {
-            if info.rqueue > 0 {
-                return "is a listening unix socket on \(UnixSocketPlan.printable(bound)) with \(info.rqueue) connection(s) not yet accepted; ferry does not carry queued connections — let the program accept them first"
+            // Queued connections are carried when sock_diag lists every one (their clients are checked over the tree).
+            if info.rqueue > 0, info.incoming != info.rqueue || info.incoming > UInt32(UnixSocketImage.maxQueuedConnections) {
+                return "is a listening unix socket on \(UnixSocketPlan.printable(bound)) with \(info.rqueue) connection(s) not yet accepted (sock_diag lists \(info.incoming), ferry carries at most \(UnixSocketImage.maxQueuedConnections)); let the program accept them first"
             }
             if bound.isEmpty { return "is a listening unix socket without a name; ferry does not carry it" }
-            if bound.first != "\0" && !bound.hasPrefix("/") {
-                return "is a listening unix socket bound to the relative path \(bound); ferry carries absolute paths only"
-            }
             return nil
         }
         if !bound.isEmpty && bound.first != "\0" && !bound.hasPrefix("/") && (info.peer == 0 || type == UnixSocketImage.datagram) {
             return "is a unix socket bound to the relative path \(bound); ferry carries absolute paths only"
         }
-        if info.peer == 0 && connected {
+        if info.peer == 0 && connected && !queued {
             return "is a unix socket (socket:[\(inode)]) whose peer is closed; ferry does not carry it — let the program read its data and close it first"
         }
         guard [UnixSocketImage.stream, UnixSocketImage.datagram, UnixSocketImage.seqpacket].contains(type) else {
@@ -206,6 +229,13 @@ public enum UnixSocket {
             }
         }
         let inTree = Set(found.map(\.inode))
+        // The clients of connections waiting in the accept queue of a listener of the tree.
+        var queuedOn: [UInt64: UInt64] = [:]
+        for s in found {
+            guard let info = (try? diag(s.inode)) ?? nil, info.state == TCP_LISTEN else { continue }
+            let n = Int(min(info.incoming, UInt32(FERRY_UNIX_MAX_ICONS)))
+            withUnsafeBytes(of: info.icons) { b in for i in 0..<n { queuedOn[UInt64(b.load(fromByteOffset: i * 4, as: UInt32.self))] = s.inode } }
+        }
         return found.compactMap { s in
             let head = "process \(s.pid) fd \(s.fd) socket:[\(s.inode)]:"
             let copy = ferry_fd_of_process(s.pid, s.fd)
@@ -217,11 +247,16 @@ public enum UnixSocket {
             let proto = domain == 1 ? 0 : ((try? option(copy, SO_PROTOCOL)) ?? 0)
             let info = domain == 1 ? (try? diag(s.inode)) ?? nil : nil
             let fdinfo = (try? ProcFS.text("/proc/\(s.pid)/fdinfo/\(s.fd)")) ?? ""
-            if let why = refusal(inode: s.inode, domain: domain, type: type, protocol: proto, fdinfo: fdinfo, info: info, connected: hasPeer(copy)) {
+            if let why = refusal(inode: s.inode, domain: domain, type: type, protocol: proto, fdinfo: fdinfo, info: info, connected: hasPeer(copy),
+                                 queued: queuedOn[s.inode] != nil) {
                 return "\(head) not carried: \(why)"
             }
             if let info, info.state == TCP_LISTEN {
-                return "\(head) carried (unix listening socket on \(UnixSocketPlan.printable(name(info))))"
+                let waiting = info.incoming > 0 ? ", \(info.incoming) connection(s) waiting, carried when their clients are in the tree" : ""
+                return "\(head) carried (unix listening socket on \(UnixSocketPlan.printable(name(info)))\(waiting))"
+            }
+            if let l = queuedOn[s.inode] {
+                return "\(head) carried (unix client of a connection waiting in the accept queue of socket:[\(l)], unless it sent data not yet read)"
             }
             let peer = UInt64(info?.peer ?? 0)
             let kind = type == UnixSocketImage.stream ? "stream" : type == UnixSocketImage.datagram ? "datagram" : "seqpacket"
@@ -328,7 +363,7 @@ public enum UnixSocket {
         let inTree = Set(UnixSocketPlan.ends(processes).map(\.socket.inode))
         for pi in processes.indices {
             for fi in processes[pi].files.indices {
-                guard let s = processes[pi].files[fi].unixSocket, s.listenBacklog == nil, s.peer != 0, !inTree.contains(s.peer) else { continue }
+                guard let s = processes[pi].files[fi].unixSocket, s.listenBacklog == nil, s.queuedOn == nil, s.peer != 0, !inTree.contains(s.peer) else { continue }
                 let name = rawName(s.peer)
                 if let why = UnixSocketPlan.externalRefusal(s, peerName: name) {
                     throw FerryError("cannot checkpoint \(processes[pi].pid): fd \(processes[pi].files[fi].fd) \(why)")
@@ -341,10 +376,46 @@ public enum UnixSocket {
     /// The names of the connected ends dumped (by inode), for `checkTree` to
     /// tell the connections a listener of the tree accepted.
     nonisolated(unsafe) static var connectedNames: [UInt64: UnixSocketPlan.ConnectedName] = [:]
+    /// What the connected ends dumped sent that their peer has not read
+    /// (sock_diag's send-side memory, by inode): for a client whose
+    /// connection waits in an accept queue, bytes ferry cannot read.
+    nonisolated(unsafe) static var unreadSent: [UInt64: UInt32] = [:]
+    /// Connected stream and seqpacket sockets dumped with no peer sock_diag
+    /// can name, by inode, with their refusal: a closed peer, unless
+    /// `markQueued` finds the socket in a listener's accept queue.
+    nonisolated(unsafe) static var peerClosed: [UInt64: String] = [:]
+
+    /// Marks each client of a connection waiting in the accept queue of a
+    /// listener of the tree with that listener (`queuedOn`), or refuses it
+    /// by name: a client outside the tree, or one that sent bytes the server
+    /// end holds (no process can read them before the program accepts).
+    static func markQueued(_ processes: inout [ProcessImage]) throws {
+        let queued: [UInt64: UInt64]
+        do { queued = try UnixSocketPlan.queuedOn(UnixSocketPlan.ends(processes)) } catch let r as UnixSocketRefusal { throw FerryError(r.description) }
+        for pi in processes.indices {
+            for fi in processes[pi].files.indices {
+                guard let s = processes[pi].files[fi].unixSocket, s.listenBacklog == nil else { continue }
+                guard let l = queued[s.inode] else {
+                    if let why = peerClosed[s.inode] { throw FerryError(why) }
+                    continue
+                }
+                if let path = s.path {
+                    throw FerryError("cannot checkpoint \(processes[pi].pid): fd \(processes[pi].files[fi].fd) is a unix socket bound to \(path) whose connection listener socket:[\(l)] has not accepted yet; ferry carries a path name on a client only once accepted — let the program accept it first")
+                }
+                if let n = unreadSent[s.inode] {
+                    throw FerryError("cannot checkpoint \(processes[pi].pid): fd \(processes[pi].files[fi].fd) is a unix socket (socket:[\(s.inode)]) that sent data (\(n) bytes of buffer) on a connection listener socket:[\(l)] has not accepted yet; ferry cannot read it before the program does — let the program accept the connection first")
+                }
+                processes[pi].files[fi].unixSocket?.queuedOn = l
+                processes[pi].files[fi].unixSocket?.unpaired = nil
+                processes[pi].files[fi].unixSocket?.senders = nil
+            }
+        }
+    }
 
     static func checkTree(_ processes: inout [ProcessImage]) throws {
         // Filled by this capture's dumps; a later capture fills it again.
-        defer { connectedNames = [:] }
+        defer { connectedNames = [:]; unreadSent = [:]; peerClosed = [:] }
+        try markQueued(&processes)
         if externalPeersAllowed { try markExternal(&processes) }
         let loose = UnixSocketPlan.unpairedInodes(UnixSocketPlan.ends(processes))
         for pi in processes.indices {
@@ -402,7 +473,7 @@ public enum UnixSocket {
         }
         let loose = UnixSocketPlan.unpaired(UnixSocketPlan.ends(processes))
         for u in loose {
-            if let path = u.path { try clearStalePath(path, inode: u.pathInode, socket: u.inode, type: u.type) }
+            if let path = u.filePath { try clearStalePath(path, inode: u.pathInode, socket: u.inode, type: u.type) }
             let fd = try reserve(1)
             try makeSocket(u, at: fd, injector: injector, scratch: scratch)
             try bindName(u, at: fd, injector: injector, scratch: scratch)
@@ -451,10 +522,21 @@ public enum UnixSocket {
                 slots[s.inode] = fd
             }
         }
+        // After the accepted connections (each accept takes the head of its listener's queue):
+        // the connections not yet accepted, queued again in order.
+        let queued: [(listener: UnixSocketImage, clients: [UnixSocketImage])]
+        do { queued = try UnixSocketPlan.queuedConnections(UnixSocketPlan.ends(processes)) } catch let r as UnixSocketRefusal {
+            throw FerryError("cannot restore: \(r.description)")
+        }
+        for (l, clients) in queued {
+            for c in clients {
+                slots[c.inode] = try connectQueued(c, to: l, reserve: reserve, injector: injector, scratch: scratch)
+            }
+        }
         try connectUnpaired(loose, all: UnixSocketPlan.ends(processes).map(\.socket), slots: slots, injector: injector, scratch: scratch)
         // A path the program had removed after bind goes once its connections are made and datagrams queued.
         for l in UnixSocketPlan.listeners(UnixSocketPlan.ends(processes)) + loose where l.pathRemoved == true {
-            guard let path = l.path else { continue }
+            guard let path = l.filePath else { continue }
             try injector.memory.write(scratch.data, Array(path.utf8) + [0])
             try injector.call(unlinkNr, [scratch.data], "unlink(\(path)), removed on the source")
         }
@@ -520,7 +602,7 @@ public enum UnixSocket {
                                 listenerImage l: UnixSocketImage, injector: Injector, scratch: ScratchArea) throws {
         try makeSocket(client, at: clientFD, injector: injector, scratch: scratch)
         if let name = client.abstractName?.value { try bindAbstract(clientFD, name, client, injector, scratch) }
-        let addr: [UInt8] = l.path.map { [1, 0] + Array($0.utf8) + [0] } ?? ([1, 0, 0] + (l.abstractName?.value ?? []))
+        let addr: [UInt8] = l.filePath.map { [1, 0] + Array($0.utf8) + [0] } ?? ([1, 0, 0] + (l.abstractName?.value ?? []))
         try injector.memory.write(scratch.data, addr)
         try injector.call(42 /* connect */, [UInt64(clientFD), scratch.data, UInt64(addr.count)],
                           "connect(\(UnixSocketPlan.printable(l.path ?? "\0" + String(decoding: l.abstractName?.value ?? [], as: UTF8.self)))) for socket \(client.inode)")
@@ -532,12 +614,39 @@ public enum UnixSocket {
         try set(clientFD, SO_PASSCRED, client.passCredentials ? 1 : 0, client, injector, scratch)
     }
 
+    /// The client of a connection that waited in listener `l`'s accept queue,
+    /// at a pool slot: a new socket (bound to its abstract name if it had
+    /// one) connects to the restored listener and is left for the program
+    /// to accept; then SO_PEEK_OFF and shutdown.
+    static func connectQueued(_ c: UnixSocketImage, to l: UnixSocketImage, reserve: (Int32) throws -> Int32, injector: Injector, scratch: ScratchArea) throws -> Int32 {
+        let fd = try reserve(1)
+        try makeSocket(c, at: fd, injector: injector, scratch: scratch)
+        if let name = c.abstractName?.value { try bindAbstract(fd, name, c, injector, scratch) }
+        // A relative name is reached through its directory.
+        guard let target = l.filePath.map({ Array($0.utf8) }) ?? l.nameBytes else { throw FerryError("cannot restore socket \(c.inode): its listener \(l.inode) has no name") }
+        let addr = UnixSocketPlan.sockaddr(target)
+        try injector.memory.write(scratch.data, addr)
+        // Non-blocking for the connect: a listener whose queue is full (a smaller somaxconn here) is an error, not a hang.
+        try injector.call(72 /* fcntl */, [UInt64(fd), 4 /* F_SETFL */, UInt64(O_NONBLOCK)], "fcntl(F_SETFL) for socket \(c.inode)")
+        let r = try injector.raw(42 /* connect */, [UInt64(fd), scratch.data, UInt64(addr.count)])
+        guard r == 0 else {
+            throw SystemError("connect(\(UnixSocketPlan.printable(String(decoding: target, as: UTF8.self)))) for socket \(c.inode), queued on listener \(l.inode)",
+                              errno: Int32(truncatingIfNeeded: -r), "re-queueing a connection not yet accepted (backlog \(l.listenBacklog ?? 0))")
+        }
+        try injector.call(72 /* fcntl */, [UInt64(fd), 4 /* F_SETFL */, 0], "fcntl(F_SETFL) for socket \(c.inode)")
+        if c.peekOffset >= 0 { try set(fd, SO_PEEK_OFF, c.peekOffset, c, injector, scratch) }
+        for how in UnixSocketPlan.shutdownCalls(c.shutdown) {
+            try injector.call(shutdownNr, [UInt64(fd), UInt64(how)], "shutdown(\(how)) of socket \(c.inode)")
+        }
+        return fd
+    }
+
     /// A listening socket at a pool slot: bound to its name (a path left
     /// behind by the source is reused once nothing listens on it; a path
     /// the program had removed is removed again), with mode, owner and backlog.
     static func createListener(_ l: UnixSocketImage, reserve: (Int32) throws -> Int32, injector: Injector, scratch: ScratchArea) throws -> Int32 {
         guard let backlog = l.listenBacklog else { throw FerryError("cannot restore socket \(l.inode): not a listener") }
-        if let path = l.path { try clearStalePath(path, inode: l.pathInode, socket: l.inode, type: l.type) }
+        if let path = l.filePath { try clearStalePath(path, inode: l.pathInode, socket: l.inode, type: l.type) }
         let fd = try reserve(1)
         try makeSocket(l, at: fd, injector: injector, scratch: scratch)
         try bindName(l, at: fd, injector: injector, scratch: scratch)
@@ -554,10 +663,24 @@ public enum UnixSocket {
     static func bindName(_ s: UnixSocketImage, at fd: Int32, injector: Injector, scratch: ScratchArea) throws {
         if let name = s.abstractName?.value {
             try bindAbstract(fd, name, s, injector, scratch)
-        } else if let path = s.path {
-            let addr = UnixSocketPlan.sockaddr(Array(path.utf8))
+        } else if let name = s.path, let path = s.filePath {
+            let addr = UnixSocketPlan.sockaddr(Array(name.utf8))
             try injector.memory.write(scratch.data, addr)
-            try injector.call(bindNr, [UInt64(fd), scratch.data, UInt64(addr.count)], "bind(\(path)) of unix socket \(s.inode)")
+            if let dir = s.directory {
+                // A relative name is bound from its directory; the working directory is put back after.
+                try injector.memory.write(scratch.data + 128, Array(".".utf8) + [0])
+                let saved = try injector.call(openatNr, [UInt64(bitPattern: -100 /* AT_FDCWD */), scratch.data + 128, 0x290000 /* O_PATH | O_DIRECTORY | O_CLOEXEC */],
+                                              "open(.) to bind \(name) in \(dir)")
+                defer {
+                    _ = try? injector.raw(fchdirNr, [UInt64(saved)])
+                    _ = try? injector.raw(SYS.close, [UInt64(saved)])
+                }
+                try injector.memory.write(scratch.data + 128, Array(dir.utf8) + [0])
+                try injector.call(chdirNr, [scratch.data + 128], "chdir(\(dir)) to bind the relative name \(name)")
+                try injector.call(bindNr, [UInt64(fd), scratch.data, UInt64(addr.count)], "bind(\(name)) in \(dir) of unix socket \(s.inode)")
+            } else {
+                try injector.call(bindNr, [UInt64(fd), scratch.data, UInt64(addr.count)], "bind(\(path)) of unix socket \(s.inode)")
+            }
             let at = scratch.data + 128
             try injector.memory.write(at, Array(path.utf8) + [0])
             if s.pathRemoved != true {

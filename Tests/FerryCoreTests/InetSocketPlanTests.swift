@@ -28,10 +28,17 @@ struct InetSocketPlanTests {
         queued.datagramQueued = true
         guard case .refuse(let q) = P.decide(queued) else { Issue.record("queued datagrams carried"); return }
         #expect(q.contains("UDP IPv6 socket [::]:443") && q.contains("datagrams"))
-        var linger = listen
-        linger.uncarriedOptions = ["SO_LINGER"]
-        guard case .refuse(let l) = P.decide(linger) else { Issue.record("SO_LINGER carried"); return }
-        #expect(l.contains("SO_LINGER"))
+        var timeout = listen
+        timeout.uncarriedOptions = ["SO_RCVTIMEO"]
+        guard case .refuse(let l) = P.decide(timeout) else { Issue.record("SO_RCVTIMEO carried"); return }
+        #expect(l.contains("SO_RCVTIMEO"))
+        // A classic filter is carried, except on an established connection (the network lock replaces it).
+        var filtered = listen
+        filtered.filter = [UInt8](repeating: 0, count: 8)
+        #expect(P.decide(filtered) == .carry("listen"))
+        filtered.tcpState = 1
+        guard case .refuse(let f) = P.decide(filtered) else { Issue.record("a filter on a connection carried"); return }
+        #expect(f.contains("socket filter") && f.contains("established"))
         guard case .refuse(let raw) = P.decide(P.Facts(family: P.afInet, type: 3, proto: 1)) else { Issue.record("raw carried"); return }
         #expect(raw.contains("raw IPv4 socket"))
         guard case .refuse(let pk) = P.decide(P.Facts(family: 17, type: 3, proto: 768)) else { Issue.record("packet carried"); return }
@@ -86,6 +93,92 @@ struct InetSocketPlanTests {
             img.device = bad
             #expect(throws: P.Invalid.self, "\(bad)") { try P.steps(img) }
         }
+    }
+
+    /// SO_LINGER is carried (set with the options, before bind and before
+    /// repair mode on a connection); a negative time is a damaged record.
+    @Test func lingerIsSetWithTheOptionsAndValidated() throws {
+        var img = InetSocketImage(family: P.afInet, type: P.sockStream, proto: 6, state: "listen", local: Self.lo4, backlog: 5)
+        #expect(try !P.steps(img).contains(.linger(0)))
+        img.linger = 0
+        let steps = try P.steps(img)
+        let linger = try #require(steps.firstIndex(of: .linger(0)))
+        let bind = try #require(steps.firstIndex { if case .bind = $0 { return true } else { return false } })
+        #expect(linger < bind)
+        img.linger = -1
+        #expect(throws: P.Invalid.self) { try P.steps(img) }
+        img.linger = nil
+        // A filter of whole instructions (1…4096) goes before bind, locked when it was; anything else is damaged.
+        img.filter = Bytes([UInt8](repeating: 6, count: 16)); img.filterLocked = true
+        let f = try P.steps(img)
+        let fbind = try #require(f.firstIndex { if case .bind = $0 { return true } else { return false } })
+        #expect(try #require(f.firstIndex(of: .attachFilter([UInt8](repeating: 6, count: 16), lock: true))) < fbind)
+        for n in [0, 12, 8 * 4097] {
+            img.filter = Bytes([UInt8](repeating: 0, count: n))
+            #expect(throws: P.Invalid.self, "\(n) bytes") { try P.steps(img) }
+        }
+        img.filter = nil
+        #expect(throws: P.Invalid.self, "a lock without a filter") { try P.steps(img) }
+        var conn = InetSocketImage(family: P.afInet, type: P.sockStream, proto: 6, state: "established", local: Self.lo4,
+                                   peer: InetEndpoint(address: [127, 0, 0, 1], port: 5000))
+        conn.tcp = TCPConnectionState(sendSeq: 1, recvSeq: 2, sendQueue: [], recvQueue: [], mss: 1460,
+                                      sendWindowScale: nil, recvWindowScale: nil, sack: false, timestamp: nil, window: [0, 0, 0, 0, 0])
+        conn.linger = 30
+        let c = try P.steps(conn)
+        let repair = try #require(c.firstIndex(of: .setsockopt(level: P.solTCP, name: P.tcpRepair, value: 1)))
+        #expect(try #require(c.firstIndex(of: .linger(30))) < repair)
+    }
+
+    /// Bytes never sent stay out of the repair-mode send queue and are
+    /// written after; a count over the queue is a damaged record.
+    @Test func unsentBytesAreWrittenAfterRepair() throws {
+        var conn = InetSocketImage(family: P.afInet, type: P.sockStream, proto: 6, state: "established", local: Self.lo4,
+                                   peer: InetEndpoint(address: [127, 0, 0, 1], port: 5000))
+        conn.tcp = TCPConnectionState(sendSeq: 1, recvSeq: 2, sendQueue: [1, 2, 3, 4, 5], recvQueue: [], mss: 1460,
+                                      sendWindowScale: nil, recvWindowScale: nil, sack: false, timestamp: nil, window: [0, 0, 0, 0, 0])
+        #expect(try P.steps(conn).contains(.fillQueue(queue: P.sendQueue, [1, 2, 3, 4, 5])))
+        #expect(try P.unsentPart(conn).isEmpty)
+        conn.tcp?.unsent = 2
+        #expect(try P.steps(conn).contains(.fillQueue(queue: P.sendQueue, [1, 2, 3])))
+        #expect(try P.unsentPart(conn) == [4, 5])
+        conn.tcp?.unsent = 5
+        #expect(try !P.steps(conn).contains { if case .fillQueue(P.sendQueue, _) = $0 { return true } else { return false } })
+        #expect(try P.unsentPart(conn) == [1, 2, 3, 4, 5])
+        conn.tcp?.unsent = 6
+        #expect(throws: P.Invalid.self) { try P.steps(conn) }
+        #expect(throws: P.Invalid.self) { try P.unsentPart(conn) }
+        // Carried only when the peer is a connection of the tree.
+        conn.tcp?.unsent = 2
+        var other = conn
+        other.local = conn.peer; other.peer = conn.local; other.tcp?.unsent = nil
+        #expect(P.unsentToOutside([conn]) == [0])
+        #expect(P.unsentToOutside([conn, other]).isEmpty)
+        #expect(P.unsentToOutside([other]).isEmpty)
+    }
+
+    /// Netlink: route and generic carried, other protocols, queued messages
+    /// and dumps refused; the restore joins each group and binds the port id.
+    @Test func netlinkSocketsArePlannedAndValidated() throws {
+        typealias N = NetlinkSocketPlan
+        #expect(N.refusal(proto: 0, type: 3, waiting: 0, dumping: false) == nil)
+        #expect(N.refusal(proto: 15, type: 3, waiting: 0, dumping: false)?.contains("protocol 15") == true)
+        #expect(N.refusal(proto: 0, type: 3, waiting: 768, dumping: false)?.contains("waiting") == true)
+        #expect(N.refusal(proto: 16, type: 3, waiting: 0, dumping: true)?.contains("dump in progress") == true)
+        var s = NetlinkSocketImage(proto: 0, type: 3, portID: 4242, groups: [0b10001, 0, 1], options: [SocketOptionValue(level: 270, name: 5, value: 1)])
+        #expect(try N.steps(s) == [.socket(type: 3, proto: 0), .setsockopt(level: 270, name: 5, value: 1), .bind(4242),
+                                   .addMembership(1), .addMembership(5), .addMembership(65)])
+        s.portID = 0; s.groups = []; s.options = []
+        #expect(try N.steps(s) == [.socket(type: 3, proto: 0)])
+        for bad in [NetlinkSocketImage(proto: 15, type: 3, portID: 0, groups: [], options: []),
+                    NetlinkSocketImage(proto: 0, type: 1, portID: 0, groups: [], options: []),
+                    NetlinkSocketImage(proto: 0, type: 3, portID: 0, groups: [UInt32](repeating: 1, count: 33), options: []),
+                    NetlinkSocketImage(proto: 0, type: 3, portID: 0, groups: [], options: [SocketOptionValue(level: 1, name: 2, value: 1)])] {
+            #expect(throws: P.Invalid.self) { try N.steps(bad) }
+        }
+        let text = "sk Eth Pid Groups Rmem Wmem Dump Locks Drops Inode\n0000 0 77 00000011 768 0 0 2 0 555\n0001 16 0 00000000 0 0 1 2 0 556\n"
+        #expect(N.queue(procNetlink: text, inode: 555)! == (768, false))
+        #expect(N.queue(procNetlink: text, inode: 556)! == (0, true))
+        #expect(N.queue(procNetlink: text, inode: 9) == nil)
     }
 
     @Test func bufferLockFollowsTheForcedReceiveBuffer() throws {

@@ -150,6 +150,71 @@ struct UnixSocketPlanTests {
         #expect(s.problem() != nil)
         s = Self.sock(10, peer: 11); s.path = "/x.sock"
         #expect(s.problem() != nil, "a path on a pair end")
+        // A relative path is bound from its recorded directory.
+        s = Self.listener(50); s.path = "rel.sock"; s.directory = "/srv/app"
+        #expect(s.problem() == nil && s.filePath == "/srv/app/rel.sock")
+        s.directory = "srv"
+        #expect(s.problem() != nil, "a relative directory")
+        s.directory = "/srv/../etc"
+        #expect(s.problem() != nil, "a directory with ..")
+        s.directory = "/srv"; s.path = "../x.sock"
+        #expect(s.problem() != nil, "a relative path with ..")
+        s = Self.listener(50); s.directory = "/srv"
+        #expect(s.problem() != nil, "an absolute path with a directory")
+        s = Self.listener(50); s.path = "rel.sock"; s.directory = "/srv"; s.pathRemoved = true
+        #expect(s.problem() != nil, "a removed relative path")
+    }
+
+    /// Connections waiting in a listener's accept queue: each client of the
+    /// tree is marked with its listener and connected again in queue order;
+    /// a client outside the tree is refused by name; records whose listener
+    /// and clients do not name each other are refused at restore.
+    @Test func queuedConnectionsAreReconnectedInQueueOrder() throws {
+        var l = Self.listener(50)
+        l.queuedClients = [12, 10]
+        var c10 = Self.sock(10, peer: 90), c12 = Self.sock(12, peer: 91)
+        let tree = [Self.process(1, [(3, l), (4, c10), (5, c12)])]
+        #expect(try UnixSocketPlan.queuedOn(UnixSocketPlan.ends(tree)) == [10: 50, 12: 50])
+        // Unmarked, the clients' peers (the server ends no process holds) are outside the tree.
+        #expect(throws: UnixSocketRefusal.self) { try UnixSocketPlan.pairs(UnixSocketPlan.ends(tree)) }
+        c10.queuedOn = 50; c12.queuedOn = 50
+        let marked = [Self.process(1, [(3, l), (4, c10), (5, c12)])]
+        #expect(try UnixSocketPlan.pairs(UnixSocketPlan.ends(marked)).isEmpty)
+        #expect(UnixSocketPlan.unpairedInodes(UnixSocketPlan.ends(marked)).isEmpty)
+        let q = try UnixSocketPlan.queuedConnections(UnixSocketPlan.ends(marked))
+        #expect(q.count == 1 && q.first?.listener.inode == 50 && q.first?.clients.map(\.inode) == [12, 10])
+        #expect(l.problem() == nil && c10.problem() == nil)
+        // A client no process of the tree holds.
+        var far = l
+        far.queuedClients = [10, 77]
+        do {
+            _ = try UnixSocketPlan.queuedOn(UnixSocketPlan.ends([Self.process(1, [(3, far), (4, c10)])]))
+            Issue.record("a client outside the tree was accepted")
+        } catch let r as UnixSocketRefusal {
+            #expect(r.description.contains("socket:[77]") && r.description.contains("/run/app.sock"), "\(r)")
+        }
+        // At restore: a client marked for another listener, or one its listener does not list.
+        var other = c12
+        other.queuedOn = 51
+        #expect(throws: UnixSocketRefusal.self) { try UnixSocketPlan.queuedConnections(UnixSocketPlan.ends([Self.process(1, [(3, l), (4, c10), (5, other)])])) }
+        var unlisted = l
+        unlisted.queuedClients = [12]
+        #expect(throws: UnixSocketRefusal.self) { try UnixSocketPlan.queuedConnections(UnixSocketPlan.ends([Self.process(1, [(3, unlisted), (4, c10), (5, c12)])])) }
+        // Damaged records.
+        var bad = l
+        bad.queuedClients = [10, 10]
+        #expect(bad.problem() != nil, "a client twice")
+        bad.queuedClients = Array(1...20).map(UInt64.init)
+        #expect(bad.problem() != nil, "more than the backlog allows")
+        bad.queuedClients = [50]
+        #expect(bad.problem() != nil, "the listener itself")
+        var client = c10
+        client.queue = [Bytes([1])]
+        #expect(client.problem() != nil, "data queued on a client")
+        client = c10; client.type = UnixSocketImage.datagram
+        #expect(client.problem() != nil, "a datagram client")
+        client = c10; client.queuedClients = [3]
+        #expect(client.problem() != nil, "queued connections on a pair end")
     }
 
     @Test func autobindNamesAreFiveHexDigits() {

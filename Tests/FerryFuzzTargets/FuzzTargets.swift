@@ -74,7 +74,16 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
                 _ = SyscallRestartRules.linuxRegisters(resuming: t.registers, syscall: t.syscall)
                 _ = SyscallRestartRules.freeBSDRegisters(resuming: t.registers, syscall: t.syscall)
             }
+            // Socket records: the restore's calls and the bytes written after it.
+            for f in p.files {
+                guard let s = f.inet else { continue }
+                _ = try? InetSocketPlan.steps(s)
+                _ = try? InetSocketPlan.unsentPart(s)
+            }
         }
+        let ends = UnixSocketPlan.ends(meta.processes)
+        _ = try? UnixSocketPlan.pairs(ends)
+        _ = try? UnixSocketPlan.queuedConnections(ends)
     }
 
     static func secondMagic(_ b: [UInt8]) -> Int? {

@@ -99,14 +99,17 @@ struct RefusalTests {
          r,w=os.pipe()
          a.sendmsg([b"x"],[(socket.SOL_SOCKET,socket.SCM_RIGHTS,array.array("i",[r]))])
          """, "in flight"),
-        ("unix listener with a connection not yet accepted", """
+        ("unix client that sent data on a connection not yet accepted", """
          import os,socket
+         try: os.setsid()
+         except OSError: pass
          s=socket.socket(socket.AF_UNIX)
          s.bind("\\0ferry-refusal-\(getpid())")
          s.listen()
          c=socket.socket(socket.AF_UNIX)
          c.connect("\\0ferry-refusal-\(getpid())")
-         """, "not yet accepted"),
+         c.send(b"early")
+         """, "has not accepted yet"),
         ("F_SETOWN to a process group", """
          import fcntl,os
          r,w=os.pipe()
@@ -173,15 +176,17 @@ struct RefusalTests {
          s.setsockopt(socket.SOL_SOCKET,47,100000)
          """, "TCP IPv6 socket [::]:0 has SO_MAX_PACING_RATE set"),
         ("a unix socket whose peer is closed", """
-         import socket
+         import os,socket
+         try: os.setsid()
+         except OSError: pass
          a,b=socket.socketpair()
          b.close()
          """, "whose peer is closed"),
-        ("SO_LINGER on a TCP socket never bound", """
+        ("SO_RCVTIMEO on a TCP socket never bound", """
          import socket,struct
          s=socket.socket()
-         s.setsockopt(socket.SOL_SOCKET,socket.SO_LINGER,struct.pack('ii',1,5))
-         """, "TCP IPv4 socket 0.0.0.0:0 has SO_LINGER set"),
+         s.setsockopt(socket.SOL_SOCKET,socket.SO_RCVTIMEO,struct.pack('qq',5,0))
+         """, "TCP IPv4 socket 0.0.0.0:0 has SO_RCVTIMEO set"),
     ])
     func uncarriedStateIsRefusedByName(_ what: String, _ setup: String, _ fragment: String) throws {
         // Only the state under test: none of the test runner's descriptors.

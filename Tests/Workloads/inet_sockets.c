@@ -6,9 +6,12 @@
  *     SO_RCVBUF 65536, O_NONBLOCK; also held by the child (one socket,
  *     two processes).
  *   - l6: TCP [::1]:ephemeral, IPV6_V6ONLY on, SO_REUSEPORT, TCP_DEFER_ACCEPT 5.
- *   - ld: TCP [::]:ephemeral dual-stack (IPV6_V6ONLY off), SO_SNDBUF 32768.
+ *   - ld: TCP [::]:ephemeral dual-stack (IPV6_V6ONLY off), SO_SNDBUF 32768,
+ *     SO_LINGER on with 9 s.
  *   - u4: UDP 127.0.0.1:ephemeral, SO_BROADCAST; uc: UDP connected to u4.
- *   - u6: UDP [::1]:ephemeral, IPV6_UNICAST_HOPS 9.
+ *   - u6: UDP [::1]:ephemeral, IPV6_UNICAST_HOPS 9, a classic socket
+ *     filter (SO_ATTACH_FILTER) that drops 7-byte datagrams, locked with
+ *     SO_LOCK_FILTER.
  *
  * At stop (after restore): every socket has its address, port, state and
  * options; each listener accepts a connection made to it then (ld through
@@ -17,17 +20,53 @@
  *
  * Modes (argv[2]): "pending" leaves a connection in l4's accept queue,
  * which the checkpoint must refuse by name; "established" accepts it and
- * keeps both ends with unread bytes in each direction: after restore they
- * are read, and the connection carries bytes both ways. */
+ * keeps both ends with unread bytes in each direction (the server end with
+ * SO_LINGER on, 3 s): after restore they are read, the linger is there, and
+ * the connection carries bytes both ways. */
 #include "wl.h"
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <poll.h>
+#include <linux/filter.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
 struct opt { int level, name, value; const char *label; };
+
+static void set_linger(int fd, int seconds)
+{
+	struct linger l = { 1, seconds };
+	if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l)) != 0)
+		wl_setup_fail("SO_LINGER");
+}
+
+/* Drops a datagram of 7 bytes (the filter sees the UDP header too: 15). */
+static struct sock_filter drop7[] = {
+	BPF_STMT(BPF_LD | BPF_W | BPF_LEN, 0),
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 15, 0, 1),
+	BPF_STMT(BPF_RET | BPF_K, 0),
+	BPF_STMT(BPF_RET | BPF_K, 0xffff),
+};
+
+static void check_filter(const char *who, int fd)
+{
+	struct sock_filter got[8];
+	socklen_t n = 8;
+	int locked = 0;
+	socklen_t l = sizeof(locked);
+	WL_CHECK(getsockopt(fd, SOL_SOCKET, SO_GET_FILTER, got, &n) == 0 && n == sizeof(drop7) / sizeof(drop7[0]) && memcmp(got, drop7, sizeof(drop7)) == 0,
+		 "%s: socket filter lost or changed (%u instructions)", who, (unsigned)n);
+	WL_CHECK(getsockopt(fd, SOL_SOCKET, SO_LOCK_FILTER, &locked, &l) == 0 && locked == 1, "%s: SO_LOCK_FILTER lost", who);
+}
+
+static void check_linger(const char *who, int fd, int seconds)
+{
+	struct linger l = { 0, 0 };
+	socklen_t len = sizeof(l);
+	WL_CHECK(getsockopt(fd, SOL_SOCKET, SO_LINGER, &l, &len) == 0 && l.l_onoff && l.l_linger == seconds,
+		 "%s: SO_LINGER is %d/%d, was on/%d", who, l.l_onoff, l.l_linger, seconds);
+}
 
 static int l4, l6, ld, u4, uc, u6;
 static struct sockaddr_storage a_l4, a_l6, a_ld, a_u4, a_uc, a_u6;
@@ -196,6 +235,8 @@ static void udp_roundtrip(void)
 	n = recv(uc, buf, sizeof(buf), MSG_DONTWAIT);
 	WL_CHECK(n == 6 && memcmp(buf, "dgram2", 6) == 0, "uc: got %zd bytes", n);
 	int s = socket(AF_INET6, SOCK_DGRAM, 0);
+	/* u6's filter drops this one: without it, it would be read first. */
+	WL_CHECK(sendto(s, "dropped", 7, 0, (void *)&a_u6, sizeof(struct sockaddr_in6)) == 7, "to u6: %s", strerror(errno));
 	WL_CHECK(sendto(s, "dgram3", 6, 0, (void *)&a_u6, sizeof(struct sockaddr_in6)) == 6, "to u6: %s", strerror(errno));
 	close(s);
 	struct pollfd r = { u6, POLLIN, 0 };
@@ -213,12 +254,18 @@ int main(int argc, char **argv)
 	ld = make(AF_INET6, SOCK_STREAM, o_ld, N(o_ld), "::", &a_ld);
 	if (listen(l4, 7) || listen(l6, 16) || listen(ld, 128))
 		wl_setup_fail("listen");
+	set_linger(ld, 9);
 	fcntl(l4, F_SETFL, fcntl(l4, F_GETFL) | O_NONBLOCK);
 	u4 = make(AF_INET, SOCK_DGRAM, o_u4, N(o_u4), "127.0.0.1", &a_u4);
 	uc = make(AF_INET, SOCK_DGRAM, NULL, 0, "127.0.0.1", &a_uc);
 	if (connect(uc, (void *)&a_u4, sizeof(struct sockaddr_in)) != 0)
 		wl_setup_fail("connect uc");
 	u6 = make(AF_INET6, SOCK_DGRAM, o_u6, N(o_u6), "::1", &a_u6);
+	struct sock_fprog prog = { N(drop7), drop7 };
+	int one = 1;
+	if (setsockopt(u6, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) != 0 ||
+	    setsockopt(u6, SOL_SOCKET, SO_LOCK_FILTER, &one, sizeof(one)) != 0)
+		wl_setup_fail("socket filter");
 	record(0, l4, o_l4, N(o_l4));
 	record(1, l6, o_l6, N(o_l6));
 	record(2, ld, o_ld, N(o_ld));
@@ -235,6 +282,7 @@ int main(int argc, char **argv)
 			keep[1] = accept(l4, NULL, NULL);
 			if (keep[1] < 0)
 				wl_setup_fail("accept");
+			set_linger(keep[1], 3);
 			/* Bytes left unread at each end (receive queues). */
 			if (write(keep[0], "before", 6) != 6 || write(keep[1], "hello", 5) != 5)
 				wl_setup_fail("write on the connection");
@@ -261,6 +309,7 @@ int main(int argc, char **argv)
 		socklen_t len = sizeof(peer);
 		WL_CHECK(getpeername(keep[0], (void *)&peer, &len) == 0 && memcmp(&peer, &a_l4, sizeof(struct sockaddr_in)) == 0,
 			 "the client end is no longer connected to l4");
+		check_linger("server end", keep[1], 3);
 		WL_CHECK(read(keep[1], buf, 6) == 6 && memcmp(buf, "before", 6) == 0, "server end: unread bytes lost (%s)", buf);
 		WL_CHECK(read(keep[0], buf, 5) == 5 && memcmp(buf, "hello", 5) == 0, "client end: unread bytes lost");
 		WL_CHECK(write(keep[0], "after", 5) == 5 && read(keep[1], buf, 5) == 5 && memcmp(buf, "after", 5) == 0,
@@ -279,8 +328,10 @@ int main(int argc, char **argv)
 	check_opts("l4", 0, l4, o_l4, N(o_l4));
 	check_opts("l6", 1, l6, o_l6, N(o_l6));
 	check_opts("ld", 2, ld, o_ld, N(o_ld));
+	check_linger("ld", ld, 9);
 	check_opts("u4", 3, u4, o_u4, N(o_u4));
 	check_opts("u6", 4, u6, o_u6, N(o_u6));
+	check_filter("u6", u6);
 	WL_CHECK(fcntl(l4, F_GETFL) & O_NONBLOCK, "l4 lost O_NONBLOCK");
 	WL_CHECK(!(fcntl(l6, F_GETFL) & O_NONBLOCK), "l6 gained O_NONBLOCK");
 	serve_once("l4", l4, &a_l4, 0);

@@ -163,13 +163,18 @@ int ferry_errno(void);
 /* What sock_diag reports of the AF_UNIX socket with inode `inode` (in
  * ferry's network namespace). The name is raw: an abstract name starts
  * with a NUL byte. */
+#define FERRY_UNIX_MAX_ICONS 256
 struct ferry_unix_info {
 	uint8_t type, state, shutdown;
 	/* rqueue: bytes to read, or a listener's queued connections; wqueue: a
-	 * listener's backlog. vfs_inode: the inode of a path name's file. */
+	 * listener's backlog, or the memory of what a connected socket sent
+	 * that its peer has not read. vfs_inode: the inode of a path name's file. */
 	uint32_t peer, rqueue, wqueue, incoming, vfs_inode;
 	int name_len;
 	char name[108];
+	/* A listener's queued connections (UNIX_DIAG_ICONS): the inode of each
+	 * one's client, oldest first; the first FERRY_UNIX_MAX_ICONS of `incoming`. */
+	uint32_t icons[FERRY_UNIX_MAX_ICONS];
 };
 /* 0, or -errno (-ENOENT: no such unix socket). unix_diag.c. */
 int ferry_unix_diag(uint32_t inode, struct ferry_unix_info *out);
