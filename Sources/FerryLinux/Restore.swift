@@ -18,6 +18,9 @@ public struct RestoreOptions: Sendable {
     /// The operator's limits (uids, executables), checked before anything is
     /// created and again on pre-copy's final metadata.
     public var policy: RestorePolicy
+    /// Where a container's veth host ends go (`--bridge`, `--net-hook`); neither: up and unattached.
+    public var bridge: String?
+    public var netHook: String?
     public init(newPidNamespace: Bool = false, ferryPath: String = "/proc/self/exe", targetLayout: TargetLayoutChoice = .native,
                 allowMissingCPUFeatures: Set<String> = [], allowXSaveGrowth: Bool = false, policy: RestorePolicy = RestorePolicy()) {
         self.newPidNamespace = newPidNamespace; self.ferryPath = ferryPath; self.targetLayout = targetLayout
@@ -143,9 +146,11 @@ public final class PhasedRestore {
             throw error
         }
         created = [child]
-        result.notes += container?.notes ?? []
         result.namespaceInit = child.reaper
         do {
+            // Before any socket of the tree is re-created: they bind to the container's addresses.
+            try container?.createNetwork(pid: child.pid, attach: .init(bridge: options.bridge, hook: options.netHook))
+            result.notes += container?.notes ?? []
             try cgroups.place(process: root.pid, as: child.pid)
             let target = options.targetLayout.layout
             let rootBuilder = try ProcessBuilder(child: child, image: root, meta: meta, target: target)
