@@ -291,6 +291,8 @@ public final class PhasedRestore {
     public static func mismatch(preliminary: ImageMetadata, final: ImageMetadata) -> String? {
         if final.contents != preliminary.contents { return "the contents of the tree's memfds or deleted files changed during pre-copy" }
         if final.processes.map(\.pid) != preliminary.processes.map(\.pid) { return "the process tree changed during pre-copy" }
+        // The container was made from the preliminary metadata.
+        if final.container != preliminary.container { return "the tree's container (namespaces, limits or network) changed during pre-copy" }
         // The pipes were created empty from the preliminary metadata; the final image fills them (`update`).
         if preliminary.pipes.contains(where: { !$0.bytes.value.isEmpty }) { return "the pre-copy metadata carries bytes in pipes" }
         if Set(final.pipes.map(\.pipeID)) != Set(preliminary.pipes.map(\.pipeID)) { return "the tree's pipes changed during pre-copy" }
