@@ -22,6 +22,7 @@ public enum NetworkPlan {
     /// A part of the namespace ferry cannot re-create.
     public enum Refusal: Error, Equatable, CustomStringConvertible {
         case interfaceKind(name: String, kind: String)
+        case vethPairInside(name: String)
         case pointToPoint(interface: String, address: String)
         case routeTable(table: UInt32, route: String)
         case routeType(type: UInt8, route: String)
@@ -34,6 +35,8 @@ public enum NetworkPlan {
             switch self {
             case .interfaceKind(let name, let kind):
                 return "it has interface \(name) of kind \(kind); ferry re-creates only loopback and veth interfaces: delete it (ip link del \(name)) or give the container a veth instead"
+            case .vethPairInside(let name):
+                return "its veth \(name) has its other end in the same namespace; ferry re-creates a veth with one end outside only: delete the pair or move one end out"
             case .pointToPoint(let i, let a):
                 return "address \(a) on \(i) has a peer address (point-to-point), which ferry does not re-create: replace it with a plain address"
             case .routeTable(let t, let r):
@@ -83,9 +86,13 @@ public enum NetworkPlan {
             if !loopback {
                 i.mac = l.mac.count == 6 ? IPText.formatMAC(l.mac) : nil
                 i.mtu = l.mtu
+                guard l.peerInOtherNamespace else { throw Refusal.vethPairInside(name: l.name) }
                 if let peer = hostEnd(of: l, among: hostLinks) {
                     i.hostEnd = peer.name
                     i.hostBridge = peer.master.flatMap { m in hostLinks.first { $0.index == m }?.name }
+                } else {
+                    notes.append(Untranslated(.approximated, field: "network veth", value: l.name,
+                                              reason: "its other end is in a namespace other than the checkpointing ferry's; a restore puts the new other end in the restoring ferry's namespace"))
                 }
             }
             interfaces.append(i)

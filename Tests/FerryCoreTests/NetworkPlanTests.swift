@@ -133,6 +133,11 @@ struct NetworkPlanTests {
         #expect(throws: NetworkPlan.Refusal.policyRules(family: "IPv4", count: 1)) {
             try NetworkPlan.capture(links: [lo, eth0], addresses: [], routes: [], rules: [2: 4])
         }
+        // Both ends of a veth inside: refused; the other end in a third namespace: carried, with a note.
+        let inner = try Self.link(Self.linkMessage(index: 5, name: "va", kind: "veth", peer: 6))
+        #expect(throws: NetworkPlan.Refusal.vethPairInside(name: "va")) { try NetworkPlan.capture(links: [lo, inner], addresses: [], routes: []) }
+        let elsewhere = try NetworkPlan.capture(links: [lo, eth0], addresses: [], routes: [], hostLinks: [])
+        #expect(elsewhere.record.interfaces[1].hostEnd == nil && elsewhere.notes.count == 1 && elsewhere.notes[0].value == "eth0")
         let refusal = NetworkPlan.Refusal.interfaceKind(name: "tun0", kind: "tun").description
         #expect(refusal.contains("tun0") && refusal.contains("ip link del tun0"))
     }
