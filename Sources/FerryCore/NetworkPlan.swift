@@ -178,6 +178,16 @@ public enum NetworkPlan {
         return String("fy\(restorer)-\(n)".prefix(15))
     }
 
+    /// A gratuitous ARP request (an Ethernet frame) announcing that `ip`
+    /// (4 bytes) is at `mac` (6 bytes): neighbours and switches that knew
+    /// the address at the source update their entry at once. nil for other lengths.
+    public static func gratuitousARP(mac: [UInt8], ip: [UInt8]) -> [UInt8]? {
+        guard mac.count == 6, ip.count == 4 else { return nil }
+        let ethernet: [UInt8] = [UInt8](repeating: 0xff, count: 6) + mac + [0x08, 0x06]
+        let arp: [UInt8] = [0, 1, 0x08, 0x00, 6, 4, 0, 1] + mac + ip + [UInt8](repeating: 0, count: 6) + ip
+        return ethernet + arp
+    }
+
     /// The address's flags to ask for on restore: IPv6 without duplicate
     /// address detection (the address was in use a moment ago: it must work
     /// at once, as the connections of the restored sockets go on).

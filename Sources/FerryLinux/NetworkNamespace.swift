@@ -17,7 +17,8 @@ import FerryCore
 /// attached to `--bridge` (IFLA_MASTER) and brought up, or handed to
 /// `--net-hook`, or left unattached (its name printed). Inside, the
 /// interfaces go up as they were, then the addresses (IPv6 with NODAD), then
-/// the routes (`NetworkPlan.restoreOrder`). Nothing needs undoing on a failed
+/// the routes (`NetworkPlan.restoreOrder`); last a gratuitous ARP announces
+/// each IPv4 address (IPv6 addresses are not announced). Nothing needs undoing on a failed
 /// restore: the namespace dies with its processes, and a veth pair with it.
 enum NetworkNamespace {
     /// Where the host end of each veth goes (`restore`/`serve --bridge`, `--net-hook`).
@@ -141,7 +142,37 @@ enum NetworkNamespace {
             try inside.request(Rtnetlink.newRoute(route, seq: inside.next()), "RTM_NEWROUTE \(r.description)",
                                "adding the container's route \(r.description)")
         }
+        for i in record.interfaces where i.kind == .veth && i.up {
+            if let why = announce(i, index: try indexOf(i.name), pid: pid) { lines.append("container: network: \(why)") }
+        }
         return lines
+    }
+
+    /// Sends a gratuitous ARP for each IPv4 address of `i` from inside the
+    /// container (an AF_PACKET socket made there), so that neighbours that
+    /// knew the address elsewhere (the source host) update their entries.
+    /// Best effort: returns why one could not be sent (a note), nil when all were.
+    static func announce(_ i: NetInterface, index: Int32, pid: Int32) -> String? {
+        guard let mac = i.mac.flatMap(IPText.mac) else { return nil }
+        let frames = i.addresses.compactMap { IPText.parse($0.address) }.compactMap { NetworkPlan.gratuitousARP(mac: mac, ip: $0) }
+        guard !frames.isEmpty else { return nil }
+        let s = ferry_netns_socket(pid, 17 /* AF_PACKET */, Int32(SOCK_RAW.rawValue), 0)
+        guard s >= 0 else { return "\(i.name)'s IPv4 addresses are not announced (socket(AF_PACKET): \(String(cString: strerror(-s))))" }
+        defer { Glibc.close(s) }
+        // struct sockaddr_ll: family, protocol (ETH_P_ARP, big-endian), ifindex, hatype, pkttype, halen, addr[8].
+        var to = [UInt8](repeating: 0, count: 20)
+        to[0] = 17
+        to[2] = 0x08; to[3] = 0x06
+        for k in 0..<4 { to[4 + k] = UInt8(truncatingIfNeeded: UInt32(bitPattern: index) >> (8 * UInt32(k))) }
+        to[11] = 6
+        for k in 12..<18 { to[k] = 0xff }
+        for f in frames {
+            let n = f.withUnsafeBytes { frame in
+                to.withUnsafeBytes { sendto(s, frame.baseAddress, frame.count, 0, $0.baseAddress?.assumingMemoryBound(to: sockaddr.self), 20) }
+            }
+            if n != f.count { return "\(i.name)'s IPv4 addresses are not announced (sendto: \(String(cString: strerror(errno))))" }
+        }
+        return nil
     }
 
     /// `--net-hook CMD`: `/bin/sh -c 'CMD "$1"' ferry-net-hook HOST_END`,

@@ -151,5 +151,9 @@ struct NetworkPlanTests {
         #expect(NetworkPlan.hostEndName(recorded: nil, taken: [], restorer: 2_147_483_647, n: 63).utf8.count <= 15)
         #expect(NetworkPlan.restoreFlags(NetAddress(address: "fd00::2", prefix: 64)) == R.ifaFNodad)
         #expect(NetworkPlan.restoreFlags(NetAddress(address: "10.0.0.2", prefix: 24)) == 0)
+        let arp = NetworkPlan.gratuitousARP(mac: [2, 0, 0, 0, 0, 9], ip: [10, 0, 0, 2])
+        #expect(arp?.count == 42 && arp?[12] == 0x08 && arp?[13] == 0x06 && arp?[21] == 1)
+        #expect(arp.map { Array($0[28..<32]) } == [10, 0, 0, 2] && arp.map { Array($0[38..<42]) } == [10, 0, 0, 2])
+        #expect(NetworkPlan.gratuitousARP(mac: [1], ip: [10, 0, 0, 2]) == nil)
     }
 }

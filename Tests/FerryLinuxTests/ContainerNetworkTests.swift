@@ -9,8 +9,9 @@ import FerryTestSupport
 /// --bridge` (or `serve --bridge` for a migration), and a client on this
 /// host reaches the container's server at the same addresses again
 /// (Tests/Workloads/run_container_net.sh).
-@Suite(.serialized, .enabled(if: getuid() == 0, "containers need root (namespaces, veth, bridge, ptrace)"))
-struct ContainerNetworkTests {
+/// Part of ContainerTests (serialized with it: its tests check the cgroups
+/// the restores leave, and these restore containers too).
+extension ContainerTests {
     /// Whether this kernel makes bridges and veth pairs (modules present).
     static let canBridge: Bool = {
         let name = "fbrprobe\(getpid() % 100000)"

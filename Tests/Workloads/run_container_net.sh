@@ -13,13 +13,15 @@
 # the host end must be on the bridge again, and clients on this host must
 # get "pong 2" (IPv4) and "pong 3" (IPv6) from the same server at the same
 # addresses. Last the workload compares its interfaces (getifaddrs) with
-# those it saw at start. MODE hook: restore with --net-hook (a command that
+# those it saw at start. Before the restore a stale neighbour entry for the
+# container's IPv4 address is planted on the bridge; the restore's
+# gratuitous ARP must have corrected it before any client asks. MODE hook: restore with --net-hook (a command that
 # puts the host end on the bridge) instead of --bridge. MODE migrate (same host): `ferry serve --listen
 # unix:… --bridge` and `ferry migrate` instead of checkpoint and restore
 # (the source's host end is held down from the freeze and goes away at
 # commit; the target's new one must be the only port on the bridge). Prints
 #   PASS container-net: …   |   FAIL container-net: reason
-# Leaves nothing running and removes the bridge.
+# Leaves nothing running; removes the bridge and the cgroups the restore made.
 set -u
 if [ -z "${FERRY_UNDER_REAPER:-}" ]; then
 	FERRY_UNDER_REAPER=1 exec python3 "$(dirname "$0")/reaper.py" bash "$0" "$@"
@@ -28,12 +30,14 @@ FERRY="$1" OUT="$2" MODE="${3:-restore}"
 here="$(cd "$(dirname "$0")" && pwd)"
 bin="$OUT/wl_net_server"
 x=$(($$ % 250 + 1))
-br="fbr$$" vh="fvh$$" port=$((7000 + $$ % 1000))
+br="fbr$$" vh="fvh$$" dm="fdm$$" port=$((7000 + $$ % 1000))
 ip4="10.199.$x.2" gw4="10.199.$x.1" ip6="fd00:199:$x::2" gw6="fd00:199:$x::1"
 mac="02:00:0a:c7:$(printf %02x $x):02"
 ctl="$(mktemp -d /tmp/ferry_ctnet.XXXXXX)"
 img="$ctl/image"
-restored="" nsinit="" launcher="" serve=""
+restored="" nsinit="" launcher="" serve="" newcgs=""
+
+rmdir_wait() { local i; for ((i = 0; i < 50; i++)); do rmdir "$1" 2>/dev/null || [ ! -d "$1" ] && return 0; sleep 0.1; done; echo "cgroup $1 left behind: it still holds a process" >&2; }
 
 cleanup() {
 	[ -n "$restored" ] && kill -9 "$restored" 2>/dev/null
@@ -41,8 +45,11 @@ cleanup() {
 	[ -n "$launcher" ] && kill -9 "$launcher" 2>/dev/null
 	[ -n "$serve" ] && kill -9 "$serve" 2>/dev/null
 	[ -e "$ctl/ctpid" ] && kill -9 "$(cat "$ctl/ctpid")" 2>/dev/null
+	# The cgroups the restore made stay after the container ends (docs/containers.md).
+	for d in $newcgs; do rmdir_wait "$d"; done
 	ip link del "$vh" 2>/dev/null
 	ip link del "$br" 2>/dev/null
+	ip link del "$dm" 2>/dev/null
 	rm -rf "$ctl"
 }
 trap cleanup EXIT
@@ -73,7 +80,7 @@ shownet() {
 			-e 's/ state [A-Z]*//' -e 's/ qlen [0-9]*//' -e 's/ mode DEFAULT//' -e 's/ group default//' | grep -v 'fe80::' | sort
 }
 
-ip link add "$br" type bridge && ip addr add "$gw4/24" dev "$br" && ip addr add "$gw6/64" dev "$br" nodad &&
+ip link add "$br" address 02:00:00:00:01:01 type bridge && ip addr add "$gw4/24" dev "$br" && ip addr add "$gw6/64" dev "$br" nodad &&
 	ip link set "$br" up || fail "cannot make bridge $br"
 inner="hostname ctnet-$$ && ip link set lo up && cut -d\" \" -f4 /proc/self/stat > $ctl/ctpid.tmp && mv $ctl/ctpid.tmp $ctl/ctpid &&
 	while [ ! -e $ctl/netok ]; do sleep 0.05; done && exec $bin $ctl $port"
@@ -126,6 +133,10 @@ else
 		fail "inspect shows no eth0 as it was: $inspect"
 	echo "$inspect" | grep -q "route: default via $gw4 dev eth0" || fail "inspect shows no default route: $inspect"
 
+	# A stale neighbour entry, as a host that knew the container elsewhere has: the restore's gratuitous ARP must fix it.
+	# (A second port, a veth pair of its own, keeps the bridge's carrier up: a carrier loss would flush the entry.)
+	ip link add "$dm" type veth peer name "${dm}p" && ip link set "${dm}p" up && ip link set "$dm" master "$br" up || fail "cannot add a second port to $br"
+	ip neigh replace "$ip4" lladdr 02:00:00:de:ad:01 dev "$br" nud stale || fail "cannot plant a stale neighbour entry"
 	t2=$(date +%s%N)
 	if [ "$MODE" = hook ]; then
 		out="$("$FERRY" restore "$img" --net-hook "[ \"\$FERRY_CONTAINER_IF\" = eth0 ] && ip link set master $br up dev" 2>&1)" || fail "restore: $out"
@@ -139,9 +150,12 @@ else
 	nsinit="$(echo "$out" | sed -n 's/^restored pid [0-9]* (namespace init \([0-9]*\)).*/\1/p')"
 	[ -n "$restored" ] || fail "restore printed no pid: $out"
 	echo "$out" | grep -q "$said" || fail "restore did not say where the host end went: $out"
+	for i in $(seq 20); do ip neigh show "$ip4" dev "$br" | grep -q "$mac" && break; sleep 0.05; done
+	ip neigh show "$ip4" dev "$br" | grep -q "$mac" || fail "the restore did not announce $ip4 at $mac: $(ip neigh show "$ip4" dev "$br")"
 	ip -o link show "$vh" | grep -q "master $br" || fail "the host end $vh is not on $br: $(ip -o link show "$vh" 2>&1)"
 	timing="checkpoint $(((t1 - t0) / 1000000)) ms, restore $(((t3 - t2) / 1000000)) ms"
 fi
+newcgs="$(awk -F: '$2 != "" && $3 ~ /^\/ferry\/ct/ {print "/sys/fs/cgroup/" $2 $3}' "/proc/$restored/cgroup")"
 [ "$(readlink /proc/$restored/ns/net)" != "$(readlink /proc/self/ns/net)" ] || fail "the restored process is in the host's network namespace"
 after="$(shownet "$restored")"
 [ "$after" = "$before" ] || fail "the container's network differs after restore: before [$(echo $before)] after [$(echo $after)]"
