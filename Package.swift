@@ -23,7 +23,7 @@ let package = Package(
             providers: [.apt(["libelf-dev"])]),
         .target(name: "FerryELF", dependencies: ["CLibElf"]),
         // OS-neutral logic: register conversion, XSAVE, syscall restart, layout, relocation, vDSO plans.
-        .target(name: "FerryCore", dependencies: ["FerryImage"]),
+        .target(name: "FerryCore", dependencies: ["FerryImage", "FerryContainer"]),
         // Neutral container spec and its Linux / FreeBSD / OCI translations.
         .target(name: "FerryContainer"),
         // Linux backend: C shims for what Swift cannot call, then /proc, ptrace, injection.
@@ -61,7 +61,7 @@ let package = Package(
         // Runs the built `ferry` binary (so `swift build` must have built it).
         .testTarget(name: "FerryCLITests", dependencies: ["FerryImage", "FerryImageFixtures", "FerryTestSupport"]),
         .testTarget(name: "FerryELFTests", dependencies: ["FerryELF", "FerryTestSupport"]),
-        .testTarget(name: "FerryCoreTests", dependencies: ["FerryCore", "FerryImage", "FerryImageFixtures", "FerryELF", "CFerryFreeBSD"]),
+        .testTarget(name: "FerryCoreTests", dependencies: ["FerryCore", "FerryImage", "FerryImageFixtures", "FerryELF", "CFerryFreeBSD", "FerryContainer"]),
         // The FreeBSD restorer's walk, against a recording double of the FreeBSD calls (runs on Linux).
         .testTarget(name: "FerryFreeBSDTests", dependencies: ["FerryFreeBSD", "FerryCore", "FerryImage", "FerryImageFixtures"]),
         .testTarget(name: "FerryContainerTests", dependencies: ["FerryContainer", "FerryTestSupport"]),
@@ -70,7 +70,7 @@ let package = Package(
         // Framing/handshake units, and live migrations between two network namespaces (root).
         // The fuzz targets (decoders of image and wire input), shared by the libFuzzer binary
         // (FERRY_FUZZ, below) and the tests that replay the saved corpus (Tests/FuzzCorpus).
-        .target(name: "FerryFuzzTargets", dependencies: ["FerryImage", "FerryCore", "FerryTransport", .product(name: "NIOCore", package: "swift-nio"),
+        .target(name: "FerryFuzzTargets", dependencies: ["FerryImage", "FerryCore", "FerryContainer", "FerryTransport", .product(name: "NIOCore", package: "swift-nio"),
                                                          .product(name: "NIOEmbedded", package: "swift-nio")],
                 path: "Tests/FerryFuzzTargets"),
         .testTarget(name: "FerryFuzzTests", dependencies: ["FerryFuzzTargets", "FerryTestSupport"]),

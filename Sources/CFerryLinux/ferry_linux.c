@@ -169,6 +169,27 @@ ferry_netns_loopback_up(pid_t pid)
 	return in_ns_of(pid, "net", CLONE_NEWNET, loopback_up_body, NULL);
 }
 
+struct socket_args { int domain, type, proto, fd; };
+
+static int
+socket_body(void *arg)
+{
+	struct socket_args *a = arg;
+	a->fd = socket(a->domain, a->type | SOCK_CLOEXEC, a->proto);
+	return a->fd < 0 ? -errno : a->fd;
+}
+
+int
+ferry_netns_socket(pid_t pid, int domain, int type, int proto)
+{
+	struct socket_args a = { domain, type, proto, -1 };
+	int r = in_ns_of(pid, "net", CLONE_NEWNET, socket_body, &a);
+	/* Made, but this thread could not go back: refused as a failure. */
+	if (r < 0 && a.fd >= 0)
+		close(a.fd);
+	return r;
+}
+
 /* In a fresh child, before exec: the container parts. 0 or the failed step. */
 static int
 ct_child_setup(const struct ferry_ct_spawn *ct, int new_uts)

@@ -10,11 +10,16 @@ public struct ContainerRecord: Codable, Equatable, Sendable {
     /// With a network namespace of its own: whether its loopback device was up
     /// (nil: not known). Linux-only state the neutral spec does not hold.
     public var loopbackUp: Bool?
+    /// With a network namespace of its own: its interfaces, addresses and
+    /// routes (nil: an image from before they were captured; the namespace
+    /// comes back with its loopback only).
+    public var network: NetworkRecord?
 
-    public init(spec: ContainerSpec, notes: [Untranslated] = [], loopbackUp: Bool? = nil) {
+    public init(spec: ContainerSpec, notes: [Untranslated] = [], loopbackUp: Bool? = nil, network: NetworkRecord? = nil) {
         self.spec = spec
         self.notes = notes
         self.loopbackUp = loopbackUp
+        self.network = network
     }
 
     /// JSON bytes, keys sorted (stable across runs).
@@ -28,6 +33,10 @@ public struct ContainerRecord: Codable, Equatable, Sendable {
         do {
             let r = try JSONDecoder().decode(ContainerRecord.self, from: Data(bytes))
             try r.spec.validate()
+            try r.network?.validate()
+            if r.network != nil, !r.spec.isolation.has(.network) {
+                throw ContainerError.invalid(field: "network", reason: "interfaces without a network namespace")
+            }
             return r
         } catch let e as ContainerError {
             throw e
@@ -45,6 +54,15 @@ public struct ContainerRecord: Codable, Equatable, Sendable {
         if let d = iso.domainname { out.append("domainname: \(d)") }
         if let r = iso.rootPath { out.append("root: \(r)") }
         if let up = loopbackUp { out.append("loopback: \(up ? "up" : "down")") }
+        for i in network?.interfaces ?? [] where i.kind != .loopback || !i.addresses.isEmpty {
+            var line = "interface: \(i.name) \(i.kind.rawValue)\(i.up ? " up" : " down")"
+            if let m = i.mac { line += " mac \(m)" }
+            if let m = i.mtu { line += " mtu \(m)" }
+            for a in i.addresses { line += " \(a.address)/\(a.prefix)" }
+            if let h = i.hostEnd { line += " (host end \(h)\(i.hostBridge.map { " on bridge \($0)" } ?? ""))" }
+            out.append(line)
+        }
+        for r in network?.routes ?? [] { out.append("route: \(r.description)") }
         let l = spec.limits
         var limits: [String] = []
         if let p = l.cpu.period { limits.append("cpu quota \(l.cpu.quota.map(String.init) ?? "max")/\(p) µs") }

@@ -70,7 +70,11 @@ enum ContainerState {
             if domain != "(none)" && !domain.isEmpty { spec.isolation.domainname = domain }
         }
         var loopbackUp: Bool?
+        var network: NetworkRecord?
         if spec.isolation.has(.network) {
+            let capture = try NetworkNamespace.dump(pid: pid)
+            network = capture.record
+            notes += capture.notes
             let r = ferry_netns_loopback_up(pid)
             if r >= 0 {
                 loopbackUp = r == 1
@@ -80,8 +84,8 @@ enum ContainerState {
             }
         }
         if spec.name == nil { spec.name = "ct\(pid)" }
-        notes += restoreNotes(spec)
-        return try ContainerRecord(spec: spec, notes: notes, loopbackUp: loopbackUp).encoded()
+        notes += restoreNotes(spec, network: network)
+        return try ContainerRecord(spec: spec, notes: notes, loopbackUp: loopbackUp, network: network).encoded()
     }
 
     static func utsNames(pid: Int32) throws -> (String, String) {
@@ -93,14 +97,17 @@ enum ContainerState {
     }
 
     /// What a restore will not carry over, said in the image.
-    static func restoreNotes(_ spec: ContainerSpec) -> [Untranslated] {
+    static func restoreNotes(_ spec: ContainerSpec, network: NetworkRecord? = nil) -> [Untranslated] {
         var notes: [Untranslated] = []
         for ns in spec.isolation.namespaces where !restorable.contains(ns.kind) {
             notes.append(Untranslated(field: "namespace \(ns.kind.rawValue)", value: ns.path ?? "own",
                                       reason: "ferry restore does not create \(ns.kind.rawValue) namespaces; the restored processes share the restoring host's"))
         }
         let iso = spec.isolation
-        if iso.has(.network) {
+        if iso.has(.network), network != nil {
+            notes.append(Untranslated(.approximated, field: "namespace network", value: "own",
+                                      reason: "re-created with its loopback and veth interfaces, their addresses and the main table's routes; each veth's host end is a new interface, attached as the restore says (--bridge, --net-hook)"))
+        } else if iso.has(.network) {
             notes.append(Untranslated(.approximated, field: "namespace network", value: "own",
                                       reason: "re-created with only its loopback device (up or down as it was); other interfaces, addresses, routes and sockets are not restored"))
         }
@@ -181,7 +188,7 @@ final class ContainerRestore {
     init(record: ContainerRecord) {
         self.record = record
         // The image's own notes, and what this restore leaves out even if the image (from another producer) does not say so.
-        let all = record.notes + ContainerState.restoreNotes(record.spec).filter { !record.notes.contains($0) }
+        let all = record.notes + ContainerState.restoreNotes(record.spec, network: record.network).filter { !record.notes.contains($0) }
         notes = all.map { "container: \($0)" }
     }
 
@@ -307,6 +314,14 @@ final class ContainerRestore {
             }
         }
         createdDirs.removeAll()
+    }
+
+    /// Re-creates the recorded interfaces, addresses and routes in the
+    /// network namespace of `pid` (the restored root or its namespace's
+    /// init, already in the new namespace).
+    func createNetwork(pid: Int32, attach: NetworkNamespace.Attachment) throws {
+        guard spec.isolation.has(.network), let network = record.network else { return }
+        notes += try NetworkNamespace.recreate(network, pid: pid, attach: attach)
     }
 
     /// The spawn parts for the root process (opening its cgroup files).

@@ -79,7 +79,7 @@ public enum InetSocket {
             facts.filterLocked = facts.filter != nil && intOption(copy, InetSocketPlan.solSocket, soLockFilter) == 1
         }
         if let inode = socketInode(link), type == InetSocketPlan.sockStream || type == InetSocketPlan.sockDgram {
-            facts.shutdown = shutdownBits(family: family, proto: type == InetSocketPlan.sockStream ? 6 : proto == 0 ? 17 : proto, inode: inode)
+            facts.shutdown = shutdownBits(family: family, proto: type == InetSocketPlan.sockStream ? 6 : proto == 0 ? 17 : proto, inode: inode, pid: pid)
             if facts.shutdown == nil, InetSocketPlan.isUnbound(facts) {
                 // sock_diag lists only bound sockets; poll shows the receive bit of the others.
                 var p = pollfd(fd: copy, events: InetSocketPlan.pollRdHup, revents: 0)
@@ -111,7 +111,7 @@ public enum InetSocket {
             img.linger = f.linger
             img.filter = f.filter.map(Bytes.init)
             if f.filterLocked { img.filterLocked = true }
-            if state != "established", let l = local, !isLocalAddress(family: f.family, l) { img.nonLocalAddress = true }
+            if state != "established", let l = local, !isLocalAddress(family: f.family, l, pid: pid) { img.nonLocalAddress = true }
             if state == "established" { img.tcp = try TCPRepair.capture(pid: pid, fd: fd) }
             return img
         }
@@ -279,10 +279,11 @@ public enum InetSocket {
     /// One socket sock_diag lists: inode (0 for a TIME_WAIT one), local port, TCP state, shutdown bits.
     struct DiagEntry { var inode: UInt64; var port: UInt16; var state: UInt8; var shutdown: UInt8 }
 
-    /// Every socket of `family` and `proto` in ferry's network namespace, from
-    /// sock_diag (inet_diag_req_v2, all states); nil when it cannot be read.
-    static func diagSockets(family: Int32, proto: Int32) -> [DiagEntry]? {
-        let nl = socket(16 /* AF_NETLINK */, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 4 /* NETLINK_SOCK_DIAG */)
+    /// Every socket of `family` and `proto` in the network namespace of `pid`
+    /// (a container's has its own), from sock_diag (inet_diag_req_v2, all
+    /// states); nil when it cannot be read.
+    static func diagSockets(family: Int32, proto: Int32, pid: Int32) -> [DiagEntry]? {
+        let nl = ferry_netns_socket(pid, 16 /* AF_NETLINK */, Int32(SOCK_DGRAM.rawValue), 4 /* NETLINK_SOCK_DIAG */)
         guard nl >= 0 else { return nil }
         defer { close(nl) }
         // nlmsghdr (16) + inet_diag_req_v2 (56): every state, no extensions.
@@ -325,16 +326,17 @@ public enum InetSocket {
 
     /// The socket's shutdown bits (1 receive, 2 send) from sock_diag
     /// (INET_DIAG_SHUTDOWN), found by inode among the sockets of `family`
-    /// and `proto` in ferry's network namespace; nil when it cannot be read.
-    static func shutdownBits(family: Int32, proto: Int32, inode: UInt64) -> UInt8? {
-        diagSockets(family: family, proto: proto)?.first { $0.inode == inode }?.shutdown
+    /// and `proto` in `pid`'s network namespace; nil when it cannot be read.
+    static func shutdownBits(family: Int32, proto: Int32, inode: UInt64, pid: Int32) -> UInt8? {
+        diagSockets(family: family, proto: proto, pid: pid)?.first { $0.inode == inode }?.shutdown
     }
 
-    /// Whether `e` is an address of this host: a fresh socket of `family`
-    /// binds to it (port 0) without IP_FREEBIND. A wildcard address is.
-    static func isLocalAddress(family: Int32, _ e: InetEndpoint) -> Bool {
+    /// Whether `e` is an address of `pid`'s network namespace: a fresh
+    /// socket of `family` made there binds to it (port 0) without
+    /// IP_FREEBIND. A wildcard address is.
+    static func isLocalAddress(family: Int32, _ e: InetEndpoint, pid: Int32) -> Bool {
         if e.address.allSatisfy({ $0 == 0 }) { return true }
-        let s = socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let s = ferry_netns_socket(pid, family, Int32(SOCK_DGRAM.rawValue), 0)
         guard s >= 0 else { return true }
         defer { close(s) }
         var probe = e
@@ -373,7 +375,7 @@ public enum InetSocket {
             let proto = tcp ? InetSocketPlan.ipprotoTCP : InetSocketPlan.ipprotoUDP
             for family in [InetSocketPlan.afInet, InetSocketPlan.afInet6] {
                 let key = family * 100 + proto
-                if listed[key] == nil { listed[key] = diagSockets(family: family, proto: proto) ?? [] }
+                if listed[key] == nil { listed[key] = diagSockets(family: family, proto: proto, pid: processes[k[0]].pid) ?? [] }
                 // A TCP socket outside the tree on this port that is not a connection (a listener, or bound).
                 let other = listed[key]!.first { $0.port == port && $0.inode != 0 && !treeInodes.contains($0.inode) && (!tcp || $0.state == 10 || $0.state == 7) }
                 if let o = other {

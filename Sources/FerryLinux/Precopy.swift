@@ -73,8 +73,10 @@ public final class PrecopySource {
         // Pipe bytes are state, not memory: the final image carries them.
         meta.pipes = meta.pipes.map { PipeData(pipeID: $0.pipeID, bytes: []) }
         if let why = PrecopySource.unsupported(meta) { throw FerryError(why) }
-        metadata = meta
         container = try ContainerSnapshot.capture(pid: pid, tree: session.tree)
+        // The target makes the container (namespaces, cgroups, network) from this metadata, before the final one comes.
+        meta.container = container.record.map(Bytes.init)
+        metadata = meta
         // Frozen only to inject the userfaultfds; arming them (write-protecting
         // every page: a walk of every page table entry, ~40 ms at 1 GiB) runs
         // after, the first round reads every page after that anyway.

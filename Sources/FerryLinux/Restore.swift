@@ -18,6 +18,9 @@ public struct RestoreOptions: Sendable {
     /// The operator's limits (uids, executables), checked before anything is
     /// created and again on pre-copy's final metadata.
     public var policy: RestorePolicy
+    /// Where a container's veth host ends go (`--bridge`, `--net-hook`); neither: up and unattached.
+    public var bridge: String?
+    public var netHook: String?
     public init(newPidNamespace: Bool = false, ferryPath: String = "/proc/self/exe", targetLayout: TargetLayoutChoice = .native,
                 allowMissingCPUFeatures: Set<String> = [], allowXSaveGrowth: Bool = false, policy: RestorePolicy = RestorePolicy()) {
         self.newPidNamespace = newPidNamespace; self.ferryPath = ferryPath; self.targetLayout = targetLayout
@@ -145,9 +148,11 @@ public final class PhasedRestore {
             throw error
         }
         created = [child]
-        result.notes += container?.notes ?? []
         result.namespaceInit = child.reaper
         do {
+            // Before any socket of the tree is re-created: they bind to the container's addresses.
+            try container?.createNetwork(pid: child.pid, attach: .init(bridge: options.bridge, hook: options.netHook))
+            result.notes += container?.notes ?? []
             try cgroups.place(process: root.pid, as: child.pid)
             let target = options.targetLayout.layout
             let rootBuilder = try ProcessBuilder(child: child, image: root, meta: meta, target: target)
@@ -288,6 +293,8 @@ public final class PhasedRestore {
     public static func mismatch(preliminary: ImageMetadata, final: ImageMetadata) -> String? {
         if final.contents != preliminary.contents { return "the contents of the tree's memfds or deleted files changed during pre-copy" }
         if final.processes.map(\.pid) != preliminary.processes.map(\.pid) { return "the process tree changed during pre-copy" }
+        // The container was made from the preliminary metadata.
+        if final.container != preliminary.container { return "the tree's container (namespaces, limits or network) changed during pre-copy" }
         // The pipes were created empty from the preliminary metadata; the final image fills them (`update`).
         if preliminary.pipes.contains(where: { !$0.bytes.value.isEmpty }) { return "the pre-copy metadata carries bytes in pipes" }
         if Set(final.pipes.map(\.pipeID)) != Set(preliminary.pipes.map(\.pipeID)) { return "the tree's pipes changed during pre-copy" }

@@ -79,13 +79,22 @@ final class LinuxSubject: PrecopySubject {
     }
 
     private var sharers: CheckpointSession.OutsideSharers?
+    /// The container's veth host ends, down from the freeze until a rollback (NetworkNamespace.swift).
+    private var hold: NetworkHold?
 
     func prepareFreeze() { sharers = CheckpointSession.OutsideSharers.scan(pid: pid) }
 
     // TestKill.point(.step) marks each protocol step of the source (debug builds: FERRY_TEST_KILL_AT=step:N).
     func freeze() throws {
         TestKill.point(.step)
-        session = try CheckpointSession(pid: pid, sharers: sharers)
+        hold = try NetworkHold.engage(pid: pid)
+        do {
+            session = try CheckpointSession(pid: pid, sharers: sharers)
+        } catch {
+            hold?.release()
+            hold = nil
+            throw error
+        }
         session?.shellJob = shellJob
         session?.migrating = true
         TestKill.point(.step)
@@ -118,6 +127,8 @@ final class LinuxSubject: PrecopySubject {
         if let p = precopy, session != nil { p.release(frozen: true) }
         precopy = nil
         session?.resume()
+        hold?.release()
+        hold = nil
     }
 
     func kill() {
@@ -161,6 +172,9 @@ final class LinuxTarget: PrecopyTarget {
     private var hello: Hello?
     /// The current peer's uid, on a Unix socket.
     var peerUID: UInt32?
+    /// Where a container's veth host ends go (`serve --bridge`, `--net-hook`).
+    var bridge: String?
+    var netHook: String?
 
     init(newPidNamespace: Bool, grants: Allowances = Allowances(), policy: RestorePolicy = RestorePolicy()) {
         self.newPidNamespace = newPidNamespace; self.grants = grants; self.policy = policy
@@ -177,8 +191,11 @@ final class LinuxTarget: PrecopyTarget {
     var options: RestoreOptions {
         let selfPath = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/proc/self/exe"
         let granted = (hello?.requested ?? Allowances()).granted(by: grants)
-        return RestoreOptions(newPidNamespace: newPidNamespace, ferryPath: selfPath,
-                              allowMissingCPUFeatures: granted.missingCPUFeatures, allowXSaveGrowth: granted.xsaveGrowth, policy: policy.forPeer(uid: peerUID))
+        var o = RestoreOptions(newPidNamespace: newPidNamespace, ferryPath: selfPath,
+                               allowMissingCPUFeatures: granted.missingCPUFeatures, allowXSaveGrowth: granted.xsaveGrowth, policy: policy.forPeer(uid: peerUID))
+        o.bridge = bridge
+        o.netHook = netHook
+        return o
     }
 
     func beginPrecopy(metadata: ImageMetadata) throws -> PrecopyRestoring {
@@ -322,6 +339,7 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Connections waiting to be served (in their handshake or behind a migration) at most; more are closed at once.") var maxPending: Int = 16
     @Flag(help: "Restore each process into a fresh pid namespace (its pids need not be free here).") var newPidns = false
     @Flag(help: "Exit after one migration (its outcome is the exit status).") var once = false
+    @OptionGroup var network: NetworkAttachOptions
 
     func run() throws {
         try reportingErrors {
@@ -343,6 +361,8 @@ struct ServeCommand: ParsableCommand {
             say("listening on \(shown)")
             let grants = Allowances(missingCPUFeatures: Set(allowMissingCpuFeatures.split(separator: ",").map(String.init)), xsaveGrowth: allowXsaveGrowth)
             let target = LinuxTarget(newPidNamespace: newPidns, grants: grants, policy: policy)
+            target.bridge = network.bridge
+            target.netHook = network.netHook
             while true {
                 target.reapExited()
                 guard let conn = listener.accept(timeout: 1) else { continue }

@@ -21,6 +21,7 @@ struct RestoreCommand: ParsableCommand {
     var allowXsaveGrowth = false
     @OptionGroup var restorePolicy: PolicyOptions
     @OptionGroup var progress: ProgressOptions
+    @OptionGroup var network: NetworkAttachOptions
 
     func validate() throws {
         guard (directory == nil) != (stream == nil) else { throw ValidationError("give exactly one of DIR or --stream FILE|-") }
@@ -32,10 +33,12 @@ struct RestoreCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let selfPath = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/proc/self/exe"
-            let options = RestoreOptions(newPidNamespace: newPidns, ferryPath: selfPath,
+            var options = RestoreOptions(newPidNamespace: newPidns, ferryPath: selfPath,
                                          targetLayout: TargetLayoutChoice(rawValue: targetLayout)!,
                                          allowMissingCPUFeatures: Set(allowMissingCpuFeatures.split(separator: ",").map(String.init)),
                                          allowXSaveGrowth: allowXsaveGrowth, policy: try restorePolicy.policy)
+            options.bridge = network.bridge
+            options.netHook = network.netHook
             let r: RestoreResult
             // pages.img holds the page contents and little else: the total to show.
             var total: UInt64?
@@ -61,6 +64,18 @@ struct RestoreCommand: ParsableCommand {
                 print("restored pid \(r.pids[0])")
             }
         }
+    }
+}
+
+/// Where a restored container's veth host ends go (restore and serve).
+struct NetworkAttachOptions: ParsableArguments {
+    @Option(help: "Attach the host end of each of a restored container's veth interfaces to this bridge (and bring it up).")
+    var bridge: String?
+    @Option(help: "Run this shell command for each host end of a restored container's veth (the name is its last argument, and FERRY_HOST_END / FERRY_CONTAINER_IF are set); a non-zero exit fails the restore.")
+    var netHook: String?
+
+    func validate() throws {
+        if bridge != nil, netHook != nil { throw ValidationError("give --bridge or --net-hook, not both") }
     }
 }
 

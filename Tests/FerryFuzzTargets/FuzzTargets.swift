@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import FerryImage
 import FerryCore
+import FerryContainer
 @testable import FerryTransport
 import NIOCore
 import NIOEmbedded
@@ -61,9 +62,11 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     public func run(_ bytes: [UInt8]) { bytes.withUnsafeBytes { run($0) } }
 
     /// What a restore decides from validated metadata before it touches the
-    /// target: placement on a Linux and a FreeBSD layout, and the registers
+    /// target: its container record, placement on a Linux and a FreeBSD layout, and the registers
     /// each thread resumes with.
     static func plan(_ meta: ImageMetadata) {
+        // The CONTAINER record (spec, network) as a restore decodes it.
+        if let bytes = meta.container?.value { _ = try? ContainerRecord.decode(bytes) }
         let targets = [TargetLayout.linux(stackTop: 0x7ffd_0000_0000, vdsoAreas: TargetLayout.linuxVDSOBlock(at: 0x7fff_f7fc_0000)),
                        TargetLayout.freebsdLinuxulator()]
         for p in meta.processes {

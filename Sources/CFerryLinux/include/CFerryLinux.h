@@ -80,6 +80,10 @@ pid_t ferry_spawn_pidns_init_ct(const char *path, char *const argv[],
  * this thread and back): 1, 0, or -errno. */
 int ferry_netns_loopback_up(pid_t pid);
 
+/* A socket made in pid's network namespace (setns on this thread, socket,
+ * setns back); it stays in that namespace. The fd (O_CLOEXEC) or -errno. */
+int ferry_netns_socket(pid_t pid, int domain, int type, int proto);
+
 /* The uts names of `pid` (setns into its uts namespace on this thread
  * and back). 0 or -errno. */
 int ferry_uts_names(pid_t pid, char *host, size_t host_len, char *domain,
