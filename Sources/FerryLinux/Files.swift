@@ -286,7 +286,10 @@ public enum FileState {
         if !bytes.isEmpty {
             var off = 0
             while off < bytes.count {
-                let n = min(bytes.count - off, scratch.dataSize)
+                // Whole pages per write: a pipe packs each write into fresh pages after
+                // the last one's tail, so smaller pieces leave gaps and a pipe full at the
+                // checkpoint would not take its bytes back (the write would block).
+                let n = min(bytes.count - off, scratch.dataSize & ~4095)
                 try injector.memory.write(scratch.data, Array(bytes[off..<off + n]))
                 off += Int(try injector.call(SYS.write, [UInt64(w), scratch.data, UInt64(n)], "write(pipe \(id))"))
             }
