@@ -263,6 +263,12 @@ public enum Validation {
                 }
             default: break
             }
+            if let s = m.sysv {
+                // shmget takes at most 2^46 bytes here (SharedMemoryPlan's bound) and 9 permission bits.
+                guard m.kind == .sharedAnonymous, s.id >= 0, s.size > 0, s.size <= 1 << 46, s.mode <= 0o777, m.fileOffset % page == 0 else {
+                    throw fail("\(who): System V mapping \(range) (shmid \(s.id), \(s.size) bytes, mode 0\(String(s.mode, radix: 8))) is out of bounds")
+                }
+            }
         }
     }
 }

@@ -223,6 +223,10 @@ final class ProcessBuilder {
             try main.call(SYS.mmap, [m.start, size, 3, ProcessBuilder.MAP_PRIVATE | ProcessBuilder.MAP_ANON | ProcessBuilder.MAP_FIXED_NOREPLACE,
                                      UInt64.max, 0], "mmap(\(what)) for the proxied vDSO")
             needsProtect = true
+        case .sharedAnonymous where m.sysv != nil:
+            // System V: one shmat per attach, at its first mapping, read-write until filled (SysVShm).
+            if let call = SysVShm.attach(m) { batch.add(call) }
+            needsProtect = m.protection != [.read, .write]
         case .anonymous, .heap, .stack, .sharedAnonymous:
             var flags = ProcessBuilder.MAP_FIXED_NOREPLACE | ProcessBuilder.MAP_ANON
             flags |= m.kind == .sharedAnonymous ? ProcessBuilder.MAP_SHARED : ProcessBuilder.MAP_PRIVATE
@@ -364,6 +368,7 @@ final class ProcessBuilder {
             for p in patches { try memory.write(p.address, p.bytes) }
             vdsoNote = "vDSO proxied: \(patches.count) entry points of the image's vDSO at \(hex(old.start)) jump to this kernel's at \(hex(kernelBase))"
         }
+        for c in try SysVShm.reattachReadOnly(image.pid, image.mappings) { batch.add(c) }
         for m in pendingProtect {
             batch.add(.init(SYS.mprotect, [m.start, m.end - m.start, UInt64(m.protection.rawValue)], "mprotect(\(hex(m.start)))"))
         }
