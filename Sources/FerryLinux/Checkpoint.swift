@@ -229,6 +229,7 @@ enum ProcessDump {
             try ProcessChecks.refuse(p, tree: pids)
         }
         try AttributeState.refuseSharedResources(processes.map(\.pid))
+        try SemUndoState.refuse(processes)
         try JobControl.refuseOutsideLeaders(processes, shellJob: shellJob)
         FileState.markSharedAcrossProcesses(&processes)
         try ProcFileState.checkTree(processes)
