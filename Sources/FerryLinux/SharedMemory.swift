@@ -30,7 +30,8 @@ enum SharedMemory {
 
     /// Whether the image carries the contents of `e` as shared memory (see `MemoryState.mapping`).
     static func isInMemoryShared(_ e: ProcFS.MapEntry) -> Bool {
-        guard e.shared else { return false }
+        // An AIO ring is refused as what it is (`AttributeState.refuseUncarried`).
+        guard e.shared, !e.path.hasPrefix("/[aio]") else { return false }
         let p = e.path
         return e.inode == 0 || p.isEmpty || p.hasPrefix("/dev/zero") || p.hasPrefix("/SYSV") || p.hasPrefix("/memfd:")
             || p.hasSuffix(" (deleted)")
