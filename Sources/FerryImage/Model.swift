@@ -726,6 +726,10 @@ public struct ProcessImage: Codable, Equatable, Sendable {
     /// In address order, disjoint, each inside one of its mappings. Absent
     /// when none (and in older images).
     public var inheritedPages: [PageRange]?
+    /// The process shares its parent's descriptor table (clone with
+    /// CLONE_FILES): the restore forks it with CLONE_FILES and restores the
+    /// table once, in the first process of the group. Absent when not.
+    public var sharesFilesWithParent: Bool?
 
     public init(pid: Int32, nsPids: [Int32] = [], ppid: Int32 = 0, pgid: Int32 = 0, sid: Int32 = 0, comm: String = "",
                 credentials: Credentials = Credentials(), exe: FileIdentity? = nil, cwd: String = "/", root: String = "/",

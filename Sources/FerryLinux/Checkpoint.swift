@@ -230,6 +230,7 @@ enum ProcessDump {
         }
         try AttributeState.refuseSharedResources(processes.map(\.pid))
         try SemUndoState.refuse(processes)
+        try FileTableState.mark(&processes)
         try JobControl.refuseOutsideLeaders(processes, shellJob: shellJob)
         FileState.markSharedAcrossProcesses(&processes)
         try ProcFileState.checkTree(processes)
