@@ -88,7 +88,7 @@ enum SharedMemory {
     /// an object the tree maps shared.
     static func refusal(tree: [(pid: Int32, maps: [ProcFS.MapEntry])], outside: [Use] = []) -> String? {
         let uses = tree.flatMap { p in p.maps.filter(isInMemoryShared).map { Use(pid: p.pid, entry: $0) } }
-        let todo = "ferry does not restore shared memory yet"
+        let todo = "ferry restores shared memory only among the processes of the tree"
         var byObject: [String: [Use]] = [:]
         var order: [String] = []
         // Inode 0 names no object: such mappings cannot be told apart, nor found elsewhere.
@@ -109,7 +109,7 @@ enum SharedMemory {
             for (i, a) in group.enumerated() {
                 for b in group[(i + 1)...] where a.pid != b.pid || overlaps(a.entry, b.entry) {
                     let who = a.pid == b.pid ? "maps the same \(what) twice" : "share \(what)"
-                    return "cannot checkpoint: \(place(a)) and \(place(b)) \(who); \(todo) and would give each mapping a copy of its own — checkpoint a program that does not share memory between processes or mappings (e.g. MAP_SHARED|MAP_ANONYMOUS inherited across fork)"
+                    return "cannot checkpoint: \(place(a)) and \(place(b)) \(who); ferry would give each mapping a copy of its own — checkpoint a program that does not share memory between processes or mappings (e.g. MAP_SHARED|MAP_ANONYMOUS inherited across fork)"
                 }
             }
         }
