@@ -44,6 +44,12 @@ public enum FreeBSDTargetCheck {
         if !keepers.isEmpty {
             out.append("cannot restore process \(p.pid) on FreeBSD: FreeBSD gives it a new pid and new thread ids, and thread\(keepers.count == 1 ? "" : "s") \(keepers.joined(separator: ", ")) keep the old id in memory, which ferry does not rewrite yet; restore it on Linux, which keeps the ids")
         }
+        if let m = p.mappings.first(where: { $0.sysv != nil }), let s = m.sysv {
+            out.append("cannot restore process \(p.pid) on FreeBSD: it attaches System V shared memory (shmid \(s.id)) at \(hex(m.start)), which ferry re-creates on Linux only; restore it on Linux")
+        }
+        if p.sharesFilesWithParent == true {
+            out.append("cannot restore process \(p.pid) on FreeBSD: it shares its parent's descriptor table (CLONE_FILES), which ferry re-creates on Linux only; restore it on Linux")
+        }
         if let timers = p.posixTimers, let first = timers.first {
             out.append("cannot restore process \(p.pid) on FreeBSD: it has \(timers.count) POSIX timer\(timers.count == 1 ? "" : "s") (timer_create, id \(first.id)), which ferry re-creates on Linux only; restore it on Linux")
         }

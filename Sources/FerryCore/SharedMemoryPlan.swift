@@ -81,18 +81,20 @@ public struct SharedMemoryPlan: Equatable, Sendable {
     /// What each process dumps (parallel to `processes`): its mappings, where a
     /// mapping of a shared object is cut down to the pages of the object no
     /// earlier mapping (earlier process, or earlier in the same process)
-    /// covers, and left out when nothing remains; every page of an object is
+    /// covers, and left out when nothing remains (System V segments alike); every page of an object is
     /// then stored once, through its first mapping, and the restore's writes
     /// through that mapping reach the others. Mappings of bad extent are kept
     /// whole (`make` refuses them at restore).
     /// Mappings of an object in `carried` (a memfd whose contents the image
     /// holds) are left out whole.
     public static func dumped(_ processes: [ProcessImage], carried: Set<UInt64> = []) -> [[Mapping]] {
-        var covered: [UInt64: [(start: UInt64, end: UInt64)]] = [:]
+        // System V segments (`SysVShmPlan`) are objects too, apart from the others' ids.
+        enum Key: Hashable { case object(UInt64), sysv(Int32) }
+        var covered: [Key: [(start: UInt64, end: UInt64)]] = [:]
         return processes.map { p in
             p.mappings.flatMap { m -> [Mapping] in
-                guard let id = m.sharedObject, m.end > m.start else { return [m] }
-                if carried.contains(id) { return [] }
+                guard let id = m.sharedObject.map(Key.object) ?? m.sysv.map({ Key.sysv($0.id) }), m.end > m.start else { return [m] }
+                if let o = m.sharedObject, carried.contains(o) { return [] }
                 let (end, overflow) = m.fileOffset.addingReportingOverflow(m.end - m.start)
                 guard !overflow else { return [m] }
                 // Pages past a memfd's end cannot be read (SIGBUS): nothing to store there.

@@ -194,17 +194,46 @@ public struct Mapping: Codable, Equatable, Sendable {
     public var sharedObject: UInt64?
     /// When that object is a memfd: its name, size and whether it allows sealing.
     public var memfd: MemfdIdentity?
+    /// For a System V shared memory attach (shmat): the segment, the same in
+    /// every mapping of it; `fileOffset` is the offset in it.
+    public var sysv: SysVSegment?
 
     public init(start: UInt64, end: UInt64, protection: Protection, kind: MappingKind, flags: MappingFlags = [],
                 fileOffset: UInt64 = 0, file: FileIdentity? = nil, name: String = "", sharedObject: UInt64? = nil,
-                memfd: MemfdIdentity? = nil) {
+                memfd: MemfdIdentity? = nil, sysv: SysVSegment? = nil) {
         self.start = start; self.end = end; self.protection = protection; self.kind = kind; self.flags = flags
         self.fileOffset = fileOffset; self.file = file; self.name = name; self.sharedObject = sharedObject
-        self.memfd = memfd
+        self.memfd = memfd; self.sysv = sysv
     }
 
     public var size: UInt64 { end - start }
     public func contains(_ address: UInt64) -> Bool { address >= start && address < end }
+}
+
+/// A System V shared memory segment (shmget) as a restore re-creates it:
+/// what shmctl(IPC_STAT) shows of it at checkpoint.
+public struct SysVSegment: Codable, Equatable, Sendable {
+    /// The shmid, kept on restore (programs keep it).
+    public var id: Int32
+    /// IPC_PRIVATE (0) for a private or removed segment.
+    public var key: Int32
+    /// Permission bits (the low 9 bits of shm_perm.mode).
+    public var mode: UInt32
+    public var uid: UInt32
+    public var gid: UInt32
+    public var cuid: UInt32
+    public var cgid: UInt32
+    /// shm_segsz: bytes, as given to shmget (attaches round it up to pages).
+    public var size: UInt64
+    /// Removed (IPC_RMID) while attached (SHM_DEST): gone once the last attach goes.
+    public var destroyed: Bool
+    /// Locked in memory (SHM_LOCK).
+    public var locked: Bool
+    public init(id: Int32, key: Int32, mode: UInt32, uid: UInt32, gid: UInt32, cuid: UInt32, cgid: UInt32, size: UInt64,
+                destroyed: Bool, locked: Bool = false) {
+        self.id = id; self.key = key; self.mode = mode; self.uid = uid; self.gid = gid; self.cuid = cuid; self.cgid = cgid
+        self.size = size; self.destroyed = destroyed; self.locked = locked
+    }
 }
 
 /// A memfd (memfd_create) as a restore re-creates it.
@@ -704,6 +733,10 @@ public struct ProcessImage: Codable, Equatable, Sendable {
     /// creates PATH, lets the process enter it, and removes it again.
     /// Absent when the directory exists (and in older images).
     public var cwdDeleted: DeletedDirectory?
+    /// The process shares its parent's descriptor table (clone with
+    /// CLONE_FILES): the restore forks it with CLONE_FILES and restores the
+    /// table once, in the first process of the group. Absent when not.
+    public var sharesFilesWithParent: Bool?
 
     public init(pid: Int32, nsPids: [Int32] = [], ppid: Int32 = 0, pgid: Int32 = 0, sid: Int32 = 0, comm: String = "",
                 credentials: Credentials = Credentials(), exe: FileIdentity? = nil, cwd: String = "/", root: String = "/",

@@ -62,6 +62,7 @@ public enum Validation {
             }
         }
         var threadCount = 0
+        let imagePids = Set(meta.processes.map(\.pid))
         for p in meta.processes {
             let who = "process \(p.pid)"
             guard p.pid > 0 else { throw fail("\(who): invalid pid") }
@@ -74,6 +75,12 @@ public enum Validation {
             try validateMappings(p.mappings, who: who, fail: fail)
             try validatePaths(p, who: who, file: name)
             try validateCgroups(p.cgroups ?? [], who: who, fail: fail)
+            if p.sharesFilesWithParent == true {
+                // Its table is restored by its parent's group: a process forked from no parent of the image would get none.
+                guard p.pid != meta.processes[0].pid, imagePids.contains(p.ppid) else {
+                    throw fail("\(who) shares the descriptor table of a parent the image does not hold")
+                }
+            }
             if let inherited = p.inheritedPages {
                 guard p.pid != meta.processes[0].pid else { throw fail("\(who): the root has no parent to inherit pages from") }
                 try validateInherited(inherited, maps: p.mappings, who: who, fail: fail)
@@ -267,6 +274,12 @@ public enum Validation {
                     throw fail("\(who): \(m.kind.rawValue) mapping \(range) is larger than any kernel's (\(maxVDSOMappingSize >> 10) KiB at most)")
                 }
             default: break
+            }
+            if let s = m.sysv {
+                // shmget takes at most 2^46 bytes here (SharedMemoryPlan's bound) and 9 permission bits.
+                guard m.kind == .sharedAnonymous, s.id >= 0, s.size > 0, s.size <= 1 << 46, s.mode <= 0o777, m.fileOffset % page == 0 else {
+                    throw fail("\(who): System V mapping \(range) (shmid \(s.id), \(s.size) bytes, mode 0\(String(s.mode, radix: 8))) is out of bounds")
+                }
             }
         }
     }

@@ -235,6 +235,8 @@ enum ProcessDump {
             try ProcessChecks.refuse(p, tree: pids)
         }
         try AttributeState.refuseSharedResources(processes.map(\.pid))
+        try SemUndoState.refuse(processes)
+        try FileTableState.mark(&processes)
         try JobControl.refuseOutsideLeaders(processes, shellJob: shellJob)
         FileState.markSharedAcrossProcesses(&processes)
         try ProcFileState.checkTree(processes)
@@ -283,6 +285,7 @@ enum ProcessDump {
         try ScratchSession.with(pid: pid, tid: threads[0]) { injector, scratch, mainRegs in
             for fd in stale { try injector.call(SYS.close, [UInt64(fd)], "close(userfaultfd \(fd) left by a killed ferry)") }
             image.layout = try LayoutState.dump(pid: pid, injector: injector)
+            try SysVShm.dump(&image.mappings, pid: pid, injector: injector, scratch: scratch)
             let reread = knownSignalActions.flatMap { SignalState.toReread(status: status, known: $0) }
             image.signalActions = try SignalState.dumpActions(injector: injector, scratch: scratch, reading: reread)
             image.timers = try ProcessMisc.dumpTimers(injector: injector, scratch: scratch)

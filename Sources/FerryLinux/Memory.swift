@@ -46,7 +46,8 @@ public enum MemoryState {
         return Mapping(start: e.start, end: e.end, protection: e.protection, kind: kind, flags: flags,
                        fileOffset: e.offset, file: file, name: e.path,
                        sharedObject: SharedMemory.isPlannedShared(e) ? e.inode : nil,
-                       memfd: SharedMemory.isMemfd(e) && e.shared ? try SharedMemory.memfdIdentity(e, pid: pid) : nil)
+                       memfd: SharedMemory.isMemfd(e) && e.shared ? try SharedMemory.memfdIdentity(e, pid: pid) : nil,
+                       sysv: SysVShm.placeholder(e))
     }
 
     static func identity(ofMappedFile link: String, path: String) throws -> FileIdentity {

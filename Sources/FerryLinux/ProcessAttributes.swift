@@ -203,10 +203,10 @@ enum AttributeState {
 
 
 
-    /// kcmp types of what CLONE_FILES, CLONE_FS, CLONE_SIGHAND and CLONE_VM
-    /// share between processes (not threads).
+    /// kcmp types of what CLONE_FS, CLONE_SIGHAND and CLONE_VM share
+    /// between processes (not threads); CLONE_FILES is carried (`FileTableState`).
     static let sharedResources: [(kcmp: UInt64, what: String, flag: String)] = [
-        (2, "descriptor table", "CLONE_FILES"), (3, "cwd, root and umask", "CLONE_FS"),
+        (3, "cwd, root and umask", "CLONE_FS"),
         (4, "signal handlers", "CLONE_SIGHAND"), (1, "address space", "CLONE_VM (vfork)"),
     ]
 

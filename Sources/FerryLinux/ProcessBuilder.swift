@@ -111,12 +111,12 @@ final class ProcessBuilder {
     /// Forks `image` from this (still unbuilt) process with clone3 and its pid.
     func forkChild(_ image: ProcessImage, newPidNamespace: Bool, target: TargetLayout?) throws -> ProcessBuilder {
         let wanted = newPidNamespace ? (image.nsPids.last ?? image.pid) : image.pid
-        let pid = try cloneInjected(flags: 0, exitSignal: UInt64(SIGCHLD), wanted: wanted, what: "process \(wanted)")
+        let pid = try cloneInjected(flags: FileTableState.cloneFlags(image), exitSignal: UInt64(SIGCHLD), wanted: wanted, what: "process \(wanted)")
         let spawned = SpawnedProcess(pid: pid, reaper: nil, tracee: Tracee(pid))
         let b = try ProcessBuilder(child: spawned, image: image, meta: meta, target: target, inheritedScratch: scratch)
         b.sharedObjects = sharedObjects
         // A child forked once this process is built inherits its userfaultfd too (not its registrations).
-        if let fd = userfault?.remoteFD {
+        if let fd = userfault?.remoteFD, image.sharesFilesWithParent != true {
             try b.main.call(SYS.close, [UInt64(fd)], "close(userfaultfd \(fd) inherited from process \(self.image.pid))")
         }
         return b
@@ -162,7 +162,10 @@ final class ProcessBuilder {
         try batch.run(main, scratch: scratch)
         // Kept mappings hold the parent's pages: written with process_vm_writev, not through the userfaultfd.
         let anonymous = image.mappings.filter { $0.kind.isPrivateAnonymous && !keptStarts.contains($0.start) }
-        if !anonymous.isEmpty {
+        if image.sharesFilesWithParent == true {
+            // Its descriptor table is its parent's, which restores fds into it (FileTableState).
+            fillNote = "memory filled with process_vm_writev (the descriptor table is shared with the parent)"
+        } else if !anonymous.isEmpty {
             do {
                 userfault = try UserfaultFill.start(injector: main, scratch: scratch, ranges: anonymous.map { ($0.start, $0.end) })
             } catch {
@@ -223,6 +226,10 @@ final class ProcessBuilder {
             try main.call(SYS.mmap, [m.start, size, 3, ProcessBuilder.MAP_PRIVATE | ProcessBuilder.MAP_ANON | ProcessBuilder.MAP_FIXED_NOREPLACE,
                                      UInt64.max, 0], "mmap(\(what)) for the proxied vDSO")
             needsProtect = true
+        case .sharedAnonymous where m.sysv != nil:
+            // System V: one shmat per attach, at its first mapping, read-write until filled (SysVShm).
+            if let call = SysVShm.attach(m) { batch.add(call) }
+            needsProtect = m.protection != [.read, .write]
         case .anonymous, .heap, .stack, .sharedAnonymous:
             var flags = ProcessBuilder.MAP_FIXED_NOREPLACE | ProcessBuilder.MAP_ANON
             flags |= m.kind == .sharedAnonymous ? ProcessBuilder.MAP_SHARED : ProcessBuilder.MAP_PRIVATE
@@ -364,6 +371,7 @@ final class ProcessBuilder {
             for p in patches { try memory.write(p.address, p.bytes) }
             vdsoNote = "vDSO proxied: \(patches.count) entry points of the image's vDSO at \(hex(old.start)) jump to this kernel's at \(hex(kernelBase))"
         }
+        for c in try SysVShm.reattachReadOnly(image.pid, image.mappings) { batch.add(c) }
         for m in pendingProtect {
             batch.add(.init(SYS.mprotect, [m.start, m.end - m.start, UInt64(m.protection.rawValue)], "mprotect(\(hex(m.start)))"))
         }
@@ -376,15 +384,19 @@ final class ProcessBuilder {
 
     /// The process's leases, once every process of the tree holds its fds (`LeaseState`).
     func restoreLeases() throws {
+        guard image.sharesFilesWithParent != true else { return }
         try LeaseState.restore(image.files, injector: main)
     }
 
     func restoreProcessState(pool: FileState.PipePool, rootExe: String) throws -> [String] {
-        try FileState.restore(image.files, pool: pool, objects: sharedObjects, originals: memfdOriginals[image.pid] ?? [],
-                              injector: main, scratch: scratch)
-        // The shared memory objects: mapped, and reopened by the fds of re-created files.
-        for fd in sharedObjects.values.sorted() { batch.add(.init(SYS.close, [UInt64(fd)], "close(shared memory fd \(fd))")) }
-        try batch.run(main, scratch: scratch)
+        // A table shared with the parent is restored once, by the group's first process (FileTableState).
+        if image.sharesFilesWithParent != true {
+            try FileState.restore(image.files, pool: pool, objects: sharedObjects, originals: memfdOriginals[image.pid] ?? [],
+                                  injector: main, scratch: scratch)
+            // The shared memory objects: mapped, and reopened by the fds of re-created files.
+            for fd in sharedObjects.values.sorted() { batch.add(.init(SYS.close, [UInt64(fd)], "close(shared memory fd \(fd))")) }
+            try batch.run(main, scratch: scratch)
+        }
         let cwd = try ProcessMisc.put(image.cwd, injector: main, scratch: scratch)
         try main.call(SYS.chdir, [cwd], "chdir(\(image.cwd))")
         try main.call(SYS.umask, [UInt64(image.umask)], "umask")

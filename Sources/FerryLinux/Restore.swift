@@ -109,6 +109,9 @@ public final class PhasedRestore {
     private var sealed: Set<Int32> = []
     private var result = RestoreResult()
     private var finished = false
+    /// System V segments of the image, and those this restore created (`SysVShm`).
+    private let sysvSegments: [SysVSegment]
+    private var sysvCreated: [Int32] = []
 
     public init(metadata meta: ImageMetadata, options: RestoreOptions) throws {
         try options.policy.enforce(meta)
@@ -125,6 +128,8 @@ public final class PhasedRestore {
         let root = meta.processes[0]
         late = CopyOnWritePlan.lateForked(meta.processes)
         let sharedMemory = try SharedMemoryRestore.plan(meta)
+        sysvSegments = try SysVShm.plan(meta)
+        var sysvCreated: [Int32] = []
         let container = try ctRecord.map { try ContainerRestore.prepare($0, leafName: ContainerState.leafName($0.spec, restorer: getpid())) }
         self.container = container
         do {
@@ -160,6 +165,8 @@ public final class PhasedRestore {
             // Shared memory and re-created files first: shared fds of re-created files reopen them.
             rootBuilder.sharedObjects = try SharedMemoryRestore.create(sharedMemory, base: FileState.WorkingFDs(processes: meta.processes).end,
                                                                        pid: child.pid, main: rootBuilder.main, scratch: rootBuilder.scratch)
+            sysvCreated = try SysVShm.create(sysvSegments, imagePids: Set(meta.processes.map(\.pid)), pid: child.pid,
+                                             main: rootBuilder.main, scratch: rootBuilder.scratch)
             pool = try rootBuilder.createPipePool(meta.pipes, processes: meta.processes)
             try rootBuilder.startSession()
             builders[root.pid] = rootBuilder
@@ -183,12 +190,14 @@ public final class PhasedRestore {
             }
             for b in order { try b.buildAddressSpace() }
         } catch {
+            SysVShm.removeFromHost(sysvCreated, root: child.pid)
             for c in created.dropFirst() { kill(c.pid, SIGKILL) }
             child.abandon()
             container?.remove()
             cgroups.remove()
             throw error
         }
+        self.sysvCreated = sysvCreated
     }
 
     deinit { abandon() }
@@ -351,6 +360,8 @@ public final class PhasedRestore {
         do {
             // Late processes no page of their own came for.
             for p in meta.processes where late.contains(p.pid) { _ = try forkLate(p.pid) }
+            // Every process has attached its segments: those removed at checkpoint are removed again.
+            try SysVShm.removeDestroyed(sysvSegments, main: order[0].main)
             // Group leaders first: members join groups that exist (every process exists by now).
             for b in order.sorted(by: { ($0.image.pgid == $0.image.pid ? 0 : 1) < ($1.image.pgid == $1.image.pid ? 0 : 1) }) {
                 try b.joinGroup(processes: meta.processes, newPidNamespace: options.newPidNamespace)
@@ -405,6 +416,7 @@ public final class PhasedRestore {
     public func abandon() {
         guard !finished else { return }
         finished = true
+        SysVShm.removeFromHost(sysvCreated, root: child.pid)
         for c in created.dropFirst() { kill(c.pid, SIGKILL) }
         child.abandon()
         container?.remove()

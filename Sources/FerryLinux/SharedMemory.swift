@@ -1,6 +1,7 @@
 #if os(Linux)
 import Glibc
 import FerryImage
+import FerryCore
 
 /// Shared memory a restore would split. ferry keeps the contents of shared
 /// in-memory objects (MAP_SHARED|MAP_ANONYMOUS, memfd, System V shm, deleted
@@ -11,9 +12,9 @@ import FerryImage
 /// nothing else maps, wrong as soon as a second mapping — in the tree, in
 /// the same process — shares the object, since after the restore writes
 /// through one are no longer seen through the other. Any object shared with
-/// a process outside the tree is refused too. System V segments are never
-/// carried: the segment itself (key, shmid, shmctl state) is not re-created;
-/// nor are the seals of a memfd that no fd of the tree holds (one held by
+/// a process outside the tree is refused too. System V segments are
+/// re-created and attached again (`SysVShm`), unless hugetlb or partly
+/// unmapped. Not carried: the seals of a memfd that no fd of the tree holds (one held by
 /// an fd is re-created whole, `FileContentsState`), nor the link between a deleted file still linked
 /// elsewhere and its mapping. Such trees are refused at checkpoint, before
 /// anything is captured, and by a migration before it connects.
@@ -29,7 +30,8 @@ enum SharedMemory {
 
     /// Whether the image carries the contents of `e` as shared memory (see `MemoryState.mapping`).
     static func isInMemoryShared(_ e: ProcFS.MapEntry) -> Bool {
-        guard e.shared else { return false }
+        // An AIO ring is refused as what it is (`AttributeState.refuseUncarried`).
+        guard e.shared, !e.path.hasPrefix("/[aio]") else { return false }
         let p = e.path
         return e.inode == 0 || p.isEmpty || p.hasPrefix("/dev/zero") || p.hasPrefix("/SYSV") || p.hasPrefix("/memfd:")
             || p.hasSuffix(" (deleted)")
@@ -86,11 +88,7 @@ enum SharedMemory {
     /// an object the tree maps shared.
     static func refusal(tree: [(pid: Int32, maps: [ProcFS.MapEntry])], outside: [Use] = []) -> String? {
         let uses = tree.flatMap { p in p.maps.filter(isInMemoryShared).map { Use(pid: p.pid, entry: $0) } }
-        let todo = "ferry does not restore shared memory yet"
-        if let first = uses.first(where: { isSysV($0.entry) }) {
-            let all = uses.filter { $0.entry.device == first.entry.device && $0.entry.inode == first.entry.inode }
-            return "cannot checkpoint: \(all.map(place).joined(separator: " and ")) attach\(all.count == 1 ? "es" : "") \(describe(first.entry)); \(todo) (the segment would not exist after a restore) — checkpoint the program once it has detached it (shmdt), or one that does not use System V shm"
-        }
+        let todo = "ferry restores shared memory only among the processes of the tree"
         var byObject: [String: [Use]] = [:]
         var order: [String] = []
         // Inode 0 names no object: such mappings cannot be told apart, nor found elsewhere.
@@ -106,11 +104,12 @@ enum SharedMemory {
                 return "cannot checkpoint: \(place(group[0])) shares \(what) with process \(other.pid), which is outside the checkpointed tree; \(todo) and the restored copy would no longer see that process's writes — checkpoint a program that does not share memory with other processes"
             }
             // Shared anonymous memory and memfds within the tree are restored as one object each.
-            if isPlannedShared(group[0].entry) { continue }
+            // So are System V segments (`SysVShm`), attached again by each process.
+            if isPlannedShared(group[0].entry) || isSysV(group[0].entry) { continue }
             for (i, a) in group.enumerated() {
                 for b in group[(i + 1)...] where a.pid != b.pid || overlaps(a.entry, b.entry) {
                     let who = a.pid == b.pid ? "maps the same \(what) twice" : "share \(what)"
-                    return "cannot checkpoint: \(place(a)) and \(place(b)) \(who); \(todo) and would give each mapping a copy of its own — checkpoint a program that does not share memory between processes or mappings (e.g. MAP_SHARED|MAP_ANONYMOUS inherited across fork)"
+                    return "cannot checkpoint: \(place(a)) and \(place(b)) \(who); ferry would give each mapping a copy of its own — checkpoint a program that does not share memory between processes or mappings (e.g. MAP_SHARED|MAP_ANONYMOUS inherited across fork)"
                 }
             }
         }
@@ -162,7 +161,9 @@ enum SharedMemory {
         for (pid, entries) in maps {
             for e in entries where isInMemoryShared(e) {
                 let link = "/proc/\(pid)/map_files/\(String(e.start, radix: 16))-\(String(e.end, radix: 16))"
-                if e.path.hasPrefix("/memfd:") {
+                if isSysV(e) {
+                    try checkSysV(e, pid: pid, link: link, all: entries)
+                } else if e.path.hasPrefix("/memfd:") {
                     // A hugetlbfs file's block size is its huge page size.
                     var st = stat()
                     if stat(link, &st) == 0 && st.st_blksize > 4096 {
@@ -179,6 +180,24 @@ enum SharedMemory {
                     }
                 }
             }
+        }
+    }
+
+    /// Refuses a System V attach ferry cannot attach again: a hugetlb
+    /// segment (SHM_HUGETLB), or one partly unmapped (shmat maps a segment
+    /// whole). `all`: the process's mappings.
+    static func checkSysV(_ e: ProcFS.MapEntry, pid: Int32, link: String, all: [ProcFS.MapEntry]) throws {
+        var st = stat()
+        guard stat(link, &st) == 0 else { throw SystemError("stat(\(link))", errno: errno, "reading the size of \(describe(e))") }
+        // A hugetlbfs file's block size is its huge page size.
+        if st.st_blksize > 4096 {
+            throw FerryError("cannot checkpoint: process \(pid) at \(hex(e.start))-\(hex(e.end)) attaches \(describe(e)), a hugetlb segment (SHM_HUGETLB); ferry does not restore hugetlb memory — checkpoint a program that does not use SHM_HUGETLB")
+        }
+        let base = e.start &- e.offset
+        let pieces = all.filter { isSysV($0) && $0.inode == e.inode && $0.start &- $0.offset == base }
+            .map { SysVShmPlan.Piece(start: $0.start, end: $0.end, offset: $0.offset) }
+        if SysVShmPlan.partialPiece(pieces, size: UInt64(max(st.st_size, 0))) != nil {
+            throw FerryError("cannot checkpoint: process \(pid) at \(hex(e.start))-\(hex(e.end)) maps only part of \(describe(e)) (\(st.st_size) bytes; the rest was unmapped); ferry attaches System V segments again whole — checkpoint a program that keeps its attaches whole")
         }
     }
 

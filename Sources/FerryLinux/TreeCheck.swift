@@ -61,6 +61,8 @@ public enum TreeCheck {
         out += sockets(root: root).filter(refusesSocket)
         if let why = SharedMemory.refusal(tree: maps) { out.append(why) }
         note { try AttributeState.refuseSharedResources(tree) }
+        note { try SemUndoState.refuse(images) }
+        note { _ = try FileTableState.sharers(images) }
         note { try JobControl.refuseOutsideLeaders(images, shellJob: false) }
         note { try Terminals.controllingTerminals(&images) }
         return out

@@ -46,3 +46,12 @@ import FerryImage
     let r = FreeBSDTargetCheck.reasons(process: p)
     #expect(r.count == 1 && r[0].contains("process 9 on FreeBSD: its pages from 0x10000 are stored only in its parent's image"))
 }
+
+@Test func systemVShmAndASharedDescriptorTableAreRefusedForFreeBSD() {
+    let seg = SysVSegment(id: 3, key: 0, mode: 0o600, uid: 0, gid: 0, cuid: 0, cgid: 0, size: 4096, destroyed: false)
+    var p = ProcessImage(pid: 9, mappings: [Mapping(start: 0x10000, end: 0x11000, protection: [.read, .write], kind: .sharedAnonymous,
+                                                    flags: [.shared, .mayWrite], sysv: seg)], threads: [ThreadImage(tid: 9)])
+    p.sharesFilesWithParent = true
+    let r = FreeBSDTargetCheck.reasons(process: p)
+    #expect(r.count == 2 && r[0].contains("attaches System V shared memory (shmid 3) at 0x10000") && r[1].contains("CLONE_FILES"), "\(r)")
+}

@@ -62,14 +62,18 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     public func run(_ bytes: [UInt8]) { bytes.withUnsafeBytes { run($0) } }
 
     /// What a restore decides from validated metadata before it touches the
-    /// target: its container record, placement on a Linux and a FreeBSD layout, and the registers
-    /// each thread resumes with.
+    /// target: its container record, placement on a Linux and a FreeBSD layout, System V segments
+    /// and attaches, and the registers each thread resumes with.
     static func plan(_ meta: ImageMetadata) {
         // The CONTAINER record (spec, network) as a restore decodes it.
         if let bytes = meta.container?.value { _ = try? ContainerRecord.decode(bytes) }
         let targets = [TargetLayout.linux(stackTop: 0x7ffd_0000_0000, vdsoAreas: TargetLayout.linuxVDSOBlock(at: 0x7fff_f7fc_0000)),
                        TargetLayout.freebsdLinuxulator()]
+        // System V segments and attaches, as `SysVShm.plan` checks them before a restore creates anything.
+        _ = try? SysVShmPlan.segments(meta.processes)
+        _ = SharedMemoryPlan.dumped(meta.processes)
         for p in meta.processes {
+            _ = try? SysVShmPlan.attaches(p)
             for target in targets {
                 _ = try? Placement.planPlacement(process: p, target: target, stackPolicy: .moveToTargetTop)
             }

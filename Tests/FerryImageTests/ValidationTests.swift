@@ -171,3 +171,45 @@ struct InheritedPagesValidationTests {
         #expect(root?.contains("the root has no parent") == true, "\(String(describing: root))")
     }
 }
+
+/// System V attaches and shared descriptor tables: records a restore would act on wrongly are refused.
+@Suite("Validation of System V attaches and shared descriptor tables")
+struct SysVAndFileTableValidationTests {
+    static func refusal(_ change: (inout ImageMetadata) -> Void) -> String? {
+        var meta = ImageGenerator.make(seed: 11, size: .small).metadata
+        change(&meta)
+        do { try Validation.validate(meta, name: "img"); return nil } catch let e as ImageError {
+            #expect(!e.description.contains("\n"))
+            return e.message
+        } catch { return "\(error)" }
+    }
+
+    static func sysv(_ meta: inout ImageMetadata, _ s: SysVSegment, kind: MappingKind = .sharedAnonymous) {
+        // Into the first gap of a page between mappings (they stay in address order).
+        var maps = meta.processes[0].mappings
+        let i = (1..<maps.count).first { maps[$0].start >= maps[$0 - 1].end + 4096 } ?? maps.count
+        let at = i == 0 ? 0x10000 : maps[i - 1].end
+        maps.insert(Mapping(start: at, end: at + 4096, protection: [.read, .write], kind: kind, flags: [.shared], sysv: s), at: i)
+        meta.processes[0].mappings = maps
+    }
+
+    @Test func aSegmentWithinBoundsIsValidOthersAreRefused() {
+        let good = SysVSegment(id: 3, key: 7, mode: 0o640, uid: 0, gid: 0, cuid: 0, cgid: 0, size: 4096, destroyed: false)
+        #expect(Self.refusal { Self.sysv(&$0, good) } == nil)
+        var huge = good
+        huge.size = 1 << 50
+        var wide = good
+        wide.mode = 0o7777
+        var negative = good
+        negative.id = -2
+        for bad in [huge, wide, negative] {
+            #expect(Self.refusal { Self.sysv(&$0, bad) }?.contains("System V mapping") == true)
+        }
+        #expect(Self.refusal { Self.sysv(&$0, good, kind: .anonymous) }?.contains("System V mapping") == true)
+    }
+
+    @Test func aTableSharedWithNoParentOfTheImageIsRefused() {
+        let root = Self.refusal { $0.processes[0].sharesFilesWithParent = true }
+        #expect(root?.contains("shares the descriptor table of a parent the image does not hold") == true, "\(String(describing: root))")
+    }
+}

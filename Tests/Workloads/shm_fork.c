@@ -8,8 +8,9 @@
  * back. At stop the parent raises a
  * flag in the page; the child must see it and exit 0, which it can only if
  * the page is still shared. ferry carries anon and memfd (one object mapped
- * by both), refuses sysv (the segment is not re-created); a shared file
- * stays shared through the file, and is carried. */
+ * by both) and sysv (the segment re-created with its id, attached by both;
+ * sysv_shm checks more of it); a shared file stays shared through the
+ * file, and is carried. */
 #include "wl.h"
 #include <sys/ipc.h>
 #include <sys/mman.h>
