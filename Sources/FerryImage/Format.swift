@@ -16,7 +16,7 @@
 ///  +8  u16 version           1
 ///  +10 u16 header size       32
 ///  +12 u32 encoding          1 = directory meta, 2 = directory pages, 3 = stream
-///  +16 u64 required caps     bits a reader must understand (v1 knows bit 0: ZERO_RUNS, bit 1: FIFO_DATA, bit 2: PROC_FILES)
+///  +16 u64 required caps     bits a reader must understand (v1 knows bit 0: ZERO_RUNS, bit 1: FIFO_DATA, bit 2: PROC_FILES, bit 3: MAPPING_ARRAYS)
 ///  +24 u32 reserved          0
 ///  +28 u32 crc32c            of bytes +0..+27
 ///
@@ -52,6 +52,7 @@ public enum ImageFormat {
     public static let pageSize = 4096
     /// Capability bits this reader understands.
     public static let knownCapabilities: UInt64 = Capabilities.zeroRuns | Capabilities.fifoData | Capabilities.procFiles
+        | Capabilities.mappingArrays
     public static let metaFileName = "meta.img"
     public static let pagesFileName = "pages.img"
     /// Payload bytes of all metadata records (SOURCE, PROCESS, PIPE,
@@ -69,6 +70,9 @@ public enum ImageFormat {
         /// fds on /proc/PID files of the tree carry `procPid`: a reader
         /// without it would reopen the old pid's file (another process's, or none).
         public static let procFiles: UInt64 = 1 << 2
+        /// A plain mapping may be written as a JSON array (MappingCoding.swift):
+        /// a reader without it would fail on the first one.
+        public static let mappingArrays: UInt64 = 1 << 3
     }
 }
 

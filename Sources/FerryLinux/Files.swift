@@ -415,10 +415,11 @@ public enum FileState {
             throw FerryError("cannot restore fd \(f.fd) of process \(injector.memory.pid): it was opened after the first metadata, at or above fd \(pool.slots.base) where ferry keeps its own descriptors; retry the migration")
         }
         var pipeEndsPlaced = Set<[UInt64]>()
-        let batched = try openByPath(primaries.filter { $0.treeShareID == nil && $0.contentsID == nil && $0.pty?.master != true && byPath.contains($0.kind) },
+        let batched = try openByPath(primaries, where: { $0.treeShareID == nil && $0.contentsID == nil && $0.pty?.master != true && byPath.contains($0.kind) },
                                      injector: injector, scratch: scratch)
         // Established connections after the listeners whose port they take again.
-        for f in InetSocket.connectionsLast(primaries) where f.kind != .epoll && !batched.contains(f.fd) {
+        // (Filtered first: an fd image is large, and most fds are batched.)
+        for f in InetSocket.connectionsLast(primaries.filter { $0.kind != .epoll && !batched.contains($0.fd) }) {
             if f.kind == .pipe {
                 guard let ends = pool.pipes[f.pipeID] else { throw FerryError("cannot restore fd \(f.fd): pipe \(f.pipeID) was not created") }
                 let reader = (f.flags & O_ACCMODE) == O_RDONLY
@@ -454,7 +455,7 @@ public enum FileState {
         for f in primaries where f.kind != .epoll {
             if let o = f.owner { try FileOwnerState.restore(o, fd: f.fd, injector: injector, scratch: scratch) }
         }
-        try placeDups(of: Set(primaries.filter { $0.kind != .epoll }.map(\.fd)))
+        try placeDups(of: Set(primaries.lazy.filter { $0.kind != .epoll }.map(\.fd)))
         // epoll last: its watches name the final fd numbers, other epolls' included.
         let epolls = try epollOrder(primaries.filter { $0.kind == .epoll }, files: files)
         for f in epolls {
@@ -478,20 +479,23 @@ public enum FileState {
     /// Kinds `openByPath` opens.
     static let byPath: Set<FileKind> = [.regular, .directory, .characterDevice, .fifo]
 
-    /// Opens every file of `files` (kinds in `byPath`, none shared across
+    /// Opens every file of `files` that `wanted` takes (kinds in `byPath`, none shared across
     /// processes) at its own number, in one batch of injected calls. The
     /// number each open returns is known in advance (the lowest free one,
     /// from the process's table as /proc shows it), so each is moved to its
     /// place in the same batch; the results are checked against it after.
     /// Returns the fds placed.
-    static func openByPath(_ files: [FileDescriptorImage], injector: Injector, scratch: ScratchArea) throws -> Set<Int32> {
-        guard !files.isEmpty else { return [] }
+    static func openByPath(_ files: [FileDescriptorImage], where wanted: (FileDescriptorImage) -> Bool,
+                           injector: Injector, scratch: ScratchArea) throws -> Set<Int32> {
+        guard files.contains(where: wanted) else { return [] }
         var table = FreeDescriptors(occupied: try ProcFS.fds(injector.memory.pid))
         var batch = InjectedBatch()
-        var expected: [(call: Int, fd: Int32, f: FileDescriptorImage)] = []
+        var expected: [(call: Int, fd: Int32, image: Int32)] = []
+        var placed = Set<Int32>()
         var calls = 0
         func add(_ c: InjectedBatch.Call) { batch.add(c); calls += 1 }
-        for f in files {
+        for f in files where wanted(f) {
+            placed.insert(f.fd)
             let path = f.kind == .regular ? (f.file?.path ?? f.path) : f.path
             if access(path, F_OK) != 0 {
                 throw FerryError("cannot restore fd \(f.fd): \(path) no longer exists")
@@ -501,7 +505,7 @@ public enum FileState {
             if f.kind == .characterDevice { flags |= O_NOCTTY }
             let x = table.take()
             if x == f.fd && f.closeOnExec { flags |= O_CLOEXEC }
-            expected.append((calls, x, f))
+            expected.append((calls, x, f.fd))
             add(.init(SYS.open, [0, UInt64(UInt32(bitPattern: flags)), 0], string: path, at: 0, "open(\(path)) for fd \(f.fd)"))
             if f.kind == .regular || f.kind == .directory, f.offset != 0 {
                 add(.init(SYS.lseek, [UInt64(x), UInt64(bitPattern: f.offset), 0], "lseek(\(path)) for fd \(f.fd)"))
@@ -516,9 +520,9 @@ public enum FileState {
         }
         let results = try batch.run(injector, scratch: scratch)
         for e in expected where results[e.call] != Int64(e.fd) {
-            throw FerryError("cannot restore fd \(e.f.fd) of process \(injector.memory.pid): its file opened at fd \(results[e.call]), not at the predicted \(e.fd) (the descriptor table changed under ferry)")
+            throw FerryError("cannot restore fd \(e.image) of process \(injector.memory.pid): its file opened at fd \(results[e.call]), not at the predicted \(e.fd) (the descriptor table changed under ferry)")
         }
-        return Set(files.map(\.fd))
+        return placed
     }
 
     /// eventfd, timerfd or signalfd with the state of `f`, at a new descriptor.

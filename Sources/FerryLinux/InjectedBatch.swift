@@ -34,10 +34,13 @@ struct InjectedBatch {
         /// passed as argument `stringArgument`.
         var string: String?
         var stringArgument: Int
-        var what: String
+        /// What the call is for, in an error; made only when one is thrown
+        /// (a restore queues one call or more per mapping and per fd).
+        var what: String { describe() }
+        private let describe: () -> String
 
-        init(_ nr: Int, _ args: [UInt64], string: String? = nil, at stringArgument: Int = 0, _ what: String) {
-            self.nr = nr; self.args = args; self.string = string; self.stringArgument = stringArgument; self.what = what
+        init(_ nr: Int, _ args: [UInt64], string: String? = nil, at stringArgument: Int = 0, _ what: @autoclosure @escaping () -> String) {
+            self.nr = nr; self.args = args; self.string = string; self.stringArgument = stringArgument; self.describe = what
         }
     }
 
@@ -71,35 +74,42 @@ struct InjectedBatch {
         var i = 0
         while i < calls.count {
             // One chunk: as many entries (and their strings after them) as the data area holds.
-            var table = [UInt8](), strings = [UInt8](), count = 0
+            var stringBytes = 0, count = 0
             let room = scratch.dataSize
             while i + count < calls.count {
                 let c = calls[i + count]
                 let extra = c.string.map { $0.utf8.count + 1 } ?? 0
-                if (count + 1) * InjectedBatch.entrySize + strings.count + extra > room {
+                if (count + 1) * InjectedBatch.entrySize + stringBytes + extra > room {
                     guard count > 0 else {
                         throw FerryError("cannot run \(c.what) in process \(injector.memory.pid): its string of \(extra) bytes does not fit in the scratch area")
                     }
                     break
                 }
                 count += 1
-                strings += c.string.map { Array($0.utf8) + [0] } ?? []
+                stringBytes += extra
             }
+            // The table, then the strings after it: one buffer, one write.
             let stringBase = scratch.data + UInt64(count * InjectedBatch.entrySize)
+            var out = [UInt8]()
+            out.reserveCapacity(count * InjectedBatch.entrySize + stringBytes)
+            func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
             var offset: UInt64 = 0
             for c in calls[i..<(i + count)] {
-                var args = c.args + Array(repeating: 0, count: max(0, 6 - c.args.count))
-                if let s = c.string {
-                    args[c.stringArgument] = stringBase + offset
-                    offset += UInt64(s.utf8.count + 1)
+                u64(UInt64(bitPattern: Int64(c.nr)))
+                for k in 0..<6 {
+                    if c.string != nil && k == c.stringArgument {
+                        u64(stringBase + offset)
+                    } else {
+                        u64(k < c.args.count ? c.args[k] : 0)
+                    }
                 }
-                var e = LEBytes()
-                e.u64(UInt64(bitPattern: Int64(c.nr)))
-                for a in args.prefix(6) { e.u64(a) }
-                e.u64(0)
-                table += e.bytes
+                u64(0)
+                if let s = c.string { offset += UInt64(s.utf8.count + 1) }
             }
-            try injector.memory.write(scratch.data, table + strings)
+            for c in calls[i..<(i + count)] {
+                if let s = c.string { out.append(contentsOf: s.utf8); out.append(0) }
+            }
+            try injector.memory.write(scratch.data, out)
             let left = try injector.runLoop(entry: entry, table: scratch.data, count: count)
             let done = try injector.memory.read(scratch.data, count: count * InjectedBatch.entrySize)
             let ran = count - Int(left)

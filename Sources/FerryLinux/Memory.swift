@@ -132,19 +132,31 @@ public enum MemoryState {
         let stream = try sink.pageStream()
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: stream == nil ? chunkPages * page : 0, alignment: page)
         defer { buffer.deallocate() }
+        // pagemap, one u64 per page, read for a window of up to chunkPages pages that may span
+        // adjacent mappings (one pread for a thousand one-page mappings, not one each).
         var entries = [UInt64](repeating: 0, count: chunkPages)
+        var window = (start: UInt64(0), pages: 0)
         var stats = DumpStats()
 
-        for m in mappings {
+        for (index, m) in mappings.enumerated() {
             let policy = policy(for: m)
             if policy == .none { continue }
             var addr = m.start
             while addr < m.end {
                 let n = Int(min(UInt64(chunkPages), (m.end - addr) / UInt64(page)))
-                // pagemap: one u64 per page.
-                let want = n * 8
-                let got = entries.withUnsafeMutableBytes { pread(pagemapFD, $0.baseAddress, want, off_t(addr / UInt64(page) * 8)) }
-                guard got == want else { throw SystemError("pread(/proc/\(pid)/pagemap)", errno: errno, "dumping memory of \(pid)") }
+                if addr < window.start || (addr - window.start) / UInt64(page) + UInt64(n) > UInt64(window.pages) {
+                    var end = m.end, next = index + 1
+                    while next < mappings.count && mappings[next].start == end && (end - addr) / UInt64(page) < UInt64(chunkPages) {
+                        end = mappings[next].end
+                        next += 1
+                    }
+                    let pages = Int(min(UInt64(chunkPages), (end - addr) / UInt64(page)))
+                    let want = pages * 8
+                    let got = entries.withUnsafeMutableBytes { pread(pagemapFD, $0.baseAddress, want, off_t(addr / UInt64(page) * 8)) }
+                    guard got == want else { throw SystemError("pread(/proc/\(pid)/pagemap)", errno: errno, "dumping memory of \(pid)") }
+                    window = (addr, pages)
+                }
+                let base = Int((addr - window.start) / UInt64(page))
                 var i = 0
                 while i < n {
                     // Find a run of pages to dump.
@@ -159,7 +171,7 @@ public enum MemoryState {
                     }
                     func take(_ k: Int) -> Bool {
                         let a = addr + UInt64(k * page)
-                        return wanted(entries[k]) && !sink.skipsPage(pid: pid, address: a) && (skipping.isEmpty || !CopyOnWritePlan.contains(skipping, a))
+                        return wanted(entries[base + k]) && !sink.skipsPage(pid: pid, address: a) && (skipping.isEmpty || !CopyOnWritePlan.contains(skipping, a))
                     }
                     guard take(i) else { i += 1; continue }
                     var j = i

@@ -113,9 +113,11 @@ final class UserfaultFill {
     /// Creates the userfaultfd in the process `injector` drives, over `ranges` (none yet touched).
     static func start(injector: Injector, scratch: ScratchArea, ranges: [(start: UInt64, end: UInt64)]) throws -> UserfaultFill {
         let pid = injector.memory.pid
-        // Adjacent mappings (all still writable here) take one registration.
+        // Adjacent mappings (all still writable here) take one registration, one
+        // unregistration and one bitmap: 50,000 one-page mappings side by side are one range.
+        let ranges = AddressRanges.coalesced(ranges)
         let remote = try DirtyTracker.injectUserfaultfd(injector, scratch: scratch, features: 0, mode: DirtyTracker.modeMissing,
-                                                        ranges: AddressRanges.coalesced(ranges))
+                                                        ranges: ranges)
         let local = ferry_fd_of_process(pid, remote)
         guard local >= 0 else {
             _ = try? injector.call(SYS.close, [UInt64(remote)], "close(userfaultfd)")

@@ -176,7 +176,24 @@ public enum ProcFS {
     /// Maps with VmFlags from /proc/PID/smaps.
     public static func maps(_ pid: Int32, withFlags: Bool = true) throws -> [MapEntry] {
         guard withFlags else { return try parseMaps(try text("/proc/\(pid)/maps")) }
-        let (headers, flags) = splitSmaps(try read("/proc/\(pid)/smaps"))
+        let path = "/proc/\(pid)/smaps"
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw SystemError("open(\(path))", errno: errno, "reading \(path)") }
+        defer { close(fd) }
+        // smaps is ~650 bytes a mapping (33 MB at 50,000): split as it is read, never held whole.
+        var splitter = SmapsSplitter()
+        let chunk = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: 256 << 10)
+        defer { chunk.deallocate() }
+        while true {
+            let n = Glibc.read(fd, chunk.baseAddress, chunk.count)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SystemError("read(\(path))", errno: errno, "reading \(path)")
+            }
+            if n == 0 { break }
+            splitter.feed(UnsafeBufferPointer(rebasing: chunk[0..<n]))
+        }
+        let (headers, flags) = splitter.finish()
         var entries = try parseMaps(headers)
         if flags.count == entries.count {
             for i in entries.indices { entries[i].vmFlags = flags[i] }
@@ -184,40 +201,83 @@ public enum ProcFS {
         return entries
     }
 
-    /// /proc/PID/smaps → the maps-style header lines and each mapping's
-    /// VmFlags. Scans bytes: a header line starts with a lowercase hex digit
-    /// (an address), field lines with a capital letter; only headers and
-    /// VmFlags lines are decoded (tens of thousands of mappings make smaps
-    /// megabytes long).
+    /// /proc/PID/smaps → the maps-style header lines and each mapping's VmFlags (`SmapsSplitter`).
     static func splitSmaps(_ bytes: [UInt8]) -> (headers: String, flags: [Set<String>]) {
-        var headers = [UInt8]()
-        var flags: [Set<String>] = []
-        let vmFlags = Array("VmFlags:".utf8)
-        bytes.withUnsafeBufferPointer { b in
+        var splitter = SmapsSplitter()
+        bytes.withUnsafeBufferPointer { splitter.feed($0) }
+        return splitter.finish()
+    }
+
+    /// Splits /proc/PID/smaps, fed in pieces as read, into the maps-style
+    /// header lines and each mapping's VmFlags. Scans bytes: a header line
+    /// starts with a lowercase hex digit (an address), field lines with a
+    /// capital letter; only headers and VmFlags lines are kept (tens of
+    /// thousands of mappings make smaps tens of megabytes long). Equal
+    /// VmFlags lines share one set (a large address space has a few kinds of
+    /// mapping, many times over).
+    struct SmapsSplitter {
+        private var headers = [UInt8]()
+        private var flags: [Set<String>] = []
+        /// The start of a line the last piece ended inside.
+        private var partial = [UInt8]()
+        private var seen: [String: Set<String>] = [:]
+        private static let vmFlags = Array("VmFlags:".utf8)
+
+        mutating func feed(_ b: UnsafeBufferPointer<UInt8>) {
+            guard let base = b.baseAddress else { return }
+            /// The next newline at or after `i`.
+            func newline(_ i: Int) -> Int? {
+                memchr(base + i, 0x0a, b.count - i).map { UnsafeRawPointer($0) - UnsafeRawPointer(base) }
+            }
             var i = 0
+            if !partial.isEmpty {
+                guard let nl = newline(0) else { partial.append(contentsOf: b); return }
+                partial.append(contentsOf: UnsafeBufferPointer(start: base, count: nl))
+                let line = partial
+                partial = []
+                line.withUnsafeBufferPointer { take($0) }
+                i = nl + 1
+            }
             while i < b.count {
-                var end = i
-                while end < b.count && b[end] != 0x0a { end += 1 }
-                let first = b[i]
-                if (first >= 0x30 && first <= 0x39) || (first >= 0x61 && first <= 0x66) {
-                    headers.append(contentsOf: b[i..<end])
-                    headers.append(0x0a)
-                } else if end - i >= vmFlags.count && b[i..<(i + vmFlags.count)].elementsEqual(vmFlags) {
-                    var set = Set<String>()
-                    var j = i + vmFlags.count
-                    while j < end {
-                        while j < end && b[j] == 0x20 { j += 1 }
-                        var k = j
-                        while k < end && b[k] != 0x20 { k += 1 }
-                        if k > j { set.insert(String(decoding: b[j..<k], as: UTF8.self)) }
-                        j = k
-                    }
-                    flags.append(set)
-                }
-                i = end + 1
+                guard let nl = newline(i) else { partial.append(contentsOf: UnsafeBufferPointer(start: base + i, count: b.count - i)); return }
+                take(UnsafeBufferPointer(start: base + i, count: nl - i))
+                i = nl + 1
             }
         }
-        return (String(decoding: headers, as: UTF8.self), flags)
+
+        /// The headers (one line each) and the VmFlags sets, in order.
+        mutating func finish() -> (headers: String, flags: [Set<String>]) {
+            if !partial.isEmpty {
+                let line = partial
+                partial = []
+                line.withUnsafeBufferPointer { take($0) }
+            }
+            return (String(decoding: headers, as: UTF8.self), flags)
+        }
+
+        private mutating func take(_ line: UnsafeBufferPointer<UInt8>) {
+            guard let first = line.first else { return }
+            if (first >= 0x30 && first <= 0x39) || (first >= 0x61 && first <= 0x66) {
+                headers.append(contentsOf: line)
+                headers.append(0x0a)
+                return
+            }
+            let tag = Self.vmFlags
+            guard line.count >= tag.count && line[0..<tag.count].elementsEqual(tag) else { return }
+            let key = String(decoding: line, as: UTF8.self)
+            if let set = seen[key] { flags.append(set); return }
+            var set = Set<String>()
+            var j = tag.count
+            while j < line.count {
+                while j < line.count && line[j] == 0x20 { j += 1 }
+                var k = j
+                while k < line.count && line[k] != 0x20 { k += 1 }
+                if k > j { set.insert(String(decoding: UnsafeBufferPointer(rebasing: line[j..<k]), as: UTF8.self)) }
+                j = k
+            }
+            seen[key] = set
+            flags.append(set)
+        }
     }
 
     /// /proc/PID/auxv as 64-bit words (pairs, ending with AT_NULL).

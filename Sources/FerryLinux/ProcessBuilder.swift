@@ -213,7 +213,8 @@ final class ProcessBuilder {
 
     private func create(_ m: Mapping, keepKernelVDSO: Bool) throws {
         let size = m.end - m.start
-        let what = "mapping \(hex(m.start))-\(hex(m.end)) \(m.name)"
+        // Made only for an error message: a restore creates tens of thousands of mappings.
+        func what() -> String { "mapping \(hex(m.start))-\(hex(m.end)) \(m.name)" }
         var prot = UInt64(m.protection.rawValue)
         var needsProtect = false
         switch m.kind {
@@ -224,7 +225,7 @@ final class ProcessBuilder {
             try batch.run(main, scratch: scratch)
             // Proxy: the image's own vDSO code, patched once filled (finishAddressSpace).
             try main.call(SYS.mmap, [m.start, size, 3, ProcessBuilder.MAP_PRIVATE | ProcessBuilder.MAP_ANON | ProcessBuilder.MAP_FIXED_NOREPLACE,
-                                     UInt64.max, 0], "mmap(\(what)) for the proxied vDSO")
+                                     UInt64.max, 0], "mmap(\(what())) for the proxied vDSO")
             needsProtect = true
         case .sharedAnonymous where m.sysv != nil:
             // System V: one shmat per attach, at its first mapping, read-write until filled (SysVShm).
@@ -239,24 +240,24 @@ final class ProcessBuilder {
             if !m.protection.contains(.write) && !filled { prot |= 3; needsProtect = true }
             if let id = m.sharedObject {
                 // One object for all its mappings (SharedMemoryRestore).
-                guard m.kind == .sharedAnonymous, let fd = sharedObjects[id] else { throw FerryError("cannot restore \(what): shared object \(id) was not created") }
+                guard m.kind == .sharedAnonymous, let fd = sharedObjects[id] else { throw FerryError("cannot restore \(what()): shared object \(id) was not created") }
                 flags = ProcessBuilder.MAP_FIXED_NOREPLACE | ProcessBuilder.MAP_SHARED
-                batch.add(.init(SYS.mmap, [m.start, size, prot, flags, UInt64(fd), m.fileOffset], "mmap(\(what)) of shared object \(id)"))
+                batch.add(.init(SYS.mmap, [m.start, size, prot, flags, UInt64(fd), m.fileOffset], "mmap(\(what())) of shared object \(id)"))
             } else {
-                batch.add(.init(SYS.mmap, [m.start, size, prot, MappingAdvice.mmapFlags(m, flags), UInt64.max, 0], "mmap(\(what))"))
+                batch.add(.init(SYS.mmap, [m.start, size, prot, MappingAdvice.mmapFlags(m, flags), UInt64.max, 0], "mmap(\(what()))"))
             }
         case .privateFile, .sharedFile:
             try batch.run(main, scratch: scratch)
-            guard let file = m.file else { throw FerryError("cannot restore \(what): no file recorded") }
+            guard let file = m.file else { throw FerryError("cannot restore \(what()): no file recorded") }
             let shared = m.kind == .sharedFile
             let writable = m.protection.contains(.write) || m.flags.contains(.mayWrite)
             let openFlags: UInt64 = shared && writable ? UInt64(O_RDWR) : UInt64(O_RDONLY)
             let path = try ProcessMisc.put(file.path, injector: main, scratch: scratch)
-            let fd = try main.call(SYS.open, [path, openFlags | UInt64(O_CLOEXEC), 0], "open(\(file.path)) for \(what)")
+            let fd = try main.call(SYS.open, [path, openFlags | UInt64(O_CLOEXEC), 0], "open(\(file.path)) for \(what())")
             defer { _ = try? main.call(SYS.close, [UInt64(fd)], "close") }
             if !shared && !m.protection.contains(.write) { prot |= 3; needsProtect = true }
             let flags = (shared ? ProcessBuilder.MAP_SHARED : ProcessBuilder.MAP_PRIVATE) | ProcessBuilder.MAP_FIXED_NOREPLACE
-            try main.call(SYS.mmap, [m.start, size, prot, MappingAdvice.mmapFlags(m, flags), UInt64(fd), m.fileOffset], "mmap(\(what) of \(file.path))")
+            try main.call(SYS.mmap, [m.start, size, prot, MappingAdvice.mmapFlags(m, flags), UInt64(fd), m.fileOffset], "mmap(\(what()) of \(file.path))")
         }
         if needsProtect { pendingProtect.append(m) }
     }

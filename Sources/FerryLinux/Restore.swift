@@ -55,11 +55,14 @@ public enum Restore {
     /// pages.img is read through a mapping and filled on two threads
     /// (`MappedFill`), or record by record where it cannot be mapped.
     public static func run(image: DirectoryImageReader, options: RestoreOptions = .init()) throws -> RestoreResult {
+        PhaseTimer.shared.mark("read metadata")
         guard let pages = try image.mappedPages() else {
             return try run(metadata: image.metadata, pages: image.forEachPageRun, options: options)
         }
         let restore = try PhasedRestore(metadata: image.metadata, options: options)
+        PhaseTimer.shared.mark("tree, address spaces")
         try restore.fill(mapped: pages, index: MappingIndex(image.metadata))
+        PhaseTimer.shared.mark("pages")
         return try restore.complete()
     }
 

@@ -47,6 +47,7 @@ struct CheckpointCommand: ParsableCommand {
             }
             let display = ProgressDisplay(progress.mode, phase: "checkpoint", total: Self.residentEstimate(pid))
             let r: CheckpointResult
+            PhaseReport.start()
             do {
                 r = try Checkpoint.run(pid: pid, sink: sink, options: CheckpointOptions(leaveRunning: leaveRunning, shellJob: shellJob, shareCopyOnWrite: !noCowSharing))
                 display.stop()
@@ -54,6 +55,7 @@ struct CheckpointCommand: ParsableCommand {
                 display.stop()
                 throw error
             }
+            PhaseReport.print("checkpoint")
             let mib = Double(r.dataPages * 4096) / 1048576
             var err = StandardError()
             print("checkpointed \(r.processes) process(es), \(r.threads) thread(s): \(String(format: "%.1f", mib)) MiB of pages, " +

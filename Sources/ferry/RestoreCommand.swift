@@ -45,6 +45,7 @@ struct RestoreCommand: ParsableCommand {
             var st = stat()
             if stream == nil, let directory, stat(directory + "/" + ImageFormat.pagesFileName, &st) == 0 { total = UInt64(st.st_size) }
             let display = ProgressDisplay(progress.mode, phase: "restore", total: total)
+            PhaseReport.start()
             do {
                 if let stream {
                     let source = stream == "-" ? FileSource(fd: 0, name: "standard input") : try FileSource(path: stream)
@@ -57,6 +58,7 @@ struct RestoreCommand: ParsableCommand {
                 display.stop()
                 throw error
             }
+            PhaseReport.print("restore")
             for note in r.notes { print("note: \(note)") }
             if let ns = r.namespaceInit {
                 print("restored pid \(r.pids[0]) (namespace init \(ns))")

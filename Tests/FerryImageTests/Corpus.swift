@@ -252,7 +252,7 @@ enum Corpus {
         add("encoding 9", .poke(at: 12, value: 9, width: 4, reseal: .header), .exact(12), "unknown encoding")
         let other: UInt64 = role == .stream ? 1 : 3
         add("encoding \(other)", .poke(at: 12, value: other, width: 4, reseal: .header), .exact(12), "expected")
-        add("capability bit 3", .poke(at: 16, value: 9, width: 8, reseal: .header), .exact(16), "capabilities 0x8")
+        add("capability bit 4", .poke(at: 16, value: 17, width: 8, reseal: .header), .exact(16), "capabilities 0x10")
         add("capability bit 63", .poke(at: 16, value: 1 << 63 | 1, width: 8, reseal: .header), .exact(16), "capabilities 0x8000000000000000")
         add("reserved field set", .poke(at: 24, value: 1, width: 4, reseal: .header), .exact(24), "reserved")
         add("header checksum zeroed", .poke(at: 28, value: 0, width: 4, reseal: .none), .exact(28), "checksum")

@@ -34,6 +34,27 @@ struct ProcFSTests {
         #expect(!mine.isEmpty && mine.allSatisfy { !$0.vmFlags.isEmpty })
     }
 
+    /// smaps is split as it is read: any cut between pieces gives the same lines.
+    @Test func smapsSplitInPiecesMatchesWhole() throws {
+        let bytes = try ProcFS.read("/proc/self/smaps") + Array("7f00-7f01 r--p 0 00:00 0\nVmFlags: rd".utf8)
+        let whole = ProcFS.splitSmaps(bytes)
+        #expect(whole.flags.count == whole.headers.split(separator: "\n").count)
+        #expect(whole.flags.last == ["rd"])
+        for size in [1, 7, 64, 4096] {
+            var s = ProcFS.SmapsSplitter()
+            var at = 0
+            bytes.withUnsafeBufferPointer { b in
+                while at < b.count {
+                    let n = min(size, b.count - at)
+                    s.feed(UnsafeBufferPointer(rebasing: b[at..<(at + n)]))
+                    at += n
+                }
+            }
+            let pieces = s.finish()
+            #expect(pieces.headers == whole.headers && pieces.flags == whole.flags, "pieces of \(size) bytes")
+        }
+    }
+
     @Test func malformedMapsLinesAreRefused() {
         for line in ["zzz", "1000-2000 r-", "1000-2000 rw-p 0 08:01", "1000 rw-p 0 08:01 1", "1000-2000 rw-p 0 0801 1",
                      "11112222333344445-2000 rw-p 0 08:01 1", "1000-2000 rw-p 0 08:01 12x /a"] {

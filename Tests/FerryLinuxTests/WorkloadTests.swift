@@ -19,6 +19,8 @@ struct WorkloadTests {
         "event_fds", "shared_file", "attributes", "sessions", "shm_single", "shm_single alias", "shm_fork file", "shm_fork anon", "shm_fork memfd", "shm_tree", "high_fds", "unix_sockets", "unix_listeners", "sigmask_wait", "pipe_size", "membarrier_reg", "file_locks", "file_locks shared",
         "memfd_fds", "deleted_files", "fifo_data", "file_lease", "deleted_cwd", "chroot_root", "proc_files", "posix_timers", "pty_pair", "inet_unbound", "unix_dgram", "cow_tree",
         "sysv_shm", "shm_fork sysv", "sem_undo plain", "fdt_shared",
+        // The scaling sweeps' shapes, small (bench/scale_bench.py runs them large).
+        "scale mappings 3000", "scale fds 900", "scale procs 20", "scale threads 50",
     ]
 
     static func run(_ args: [String], env: [String: String] = [:]) throws -> (status: Int32, output: String) {
