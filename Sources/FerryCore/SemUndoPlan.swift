@@ -8,7 +8,11 @@
 ///   glibc's pthread_create passes, so every multi-threaded process has one;
 /// - for a process with threads, which semaphores it operated on last
 ///   (semctl GETPID names the last process to change each semaphore).
-/// A single-threaded process without a list is carried; one with a list is
+/// Undo entries belong to semaphore sets and go with them: where the
+/// process's ipc namespace has no set at all, it holds none, whatever its
+/// list (a process that once had threads keeps the list CLONE_SYSVSEM made,
+/// e.g. Python's http.server after serving a request on a thread).
+/// Otherwise a single-threaded process without a list is carried; one with a list is
 /// refused; a multi-threaded one is refused when it was the last to operate
 /// on some semaphore (it may have used SEM_UNDO), and carried otherwise —
 /// an undo entry it made before another process operated on the same
@@ -22,8 +26,11 @@ public enum SemUndoPlan {
         public var hasUndoList: Bool?
         /// Semaphore sets (semid) with a semaphore this process changed last.
         public var lastOperated: [Int32]
-        public init(pid: Int32, comm: String, threads: Int, hasUndoList: Bool?, lastOperated: [Int32]) {
+        /// Whether the process's ipc namespace has any semaphore set (nil: not known).
+        public var setsExist: Bool?
+        public init(pid: Int32, comm: String, threads: Int, hasUndoList: Bool?, lastOperated: [Int32], setsExist: Bool? = nil) {
             self.pid = pid; self.comm = comm; self.threads = threads; self.hasUndoList = hasUndoList; self.lastOperated = lastOperated
+            self.setsExist = setsExist
         }
     }
 
@@ -34,6 +41,7 @@ public enum SemUndoPlan {
     public static func refusal(_ p: Process) -> String? {
         let who = "process \(p.pid) (\(p.comm))"
         let todo = "ferry does not carry semaphore undo entries (a restored process would not undo its semop changes when it exits) — checkpoint it once it no longer uses SEM_UNDO"
+        if p.setsExist == false { return nil }
         switch (p.threads <= 1, p.hasUndoList) {
         case (_, false?): return nil
         case (true, true?):

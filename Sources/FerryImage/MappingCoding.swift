@@ -1,4 +1,4 @@
-/// A mapping's JSON. A plain mapping — no file, shared object or memfd, the
+/// A mapping's JSON. A plain mapping — no file, shared object, memfd or System V segment, the
 /// bulk of a large address space (a JVM's heap, an allocator's arenas) — is
 /// the array `[start, end, protection, kind, flags, fileOffset, name]`: half
 /// the bytes of the keyed form, and a third of the time and of the memory
@@ -6,12 +6,14 @@
 /// other mapping is an object with named fields, optional ones omitted when
 /// absent. A reader takes either form for any mapping.
 extension Mapping {
-    private enum Field: String, CodingKey {
-        case start, end, protection, kind, flags, fileOffset, file, name, sharedObject, memfd
+    /// One per stored property (MappingCodingTests checks the count: a field
+    /// added to Mapping must be added here, or it would be lost).
+    enum Field: String, CodingKey, CaseIterable {
+        case start, end, protection, kind, flags, fileOffset, file, name, sharedObject, memfd, sysv
     }
 
     /// True when the array form holds the whole mapping.
-    var isPlain: Bool { file == nil && sharedObject == nil && memfd == nil }
+    var isPlain: Bool { file == nil && sharedObject == nil && memfd == nil && sysv == nil }
 
     public init(from decoder: Decoder) throws {
         if var a = try? decoder.unkeyedContainer() {
@@ -26,7 +28,7 @@ extension Mapping {
                 throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
                                                         debugDescription: "a mapping array has more than its 7 fields"))
             }
-            file = nil; sharedObject = nil; memfd = nil
+            file = nil; sharedObject = nil; memfd = nil; sysv = nil
             return
         }
         let c = try decoder.container(keyedBy: Field.self)
@@ -40,6 +42,7 @@ extension Mapping {
         name = try c.decode(String.self, forKey: .name)
         sharedObject = try c.decodeIfPresent(UInt64.self, forKey: .sharedObject)
         memfd = try c.decodeIfPresent(MemfdIdentity.self, forKey: .memfd)
+        sysv = try c.decodeIfPresent(SysVSegment.self, forKey: .sysv)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -65,5 +68,6 @@ extension Mapping {
         try c.encode(name, forKey: .name)
         try c.encodeIfPresent(sharedObject, forKey: .sharedObject)
         try c.encodeIfPresent(memfd, forKey: .memfd)
+        try c.encodeIfPresent(sysv, forKey: .sysv)
     }
 }

@@ -23,8 +23,9 @@ enum SemUndoState {
         return r < 0 ? nil : r != 0
     }
 
-    /// semid → the pids (thread group ids) that changed each of its semaphores last, in ferry's ipc namespace.
-    static func lastOperators() -> [(semid: Int32, pids: Set<Int32>)] {
+    /// semid → the pids (thread group ids) that changed each of its semaphores last, in ferry's ipc namespace;
+    /// nil when the kernel does not list them.
+    static func lastOperators() -> [(semid: Int32, pids: Set<Int32>)]? {
         // struct seminfo (40 bytes) and struct semid64_ds (104 bytes: sem_nsems at 80) on x86-64.
         var buf = [UInt8](repeating: 0, count: 128)
         func semctl(_ id: Int32, _ n: Int32, _ cmd: Int32, _ b: UnsafeMutableRawPointer?) -> Int {
@@ -32,7 +33,7 @@ enum SemUndoState {
                            UInt64(UInt(bitPattern: b)), 0, 0)
         }
         let highest = buf.withUnsafeMutableBytes { semctl(0, 0, semInfo, $0.baseAddress) }
-        guard highest >= 0 else { return [] }
+        guard highest >= 0 else { return nil }
         var out: [(Int32, Set<Int32>)] = []
         for index in 0...min(highest, 1 << 16) {
             let semid = buf.withUnsafeMutableBytes { semctl(Int32(index), 0, semStat, $0.baseAddress) }
@@ -52,16 +53,19 @@ enum SemUndoState {
     static func refuse(_ processes: [ProcessImage]) throws {
         let reference = reference()
         let ours = try? ProcFS.readlink("/proc/self/ns/ipc")
-        var semaphores: [(semid: Int32, pids: Set<Int32>)]?
+        var semaphores: [(semid: Int32, pids: Set<Int32>)]??
         for p in processes {
             let list = hasUndoList(p.pid, reference: reference)
             let threads = max(p.threads.count, ((try? ProcFS.numericEntries("/proc/\(p.pid)/task", "listing threads")) ?? []).count)
             guard SemUndoPlan.needsSemaphores(threads: threads, hasUndoList: list) else { continue }
             // Another ipc namespace's semaphores are not restored at all (a container's is re-created empty).
-            let sets = (try? ProcFS.readlink("/proc/\(p.pid)/ns/ipc")) == ours ? (semaphores ?? lastOperators()) : []
-            semaphores = sets
+            let sameNamespace = (try? ProcFS.readlink("/proc/\(p.pid)/ns/ipc")) == ours
+            let listed = sameNamespace ? (semaphores ?? lastOperators()) : nil
+            if sameNamespace { semaphores = .some(listed) }
+            let sets = listed ?? []
             let mine = sets.filter { $0.pids.contains(p.pid) }.map(\.semid)
-            if let why = SemUndoPlan.refusal(.init(pid: p.pid, comm: p.comm, threads: threads, hasUndoList: list, lastOperated: mine)) {
+            if let why = SemUndoPlan.refusal(.init(pid: p.pid, comm: p.comm, threads: threads, hasUndoList: list, lastOperated: mine,
+                                                   setsExist: listed.map { !$0.isEmpty })) {
                 throw FerryError(why)
             }
         }

@@ -21,4 +21,11 @@ import Testing
         #expect(SemUndoPlan.refusal(.init(pid: 7, comm: "db", threads: 1, hasUndoList: nil, lastOperated: [4])) != nil)
         #expect(SemUndoPlan.refusal(.init(pid: 7, comm: "db", threads: 1, hasUndoList: nil, lastOperated: [])) == nil)
     }
+
+    /// No semaphore set in the namespace: no undo entry can exist, even with a list (a process that once had threads).
+    @Test func noSetsMeansNoEntries() {
+        #expect(SemUndoPlan.refusal(.init(pid: 7, comm: "python3", threads: 1, hasUndoList: true, lastOperated: [], setsExist: false)) == nil)
+        #expect(SemUndoPlan.refusal(.init(pid: 7, comm: "python3", threads: 1, hasUndoList: true, lastOperated: [], setsExist: true)) != nil)
+        #expect(SemUndoPlan.refusal(.init(pid: 7, comm: "python3", threads: 1, hasUndoList: true, lastOperated: [], setsExist: nil)) != nil)
+    }
 }

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import FerryImage
+@testable import FerryImage
 
 /// The two JSON forms of a mapping (MappingCoding.swift).
 @Suite("Mapping JSON")
@@ -29,6 +29,23 @@ struct MappingCodingTests {
             #expect(s.hasPrefix("{\"end\":"))
             #expect(try Self.decode(s) == m)
         }
+    }
+
+    /// A System V attach keeps its segment (the array form has no room for it).
+    @Test func sysvAttachKeepsItsSegment() throws {
+        var m = Self.plain
+        m.kind = .sharedAnonymous
+        m.sysv = SysVSegment(id: 32770, key: 0x1234, mode: 0o640, uid: 1, gid: 2, cuid: 3, cgid: 4, size: 8192, destroyed: true, locked: false)
+        let s = try Self.text(m)
+        #expect(s.hasPrefix("{") && s.contains("\"sysv\""))
+        #expect(try Self.decode(s) == m)
+    }
+
+    /// Every stored property of Mapping has a coding key: one added to the
+    /// struct and not to MappingCoding would be dropped from every image.
+    @Test func everyPropertyIsCoded() {
+        let stored = Mirror(reflecting: Self.plain).children.compactMap(\.label)
+        #expect(Set(stored) == Set(Mapping.Field.allCases.map(\.rawValue)))
     }
 
     /// Images written before the array form hold every mapping as an object.
