@@ -94,6 +94,9 @@ public enum RepairGuardPlan {
     /// checkpoint that started it is over (at once unless a streamed
     /// checkpoint is still writing pages).
     public static let releaseTimeoutMilliseconds: Int32 = 30_000
+    /// How long the guard, asked to let go, waits for the killed processes
+    /// to have exited (their descriptors closed) before it closes its copies.
+    public static let ownersExitMilliseconds: Int32 = 5_000
 
     /// Whether the guard keeps its copies once the channel has ended: only
     /// after ferry said it was done (the processes killed, every copy in

@@ -395,11 +395,7 @@ public enum InetSocket {
         nonisolated(unsafe) static var held: [Held] = []
         nonisolated(unsafe) static var guardian: RepairGuard?
         static var holdSeconds: Int32 { TCPHold.seconds }
-        /// The guard's hold socket name, one per ferry process (`SourceHost.tcpHold`).
-        static let holdName: String = {
-            let hex = String(UInt64.random(in: 0...UInt64.max), radix: 16)
-            return "ferry-tcp-hold-" + String(repeating: "0", count: 16 - hex.count) + hex
-        }()
+        static var holdName: String { TCPHold.name }
         /// The name the checkpoint records in the image: connections are
         /// held after the kill (not when the tree is left running).
         static func holdForImage(leaveRunning: Bool) -> String? {

@@ -115,6 +115,8 @@ public enum RepairGuardProcess {
         }
         // Bound before "ready": a restore started as soon as the checkpoint ends finds it.
         let listener = holdName.map { SourceHost.validTCPHold($0) ? ferry_hold_listen($0) : -EINVAL } ?? -1
+        // Its ferry, waited for before a hold is let go (`waitForExit`): it may still hold a copy of a socket.
+        let ferry = listener >= 0 ? Int32(truncatingIfNeeded: ferry_syscall6(SYS.pidfdOpen, UInt64(ferryPid), 0, 0, 0, 0, 0)) : -1
         _ = RepairGuardPlan.ready.withUnsafeBytes { send(channel, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         // Returns when ferry lets the lock go (after "done") or dies; everything it sent is
         // in the channel by then. Without the lock, the end of the channel tells the same, later.
@@ -155,7 +157,7 @@ public enum RepairGuardProcess {
         }
         if listener >= 0 && RepairGuardPlan.holds(heard, keepSeconds: keepSeconds, sockets: held.count) {
             for pidfd in stops.values { close(pidfd) }
-            keep(held, listener: listener, seconds: keepSeconds)
+            keep(held, listener: listener, seconds: keepSeconds, ferry: ferry)
         } else {
             settle(held, stops: stops, heard)
         }
@@ -169,7 +171,7 @@ public enum RepairGuardProcess {
     /// root or of the guard's own user sends `releaseRequest` on the hold
     /// socket, or `seconds` pass; then every copy is closed in repair mode
     /// (nothing sent) and, on a request, `released` answered.
-    static func keep(_ held: [Held], listener: Int32, seconds: Int32) {
+    static func keep(_ held: [Held], listener: Int32, seconds: Int32, ferry: Int32) {
         let deadline = Host.now() + Double(seconds)
         var asker: Int32 = -1
         while asker < 0 {
@@ -190,6 +192,7 @@ public enum RepairGuardProcess {
             }
         }
         close(listener)
+        if asker >= 0 { waitForExit(held.map(\.owner) + (ferry >= 0 ? [ferry] : [])) }
         for h in held {
             var on: Int32 = 1
             _ = setsockopt(h.socket, InetSocketPlan.solTCP, InetSocketPlan.tcpRepair, &on, 4)
@@ -232,6 +235,25 @@ public enum RepairGuardProcess {
         }
     }
 
+    /// Waits (at most `RepairGuardPlan.ownersExitMilliseconds`) until every
+    /// process of `pidfds` has exited: ferry sends its SIGKILL without
+    /// waiting, and a dying process (or a ferry still running, as with a
+    /// streamed checkpoint piped into the restore) that still holds a
+    /// descriptor of it keeps the connection, and its 4-tuple, after the
+    /// guard closes its copy.
+    /// A pidfd polls readable once its process has exited, after its files
+    /// are closed.
+    static func waitForExit(_ pidfds: [Int32]) {
+        var fds = Set(pidfds).map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        let deadline = Host.now() + Double(RepairGuardPlan.ownersExitMilliseconds) / 1000
+        while !fds.isEmpty {
+            let left = deadline - Host.now()
+            if left <= 0 { return }
+            _ = poll(&fds, nfds_t(fds.count), Int32(left * 1000) + 1)
+            fds.removeAll { $0.revents != 0 }
+        }
+    }
+
     /// Whether the process of `pidfd` is being killed or is gone, looked at
     /// a few times: a thread that has just taken its SIGKILL shows neither
     /// the signal nor PF_EXITING for an instant.
@@ -258,6 +280,11 @@ public enum TCPHold {
     /// How long the guard holds the connections of a killed tree for a
     /// restore on this host (0: no hold; `ferry checkpoint --hold-seconds`).
     nonisolated(unsafe) public static var seconds: Int32 = 0
+    /// The guard's hold socket name, one per ferry process (`SourceHost.tcpHold`).
+    public static let name: String = {
+        let hex = String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        return "ferry-tcp-hold-" + String(repeating: "0", count: 16 - hex.count) + hex
+    }()
 
     /// Whether a guard held connections under `name` here and has let go of
     /// them; false when none listens (never here, timed out, released).

@@ -47,7 +47,11 @@ struct CheckpointCommand: ParsableCommand {
             let sink: ImageSink
             if let stream {
                 let bytes = stream == "-" ? FileSink(fd: 1, name: "standard output") : try FileSink(path: stream)
-                let writer = try StreamImageWriter(sink: bytes, source: Host.describe())
+                // The SOURCE record goes first, before the connections are known: a restore
+                // asks a guard that holds nothing (or none) for nothing, and goes on.
+                var source = Host.describe()
+                if holdSeconds > 0 && !leaveRunning { source.tcpHold = TCPHold.name }
+                let writer = try StreamImageWriter(sink: bytes, source: source)
                 writer.records.directIO = directIO
                 sink = writer
             } else {

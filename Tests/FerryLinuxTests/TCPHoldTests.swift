@@ -139,3 +139,16 @@ struct TCPHoldTests {
         #expect(r.status == 0 && r.stdout.contains("nothing held"), "release: \(r.stdout) \(r.stderr)")
     }
 }
+
+extension TCPHoldTests {
+    /// A streamed checkpoint piped into a restore: the image's SOURCE record
+    /// (written first) names the hold, and the restore's request waits until
+    /// the guard holds and ferry has exited. Without the name there it failed
+    /// with EADDRNOTAVAIL at the connect (the guard kept the 4-tuple).
+    @Test func aStreamedCheckpointIntoARestoreHandsTheConnectionOver() throws {
+        try W.buildWorkloads()
+        let r = try W.run(["/bin/bash", W.workloads + "/run_cr.sh", W.ferry, W.out, "tcp_echo"],
+                          env: ["STREAM": "1", "RESTORE_ARGS": "--new-pidns"])
+        #expect(r.status == 0, "\(r.output)")
+    }
+}
