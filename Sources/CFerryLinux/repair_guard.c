@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 pid_t
 ferry_spawn_guard(const char *path, char *const argv[], int channel, int lock)
@@ -188,4 +189,66 @@ ferry_guard_lock_wait(int fd)
 	if (r == 0)
 		return 0;
 	return r == EOWNERDEAD ? 1 : -r;
+}
+
+/* A SOCK_SEQPACKET Unix socket and the abstract address of `name` in *a,
+ * its length in *len: the socket or -errno. */
+static int
+hold_socket(const char *name, struct sockaddr_un *a, socklen_t *len)
+{
+	size_t n = strlen(name);
+	memset(a, 0, sizeof(*a));
+	a->sun_family = AF_UNIX;
+	if (n == 0 || n + 1 > sizeof(a->sun_path))
+		return -EINVAL;
+	memcpy(a->sun_path + 1, name, n);
+	*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	return fd < 0 ? -errno : fd;
+}
+
+int
+ferry_hold_listen(const char *name)
+{
+	struct sockaddr_un a;
+	socklen_t len;
+	int fd = hold_socket(name, &a, &len);
+	if (fd < 0)
+		return fd;
+	if (bind(fd, (struct sockaddr *)&a, len) != 0 || listen(fd, 16) != 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+int
+ferry_hold_connect(const char *name)
+{
+	struct sockaddr_un a;
+	socklen_t len;
+	int fd = hold_socket(name, &a, &len);
+	if (fd < 0)
+		return fd;
+	int r;
+	do
+		r = connect(fd, (struct sockaddr *)&a, len);
+	while (r != 0 && errno == EINTR);
+	if (r != 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+long
+ferry_peer_uid(int fd)
+{
+	struct ucred c;
+	socklen_t len = sizeof(c);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c, &len) != 0)
+		return -1;
+	return (long)c.uid;
 }

@@ -25,6 +25,10 @@ public enum RepairGuardPlan {
         case hold(pid: Int32)
         /// ferry has taken its SIGSTOP back from process `pid`: no SIGCONT for it.
         case unhold(pid: Int32)
+        /// Sent before `done` once the processes are killed: keep the copies
+        /// (in repair mode, locked) for up to `seconds`, until a restore on
+        /// this host or `ferry release` asks for them (`holds`).
+        case keep(seconds: Int32)
     }
 
     public struct Invalid: Error, CustomStringConvertible, Equatable, Sendable {
@@ -50,6 +54,7 @@ public enum RepairGuardPlan {
         case .done: (tag, value) = (3, 0)
         case .hold(let pid): (tag, value) = (4, pid)
         case .unhold(let pid): (tag, value) = (5, pid)
+        case .keep(let seconds): (tag, value) = (6, seconds)
         }
         return withUnsafeBytes(of: tag.littleEndian, Array.init) + withUnsafeBytes(of: value.littleEndian, Array.init)
     }
@@ -72,8 +77,32 @@ public enum RepairGuardPlan {
         case 4, 5:
             guard value > 0 else { throw Invalid(description: "repair guard: pid \(value)") }
             return tag == 4 ? .hold(pid: value) : .unhold(pid: value)
+        case 6:
+            guard (1...maxHoldSeconds).contains(value) else { throw Invalid(description: "repair guard: hold of \(value) s") }
+            return .keep(seconds: value)
         default: throw Invalid(description: "repair guard: unknown message \(tag)")
         }
+    }
+
+    /// The longest hold `--hold-seconds` takes, and its default.
+    public static let maxHoldSeconds: Int32 = 3600, defaultHoldSeconds: Int32 = 60
+    /// What a restore (or `ferry release`) sends the guard over its hold
+    /// socket to have it let go of every connection, and the guard's answer
+    /// once it has closed them.
+    public static let releaseRequest: [UInt8] = [0x4c], released: [UInt8] = [0x47]
+    /// How long a restore waits for that answer: the guard answers once the
+    /// checkpoint that started it is over (at once unless a streamed
+    /// checkpoint is still writing pages).
+    public static let releaseTimeoutMilliseconds: Int32 = 30_000
+    /// How long the guard, asked to let go, waits for the killed processes
+    /// to have exited (their descriptors closed) before it closes its copies.
+    public static let ownersExitMilliseconds: Int32 = 5_000
+
+    /// Whether the guard keeps its copies once the channel has ended: only
+    /// after ferry said it was done (the processes killed, every copy in
+    /// repair mode) and asked for a hold (`keep`), and only if it holds any.
+    public static func holds(_ heard: Heard, keepSeconds: Int32, sockets: Int) -> Bool {
+        heard == .done && keepSeconds > 0 && sockets > 0
     }
 
     /// What the guard has heard when ferry dies or lets it go.
@@ -81,7 +110,7 @@ public enum RepairGuardPlan {
 
     public static func heard(after previous: Heard, _ m: Message) -> Heard {
         switch m {
-        case .socket, .hold, .unhold: return previous
+        case .socket, .hold, .unhold, .keep: return previous
         case .killing: return previous == .done ? .done : .killing
         case .done: return .done
         }

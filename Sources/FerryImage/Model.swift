@@ -22,6 +22,19 @@ public struct SourceHost: Codable, Equatable, Sendable {
     /// in older images): a restore on another host offsets its time
     /// namespace so CLOCK_MONOTONIC/BOOTTIME go on from these.
     public var clocks: SourceClocks?
+    /// The abstract Unix socket name ("ferry-tcp-hold-" and 16 lowercase hex
+    /// digits) of the repair guard that holds the tree's TCP connections on
+    /// the source host between the kill and the restore (absent when none):
+    /// a restore on that host asks it to let go of them first.
+    public var tcpHold: String?
+
+    /// Whether `name` has the form of a `tcpHold` name.
+    public static func validTCPHold(_ name: String) -> Bool {
+        let prefix = "ferry-tcp-hold-"
+        guard name.hasPrefix(prefix) else { return false }
+        let digits = name.utf8.dropFirst(prefix.utf8.count)
+        return digits.count == 16 && digits.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }
+    }
 
     public init(os: String, kernelRelease: String, arch: String = "x86_64", pageSize: UInt32 = 4096,
                 cpu: CPUFeatures, ferryVersion: String = FerryVersion.string, hostname: String = "",

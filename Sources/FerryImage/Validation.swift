@@ -29,6 +29,9 @@ public enum Validation {
             throw fail("the image has page size \(s.pageSize); ferry handles 4096 only")
         }
         guard s.os == "linux" || s.os == "freebsd" else { throw fail("unknown source OS \"\(s.os)\"") }
+        if let hold = s.tcpHold, !SourceHost.validTCPHold(hold) {
+            throw fail("the TCP hold name is not ferry-tcp-hold- and 16 hex digits")
+        }
         guard !meta.processes.isEmpty else { throw fail("the image holds no process") }
         guard meta.processes.count <= maxProcesses else { throw fail("\(meta.processes.count) processes exceed the limit of \(maxProcesses)") }
         var pids = Set<Int32>()

@@ -25,6 +25,10 @@ public struct CheckpointResult: Sendable {
     public var zeroPages = 0
     /// Time from the first thread frozen to the image complete.
     public var frozenSeconds = 0.0
+    /// Connections the repair guard holds after the kill for a restore on
+    /// this host (`TCPHold.seconds`), and its hold name.
+    public var heldConnections = 0
+    public var tcpHold: String?
 }
 
 /// `ferry checkpoint`: freeze a process tree, capture it into an image sink,
@@ -35,6 +39,7 @@ public enum Checkpoint {
         let session = try CheckpointSession(pid: pid)
         session.shellJob = options.shellJob
         session.shareCopyOnWrite = options.shareCopyOnWrite
+        session.leavesRunning = options.leaveRunning
         do {
             let result = try session.write(to: sink)
             if options.leaveRunning { session.resume() } else { session.sendKill() }
@@ -74,6 +79,9 @@ public final class CheckpointSession {
     public var knownContainer: ContainerSnapshot?
     /// A shell's job: a session and group led from outside the tree are accepted (`JobControl`).
     public var shellJob = false
+    /// The tree goes on after the checkpoint (`CheckpointOptions.leaveRunning`);
+    /// only `Checkpoint.run` says otherwise, and only then are connections held after the kill.
+    var leavesRunning = true
     /// The image goes to another host (`ferry migrate`): a shell job's terminal is refused there.
     public var migrating = false
     /// See `CheckpointOptions.shareCopyOnWrite` (and the sink's `storesInheritedPagesOnce`).
@@ -150,7 +158,13 @@ public final class CheckpointSession {
             container = try ContainerState.dump(pid: pid, tree: tree)
         }
         PhaseTimer.shared.mark("capture: container")
-        let meta = ImageMetadata(source: Host.describe(), processes: processes,
+        var source = Host.describe()
+        source.tcpHold = InetSocket.TCPRepair.holdForImage(leaveRunning: leavesRunning)
+        if source.tcpHold != nil {
+            result.tcpHold = source.tcpHold
+            result.heldConnections = InetSocket.TCPRepair.held.count
+        }
+        let meta = ImageMetadata(source: source, processes: processes,
                                  pipes: pipes.values.sorted { $0.pipeID < $1.pipeID },
                                  container: container, fileContents: contents.values.sorted { $0.id < $1.id })
         try Validation.validate(meta, name: "checkpoint of \(pid)")

@@ -167,8 +167,13 @@ public enum InetSocket {
         return "the socket at process/fd \(key), shared by several processes, changed during pre-copy"
     }
 
+    /// The hold of the image's connections on this host (`SourceHost.tcpHold`),
+    /// let go right before the first connection is connected again.
+    nonisolated(unsafe) static var holdToRelease: String?
+
     /// Checks every TCP/UDP record of the image before anything is created.
     static func preflight(_ meta: ImageMetadata) throws {
+        holdToRelease = meta.source.tcpHold
         for p in meta.processes {
             for f in p.files {
                 guard let s = f.inet else { continue }
@@ -262,6 +267,11 @@ public enum InetSocket {
                     let r = try injector.raw(48 /* shutdown */, [UInt64(sock), UInt64(how)])
                     if r < 0 && r != -Int64(ENOTCONN) { throw SystemError("shutdown(\(how)) for fd \(f.fd)", errno: Int32(-r), "in process \(injector.memory.pid)") }
                 case .connect(let addr):
+                    if s.tcp != nil, let hold = holdToRelease {
+                        // The guard's copies keep the 4-tuples taken until they are closed.
+                        holdToRelease = nil
+                        try TCPHold.release(hold)
+                    }
                     try injector.memory.write(scratch.data, addr)
                     try injector.call(42 /* connect */, [UInt64(sock), scratch.data, UInt64(addr.count)],
                                       "connect(\(s.peer.map(InetSocketPlan.endpointText) ?? "?")) for fd \(f.fd)")
@@ -462,6 +472,13 @@ public enum InetSocket {
         struct Held { var copy: Int32; var reuseAddr: Int32 }
         nonisolated(unsafe) static var held: [Held] = []
         nonisolated(unsafe) static var guardian: RepairGuard?
+        static var holdSeconds: Int32 { TCPHold.seconds }
+        static var holdName: String { TCPHold.name }
+        /// The name the checkpoint records in the image: connections are
+        /// held after the kill (not when the tree is left running).
+        static func holdForImage(leaveRunning: Bool) -> String? {
+            leaveRunning || holdSeconds <= 0 || guardian == nil || held.isEmpty ? nil : holdName
+        }
         static let siocinq: UInt = 0x541B, siocoutq: UInt = 0x5411
 
         /// Hands `copy` (socket `fd` of `pid`) to the guard, started on first use.
@@ -599,8 +616,12 @@ public enum InetSocket {
             TestKill.point(.repair)
         }
 
-        /// The source is killed: its connections close silently in repair mode.
+        /// The source is killed: its connections close silently in repair
+        /// mode, or stay held by the guard for a restore here (`holdSeconds`).
         static func release() {
+            if holdSeconds > 0 && !held.isEmpty && !TestKill.holdDisabled {
+                try? guardian?.send(.keep(seconds: holdSeconds), "asking the TCP repair guard to hold the connections")
+            }
             for h in held { close(h.copy) }
             held = []
             RepairStop.tree = []

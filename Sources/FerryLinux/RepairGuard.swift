@@ -2,6 +2,7 @@
 import Glibc
 import CFerryLinux
 import FerryCore
+import FerryImage
 
 /// The TCP repair guard: a process of its own (`ferry __repair-guard`,
 /// its own session) that holds a copy of every established connection
@@ -29,7 +30,8 @@ final class RepairGuard {
             throw SystemError("memfd_create + pthread_mutex_lock", errno: errno, ctx)
         }
         defer { close(lockFD) }
-        let pid = withCStrings(["ferry", "__repair-guard", "\(getpid())"]) { argv in
+        let hold = InetSocket.TCPRepair.holdSeconds > 0 ? [InetSocket.TCPRepair.holdName] : []
+        let pid = withCStrings(["ferry", "__repair-guard", "\(getpid())"] + hold) { argv in
             Int32(ferry_spawn_guard("/proc/self/exe", argv, pair[1], lockFD))
         }
         if pid < 0 {
@@ -89,13 +91,16 @@ final class RepairGuard {
     }
 }
 
-/// The guard process (`ferry __repair-guard FERRY_PID`, channel at fd 3,
-/// lock at fd 4; FERRY_PID only names its ferry in `ps`).
+/// The guard process (`ferry __repair-guard FERRY_PID [HOLD_NAME]`, channel
+/// at fd 3, lock at fd 4; FERRY_PID only names its ferry in `ps`). With
+/// HOLD_NAME it listens at that abstract Unix socket name from the start, so
+/// that once ferry has killed the processes and asked for a hold (`keep`)
+/// it keeps the connections until a restore here asks (`TCPHold`).
 public enum RepairGuardProcess {
     static let pidfdSendSignal = 424
     struct Held { var socket: Int32; var owner: Int32; var reuseAddr: Int32 }
 
-    public static func run(ferryPid: Int32) -> Never {
+    public static func run(ferryPid: Int32, holdName: String? = nil) -> Never {
         for s in [SIGINT, SIGHUP, SIGQUIT, SIGPIPE, SIGTSTP, SIGTTIN, SIGTTOU] { signal(s, SIG_IGN) }
         let channel: Int32 = 3, lock: Int32 = 4
         // Without CAP_SYS_NICE it stays at normal priority and ferry's death may let the process run first.
@@ -108,6 +113,10 @@ public enum RepairGuardProcess {
             files[0] = files[1]
             _ = ferry_prlimit(0, 7, files, nil)
         }
+        // Bound before "ready": a restore started as soon as the checkpoint ends finds it.
+        let listener = holdName.map { SourceHost.validTCPHold($0) ? ferry_hold_listen($0) : -EINVAL } ?? -1
+        // Its ferry, waited for before a hold is let go (`waitForExit`): it may still hold a copy of a socket.
+        let ferry = listener >= 0 ? Int32(truncatingIfNeeded: ferry_syscall6(SYS.pidfdOpen, UInt64(ferryPid), 0, 0, 0, 0, 0)) : -1
         _ = RepairGuardPlan.ready.withUnsafeBytes { send(channel, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         // Returns when ferry lets the lock go (after "done") or dies; everything it sent is
         // in the channel by then. Without the lock, the end of the channel tells the same, later.
@@ -115,6 +124,7 @@ public enum RepairGuardProcess {
         var held: [Held] = []
         var stops: [Int32: Int32] = [:]
         var heard = RepairGuardPlan.Heard.nothing
+        var keepSeconds: Int32 = 0
         loop: while heard != .done {
             var buf = [UInt8](repeating: 0, count: 16)
             var got: [Int32] = [-1, -1, -1, -1]
@@ -134,6 +144,7 @@ public enum RepairGuardProcess {
                 case .unhold(let pid):
                     if let old = stops[pid] { close(old) }
                     stops[pid] = nil
+                case .keep(let seconds): keepSeconds = seconds
                 default: break
                 }
                 heard = RepairGuardPlan.heard(after: heard, m)
@@ -144,8 +155,54 @@ public enum RepairGuardProcess {
                 _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
             }
         }
-        settle(held, stops: stops, heard)
+        if listener >= 0 && RepairGuardPlan.holds(heard, keepSeconds: keepSeconds, sockets: held.count) {
+            for pidfd in stops.values { close(pidfd) }
+            keep(held, listener: listener, seconds: keepSeconds, ferry: ferry)
+        } else {
+            settle(held, stops: stops, heard)
+        }
         exit(0)
+    }
+
+    /// The hold: the processes are killed and every copy is the last
+    /// reference to its connection, in repair mode with the drop-all filter
+    /// on, so the connection stays in the kernel's tables and what the peer
+    /// sends is dropped unacknowledged, without a reset. Until a process of
+    /// root or of the guard's own user sends `releaseRequest` on the hold
+    /// socket, or `seconds` pass; then every copy is closed in repair mode
+    /// (nothing sent) and, on a request, `released` answered.
+    static func keep(_ held: [Held], listener: Int32, seconds: Int32, ferry: Int32) {
+        let deadline = Host.now() + Double(seconds)
+        var asker: Int32 = -1
+        while asker < 0 {
+            let left = deadline - Host.now()
+            if left <= 0 { break }
+            var pf = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+            guard poll(&pf, 1, Int32(min(left * 1000 + 1, 3_600_000))) == 1 else { continue }
+            let c = accept(listener, nil, nil)
+            guard c >= 0 else { continue }
+            let uid = ferry_peer_uid(c)
+            var byte: UInt8 = 0
+            var cpf = pollfd(fd: c, events: Int16(POLLIN), revents: 0)
+            if (uid == 0 || uid == Int(geteuid())) && poll(&cpf, 1, 1000) == 1
+                && recv(c, &byte, 1, Int32(MSG_DONTWAIT)) == 1 && [byte] == RepairGuardPlan.releaseRequest {
+                asker = c
+            } else {
+                close(c)
+            }
+        }
+        close(listener)
+        if asker >= 0 { waitForExit(held.map(\.owner) + (ferry >= 0 ? [ferry] : [])) }
+        for h in held {
+            var on: Int32 = 1
+            _ = setsockopt(h.socket, InetSocketPlan.solTCP, InetSocketPlan.tcpRepair, &on, 4)
+            close(h.socket)
+            close(h.owner)
+        }
+        if asker >= 0 {
+            _ = RepairGuardPlan.released.withUnsafeBytes { send(asker, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            close(asker)
+        }
     }
 
     /// Each socket as the plan says once the channel has ended; then, ferry
@@ -178,6 +235,25 @@ public enum RepairGuardProcess {
         }
     }
 
+    /// Waits (at most `RepairGuardPlan.ownersExitMilliseconds`) until every
+    /// process of `pidfds` has exited: ferry sends its SIGKILL without
+    /// waiting, and a dying process (or a ferry still running, as with a
+    /// streamed checkpoint piped into the restore) that still holds a
+    /// descriptor of it keeps the connection, and its 4-tuple, after the
+    /// guard closes its copy.
+    /// A pidfd polls readable once its process has exited, after its files
+    /// are closed.
+    static func waitForExit(_ pidfds: [Int32]) {
+        var fds = Set(pidfds).map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        let deadline = Host.now() + Double(RepairGuardPlan.ownersExitMilliseconds) / 1000
+        while !fds.isEmpty {
+            let left = deadline - Host.now()
+            if left <= 0 { return }
+            _ = poll(&fds, nfds_t(fds.count), Int32(left * 1000) + 1)
+            fds.removeAll { $0.revents != 0 }
+        }
+    }
+
     /// Whether the process of `pidfd` is being killed or is gone, looked at
     /// a few times: a thread that has just taken its SIGKILL shows neither
     /// the signal nor PF_EXITING for an instant.
@@ -198,6 +274,41 @@ public enum RepairGuardProcess {
 #endif
 
 #if os(Linux)
+/// The restore side of the hold: asks the repair guard that holds an
+/// image's connections on this host to let go of them.
+public enum TCPHold {
+    /// How long the guard holds the connections of a killed tree for a
+    /// restore on this host (0: no hold; `ferry checkpoint --hold-seconds`).
+    nonisolated(unsafe) public static var seconds: Int32 = 0
+    /// The guard's hold socket name, one per ferry process (`SourceHost.tcpHold`).
+    public static let name: String = {
+        let hex = String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        return "ferry-tcp-hold-" + String(repeating: "0", count: 16 - hex.count) + hex
+    }()
+
+    /// Whether a guard held connections under `name` here and has let go of
+    /// them; false when none listens (never here, timed out, released).
+    @discardableResult
+    public static func release(_ name: String) throws -> Bool {
+        let ctx = "asking the repair guard \(name) to let go of the connections it holds"
+        guard SourceHost.validTCPHold(name) else { throw FerryError("\(ctx): not a hold name") }
+        let fd = ferry_hold_connect(name)
+        if fd == -ECONNREFUSED || fd == -ENOENT { return false }
+        guard fd >= 0 else { throw SystemError("connect(@\(name))", errno: -fd, ctx) }
+        defer { close(fd) }
+        let sent = RepairGuardPlan.releaseRequest.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        // The guard is gone meanwhile (its hold ended): nothing is held.
+        if sent < 0 && (errno == EPIPE || errno == ECONNRESET) { return false }
+        if sent < 0 { throw SystemError("send to @\(name)", errno: errno, ctx) }
+        var pf = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&pf, 1, RepairGuardPlan.releaseTimeoutMilliseconds) == 1 else {
+            throw FerryError("\(ctx): no answer within \(RepairGuardPlan.releaseTimeoutMilliseconds) ms")
+        }
+        var byte: UInt8 = 0
+        return recv(fd, &byte, 1, Int32(MSG_DONTWAIT)) == 1 && [byte] == RepairGuardPlan.released
+    }
+}
+
 extension InetSocket.TCPRepair {
     /// Starts the repair guard before the freeze when a process of `tree`
     /// (read while it runs) holds an established TCP connection, so that

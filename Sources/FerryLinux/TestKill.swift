@@ -33,6 +33,14 @@ public enum TestKill {
         debugFlag("FERRY_TEST_NO_REPAIR_STOP")
     }
 
+    /// FERRY_TEST_NO_TCP_HOLD=1 (debug builds): the image names the hold but
+    /// the repair guard is not asked to keep the connections after the
+    /// kill, to show what the peer sees without the hold. Always false in
+    /// release builds.
+    public static var holdDisabled: Bool {
+        debugFlag("FERRY_TEST_NO_TCP_HOLD")
+    }
+
     /// FERRY_TEST_LATE_REPAIR_GUARD=1 (debug builds): the repair guard is
     /// started on first use, inside the freeze, not before it, to measure
     /// what starting it early saves. Always false in release builds.

@@ -2,6 +2,7 @@
 import ArgumentParser
 import FerryImage
 import FerryLinux
+import FerryCore
 
 struct CheckpointCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -24,22 +25,33 @@ struct CheckpointCommand: ParsableCommand {
     @Flag(help: ArgumentHelp("Write the pages with O_DIRECT, past the page cache (where the file system allows it).",
                              discussion: "Faster on a busy machine, but a restore on this machine then reads the image from the disk."))
     var directIO = false
+    @Option(help: ArgumentHelp("How long the killed tree's TCP connections stay held on this host for a restore here (0: not held); `ferry release IMAGE` lets go earlier.",
+                               valueName: "seconds"))
+    var holdSeconds: Int32 = RepairGuardPlan.defaultHoldSeconds
     @OptionGroup var progress: ProgressOptions
     @OptionGroup var ghosts: GhostLimitOption
 
     func validate() throws {
         guard (output == nil) != (stream == nil) else { throw ValidationError("give exactly one of -o DIR or --stream FILE|-") }
+        guard (0...RepairGuardPlan.maxHoldSeconds).contains(holdSeconds) else {
+            throw ValidationError("--hold-seconds takes 0 to \(RepairGuardPlan.maxHoldSeconds)")
+        }
     }
 
     func run() throws {
         DescriptorChecks.eventfdsAreCounters = eventfdsAreCounters
         ghosts.apply()
         UnixSocket.externalPeersAllowed = extUnixSk
+        TCPHold.seconds = holdSeconds
         try reportingErrors {
             let sink: ImageSink
             if let stream {
                 let bytes = stream == "-" ? FileSink(fd: 1, name: "standard output") : try FileSink(path: stream)
-                let writer = try StreamImageWriter(sink: bytes, source: Host.describe())
+                // The SOURCE record goes first, before the connections are known: a restore
+                // asks a guard that holds nothing (or none) for nothing, and goes on.
+                var source = Host.describe()
+                if holdSeconds > 0 && !leaveRunning { source.tcpHold = TCPHold.name }
+                let writer = try StreamImageWriter(sink: bytes, source: source)
                 writer.records.directIO = directIO
                 sink = writer
             } else {
@@ -60,6 +72,9 @@ struct CheckpointCommand: ParsableCommand {
             var err = StandardError()
             print("checkpointed \(r.processes) process(es), \(r.threads) thread(s): \(String(format: "%.1f", mib)) MiB of pages, " +
                   "\(r.zeroPages) zero pages; frozen \(Int(r.frozenSeconds * 1000)) ms; " + (leaveRunning ? "left running" : "killed"), to: &err)
+            if r.tcpHold != nil {
+                print("holding \(r.heldConnections) TCP connection(s) for \(holdSeconds) s for a restore on this host (`ferry release \(output ?? "IMAGE")` lets go)", to: &err)
+            }
         }
     }
 
@@ -99,6 +114,26 @@ struct GhostLimitOption: ParsableArguments {
 struct RepairGuardCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "__repair-guard", shouldDisplay: false)
     @Argument var ferryPid: Int32
-    func run() throws { RepairGuardProcess.run(ferryPid: ferryPid) }
+    @Argument var holdName: String?
+    func run() throws { RepairGuardProcess.run(ferryPid: ferryPid, holdName: holdName) }
+}
+
+/// `ferry release IMAGE`: the repair guard holding the image's TCP connections on this host lets go of them.
+struct ReleaseCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "release",
+        abstract: "Let go of the TCP connections a checkpoint holds on this host until its restore (`checkpoint --hold-seconds`).")
+    @Argument(help: "The image directory.") var image: String
+
+    func run() throws {
+        try reportingErrors {
+            let meta = try DirectoryImageReader(directory: image).metadata
+            guard let name = meta.source.tcpHold else {
+                print("\(image): the checkpoint held no TCP connection")
+                return
+            }
+            print(try TCPHold.release(name) ? "released the TCP connections of \(image)" : "\(image): nothing held on this host (released, restored or timed out)")
+        }
+    }
 }
 #endif

@@ -14,7 +14,7 @@ struct Ferry: ParsableCommand {
 
 extension Ferry {
     #if os(Linux)
-    static let platformCommands: [ParsableCommand.Type] = [CheckpointCommand.self, RestoreCommand.self, CheckCommand.self, ServeCommand.self, MigrateCommand.self, PidnsInitCommand.self, RepairGuardCommand.self]
+    static let platformCommands: [ParsableCommand.Type] = [CheckpointCommand.self, RestoreCommand.self, CheckCommand.self, ServeCommand.self, MigrateCommand.self, PidnsInitCommand.self, RepairGuardCommand.self, ReleaseCommand.self]
     #else
     static let platformCommands: [ParsableCommand.Type] = []
     #endif

@@ -1,11 +1,12 @@
 import FerryCore
+import FerryImage
 import Testing
 
 struct RepairGuardPlanTests {
     typealias P = RepairGuardPlan
 
     @Test func messagesRoundTrip() throws {
-        for (m, fds) in [(P.Message.socket(reuseAddr: 1), 2), (.socket(reuseAddr: 0), 2), (.killing, 0), (.done, 0), (.hold(pid: 42), 1), (.unhold(pid: 42), 0)] {
+        for (m, fds) in [(P.Message.socket(reuseAddr: 1), 2), (.socket(reuseAddr: 0), 2), (.killing, 0), (.done, 0), (.hold(pid: 42), 1), (.unhold(pid: 42), 0), (.keep(seconds: 60), 0)] {
             #expect(try P.decode(P.encode(m), descriptors: fds) == m)
         }
     }
@@ -19,6 +20,28 @@ struct RepairGuardPlanTests {
         #expect(throws: P.Invalid.self) { try P.decode(P.encode(.hold(pid: 7)), descriptors: 0) }
         #expect(throws: P.Invalid.self) { try P.decode([4, 0, 0, 0, 0, 0, 0, 0], descriptors: 1) }
         #expect(throws: P.Invalid.self) { try P.decode([5, 0, 0, 0, 0xff, 0xff, 0xff, 0xff], descriptors: 0) }
+        #expect(throws: P.Invalid.self) { try P.decode([6, 0, 0, 0, 0, 0, 0, 0], descriptors: 0) }
+        #expect(throws: P.Invalid.self) { try P.decode(P.encode(.keep(seconds: P.maxHoldSeconds + 1)), descriptors: 0) }
+        #expect(throws: P.Invalid.self) { try P.decode(P.encode(.keep(seconds: 5)), descriptors: 1) }
+    }
+
+    @Test func theGuardHoldsOnlyAfterDoneWithAKeepAndSockets() {
+        #expect(P.holds(.done, keepSeconds: 60, sockets: 1))
+        #expect(!P.holds(.done, keepSeconds: 0, sockets: 1))
+        #expect(!P.holds(.done, keepSeconds: 60, sockets: 0))
+        // ferry died before it was done: the sockets are settled as before, never held.
+        #expect(!P.holds(.killing, keepSeconds: 60, sockets: 1))
+        #expect(!P.holds(.nothing, keepSeconds: 60, sockets: 1))
+        #expect(P.heard(after: .killing, .keep(seconds: 60)) == .killing)
+    }
+
+    @Test func holdNamesAreChecked() {
+        #expect(SourceHost.validTCPHold("ferry-tcp-hold-0123456789abcdef"))
+        #expect(!SourceHost.validTCPHold("ferry-tcp-hold-0123456789ABCDEF"))
+        #expect(!SourceHost.validTCPHold("ferry-tcp-hold-0123456789abcde"))
+        #expect(!SourceHost.validTCPHold("ferry-tcp-hold-0123456789abcdef0"))
+        #expect(!SourceHost.validTCPHold("other-0123456789abcdef"))
+        #expect(!SourceHost.validTCPHold(""))
     }
 
     @Test func theActionFollowsWhatWasHeard() {

@@ -19,6 +19,17 @@ struct ValidationTests {
         #expect(Self.refusal { _ in } == nil)
     }
 
+    /// The hold name becomes an abstract Unix socket address a restore connects to.
+    @Test func aDamagedTCPHoldNameIsRefused() throws {
+        var meta = ImageGenerator.make(seed: 7, size: .small).metadata
+        meta.source.tcpHold = "ferry-tcp-hold-0123456789abcdef"
+        try Validation.validate(meta, name: "img")
+        for bad in ["ferry-tcp-hold-../../x", "ferry-tcp-hold-0123456789abcdef\u{0}", ""] {
+            meta.source.tcpHold = bad
+            #expect(throws: ImageError.self) { try Validation.validate(meta, name: "img") }
+        }
+    }
+
     @Test func negativeEpollWatchFdIsRefused() {
         let message = Self.refusal { p in
             p.files.append(FileDescriptorImage(fd: 900, kind: .epoll, flags: 2, epollWatches: [EpollWatch(fd: -5, events: 1, data: 0)]))

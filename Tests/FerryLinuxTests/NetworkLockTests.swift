@@ -11,6 +11,26 @@ import FerryTestSupport
 struct NetworkLockTests {
     typealias W = WorkloadTests
 
+    /// The start of a python workload: connects to the port in DIR/port,
+    /// reads 2000 bytes (byte i is i % 251; a wrong one ends it with
+    /// "BAD byte N" in DIR/result) and creates DIR/ready after the first 1000.
+    static let readsTwoThousand = """
+        import socket, os, time, sys
+        d = sys.argv[1]
+        while not os.path.exists(d + '/port'): time.sleep(0.01)
+        s = socket.create_connection(('127.0.0.1', int(open(d + '/port').read())))
+        got = 0
+        while got < 2000:
+            b = s.recv(4096)
+            if not b: break
+            for x in b:
+                if x != got % 251:
+                    open(d + '/result', 'w').write('BAD byte %d' % got); sys.exit(1)
+                got += 1
+            if got >= 1000 and not os.path.exists(d + '/ready'): open(d + '/ready', 'w').close()
+
+        """
+
     @Test func bytesSentDuringTheFreezeAreNotAcknowledgedAndArriveAfterwards() throws {
         let dir = try ServerTests.tempDir("ferry_netlock")
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -33,20 +53,7 @@ struct NetworkLockTests {
             while not has('end'): time.sleep(0.05)
             """
         // The workload, checkpointed: reads 2000 bytes and checks each.
-        let workload = """
-            import socket, os, time, sys
-            d = sys.argv[1]
-            while not os.path.exists(d + '/port'): time.sleep(0.01)
-            s = socket.create_connection(('127.0.0.1', int(open(d + '/port').read())))
-            got = 0
-            while got < 2000:
-                b = s.recv(4096)
-                if not b: break
-                for x in b:
-                    if x != got % 251:
-                        open(d + '/result', 'w').write('BAD byte %d' % got); sys.exit(1)
-                    got += 1
-                if got >= 1000 and not os.path.exists(d + '/ready'): open(d + '/ready', 'w').close()
+        let workload = Self.readsTwoThousand + """
             open(d + '/result', 'w').write('OK %d' % got)
             """
         try peer.write(toFile: dir + "/peer.py", atomically: true, encoding: .utf8)

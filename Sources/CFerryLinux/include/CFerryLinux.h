@@ -207,5 +207,12 @@ long ferry_send_fds(int sock, const void *buf, size_t len, const int *fds, int n
 /* recvmsg into `buf`, received descriptors (close-on-exec) into `fds`, their
  * count in *nfds: bytes received (0 at the end) or -errno. */
 long ferry_recv_fds(int sock, void *buf, size_t len, int *fds, int maxfds, int *nfds, int dontwait);
+/* The repair guard's hold socket: a SOCK_SEQPACKET Unix socket at abstract
+ * name `name` (no leading NUL given), close-on-exec. `listen` binds and
+ * listens, `connect` connects: the descriptor or -errno. */
+int ferry_hold_listen(const char *name);
+int ferry_hold_connect(const char *name);
+/* The uid of the process at the other end of Unix socket `fd` (SO_PEERCRED), or -1. */
+long ferry_peer_uid(int fd);
 
 #endif
