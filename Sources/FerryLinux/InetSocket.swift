@@ -232,7 +232,14 @@ public enum InetSocket {
                     if r < 0 { throw SystemError("setsockopt(SO_BINDTODEVICE, \(name)) for fd \(f.fd)", errno: Int32(-r), "in process \(injector.memory.pid)") }
                 case .bind(let addr):
                     try injector.memory.write(scratch.data, addr)
-                    let r = try injector.raw(49 /* bind */, [UInt64(sock), scratch.data, UInt64(addr.count)])
+                    var r = try injector.raw(49 /* bind */, [UInt64(sock), scratch.data, UInt64(addr.count)])
+                    if r == -Int64(EADDRINUSE), s.tcp == nil, let hold = holdToRelease {
+                        // A listener of the tree shares its port with a held connection
+                        // (both ends in the tree): the hold goes before the listener binds.
+                        holdToRelease = nil
+                        try TCPHold.release(hold)
+                        r = try injector.raw(49 /* bind */, [UInt64(sock), scratch.data, UInt64(addr.count)])
+                    }
                     if r == -Int64(EADDRINUSE) {
                         throw FerryError("cannot restore fd \(f.fd): \(s.local.map(InetSocketPlan.endpointText) ?? "its address") is in use on this host (is the checkpointed program, or another, still listening there?)")
                     }
