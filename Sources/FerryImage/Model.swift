@@ -746,6 +746,10 @@ public struct ProcessImage: Codable, Equatable, Sendable {
     /// creates PATH, lets the process enter it, and removes it again.
     /// Absent when the directory exists (and in older images).
     public var cwdDeleted: DeletedDirectory?
+    /// The process was stopped (a group stop: SIGSTOP, SIGTSTP, SIGTTIN or
+    /// SIGTTOU) by this signal; the restore leaves it stopped. Absent when
+    /// it was running (and in older images).
+    public var stopSignal: Int32?
     /// The process shares its parent's descriptor table (clone with
     /// CLONE_FILES): the restore forks it with CLONE_FILES and restores the
     /// table once, in the first process of the group. Absent when not.

@@ -197,6 +197,9 @@ public enum Validation {
         if let exe = p.exe { try ImagePath.check(exe.path, as: .absolute, field: "\(who): executable", in: file) }
         try ImagePath.check(p.cwd, as: .absolute, field: "\(who): working directory", in: file)
         try ImagePath.check(p.root, as: .absolute, field: "\(who): root directory", in: file)
+        if let sig = p.stopSignal, ![19, 20, 21, 22].contains(sig) {
+            throw ImageError(file: file, "\(who): stop signal \(sig) is not SIGSTOP, SIGTSTP, SIGTTIN or SIGTTOU")
+        }
         if let d = p.cwdDeleted {
             if p.cwd == "/" { throw ImageError(file: file, "\(who): the root directory cannot be a deleted working directory") }
             if d.mode & ~0o7777 != 0 { throw ImageError(file: file, "\(who): the deleted working directory's mode \(String(d.mode, radix: 8)) has bits beyond 07777") }

@@ -141,6 +141,7 @@ public final class CheckpointSession {
             let threads = freezer.threads.filter { $0.pid == p }.map(\.tid)
             processes.append(try ProcessDump.capture(pid: p, threads: threads, pipes: &pipes, contents: &contents, ignoringFDs: ignoredFDs[p] ?? [],
                                                      knownMappings: knownMappings[p], knownSignalActions: knownSignalActions[p]))
+            processes[processes.count - 1].stopSignal = freezer.stopSignals[p]
         }
         try ProcessDump.finishTree(&processes, shellJob: shellJob, migrating: migrating)
         try FileContentsState.refuseMappings(tree: tree, carried: contents)

@@ -37,6 +37,8 @@ public final class Freezer {
     /// stop signal, not SIGTRAP, in its PTRACE_EVENT_STOP): stopped before
     /// ferry came, they stop again when it detaches or dies.
     public private(set) var groupStopped = Set<Int32>()
+    /// pid → the signal that stopped it, for each process in `groupStopped`.
+    public private(set) var stopSignals: [Int32: Int32] = [:]
 
     public init() {}
 
@@ -63,7 +65,8 @@ public final class Freezer {
                 seized.insert(tid)
                 threads.append((tid, pid))
                 try t.interrupt()
-                if try waitForStop(t) != SIGTRAP { groupStopped.insert(pid) }
+                let sig = try waitForStop(t)
+                if sig != SIGTRAP { groupStopped.insert(pid); stopSignals[pid] = sig }
             }
         }
     }
@@ -91,6 +94,7 @@ public final class Freezer {
         threads.removeAll()
         seized.removeAll()
         groupStopped.removeAll()
+        stopSignals.removeAll()
     }
 
     /// SIGKILL to every process: none of them runs another instruction (a
@@ -124,6 +128,7 @@ public final class Freezer {
         threads.removeAll()
         seized.removeAll()
         groupStopped.removeAll()
+        stopSignals.removeAll()
     }
 }
 #endif

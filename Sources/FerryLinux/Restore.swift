@@ -404,7 +404,14 @@ public final class PhasedRestore {
             // between the first and the last is the only way to leave part of a tree running
             // (PTRACE_O_EXITKILL kills the rest).
             for b in order.reversed() { try b.prepareRelease() }
-            for b in order.reversed() { try b.detach() }
+            // A process stopped at the checkpoint gets its stop signal queued while
+            // its threads are held: it stops as they are let go, and its parent is told.
+            // Children are let go before their parents: a parent finds its stopped child's report there.
+            for b in order { if let sig = StopState.signal(for: b.image) { try StopState.stop(b.child.pid, sig) } }
+            for b in order.reversed() {
+                try b.detach()
+                if b.image.stopSignal != nil { try StopState.waitStopped(b.child.pid) }
+            }
             phases.mark("complete: registers, release")
         } catch {
             abandon()

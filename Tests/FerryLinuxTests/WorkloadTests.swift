@@ -17,7 +17,7 @@ struct WorkloadTests {
         "threads_tls", "fork_pipe", "append_log", "pipe_inflight", "signals", "sigaltstack", "sleep_syscall", "fpu_regs",
         "fpu_regs sse", "rseq_cpu", "getpid_same", "cmdline_same", "itimer", "stack_pointers", "clock_loop", "python_loop",
         "event_fds", "shared_file", "attributes", "sessions", "shm_single", "shm_single alias", "shm_fork file", "shm_fork anon", "shm_fork memfd", "shm_tree", "high_fds", "unix_sockets", "unix_listeners", "sigmask_wait", "pipe_size", "membarrier_reg", "file_locks", "file_locks shared",
-        "memfd_fds", "deleted_files", "fifo_data", "file_lease", "deleted_cwd", "chroot_root", "proc_files", "posix_timers", "pty_pair", "inet_unbound", "unix_dgram", "cow_tree",
+        "memfd_fds", "deleted_files", "fifo_data", "file_lease", "deleted_cwd", "stopped_child", "chroot_root", "proc_files", "posix_timers", "pty_pair", "inet_unbound", "unix_dgram", "cow_tree",
         "sysv_shm", "shm_fork sysv", "sem_undo plain", "fdt_shared",
         // The scaling sweeps' shapes, small (bench/scale_bench.py runs them large).
         "scale mappings 3000", "scale fds 900", "scale procs 20", "scale threads 50",
@@ -48,7 +48,7 @@ struct WorkloadTests {
 
     @Test("checkpoint → restore into a fresh pid namespace", arguments: ["getpid_same", "threads_tls", "sleep_syscall", "fork_pipe", "shared_file", "attributes", "sessions",
                                                                           "shm_fork anon", "shm_fork memfd", "shm_tree", "unix_sockets", "unix_listeners",
-                                                                          "memfd_fds", "deleted_files", "fifo_data", "file_lease", "deleted_cwd", "chroot_root", "proc_files", "posix_timers", "pty_pair", "inet_unbound", "unix_dgram", "cow_tree",
+                                                                          "memfd_fds", "deleted_files", "fifo_data", "file_lease", "deleted_cwd", "stopped_child", "chroot_root", "proc_files", "posix_timers", "pty_pair", "inet_unbound", "unix_dgram", "cow_tree",
                                                                           "sysv_shm", "shm_fork sysv", "sem_undo plain", "fdt_shared"])
     func checkpointRestoreNewPidns(_ name: String) throws {
         try Self.buildWorkloads()
@@ -84,7 +84,7 @@ struct WorkloadTests {
     /// killed, after the metadata is read, and the restore refuses to open a file whose lease that
     /// would break; the source holds its ptys' indices and its socket names until its image is sent, and a restore never
     /// takes another index (docs/process-state.md, "Terminals").
-    @Test("checkpoint --stream - | restore --stream - (no image on disk)", arguments: ["threads_tls", "fork_pipe", "anon_pattern 256 32", "signals", "event_fds", "shm_tree", "shm_fork memfd", "unix_sockets", "memfd_fds", "deleted_files", "fifo_data", "deleted_cwd", "chroot_root", "proc_files", "posix_timers", "inet_unbound", "cow_tree", "sysv_shm", "shm_fork sysv", "fdt_shared"])
+    @Test("checkpoint --stream - | restore --stream - (no image on disk)", arguments: ["threads_tls", "fork_pipe", "anon_pattern 256 32", "signals", "event_fds", "shm_tree", "shm_fork memfd", "unix_sockets", "memfd_fds", "deleted_files", "fifo_data", "deleted_cwd", "stopped_child", "chroot_root", "proc_files", "posix_timers", "inet_unbound", "cow_tree", "sysv_shm", "shm_fork sysv", "fdt_shared"])
     func streamPipeline(_ spec: String) throws {
         try Self.buildWorkloads()
         let parts = spec.split(separator: " ").map(String.init)
@@ -93,7 +93,7 @@ struct WorkloadTests {
         Self.expectPass(spec, r.output)
     }
 
-    @Test("--leave-running leaves the process running and correct", arguments: ["threads_tls", "itimer", "pipe_inflight", "event_fds", "unix_sockets", "unix_listeners", "memfd_fds", "deleted_files", "fifo_data", "file_lease", "deleted_cwd", "chroot_root", "proc_files", "posix_timers", "pty_pair", "inet_unbound", "unix_dgram"])
+    @Test("--leave-running leaves the process running and correct", arguments: ["threads_tls", "itimer", "pipe_inflight", "event_fds", "unix_sockets", "unix_listeners", "memfd_fds", "deleted_files", "fifo_data", "file_lease", "deleted_cwd", "stopped_child", "chroot_root", "proc_files", "posix_timers", "pty_pair", "inet_unbound", "unix_dgram"])
     func leaveRunning(_ name: String) throws {
         try Self.buildWorkloads()
         let r = try Self.run(["/bin/bash", Self.workloads + "/run_cr.sh", Self.ferry, Self.out, name], env: ["LEAVE_RUNNING": "1"])
