@@ -18,7 +18,16 @@ enum DeletedDirectoryState {
         guard stat("/proc/\(pid)/cwd", &st) == 0 else {
             throw SystemError("stat(/proc/\(pid)/cwd)", errno: errno, "reading the working directory of \(pid)")
         }
-        guard st.st_nlink == 0, link.hasSuffix(suffix), link.count > suffix.count + 1 else { return (link, nil) }
+        guard link.hasSuffix(suffix) else { return (link, nil) }
+        // A /proc or /sys directory (of an exited process, say) cannot be made again.
+        let virtual = ["/proc", "/sys"].contains { mount in
+            var m = stat()
+            return link.hasPrefix(mount + "/") || (stat(mount, &m) == 0 && m.st_dev == st.st_dev)
+        }
+        guard st.st_nlink == 0, !virtual, link.count > suffix.count + 1 else {
+            let comm = (try? ProcFS.stat(pid))?.comm ?? "?"
+            throw FerryError("cannot checkpoint process \(pid) (\(comm)): its working directory \(link) was removed and is not a plain directory ferry can create again (a /proc or /sys directory of an exited process?); let it chdir elsewhere first")
+        }
         return (String(link.dropLast(suffix.count)), DeletedDirectory(mode: st.st_mode & 0o7777, uid: st.st_uid, gid: st.st_gid))
     }
 }
