@@ -397,6 +397,7 @@ glibc_hwcap() {
 	xsavec) echo XSAVEC ;; avx) echo AVX ;; avx2) echo AVX2 ;; fma) echo FMA ;; bmi1) echo BMI1 ;;
 	bmi2) echo BMI2 ;; movbe) echo MOVBE ;; popcnt) echo POPCNT ;; sse4_1) echo SSE4_1 ;;
 	sse4_2) echo SSE4_2 ;; ssse3) echo SSSE3 ;; abm) echo LZCNT ;; avx512*) echo "${1^^}" ;;
+	rtm) echo RTM ;;  # glibc picks *_rtm string functions (xtest) where the CPU has RTM
 	esac
 }
 # A workload restricted to what both CPUs have: glibc told not to use what
